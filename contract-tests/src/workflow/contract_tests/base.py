@@ -1,0 +1,87 @@
+"""The base class adapter authors subclass to run the contract suite.
+
+```python
+from workflow.contract_tests import StoreContract
+
+class TestMyStore(StoreContract):
+    capabilities = frozenset({Capability.DURABLE})
+
+    @pytest.fixture
+    async def store(self):                 # a fresh, isolated store
+        ...
+
+    @pytest.fixture
+    async def store_factory(self, store):  # opens more handles on the SAME data
+        ...
+```
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+
+from workflow.runtime import Capability, ExecutionStore
+from workflow.runtime.codec import DEFAULT_MAX_PAYLOAD_BYTES
+
+from .cases.bad_input import BadInputCases
+from .cases.capabilities import CapabilityCases
+from .cases.claims import ClaimCases
+from .cases.events import EventLogCases
+from .cases.listing import ListingCases
+from .cases.payloads import PayloadFidelityCases
+from .cases.runs import RunLifecycleCases
+from .cases.schedules import ScheduleCases
+from .cases.signals import DeliveryCases
+from .cases.timers import TimerCases
+from .concurrency import ConcurrencyCases
+from .stateful import StatefulCases
+from .support import StoreFactory
+
+
+class StoreContract(
+    RunLifecycleCases,
+    ListingCases,
+    ClaimCases,
+    EventLogCases,
+    DeliveryCases,
+    TimerCases,
+    ScheduleCases,
+    BadInputCases,
+    PayloadFidelityCases,
+    CapabilityCases,
+    ConcurrencyCases,
+    StatefulCases,
+):
+    """Every case of the execution-store contract.
+
+    Subclasses provide two fixtures and declare what they support:
+
+    * ``store``: a fresh store on empty, isolated data (its own database, schema,
+      file or key prefix), closed at teardown.
+    * ``store_factory``: an async callable opening one more handle on the *same*
+      data as ``store`` (a new connection); the concurrency cases race such handles.
+      The fixture closes the handles it opened at teardown.
+    * ``store_url`` (optional): a URL that ``workflow.runtime.open_store`` opens on the
+      same data, for the cases that need ``Capability.MULTI_PROCESS``.
+    * ``capabilities``: the optional :class:`~workflow.runtime.Capability` values the
+      store supports. Cases needing an undeclared capability are skipped with a reason
+      naming it; nothing else is ever skipped.
+    * ``max_payload_bytes``: the payload limit the ``store`` fixture configures.
+    """
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    max_payload_bytes: ClassVar[int] = DEFAULT_MAX_PAYLOAD_BYTES
+
+    @pytest.fixture
+    async def store(self) -> ExecutionStore:
+        pytest.fail(f"{type(self).__name__} must override the `store` fixture")
+
+    @pytest.fixture
+    async def store_factory(self, store: ExecutionStore) -> StoreFactory:
+        pytest.fail(f"{type(self).__name__} must override the `store_factory` fixture")
+
+    @pytest.fixture
+    def store_url(self) -> str | None:
+        return None

@@ -1,0 +1,7 @@
+"""Contract cases: capabilities."""
+
+from __future__ import annotations
+
+
+class CapabilityCases:
+    pass

@@ -1,0 +1,7 @@
+"""Contract cases: claims."""
+
+from __future__ import annotations
+
+
+class ClaimCases:
+    pass

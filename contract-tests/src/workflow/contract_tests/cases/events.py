@@ -1,0 +1,7 @@
+"""Contract cases: events."""
+
+from __future__ import annotations
+
+
+class EventLogCases:
+    pass

@@ -1,0 +1,7 @@
+"""Contract cases: listing."""
+
+from __future__ import annotations
+
+
+class ListingCases:
+    pass

@@ -1,0 +1,7 @@
+"""Contract cases: payloads."""
+
+from __future__ import annotations
+
+
+class PayloadFidelityCases:
+    pass

@@ -1,0 +1,7 @@
+"""Contract cases: runs."""
+
+from __future__ import annotations
+
+
+class RunLifecycleCases:
+    pass

@@ -1,0 +1,7 @@
+"""Contract cases: schedules."""
+
+from __future__ import annotations
+
+
+class ScheduleCases:
+    pass

@@ -1,0 +1,7 @@
+"""Contract cases: signals."""
+
+from __future__ import annotations
+
+
+class DeliveryCases:
+    pass

@@ -1,0 +1,7 @@
+"""Contract cases: timers."""
+
+from __future__ import annotations
+
+
+class TimerCases:
+    pass

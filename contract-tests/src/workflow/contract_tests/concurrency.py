@@ -1,0 +1,7 @@
+"""Contract cases: concurrency."""
+
+from __future__ import annotations
+
+
+class ConcurrencyCases:
+    pass

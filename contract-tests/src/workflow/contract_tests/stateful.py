@@ -1,0 +1,7 @@
+"""Contract cases: stateful."""
+
+from __future__ import annotations
+
+
+class StatefulCases:
+    pass

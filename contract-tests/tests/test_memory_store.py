@@ -1,0 +1,27 @@
+"""The suite's self-test: the whole contract against the in-memory reference store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from workflow.contract_tests import StoreContract, StoreFactory
+from workflow.runtime import Capability, ExecutionStore, InMemoryStore
+
+
+class TestInMemoryStore(StoreContract):
+    capabilities = frozenset({Capability.SUBSCRIBE_EVENTS})
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[ExecutionStore]:
+        store = InMemoryStore(max_payload_bytes=self.max_payload_bytes)
+        yield store
+        await store.close()
+
+    @pytest.fixture
+    async def store_factory(self, store: InMemoryStore) -> StoreFactory:
+        async def open_handle() -> ExecutionStore:
+            return store.handle()
+
+        return open_handle

@@ -1,0 +1,219 @@
+"""The execution-store contract as a typed Protocol.
+
+``CONTRACT.md`` is normative; this module is its Python spelling. Every operation is
+one atomic state transition, also under concurrent callers on many connections and
+machines. Time is always the caller's ``now`` (ms since the Unix epoch): stores never
+read a clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Collection, Sequence
+from typing import Protocol, runtime_checkable
+
+from .records import (
+    JSON,
+    InboxEntry,
+    InboxRef,
+    Lease,
+    NewEvent,
+    Overlap,
+    Page,
+    Run,
+    RunStatus,
+    Schedule,
+    ScheduleSpec,
+    SchemaStatus,
+    StoredEvent,
+    Timeline,
+)
+from .results import (
+    CancelResult,
+    Claimed,
+    ClaimResult,
+    CreateResult,
+    DeliveryResult,
+    Outcome,
+    ScheduleTick,
+)
+
+
+class Capability(enum.StrEnum):
+    """Optional abilities a store declares (never detected)."""
+
+    SUBSCRIBE_EVENTS = "subscribe_events"
+    """``subscribe_events`` yields new events as they are appended."""
+    MULTI_PROCESS = "multi_process"
+    """Several processes (and machines) may share the data through the store's URL."""
+    DURABLE = "durable"
+    """Data outlives the process that wrote it."""
+
+
+@runtime_checkable
+class ExecutionStore(Protocol):
+    """What every store does. See ``CONTRACT.md`` for the full semantics."""
+
+    @property
+    def capabilities(self) -> frozenset[Capability]: ...
+
+    # -- run lifecycle -------------------------------------------------------------
+    async def create_run(
+        self,
+        run_id: str,
+        workflow_id: str,
+        workflow_version: str | None,
+        input: JSON,
+        now: int,
+    ) -> CreateResult:
+        """Create a ``queued`` run: ``Created`` | ``Existing`` (same workflow; the
+        original input is kept) | ``Conflict`` (different workflow)."""
+        ...
+
+    async def load_run(self, run_id: str) -> Run | None: ...
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Newest first by ``(created_at, run_id)``; ``next_cursor`` is an opaque keyset
+        cursor, stable under concurrent inserts; ``None`` on the last page."""
+        ...
+
+    async def get_timeline(
+        self, run_id: str, from_index: int = 0, limit: int | None = None
+    ) -> Timeline | None: ...
+
+    async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
+        """Cancel a non-terminal run and revoke its lease (the holder's next write
+        raises ``RunCancelledError``)."""
+        ...
+
+    async def delete_run(self, run_id: str) -> bool:
+        """Remove the run and everything it owns; ``False`` when there was none."""
+        ...
+
+    async def purge_runs(self, terminal_before: int, limit: int) -> int:
+        """Delete up to ``limit`` terminal runs whose ``updated_at < terminal_before``,
+        oldest first; returns how many were deleted."""
+        ...
+
+    # -- execution (lease holder) ----------------------------------------------------
+    async def claim_run(
+        self, run_id: str, owner: str, lease_ms: int, now: int, *, with_history: bool = False
+    ) -> ClaimResult:
+        """Claim a ``queued`` run, or a ``running`` one whose lease expired
+        (``expires_at <= now``)."""
+        ...
+
+    async def claim_runnable(
+        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+    ) -> list[Claimed]:
+        """Claim up to ``limit`` claimable runs, oldest ``ready_at`` first; concurrent
+        callers never get the same run."""
+        ...
+
+    async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
+        """Extend the lease to ``now + lease_ms`` or raise ``LeaseLostError``."""
+        ...
+
+    async def append_events(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> int:
+        """Append all events or none at ``expected_next_index`` (else
+        ``LogConflictError``), marking ``consume``d entries in the same step; returns the
+        next index."""
+        ...
+
+    async def settle_run(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        outcome: Outcome,
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> Run:
+        """End a slice atomically: append, consume, apply ``outcome``, release the lease."""
+        ...
+
+    async def read_events(
+        self, run_id: str, from_index: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]: ...
+
+    async def read_inbox(self, run_id: str, *, include_consumed: bool = False) -> list[InboxEntry]:
+        """Entries in arrival order (``received_at``, then kind, then key)."""
+        ...
+
+    def subscribe_events(self, run_id: str, from_index: int = 0) -> AsyncIterator[StoredEvent]:
+        """Yield events from ``from_index`` on, as they are appended; ends once the run
+        is terminal (or gone) and every event was yielded."""
+        ...
+
+    # -- wake-ups ------------------------------------------------------------------
+    async def deliver_signal(
+        self,
+        run_id: str,
+        signal_id: str,
+        name: str,
+        payload: JSON,
+        now: int,
+        *,
+        step_id: str | None = None,
+        meta: JSON = None,
+    ) -> DeliveryResult: ...
+
+    async def deliver_approval(
+        self,
+        run_id: str,
+        approval_id: str,
+        approved: bool,
+        now: int,
+        *,
+        feedback: JSON = None,
+        meta: JSON = None,
+    ) -> DeliveryResult: ...
+
+    async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
+        """Fire up to ``limit`` due timers (oldest ``wake_at`` first), each exactly once."""
+        ...
+
+    # -- schedules -----------------------------------------------------------------
+    async def upsert_schedule(
+        self,
+        schedule_id: str,
+        workflow_id: str,
+        spec: ScheduleSpec,
+        now: int,
+        *,
+        workflow_version: str | None = None,
+        overlap: Overlap = Overlap.SKIP,
+        input: JSON = None,
+        enabled: bool = True,
+    ) -> Schedule: ...
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None: ...
+
+    async def list_schedules(self, *, workflow_id: str | None = None) -> list[Schedule]: ...
+
+    async def delete_schedule(self, schedule_id: str) -> bool: ...
+
+    async def fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]: ...
+
+    # -- operations and health -------------------------------------------------------
+    async def schema_status(self) -> SchemaStatus: ...
+
+    async def close(self) -> None: ...

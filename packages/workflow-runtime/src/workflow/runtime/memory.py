@@ -1,0 +1,803 @@
+"""The in-memory reference store.
+
+A real implementation of the contract, not a mock: it defines the reference
+semantics the contract suite checks every other store against. Every operation's
+body runs without awaiting, so each is atomic with respect to every other asyncio
+task. Payloads are kept encoded and decoded on every read, so callers can never
+reach stored state through objects they passed in or got back.
+
+Several handles may share one dataset (``memory://name`` in one process, or
+:meth:`InMemoryStore.handle`); the data lives as long as a handle refers to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from . import codec, validation
+from .contract import Capability
+from .cursor import decode_cursor, encode_cursor
+from .errors import (
+    InvalidArgumentError,
+    LeaseLostError,
+    LogConflictError,
+    RunCancelledError,
+    StoreUnavailableError,
+)
+from .records import (
+    JSON,
+    ErrorInfo,
+    InboxEntry,
+    InboxKind,
+    InboxRef,
+    Lease,
+    NewEvent,
+    Overlap,
+    Page,
+    Run,
+    RunStatus,
+    Schedule,
+    ScheduleSpec,
+    SchemaStatus,
+    StoredEvent,
+    Timeline,
+    Wait,
+    WaitKind,
+)
+from .results import (
+    AlreadyTerminal,
+    Buffered,
+    Cancelled,
+    CancelResult,
+    Claimed,
+    ClaimResult,
+    Closed,
+    Conflict,
+    Created,
+    CreateResult,
+    Delivered,
+    DeliveryResult,
+    Duplicate,
+    Existing,
+    NotClaimable,
+    NotFound,
+    Outcome,
+    ScheduleTick,
+    TickOutcome,
+)
+from .schedules import next_fire_at
+from .validation import EncodedEvent, EncodedWait
+
+SCHEMA_REVISION = "memory-1"
+
+
+@dataclass(slots=True)
+class _RunRow:
+    run_id: str
+    workflow_id: str
+    workflow_version: str | None
+    status: RunStatus
+    input: str | None
+    created_at: int
+    updated_at: int
+    ready_at: int | None
+    output: str | None = None
+    error: str | None = None
+    wait: EncodedWait | None = None
+    lease: Lease | None = None
+    last_token: int = 0
+    events: list[tuple[str, str | None, str | None, int]] = field(default_factory=list)
+    inbox: dict[tuple[InboxKind, str], _InboxRow] = field(default_factory=dict)
+
+    def claimable(self, now: int) -> bool:
+        if self.status is RunStatus.QUEUED:
+            return True
+        return (
+            self.status is RunStatus.RUNNING
+            and self.lease is not None
+            and self.lease.expires_at <= now
+        )
+
+
+@dataclass(slots=True)
+class _InboxRow:
+    kind: InboxKind
+    key: str
+    name: str | None
+    step_id: str | None
+    payload: str | None
+    meta: str | None
+    received_at: int
+    consumed: bool = False
+
+
+@dataclass(slots=True)
+class _ScheduleRow:
+    schedule_id: str
+    workflow_id: str
+    workflow_version: str | None
+    spec: ScheduleSpec
+    overlap: Overlap
+    input: str | None
+    enabled: bool
+    next_fire_at: int
+    last_fired_at: int | None
+    updated_at: int
+    last_run_id: str | None = None
+
+
+class _Data:
+    """One dataset, shared by every handle opened on it."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, _RunRow] = {}
+        self.schedules: dict[str, _ScheduleRow] = {}
+        self.changed: asyncio.Condition | None = None
+
+    def notify(self) -> None:
+        if self.changed is not None:
+            cond = self.changed
+
+            async def _wake() -> None:
+                async with cond:
+                    cond.notify_all()
+
+            # Without a running loop nobody can be waiting.
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().create_task(_wake())
+
+
+_NAMED: weakref.WeakValueDictionary[str, _Data] = weakref.WeakValueDictionary()
+
+
+class InMemoryStore:
+    """The reference :class:`~workflow.runtime.ExecutionStore`, kept in process memory."""
+
+    def __init__(
+        self,
+        *,
+        max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+        _data: _Data | None = None,
+    ) -> None:
+        self.max_payload_bytes = validation._check_int(
+            max_payload_bytes, "max_payload_bytes", 2, 2**31
+        )
+        self._data = _data if _data is not None else _Data()
+        self._closed = False
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return frozenset({Capability.SUBSCRIBE_EVENTS})
+
+    def handle(self) -> InMemoryStore:
+        """Another handle on the same data (what a second connection is elsewhere)."""
+        return InMemoryStore(max_payload_bytes=self.max_payload_bytes, _data=self._data)
+
+    # -- helpers -----------------------------------------------------------------
+    def _open(self) -> _Data:
+        if self._closed:
+            raise StoreUnavailableError("this InMemoryStore handle is closed")
+        return self._data
+
+    def _run(self, row: _RunRow) -> Run:
+        return Run(
+            run_id=row.run_id,
+            workflow_id=row.workflow_id,
+            workflow_version=row.workflow_version,
+            status=row.status,
+            input=codec.decode(row.input),
+            output=codec.decode(row.output),
+            error=codec.decode_error(row.error),
+            wait=_wait(row.wait),
+            lease=row.lease,
+            next_event_index=len(row.events),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            ready_at=row.ready_at,
+        )
+
+    @staticmethod
+    def _entry(run_id: str, row: _InboxRow) -> InboxEntry:
+        return InboxEntry(
+            run_id=run_id,
+            kind=row.kind,
+            key=row.key,
+            name=row.name,
+            step_id=row.step_id,
+            payload=codec.decode(row.payload),
+            meta=codec.decode(row.meta),
+            received_at=row.received_at,
+            consumed=row.consumed,
+        )
+
+    @staticmethod
+    def _events(row: _RunRow, from_index: int, limit: int | None) -> list[StoredEvent]:
+        end = len(row.events) if limit is None else from_index + limit
+        return [
+            StoredEvent(row.run_id, i, etype, step_id, codec.decode(data), created_at)
+            for i, (etype, step_id, data, created_at) in enumerate(
+                row.events[from_index:end], start=from_index
+            )
+        ]
+
+    def _inbox(self, row: _RunRow, include_consumed: bool) -> list[InboxEntry]:
+        rows = sorted(
+            (r for r in row.inbox.values() if include_consumed or not r.consumed),
+            key=lambda r: (r.received_at, r.kind.value, r.key),
+        )
+        return [self._entry(row.run_id, r) for r in rows]
+
+    def _held(self, data: _Data, run_id: str, lease: Lease) -> _RunRow:
+        row = data.runs.get(run_id)
+        if row is None:
+            raise LeaseLostError(run_id, f"run {run_id!r} does not exist (deleted?)")
+        if row.status is RunStatus.CANCELLED:
+            raise RunCancelledError(run_id)
+        if row.lease is None or row.lease.token != lease.token:
+            raise LeaseLostError(run_id)
+        return row
+
+    @staticmethod
+    def _append(
+        row: _RunRow,
+        expected: int,
+        events: Sequence[EncodedEvent],
+        consume: Sequence[InboxRef],
+        now: int,
+    ) -> None:
+        if expected != len(row.events):
+            raise LogConflictError(row.run_id, expected, len(row.events))
+        row.events.extend((e.type, e.step_id, e.data, now) for e in events)
+        for ref in consume:
+            entry = row.inbox.get((ref.kind, ref.key))
+            if entry is not None:
+                entry.consumed = True
+
+    def _claim(self, row: _RunRow, owner: str, lease_ms: int, now: int, history: bool) -> Claimed:
+        row.last_token += 1
+        row.lease = Lease(owner, row.last_token, now + lease_ms)
+        if row.status is not RunStatus.RUNNING:
+            row.status = RunStatus.RUNNING
+            row.updated_at = now
+        return Claimed(
+            run=self._run(row),
+            lease=row.lease,
+            inbox=self._inbox(row, False),
+            events=self._events(row, 0, None) if history else None,
+        )
+
+    @staticmethod
+    def _make_queued(row: _RunRow, now: int) -> None:
+        row.status = RunStatus.QUEUED
+        row.wait = None
+        row.ready_at = now
+        row.updated_at = now
+
+    # -- run lifecycle -------------------------------------------------------------
+    async def create_run(
+        self,
+        run_id: str,
+        workflow_id: str,
+        workflow_version: str | None,
+        input: JSON,
+        now: int,
+    ) -> CreateResult:
+        run_id = validation.check_id(run_id, "run_id")
+        workflow_id = validation.check_id(workflow_id, "workflow_id")
+        workflow_version = validation.check_optional_id(workflow_version, "workflow_version")
+        encoded = codec.encode_optional(input, max_bytes=self.max_payload_bytes, what="input")
+        now = validation.check_now(now)
+        data = self._open()
+        existing = data.runs.get(run_id)
+        if existing is not None:
+            run = self._run(existing)
+            return Existing(run) if existing.workflow_id == workflow_id else Conflict(run)
+        row = _RunRow(
+            run_id, workflow_id, workflow_version, RunStatus.QUEUED, encoded, now, now, now
+        )
+        data.runs[run_id] = row
+        return Created(self._run(row))
+
+    async def load_run(self, run_id: str) -> Run | None:
+        run_id = validation.check_id(run_id, "run_id")
+        row = self._open().runs.get(run_id)
+        return None if row is None else self._run(row)
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
+        statuses = validation.check_statuses(status)
+        limit = validation.check_limit(limit)
+        after = None if cursor is None else decode_cursor(cursor)
+        rows = [
+            r
+            for r in self._open().runs.values()
+            if (workflow_id is None or r.workflow_id == workflow_id)
+            and (statuses is None or r.status in statuses)
+            and (after is None or (r.created_at, r.run_id) < after)
+        ]
+        rows.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
+        page = rows[:limit]
+        more = len(rows) > limit
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].run_id) if more else None
+        return Page([self._run(r) for r in page], next_cursor)
+
+    async def get_timeline(
+        self, run_id: str, from_index: int = 0, limit: int | None = None
+    ) -> Timeline | None:
+        run_id = validation.check_id(run_id, "run_id")
+        from_index = validation.check_index(from_index, "from_index")
+        limit = validation.check_optional_limit(limit)
+        row = self._open().runs.get(run_id)
+        if row is None:
+            return None
+        return Timeline(self._run(row), self._events(row, from_index, limit))
+
+    async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
+        run_id = validation.check_id(run_id, "run_id")
+        error = validation.check_error(
+            ErrorInfo("Cancelled", validation.check_text(reason, "reason"), "cancelled"),
+            max_bytes=self.max_payload_bytes,
+        )
+        now = validation.check_now(now)
+        row = self._open().runs.get(run_id)
+        if row is None:
+            return NotFound(run_id)
+        if row.status.terminal:
+            return AlreadyTerminal(self._run(row))
+        row.status = RunStatus.CANCELLED
+        row.error = error
+        row.lease = None
+        row.wait = None
+        row.ready_at = None
+        row.updated_at = now
+        self._data.notify()
+        return Cancelled(self._run(row))
+
+    async def delete_run(self, run_id: str) -> bool:
+        run_id = validation.check_id(run_id, "run_id")
+        deleted = self._open().runs.pop(run_id, None) is not None
+        if deleted:
+            self._data.notify()
+        return deleted
+
+    async def purge_runs(self, terminal_before: int, limit: int) -> int:
+        terminal_before = validation.check_time(terminal_before, "terminal_before")
+        limit = validation.check_limit(limit)
+        data = self._open()
+        doomed = sorted(
+            (r for r in data.runs.values() if r.status.terminal and r.updated_at < terminal_before),
+            key=lambda r: (r.updated_at, r.run_id),
+        )[:limit]
+        for row in doomed:
+            del data.runs[row.run_id]
+        return len(doomed)
+
+    # -- execution -------------------------------------------------------------------
+    async def claim_run(
+        self, run_id: str, owner: str, lease_ms: int, now: int, *, with_history: bool = False
+    ) -> ClaimResult:
+        run_id = validation.check_id(run_id, "run_id")
+        owner = validation.check_id(owner, "owner")
+        lease_ms = validation.check_lease_ms(lease_ms)
+        now = validation.check_now(now)
+        with_history = validation.check_bool(with_history, "with_history")
+        row = self._open().runs.get(run_id)
+        if row is None:
+            return NotFound(run_id)
+        if not row.claimable(now):
+            return NotClaimable(self._run(row))
+        return self._claim(row, owner, lease_ms, now, with_history)
+
+    async def claim_runnable(
+        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+    ) -> list[Claimed]:
+        owner = validation.check_id(owner, "owner")
+        lease_ms = validation.check_lease_ms(lease_ms)
+        limit = validation.check_limit(limit)
+        now = validation.check_now(now)
+        with_history = validation.check_bool(with_history, "with_history")
+        rows = sorted(
+            (r for r in self._open().runs.values() if r.claimable(now)),
+            key=lambda r: (r.ready_at or 0, r.run_id),
+        )[:limit]
+        return [self._claim(r, owner, lease_ms, now, with_history) for r in rows]
+
+    async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
+        run_id = validation.check_id(run_id, "run_id")
+        lease = validation.check_lease(lease)
+        lease_ms = validation.check_lease_ms(lease_ms)
+        now = validation.check_now(now)
+        row = self._held(self._open(), run_id, lease)
+        row.lease = Lease(
+            row.lease.owner if row.lease else lease.owner, lease.token, now + lease_ms
+        )
+        return row.lease
+
+    async def append_events(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> int:
+        run_id = validation.check_id(run_id, "run_id")
+        lease = validation.check_lease(lease)
+        expected = validation.check_index(expected_next_index, "expected_next_index")
+        encoded = validation.check_events(events, max_bytes=self.max_payload_bytes)
+        now = validation.check_now(now)
+        refs = validation.check_consume(consume)
+        row = self._held(self._open(), run_id, lease)
+        self._append(row, expected, encoded, refs, now)
+        if encoded:
+            self._data.notify()
+        return len(row.events)
+
+    async def settle_run(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        outcome: Outcome,
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> Run:
+        run_id = validation.check_id(run_id, "run_id")
+        lease = validation.check_lease(lease)
+        expected = validation.check_index(expected_next_index, "expected_next_index")
+        encoded = validation.check_events(events, max_bytes=self.max_payload_bytes)
+        result = validation.check_outcome(outcome, max_bytes=self.max_payload_bytes)
+        now = validation.check_now(now)
+        refs = validation.check_consume(consume)
+        row = self._held(self._open(), run_id, lease)
+        self._append(row, expected, encoded, refs, now)
+        row.lease = None
+        if result.status is RunStatus.QUEUED:
+            self._make_queued(row, now)
+        elif result.status is RunStatus.PAUSED:
+            assert result.wait is not None
+            wait = result.wait.wait
+            if any(
+                not e.consumed and wait.matches(self._entry(run_id, e)) for e in row.inbox.values()
+            ):
+                self._make_queued(row, now)
+            else:
+                row.status = RunStatus.PAUSED
+                row.wait = result.wait
+                row.ready_at = None
+                row.updated_at = now
+        else:
+            row.status = result.status
+            row.output = result.output
+            row.error = result.error
+            row.wait = None
+            row.ready_at = None
+            row.updated_at = now
+        self._data.notify()
+        return self._run(row)
+
+    async def read_events(
+        self, run_id: str, from_index: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        run_id = validation.check_id(run_id, "run_id")
+        from_index = validation.check_index(from_index, "from_index")
+        limit = validation.check_optional_limit(limit)
+        row = self._open().runs.get(run_id)
+        return [] if row is None else self._events(row, from_index, limit)
+
+    async def read_inbox(self, run_id: str, *, include_consumed: bool = False) -> list[InboxEntry]:
+        run_id = validation.check_id(run_id, "run_id")
+        include_consumed = validation.check_bool(include_consumed, "include_consumed")
+        row = self._open().runs.get(run_id)
+        return [] if row is None else self._inbox(row, include_consumed)
+
+    async def subscribe_events(
+        self, run_id: str, from_index: int = 0
+    ) -> AsyncIterator[StoredEvent]:
+        run_id = validation.check_id(run_id, "run_id")
+        index = validation.check_index(from_index, "from_index")
+        data = self._open()
+        if data.changed is None:
+            data.changed = asyncio.Condition()
+        cond = data.changed
+        while True:
+            row = data.runs.get(run_id)
+            if row is None:
+                return
+            batch = self._events(row, index, None)
+            for event in batch:
+                yield event
+            index += len(batch)
+            if row.status.terminal and index >= len(row.events):
+                return
+            async with cond:
+                # Re-check under the condition: a write may have landed meanwhile.
+                current = data.runs.get(run_id)
+                if current is row and len(row.events) == index and not row.status.terminal:
+                    await cond.wait()
+
+    # -- wake-ups ------------------------------------------------------------------
+    def _deliver(self, run_id: str, entry: _InboxRow, now: int) -> DeliveryResult:
+        row = self._open().runs.get(run_id)
+        if row is None:
+            return NotFound(run_id)
+        seen = row.inbox.get((entry.kind, entry.key))
+        if seen is not None:
+            return Duplicate(self._entry(run_id, seen))
+        if row.status.terminal:
+            return Closed(self._run(row))
+        row.inbox[(entry.kind, entry.key)] = entry
+        stored = self._entry(run_id, entry)
+        if row.status is RunStatus.PAUSED and row.wait and row.wait.wait.matches(stored):
+            self._make_queued(row, now)
+            return Delivered(self._run(row), stored)
+        return Buffered(self._run(row), stored)
+
+    async def deliver_signal(
+        self,
+        run_id: str,
+        signal_id: str,
+        name: str,
+        payload: JSON,
+        now: int,
+        *,
+        step_id: str | None = None,
+        meta: JSON = None,
+    ) -> DeliveryResult:
+        run_id = validation.check_id(run_id, "run_id")
+        signal_id = validation.check_id(signal_id, "signal_id")
+        name = validation.check_id(name, "name")
+        body = codec.encode_optional(payload, max_bytes=self.max_payload_bytes, what="payload")
+        now = validation.check_now(now)
+        step_id = validation.check_optional_id(step_id, "step_id")
+        meta_text = codec.encode_optional(meta, max_bytes=self.max_payload_bytes, what="meta")
+        entry = _InboxRow(InboxKind.SIGNAL, signal_id, name, step_id, body, meta_text, now)
+        return self._deliver(run_id, entry, now)
+
+    async def deliver_approval(
+        self,
+        run_id: str,
+        approval_id: str,
+        approved: bool,
+        now: int,
+        *,
+        feedback: JSON = None,
+        meta: JSON = None,
+    ) -> DeliveryResult:
+        run_id = validation.check_id(run_id, "run_id")
+        approval_id = validation.check_id(approval_id, "approval_id")
+        approved = validation.check_bool(approved, "approved")
+        body = codec.encode(
+            {"approved": approved, "feedback": feedback},
+            max_bytes=self.max_payload_bytes,
+            what="feedback",
+        )
+        now = validation.check_now(now)
+        meta_text = codec.encode_optional(meta, max_bytes=self.max_payload_bytes, what="meta")
+        entry = _InboxRow(InboxKind.APPROVAL, approval_id, None, None, body, meta_text, now)
+        return self._deliver(run_id, entry, now)
+
+    async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
+        now = validation.check_now(now)
+        limit = validation.check_limit(limit)
+        due = sorted(
+            (
+                r
+                for r in self._open().runs.values()
+                if r.status is RunStatus.PAUSED
+                and r.wait is not None
+                and r.wait.wake_at is not None
+                and r.wait.wake_at <= now
+            ),
+            key=lambda r: (r.wait.wake_at if r.wait else 0, r.run_id),
+        )[:limit]
+        fired: list[InboxEntry] = []
+        for row in due:
+            assert row.wait is not None
+            assert row.wait.wake_at is not None
+            key = (InboxKind.TIMER, row.wait.step_id)
+            entry = row.inbox.get(key)
+            if entry is None:
+                entry = _InboxRow(
+                    InboxKind.TIMER,
+                    row.wait.step_id,
+                    row.wait.key if row.wait.kind is WaitKind.SIGNAL else None,
+                    row.wait.step_id,
+                    codec.encode({"wake_at": row.wait.wake_at}),
+                    None,
+                    now,
+                )
+                row.inbox[key] = entry
+            self._make_queued(row, now)
+            fired.append(self._entry(row.run_id, entry))
+        return fired
+
+    # -- schedules -----------------------------------------------------------------
+    @staticmethod
+    def _schedule(row: _ScheduleRow) -> Schedule:
+        return Schedule(
+            schedule_id=row.schedule_id,
+            workflow_id=row.workflow_id,
+            workflow_version=row.workflow_version,
+            spec=row.spec,
+            overlap=row.overlap,
+            input=codec.decode(row.input),
+            enabled=row.enabled,
+            next_fire_at=row.next_fire_at,
+            last_fired_at=row.last_fired_at,
+            updated_at=row.updated_at,
+            last_run_id=row.last_run_id,
+        )
+
+    async def upsert_schedule(
+        self,
+        schedule_id: str,
+        workflow_id: str,
+        spec: ScheduleSpec,
+        now: int,
+        *,
+        workflow_version: str | None = None,
+        overlap: Overlap = Overlap.SKIP,
+        input: JSON = None,
+        enabled: bool = True,
+    ) -> Schedule:
+        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        workflow_id = validation.check_id(workflow_id, "workflow_id")
+        spec = validation.check_spec(spec)
+        now = validation.check_now(now)
+        workflow_version = validation.check_optional_id(workflow_version, "workflow_version")
+        overlap = validation.check_overlap(overlap)
+        body = codec.encode_optional(input, max_bytes=self.max_payload_bytes, what="input")
+        enabled = validation.check_bool(enabled, "enabled")
+        data = self._open()
+        row = data.schedules.get(schedule_id)
+        if row is None:
+            row = _ScheduleRow(
+                schedule_id,
+                workflow_id,
+                workflow_version,
+                spec,
+                overlap,
+                body,
+                enabled,
+                next_fire_at(spec, now),
+                None,
+                now,
+            )
+            data.schedules[schedule_id] = row
+        else:
+            # Keep a due tick across re-declaration (start-up reconciliation must not
+            # drop it); re-plan only when the timing changed or the schedule wakes up.
+            if row.spec != spec or (enabled and not row.enabled):
+                row.next_fire_at = next_fire_at(spec, now)
+            row.workflow_id = workflow_id
+            row.workflow_version = workflow_version
+            row.spec = spec
+            row.overlap = overlap
+            row.input = body
+            row.enabled = enabled
+            row.updated_at = now
+        return self._schedule(row)
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        row = self._open().schedules.get(schedule_id)
+        return None if row is None else self._schedule(row)
+
+    async def list_schedules(self, *, workflow_id: str | None = None) -> list[Schedule]:
+        workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
+        rows = sorted(
+            (
+                r
+                for r in self._open().schedules.values()
+                if workflow_id is None or r.workflow_id == workflow_id
+            ),
+            key=lambda r: r.schedule_id,
+        )
+        return [self._schedule(r) for r in rows]
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        return self._open().schedules.pop(schedule_id, None) is not None
+
+    async def fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:
+        now = validation.check_now(now)
+        limit = validation.check_limit(limit)
+        data = self._open()
+
+        def busy(row: _ScheduleRow) -> bool:
+            last = data.runs.get(row.last_run_id) if row.last_run_id else None
+            return last is not None and not last.status.terminal
+
+        due = sorted(
+            (
+                r
+                for r in data.schedules.values()
+                if r.enabled
+                and r.next_fire_at <= now
+                # A buffered tick waits without blocking the schedules behind it.
+                and not (r.overlap is Overlap.BUFFER_ONE and busy(r))
+            ),
+            key=lambda r: (r.next_fire_at, r.schedule_id),
+        )[:limit]
+        ticks: list[ScheduleTick] = []
+        for row in due:
+            fire_at = row.next_fire_at
+            row.next_fire_at = next_fire_at(row.spec, now)
+            if row.overlap is Overlap.SKIP and busy(row):
+                ticks.append(
+                    ScheduleTick(
+                        row.schedule_id, fire_at, TickOutcome.SKIPPED, None, row.next_fire_at
+                    )
+                )
+                continue
+            run_id = f"{row.schedule_id}@{fire_at}"
+            if run_id not in data.runs:
+                data.runs[run_id] = _RunRow(
+                    run_id,
+                    row.workflow_id,
+                    row.workflow_version,
+                    RunStatus.QUEUED,
+                    row.input,
+                    now,
+                    now,
+                    now,
+                )
+            row.last_fired_at = fire_at
+            row.last_run_id = run_id
+            ticks.append(
+                ScheduleTick(row.schedule_id, fire_at, TickOutcome.FIRED, run_id, row.next_fire_at)
+            )
+        return ticks
+
+    # -- operations and health -------------------------------------------------------
+    async def schema_status(self) -> SchemaStatus:
+        self._open()
+        return SchemaStatus(SCHEMA_REVISION, SCHEMA_REVISION)
+
+    async def close(self) -> None:
+        self._closed = True
+
+
+def _wait(encoded: EncodedWait | None) -> Wait | None:
+    if encoded is None:
+        return None
+    # Decode meta afresh so callers never share it with the stored wait.
+    return replace(encoded.wait, meta=codec.decode(encoded.meta))
+
+
+async def open_memory_store(url: str, **options: object) -> InMemoryStore:
+    """Entry point for ``memory://`` (a private dataset) and ``memory://NAME`` (a
+    dataset shared by every handle opened with that name in this process)."""
+    parts = urlsplit(url)
+    if parts.scheme != "memory" or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise InvalidArgumentError(f"bad memory store URL {url!r}: use memory:// or memory://NAME")
+    max_bytes = options.pop("max_payload_bytes", codec.DEFAULT_MAX_PAYLOAD_BYTES)
+    if options:
+        raise InvalidArgumentError(f"unknown memory store options: {', '.join(sorted(options))}")
+    if not isinstance(max_bytes, int):
+        raise InvalidArgumentError("max_payload_bytes must be an int")
+    name = parts.netloc
+    data: _Data | None = None
+    if name:
+        data = _NAMED.get(name)
+        if data is None:
+            data = _Data()
+            _NAMED[name] = data
+    return InMemoryStore(max_payload_bytes=max_bytes, _data=data)

@@ -1,0 +1,85 @@
+"""Open a store from a URL.
+
+Stores register under the entry-point group ``workflow.stores``, one entry per URL
+scheme, pointing at ``async def open(url: str, **options) -> ExecutionStore``. The
+runtime imports no store package itself: installing ``workflow-store-postgres`` is
+what makes ``postgresql://`` work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from importlib.metadata import entry_points
+from typing import cast
+from urllib.parse import urlsplit
+
+from .contract import ExecutionStore
+from .errors import InvalidArgumentError, UnknownStoreError
+
+ENTRY_POINT_GROUP = "workflow.stores"
+
+Opener = Callable[..., Awaitable[ExecutionStore]]
+
+# Which distribution serves which scheme, for the "pip install ..." hint.
+KNOWN_SCHEMES: dict[str, str] = {
+    "memory": "workflow-runtime",
+    "sqlite": "workflow-store-sqlite",
+    "postgresql": "workflow-store-postgres",
+    "postgres": "workflow-store-postgres",
+    "mysql": "workflow-store-mysql",
+    "mariadb": "workflow-store-mysql",
+    "redis": "workflow-store-redis",
+    "rediss": "workflow-store-redis",
+}
+
+
+def url_scheme(url: object) -> str:
+    """The store scheme of ``url``: ``postgresql+psycopg://`` gives ``postgresql``."""
+    if type(url) is not str or not url:
+        raise InvalidArgumentError(f"store URL must be a non-empty str, got {url!r}")
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:
+        raise InvalidArgumentError(f"bad store URL {_redact(url)!r}: {exc}") from None
+    if not scheme or "://" not in url:
+        raise InvalidArgumentError(
+            f"bad store URL {_redact(url)!r}: expected SCHEME://..., e.g. sqlite:///workflow.db"
+        )
+    return scheme.split("+", 1)[0].lower()
+
+
+def _redact(url: str) -> str:
+    # Never echo a password into logs or error messages.
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def find_opener(url: str) -> Opener:
+    scheme = url_scheme(url)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == scheme:
+            return cast("Opener", ep.load())
+    package = KNOWN_SCHEMES.get(scheme)
+    if package is None:
+        installed = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        known = ", ".join(sorted({*KNOWN_SCHEMES, *installed}))
+        raise UnknownStoreError(
+            f"no workflow store handles URL scheme {scheme!r} ({_redact(url)}); "
+            f"known schemes: {known}"
+        )
+    raise UnknownStoreError(
+        f"the store for {scheme}:// URLs is not installed: pip install {package}"
+    )
+
+
+async def open_store(url: str, **options: object) -> ExecutionStore:
+    """Open the store ``url`` names, verifying its schema (see each store's docs for
+    ``options``). Raises :class:`UnknownStoreError` naming the package to install when
+    no installed store handles the scheme."""
+    return await find_opener(url)(url, **options)
