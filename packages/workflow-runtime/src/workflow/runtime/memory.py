@@ -176,7 +176,7 @@ class InMemoryStore:
 
     def handle(self) -> InMemoryStore:
         """Another handle on the same data (what a second connection is elsewhere)."""
-        return InMemoryStore(max_payload_bytes=self.max_payload_bytes, _data=self._data)
+        return type(self)(max_payload_bytes=self.max_payload_bytes, _data=self._data)
 
     # -- helpers -----------------------------------------------------------------
     def _open(self) -> _Data:
@@ -611,19 +611,18 @@ class InMemoryStore:
         for row in due:
             assert row.wait is not None
             assert row.wait.wake_at is not None
-            key = (InboxKind.TIMER, row.wait.step_id)
-            entry = row.inbox.get(key)
-            if entry is None:
-                entry = _InboxRow(
-                    InboxKind.TIMER,
-                    row.wait.step_id,
-                    row.wait.key if row.wait.kind is WaitKind.SIGNAL else None,
-                    row.wait.step_id,
-                    codec.encode({"wake_at": row.wait.wake_at}),
-                    None,
-                    now,
-                )
-                row.inbox[key] = entry
+            # Each firing is a fresh entry; it replaces an earlier firing of the same
+            # step (a polling loop may sleep on one step id again and again).
+            entry = _InboxRow(
+                InboxKind.TIMER,
+                row.wait.step_id,
+                row.wait.key if row.wait.kind is WaitKind.SIGNAL else None,
+                row.wait.step_id,
+                codec.encode({"wake_at": row.wait.wake_at}),
+                None,
+                now,
+            )
+            row.inbox[(InboxKind.TIMER, row.wait.step_id)] = entry
             self._make_queued(row, now)
             fired.append(self._entry(row.run_id, entry))
         return fired

@@ -1,0 +1,245 @@
+"""Deliberately broken variants of the reference store.
+
+Each class breaks exactly one rule of the contract, the way real adapters get it
+wrong. ``test_suite_catches_broken_stores.py`` runs the whole suite against each
+one and requires it to fail. They reuse the reference store and corrupt one step,
+so each variant is a few lines and obviously wrong in just one way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import replace
+
+from workflow.runtime import (
+    JSON,
+    Buffered,
+    Claimed,
+    ClaimResult,
+    Created,
+    CreateResult,
+    DeliveryResult,
+    InboxEntry,
+    InboxRef,
+    InMemoryStore,
+    Lease,
+    NewEvent,
+    Outcome,
+    Page,
+    Run,
+    RunStatus,
+    ScheduleTick,
+)
+from workflow.runtime.cursor import decode_cursor, encode_cursor
+from workflow.runtime.memory import _Data, _InboxRow, _RunRow
+from workflow.runtime.validation import EncodedEvent
+
+
+class NoCompareAndSwap(InMemoryStore):
+    """Appends at the end of the log whatever index the caller expected."""
+
+    @staticmethod
+    def _append(
+        row: _RunRow,
+        expected: int,
+        events: Sequence[EncodedEvent],
+        consume: Sequence[InboxRef],
+        now: int,
+    ) -> None:
+        InMemoryStore._append(row, len(row.events), events, consume, now)
+
+
+class NoFencing(InMemoryStore):
+    """Accepts writes from any lease of the run, superseded ones included."""
+
+    def _held(self, data: _Data, run_id: str, lease: Lease) -> _RunRow:
+        row = self._data.runs.get(run_id)
+        if row is None:
+            return super()._held(self._data, run_id, lease)
+        if row.lease is None:
+            row.lease = lease
+        return row
+
+
+class ReentrantClaim(InMemoryStore):
+    """Lets the owner of a live lease claim its run again (shared owner strings)."""
+
+    async def claim_run(
+        self, run_id: str, owner: str, lease_ms: int, now: int, *, with_history: bool = False
+    ) -> ClaimResult:
+        row = self._data.runs.get(run_id)
+        if row is not None and row.lease is not None and row.lease.owner == owner:
+            return self._claim(row, owner, lease_ms, now, with_history)
+        return await super().claim_run(run_id, owner, lease_ms, now, with_history=with_history)
+
+
+class ExpiryExclusive(InMemoryStore):
+    """Treats a lease as expired only strictly after ``expires_at`` (off by one)."""
+
+    async def claim_run(
+        self, run_id: str, owner: str, lease_ms: int, now: int, *, with_history: bool = False
+    ) -> ClaimResult:
+        if type(now) is int and now > 0:
+            now -= 1
+        return await super().claim_run(run_id, owner, lease_ms, now, with_history=with_history)
+
+
+class TokenNotIncremented(InMemoryStore):
+    """Hands out token 1 on every claim, so fencing cannot tell holders apart."""
+
+    def _claim(self, row: _RunRow, owner: str, lease_ms: int, now: int, history: bool) -> Claimed:
+        row.last_token = 0
+        return super()._claim(row, owner, lease_ms, now, history)
+
+
+class DoubleFiringTimers(InMemoryStore):
+    """Fires a timer but leaves the run waiting on it, so it fires again."""
+
+    async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
+        waits = {r.run_id: r.wait for r in self._data.runs.values() if r.wait is not None}
+        fired = await super().fire_due_timers(now, limit)
+        for entry in fired:
+            row = self._data.runs[entry.run_id]
+            row.status = RunStatus.PAUSED
+            row.wait = waits[entry.run_id]
+            row.inbox.pop((entry.kind, entry.key), None)
+        return fired
+
+
+class LostBufferedSignal(InMemoryStore):
+    """Answers ``Buffered`` but keeps nothing for a run that is not waiting yet."""
+
+    def _deliver(self, run_id: str, entry: _InboxRow, now: int) -> DeliveryResult:
+        result = super()._deliver(run_id, entry, now)
+        if isinstance(result, Buffered):
+            del self._data.runs[run_id].inbox[(entry.kind, entry.key)]
+        return result
+
+
+class BufferedAfterTerminal(InMemoryStore):
+    """Stores deliveries for finished runs instead of answering ``Closed``."""
+
+    def _deliver(self, run_id: str, entry: _InboxRow, now: int) -> DeliveryResult:
+        row = self._data.runs.get(run_id)
+        if row is not None and row.status.terminal and (entry.kind, entry.key) not in row.inbox:
+            row.inbox[(entry.kind, entry.key)] = entry
+            return Buffered(self._run(row), self._entry(run_id, entry))
+        return super()._deliver(run_id, entry, now)
+
+
+class OffsetCursor(InMemoryStore):
+    """Pages with an offset, which shifts when rows are inserted while paging."""
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        offset = 0 if cursor is None else decode_cursor(cursor)[0]
+        everything = await super().list_runs(workflow_id=workflow_id, status=status, limit=1000)
+        items = everything.items[offset : offset + limit]
+        more = len(everything.items) > offset + limit
+        return Page(items, encode_cursor(offset + limit, "offset") if more else None)
+
+
+class OverwritingCreate(InMemoryStore):
+    """Replaces an existing run on create instead of answering ``Existing``."""
+
+    async def create_run(
+        self, run_id: str, workflow_id: str, workflow_version: str | None, input: JSON, now: int
+    ) -> CreateResult:
+        if isinstance(run_id, str):
+            self._data.runs.pop(run_id, None)
+        return await super().create_run(run_id, workflow_id, workflow_version, input, now)
+
+
+class SettleKeepsLease(InMemoryStore):
+    """Forgets to release the lease when a slice settles."""
+
+    async def settle_run(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        outcome: Outcome,
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> Run:
+        run = await super().settle_run(
+            run_id, lease, expected_next_index, events, outcome, now, consume=consume
+        )
+        self._data.runs[run_id].lease = lease
+        return run
+
+
+class NoValidation(InMemoryStore):
+    """Accepts empty ids and silently clamps bad limits."""
+
+    async def create_run(
+        self, run_id: str, workflow_id: str, workflow_version: str | None, input: JSON, now: int
+    ) -> CreateResult:
+        if run_id == "":
+            row = _RunRow("", workflow_id, workflow_version, RunStatus.QUEUED, None, now, now, now)
+            self._data.runs[""] = row
+            return Created(self._run(row))
+        return await super().create_run(run_id, workflow_id, workflow_version, input, now)
+
+
+class LossyNumbers(InMemoryStore):
+    """Reads numbers back as doubles, like a JSON column that loses 64-bit integers."""
+
+    def _run(self, row: _RunRow) -> Run:
+        lossy = None if row.input is None else json.loads(row.input, parse_int=float)
+        return replace(super()._run(row), input=lossy)
+
+
+class RepeatingSchedules(InMemoryStore):
+    """Fires a due schedule without advancing it, so every sweep fires it again."""
+
+    async def fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:
+        before = {s.schedule_id: s.next_fire_at for s in self._data.schedules.values()}
+        ticks = await super().fire_due_schedules(now, limit)
+        for tick in ticks:
+            self._data.schedules[tick.schedule_id].next_fire_at = before[tick.schedule_id]
+        return ticks
+
+
+class PurgesLiveRuns(InMemoryStore):
+    """Retention that deletes runs that are still going."""
+
+    async def purge_runs(self, terminal_before: int, limit: int) -> int:
+        count = await super().purge_runs(terminal_before, limit)
+        live = [r for r in self._data.runs.values() if r.updated_at < terminal_before][
+            : limit - count
+        ]
+        for row in live:
+            del self._data.runs[row.run_id]
+        return count + len(live)
+
+
+BROKEN_STORES: dict[str, type[InMemoryStore]] = {
+    cls.__name__: cls
+    for cls in (
+        NoCompareAndSwap,
+        NoFencing,
+        ReentrantClaim,
+        ExpiryExclusive,
+        TokenNotIncremented,
+        DoubleFiringTimers,
+        LostBufferedSignal,
+        BufferedAfterTerminal,
+        OffsetCursor,
+        OverwritingCreate,
+        SettleKeepsLease,
+        NoValidation,
+        LossyNumbers,
+        RepeatingSchedules,
+        PurgesLiveRuns,
+    )
+}

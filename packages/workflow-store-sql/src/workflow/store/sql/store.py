@@ -1,0 +1,1118 @@
+"""The execution store over SQLAlchemy Core, shared by every SQL dialect.
+
+Concurrency model (READ COMMITTED on Postgres and MySQL, one writer at a time on
+SQLite): every operation that changes a run takes that run's row lock first (a
+conditional ``UPDATE`` or ``SELECT … FOR UPDATE``) and only then reads anything that
+another writer of the same run could have changed. Each later statement sees every
+transaction committed before the lock was granted, so a delivery and a pause of the
+same run serialize and a wake-up is never lost. Claims of many rows use
+``FOR UPDATE SKIP LOCKED`` so concurrent claimers never wait for or share a row.
+
+Dialect differences live in :mod:`workflow.store.sql.dialects`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from workflow.runtime import codec, validation
+from workflow.runtime.contract import Capability
+from workflow.runtime.cursor import decode_cursor, encode_cursor
+from workflow.runtime.errors import (
+    LeaseLostError,
+    LogConflictError,
+    RunCancelledError,
+    StoreUnavailableError,
+    WorkflowStoreError,
+)
+from workflow.runtime.records import (
+    JSON,
+    TERMINAL_STATUSES,
+    ErrorInfo,
+    InboxEntry,
+    InboxKind,
+    InboxRef,
+    Lease,
+    NewEvent,
+    Overlap,
+    Page,
+    Run,
+    RunStatus,
+    Schedule,
+    ScheduleSpec,
+    SchemaStatus,
+    StoredEvent,
+    Timeline,
+    WaitKind,
+)
+from workflow.runtime.results import (
+    AlreadyTerminal,
+    Buffered,
+    CancelResult,
+    Cancelled,
+    Claimed,
+    ClaimResult,
+    Closed,
+    Conflict,
+    Created,
+    CreateResult,
+    Delivered,
+    DeliveryResult,
+    Duplicate,
+    Existing,
+    NotClaimable,
+    NotFound,
+    Outcome,
+    ScheduleTick,
+    TickOutcome,
+)
+from workflow.runtime.schedules import next_fire_at
+from workflow.runtime.subscriptions import poll_events
+from workflow.runtime.validation import EncodedEvent, EncodedWait
+
+from . import rows
+from .dialects import SQLDialect, dialect_for
+from .naming import DEFAULT_TABLE_PREFIX, check_schema
+from .tables import StoreTables, build_tables
+
+P = ParamSpec("P")
+T = TypeVar("T")
+S = TypeVar("S", bound="SQLStore")
+
+RETRIES = 3
+_NOT_TERMINAL = [s.value for s in RunStatus if not s.terminal]
+_TERMINAL = [s.value for s in TERMINAL_STATUSES]
+
+
+def operation(
+    fn: Callable[Concatenate[S, P], Awaitable[T]],
+) -> Callable[Concatenate[S, P], Awaitable[T]]:
+    """Map driver errors to the contract's errors; retry deadlocks a bounded number of
+    times (a deadlocked transaction was rolled back whole, so a retry is safe)."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(RETRIES):
+            try:
+                return await fn(self, *args, **kwargs)
+            except WorkflowStoreError:
+                raise
+            except sa_exc.DBAPIError as exc:
+                if self._dialect.is_retryable(exc) and attempt < RETRIES - 1:
+                    continue
+                raise StoreUnavailableError(
+                    f"{self._dialect.name} store failed during {fn.__name__}: "
+                    f"{type(exc.orig).__name__}: {str(exc.orig).strip().splitlines()[0]}"
+                ) from exc
+            except (OSError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+                raise StoreUnavailableError(
+                    f"{self._dialect.name} store unreachable during {fn.__name__}: {exc}"
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return wrapper
+
+
+class SQLStore:
+    """An :class:`~workflow.runtime.ExecutionStore` on an SQLAlchemy ``AsyncEngine``.
+
+    Use the dialect packages' classes (``SQLiteStore``, ``PostgresStore``,
+    ``MySQLStore``), which configure the engine and know their migrations.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        schema: str | None = None,
+        table_prefix: str = DEFAULT_TABLE_PREFIX,
+        max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+        owns_engine: bool = False,
+    ) -> None:
+        self._engine = engine
+        self._dialect: SQLDialect = dialect_for(engine.dialect.name)
+        self.schema = check_schema(schema)
+        self.tables: StoreTables = build_tables(table_prefix)
+        self.max_payload_bytes = validation._check_int(
+            max_payload_bytes, "max_payload_bytes", 2, 2**31
+        )
+        self._owns_engine = owns_engine
+        self._options: dict[str, Any] = {}
+        if self.schema is not None:
+            self._options["schema_translate_map"] = {None: self.schema}
+        self._closed = False
+        t = self.tables
+        self._run_cols = [t.runs.c[name] for name in rows.RUN_COLUMNS]
+        self._inbox_cols = [t.inbox.c[name] for name in rows.INBOX_COLUMNS]
+        self._event_cols = [t.events.c[name] for name in rows.EVENT_COLUMNS]
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return frozenset(
+            {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+        )
+
+    # -- connections -----------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction (BEGIN IMMEDIATE on SQLite, READ COMMITTED elsewhere)."""
+        if self._closed:
+            raise StoreUnavailableError("this store is closed")
+        async with self._engine.connect() as conn:
+            if self._options:
+                await conn.execution_options(**self._options)
+            async with conn.begin():
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _single(self) -> AsyncIterator[AsyncConnection]:
+        """For one statement: autocommit where that saves BEGIN/COMMIT round trips."""
+        if not self._dialect.autocommit_single:
+            async with self._tx() as conn:
+                yield conn
+            return
+        if self._closed:
+            raise StoreUnavailableError("this store is closed")
+        async with self._engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT", **self._options)
+            yield conn
+
+    # -- shared query pieces ---------------------------------------------------------
+    def _inbox_json(self, *, consumed: bool | None = False) -> sa.ScalarSelect[Any]:
+        t = self.tables
+        where = [t.inbox.c.run_id == t.runs.c.run_id]
+        if consumed is not None:
+            where.append(t.inbox.c.consumed == consumed)
+        return (
+            sa.select(self._dialect.json_rows(*self._inbox_cols))
+            .where(*where)
+            .scalar_subquery()
+        )
+
+    def _events_json(self) -> sa.ScalarSelect[Any]:
+        t = self.tables
+        return (
+            sa.select(self._dialect.json_rows(*self._event_cols))
+            .where(t.events.c.run_id == t.runs.c.run_id)
+            .scalar_subquery()
+        )
+
+    def _claim_returning(self, history: bool) -> list[sa.ColumnElement[Any]]:
+        cols: list[sa.ColumnElement[Any]] = [*self._run_cols]
+        cols.append(self._inbox_json().label("inbox_json"))
+        if history:
+            cols.append(self._events_json().label("events_json"))
+        return cols
+
+    def _claimed(self, row: rows.Row, history: bool) -> Claimed:
+        run = rows.run_from_row(row)
+        assert run.lease is not None
+        return Claimed(
+            run=run,
+            lease=run.lease,
+            inbox=rows.entries_from_json(run.run_id, row["inbox_json"]),
+            events=rows.events_from_json(run.run_id, row["events_json"]) if history else None,
+        )
+
+    def _claim_values(self, owner: str, lease_ms: int, now: int) -> dict[str, Any]:
+        runs = self.tables.runs
+        return {
+            "status": RunStatus.RUNNING.value,
+            "lease_owner": owner,
+            "lease_token": runs.c.lease_token + 1,
+            "lease_expires_at": now + lease_ms,
+            "updated_at": sa.case(
+                (runs.c.status == RunStatus.RUNNING.value, runs.c.updated_at), else_=now
+            ),
+        }
+
+    def _claimable(self, now: int) -> sa.ColumnElement[bool]:
+        runs = self.tables.runs
+        return sa.or_(
+            runs.c.status == RunStatus.QUEUED.value,
+            sa.and_(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at <= now),
+        )
+
+    def _queued_values(self, now: int) -> dict[str, Any]:
+        return {
+            "status": RunStatus.QUEUED.value,
+            "ready_at": now,
+            "updated_at": now,
+            **rows.wait_values(None),
+        }
+
+    async def _lease_failure(
+        self, conn: AsyncConnection, run_id: str, lease: Lease, expected: int | None = None
+    ) -> WorkflowStoreError:
+        """Why a lease-guarded write matched no row."""
+        runs = self.tables.runs
+        row = (
+            await conn.execute(
+                sa.select(
+                    runs.c.status, runs.c.lease_owner, runs.c.lease_token, runs.c.next_event_index
+                ).where(runs.c.run_id == run_id)
+            )
+        ).first()
+        if row is None:
+            return LeaseLostError(run_id, f"run {run_id!r} does not exist (deleted?)")
+        if row.status == RunStatus.CANCELLED.value:
+            return RunCancelledError(run_id)
+        if row.lease_owner is None or int(row.lease_token) != lease.token:
+            return LeaseLostError(run_id)
+        if expected is not None:
+            return LogConflictError(run_id, expected, int(row.next_event_index))
+        return LeaseLostError(run_id)  # pragma: no cover - the row changed meanwhile
+
+    def _held(self, run_id: str, lease: Lease) -> sa.ColumnElement[bool]:
+        runs = self.tables.runs
+        return sa.and_(
+            runs.c.run_id == run_id,
+            runs.c.lease_owner.is_not(None),
+            runs.c.lease_token == lease.token,
+        )
+
+    async def _write_log(
+        self,
+        conn: AsyncConnection,
+        run_id: str,
+        expected: int,
+        events: Sequence[EncodedEvent],
+        consume: Sequence[InboxRef],
+        now: int,
+    ) -> None:
+        t = self.tables
+        if events:
+            await conn.execute(
+                sa.insert(t.events),
+                [
+                    {
+                        "run_id": run_id,
+                        "event_index": expected + i,
+                        "type": e.type,
+                        "step_id": e.step_id,
+                        "data": e.data,
+                        "created_at": now,
+                    }
+                    for i, e in enumerate(events)
+                ],
+            )
+        if consume:
+            await conn.execute(
+                sa.update(t.inbox)
+                .where(
+                    t.inbox.c.run_id == run_id,
+                    sa.or_(
+                        *(
+                            sa.and_(t.inbox.c.kind == ref.kind.value, t.inbox.c.key == ref.key)
+                            for ref in consume
+                        )
+                    ),
+                )
+                .values(consumed=True)
+            )
+
+    def _matches(self, run_id: str, wait: EncodedWait) -> sa.ColumnElement[bool]:
+        """SQL spelling of :meth:`Wait.matches` for unconsumed inbox rows of ``run_id``."""
+        inbox = self.tables.inbox
+        options: list[sa.ColumnElement[bool]] = []
+        if wait.wake_at is not None:
+            options.append(
+                sa.and_(inbox.c.kind == InboxKind.TIMER.value, inbox.c.key == wait.step_id)
+            )
+        if wait.kind is WaitKind.SIGNAL:
+            options.append(
+                sa.and_(
+                    inbox.c.kind == InboxKind.SIGNAL.value,
+                    inbox.c.name == wait.key,
+                    sa.or_(inbox.c.step_id.is_(None), inbox.c.step_id == wait.step_id),
+                )
+            )
+        elif wait.kind is WaitKind.APPROVAL:
+            options.append(
+                sa.and_(inbox.c.kind == InboxKind.APPROVAL.value, inbox.c.key == wait.key)
+            )
+        if not options:
+            return sa.false()
+        return sa.and_(
+            inbox.c.run_id == run_id, inbox.c.consumed == sa.false(), sa.or_(*options)
+        )
+
+    async def _load(self, conn: AsyncConnection, run_id: str, *, lock: bool = False) -> rows.Row | None:
+        stmt = sa.select(*self._run_cols).where(self.tables.runs.c.run_id == run_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = (await conn.execute(stmt)).first()
+        return None if row is None else row._mapping
+
+    # -- run lifecycle -------------------------------------------------------------
+    @operation
+    async def create_run(
+        self,
+        run_id: str,
+        workflow_id: str,
+        workflow_version: str | None,
+        input: JSON,
+        now: int,
+    ) -> CreateResult:
+        run_id = validation.check_id(run_id, "run_id")
+        workflow_id = validation.check_id(workflow_id, "workflow_id")
+        workflow_version = validation.check_optional_id(workflow_version, "workflow_version")
+        encoded = codec.encode_optional(input, max_bytes=self.max_payload_bytes, what="input")
+        now = validation.check_now(now)
+        values = {
+            "run_id": run_id,
+            "workflow_id": workflow_id,
+            "workflow_version": workflow_version,
+            "status": RunStatus.QUEUED.value,
+            "input": encoded,
+            "lease_token": 0,
+            "next_event_index": 0,
+            "created_at": now,
+            "updated_at": now,
+            "ready_at": now,
+        }
+        async with self._single() as conn:
+            try:
+                await conn.execute(sa.insert(self.tables.runs).values(values))
+                inserted = True
+            except sa_exc.IntegrityError as exc:
+                if not self._dialect.is_duplicate(exc):
+                    raise
+                inserted = False
+        if inserted:
+            return Created(rows.run_from_row(_with_defaults(values)))
+        async with self._single() as conn:
+            row = await self._load(conn, run_id)
+        if row is None:  # deleted between the two statements: try again
+            return await self.create_run(run_id, workflow_id, workflow_version, input, now)
+        run = rows.run_from_row(row)
+        return Existing(run) if run.workflow_id == workflow_id else Conflict(run)
+
+    @operation
+    async def load_run(self, run_id: str) -> Run | None:
+        run_id = validation.check_id(run_id, "run_id")
+        async with self._single() as conn:
+            row = await self._load(conn, run_id)
+        return None if row is None else rows.run_from_row(row)
+
+    @operation
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
+        statuses = validation.check_statuses(status)
+        limit = validation.check_limit(limit)
+        after = None if cursor is None else decode_cursor(cursor)
+        runs = self.tables.runs
+        stmt = sa.select(*self._run_cols)
+        if workflow_id is not None:
+            stmt = stmt.where(runs.c.workflow_id == workflow_id)
+        if statuses is not None:
+            stmt = stmt.where(runs.c.status.in_(sorted(s.value for s in statuses)))
+        if after is not None:
+            stmt = stmt.where(
+                self._dialect.keyset_before((runs.c.created_at, runs.c.run_id), after)
+            )
+        stmt = stmt.order_by(runs.c.created_at.desc(), runs.c.run_id.desc()).limit(limit + 1)
+        async with self._single() as conn:
+            found = [rows.run_from_row(r._mapping) for r in await conn.execute(stmt)]
+        page = found[:limit]
+        more = len(found) > limit
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].run_id) if more else None
+        return Page(page, next_cursor)
+
+    async def _read_events(
+        self, conn: AsyncConnection, run_id: str, from_index: int, limit: int | None
+    ) -> list[StoredEvent]:
+        events = self.tables.events
+        stmt = (
+            sa.select(*self._event_cols)
+            .where(events.c.run_id == run_id, events.c.event_index >= from_index)
+            .order_by(events.c.event_index)
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [rows.event_from_row(run_id, r._mapping) for r in await conn.execute(stmt)]
+
+    @operation
+    async def get_timeline(
+        self, run_id: str, from_index: int = 0, limit: int | None = None
+    ) -> Timeline | None:
+        run_id = validation.check_id(run_id, "run_id")
+        from_index = validation.check_index(from_index, "from_index")
+        limit = validation.check_optional_limit(limit)
+        # One transaction so the run and its events are one consistent snapshot.
+        async with self._tx() as conn:
+            row = await self._load(conn, run_id)
+            if row is None:
+                return None
+            events = await self._read_events(conn, run_id, from_index, limit)
+        return Timeline(rows.run_from_row(row), events)
+
+    @operation
+    async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
+        run_id = validation.check_id(run_id, "run_id")
+        error = validation.check_error(
+            ErrorInfo("Cancelled", validation.check_text(reason, "reason"), "cancelled"),
+            max_bytes=self.max_payload_bytes,
+        )
+        now = validation.check_now(now)
+        runs = self.tables.runs
+        async with self._tx() as conn:
+            row = await self._load(conn, run_id, lock=True)
+            if row is None:
+                return NotFound(run_id)
+            if RunStatus(row["status"]).terminal:
+                return AlreadyTerminal(rows.run_from_row(row))
+            values = {
+                "status": RunStatus.CANCELLED.value,
+                "error": error,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "ready_at": None,
+                "finished_at": now,
+                "updated_at": now,
+                **rows.wait_values(None),
+            }
+            await conn.execute(sa.update(runs).where(runs.c.run_id == run_id).values(values))
+        return Cancelled(rows.run_from_row({**row, **values}))
+
+    @operation
+    async def delete_run(self, run_id: str) -> bool:
+        run_id = validation.check_id(run_id, "run_id")
+        runs = self.tables.runs
+        async with self._single() as conn:
+            # Events and inbox rows go with it (ON DELETE CASCADE).
+            result = await conn.execute(sa.delete(runs).where(runs.c.run_id == run_id))
+        return bool(result.rowcount)
+
+    @operation
+    async def purge_runs(self, terminal_before: int, limit: int) -> int:
+        terminal_before = validation.check_time(terminal_before, "terminal_before")
+        limit = validation.check_limit(limit)
+        runs = self.tables.runs
+        async with self._tx() as conn:
+            ids = (
+                await conn.scalars(
+                    sa.select(runs.c.run_id)
+                    .where(runs.c.finished_at < terminal_before)
+                    .order_by(runs.c.finished_at, runs.c.run_id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not ids:
+                return 0
+            result = await conn.execute(sa.delete(runs).where(runs.c.run_id.in_(ids)))
+        return int(result.rowcount)
+
+    # -- execution -------------------------------------------------------------------
+    @operation
+    async def claim_run(
+        self, run_id: str, owner: str, lease_ms: int, now: int, *, with_history: bool = False
+    ) -> ClaimResult:
+        run_id = validation.check_id(run_id, "run_id")
+        owner = validation.check_id(owner, "owner")
+        lease_ms = validation.check_lease_ms(lease_ms)
+        now = validation.check_now(now)
+        with_history = validation.check_bool(with_history, "with_history")
+        runs = self.tables.runs
+        if self._dialect.returning:
+            # One statement: the conditional UPDATE is the claim, and RETURNING carries
+            # the inbox (and history) so the drive can start without another round trip.
+            stmt = (
+                sa.update(runs)
+                .where(runs.c.run_id == run_id, self._claimable(now))
+                .values(self._claim_values(owner, lease_ms, now))
+                .returning(*self._claim_returning(with_history))
+            )
+            async with self._single() as conn:
+                row = (await conn.execute(stmt)).first()
+            if row is not None:
+                return self._claimed(row._mapping, with_history)
+            async with self._single() as conn:
+                current = await self._load(conn, run_id)
+            return NotFound(run_id) if current is None else NotClaimable(rows.run_from_row(current))
+        async with self._tx() as conn:
+            current = await self._load(conn, run_id, lock=True)
+            if current is None:
+                return NotFound(run_id)
+            run = rows.run_from_row(current)
+            if not (
+                run.status is RunStatus.QUEUED
+                or (run.status is RunStatus.RUNNING and run.lease and run.lease.expires_at <= now)
+            ):
+                return NotClaimable(run)
+            await conn.execute(
+                sa.update(runs)
+                .where(runs.c.run_id == run_id)
+                .values(self._claim_values(owner, lease_ms, now))
+            )
+            claimed = await self._read_claimed(conn, [run_id], with_history)
+        return claimed[0]
+
+    async def _read_claimed(
+        self, conn: AsyncConnection, run_ids: Sequence[str], history: bool
+    ) -> list[Claimed]:
+        runs = self.tables.runs
+        result = await conn.execute(
+            sa.select(*self._claim_returning(history)).where(runs.c.run_id.in_(run_ids))
+        )
+        return [self._claimed(r._mapping, history) for r in result]
+
+    @operation
+    async def claim_runnable(
+        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+    ) -> list[Claimed]:
+        owner = validation.check_id(owner, "owner")
+        lease_ms = validation.check_lease_ms(lease_ms)
+        limit = validation.check_limit(limit)
+        now = validation.check_now(now)
+        with_history = validation.check_bool(with_history, "with_history")
+        runs = self.tables.runs
+        # ready_at is non-NULL exactly for queued and running runs: an index range scan
+        # in claim order that skips (SKIP LOCKED) rows another claimer is taking.
+        candidates = (
+            sa.select(runs.c.run_id)
+            .where(runs.c.ready_at.is_not(None), self._claimable(now))
+            .order_by(runs.c.ready_at, runs.c.run_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if self._dialect.returning:
+            stmt = (
+                sa.update(runs)
+                .where(runs.c.run_id.in_(candidates.scalar_subquery()), self._claimable(now))
+                .values(self._claim_values(owner, lease_ms, now))
+                .returning(*self._claim_returning(with_history))
+            )
+            async with self._single() as conn:
+                claims = [self._claimed(r._mapping, with_history) for r in await conn.execute(stmt)]
+        else:
+            async with self._tx() as conn:
+                ids = (await conn.scalars(candidates)).all()
+                if not ids:
+                    return []
+                await conn.execute(
+                    sa.update(runs)
+                    .where(runs.c.run_id.in_(ids))
+                    .values(self._claim_values(owner, lease_ms, now))
+                )
+                claims = await self._read_claimed(conn, ids, with_history)
+        claims.sort(key=lambda c: (c.run.ready_at or 0, c.run.run_id))
+        return claims
+
+    @operation
+    async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
+        run_id = validation.check_id(run_id, "run_id")
+        lease = validation.check_lease(lease)
+        lease_ms = validation.check_lease_ms(lease_ms)
+        now = validation.check_now(now)
+        runs = self.tables.runs
+        stmt = (
+            sa.update(runs)
+            .where(self._held(run_id, lease))
+            .values(lease_expires_at=now + lease_ms)
+        )
+        async with self._single() as conn:
+            if self._dialect.returning:
+                owner = (await conn.execute(stmt.returning(runs.c.lease_owner))).scalar()
+            else:
+                owner = lease.owner if (await conn.execute(stmt)).rowcount == 1 else None
+            if owner is None:
+                raise await self._lease_failure(conn, run_id, lease)
+        return Lease(owner, lease.token, now + lease_ms)
+
+    @operation
+    async def append_events(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> int:
+        run_id = validation.check_id(run_id, "run_id")
+        lease = validation.check_lease(lease)
+        expected = validation.check_index(expected_next_index, "expected_next_index")
+        encoded = validation.check_events(events, max_bytes=self.max_payload_bytes)
+        now = validation.check_now(now)
+        refs = validation.check_consume(consume)
+        runs = self.tables.runs
+        nxt = expected + len(encoded)
+        async with self._tx() as conn:
+            # The compare-and-swap on next_event_index, fenced by the lease token.
+            result = await conn.execute(
+                sa.update(runs)
+                .where(self._held(run_id, lease), runs.c.next_event_index == expected)
+                .values(next_event_index=nxt)
+            )
+            if result.rowcount != 1:
+                raise await self._lease_failure(conn, run_id, lease, expected)
+            await self._write_log(conn, run_id, expected, encoded, refs, now)
+        return nxt
+
+    @operation
+    async def settle_run(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        outcome: Outcome,
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> Run:
+        run_id = validation.check_id(run_id, "run_id")
+        lease = validation.check_lease(lease)
+        expected = validation.check_index(expected_next_index, "expected_next_index")
+        encoded = validation.check_events(events, max_bytes=self.max_payload_bytes)
+        result = validation.check_outcome(outcome, max_bytes=self.max_payload_bytes)
+        now = validation.check_now(now)
+        refs = validation.check_consume(consume)
+        runs = self.tables.runs
+        nxt = expected + len(encoded)
+        values: dict[str, Any] = {
+            "next_event_index": nxt,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "status": result.status.value,
+            "updated_at": now,
+            **rows.wait_values(result.wait),
+        }
+        if result.status is RunStatus.QUEUED:
+            values["ready_at"] = now
+        elif result.status is RunStatus.PAUSED:
+            values["ready_at"] = None
+        else:
+            values.update(ready_at=None, finished_at=now, output=result.output, error=result.error)
+        async with self._tx() as conn:
+            update = (
+                sa.update(runs)
+                .where(self._held(run_id, lease), runs.c.next_event_index == expected)
+                .values(values)
+            )
+            if self._dialect.returning:
+                row = (await conn.execute(update.returning(*self._run_cols))).first()
+                settled = None if row is None else dict(row._mapping)
+            else:
+                done = (await conn.execute(update)).rowcount == 1
+                settled = None
+                if done:
+                    loaded = await self._load(conn, run_id)
+                    settled = None if loaded is None else dict(loaded)
+            if settled is None:
+                raise await self._lease_failure(conn, run_id, lease, expected)
+            await self._write_log(conn, run_id, expected, encoded, refs, now)
+            if result.wait is not None:
+                # We hold the run's lock: this statement sees every delivery committed
+                # before it, and later deliveries wait for us and then see `paused`.
+                woken = await conn.execute(
+                    sa.update(runs)
+                    .where(
+                        runs.c.run_id == run_id,
+                        sa.exists().where(self._matches(run_id, result.wait)),
+                    )
+                    .values(self._queued_values(now))
+                )
+                if woken.rowcount == 1:
+                    settled.update(self._queued_values(now))
+        return rows.run_from_row(settled)
+
+    @operation
+    async def read_events(
+        self, run_id: str, from_index: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        run_id = validation.check_id(run_id, "run_id")
+        from_index = validation.check_index(from_index, "from_index")
+        limit = validation.check_optional_limit(limit)
+        async with self._single() as conn:
+            return await self._read_events(conn, run_id, from_index, limit)
+
+    @operation
+    async def read_inbox(self, run_id: str, *, include_consumed: bool = False) -> list[InboxEntry]:
+        run_id = validation.check_id(run_id, "run_id")
+        include_consumed = validation.check_bool(include_consumed, "include_consumed")
+        inbox = self.tables.inbox
+        stmt = sa.select(*self._inbox_cols).where(inbox.c.run_id == run_id)
+        if not include_consumed:
+            stmt = stmt.where(inbox.c.consumed == sa.false())
+        stmt = stmt.order_by(inbox.c.received_at, inbox.c.kind, inbox.c.key)
+        async with self._single() as conn:
+            return [rows.entry_from_row(run_id, r._mapping) for r in await conn.execute(stmt)]
+
+    async def subscribe_events(self, run_id: str, from_index: int = 0) -> AsyncIterator[StoredEvent]:
+        async for event in poll_events(self, run_id, from_index, interval=0.2):
+            yield event
+
+    # -- wake-ups ------------------------------------------------------------------
+    async def _deliver(
+        self, run_id: str, kind: InboxKind, values: dict[str, Any], now: int
+    ) -> DeliveryResult:
+        t = self.tables
+        async with self._tx() as conn:
+            # Lock the run first: a concurrent settle(Pause) of the same run serializes
+            # with us, so the wake-up is decided on the state it leaves behind.
+            row = await self._load(conn, run_id, lock=True)
+            if row is None:
+                return NotFound(run_id)
+            seen = (
+                await conn.execute(
+                    sa.select(*self._inbox_cols).where(
+                        t.inbox.c.run_id == run_id,
+                        t.inbox.c.kind == kind.value,
+                        t.inbox.c.key == values["key"],
+                    )
+                )
+            ).first()
+            if seen is not None:
+                return Duplicate(rows.entry_from_row(run_id, seen._mapping))
+            run = rows.run_from_row(row)
+            if run.status.terminal:
+                return Closed(run)
+            entry_values = {"run_id": run_id, "kind": kind.value, "consumed": False, **values}
+            await conn.execute(sa.insert(t.inbox).values(entry_values))
+            entry = rows.entry_from_row(run_id, entry_values)
+            if run.status is RunStatus.PAUSED and run.wait is not None and run.wait.matches(entry):
+                queued = self._queued_values(now)
+                await conn.execute(
+                    sa.update(t.runs).where(t.runs.c.run_id == run_id).values(queued)
+                )
+                return Delivered(rows.run_from_row({**row, **queued}), entry)
+        return Buffered(run, entry)
+
+    @operation
+    async def deliver_signal(
+        self,
+        run_id: str,
+        signal_id: str,
+        name: str,
+        payload: JSON,
+        now: int,
+        *,
+        step_id: str | None = None,
+        meta: JSON = None,
+    ) -> DeliveryResult:
+        run_id = validation.check_id(run_id, "run_id")
+        signal_id = validation.check_id(signal_id, "signal_id")
+        name = validation.check_id(name, "name")
+        body = codec.encode_optional(payload, max_bytes=self.max_payload_bytes, what="payload")
+        now = validation.check_now(now)
+        step_id = validation.check_optional_id(step_id, "step_id")
+        meta_text = codec.encode_optional(meta, max_bytes=self.max_payload_bytes, what="meta")
+        values = {
+            "key": signal_id,
+            "name": name,
+            "step_id": step_id,
+            "payload": body,
+            "meta": meta_text,
+            "received_at": now,
+        }
+        return await self._deliver(run_id, InboxKind.SIGNAL, values, now)
+
+    @operation
+    async def deliver_approval(
+        self,
+        run_id: str,
+        approval_id: str,
+        approved: bool,
+        now: int,
+        *,
+        feedback: JSON = None,
+        meta: JSON = None,
+    ) -> DeliveryResult:
+        run_id = validation.check_id(run_id, "run_id")
+        approval_id = validation.check_id(approval_id, "approval_id")
+        approved = validation.check_bool(approved, "approved")
+        body = codec.encode(
+            {"approved": approved, "feedback": feedback},
+            max_bytes=self.max_payload_bytes,
+            what="feedback",
+        )
+        now = validation.check_now(now)
+        meta_text = codec.encode_optional(meta, max_bytes=self.max_payload_bytes, what="meta")
+        values = {
+            "key": approval_id,
+            "name": None,
+            "step_id": None,
+            "payload": body,
+            "meta": meta_text,
+            "received_at": now,
+        }
+        return await self._deliver(run_id, InboxKind.APPROVAL, values, now)
+
+    @operation
+    async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
+        now = validation.check_now(now)
+        limit = validation.check_limit(limit)
+        t = self.tables
+        runs, inbox = t.runs, t.inbox
+        async with self._tx() as conn:
+            due = (
+                await conn.execute(
+                    sa.select(
+                        runs.c.run_id,
+                        runs.c.wait_kind,
+                        runs.c.wait_step_id,
+                        runs.c.wait_key,
+                        runs.c.wake_at,
+                    )
+                    .where(runs.c.wake_at.is_not(None), runs.c.wake_at <= now)
+                    .order_by(runs.c.wake_at, runs.c.run_id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not due:
+                return []
+            ids = [d.run_id for d in due]
+            # Each firing is a fresh entry, replacing an earlier firing of the same step.
+            await conn.execute(
+                self._dialect.upsert(
+                    inbox, ("name", "payload", "meta", "received_at", "consumed")
+                ),
+                [
+                    {
+                        "run_id": d.run_id,
+                        "kind": InboxKind.TIMER.value,
+                        "key": d.wait_step_id,
+                        "name": d.wait_key if d.wait_kind == WaitKind.SIGNAL.value else None,
+                        "step_id": d.wait_step_id,
+                        "payload": codec.encode({"wake_at": int(d.wake_at)}),
+                        "meta": None,
+                        "received_at": now,
+                        "consumed": False,
+                    }
+                    for d in due
+                ],
+            )
+            await conn.execute(
+                sa.update(runs).where(runs.c.run_id.in_(ids)).values(self._queued_values(now))
+            )
+            stored = {
+                (r.run_id, r.key): r._mapping
+                for r in await conn.execute(
+                    sa.select(inbox.c.run_id, *self._inbox_cols).where(
+                        inbox.c.run_id.in_(ids), inbox.c.kind == InboxKind.TIMER.value
+                    )
+                )
+            }
+        return [rows.entry_from_row(d.run_id, stored[(d.run_id, d.wait_step_id)]) for d in due]
+
+    # -- schedules -----------------------------------------------------------------
+    @operation
+    async def upsert_schedule(
+        self,
+        schedule_id: str,
+        workflow_id: str,
+        spec: ScheduleSpec,
+        now: int,
+        *,
+        workflow_version: str | None = None,
+        overlap: Overlap = Overlap.SKIP,
+        input: JSON = None,
+        enabled: bool = True,
+    ) -> Schedule:
+        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        workflow_id = validation.check_id(workflow_id, "workflow_id")
+        spec = validation.check_spec(spec)
+        now = validation.check_now(now)
+        workflow_version = validation.check_optional_id(workflow_version, "workflow_version")
+        overlap = validation.check_overlap(overlap)
+        body = codec.encode_optional(input, max_bytes=self.max_payload_bytes, what="input")
+        enabled = validation.check_bool(enabled, "enabled")
+        schedules = self.tables.schedules
+        values: dict[str, Any] = {
+            "workflow_id": workflow_id,
+            "workflow_version": workflow_version,
+            "spec": codec.encode_spec(spec),
+            "overlap": overlap.value,
+            "input": body,
+            "enabled": enabled,
+            "updated_at": now,
+        }
+        for _ in range(2):
+            async with self._tx() as conn:
+                existing = (
+                    await conn.execute(
+                        sa.select(schedules)
+                        .where(schedules.c.schedule_id == schedule_id)
+                        .with_for_update()
+                    )
+                ).first()
+                if existing is not None:
+                    old = rows.schedule_from_row(existing._mapping)
+                    # Keep a due tick across re-declaration; re-plan only when the
+                    # timing changed or the schedule wakes up.
+                    if old.spec != spec or (enabled and not old.enabled):
+                        values["next_fire_at"] = next_fire_at(spec, now)
+                    await conn.execute(
+                        sa.update(schedules)
+                        .where(schedules.c.schedule_id == schedule_id)
+                        .values(values)
+                    )
+                    return rows.schedule_from_row({**existing._mapping, **values})
+                values.update(
+                    schedule_id=schedule_id,
+                    next_fire_at=next_fire_at(spec, now),
+                    last_fired_at=None,
+                    last_run_id=None,
+                )
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(sa.insert(schedules).values(values))
+                except sa_exc.IntegrityError as exc:
+                    if not self._dialect.is_duplicate(exc):
+                        raise
+                    continue  # a concurrent upsert created it: update instead
+                return rows.schedule_from_row(values)
+        raise StoreUnavailableError(f"schedule {schedule_id!r} kept changing under upsert")
+
+    @operation
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        schedules = self.tables.schedules
+        async with self._single() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(schedules).where(schedules.c.schedule_id == schedule_id)
+                )
+            ).first()
+        return None if row is None else rows.schedule_from_row(row._mapping)
+
+    @operation
+    async def list_schedules(self, *, workflow_id: str | None = None) -> list[Schedule]:
+        workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
+        schedules = self.tables.schedules
+        stmt = sa.select(schedules).order_by(schedules.c.schedule_id)
+        if workflow_id is not None:
+            stmt = stmt.where(schedules.c.workflow_id == workflow_id)
+        async with self._single() as conn:
+            return [rows.schedule_from_row(r._mapping) for r in await conn.execute(stmt)]
+
+    @operation
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        schedules = self.tables.schedules
+        async with self._single() as conn:
+            result = await conn.execute(
+                sa.delete(schedules).where(schedules.c.schedule_id == schedule_id)
+            )
+        return bool(result.rowcount)
+
+    @operation
+    async def fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:
+        now = validation.check_now(now)
+        limit = validation.check_limit(limit)
+        t = self.tables
+        schedules, runs = t.schedules, t.runs
+        last_status = (
+            sa.select(runs.c.status)
+            .where(runs.c.run_id == schedules.c.last_run_id)
+            .scalar_subquery()
+        )
+        busy = sa.and_(last_status.is_not(None), last_status.in_(_NOT_TERMINAL))
+        ticks: list[ScheduleTick] = []
+        async with self._tx() as conn:
+            due = (
+                await conn.execute(
+                    sa.select(schedules, busy.label("busy"))
+                    .where(
+                        schedules.c.enabled == sa.true(),
+                        schedules.c.next_fire_at <= now,
+                        # A buffered tick waits without blocking the schedules behind it.
+                        sa.not_(sa.and_(schedules.c.overlap == Overlap.BUFFER_ONE.value, busy)),
+                    )
+                    .order_by(schedules.c.next_fire_at, schedules.c.schedule_id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not due:
+                return []
+            new_runs: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for d in due:
+                s = rows.schedule_from_row(d._mapping)
+                fire_at, following = s.next_fire_at, next_fire_at(s.spec, now)
+                if s.overlap is Overlap.SKIP and d.busy:
+                    ticks.append(
+                        ScheduleTick(s.schedule_id, fire_at, TickOutcome.SKIPPED, None, following)
+                    )
+                    updates.append(
+                        {
+                            "sid": s.schedule_id,
+                            "nfa": following,
+                            "lfa": s.last_fired_at,
+                            "lri": s.last_run_id,
+                        }
+                    )
+                    continue
+                run_id = f"{s.schedule_id}@{fire_at}"
+                new_runs.append(
+                    {
+                        "run_id": run_id,
+                        "workflow_id": s.workflow_id,
+                        "workflow_version": s.workflow_version,
+                        "status": RunStatus.QUEUED.value,
+                        "input": d._mapping["input"],
+                        "lease_token": 0,
+                        "next_event_index": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                        "ready_at": now,
+                    }
+                )
+                updates.append({"sid": s.schedule_id, "nfa": following, "lfa": fire_at, "lri": run_id})
+                ticks.append(ScheduleTick(s.schedule_id, fire_at, TickOutcome.FIRED, run_id, following))
+            if new_runs:
+                await conn.execute(self._dialect.insert_ignore(runs, "run_id"), new_runs)
+            await conn.execute(
+                sa.update(schedules)
+                .where(schedules.c.schedule_id == sa.bindparam("sid"))
+                .values(
+                    next_fire_at=sa.bindparam("nfa"),
+                    last_fired_at=sa.bindparam("lfa"),
+                    last_run_id=sa.bindparam("lri"),
+                ),
+                updates,
+            )
+        return ticks
+
+    # -- operations and health -------------------------------------------------------
+    async def schema_status(self) -> SchemaStatus:
+        raise NotImplementedError  # provided by the dialect packages (they own migrations)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_engine:
+            await self._engine.dispose()
+
+
+def _with_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """A freshly inserted run row: every column not given is NULL."""
+    row = dict.fromkeys(rows.RUN_COLUMNS)
+    row.update(values)
+    return row
+

@@ -1,0 +1,161 @@
+"""The tables of the SQL stores, as SQLAlchemy Core ``MetaData``.
+
+One definition for every dialect, with per-dialect types only where they matter:
+
+* identifiers compare and sort by code point on every store (``COLLATE "C"`` on
+  Postgres, ``utf8mb4_bin`` on MySQL; SQLite's default ``BINARY`` already does), so
+  ``list_runs`` and claim order agree with the reference store and ``"A" != "a"``;
+* times and indexes are 64-bit integers (ms since the epoch);
+* payloads are JSON *text* (``LONGTEXT`` on MySQL for the 1 MiB default limit), not
+  ``jsonb``/``JSON``: those reorder keys, drop duplicate keys and normalise numbers,
+  and the contract promises exact round trips.
+
+The tables carry no schema: stores render it with ``schema_translate_map`` (never
+``search_path``, which breaks behind PgBouncer). The table prefix is part of every
+table and index name, so several instances can share one database.
+
+Column notes:
+
+* ``ready_at`` is non-NULL exactly while a run is ``queued`` or ``running`` (claim
+  order), ``wake_at`` exactly while a paused run has an armed timer, ``finished_at``
+  exactly while it is terminal (retention); each has its own index, so the hot
+  queries are index range scans in the order they return rows.
+* ``lease_token`` is the last token handed out (0 = never claimed); the lease is
+  present when ``lease_owner`` is non-NULL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+
+from .naming import DEFAULT_TABLE_PREFIX, check_table_prefix
+
+ID = (
+    sa.String(255)
+    .with_variant(postgresql.VARCHAR(255, collation="C"), "postgresql")
+    .with_variant(mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb")
+)
+"""An identifier: up to 255 characters, compared and sorted by code point."""
+
+SHORT = sa.String(16)
+"""Enumerated values (status, kinds, overlap)."""
+
+MS = sa.BigInteger()
+"""A time in ms since the epoch, an index or a token: 64-bit everywhere."""
+
+PAYLOAD = sa.Text().with_variant(
+    mysql.LONGTEXT(charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
+"""JSON text written by ``workflow.runtime.codec``."""
+
+BOOL = sa.Boolean(create_constraint=False)
+
+# InnoDB for transactions and row locks; utf8mb4 whatever the server's default is.
+_MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mariadb_engine": "InnoDB",
+                "mariadb_charset": "utf8mb4"}
+
+
+@dataclass(frozen=True)
+class StoreTables:
+    prefix: str
+    metadata: sa.MetaData
+    runs: sa.Table
+    events: sa.Table
+    inbox: sa.Table
+    schedules: sa.Table
+
+
+@lru_cache(maxsize=32)
+def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
+    """The tables for ``prefix`` (validated). Cached: one ``MetaData`` per prefix."""
+    p = check_table_prefix(prefix)
+    md = sa.MetaData()
+    runs = sa.Table(
+        f"{p}runs",
+        md,
+        sa.Column("run_id", ID, primary_key=True),
+        sa.Column("workflow_id", ID, nullable=False),
+        sa.Column("workflow_version", ID),
+        sa.Column("status", SHORT, nullable=False),
+        sa.Column("input", PAYLOAD),
+        sa.Column("output", PAYLOAD),
+        sa.Column("error", PAYLOAD),
+        sa.Column("wait_kind", SHORT),
+        sa.Column("wait_step_id", ID),
+        sa.Column("wait_key", ID),
+        sa.Column("wait_meta", PAYLOAD),
+        sa.Column("wake_at", MS),
+        sa.Column("lease_owner", ID),
+        sa.Column("lease_token", MS, nullable=False, server_default="0"),
+        sa.Column("lease_expires_at", MS),
+        sa.Column("next_event_index", MS, nullable=False, server_default="0"),
+        sa.Column("created_at", MS, nullable=False),
+        sa.Column("updated_at", MS, nullable=False),
+        sa.Column("ready_at", MS),
+        sa.Column("finished_at", MS),
+        sa.Index(f"ix_{p}runs_ready", "ready_at", "run_id"),
+        sa.Index(f"ix_{p}runs_wake", "wake_at", "run_id"),
+        sa.Index(f"ix_{p}runs_finished", "finished_at", "run_id"),
+        sa.Index(f"ix_{p}runs_created", "created_at", "run_id"),
+        sa.Index(f"ix_{p}runs_workflow_created", "workflow_id", "created_at", "run_id"),
+        sa.Index(f"ix_{p}runs_status_created", "status", "created_at", "run_id"),
+        **_MYSQL_TABLE,
+    )
+    events = sa.Table(
+        f"{p}events",
+        md,
+        sa.Column(
+            "run_id",
+            ID,
+            sa.ForeignKey(runs.c.run_id, ondelete="CASCADE", name=f"fk_{p}events_run"),
+            primary_key=True,
+        ),
+        sa.Column("event_index", MS, primary_key=True, autoincrement=False),
+        sa.Column("type", ID, nullable=False),
+        sa.Column("step_id", ID),
+        sa.Column("data", PAYLOAD),
+        sa.Column("created_at", MS, nullable=False),
+        **_MYSQL_TABLE,
+    )
+    inbox = sa.Table(
+        f"{p}inbox",
+        md,
+        sa.Column(
+            "run_id",
+            ID,
+            sa.ForeignKey(runs.c.run_id, ondelete="CASCADE", name=f"fk_{p}inbox_run"),
+            primary_key=True,
+        ),
+        sa.Column("kind", SHORT, primary_key=True),
+        sa.Column("key", ID, primary_key=True),
+        sa.Column("name", ID),
+        sa.Column("step_id", ID),
+        sa.Column("payload", PAYLOAD),
+        sa.Column("meta", PAYLOAD),
+        sa.Column("received_at", MS, nullable=False),
+        sa.Column("consumed", BOOL, nullable=False),
+        **_MYSQL_TABLE,
+    )
+    schedules = sa.Table(
+        f"{p}schedules",
+        md,
+        sa.Column("schedule_id", ID, primary_key=True),
+        sa.Column("workflow_id", ID, nullable=False),
+        sa.Column("workflow_version", ID),
+        sa.Column("spec", PAYLOAD, nullable=False),
+        sa.Column("overlap", SHORT, nullable=False),
+        sa.Column("input", PAYLOAD),
+        sa.Column("enabled", BOOL, nullable=False),
+        sa.Column("next_fire_at", MS, nullable=False),
+        sa.Column("last_fired_at", MS),
+        sa.Column("last_run_id", ID),
+        sa.Column("updated_at", MS, nullable=False),
+        sa.Index(f"ix_{p}schedules_due", "enabled", "next_fire_at", "schedule_id"),
+        sa.Index(f"ix_{p}schedules_workflow", "workflow_id", "schedule_id"),
+        **_MYSQL_TABLE,
+    )
+    return StoreTables(p, md, runs, events, inbox, schedules)
