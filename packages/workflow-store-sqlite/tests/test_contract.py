@@ -17,7 +17,9 @@ class TestSQLiteStore(StoreContract):
 
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[ExecutionStore]:
-        store = SQLiteStore.from_path(str(tmp_path / "wf.db"), max_payload_bytes=self.max_payload_bytes)
+        store = SQLiteStore.from_path(
+            str(tmp_path / "wf.db"), max_payload_bytes=self.max_payload_bytes
+        )
         await store.create_schema()
         yield store
         await store.close()
@@ -27,7 +29,9 @@ class TestSQLiteStore(StoreContract):
         opened: list[SQLiteStore] = []
 
         async def open_handle() -> ExecutionStore:
-            handle = SQLiteStore.from_path(str(tmp_path / "wf.db"), max_payload_bytes=self.max_payload_bytes)
+            handle = SQLiteStore.from_path(
+                str(tmp_path / "wf.db"), max_payload_bytes=self.max_payload_bytes
+            )
             opened.append(handle)
             return handle
 

@@ -49,6 +49,7 @@ from .records import (
     Wait,
     WaitKind,
 )
+from .registry import redact_url
 from .results import (
     AlreadyTerminal,
     Buffered,
@@ -238,7 +239,9 @@ class InMemoryStore:
             raise LeaseLostError(run_id, f"run {run_id!r} does not exist (deleted?)")
         if row.status is RunStatus.CANCELLED:
             raise RunCancelledError(run_id)
-        if row.lease is None or row.lease.token != lease.token:
+        # Token and owner: a token alone restarts at 1 when a run id is deleted and
+        # created again, and a stale worker must not pass for the new holder.
+        if row.lease is None or row.lease.token != lease.token or row.lease.owner != lease.owner:
             raise LeaseLostError(run_id)
         return row
 
@@ -420,9 +423,7 @@ class InMemoryStore:
         lease_ms = validation.check_lease_ms(lease_ms)
         now = validation.check_now(now)
         row = self._held(self._open(), run_id, lease)
-        row.lease = Lease(
-            row.lease.owner if row.lease else lease.owner, lease.token, now + lease_ms
-        )
+        row.lease = Lease(lease.owner, lease.token, now + lease_ms)
         return row.lease
 
     async def append_events(
@@ -656,7 +657,7 @@ class InMemoryStore:
         input: JSON = None,
         enabled: bool = True,
     ) -> Schedule:
-        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        schedule_id = validation.check_schedule_id(schedule_id)
         workflow_id = validation.check_id(workflow_id, "workflow_id")
         spec = validation.check_spec(spec)
         now = validation.check_now(now)
@@ -695,7 +696,7 @@ class InMemoryStore:
         return self._schedule(row)
 
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
-        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        schedule_id = validation.check_schedule_id(schedule_id)
         row = self._open().schedules.get(schedule_id)
         return None if row is None else self._schedule(row)
 
@@ -712,7 +713,7 @@ class InMemoryStore:
         return [self._schedule(r) for r in rows]
 
     async def delete_schedule(self, schedule_id: str) -> bool:
-        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        schedule_id = validation.check_schedule_id(schedule_id)
         return self._open().schedules.pop(schedule_id, None) is not None
 
     async def fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:
@@ -786,7 +787,9 @@ async def open_memory_store(url: str, **options: object) -> InMemoryStore:
     dataset shared by every handle opened with that name in this process)."""
     parts = urlsplit(url)
     if parts.scheme != "memory" or parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise InvalidArgumentError(f"bad memory store URL {url!r}: use memory:// or memory://NAME")
+        raise InvalidArgumentError(
+            f"bad memory store URL {redact_url(url)!r}: use memory:// or memory://NAME"
+        )
     max_bytes = options.pop("max_payload_bytes", codec.DEFAULT_MAX_PAYLOAD_BYTES)
     if options:
         raise InvalidArgumentError(f"unknown memory store options: {', '.join(sorted(options))}")

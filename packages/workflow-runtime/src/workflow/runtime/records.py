@@ -200,7 +200,8 @@ class CronSpec:
 
 @dataclass(frozen=True, slots=True)
 class IntervalSpec:
-    """Ticks at ``anchor_ms + k * every_ms`` for every integer ``k``."""
+    """Ticks at ``anchor_ms + k * every_ms`` for ``k >= 0``: ``anchor_ms`` is the first
+    tick (0, the default, aligns ticks to the epoch, e.g. hourly on the hour UTC)."""
 
     every_ms: int
     anchor_ms: int = 0

@@ -40,16 +40,20 @@ def url_scheme(url: object) -> str:
     try:
         scheme = urlsplit(url).scheme
     except ValueError as exc:
-        raise InvalidArgumentError(f"bad store URL {_redact(url)!r}: {exc}") from None
+        raise InvalidArgumentError(f"bad store URL {redact_url(url)!r}: {exc}") from None
     if not scheme or "://" not in url:
         raise InvalidArgumentError(
-            f"bad store URL {_redact(url)!r}: expected SCHEME://..., e.g. sqlite:///workflow.db"
+            f"bad store URL {redact_url(url)!r}: expected SCHEME://..., e.g. sqlite:///workflow.db"
         )
     return scheme.split("+", 1)[0].lower()
 
 
-def _redact(url: str) -> str:
-    # Never echo a password into logs or error messages.
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs and error messages)."""
+    if "://" not in url:
+        # No authority part to parse: hide everything after the scheme.
+        scheme, sep, _ = url.partition(":")
+        return f"{scheme}:***" if sep and "@" in url else url
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -70,7 +74,7 @@ def find_opener(url: str) -> Opener:
         installed = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
         known = ", ".join(sorted({*KNOWN_SCHEMES, *installed}))
         raise UnknownStoreError(
-            f"no workflow store handles URL scheme {scheme!r} ({_redact(url)}); "
+            f"no workflow store handles URL scheme {scheme!r} ({redact_url(url)}); "
             f"known schemes: {known}"
         )
     raise UnknownStoreError(

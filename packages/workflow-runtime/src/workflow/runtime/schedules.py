@@ -52,18 +52,24 @@ def validate_spec(spec: object) -> ScheduleSpec:
 
 
 def next_fire_at(spec: ScheduleSpec, after: int) -> int:
-    """The first tick of ``spec`` strictly after ``after`` (ms since the epoch)."""
+    """The first tick of ``spec`` strictly after ``after`` (ms since the epoch).
+
+    Ticks past :data:`~workflow.runtime.validation.MAX_MS` (year 9999) are reported as
+    ``MAX_MS``: such a schedule never fires.
+    """
     if isinstance(spec, IntervalSpec):
         if after < spec.anchor_ms:
             return spec.anchor_ms
-        return spec.anchor_ms + ((after - spec.anchor_ms) // spec.every_ms + 1) * spec.every_ms
+        k = (after - spec.anchor_ms) // spec.every_ms + 1
+        return min(spec.anchor_ms + k * spec.every_ms, MAX_MS)
     zone = _zone(spec.timezone)
-    start = datetime.fromtimestamp(after / 1000, tz=_UTC).astimezone(zone)
     try:
+        start = datetime.fromtimestamp(after / 1000, tz=_UTC).astimezone(zone)
         tick = next(CronSim(spec.expression, start))
-    except StopIteration:
-        # cronsim gives up after 50 years without a match (e.g. "0 0 30 2 *").
+        ms = int(tick.timestamp()) * 1000
+    except (StopIteration, OverflowError, ValueError):
+        # No match within cronsim's 50-year horizon (e.g. "0 0 */31 * MON#5"), or past
+        # the year 9999.
         return MAX_MS
-    ms = int(tick.timestamp()) * 1000
     # cronsim works in whole seconds; ``after`` may fall inside the tick's second.
-    return ms if ms > after else next_fire_at(spec, ms + 999)
+    return min(ms, MAX_MS) if ms > after else next_fire_at(spec, ms + 999)

@@ -29,25 +29,36 @@ from .results import Fail, Finish, Pause, Yield
 
 MAX_ID_LENGTH = 255
 MAX_LIMIT = 1000
-MAX_MS = 2**53 - 1
-"""Largest accepted time or duration in ms (about 285,000 years; exact in a double)."""
+MAX_MS = 253_402_300_799_999
+"""Largest accepted time or duration in ms: 9999-12-31T23:59:59.999Z. Times stay
+inside what ``datetime`` handles (cron ticks) and exact in a double (Redis Lua)."""
+
+MAX_SCHEDULE_ID_LENGTH = MAX_ID_LENGTH - len("@") - len(str(MAX_MS))
+"""Schedule ids are shorter, so the run ids they create (``f"{id}@{fire_at}"``) fit."""
 
 
-def check_id(value: object, what: str) -> str:
-    """Identifiers: non-empty ``str`` of at most 255 characters; any Unicode text."""
+def check_id(value: object, what: str, *, max_length: int = MAX_ID_LENGTH) -> str:
+    """Identifiers: non-empty ``str`` of at most 255 characters; any Unicode text but
+    NUL (which PostgreSQL cannot store in text)."""
     if type(value) is not str:
         raise InvalidArgumentError(f"{what} must be a str, not {type(value).__name__}")
     if not value:
         raise InvalidArgumentError(f"{what} must not be empty")
-    if len(value) > MAX_ID_LENGTH:
+    if len(value) > max_length:
         raise InvalidArgumentError(
-            f"{what} is {len(value)} characters long; the limit is {MAX_ID_LENGTH}"
+            f"{what} is {len(value)} characters long; the limit is {max_length}"
         )
+    if "\x00" in value:
+        raise InvalidArgumentError(f"{what} must not contain NUL characters")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidArgumentError(f"{what} is not valid Unicode text (lone surrogate)") from None
     return value
+
+
+def check_schedule_id(value: object) -> str:
+    return check_id(value, "schedule_id", max_length=MAX_SCHEDULE_ID_LENGTH)
 
 
 def check_optional_id(value: object, what: str) -> str | None:

@@ -38,9 +38,11 @@ class SQLDialect:
     def is_duplicate(self, exc: BaseException) -> bool:
         """The error is a primary-key violation."""
         orig = getattr(exc, "orig", exc)
-        return getattr(orig, "sqlstate", None) == "23505" or (
-            bool(getattr(orig, "args", ())) and orig.args[0] == 1062
-        ) or "UNIQUE constraint failed" in str(orig)
+        return (
+            getattr(orig, "sqlstate", None) == "23505"
+            or (bool(getattr(orig, "args", ())) and orig.args[0] == 1062)
+            or "UNIQUE constraint failed" in str(orig)
+        )
 
     def keyset_before(
         self, columns: tuple[sa.ColumnElement[Any], ...], values: tuple[Any, ...]
@@ -119,7 +121,15 @@ class MySQLDialect(SQLDialect):
         return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update})
 
     def json_rows(self, *columns: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
-        return sa.func.JSON_ARRAYAGG(sa.func.JSON_ARRAY(*columns))
+        # Identifiers are VARBINARY here (tables.Utf8Bytes) and JSON would base64 them:
+        # every non-numeric column goes in as utf8mb4 text.
+        texts = [
+            c
+            if isinstance(c.type, (sa.Integer, sa.Boolean))
+            else sa.cast(c, mysql.CHAR(charset="utf8mb4"))
+            for c in columns
+        ]
+        return sa.func.JSON_ARRAYAGG(sa.func.JSON_ARRAY(*texts))
 
     def is_retryable(self, exc: BaseException) -> bool:
         # 1213 deadlock, 1205 lock wait timeout

@@ -55,8 +55,8 @@ from workflow.runtime.records import (
 from workflow.runtime.results import (
     AlreadyTerminal,
     Buffered,
-    CancelResult,
     Cancelled,
+    CancelResult,
     Claimed,
     ClaimResult,
     Closed,
@@ -194,11 +194,7 @@ class SQLStore:
         where = [t.inbox.c.run_id == t.runs.c.run_id]
         if consumed is not None:
             where.append(t.inbox.c.consumed == consumed)
-        return (
-            sa.select(self._dialect.json_rows(*self._inbox_cols))
-            .where(*where)
-            .scalar_subquery()
-        )
+        return sa.select(self._dialect.json_rows(*self._inbox_cols)).where(*where).scalar_subquery()
 
     def _events_json(self) -> sa.ScalarSelect[Any]:
         t = self.tables
@@ -225,17 +221,23 @@ class SQLStore:
             events=rows.events_from_json(run.run_id, row["events_json"]) if history else None,
         )
 
-    def _claim_values(self, owner: str, lease_ms: int, now: int) -> dict[str, Any]:
+    def _claim_values(
+        self, owner: str, lease_ms: int, now: int
+    ) -> list[tuple[sa.Column[Any], Any]]:
+        """SET clause of a claim, in order: MySQL evaluates assignments left to right
+        and lets later ones see earlier results, so ``updated_at`` (which reads the old
+        status) must come before ``status``."""
         runs = self.tables.runs
-        return {
-            "status": RunStatus.RUNNING.value,
-            "lease_owner": owner,
-            "lease_token": runs.c.lease_token + 1,
-            "lease_expires_at": now + lease_ms,
-            "updated_at": sa.case(
-                (runs.c.status == RunStatus.RUNNING.value, runs.c.updated_at), else_=now
+        return [
+            (
+                runs.c.updated_at,
+                sa.case((runs.c.status == RunStatus.RUNNING.value, runs.c.updated_at), else_=now),
             ),
-        }
+            (runs.c.status, RunStatus.RUNNING.value),
+            (runs.c.lease_owner, owner),
+            (runs.c.lease_token, runs.c.lease_token + 1),
+            (runs.c.lease_expires_at, now + lease_ms),
+        ]
 
     def _claimable(self, now: int) -> sa.ColumnElement[bool]:
         runs = self.tables.runs
@@ -268,7 +270,7 @@ class SQLStore:
             return LeaseLostError(run_id, f"run {run_id!r} does not exist (deleted?)")
         if row.status == RunStatus.CANCELLED.value:
             return RunCancelledError(run_id)
-        if row.lease_owner is None or int(row.lease_token) != lease.token:
+        if row.lease_owner != lease.owner or int(row.lease_token) != lease.token:
             return LeaseLostError(run_id)
         if expected is not None:
             return LogConflictError(run_id, expected, int(row.next_event_index))
@@ -278,7 +280,7 @@ class SQLStore:
         runs = self.tables.runs
         return sa.and_(
             runs.c.run_id == run_id,
-            runs.c.lease_owner.is_not(None),
+            runs.c.lease_owner == lease.owner,
             runs.c.lease_token == lease.token,
         )
 
@@ -344,11 +346,11 @@ class SQLStore:
             )
         if not options:
             return sa.false()
-        return sa.and_(
-            inbox.c.run_id == run_id, inbox.c.consumed == sa.false(), sa.or_(*options)
-        )
+        return sa.and_(inbox.c.run_id == run_id, inbox.c.consumed == sa.false(), sa.or_(*options))
 
-    async def _load(self, conn: AsyncConnection, run_id: str, *, lock: bool = False) -> rows.Row | None:
+    async def _load(
+        self, conn: AsyncConnection, run_id: str, *, lock: bool = False
+    ) -> rows.Row | None:
         stmt = sa.select(*self._run_cols).where(self.tables.runs.c.run_id == run_id)
         if lock:
             stmt = stmt.with_for_update()
@@ -539,7 +541,7 @@ class SQLStore:
             stmt = (
                 sa.update(runs)
                 .where(runs.c.run_id == run_id, self._claimable(now))
-                .values(self._claim_values(owner, lease_ms, now))
+                .ordered_values(*self._claim_values(owner, lease_ms, now))
                 .returning(*self._claim_returning(with_history))
             )
             async with self._single() as conn:
@@ -562,7 +564,7 @@ class SQLStore:
             await conn.execute(
                 sa.update(runs)
                 .where(runs.c.run_id == run_id)
-                .values(self._claim_values(owner, lease_ms, now))
+                .ordered_values(*self._claim_values(owner, lease_ms, now))
             )
             claimed = await self._read_claimed(conn, [run_id], with_history)
         return claimed[0]
@@ -596,10 +598,13 @@ class SQLStore:
             .with_for_update(skip_locked=True)
         )
         if self._dialect.returning:
+            # A CTE, not `IN (subquery)`: Postgres may evaluate a sublink more than once,
+            # and a re-run LIMIT … SKIP LOCKED would claim more than `limit` rows.
+            picked = candidates.cte("picked").prefix_with("MATERIALIZED")
             stmt = (
                 sa.update(runs)
-                .where(runs.c.run_id.in_(candidates.scalar_subquery()), self._claimable(now))
-                .values(self._claim_values(owner, lease_ms, now))
+                .where(runs.c.run_id == picked.c.run_id, self._claimable(now))
+                .ordered_values(*self._claim_values(owner, lease_ms, now))
                 .returning(*self._claim_returning(with_history))
             )
             async with self._single() as conn:
@@ -612,7 +617,7 @@ class SQLStore:
                 await conn.execute(
                     sa.update(runs)
                     .where(runs.c.run_id.in_(ids))
-                    .values(self._claim_values(owner, lease_ms, now))
+                    .ordered_values(*self._claim_values(owner, lease_ms, now))
                 )
                 claims = await self._read_claimed(conn, ids, with_history)
         claims.sort(key=lambda c: (c.run.ready_at or 0, c.run.run_id))
@@ -626,9 +631,7 @@ class SQLStore:
         now = validation.check_now(now)
         runs = self.tables.runs
         stmt = (
-            sa.update(runs)
-            .where(self._held(run_id, lease))
-            .values(lease_expires_at=now + lease_ms)
+            sa.update(runs).where(self._held(run_id, lease)).values(lease_expires_at=now + lease_ms)
         )
         async with self._single() as conn:
             if self._dialect.returning:
@@ -760,7 +763,9 @@ class SQLStore:
         async with self._single() as conn:
             return [rows.entry_from_row(run_id, r._mapping) for r in await conn.execute(stmt)]
 
-    async def subscribe_events(self, run_id: str, from_index: int = 0) -> AsyncIterator[StoredEvent]:
+    async def subscribe_events(
+        self, run_id: str, from_index: int = 0
+    ) -> AsyncIterator[StoredEvent]:
         async for event in poll_events(self, run_id, from_index, interval=0.2):
             yield event
 
@@ -887,9 +892,7 @@ class SQLStore:
             ids = [d.run_id for d in due]
             # Each firing is a fresh entry, replacing an earlier firing of the same step.
             await conn.execute(
-                self._dialect.upsert(
-                    inbox, ("name", "payload", "meta", "received_at", "consumed")
-                ),
+                self._dialect.upsert(inbox, ("name", "payload", "meta", "received_at", "consumed")),
                 [
                     {
                         "run_id": d.run_id,
@@ -932,7 +935,7 @@ class SQLStore:
         input: JSON = None,
         enabled: bool = True,
     ) -> Schedule:
-        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        schedule_id = validation.check_schedule_id(schedule_id)
         workflow_id = validation.check_id(workflow_id, "workflow_id")
         spec = validation.check_spec(spec)
         now = validation.check_now(now)
@@ -989,7 +992,7 @@ class SQLStore:
 
     @operation
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
-        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        schedule_id = validation.check_schedule_id(schedule_id)
         schedules = self.tables.schedules
         async with self._single() as conn:
             row = (
@@ -1011,7 +1014,7 @@ class SQLStore:
 
     @operation
     async def delete_schedule(self, schedule_id: str) -> bool:
-        schedule_id = validation.check_id(schedule_id, "schedule_id")
+        schedule_id = validation.check_schedule_id(schedule_id)
         schedules = self.tables.schedules
         async with self._single() as conn:
             result = await conn.execute(
@@ -1082,8 +1085,12 @@ class SQLStore:
                         "ready_at": now,
                     }
                 )
-                updates.append({"sid": s.schedule_id, "nfa": following, "lfa": fire_at, "lri": run_id})
-                ticks.append(ScheduleTick(s.schedule_id, fire_at, TickOutcome.FIRED, run_id, following))
+                updates.append(
+                    {"sid": s.schedule_id, "nfa": following, "lfa": fire_at, "lri": run_id}
+                )
+                ticks.append(
+                    ScheduleTick(s.schedule_id, fire_at, TickOutcome.FIRED, run_id, following)
+                )
             if new_runs:
                 await conn.execute(self._dialect.insert_ignore(runs, "run_id"), new_runs)
             await conn.execute(
@@ -1115,4 +1122,3 @@ def _with_defaults(values: dict[str, Any]) -> dict[str, Any]:
     row = dict.fromkeys(rows.RUN_COLUMNS)
     row.update(values)
     return row
-

@@ -28,18 +28,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
 from .naming import DEFAULT_TABLE_PREFIX, check_table_prefix
 
+
+class Utf8Bytes(sa.TypeDecorator[str]):
+    """Text kept as its UTF-8 bytes (MySQL/MariaDB identifiers).
+
+    Every ``utf8mb4`` collation that both MySQL 8 and MariaDB have is PAD SPACE:
+    ``'run' = 'run '`` there, so two legal, distinct ids would collide. Binary strings
+    compare byte by byte with no padding, and UTF-8 byte order is code-point order.
+    """
+
+    impl = mysql.VARBINARY(1020)  # 255 characters of at most 4 bytes
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> bytes | None:
+        return None if value is None else value.encode("utf-8")
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return None if value is None else bytes(value).decode("utf-8")
+
+
 ID = (
     sa.String(255)
     .with_variant(postgresql.VARCHAR(255, collation="C"), "postgresql")
-    .with_variant(mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb")
+    .with_variant(Utf8Bytes(), "mysql", "mariadb")
 )
-"""An identifier: up to 255 characters, compared and sorted by code point."""
+"""An identifier: up to 255 characters, compared and sorted by code point, no padding."""
 
 SHORT = sa.String(16)
 """Enumerated values (status, kinds, overlap)."""
@@ -55,8 +75,12 @@ PAYLOAD = sa.Text().with_variant(
 BOOL = sa.Boolean(create_constraint=False)
 
 # InnoDB for transactions and row locks; utf8mb4 whatever the server's default is.
-_MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mariadb_engine": "InnoDB",
-                "mariadb_charset": "utf8mb4"}
+_MYSQL_TABLE = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mariadb_engine": "InnoDB",
+    "mariadb_charset": "utf8mb4",
+}
 
 
 @dataclass(frozen=True)
