@@ -133,14 +133,15 @@ class MySQLDialect(SQLDialect):
 
     def is_retryable(self, exc: BaseException) -> bool:
         # 1213 deadlock, 1205 lock wait timeout
-        args = getattr(getattr(exc, "orig", exc), "args", ())
+        args: tuple[Any, ...] = getattr(getattr(exc, "orig", exc), "args", ())
         return bool(args) and args[0] in {1213, 1205}
 
     def keyset_before(
         self, columns: tuple[sa.ColumnElement[Any], ...], values: tuple[Any, ...]
     ) -> sa.ColumnElement[bool]:
         # MySQL's range optimizer handles the expanded form, not row comparisons.
-        (a, b), (x, y) = columns, values
+        a, b = columns[0], columns[1]
+        x, y = values[0], values[1]
         return sa.or_(a < x, sa.and_(a == x, b < y))
 
 

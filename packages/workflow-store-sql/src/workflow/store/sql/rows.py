@@ -21,7 +21,7 @@ from workflow.runtime.records import (
 )
 from workflow.runtime.validation import EncodedWait
 
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]
 
 RUN_COLUMNS = (
     "run_id",

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -92,8 +92,8 @@ _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 
 
 def operation(
-    fn: Callable[Concatenate[S, P], Awaitable[T]],
-) -> Callable[Concatenate[S, P], Awaitable[T]]:
+    fn: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
     """Map driver errors to the contract's errors; retry deadlocks a bounded number of
     times (a deadlocked transaction was rolled back whole, so a retry is safe)."""
 
@@ -117,7 +117,7 @@ def operation(
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    return wrapper
+    return cast(Callable[Concatenate[S, P], Coroutine[Any, Any, T]], wrapper)
 
 
 class SQLStore:
@@ -189,9 +189,20 @@ class SQLStore:
             yield conn
 
     # -- shared query pieces ---------------------------------------------------------
+    def _outer_run_id(self) -> sa.ColumnElement[Any]:
+        """``runs.run_id`` as seen from a subquery in the claim's RETURNING clause.
+
+        SQLAlchemy renders RETURNING columns unqualified on SQLite, and a subquery's
+        ``run_id = run_id`` would then compare the inbox row with itself (matching every
+        run's entries); the explicit table name keeps the correlation."""
+        t = self.tables
+        if self._dialect.name == "sqlite":
+            return sa.literal_column(f"{t.runs.name}.run_id")
+        return t.runs.c.run_id
+
     def _inbox_json(self, *, consumed: bool | None = False) -> sa.ScalarSelect[Any]:
         t = self.tables
-        where = [t.inbox.c.run_id == t.runs.c.run_id]
+        where = [t.inbox.c.run_id == self._outer_run_id()]
         if consumed is not None:
             where.append(t.inbox.c.consumed == consumed)
         return sa.select(self._dialect.json_rows(*self._inbox_cols)).where(*where).scalar_subquery()
@@ -200,7 +211,7 @@ class SQLStore:
         t = self.tables
         return (
             sa.select(self._dialect.json_rows(*self._event_cols))
-            .where(t.events.c.run_id == t.runs.c.run_id)
+            .where(t.events.c.run_id == self._outer_run_id())
             .scalar_subquery()
         )
 

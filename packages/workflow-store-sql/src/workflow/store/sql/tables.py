@@ -74,13 +74,8 @@ PAYLOAD = sa.Text().with_variant(
 
 BOOL = sa.Boolean(create_constraint=False)
 
-# InnoDB for transactions and row locks; utf8mb4 whatever the server's default is.
-_MYSQL_TABLE = {
-    "mysql_engine": "InnoDB",
-    "mysql_charset": "utf8mb4",
-    "mariadb_engine": "InnoDB",
-    "mariadb_charset": "utf8mb4",
-}
+# Tables also name mysql_engine (InnoDB: transactions, row locks) and mysql_charset
+# (utf8mb4, whatever the server's default is).
 
 
 @dataclass(frozen=True)
@@ -127,7 +122,8 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         sa.Index(f"ix_{p}runs_created", "created_at", "run_id"),
         sa.Index(f"ix_{p}runs_workflow_created", "workflow_id", "created_at", "run_id"),
         sa.Index(f"ix_{p}runs_status_created", "status", "created_at", "run_id"),
-        **_MYSQL_TABLE,
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
     )
     events = sa.Table(
         f"{p}events",
@@ -143,7 +139,8 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         sa.Column("step_id", ID),
         sa.Column("data", PAYLOAD),
         sa.Column("created_at", MS, nullable=False),
-        **_MYSQL_TABLE,
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
     )
     inbox = sa.Table(
         f"{p}inbox",
@@ -162,7 +159,8 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         sa.Column("meta", PAYLOAD),
         sa.Column("received_at", MS, nullable=False),
         sa.Column("consumed", BOOL, nullable=False),
-        **_MYSQL_TABLE,
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
     )
     schedules = sa.Table(
         f"{p}schedules",
@@ -180,6 +178,7 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         sa.Column("updated_at", MS, nullable=False),
         sa.Index(f"ix_{p}schedules_due", "enabled", "next_fire_at", "schedule_id"),
         sa.Index(f"ix_{p}schedules_workflow", "workflow_id", "schedule_id"),
-        **_MYSQL_TABLE,
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
     )
     return StoreTables(p, md, runs, events, inbox, schedules)

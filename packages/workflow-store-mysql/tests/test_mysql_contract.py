@@ -1,9 +1,10 @@
-"""The contract suite against PostgreSQL: one schema per test session, emptied
+"""The contract suite against MariaDB: one schema per test session, emptied
 between tests (TRUNCATE), so runs cannot see each other and tests stay quick."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -12,60 +13,57 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from workflow.contract_tests import StoreContract, StoreFactory
+from workflow.contract_tests.servers import require_server
 from workflow.runtime import Capability, ExecutionStore
-from workflow.store.postgres.store import PostgresStore
+from workflow.store.mysql.store import MySQLStore
 
-URL = "postgresql://root@127.0.0.1:5432/test"
+URL = os.environ.get("WORKFLOW_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 SCHEMA = f"wf_test_{uuid.uuid4().hex[:10]}"
 
 
 async def _create() -> None:
-    store = PostgresStore.from_url(URL, schema=SCHEMA)
+    store = MySQLStore.from_url(URL, schema=SCHEMA)
     await store.create_schema()
     await store.close()
 
 
 async def _drop() -> None:
-    engine = create_async_engine(URL.replace("postgresql://", "postgresql+psycopg://"))
+    engine = create_async_engine(URL.replace("mysql://", "mysql+aiomysql://"))
     async with engine.begin() as conn:
-        await conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
+        await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{SCHEMA}`"))
     await engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def pg_schema() -> Iterator[str]:
+def my_schema() -> Iterator[str]:
     # Sync on purpose: a session-wide async fixture would pin every test to one loop.
+    require_server(URL, "MySQL/MariaDB", default_port=3306)
     asyncio.run(_create())
     yield SCHEMA
     asyncio.run(_drop())
 
 
-class TestPostgresStore(StoreContract):
+class TestMySQLStore(StoreContract):
     capabilities = frozenset({Capability.SUBSCRIBE_EVENTS, Capability.DURABLE})
 
     @pytest.fixture
-    async def store(self, pg_schema: str) -> AsyncIterator[ExecutionStore]:
-        store = PostgresStore.from_url(
-            URL, schema=pg_schema, max_payload_bytes=self.max_payload_bytes
-        )
+    async def store(self, my_schema: str) -> AsyncIterator[ExecutionStore]:
+        store = MySQLStore.from_url(URL, schema=my_schema, max_payload_bytes=self.max_payload_bytes)
         t = store.tables
         async with store.engine.begin() as conn:
-            await conn.execute(
-                sa.text(
-                    f'TRUNCATE "{pg_schema}".{t.runs.name}, "{pg_schema}".{t.events.name}, '
-                    f'"{pg_schema}".{t.inbox.name}, "{pg_schema}".{t.schedules.name}'
-                )
-            )
+            # Children first: MySQL will not TRUNCATE a table other tables reference.
+            for table in (t.events, t.inbox, t.schedules, t.runs):
+                await conn.execute(sa.text(f"DELETE FROM `{my_schema}`.{table.name}"))
         yield store
         await store.close()
 
     @pytest.fixture
-    async def store_factory(self, pg_schema: str) -> AsyncIterator[StoreFactory]:
-        opened: list[PostgresStore] = []
+    async def store_factory(self, my_schema: str) -> AsyncIterator[StoreFactory]:
+        opened: list[MySQLStore] = []
 
         async def open_handle() -> ExecutionStore:
-            handle = PostgresStore.from_url(
-                URL, schema=pg_schema, max_payload_bytes=self.max_payload_bytes
+            handle = MySQLStore.from_url(
+                URL, schema=my_schema, max_payload_bytes=self.max_payload_bytes
             )
             opened.append(handle)
             return handle

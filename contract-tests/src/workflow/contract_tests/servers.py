@@ -1,0 +1,35 @@
+"""Reaching the real server a store's tests need.
+
+A store is tested against its real server. When the server cannot be reached, a
+local run skips with a loud reason, and a CI run (``CI=true``) fails: in CI a
+missing server is a broken environment, never a pass.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def require_server(url: str, what: str, *, default_port: int) -> None:
+    """Skip (locally) or fail (``CI=true``) unless ``url``'s host accepts TCP connections."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return
+    except OSError as exc:
+        message = (
+            f"{what} is not reachable at {host}:{port} ({exc}); start it or point the "
+            "tests elsewhere with the documented environment variable"
+        )
+    if in_ci():
+        pytest.fail(f"CI=true: {message}", pytrace=False)
+    pytest.skip(f"SERVER MISSING: {message}")
