@@ -8,6 +8,7 @@ import pytest
 from broken_stores import BROKEN_STORES
 
 HERE = Path(__file__).resolve().parent
+INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
 
 MODULE = """
 import sys
@@ -62,7 +63,7 @@ def test_every_broken_store_has_a_family() -> None:
 
 
 def run_suite(pytester: pytest.Pytester, name: str, *args: str) -> pytest.RunResult:
-    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    pytester.makeini(INI)
     pytester.makepyfile(test_broken=MODULE.format(here=str(HERE), name=name))
     return pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", *args)
 
@@ -76,7 +77,7 @@ def test_contract_suite_fails_on_broken_store(pytester: pytest.Pytester, name: s
 
 def test_the_same_families_pass_on_the_reference_store(pytester: pytest.Pytester) -> None:
     # The control: the families fail because of the breakage, not on their own.
-    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    pytester.makeini(INI)
     pytester.makepyfile(
         test_broken=MODULE.format(here=str(HERE), name="NoCompareAndSwap").replace(
             "BROKEN_STORES[",
