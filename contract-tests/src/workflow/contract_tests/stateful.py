@@ -499,7 +499,7 @@ class _Model:
 
 _RUN_NAMES = ("r0", "r1", "r2")
 _SCHEDULE_NAMES = ("sch1", "sch2")
-_SIGNAL_IDS = ("s1", "s2", "s3", "s4")
+_SIGNAL_IDS = ("s1", "s2", "s3")
 _APPROVAL_IDS = ("a1", "a2")
 _STEPS = st.sampled_from(["step-1", "step-2"])
 _WAKE_IN = st.sampled_from([0, 500, 1000, 3000])
@@ -779,7 +779,9 @@ class _StoreMachine(RuleBasedStateMachine):
 
     # time, and the wake-ups it brings
     @rule(
-        ms=st.sampled_from([0, 1, 500, 1000, 2500, 5000]),
+        # A 500 ms grid, like the leases and wake-ups: boundaries (expires_at == now,
+        # wake_at == now, next_fire_at == now) come up often.
+        ms=st.sampled_from([0, 500, 1000, 2500, 5000]),
         fire=st.sampled_from(["timers", "schedules", "both", "neither"]),
         limit=_LIMIT,
     )
@@ -1005,6 +1007,24 @@ class _StoreMachine(RuleBasedStateMachine):
             lambda: self.model.settle_run(run_id, lease, index, events, outcome, now, consume),
         )
 
+    def _running(self) -> list[str]:
+        return sorted(r for r, run in self.model.runs.items() if run.status is RunStatus.RUNNING)
+
+    @precondition(lambda self: bool(self._running()))
+    @rule(pick=_PICK, owner=_OWNER, late=st.sampled_from([0, 0, 500]), by_name=st.booleans())
+    def take_over_expired(self, pick: int, owner: str, late: int, by_name: bool) -> None:
+        """Stale-lease recovery: once a running run's lease has expired (exactly at
+        ``expires_at``, or ``late`` ms after), claim it by name or via claim_runnable."""
+        running = self._running()
+        run_id = running[pick % len(running)]
+        lease = self.model.runs[run_id].lease
+        assert lease is not None
+        self.session.now = max(self.now, lease.expires_at + late)
+        if by_name:
+            self._claim(run_id, owner, 1000, False)
+        else:
+            self._claim_runnable(owner, 1000, len(_RUN_NAMES), False)
+
     @rule(pick=_PICK, which=_WHICH_LEASE, lease_ms=_LEASE_MS)
     def heartbeat(self, pick: int, which: str, lease_ms: int) -> None:
         run_id, now = self._held_run(pick), self.now
@@ -1059,29 +1079,20 @@ class _StoreMachine(RuleBasedStateMachine):
     # wake-ups
     @rule(
         run=_RUN,
-        approval=st.booleans(),
-        key=st.sampled_from(_SIGNAL_IDS),
+        key=st.sampled_from(_SIGNAL_IDS + _APPROVAL_IDS),
         name=st.sampled_from(["go", "stop"]),
         payload=_JSON,
         step_id=st.sampled_from([None, "step-1", "step-2"]),
         meta=_META,
     )
     def deliver(
-        self,
-        run: str,
-        approval: bool,
-        key: str,
-        name: str,
-        payload: JSON,
-        step_id: str | None,
-        meta: JSON,
+        self, run: str, key: str, name: str, payload: JSON, step_id: str | None, meta: JSON
     ) -> None:
-        """deliver_signal ``key`` named ``name``; or (``approval``) deliver_approval,
-        approved when ``name`` is "go"."""
+        """deliver_signal ``key`` named ``name``; or, for an approval id,
+        deliver_approval ``key``, approved when ``name`` is "go"."""
         run_id = self._run_id(run)
-        if approval:
-            approval_id = _APPROVAL_IDS[_SIGNAL_IDS.index(key) % len(_APPROVAL_IDS)]
-            self._approval(run_id, approval_id, name == "go", payload, meta)
+        if key in _APPROVAL_IDS:
+            self._approval(run_id, key, name == "go", payload, meta)
         else:
             self._signal(run_id, key, name, payload, step_id, meta)
 
@@ -1147,6 +1158,27 @@ class _StoreMachine(RuleBasedStateMachine):
             self._signal(run.run_id, signal_id, str(wait.name), payload, step_id, None)
         else:
             self._approval(run.run_id, str(wait.approval_id), name_step, payload, None)
+
+    def _received(self) -> list[InboxEntry]:
+        return [
+            e
+            for r in sorted(self.model.runs)
+            for e in self.model.runs[r].entries(True)
+            if e.kind is not InboxKind.TIMER
+        ]
+
+    @precondition(lambda self: bool(self._received()))
+    @rule(pick=_PICK, payload=_JSON)
+    def redeliver(self, pick: int, payload: JSON) -> None:
+        """Deliver a signal or approval id a run already has, with another payload:
+        always a Duplicate carrying the first entry (even once the run has ended)."""
+        received = self._received()
+        entry = received[pick % len(received)]
+        if entry.kind is InboxKind.SIGNAL:
+            name = str(entry.name)
+            self._signal(entry.run_id, entry.key, name, payload, entry.step_id, None)
+        else:
+            self._approval(entry.run_id, entry.key, True, payload, None)
 
     # schedules
     @rule(

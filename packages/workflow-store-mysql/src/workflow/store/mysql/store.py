@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from workflow.runtime import codec
-from workflow.runtime.records import SchemaStatus
-from workflow.store.sql import DEFAULT_TABLE_PREFIX, SQLStore
+from workflow.runtime.errors import InvalidArgumentError
+from workflow.store.sql import DEFAULT_TABLE_PREFIX, SQLStore, opened
+from workflow.store.sql.urls import parse_store_url
 
 
 class MySQLStore(SQLStore):
+    """An execution store in MySQL 8.0.1+ or MariaDB 10.6+ (``SKIP LOCKED``).
+
+    Sessions run READ COMMITTED. MySQL has no ``UPDATE … RETURNING``: claims take a
+    ``SELECT … FOR UPDATE SKIP LOCKED``, an ``UPDATE`` and a read in one transaction.
+    ``schema`` names another database on the same server.
+    """
+
+    migrations: ClassVar[str] = "workflow.store.mysql:migrations"
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -23,7 +32,9 @@ class MySQLStore(SQLStore):
         owns_engine: bool = False,
     ) -> None:
         if engine.dialect.name not in {"mysql", "mariadb"}:
-            raise ValueError(f"MySQLStore needs a mysql engine, got {engine.dialect.name}")
+            raise InvalidArgumentError(
+                f"MySQLStore needs a mysql engine, got {engine.dialect.name}"
+            )
         super().__init__(
             engine,
             schema=schema,
@@ -34,21 +45,12 @@ class MySQLStore(SQLStore):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MySQLStore:
-        engine = create_async_engine(
-            url.replace("mysql://", "mysql+aiomysql://", 1) + "?charset=utf8mb4",
-            isolation_level="READ COMMITTED",
-            pool_pre_ping=True,
-        )
-        return cls(engine, owns_engine=True, **options)
+        parsed, from_query = parse_store_url(url, "mysql+aiomysql", ("mysql", "mariadb"))
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+        engine = create_async_engine(parsed, isolation_level="READ COMMITTED", pool_pre_ping=True)
+        return cls(engine, owns_engine=True, **{**from_query, **options})
 
-    async def create_schema(self) -> None:
-        async with self._engine.begin() as conn:
-            if self.schema:
-                await conn.execute(
-                    sa.text(f"CREATE DATABASE IF NOT EXISTS `{self.schema}` CHARACTER SET utf8mb4")
-                )
-            await conn.execution_options(**self._options)
-            await conn.run_sync(self.tables.metadata.create_all)
 
-    async def schema_status(self) -> SchemaStatus:
-        return SchemaStatus("0001", "0001")
+async def open_store(url: str, *, verify_schema: bool = True, **options: Any) -> MySQLStore:
+    """Entry point for ``mysql://`` and ``mariadb://``: connects and checks the schema."""
+    return await opened(MySQLStore.from_url(url, **options), verify_schema=verify_schema)

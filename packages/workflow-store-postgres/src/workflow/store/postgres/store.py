@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from workflow.runtime import codec
-from workflow.runtime.records import SchemaStatus
-from workflow.store.sql import DEFAULT_TABLE_PREFIX, SQLStore
+from workflow.runtime.errors import InvalidArgumentError
+from workflow.store.sql import DEFAULT_TABLE_PREFIX, SQLStore, opened
+from workflow.store.sql.urls import parse_store_url
 
 
 class PostgresStore(SQLStore):
+    """An execution store in PostgreSQL (12+), optionally in its own schema.
+
+    The schema is rendered into every statement (``schema_translate_map``), never set
+    through ``search_path``, and no server-side prepared statements are used unless
+    asked for: both keep the store working behind PgBouncer in transaction mode.
+    """
+
+    migrations: ClassVar[str] = "workflow.store.postgres:migrations"
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -23,7 +32,9 @@ class PostgresStore(SQLStore):
         owns_engine: bool = False,
     ) -> None:
         if engine.dialect.name != "postgresql":
-            raise ValueError(f"PostgresStore needs a postgresql engine, got {engine.dialect.name}")
+            raise InvalidArgumentError(
+                f"PostgresStore needs a postgresql engine, got {engine.dialect.name}"
+            )
         super().__init__(
             engine,
             schema=schema,
@@ -33,22 +44,17 @@ class PostgresStore(SQLStore):
         )
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> PostgresStore:
-        # prepare_threshold=None: no server-side prepared statements, so the store
-        # works behind PgBouncer in transaction mode.
+    def from_url(
+        cls, url: str, *, prepare_threshold: int | None = None, **options: Any
+    ) -> PostgresStore:
+        parsed, from_query = parse_store_url(url, "postgresql+psycopg", ("postgresql", "postgres"))
+        # prepare_threshold=None: psycopg never prepares server-side (PgBouncer-safe).
         engine = create_async_engine(
-            url.replace("postgresql://", "postgresql+psycopg://", 1),
-            connect_args={"prepare_threshold": None},
-            pool_pre_ping=True,
+            parsed, connect_args={"prepare_threshold": prepare_threshold}, pool_pre_ping=True
         )
-        return cls(engine, owns_engine=True, **options)
+        return cls(engine, owns_engine=True, **{**from_query, **options})
 
-    async def create_schema(self) -> None:
-        async with self._engine.begin() as conn:
-            if self.schema:
-                await conn.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
-            await conn.execution_options(**self._options)
-            await conn.run_sync(self.tables.metadata.create_all)
 
-    async def schema_status(self) -> SchemaStatus:
-        return SchemaStatus("0001", "0001")
+async def open_store(url: str, *, verify_schema: bool = True, **options: Any) -> PostgresStore:
+    """Entry point for ``postgresql://``: connects and checks the schema revision."""
+    return await opened(PostgresStore.from_url(url, **options), verify_schema=verify_schema)

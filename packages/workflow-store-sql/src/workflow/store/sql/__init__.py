@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .naming import DEFAULT_TABLE_PREFIX, check_schema, check_table_prefix
-from .store import SQLStore
+from .store import SQLStore, opened
 from .tables import StoreTables, build_tables
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "build_tables",
     "check_schema",
     "check_table_prefix",
+    "opened",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -79,6 +79,7 @@ from workflow.runtime.validation import EncodedEvent, EncodedWait
 
 from . import rows
 from .dialects import SQLDialect, dialect_for
+from .migrator import Migrator
 from .naming import DEFAULT_TABLE_PREFIX, check_schema
 from .tables import StoreTables, build_tables
 
@@ -126,6 +127,9 @@ class SQLStore:
     Use the dialect packages' classes (``SQLiteStore``, ``PostgresStore``,
     ``MySQLStore``), which configure the engine and know their migrations.
     """
+
+    migrations: ClassVar[str]
+    """The adapter's Alembic ``script_location`` (``"workflow.store.<db>:migrations"``)."""
 
     def __init__(
         self,
@@ -1117,8 +1121,36 @@ class SQLStore:
         return ticks
 
     # -- operations and health -------------------------------------------------------
+    @property
+    def migrator(self) -> Migrator:
+        """This store's migrations (schema, prefix and engine included)."""
+        return Migrator(
+            self._engine,
+            self.migrations,
+            schema=self.schema,
+            table_prefix=self.tables.prefix,
+            url_hint=self.url_hint,
+        )
+
+    @property
+    def url_hint(self) -> str:
+        """The store's URL as an operator would type it (password hidden)."""
+        url = self._engine.url.set(drivername=self._engine.url.get_backend_name())
+        return url.render_as_string(hide_password=True)
+
+    async def create_schema(self) -> None:
+        """Run the migrations to head: for tests and demos. Deploys run
+        ``workflow migrate upgrade`` (or ``alembic``) instead."""
+        await self.migrator.upgrade("head")
+
+    @operation
+    async def verify_schema(self) -> None:
+        """Raise ``SchemaVersionError`` unless the database is at this adapter's head."""
+        await self.migrator.verify()
+
+    @operation
     async def schema_status(self) -> SchemaStatus:
-        raise NotImplementedError  # provided by the dialect packages (they own migrations)
+        return await self.migrator.status()
 
     async def close(self) -> None:
         if self._closed:
@@ -1133,3 +1165,14 @@ def _with_defaults(values: dict[str, Any]) -> dict[str, Any]:
     row = dict.fromkeys(rows.RUN_COLUMNS)
     row.update(values)
     return row
+
+
+async def opened(store: S, *, verify_schema: bool = True) -> S:
+    """``store``, after checking its schema revision (closing it if that fails)."""
+    if verify_schema:
+        try:
+            await store.verify_schema()
+        except BaseException:
+            await store.close()
+            raise
+    return store

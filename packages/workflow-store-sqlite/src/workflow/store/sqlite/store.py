@@ -1,44 +1,28 @@
-"""The SQLite store: the embedded default (a file, WAL mode, no server)."""
+"""The SQLite store: the embedded default (one file, WAL mode, no server)."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from workflow.runtime import codec
-from workflow.runtime.records import SchemaStatus
-from workflow.store.sql import DEFAULT_TABLE_PREFIX, SQLStore
-
-
-def _configure(engine: AsyncEngine, busy_timeout_ms: int) -> None:
-    """Per-connection setup. pysqlite's own transaction handling is switched off so
-    that every transaction is a ``BEGIN IMMEDIATE``: the write lock is taken up front,
-    and two writers can never deadlock upgrading read locks."""
-    sync = engine.sync_engine
-    if getattr(sync, "_workflow_sqlite_configured", False):
-        return
-
-    @event.listens_for(sync, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    @event.listens_for(sync, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    sync._workflow_sqlite_configured = True  # type: ignore[attr-defined]
+from workflow.runtime.errors import InvalidArgumentError
+from workflow.store.sql import DEFAULT_TABLE_PREFIX, SQLStore, opened
+from workflow.store.sql.sqlite_setup import configure_sqlite
+from workflow.store.sql.urls import parse_store_url
 
 
 class SQLiteStore(SQLStore):
-    """An execution store in one SQLite database file."""
+    """An execution store in one SQLite database file.
+
+    Every write transaction is ``BEGIN IMMEDIATE`` (SQLite serializes writers per
+    database); claims are conditional ``UPDATE … RETURNING`` statements, which also run
+    on Cloudflare D1's SQLite dialect.
+    """
+
+    migrations: ClassVar[str] = "workflow.store.sqlite:migrations"
 
     def __init__(
         self,
@@ -50,8 +34,10 @@ class SQLiteStore(SQLStore):
         owns_engine: bool = False,
     ) -> None:
         if engine.dialect.name != "sqlite":
-            raise ValueError(f"SQLiteStore needs a sqlite engine, got {engine.dialect.name}")
-        _configure(engine, busy_timeout_ms)
+            raise InvalidArgumentError(
+                f"SQLiteStore needs a sqlite engine, got {engine.dialect.name}"
+            )
+        configure_sqlite(engine, busy_timeout_ms=busy_timeout_ms)
         super().__init__(
             engine,
             table_prefix=table_prefix,
@@ -60,14 +46,22 @@ class SQLiteStore(SQLStore):
         )
 
     @classmethod
-    def from_path(cls, path: str, **options: Any) -> SQLiteStore:
+    def from_path(cls, path: str | Path, **options: Any) -> SQLiteStore:
         engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
         return cls(engine, owns_engine=True, **options)
 
-    async def create_schema(self) -> None:
-        """Create the tables (tests and demos). TODO: run the migrations to head."""
-        async with self._engine.begin() as conn:
-            await conn.run_sync(self.tables.metadata.create_all)
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteStore:
+        parsed, from_query = parse_store_url(url, "sqlite+aiosqlite", ("sqlite",))
+        if not parsed.database or parsed.database == ":memory:":
+            raise InvalidArgumentError(
+                "a SQLite store needs a file: sqlite:///relative/path.db or sqlite:////abs/path.db"
+            )
+        from_query.pop("schema", None)
+        engine = create_async_engine(parsed)
+        return cls(engine, owns_engine=True, **{**from_query, **options})
 
-    async def schema_status(self) -> SchemaStatus:
-        return SchemaStatus("0001", "0001")
+
+async def open_store(url: str, *, verify_schema: bool = True, **options: Any) -> SQLiteStore:
+    """Entry point for ``sqlite:///path``: opens the file and checks its schema revision."""
+    return await opened(SQLiteStore.from_url(url, **options), verify_schema=verify_schema)

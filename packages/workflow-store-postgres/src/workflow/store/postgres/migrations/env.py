@@ -1,0 +1,3 @@
+from workflow.store.sql.migration_env import run_env
+
+run_env()

@@ -1,0 +1,162 @@
+"""The Alembic environment every SQL adapter's ``migrations/env.py`` runs.
+
+An adapter's ``env.py`` is two lines::
+
+    from workflow.store.sql.migration_env import run_env
+    run_env()
+
+Settings come from, in order: ``Config.attributes`` (the programmatic
+:class:`~workflow.store.sql.migrator.Migrator` and ``workflow migrate``), ``-x`` arguments
+(``alembic -x schema=wf -x table_prefix=wf_``), and the ``alembic.ini`` section
+(``workflow.schema``, ``workflow.table_prefix``). Our version table is
+``<prefix>alembic_version`` in the store's schema, so an application's own
+``alembic_version`` is never touched. Every online run holds a cross-process lock
+(Postgres advisory lock, MySQL ``GET_LOCK``, SQLite ``BEGIN IMMEDIATE``) and reads the
+current revision only after taking it, so concurrent upgrades apply each revision once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import context, op
+from sqlalchemy.pool import NullPool
+
+from .naming import DEFAULT_TABLE_PREFIX, check_schema, check_table_prefix
+from .tables import build_tables
+
+LOCK_TIMEOUT_S = 600
+
+
+def table_prefix() -> str:
+    """The table prefix of the running migration (for revision bodies)."""
+    prefix: str = op.get_context().opts["workflow_table_prefix"]
+    return prefix
+
+
+def version_table(prefix: str) -> str:
+    return f"{prefix}alembic_version"
+
+
+def lock_key(schema: str | None, prefix: str) -> int:
+    """A stable signed 64-bit key for this store's migration lock."""
+    digest = hashlib.sha256(f"workflow:{schema or ''}:{prefix}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def migration_lock(connection: sa.Connection, schema: str | None, prefix: str) -> Iterator[None]:
+    """Hold the store's cross-process migration lock for the duration."""
+    name = connection.dialect.name
+    if name == "postgresql":
+        # Transaction-scoped: released by the COMMIT that ends the migration.
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(schema, prefix)}
+        )
+        yield
+    elif name in {"mysql", "mariadb"}:
+        lock = f"workflow_migrate_{lock_key(schema, prefix) & 0xFFFFFFFFFFFF:x}"
+        got = connection.execute(
+            sa.text("SELECT GET_LOCK(:n, :t)"), {"n": lock, "t": LOCK_TIMEOUT_S}
+        ).scalar()
+        if got != 1:
+            raise RuntimeError(f"could not take the migration lock {lock} in {LOCK_TIMEOUT_S}s")
+        try:
+            yield
+        finally:
+            connection.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": lock})
+    else:
+        # SQLite: the store's engines open every transaction with BEGIN IMMEDIATE (see
+        # workflow.store.sql.sqlite_setup), which is the database-wide write lock.
+        yield
+
+
+def _setting(name: str, default: str | None) -> str | None:
+    config = context.config
+    if name in config.attributes:
+        value = config.attributes[name]
+        return None if value is None else str(value)
+    x = context.get_x_argument(as_dictionary=True)
+    short = name.removeprefix("workflow_")
+    if short in x:
+        return str(x[short])
+    option = config.get_main_option(f"workflow.{short}")
+    return option if option is not None else default
+
+
+def _ensure_schema(connection: sa.Connection, schema: str | None) -> None:
+    if schema is None:
+        return
+    name = connection.dialect.name
+    if name == "postgresql":
+        connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    elif name in {"mysql", "mariadb"}:
+        connection.execute(
+            sa.text(f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4")
+        )
+
+
+def _configure(schema: str | None, prefix: str, **options: Any) -> None:
+    tables = build_tables(prefix)
+    ours = {t.name for t in tables.metadata.sorted_tables} | {version_table(prefix)}
+
+    def include_name(name: str | None, type_: str, parent: Any) -> bool:
+        # Compare and autogenerate only our tables: the database may hold others.
+        return type_ != "table" or name in ours
+
+    context.configure(
+        target_metadata=tables.metadata,
+        version_table=version_table(prefix),
+        version_table_schema=schema,
+        include_name=include_name,
+        workflow_table_prefix=prefix,
+        workflow_schema=schema,
+        **options,
+    )
+
+
+def run_env() -> None:
+    """Run the migrations Alembic asked for (online or ``--sql`` offline)."""
+    schema = check_schema(_setting("workflow_schema", None))
+    prefix = check_table_prefix(_setting("workflow_table_prefix", DEFAULT_TABLE_PREFIX))
+    config = context.config
+    if context.is_offline_mode():
+        _configure(schema, prefix, url=config.get_main_option("sqlalchemy.url"), literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    connection: sa.Connection | None = config.attributes.get("connection")
+    if connection is not None:
+        _run_online(connection, schema, prefix)
+        return
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database: set sqlalchemy.url in the alembic.ini section")
+    engine = sa.create_engine(url, poolclass=NullPool)
+    if engine.dialect.name == "sqlite":
+        from .sqlite_setup import configure_sqlite
+
+        configure_sqlite(engine)
+    with engine.connect() as conn:
+        _run_online(conn, schema, prefix)
+        conn.commit()
+    engine.dispose()
+
+
+def _run_online(connection: sa.Connection, schema: str | None, prefix: str) -> None:
+    with migration_lock(connection, schema, prefix):
+        _ensure_schema(connection, schema)
+        if schema is not None:
+            connection = connection.execution_options(schema_translate_map={None: schema})
+        _configure(
+            schema,
+            prefix,
+            connection=connection,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()

@@ -1,0 +1,174 @@
+"""Running an adapter's migrations from Python (and from ``workflow migrate``).
+
+The same Alembic environment runs three ways: :class:`Migrator` (this module, used by
+``workflow migrate`` and by ``create_schema()``), ``alembic --name workflow upgrade head``
+from an application's ``alembic.ini``, and plain Python code calling :class:`Migrator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workflow.runtime.errors import SchemaVersionError
+from workflow.runtime.records import SchemaStatus
+
+from .migration_env import version_table
+
+# Alembic's command API keeps process-global state (the `context` proxy): one command
+# at a time per process. A threading lock taken without blocking the event loop.
+_ALEMBIC = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    revision: str
+    down_revision: str | None
+    doc: str
+
+
+@lru_cache(maxsize=16)
+def _script(location: str) -> ScriptDirectory:
+    config = Config()
+    config.set_main_option("script_location", location)
+    return ScriptDirectory.from_config(config)
+
+
+class Migrator:
+    """The migrations of one store (schema and table prefix) on one engine."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        location: str,
+        *,
+        schema: str | None,
+        table_prefix: str,
+        url_hint: str,
+    ) -> None:
+        self.engine = engine
+        self.location = location
+        self.schema = schema
+        self.table_prefix = table_prefix
+        self.url_hint = url_hint
+
+    # -- the revision graph ----------------------------------------------------------
+    @property
+    def head(self) -> str:
+        heads = _script(self.location).get_heads()
+        if len(heads) != 1:
+            raise RuntimeError(f"{self.location} has {len(heads)} heads, expected one")
+        return heads[0]
+
+    def history(self) -> list[Revision]:
+        """Every revision, oldest first."""
+        revisions = list(_script(self.location).walk_revisions())
+        revisions.reverse()
+        return [
+            Revision(r.revision, _single(r.down_revision), (r.doc or "").strip()) for r in revisions
+        ]
+
+    def knows(self, revision: str) -> bool:
+        return any(r.revision == revision for r in self.history())
+
+    # -- the database ----------------------------------------------------------------
+    def _config(self, **attributes: Any) -> Config:
+        config = Config(output_buffer=io.StringIO())
+        config.set_main_option("script_location", self.location)
+        config.attributes.update(
+            workflow_schema=self.schema, workflow_table_prefix=self.table_prefix, **attributes
+        )
+        return config
+
+    async def _locked(self) -> None:
+        # Polling, not an asyncio primitive: the lock must also hold across event loops
+        # and threads of the process.
+        while not _ALEMBIC.acquire(blocking=False):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    async def _run(self, verb: str, revision: str) -> None:
+        await self._locked()
+        try:
+            async with self.engine.connect() as conn:
+
+                def run(sync: sa.Connection) -> None:
+                    getattr(command, verb)(self._config(connection=sync), revision)
+
+                await conn.run_sync(run)
+                await conn.commit()
+        finally:
+            _ALEMBIC.release()
+
+    async def upgrade(self, revision: str = "head") -> None:
+        await self._run("upgrade", revision)
+
+    async def downgrade(self, revision: str) -> None:
+        await self._run("downgrade", revision)
+
+    async def current(self) -> str | None:
+        """The database's revision; ``None`` when our version table is absent or empty."""
+        opts = {"version_table": version_table(self.table_prefix)}
+        if self.schema is not None:
+            opts["version_table_schema"] = self.schema
+
+        def read(sync: sa.Connection) -> str | None:
+            return MigrationContext.configure(sync, opts=opts).get_current_revision()
+
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(read)
+
+    def offline_sql(self, revision: str = "head", *, downgrade_from: str | None = None) -> str:
+        """The SQL an upgrade (or a downgrade from ``downgrade_from``) would run, for DBAs."""
+        config = self._config()
+        config.set_main_option("sqlalchemy.url", f"{self.engine.dialect.name}://")
+        with _ALEMBIC:
+            if downgrade_from is None:
+                command.upgrade(config, revision, sql=True)
+            else:
+                command.downgrade(config, f"{downgrade_from}:{revision}", sql=True)
+        buffer = config.output_buffer
+        assert isinstance(buffer, io.StringIO)
+        return buffer.getvalue()
+
+    async def status(self) -> SchemaStatus:
+        return SchemaStatus(await self.current(), self.head)
+
+    async def verify(self) -> None:
+        """Raise :class:`SchemaVersionError` unless the database is at our head revision."""
+        current, head = await self.current(), self.head
+        if current == head:
+            return
+        fix = f"run `workflow migrate upgrade --url {self.url_hint}`"
+        where = f"schema {self.schema!r}, " if self.schema else ""
+        where += f"table prefix {self.table_prefix!r}"
+        if current is None:
+            message = (
+                f"database has no workflow tables ({where}); "
+                f"the adapter needs revision {head}: {fix}"
+            )
+        elif not self.knows(current):
+            message = (
+                f"database schema is at revision {current}, which this adapter does not know "
+                f"(it needs {head}): the database was migrated by a newer version of the "
+                "adapter; upgrade the package, or downgrade the database with that version"
+            )
+        else:
+            message = f"database schema is at revision {current} (adapter needs {head}): {fix}"
+        raise SchemaVersionError(message, current=current, required=head)
+
+
+def _single(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value[0]) if len(value) == 1 else ",".join(value)

@@ -1,0 +1,37 @@
+"""Connection setup for SQLite engines (the store's and the migrations')."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def configure_sqlite(engine: Engine | AsyncEngine, *, busy_timeout_ms: int = 10_000) -> None:
+    """WAL, foreign keys (for ON DELETE CASCADE), a busy timeout, and ``BEGIN IMMEDIATE``.
+
+    pysqlite's own transaction handling is switched off so that every transaction
+    starts with ``BEGIN IMMEDIATE``: the write lock is taken up front, two writers never
+    deadlock upgrading read locks, and a migration holds the database-wide lock.
+    Idempotent per engine.
+    """
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    if sync.dialect.name != "sqlite" or getattr(sync, "_workflow_sqlite_configured", False):
+        return
+
+    @event.listens_for(sync, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    sync._workflow_sqlite_configured = True  # type: ignore[attr-defined]

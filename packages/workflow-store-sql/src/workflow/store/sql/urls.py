@@ -1,0 +1,37 @@
+"""Parsing store URLs into an SQLAlchemy URL and store options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from workflow.runtime.errors import InvalidArgumentError
+from workflow.runtime.registry import redact_url
+
+STORE_OPTIONS = ("schema", "table_prefix", "max_payload_bytes")
+"""Options a URL's query string may carry (``?schema=wf&table_prefix=app_``)."""
+
+
+def parse_store_url(
+    url: str, driver: str, schemes: tuple[str, ...]
+) -> tuple[sa.URL, dict[str, Any]]:
+    """Split ``url`` into the SQLAlchemy URL for ``driver`` and the store options in its
+    query string; anything else in the query goes to the driver."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # SQLAlchemy raises ArgumentError or ValueError
+        raise InvalidArgumentError(f"bad store URL {redact_url(url)!r}: {exc}") from None
+    if parsed.get_backend_name() not in schemes:
+        raise InvalidArgumentError(
+            f"store URL {redact_url(url)!r} does not name a {'/'.join(schemes)} database"
+        )
+    options: dict[str, Any] = {}
+    query = dict(parsed.query)
+    for name in STORE_OPTIONS:
+        if name in query:
+            raw = query.pop(name)
+            value = raw if isinstance(raw, str) else raw[-1]
+            options[name] = int(value) if name == "max_payload_bytes" else value
+    return parsed.set(drivername=driver, query=query), options
