@@ -791,6 +791,7 @@ async def open_memory_store(url: str, **options: object) -> InMemoryStore:
             f"bad memory store URL {redact_url(url)!r}: use memory:// or memory://NAME"
         )
     max_bytes = options.pop("max_payload_bytes", codec.DEFAULT_MAX_PAYLOAD_BYTES)
+    options.pop("verify_schema", None)  # accepted by every store; memory has no schema
     if options:
         raise InvalidArgumentError(f"unknown memory store options: {', '.join(sorted(options))}")
     if not isinstance(max_bytes, int):
