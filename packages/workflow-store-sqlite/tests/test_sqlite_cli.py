@@ -1,0 +1,60 @@
+"""`workflow migrate` against a real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from workflow.runtime.cli import _build
+from workflow.store.sqlite import SQLiteStore
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(_build(), list(args))
+    return result.exit_code, result.output
+
+
+def test_check_fails_on_an_empty_database_with_the_fix(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wf.db'}"
+    code, out = invoke("migrate", "check", "--url", url)
+    assert code == 1
+    assert f"workflow migrate upgrade --url {url}" in out
+    assert "Traceback" not in out
+
+
+def test_upgrade_then_check_current_history_downgrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wf.db'}"
+    head = SQLiteStore.from_path(tmp_path / "other.db").migrator.head
+    code, out = invoke("migrate", "upgrade", "--url", url)
+    assert (code, out.strip()) == (0, f"{url}: at revision {head}")
+    assert invoke("migrate", "check", "--url", url)[0] == 0
+    code, out = invoke("migrate", "current", "--url", url)
+    assert out.split() == ["current:", head, "head:", head]
+    code, out = invoke("migrate", "history", "--url", url)
+    assert out.startswith(f"<base> -> {head}")
+    code, out = invoke("migrate", "downgrade", "--revision", "base", "--url", url)
+    assert (code, out.strip()) == (0, f"{url}: at revision (none)")
+    assert invoke("migrate", "check", "--url", url)[0] == 1
+
+
+def test_offline_sql_writes_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wf.db'}"
+    code, out = invoke("migrate", "upgrade", "--sql", "--url", url)
+    assert code == 0
+    assert "CREATE TABLE workflow_runs" in out
+    assert invoke("migrate", "check", "--url", url)[0] == 1
+
+
+def test_the_url_comes_from_the_environment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    result = CliRunner().invoke(_build(), ["migrate", "upgrade"], env={"WORKFLOW_STORE_URL": url})
+    assert result.exit_code == 0
+    assert result.output.startswith(url)
+
+
+def test_bad_urls_are_one_line_errors() -> None:
+    code, out = invoke("migrate", "current", "--url", "bogus://x")
+    assert code == 1
+    assert out.startswith("Error: UnknownStoreError")
+    assert len(out.strip().splitlines()) == 1
