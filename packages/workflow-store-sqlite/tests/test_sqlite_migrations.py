@@ -132,3 +132,10 @@ def test_the_history_has_one_head_and_starts_from_nothing(tmp_path: Path) -> Non
     history = migrator.history()
     assert history[0].down_revision is None
     assert history[-1].revision == migrator.head
+
+
+async def test_the_fix_in_the_message_keeps_the_table_prefix(tmp_path: Path) -> None:
+    url = f"{url_of(tmp_path / 'wf.db')}?table_prefix=app_"
+    with pytest.raises(SchemaVersionError) as caught:
+        await open_store(url)
+    assert f"workflow migrate upgrade --url {url}" in str(caught.value)

@@ -1136,7 +1136,12 @@ class SQLStore:
     def url_hint(self) -> str:
         """The store's URL as an operator would type it (password hidden)."""
         url = self._engine.url.set(drivername=self._engine.url.get_backend_name())
-        return url.render_as_string(hide_password=True)
+        options = {k: v for k, v in url.query.items() if k != "charset"}
+        if self.schema is not None:
+            options["schema"] = self.schema
+        if self.tables.prefix != DEFAULT_TABLE_PREFIX:
+            options["table_prefix"] = self.tables.prefix
+        return url.set(query=options).render_as_string(hide_password=True)
 
     async def create_schema(self) -> None:
         """Run the migrations to head: for tests and demos. Deploys run
