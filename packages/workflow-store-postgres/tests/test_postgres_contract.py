@@ -16,6 +16,7 @@ from workflow.contract_tests import StoreContract, StoreFactory
 from workflow.contract_tests.servers import require_server
 from workflow.runtime import Capability, ExecutionStore
 from workflow.store.postgres.store import PostgresStore
+from workflow.store.sql.statements import hot_operation_statements
 
 URL = os.environ.get("WORKFLOW_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
 SCHEMA = f"wf_test_{uuid.uuid4().hex[:10]}"
@@ -76,3 +77,31 @@ class TestPostgresStore(StoreContract):
         yield open_handle
         for handle in opened:
             await handle.close()
+
+
+# Statements per hot operation; multi-statement ones also pay psycopg's BEGIN/COMMIT.
+# A change that adds one fails here; one that removes one updates the table.
+STATEMENT_BUDGET = {
+    "create_run": 1,
+    "claim_run": 1,
+    "heartbeat": 1,
+    "append_events_1": 2,
+    "append_events_10": 2,
+    "settle_run": 2,
+    "fire_due_timers": 4,
+    "deliver_signal": 4,
+    "claim_runnable": 1,
+    "list_runs": 1,
+    "load_run": 1,
+}
+
+
+async def test_hot_operations_send_the_budgeted_statements(pg_schema: str) -> None:
+    # Its own tables (prefix), so the contract cases' data cannot interfere.
+    store = PostgresStore.from_url(URL, schema=pg_schema, table_prefix="stmt_")
+    await store.create_schema()
+    try:
+        seen = await hot_operation_statements(store)
+    finally:
+        await store.close()
+    assert {op: len(statements) for op, statements in seen.items()} == STATEMENT_BUDGET, seen

@@ -9,6 +9,7 @@ import pytest
 
 from workflow.contract_tests import StoreContract, StoreFactory
 from workflow.runtime import Capability, ExecutionStore
+from workflow.store.sql.statements import hot_operation_statements
 from workflow.store.sqlite.store import SQLiteStore
 
 
@@ -38,3 +39,31 @@ class TestSQLiteStore(StoreContract):
         yield open_handle
         for handle in opened:
             await handle.close()
+
+
+# Statements per hot operation (BEGIN included; single statements run in autocommit).
+# A change that adds one fails here; one that removes one updates the table.
+STATEMENT_BUDGET = {
+    "create_run": 1,
+    "claim_run": 1,
+    "heartbeat": 1,
+    "append_events_1": 3,
+    "append_events_10": 3,
+    "settle_run": 3,
+    "fire_due_timers": 5,
+    "deliver_signal": 5,
+    "claim_runnable": 1,
+    "list_runs": 1,
+    "load_run": 1,
+}
+
+
+async def test_hot_operations_send_the_budgeted_statements(tmp_path: Path) -> None:
+    # Its own tables (prefix), so the contract cases' data cannot interfere.
+    store = SQLiteStore.from_path(tmp_path / "statements.db")
+    await store.create_schema()
+    try:
+        seen = await hot_operation_statements(store)
+    finally:
+        await store.close()
+    assert {op: len(statements) for op, statements in seen.items()} == STATEMENT_BUDGET, seen

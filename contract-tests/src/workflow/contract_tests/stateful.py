@@ -1171,9 +1171,12 @@ class _StoreMachine(RuleBasedStateMachine):
     @rule(pick=_PICK, payload=_JSON)
     def redeliver(self, pick: int, payload: JSON) -> None:
         """Deliver a signal or approval id a run already has, with another payload:
-        always a Duplicate carrying the first entry (even once the run has ended)."""
+        always a Duplicate carrying the first entry, also once the run has ended
+        (picks 0-3 prefer those: Duplicate takes precedence over Closed)."""
         received = self._received()
-        entry = received[pick % len(received)]
+        ended = [e for e in received if self.model.runs[e.run_id].status in _ENDED]
+        pool = ended if ended and pick < 4 else received
+        entry = pool[pick % len(pool)]
         if entry.kind is InboxKind.SIGNAL:
             name = str(entry.name)
             self._signal(entry.run_id, entry.key, name, payload, entry.step_id, None)

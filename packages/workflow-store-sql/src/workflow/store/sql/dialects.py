@@ -83,9 +83,9 @@ class PostgresDialect(SQLDialect):
 
 class SQLiteDialect(SQLDialect):
     name = "sqlite"
-    # Every write runs in BEGIN IMMEDIATE: SQLite serializes writers per database, and
-    # taking the write lock up front avoids the lock-upgrade deadlock of deferred BEGIN.
-    autocommit_single = False
+    # Multi-statement writes run in BEGIN IMMEDIATE: SQLite serializes writers per
+    # database, and taking the write lock up front avoids the lock-upgrade deadlock of
+    # a deferred BEGIN. Single statements run in autocommit (see sqlite_setup).
 
     def insert_ignore(self, table: sa.Table, key: str) -> Insert:
         return sqlite.insert(table).on_conflict_do_nothing()

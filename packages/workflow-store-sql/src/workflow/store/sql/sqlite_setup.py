@@ -32,6 +32,9 @@ def configure_sqlite(engine: Engine | AsyncEngine, *, busy_timeout_ms: int = 10_
 
     @event.listens_for(sync, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Autocommit connections run one statement, atomic on its own: no BEGIN, so a
+        # read never takes the write lock and a claim is one statement.
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     sync._workflow_sqlite_configured = True  # type: ignore[attr-defined]
