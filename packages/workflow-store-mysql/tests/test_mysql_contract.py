@@ -45,7 +45,14 @@ def my_schema() -> Iterator[str]:
 
 
 class TestMySQLStore(StoreContract):
-    capabilities = frozenset({Capability.SUBSCRIBE_EVENTS, Capability.DURABLE})
+    capabilities = frozenset(
+        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+    )
+
+    @pytest.fixture
+    def store_url(self, my_schema: str) -> str:
+        # What open_store() opens on the same data as `store` (multi-process cases).
+        return f"{URL}{'&' if '?' in URL else '?'}schema={my_schema}"
 
     @pytest.fixture
     async def store(self, my_schema: str) -> AsyncIterator[ExecutionStore]:

@@ -45,7 +45,14 @@ def pg_schema() -> Iterator[str]:
 
 
 class TestPostgresStore(StoreContract):
-    capabilities = frozenset({Capability.SUBSCRIBE_EVENTS, Capability.DURABLE})
+    capabilities = frozenset(
+        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+    )
+
+    @pytest.fixture
+    def store_url(self, pg_schema: str) -> str:
+        # What open_store() opens on the same data as `store` (multi-process cases).
+        return f"{URL}{'&' if '?' in URL else '?'}schema={pg_schema}"
 
     @pytest.fixture
     async def store(self, pg_schema: str) -> AsyncIterator[ExecutionStore]:

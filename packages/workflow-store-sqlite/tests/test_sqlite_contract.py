@@ -14,7 +14,14 @@ from workflow.store.sqlite.store import SQLiteStore
 
 
 class TestSQLiteStore(StoreContract):
-    capabilities = frozenset({Capability.SUBSCRIBE_EVENTS, Capability.DURABLE})
+    capabilities = frozenset(
+        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+    )
+
+    @pytest.fixture
+    def store_url(self, tmp_path: Path) -> str:
+        # What open_store() opens on the same data as `store` (multi-process cases).
+        return f"sqlite:///{tmp_path / 'wf.db'}"
 
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[ExecutionStore]:
