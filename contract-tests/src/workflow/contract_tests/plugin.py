@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import pytest
 
 from workflow.runtime import Capability
 
+from .servers import in_ci
 from .support import CAPABILITY_SKIP_PREFIX
 
 _STATE_KEY = pytest.StashKey["_SkipLedger"]()
@@ -27,10 +27,6 @@ class _SkipLedger:
     """Store class -> capabilities it does not declare (that some case needed)."""
     other: list[tuple[str, str]] = field(default_factory=list)
     """(nodeid, reason) of skips that are not capability declarations."""
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,7 +103,7 @@ def _ledger_of(report: object) -> _SkipLedger:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ledger = session.config.stash[_STATE_KEY]
-    if _in_ci() and ledger.other and exitstatus in (0, 5):
+    if in_ci() and ledger.other and exitstatus in (0, 5):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -121,10 +117,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
             )
     if ledger.other:
         verdict = (
-            "FAILING the run (CI=true)" if _in_ci() else "allowed locally; CI=true fails on them"
+            "FAILING the run (CI=true)" if in_ci() else "allowed locally; CI=true fails on them"
         )
         terminalreporter.section(
-            f"skips that are not capability declarations: {verdict}", red=_in_ci()
+            f"skips that are not capability declarations: {verdict}", red=in_ci()
         )
         for nodeid, reason in ledger.other:
             terminalreporter.line(f"{nodeid}: {reason}")
