@@ -31,23 +31,17 @@ from workflow.runtime import (
     RunStatus,
     ScheduleTick,
 )
+from workflow.runtime.arguments import Delivery, LogWrite
 from workflow.runtime.cursor import decode_cursor, encode_cursor
 from workflow.runtime.memory import _Data, _InboxRow, _RunRow
-from workflow.runtime.validation import EncodedEvent
 
 
 class NoCompareAndSwap(InMemoryStore):
     """Appends at the end of the log whatever index the caller expected."""
 
     @staticmethod
-    def _append(
-        row: _RunRow,
-        expected: int,
-        events: Sequence[EncodedEvent],
-        consume: Sequence[InboxRef],
-        now: int,
-    ) -> None:
-        InMemoryStore._append(row, len(row.events), events, consume, now)
+    def _append(row: _RunRow, log: LogWrite) -> None:
+        InMemoryStore._append(row, replace(log, expected=len(row.events)))
 
 
 class NoFencing(InMemoryStore):
@@ -110,22 +104,23 @@ class DoubleFiringTimers(InMemoryStore):
 class LostBufferedSignal(InMemoryStore):
     """Answers ``Buffered`` but keeps nothing for a run that is not waiting yet."""
 
-    def _deliver(self, run_id: str, entry: _InboxRow, now: int) -> DeliveryResult:
-        result = super()._deliver(run_id, entry, now)
+    def _deliver(self, d: Delivery) -> DeliveryResult:
+        result = super()._deliver(d)
         if isinstance(result, Buffered):
-            del self._data.runs[run_id].inbox[(entry.kind, entry.key)]
+            del self._data.runs[d.run_id].inbox[(d.kind, d.key)]
         return result
 
 
 class BufferedAfterTerminal(InMemoryStore):
     """Stores deliveries for finished runs instead of answering ``Closed``."""
 
-    def _deliver(self, run_id: str, entry: _InboxRow, now: int) -> DeliveryResult:
-        row = self._data.runs.get(run_id)
-        if row is not None and row.status.terminal and (entry.kind, entry.key) not in row.inbox:
-            row.inbox[(entry.kind, entry.key)] = entry
-            return Buffered(self._run(row), self._entry(run_id, entry))
-        return super()._deliver(run_id, entry, now)
+    def _deliver(self, d: Delivery) -> DeliveryResult:
+        row = self._data.runs.get(d.run_id)
+        if row is not None and row.status.terminal and (d.kind, d.key) not in row.inbox:
+            entry = _InboxRow(d.kind, d.key, d.name, d.step_id, d.payload, d.meta, d.now)
+            row.inbox[(d.kind, d.key)] = entry
+            return Buffered(self._run(row), self._entry(d.run_id, entry))
+        return super()._deliver(d)
 
 
 class OffsetCursor(InMemoryStore):

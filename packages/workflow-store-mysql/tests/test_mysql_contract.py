@@ -7,14 +7,21 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from workflow.contract_tests import StoreContract, StoreFactory
 from workflow.contract_tests.servers import require_server
-from workflow.runtime import Capability, ExecutionStore
+from workflow.runtime import (
+    Cancelled,
+    Capability,
+    ExecutionStore,
+    RunStatus,
+    StoreConfigurationError,
+)
 from workflow.store.mysql.store import MySQLStore
 from workflow.store.sql.statements import hot_operation_statements
 
@@ -81,18 +88,19 @@ class TestMySQLStore(StoreContract):
             await handle.close()
 
 
-# Statements per hot operation (no UPDATE ... RETURNING: claims lock, update, read).
+# Round trips per hot operation (workflow.store.sql.statements.recording): the stores
+# run in autocommit, so a transaction shows as BEGIN ... COMMIT and nothing else is sent.
 # A change that adds one fails here; one that removes one updates the table.
 STATEMENT_BUDGET = {
     "create_run": 1,
-    "claim_run": 3,
+    "claim_run": 5,
     "heartbeat": 1,
-    "append_events_1": 2,
-    "append_events_10": 2,
-    "settle_run": 3,
-    "fire_due_timers": 4,
-    "deliver_signal": 4,
-    "claim_runnable": 3,
+    "append_events_1": 4,
+    "append_events_10": 4,
+    "settle_run": 5,
+    "fire_due_timers": 5,
+    "deliver_signal": 5,
+    "claim_runnable": 5,
     "list_runs": 1,
     "load_run": 1,
 }
@@ -107,3 +115,46 @@ async def test_hot_operations_send_the_budgeted_statements(my_schema: str) -> No
     finally:
         await store.close()
     assert {op: len(statements) for op, statements in seen.items()} == STATEMENT_BUDGET, seen
+
+
+def _engine(**options: Any) -> AsyncEngine:
+    return create_async_engine(
+        URL.replace("mysql://", "mysql+aiomysql://") + "?charset=utf8mb4", **options
+    )
+
+
+async def test_a_store_on_an_engine_at_repeatable_read_refuses_to_write(my_schema: str) -> None:
+    # InnoDB's default; the store's locking model is written for READ COMMITTED.
+    engine = _engine()
+    store = MySQLStore(engine, schema=my_schema, table_prefix="iso_")
+    try:
+        await store.create_schema()
+        await store.create_run("r", "wf", None, None, 1_000)  # autocommit: no isolation
+        with pytest.raises(StoreConfigurationError, match="READ COMMITTED"):
+            await store.cancel_run("r", "stop", 1_001)
+        run = await store.load_run("r")
+        assert run is not None
+        assert run.status is RunStatus.QUEUED
+    finally:
+        await store.close()
+        await engine.dispose()
+
+
+async def test_a_store_on_an_engine_the_application_made_works(my_schema: str) -> None:
+    # An engine that pooled connections before the store existed: the session setup
+    # (group_concat_max_len) still reaches them on checkout.
+    engine = _engine(isolation_level="READ COMMITTED")
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))
+    store = MySQLStore(engine, schema=my_schema, table_prefix="own_")
+    try:
+        await store.create_schema()
+        await store.create_run("r", "wf", None, None, 1_000)
+        assert isinstance(await store.cancel_run("r", "stop", 1_001), Cancelled)
+        async with engine.connect() as conn:
+            limit = (await conn.execute(sa.text("SELECT @@SESSION.group_concat_max_len"))).scalar()
+        assert limit is not None
+        assert int(limit) >= 1 << 30  # MariaDB caps the requested maximum at 1 GiB
+    finally:
+        await store.close()
+        await engine.dispose()

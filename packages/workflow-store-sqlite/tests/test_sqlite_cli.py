@@ -32,7 +32,11 @@ def test_upgrade_then_check_current_history_downgrade(tmp_path: Path) -> None:
     code, out = invoke("migrate", "current", "--url", url)
     assert out.split() == ["current:", head, "head:", head]
     code, out = invoke("migrate", "history", "--url", url)
-    assert out.startswith(f"<base> -> {head}")
+    history = SQLiteStore.from_path(tmp_path / "other.db").migrator.history()
+    assert [line.split()[:3] for line in out.splitlines()] == [
+        [r.down_revision or "<base>", "->", r.revision] for r in history
+    ]
+    assert history[-1].revision == head
     code, out = invoke("migrate", "downgrade", "--revision", "base", "--url", url)
     assert (code, out.strip()) == (0, f"{url}: at revision (none)")
     assert invoke("migrate", "check", "--url", url)[0] == 1

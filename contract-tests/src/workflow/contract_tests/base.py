@@ -32,6 +32,7 @@ from .cases.events import EventLogCases
 from .cases.listing import ListingCases
 from .cases.payloads import PayloadFidelityCases
 from .cases.runs import RunLifecycleCases
+from .cases.runtime import RuntimeCases
 from .cases.schedules import ScheduleCases
 from .cases.signals import DeliveryCases
 from .cases.timers import TimerCases
@@ -53,6 +54,7 @@ class StoreContract(
     CapabilityCases,
     ConcurrencyCases,
     StatefulCases,
+    RuntimeCases,
 ):
     """Every case of the execution-store contract.
 

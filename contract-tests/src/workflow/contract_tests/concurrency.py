@@ -451,6 +451,39 @@ class ConcurrencyCases:
                 )
                 assert await store.read_events(run_id) == []
 
+    async def test_signal_racing_a_pausing_settle_is_never_lost(
+        self, store: ExecutionStore, store_factory: StoreFactory
+    ) -> None:
+        # Whichever lands first, the run ends queued: a delivery before the pause is
+        # found by the settle, a delivery after it wakes the paused run.
+        settler, deliverer = await _handles(store_factory, 2)
+        for n in range(24):
+            run_id = f"run-{n}"
+            claim = await started(store, run_id)
+            settle = settler.settle_run(
+                run_id, claim.lease, 0, [], Pause(Wait.signal("step-1", "go")), T0 + 1
+            )
+            deliver = deliverer.deliver_signal(run_id, "sig-1", "go", {"n": n}, T0 + 1)
+            if n % 2:
+                delivered, settled = await asyncio.gather(deliver, settle)
+            else:
+                settled, delivered = await asyncio.gather(settle, deliver)
+
+            assert isinstance(delivered, (Delivered, Buffered)), delivered
+            if isinstance(delivered, Delivered):
+                # The pause came first and this delivery woke it.
+                assert settled.status is RunStatus.PAUSED, (settled, delivered)
+            else:
+                # The delivery came first; the settle found the entry and stayed queued.
+                assert settled.status is RunStatus.QUEUED, (settled, delivered)
+            loaded = await store.load_run(run_id)
+            assert loaded is not None
+            assert (loaded.status, loaded.wait, loaded.ready_at) == (
+                RunStatus.QUEUED,
+                None,
+                T0 + 1,
+            ), (n, settled, delivered)
+
     async def test_create_run_race_creates_once(
         self, store: ExecutionStore, store_factory: StoreFactory
     ) -> None:

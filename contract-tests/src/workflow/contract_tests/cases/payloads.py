@@ -15,6 +15,7 @@ import copy
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 
@@ -433,6 +434,8 @@ def _mutate(value: object) -> None:
 class PayloadFidelityCases:
     """Every payload slot stores JSON values exactly and never shares them."""
 
+    max_payload_bytes: ClassVar[int]
+
     @pytest.mark.parametrize("slot", list(SLOTS))
     @pytest.mark.parametrize("value", [pytest.param(v, id=name) for name, v in CORPUS])
     async def test_payload_round_trips_with_exact_types(
@@ -465,3 +468,24 @@ class PayloadFidelityCases:
         for _, actual, _ in first:
             _mutate(actual)
         _assert_all(await SLOTS[slot].read(store, _mutable()))
+
+    async def test_a_claim_carries_an_inbox_and_history_larger_than_one_payload(
+        self, store: ExecutionStore
+    ) -> None:
+        # Many payloads near the limit add up to more than 1 MiB: a claim hands all of
+        # them over whole. (MariaDB's JSON_ARRAYAGG once cut the claim's inbox and
+        # history at group_concat_max_len, 1 MiB, and the claim failed to decode.)
+        size = min(self.max_payload_bytes, 1 << 20) * 2 // 5
+        count = (1 << 20) // size + 2
+        claim = await started(store)
+        big = [NewEvent("Big", {"i": i, "text": "e" * size}) for i in range(count)]
+        for i, one in enumerate(big):
+            await store.append_events("run-1", claim.lease, i, [one], T0 + 1)
+        for i in range(count):
+            await store.deliver_signal("run-1", f"sig-{i}", "other", "s" * size, T0 + 2)
+        await store.settle_run("run-1", claim.lease, count, [], Yield(), T0 + 3)
+
+        again = await store.claim_run("run-1", "w2", LEASE_MS, T0 + 4, with_history=True)
+        assert isinstance(again, Claimed), again
+        assert [e.data for e in again.events or []] == [e.data for e in big]
+        assert [e.payload for e in again.inbox] == ["s" * size] * count

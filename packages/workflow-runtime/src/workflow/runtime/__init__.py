@@ -1,4 +1,5 @@
-"""workflow.runtime: the execution-store contract, its reference store and the registry.
+"""workflow.runtime: durable workflows (engine, runtime driver), the execution-store
+contract, its reference store and the store registry.
 
 Everything a user needs is exported here; other modules are implementation detail
 unless their docs say otherwise (``codec`` and ``validation`` are for store authors).
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 from .contract import Capability, ExecutionStore
 from .cursor import decode_cursor, encode_cursor
+from .definitions import Scheduled, Workflow, WorkflowSet, cron, every, workflow
+from .driver import DriveOutcome, DriveReport, Runtime, SweepReport, default_owner, system_clock
+from .engine import Approval, Context, StepCall, approval_id_for, current_step
 from .errors import (
     InvalidArgumentError,
     LeaseLostError,
@@ -15,10 +19,13 @@ from .errors import (
     PayloadError,
     RunCancelledError,
     SchemaVersionError,
+    StoreConfigurationError,
+    StoreOperationError,
     StoreUnavailableError,
     UnknownStoreError,
     WorkflowStoreError,
 )
+from .history import EventType
 from .memory import InMemoryStore
 from .records import (
     JSON,
@@ -69,12 +76,28 @@ from .results import (
     TickOutcome,
     Yield,
 )
+from .retry import RetryPolicy
 from .schedules import next_fire_at
+from .workflow_errors import (
+    NonDeterminismError,
+    ResultTimeoutError,
+    RunConflictError,
+    RunFailedError,
+    RunNotFoundError,
+    StepFailedError,
+    StepTimeoutError,
+    UnknownWorkflowError,
+    WaitTimeoutError,
+    WorkflowDefinitionError,
+    WorkflowError,
+    WorkflowFailed,
+)
 
 __all__ = [
     "JSON",
     "TERMINAL_STATUSES",
     "AlreadyTerminal",
+    "Approval",
     "Buffered",
     "CancelResult",
     "Cancelled",
@@ -83,13 +106,17 @@ __all__ = [
     "Claimed",
     "Closed",
     "Conflict",
+    "Context",
     "CreateResult",
     "Created",
     "CronSpec",
     "Delivered",
     "DeliveryResult",
+    "DriveOutcome",
+    "DriveReport",
     "Duplicate",
     "ErrorInfo",
+    "EventType",
     "ExecutionStore",
     "Existing",
     "Fail",
@@ -104,6 +131,7 @@ __all__ = [
     "LeaseLostError",
     "LogConflictError",
     "NewEvent",
+    "NonDeterminismError",
     "NotClaimable",
     "NotFound",
     "Outcome",
@@ -111,25 +139,52 @@ __all__ = [
     "Page",
     "Pause",
     "PayloadError",
+    "ResultTimeoutError",
+    "RetryPolicy",
     "Run",
     "RunCancelledError",
+    "RunConflictError",
+    "RunFailedError",
+    "RunNotFoundError",
     "RunStatus",
+    "Runtime",
     "Schedule",
     "ScheduleSpec",
     "ScheduleTick",
+    "Scheduled",
     "SchemaStatus",
     "SchemaVersionError",
+    "StepCall",
+    "StepFailedError",
+    "StepTimeoutError",
+    "StoreConfigurationError",
+    "StoreOperationError",
     "StoreUnavailableError",
     "StoredEvent",
+    "SweepReport",
     "TickOutcome",
     "Timeline",
     "UnknownStoreError",
+    "UnknownWorkflowError",
     "Wait",
     "WaitKind",
+    "WaitTimeoutError",
+    "Workflow",
+    "WorkflowDefinitionError",
+    "WorkflowError",
+    "WorkflowFailed",
+    "WorkflowSet",
     "WorkflowStoreError",
     "Yield",
+    "approval_id_for",
+    "cron",
+    "current_step",
     "decode_cursor",
+    "default_owner",
     "encode_cursor",
+    "every",
     "next_fire_at",
     "open_store",
+    "system_clock",
+    "workflow",
 ]

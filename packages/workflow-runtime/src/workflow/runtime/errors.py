@@ -84,3 +84,14 @@ class StoreUnavailableError(WorkflowStoreError):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"{message} (retryable: the operation may be retried)")
+
+
+class StoreConfigurationError(WorkflowStoreError):
+    """The store is pointed at something it cannot use: the database or file is missing,
+    authentication failed, permission is denied, or the tables are missing (not
+    migrated). Not retryable: the message says what to fix."""
+
+
+class StoreOperationError(WorkflowStoreError):
+    """The backend rejected an operation for a reason that is neither the deployment's
+    nor transient (a syntax or data error: a bug in the store). Not retryable."""

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from . import codec, validation
+from . import arguments, codec, validation
 from .contract import Capability
 from .cursor import decode_cursor, encode_cursor
 from .errors import (
@@ -31,7 +31,6 @@ from .errors import (
 )
 from .records import (
     JSON,
-    ErrorInfo,
     InboxEntry,
     InboxKind,
     InboxRef,
@@ -72,7 +71,7 @@ from .results import (
     TickOutcome,
 )
 from .schedules import next_fire_at
-from .validation import EncodedEvent, EncodedWait
+from .validation import EncodedWait
 
 SCHEMA_REVISION = "memory-1"
 
@@ -246,17 +245,11 @@ class InMemoryStore:
         return row
 
     @staticmethod
-    def _append(
-        row: _RunRow,
-        expected: int,
-        events: Sequence[EncodedEvent],
-        consume: Sequence[InboxRef],
-        now: int,
-    ) -> None:
-        if expected != len(row.events):
-            raise LogConflictError(row.run_id, expected, len(row.events))
-        row.events.extend((e.type, e.step_id, e.data, now) for e in events)
-        for ref in consume:
+    def _append(row: _RunRow, log: arguments.LogWrite) -> None:
+        if log.expected != len(row.events):
+            raise LogConflictError(row.run_id, log.expected, len(row.events))
+        row.events.extend((e.type, e.step_id, e.data, log.now) for e in log.events)
+        for ref in log.consume:
             entry = row.inbox.get((ref.kind, ref.key))
             if entry is not None:
                 entry.consumed = True
@@ -290,20 +283,25 @@ class InMemoryStore:
         input: JSON,
         now: int,
     ) -> CreateResult:
-        run_id = validation.check_id(run_id, "run_id")
-        workflow_id = validation.check_id(workflow_id, "workflow_id")
-        workflow_version = validation.check_optional_id(workflow_version, "workflow_version")
-        encoded = codec.encode_optional(input, max_bytes=self.max_payload_bytes, what="input")
-        now = validation.check_now(now)
+        a = arguments.new_run(
+            run_id, workflow_id, workflow_version, input, now, max_bytes=self.max_payload_bytes
+        )
         data = self._open()
-        existing = data.runs.get(run_id)
+        existing = data.runs.get(a.run_id)
         if existing is not None:
             run = self._run(existing)
-            return Existing(run) if existing.workflow_id == workflow_id else Conflict(run)
+            return Existing(run) if existing.workflow_id == a.workflow_id else Conflict(run)
         row = _RunRow(
-            run_id, workflow_id, workflow_version, RunStatus.QUEUED, encoded, now, now, now
+            a.run_id,
+            a.workflow_id,
+            a.workflow_version,
+            RunStatus.QUEUED,
+            a.input,
+            a.now,
+            a.now,
+            a.now,
         )
-        data.runs[run_id] = row
+        data.runs[a.run_id] = row
         return Created(self._run(row))
 
     async def load_run(self, run_id: str) -> Run | None:
@@ -348,23 +346,18 @@ class InMemoryStore:
         return Timeline(self._run(row), self._events(row, from_index, limit))
 
     async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
-        run_id = validation.check_id(run_id, "run_id")
-        error = validation.check_error(
-            ErrorInfo("Cancelled", validation.check_text(reason, "reason"), "cancelled"),
-            max_bytes=self.max_payload_bytes,
-        )
-        now = validation.check_now(now)
-        row = self._open().runs.get(run_id)
+        a = arguments.cancellation(run_id, reason, now, max_bytes=self.max_payload_bytes)
+        row = self._open().runs.get(a.run_id)
         if row is None:
-            return NotFound(run_id)
+            return NotFound(a.run_id)
         if row.status.terminal:
             return AlreadyTerminal(self._run(row))
         row.status = RunStatus.CANCELLED
-        row.error = error
+        row.error = a.error
         row.lease = None
         row.wait = None
         row.ready_at = None
-        row.updated_at = now
+        row.updated_at = a.now
         self._data.notify()
         return Cancelled(self._run(row))
 
@@ -391,39 +384,28 @@ class InMemoryStore:
     async def claim_run(
         self, run_id: str, owner: str, lease_ms: int, now: int, *, with_history: bool = False
     ) -> ClaimResult:
-        run_id = validation.check_id(run_id, "run_id")
-        owner = validation.check_id(owner, "owner")
-        lease_ms = validation.check_lease_ms(lease_ms)
-        now = validation.check_now(now)
-        with_history = validation.check_bool(with_history, "with_history")
-        row = self._open().runs.get(run_id)
+        a = arguments.claim(run_id, owner, lease_ms, now, with_history)
+        row = self._open().runs.get(a.run_id)
         if row is None:
-            return NotFound(run_id)
-        if not row.claimable(now):
+            return NotFound(a.run_id)
+        if not row.claimable(a.now):
             return NotClaimable(self._run(row))
-        return self._claim(row, owner, lease_ms, now, with_history)
+        return self._claim(row, a.owner, a.lease_ms, a.now, a.with_history)
 
     async def claim_runnable(
         self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
     ) -> list[Claimed]:
-        owner = validation.check_id(owner, "owner")
-        lease_ms = validation.check_lease_ms(lease_ms)
-        limit = validation.check_limit(limit)
-        now = validation.check_now(now)
-        with_history = validation.check_bool(with_history, "with_history")
+        a = arguments.claim_many(owner, lease_ms, limit, now, with_history)
         rows = sorted(
-            (r for r in self._open().runs.values() if r.claimable(now)),
+            (r for r in self._open().runs.values() if r.claimable(a.now)),
             key=lambda r: (r.ready_at or 0, r.run_id),
-        )[:limit]
-        return [self._claim(r, owner, lease_ms, now, with_history) for r in rows]
+        )[: a.limit]
+        return [self._claim(r, a.owner, a.lease_ms, a.now, a.with_history) for r in rows]
 
     async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
-        run_id = validation.check_id(run_id, "run_id")
-        lease = validation.check_lease(lease)
-        lease_ms = validation.check_lease_ms(lease_ms)
-        now = validation.check_now(now)
-        row = self._held(self._open(), run_id, lease)
-        row.lease = Lease(lease.owner, lease.token, now + lease_ms)
+        a = arguments.renewal(run_id, lease, lease_ms, now)
+        row = self._held(self._open(), a.run_id, a.lease)
+        row.lease = Lease(a.lease.owner, a.lease.token, a.now + a.lease_ms)
         return row.lease
 
     async def append_events(
@@ -436,15 +418,18 @@ class InMemoryStore:
         *,
         consume: Sequence[InboxRef] = (),
     ) -> int:
-        run_id = validation.check_id(run_id, "run_id")
-        lease = validation.check_lease(lease)
-        expected = validation.check_index(expected_next_index, "expected_next_index")
-        encoded = validation.check_events(events, max_bytes=self.max_payload_bytes)
-        now = validation.check_now(now)
-        refs = validation.check_consume(consume)
-        row = self._held(self._open(), run_id, lease)
-        self._append(row, expected, encoded, refs, now)
-        if encoded:
+        log = arguments.log_write(
+            run_id,
+            lease,
+            expected_next_index,
+            events,
+            now,
+            consume,
+            max_bytes=self.max_payload_bytes,
+        )
+        row = self._held(self._open(), log.run_id, log.lease)
+        self._append(row, log)
+        if log.events:
             self._data.notify()
         return len(row.events)
 
@@ -459,15 +444,19 @@ class InMemoryStore:
         *,
         consume: Sequence[InboxRef] = (),
     ) -> Run:
-        run_id = validation.check_id(run_id, "run_id")
-        lease = validation.check_lease(lease)
-        expected = validation.check_index(expected_next_index, "expected_next_index")
-        encoded = validation.check_events(events, max_bytes=self.max_payload_bytes)
-        result = validation.check_outcome(outcome, max_bytes=self.max_payload_bytes)
-        now = validation.check_now(now)
-        refs = validation.check_consume(consume)
-        row = self._held(self._open(), run_id, lease)
-        self._append(row, expected, encoded, refs, now)
+        a = arguments.settlement(
+            run_id,
+            lease,
+            expected_next_index,
+            events,
+            outcome,
+            now,
+            consume,
+            max_bytes=self.max_payload_bytes,
+        )
+        result, now = a.outcome, a.log.now
+        row = self._held(self._open(), a.log.run_id, a.log.lease)
+        self._append(row, a.log)
         row.lease = None
         if result.status is RunStatus.QUEUED:
             self._make_queued(row, now)
@@ -475,7 +464,8 @@ class InMemoryStore:
             assert result.wait is not None
             wait = result.wait.wait
             if any(
-                not e.consumed and wait.matches(self._entry(run_id, e)) for e in row.inbox.values()
+                not e.consumed and wait.matches(self._entry(row.run_id, e))
+                for e in row.inbox.values()
             ):
                 self._make_queued(row, now)
             else:
@@ -534,7 +524,9 @@ class InMemoryStore:
                     await cond.wait()
 
     # -- wake-ups ------------------------------------------------------------------
-    def _deliver(self, run_id: str, entry: _InboxRow, now: int) -> DeliveryResult:
+    def _deliver(self, d: arguments.Delivery) -> DeliveryResult:
+        run_id, now = d.run_id, d.now
+        entry = _InboxRow(d.kind, d.key, d.name, d.step_id, d.payload, d.meta, d.now)
         row = self._open().runs.get(run_id)
         if row is None:
             return NotFound(run_id)
@@ -561,15 +553,18 @@ class InMemoryStore:
         step_id: str | None = None,
         meta: JSON = None,
     ) -> DeliveryResult:
-        run_id = validation.check_id(run_id, "run_id")
-        signal_id = validation.check_id(signal_id, "signal_id")
-        name = validation.check_id(name, "name")
-        body = codec.encode_optional(payload, max_bytes=self.max_payload_bytes, what="payload")
-        now = validation.check_now(now)
-        step_id = validation.check_optional_id(step_id, "step_id")
-        meta_text = codec.encode_optional(meta, max_bytes=self.max_payload_bytes, what="meta")
-        entry = _InboxRow(InboxKind.SIGNAL, signal_id, name, step_id, body, meta_text, now)
-        return self._deliver(run_id, entry, now)
+        return self._deliver(
+            arguments.signal(
+                run_id,
+                signal_id,
+                name,
+                payload,
+                now,
+                step_id,
+                meta,
+                max_bytes=self.max_payload_bytes,
+            )
+        )
 
     async def deliver_approval(
         self,
@@ -581,18 +576,11 @@ class InMemoryStore:
         feedback: JSON = None,
         meta: JSON = None,
     ) -> DeliveryResult:
-        run_id = validation.check_id(run_id, "run_id")
-        approval_id = validation.check_id(approval_id, "approval_id")
-        approved = validation.check_bool(approved, "approved")
-        body = codec.encode(
-            {"approved": approved, "feedback": feedback},
-            max_bytes=self.max_payload_bytes,
-            what="feedback",
+        return self._deliver(
+            arguments.approval(
+                run_id, approval_id, approved, now, feedback, meta, max_bytes=self.max_payload_bytes
+            )
         )
-        now = validation.check_now(now)
-        meta_text = codec.encode_optional(meta, max_bytes=self.max_payload_bytes, what="meta")
-        entry = _InboxRow(InboxKind.APPROVAL, approval_id, None, None, body, meta_text, now)
-        return self._deliver(run_id, entry, now)
 
     async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
         now = validation.check_now(now)
@@ -657,24 +645,28 @@ class InMemoryStore:
         input: JSON = None,
         enabled: bool = True,
     ) -> Schedule:
-        schedule_id = validation.check_schedule_id(schedule_id)
-        workflow_id = validation.check_id(workflow_id, "workflow_id")
-        spec = validation.check_spec(spec)
-        now = validation.check_now(now)
-        workflow_version = validation.check_optional_id(workflow_version, "workflow_version")
-        overlap = validation.check_overlap(overlap)
-        body = codec.encode_optional(input, max_bytes=self.max_payload_bytes, what="input")
-        enabled = validation.check_bool(enabled, "enabled")
+        a = arguments.schedule_declaration(
+            schedule_id,
+            workflow_id,
+            spec,
+            now,
+            workflow_version,
+            overlap,
+            input,
+            enabled,
+            max_bytes=self.max_payload_bytes,
+        )
+        schedule_id, spec, now, enabled = a.schedule_id, a.spec, a.now, a.enabled
         data = self._open()
         row = data.schedules.get(schedule_id)
         if row is None:
             row = _ScheduleRow(
                 schedule_id,
-                workflow_id,
-                workflow_version,
+                a.workflow_id,
+                a.workflow_version,
                 spec,
-                overlap,
-                body,
+                a.overlap,
+                a.input,
                 enabled,
                 next_fire_at(spec, now),
                 None,
@@ -686,11 +678,11 @@ class InMemoryStore:
             # drop it); re-plan only when the timing changed or the schedule wakes up.
             if row.spec != spec or (enabled and not row.enabled):
                 row.next_fire_at = next_fire_at(spec, now)
-            row.workflow_id = workflow_id
-            row.workflow_version = workflow_version
+            row.workflow_id = a.workflow_id
+            row.workflow_version = a.workflow_version
             row.spec = spec
-            row.overlap = overlap
-            row.input = body
+            row.overlap = a.overlap
+            row.input = a.input
             row.enabled = enabled
             row.updated_at = now
         return self._schedule(row)

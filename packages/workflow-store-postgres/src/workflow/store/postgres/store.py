@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from workflow.runtime import codec
 from workflow.runtime.errors import InvalidArgumentError
-from workflow.store.sql import DEFAULT_TABLE_PREFIX, SQLStore, opened
+from workflow.store.sql import DEFAULT_TABLE_PREFIX, OWNED_ENGINE, SQLStore, opened
 from workflow.store.sql.urls import parse_store_url
 
 
@@ -47,10 +47,13 @@ class PostgresStore(SQLStore):
     def from_url(
         cls, url: str, *, prepare_threshold: int | None = None, **options: Any
     ) -> PostgresStore:
-        parsed, from_query = parse_store_url(url, "postgresql+psycopg", ("postgresql", "postgres"))
+        parsed, from_query = parse_store_url(
+            url, "postgresql+psycopg", ("postgresql", "postgres"), extra=("prepare_threshold",)
+        )
+        threshold = from_query.pop("prepare_threshold", prepare_threshold)
         # prepare_threshold=None: psycopg never prepares server-side (PgBouncer-safe).
         engine = create_async_engine(
-            parsed, connect_args={"prepare_threshold": prepare_threshold}, pool_pre_ping=True
+            parsed, connect_args={"prepare_threshold": threshold}, **OWNED_ENGINE
         )
         return cls(engine, owns_engine=True, **{**from_query, **options})
 

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from alembic import context, op
 from sqlalchemy.pool import NullPool
 
+from .autogenerate import only_workflow_tables, version_table
 from .naming import DEFAULT_TABLE_PREFIX, check_schema, check_table_prefix
 from .tables import build_tables
 
@@ -38,8 +39,13 @@ def table_prefix() -> str:
     return prefix
 
 
-def version_table(prefix: str) -> str:
-    return f"{prefix}alembic_version"
+def store_schema() -> str | None:
+    """The schema (MySQL: database) of the running migration, for revision bodies.
+
+    ``create_table`` honours the connection's ``schema_translate_map``; ``ALTER``
+    operations render the name as given, so they must pass ``schema=`` themselves."""
+    schema: str | None = op.get_context().opts["workflow_schema"]
+    return schema
 
 
 def lock_key(schema: str | None, prefix: str) -> int:
@@ -88,31 +94,54 @@ def _setting(name: str, default: str | None) -> str | None:
     return option if option is not None else default
 
 
+def _create_schema_sql(dialect: str, schema: str) -> str | None:
+    """The statement creating the store's schema (MySQL: database); none on SQLite."""
+    if dialect == "postgresql":
+        return f'CREATE SCHEMA IF NOT EXISTS "{schema}"'
+    if dialect in {"mysql", "mariadb"}:
+        return f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4"
+    return None
+
+
 def _ensure_schema(connection: sa.Connection, schema: str | None) -> None:
     if schema is None:
         return
-    name = connection.dialect.name
-    if name == "postgresql":
-        connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-    elif name in {"mysql", "mariadb"}:
-        connection.execute(
-            sa.text(f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4")
-        )
+    statement = _create_schema_sql(connection.dialect.name, schema)
+    if statement is None:
+        return
+    # Look first: PostgreSQL checks CREATE on the database even for CREATE SCHEMA IF NOT
+    # EXISTS of a schema that exists, a right a least-privilege migration role lacks.
+    if sa.inspect(connection).has_schema(schema):
+        return
+    connection.execute(sa.text(statement))
+
+
+def _enter_schema_offline(schema: str | None) -> None:
+    """Make the offline script create the schema and work inside it.
+
+    Offline, Alembic compiles each statement without a connection, so the online
+    ``schema_translate_map`` cannot apply and ``create_table`` renders unqualified
+    names: the script itself switches its session to the schema first.
+    """
+    dialect = context.get_context().dialect.name
+    statement = None if schema is None else _create_schema_sql(dialect, schema)
+    if statement is None:
+        return
+    context.execute(statement)
+    if dialect == "postgresql":
+        # LOCAL: for the script's own transaction only (also safe behind PgBouncer).
+        context.execute(f'SET LOCAL search_path TO "{schema}"')
+    else:
+        context.execute(f"USE `{schema}`")
 
 
 def _configure(schema: str | None, prefix: str, **options: Any) -> None:
-    tables = build_tables(prefix)
-    ours = {t.name for t in tables.metadata.sorted_tables} | {version_table(prefix)}
-
-    def include_name(name: str | None, type_: str, parent: Any) -> bool:
-        # Compare and autogenerate only our tables: the database may hold others.
-        return type_ != "table" or name in ours
-
     context.configure(
-        target_metadata=tables.metadata,
+        target_metadata=build_tables(prefix).metadata,
         version_table=version_table(prefix),
         version_table_schema=schema,
-        include_name=include_name,
+        # Compare and autogenerate only our tables: the database may hold others.
+        include_name=only_workflow_tables(prefix),
         workflow_table_prefix=prefix,
         workflow_schema=schema,
         **options,
@@ -127,6 +156,7 @@ def run_env() -> None:
     if context.is_offline_mode():
         _configure(schema, prefix, url=config.get_main_option("sqlalchemy.url"), literal_binds=True)
         with context.begin_transaction():
+            _enter_schema_offline(schema)
             context.run_migrations()
         return
     connection: sa.Connection | None = config.attributes.get("connection")

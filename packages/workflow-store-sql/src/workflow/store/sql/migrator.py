@@ -24,7 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workflow.runtime.errors import SchemaVersionError
 from workflow.runtime.records import SchemaStatus
 
-from .migration_env import version_table
+from .autogenerate import version_table
+from .dialects import dialect_for
+from .transactions import explicit_transaction
 
 # Alembic's command API keeps process-global state (the `context` proxy): one command
 # at a time per process. A threading lock taken without blocking the event loop.
@@ -105,8 +107,11 @@ class Migrator:
                 def run(sync: sa.Connection) -> None:
                     getattr(command, verb)(self._config(connection=sync), revision)
 
-                await conn.run_sync(run)
-                await conn.commit()
+                # The store's connections are in autocommit: the migration's transaction
+                # is ours (SQLite: BEGIN IMMEDIATE, the database-wide write lock), and
+                # Alembic, finding one open, runs inside it.
+                async with explicit_transaction(conn, dialect_for(conn.dialect.name).begin):
+                    await conn.run_sync(run)
         finally:
             _ALEMBIC.release()
 

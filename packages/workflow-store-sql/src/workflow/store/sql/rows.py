@@ -177,3 +177,13 @@ def wait_values(wait: EncodedWait | None) -> dict[str, Any]:
         "wait_meta": wait.meta,
         "wake_at": wait.wake_at,
     }
+
+
+def queued_values(now: int) -> dict[str, Any]:
+    """Column values of a run put (back) in the queue: woken, yielded or fired."""
+    return {
+        "status": RunStatus.QUEUED.value,
+        "ready_at": now,
+        "updated_at": now,
+        **wait_values(None),
+    }

@@ -8,13 +8,16 @@ from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
-def configure_sqlite(engine: Engine | AsyncEngine, *, busy_timeout_ms: int = 10_000) -> None:
-    """WAL, foreign keys (for ON DELETE CASCADE), a busy timeout, and ``BEGIN IMMEDIATE``.
+def configure_sqlite(
+    engine: Engine | AsyncEngine, *, busy_timeout_ms: int = 10_000, begin_immediate: bool = True
+) -> None:
+    """WAL, foreign keys (for ON DELETE CASCADE), a busy timeout, no pysqlite-managed
+    transactions, and (``begin_immediate``) ``BEGIN IMMEDIATE`` whenever SQLAlchemy
+    begins a transaction: the write lock is taken up front, two writers never deadlock
+    upgrading read locks, and a migration holds the database-wide lock.
 
-    pysqlite's own transaction handling is switched off so that every transaction
-    starts with ``BEGIN IMMEDIATE``: the write lock is taken up front, two writers never
-    deadlock upgrading read locks, and a migration holds the database-wide lock.
-    Idempotent per engine.
+    The stores pass ``begin_immediate=False``: they run in autocommit and write their
+    own ``BEGIN IMMEDIATE`` (``SQLStore._tx``). Idempotent per engine.
     """
     sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     if sync.dialect.name != "sqlite" or getattr(sync, "_workflow_sqlite_configured", False):
@@ -29,6 +32,10 @@ def configure_sqlite(engine: Engine | AsyncEngine, *, busy_timeout_ms: int = 10_
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+    if not begin_immediate:
+        sync._workflow_sqlite_configured = True  # type: ignore[attr-defined]
+        return
 
     @event.listens_for(sync, "begin")
     def _on_begin(conn: Any) -> None:

@@ -19,20 +19,22 @@ from .store import SQLStore
 
 @contextlib.contextmanager
 def recording(store: SQLStore) -> Iterator[list[str]]:
-    """Collect the first word of every statement the store's engine executes
-    (``BEGIN`` emitted for SQLite included; drivers that begin implicitly, like
-    psycopg, add a BEGIN/COMMIT round trip this does not show)."""
+    """Collect the first word of every statement the store sends.
+
+    On the engines the stores make for themselves (``OWNED_ENGINE``: autocommit
+    throughout, transactions spelled out as ``BEGIN``…``COMMIT``) that is every round
+    trip an operation makes; nothing is sent besides."""
     seen: list[str] = []
 
-    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement.split(None, 1)[0].upper())
+    def statement(conn: Any, cursor: Any, text: str, *_: Any) -> None:
+        seen.append(text.split(None, 1)[0].upper())
 
     engine = store.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
+    event.listen(engine, "before_cursor_execute", statement)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        event.remove(engine, "before_cursor_execute", statement)
 
 
 async def hot_operation_statements(store: SQLStore, now: int = 1_000_000) -> dict[str, list[str]]:

@@ -8,34 +8,37 @@ transaction committed before the lock was granted, so a delivery and a pause of 
 same run serialize and a wake-up is never lost. Claims of many rows use
 ``FOR UPDATE SKIP LOCKED`` so concurrent claimers never wait for or share a row.
 
+Where the dialect has data-modifying CTEs (PostgreSQL), the writes that touch several
+tables are one statement each instead; :mod:`workflow.store.sql.single_statement`
+explains how they keep the same guarantees.
+
 Dialect differences live in :mod:`workflow.store.sql.dialects`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
-from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar, cast
+from collections.abc import AsyncIterator, Collection, Sequence
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from workflow.runtime import codec, validation
+from workflow.runtime import arguments, codec, validation
 from workflow.runtime.contract import Capability
 from workflow.runtime.cursor import decode_cursor, encode_cursor
 from workflow.runtime.errors import (
     LeaseLostError,
     LogConflictError,
     RunCancelledError,
+    StoreConfigurationError,
     StoreUnavailableError,
     WorkflowStoreError,
 )
 from workflow.runtime.records import (
     JSON,
     TERMINAL_STATUSES,
-    ErrorInfo,
     InboxEntry,
     InboxKind,
     InboxRef,
@@ -77,48 +80,31 @@ from workflow.runtime.schedules import next_fire_at
 from workflow.runtime.subscriptions import poll_events
 from workflow.runtime.validation import EncodedEvent, EncodedWait
 
-from . import rows
+from . import rows, single_statement
 from .dialects import SQLDialect, dialect_for
+from .failures import operation
 from .migrator import Migrator
 from .naming import DEFAULT_TABLE_PREFIX, check_schema
 from .tables import StoreTables, build_tables
+from .transactions import explicit_transaction
 
 P = ParamSpec("P")
 T = TypeVar("T")
 S = TypeVar("S", bound="SQLStore")
 
-RETRIES = 3
+OWNED_ENGINE: dict[str, Any] = {
+    "isolation_level": "AUTOCOMMIT",
+    "skip_autocommit_rollback": True,
+    # Recycled well before servers drop idle connections (MySQL wait_timeout 8 h).
+    "pool_recycle": 1800,
+}
+"""``create_async_engine`` options of the engines a store makes for itself (``from_url``):
+every connection in autocommit for its whole life, so one statement is one round trip
+and a transaction is exactly BEGIN, statements, COMMIT (:meth:`SQLStore._tx`). No
+``pool_pre_ping`` (a round trip per checkout): a connection the server dropped fails
+its next operation with ``StoreUnavailableError`` and the pool discards it."""
 _NOT_TERMINAL = [s.value for s in RunStatus if not s.terminal]
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
-
-
-def operation(
-    fn: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
-) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
-    """Map driver errors to the contract's errors; retry deadlocks a bounded number of
-    times (a deadlocked transaction was rolled back whole, so a retry is safe)."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
-        for attempt in range(RETRIES):
-            try:
-                return await fn(self, *args, **kwargs)
-            except WorkflowStoreError:
-                raise
-            except sa_exc.DBAPIError as exc:
-                if self._dialect.is_retryable(exc) and attempt < RETRIES - 1:
-                    continue
-                raise StoreUnavailableError(
-                    f"{self._dialect.name} store failed during {fn.__name__}: "
-                    f"{type(exc.orig).__name__}: {str(exc.orig).strip().splitlines()[0]}"
-                ) from exc
-            except (OSError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
-                raise StoreUnavailableError(
-                    f"{self._dialect.name} store unreachable during {fn.__name__}: {exc}"
-                ) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    return cast(Callable[Concatenate[S, P], Coroutine[Any, Any, T]], wrapper)
 
 
 class SQLStore:
@@ -148,9 +134,22 @@ class SQLStore:
             max_payload_bytes, "max_payload_bytes", 2, 2**31
         )
         self._owns_engine = owns_engine
-        self._options: dict[str, Any] = {}
+        options: dict[str, Any] = {}
+        # SQLAlchemy keeps the create_engine(isolation_level=...) setting only here.
+        autocommit = getattr(engine.dialect, "_on_connect_isolation_level", None) == "AUTOCOMMIT"
+        if not (owns_engine or autocommit):
+            # An engine of the application's: SQLAlchemy puts its connections in
+            # autocommit at checkout and restores them on return (a few more round
+            # trips than the engines from_url makes, which are autocommit throughout).
+            options["isolation_level"] = "AUTOCOMMIT"
         if self.schema is not None:
-            self._options["schema_translate_map"] = {None: self.schema}
+            options["schema_translate_map"] = {None: self.schema}
+        self._engine = engine.execution_options(**options) if options else engine
+        self._given_engine = engine
+        # Only an application's engine can run another isolation level than ours.
+        self._check_isolation = (
+            not owns_engine and not autocommit and self._dialect.isolation is not None
+        )
         self._closed = False
         t = self.tables
         self._run_cols = [t.runs.c[name] for name in rows.RUN_COLUMNS]
@@ -168,29 +167,36 @@ class SQLStore:
         )
 
     # -- connections -----------------------------------------------------------------
+    # Every connection is in autocommit at the driver: a single statement is one round
+    # trip, and a transaction is exactly BEGIN, its statements and COMMIT. (Letting
+    # SQLAlchemy switch isolation levels per checkout costs extra round trips on some
+    # drivers: SET AUTOCOMMIT and a reset on return on MySQL, thread hops on SQLite.)
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction (BEGIN IMMEDIATE on SQLite, READ COMMITTED elsewhere)."""
-        if self._closed:
-            raise StoreUnavailableError("this store is closed")
-        async with self._engine.connect() as conn:
-            if self._options:
-                await conn.execution_options(**self._options)
-            async with conn.begin():
+        """A transaction: the dialect's BEGIN (``BEGIN IMMEDIATE`` on SQLite, READ
+        COMMITTED elsewhere), then COMMIT, or ROLLBACK when the body raises."""
+        async with self._single() as conn:
+            if self._check_isolation:
+                self._require_isolation(conn)
+            async with explicit_transaction(conn, self._dialect.begin):
                 yield conn
 
     @contextlib.asynccontextmanager
     async def _single(self) -> AsyncIterator[AsyncConnection]:
-        """For one statement: autocommit where that saves BEGIN/COMMIT round trips."""
-        if not self._dialect.autocommit_single:
-            async with self._tx() as conn:
-                yield conn
-            return
+        """A connection for statements that commit on their own (autocommit)."""
         if self._closed:
             raise StoreUnavailableError("this store is closed")
         async with self._engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT", **self._options)
             yield conn
+
+    def _require_isolation(self, conn: AsyncConnection) -> None:
+        required = self._dialect.isolation
+        if required is not None and conn.default_isolation_level != required:
+            raise StoreConfigurationError(
+                f"{type(self).__name__} needs transactions at {required}; the engine "
+                f"runs {conn.default_isolation_level}: create it with "
+                f"isolation_level={required!r}, or let from_url create it"
+            )
 
     # -- shared query pieces ---------------------------------------------------------
     def _outer_run_id(self) -> sa.ColumnElement[Any]:
@@ -260,14 +266,6 @@ class SQLStore:
             runs.c.status == RunStatus.QUEUED.value,
             sa.and_(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at <= now),
         )
-
-    def _queued_values(self, now: int) -> dict[str, Any]:
-        return {
-            "status": RunStatus.QUEUED.value,
-            "ready_at": now,
-            "updated_at": now,
-            **rows.wait_values(None),
-        }
 
     async def _lease_failure(
         self, conn: AsyncConnection, run_id: str, lease: Lease, expected: int | None = None
@@ -382,22 +380,20 @@ class SQLStore:
         input: JSON,
         now: int,
     ) -> CreateResult:
-        run_id = validation.check_id(run_id, "run_id")
-        workflow_id = validation.check_id(workflow_id, "workflow_id")
-        workflow_version = validation.check_optional_id(workflow_version, "workflow_version")
-        encoded = codec.encode_optional(input, max_bytes=self.max_payload_bytes, what="input")
-        now = validation.check_now(now)
+        a = arguments.new_run(
+            run_id, workflow_id, workflow_version, input, now, max_bytes=self.max_payload_bytes
+        )
         values = {
-            "run_id": run_id,
-            "workflow_id": workflow_id,
-            "workflow_version": workflow_version,
+            "run_id": a.run_id,
+            "workflow_id": a.workflow_id,
+            "workflow_version": a.workflow_version,
             "status": RunStatus.QUEUED.value,
-            "input": encoded,
+            "input": a.input,
             "lease_token": 0,
             "next_event_index": 0,
-            "created_at": now,
-            "updated_at": now,
-            "ready_at": now,
+            "created_at": a.now,
+            "updated_at": a.now,
+            "ready_at": a.now,
         }
         async with self._single() as conn:
             try:
@@ -410,11 +406,11 @@ class SQLStore:
         if inserted:
             return Created(rows.run_from_row(_with_defaults(values)))
         async with self._single() as conn:
-            row = await self._load(conn, run_id)
+            row = await self._load(conn, a.run_id)
         if row is None:  # deleted between the two statements: try again
             return await self.create_run(run_id, workflow_id, workflow_version, input, now)
         run = rows.run_from_row(row)
-        return Existing(run) if run.workflow_id == workflow_id else Conflict(run)
+        return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
 
     @operation
     async def load_run(self, run_id: str) -> Run | None:
@@ -484,30 +480,25 @@ class SQLStore:
 
     @operation
     async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
-        run_id = validation.check_id(run_id, "run_id")
-        error = validation.check_error(
-            ErrorInfo("Cancelled", validation.check_text(reason, "reason"), "cancelled"),
-            max_bytes=self.max_payload_bytes,
-        )
-        now = validation.check_now(now)
+        a = arguments.cancellation(run_id, reason, now, max_bytes=self.max_payload_bytes)
         runs = self.tables.runs
         async with self._tx() as conn:
-            row = await self._load(conn, run_id, lock=True)
+            row = await self._load(conn, a.run_id, lock=True)
             if row is None:
-                return NotFound(run_id)
+                return NotFound(a.run_id)
             if RunStatus(row["status"]).terminal:
                 return AlreadyTerminal(rows.run_from_row(row))
             values = {
                 "status": RunStatus.CANCELLED.value,
-                "error": error,
+                "error": a.error,
                 "lease_owner": None,
                 "lease_expires_at": None,
                 "ready_at": None,
-                "finished_at": now,
-                "updated_at": now,
+                "finished_at": a.now,
+                "updated_at": a.now,
                 **rows.wait_values(None),
             }
-            await conn.execute(sa.update(runs).where(runs.c.run_id == run_id).values(values))
+            await conn.execute(sa.update(runs).where(runs.c.run_id == a.run_id).values(values))
         return Cancelled(rows.run_from_row({**row, **values}))
 
     @operation
@@ -544,44 +535,42 @@ class SQLStore:
     async def claim_run(
         self, run_id: str, owner: str, lease_ms: int, now: int, *, with_history: bool = False
     ) -> ClaimResult:
-        run_id = validation.check_id(run_id, "run_id")
-        owner = validation.check_id(owner, "owner")
-        lease_ms = validation.check_lease_ms(lease_ms)
-        now = validation.check_now(now)
-        with_history = validation.check_bool(with_history, "with_history")
+        a = arguments.claim(run_id, owner, lease_ms, now, with_history)
         runs = self.tables.runs
         if self._dialect.returning:
             # One statement: the conditional UPDATE is the claim, and RETURNING carries
             # the inbox (and history) so the drive can start without another round trip.
             stmt = (
                 sa.update(runs)
-                .where(runs.c.run_id == run_id, self._claimable(now))
-                .ordered_values(*self._claim_values(owner, lease_ms, now))
-                .returning(*self._claim_returning(with_history))
+                .where(runs.c.run_id == a.run_id, self._claimable(a.now))
+                .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
+                .returning(*self._claim_returning(a.with_history))
             )
             async with self._single() as conn:
                 row = (await conn.execute(stmt)).first()
             if row is not None:
-                return self._claimed(row._mapping, with_history)
+                return self._claimed(row._mapping, a.with_history)
             async with self._single() as conn:
-                current = await self._load(conn, run_id)
-            return NotFound(run_id) if current is None else NotClaimable(rows.run_from_row(current))
+                current = await self._load(conn, a.run_id)
+            return (
+                NotFound(a.run_id) if current is None else NotClaimable(rows.run_from_row(current))
+            )
         async with self._tx() as conn:
-            current = await self._load(conn, run_id, lock=True)
+            current = await self._load(conn, a.run_id, lock=True)
             if current is None:
-                return NotFound(run_id)
+                return NotFound(a.run_id)
             run = rows.run_from_row(current)
             if not (
                 run.status is RunStatus.QUEUED
-                or (run.status is RunStatus.RUNNING and run.lease and run.lease.expires_at <= now)
+                or (run.status is RunStatus.RUNNING and run.lease and run.lease.expires_at <= a.now)
             ):
                 return NotClaimable(run)
             await conn.execute(
                 sa.update(runs)
-                .where(runs.c.run_id == run_id)
-                .ordered_values(*self._claim_values(owner, lease_ms, now))
+                .where(runs.c.run_id == a.run_id)
+                .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
             )
-            claimed = await self._read_claimed(conn, [run_id], with_history)
+            claimed = await self._read_claimed(conn, [a.run_id], a.with_history)
         return claimed[0]
 
     async def _read_claimed(
@@ -597,19 +586,15 @@ class SQLStore:
     async def claim_runnable(
         self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
     ) -> list[Claimed]:
-        owner = validation.check_id(owner, "owner")
-        lease_ms = validation.check_lease_ms(lease_ms)
-        limit = validation.check_limit(limit)
-        now = validation.check_now(now)
-        with_history = validation.check_bool(with_history, "with_history")
+        a = arguments.claim_many(owner, lease_ms, limit, now, with_history)
         runs = self.tables.runs
         # ready_at is non-NULL exactly for queued and running runs: an index range scan
         # in claim order that skips (SKIP LOCKED) rows another claimer is taking.
         candidates = (
             sa.select(runs.c.run_id)
-            .where(runs.c.ready_at.is_not(None), self._claimable(now))
+            .where(runs.c.ready_at.is_not(None), self._claimable(a.now))
             .order_by(runs.c.ready_at, runs.c.run_id)
-            .limit(limit)
+            .limit(a.limit)
             .with_for_update(skip_locked=True)
         )
         if self._dialect.returning:
@@ -618,12 +603,14 @@ class SQLStore:
             picked = candidates.cte("picked").prefix_with("MATERIALIZED")
             stmt = (
                 sa.update(runs)
-                .where(runs.c.run_id == picked.c.run_id, self._claimable(now))
-                .ordered_values(*self._claim_values(owner, lease_ms, now))
-                .returning(*self._claim_returning(with_history))
+                .where(runs.c.run_id == picked.c.run_id, self._claimable(a.now))
+                .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
+                .returning(*self._claim_returning(a.with_history))
             )
             async with self._single() as conn:
-                claims = [self._claimed(r._mapping, with_history) for r in await conn.execute(stmt)]
+                claims = [
+                    self._claimed(r._mapping, a.with_history) for r in await conn.execute(stmt)
+                ]
         else:
             async with self._tx() as conn:
                 ids = (await conn.scalars(candidates)).all()
@@ -632,30 +619,29 @@ class SQLStore:
                 await conn.execute(
                     sa.update(runs)
                     .where(runs.c.run_id.in_(ids))
-                    .ordered_values(*self._claim_values(owner, lease_ms, now))
+                    .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
                 )
-                claims = await self._read_claimed(conn, ids, with_history)
+                claims = await self._read_claimed(conn, ids, a.with_history)
         claims.sort(key=lambda c: (c.run.ready_at or 0, c.run.run_id))
         return claims
 
     @operation
     async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
-        run_id = validation.check_id(run_id, "run_id")
-        lease = validation.check_lease(lease)
-        lease_ms = validation.check_lease_ms(lease_ms)
-        now = validation.check_now(now)
+        a = arguments.renewal(run_id, lease, lease_ms, now)
         runs = self.tables.runs
         stmt = (
-            sa.update(runs).where(self._held(run_id, lease)).values(lease_expires_at=now + lease_ms)
+            sa.update(runs)
+            .where(self._held(a.run_id, a.lease))
+            .values(lease_expires_at=a.now + a.lease_ms)
         )
         async with self._single() as conn:
             if self._dialect.returning:
                 owner = (await conn.execute(stmt.returning(runs.c.lease_owner))).scalar()
             else:
-                owner = lease.owner if (await conn.execute(stmt)).rowcount == 1 else None
+                owner = a.lease.owner if (await conn.execute(stmt)).rowcount == 1 else None
             if owner is None:
-                raise await self._lease_failure(conn, run_id, lease)
-        return Lease(owner, lease.token, now + lease_ms)
+                raise await self._lease_failure(conn, a.run_id, a.lease)
+        return Lease(owner, a.lease.token, a.now + a.lease_ms)
 
     @operation
     async def append_events(
@@ -668,25 +654,33 @@ class SQLStore:
         *,
         consume: Sequence[InboxRef] = (),
     ) -> int:
-        run_id = validation.check_id(run_id, "run_id")
-        lease = validation.check_lease(lease)
-        expected = validation.check_index(expected_next_index, "expected_next_index")
-        encoded = validation.check_events(events, max_bytes=self.max_payload_bytes)
-        now = validation.check_now(now)
-        refs = validation.check_consume(consume)
+        log = arguments.log_write(
+            run_id,
+            lease,
+            expected_next_index,
+            events,
+            now,
+            consume,
+            max_bytes=self.max_payload_bytes,
+        )
         runs = self.tables.runs
-        nxt = expected + len(encoded)
+        if self._dialect.writable_ctes:
+            stmt = single_statement.append_events(self.tables, log)
+            async with self._single() as conn:
+                if (await conn.execute(stmt)).first() is None:
+                    raise await self._lease_failure(conn, log.run_id, log.lease, log.expected)
+            return log.next_index
         async with self._tx() as conn:
             # The compare-and-swap on next_event_index, fenced by the lease token.
             result = await conn.execute(
                 sa.update(runs)
-                .where(self._held(run_id, lease), runs.c.next_event_index == expected)
-                .values(next_event_index=nxt)
+                .where(self._held(log.run_id, log.lease), runs.c.next_event_index == log.expected)
+                .values(next_event_index=log.next_index)
             )
             if result.rowcount != 1:
-                raise await self._lease_failure(conn, run_id, lease, expected)
-            await self._write_log(conn, run_id, expected, encoded, refs, now)
-        return nxt
+                raise await self._lease_failure(conn, log.run_id, log.lease, log.expected)
+            await self._write_log(conn, log.run_id, log.expected, log.events, log.consume, log.now)
+        return log.next_index
 
     @operation
     async def settle_run(
@@ -700,33 +694,40 @@ class SQLStore:
         *,
         consume: Sequence[InboxRef] = (),
     ) -> Run:
-        run_id = validation.check_id(run_id, "run_id")
-        lease = validation.check_lease(lease)
-        expected = validation.check_index(expected_next_index, "expected_next_index")
-        encoded = validation.check_events(events, max_bytes=self.max_payload_bytes)
-        result = validation.check_outcome(outcome, max_bytes=self.max_payload_bytes)
-        now = validation.check_now(now)
-        refs = validation.check_consume(consume)
+        a = arguments.settlement(
+            run_id,
+            lease,
+            expected_next_index,
+            events,
+            outcome,
+            now,
+            consume,
+            max_bytes=self.max_payload_bytes,
+        )
+        log, result = a.log, a.outcome
         runs = self.tables.runs
-        nxt = expected + len(encoded)
         values: dict[str, Any] = {
-            "next_event_index": nxt,
+            "next_event_index": log.next_index,
             "lease_owner": None,
             "lease_expires_at": None,
             "status": result.status.value,
-            "updated_at": now,
+            "updated_at": log.now,
             **rows.wait_values(result.wait),
         }
         if result.status is RunStatus.QUEUED:
-            values["ready_at"] = now
+            values["ready_at"] = log.now
         elif result.status is RunStatus.PAUSED:
             values["ready_at"] = None
         else:
-            values.update(ready_at=None, finished_at=now, output=result.output, error=result.error)
+            values.update(
+                ready_at=None, finished_at=log.now, output=result.output, error=result.error
+            )
+        if self._dialect.writable_ctes:
+            return await self._settle_in_one(a, values)
         async with self._tx() as conn:
             update = (
                 sa.update(runs)
-                .where(self._held(run_id, lease), runs.c.next_event_index == expected)
+                .where(self._held(log.run_id, log.lease), runs.c.next_event_index == log.expected)
                 .values(values)
             )
             if self._dialect.returning:
@@ -736,24 +737,61 @@ class SQLStore:
                 done = (await conn.execute(update)).rowcount == 1
                 settled = None
                 if done:
-                    loaded = await self._load(conn, run_id)
+                    loaded = await self._load(conn, log.run_id)
                     settled = None if loaded is None else dict(loaded)
             if settled is None:
-                raise await self._lease_failure(conn, run_id, lease, expected)
-            await self._write_log(conn, run_id, expected, encoded, refs, now)
+                raise await self._lease_failure(conn, log.run_id, log.lease, log.expected)
+            await self._write_log(conn, log.run_id, log.expected, log.events, log.consume, log.now)
             if result.wait is not None:
                 # We hold the run's lock: this statement sees every delivery committed
                 # before it, and later deliveries wait for us and then see `paused`.
                 woken = await conn.execute(
                     sa.update(runs)
                     .where(
-                        runs.c.run_id == run_id,
-                        sa.exists().where(self._matches(run_id, result.wait)),
+                        runs.c.run_id == log.run_id,
+                        sa.exists().where(self._matches(log.run_id, result.wait)),
                     )
-                    .values(self._queued_values(now))
+                    .values(rows.queued_values(log.now))
                 )
                 if woken.rowcount == 1:
-                    settled.update(self._queued_values(now))
+                    settled.update(rows.queued_values(log.now))
+        return rows.run_from_row(settled)
+
+    async def _settle_in_one(self, a: arguments.Settlement, values: dict[str, Any]) -> Run:
+        t, log, result = self.tables, a.log, a.outcome
+        run_id, refs = log.run_id, log.consume
+        matched = None
+        if result.wait is not None:
+            # Entries this settle consumes are still unconsumed in its snapshot.
+            condition = self._matches(run_id, result.wait)
+            if refs:
+                condition = sa.and_(condition, ~single_statement.consumed_refs(t, refs))
+            matched = sa.exists().where(condition)
+        stmt = single_statement.settle_run(t, log, result, values, matched)
+        async with self._single() as conn:
+            row = (await conn.execute(stmt)).first()
+            if row is None:
+                raise await self._lease_failure(conn, run_id, log.lease, log.expected)
+            settled = single_statement.unprefixed(row._mapping, single_statement.UPDATED)
+            if (
+                result.wait is not None
+                and settled["status"] == RunStatus.PAUSED.value
+                and row.seq_locked != row.seq_snapshot
+            ):
+                # A delivery committed while we waited for the row: look again.
+                woken = (
+                    await conn.execute(
+                        single_statement.wake_if_matched(
+                            t,
+                            run_id,
+                            result.wait,
+                            self._matches(run_id, result.wait),
+                            log.now,
+                        )
+                    )
+                ).first()
+                if woken is not None:
+                    settled = dict(woken._mapping)
         return rows.run_from_row(settled)
 
     @operation
@@ -785,27 +823,44 @@ class SQLStore:
             yield event
 
     # -- wake-ups ------------------------------------------------------------------
-    async def _deliver(
-        self, run_id: str, kind: InboxKind, values: dict[str, Any], now: int
-    ) -> DeliveryResult:
+    async def _deliver(self, d: arguments.Delivery) -> DeliveryResult:
         t = self.tables
+        if self._dialect.writable_ctes:
+            return await self._deliver_in_one(d)
+        run_id, kind, now, values = d.run_id, d.kind, d.now, d.entry_values()
         async with self._tx() as conn:
             # Lock the run first: a concurrent settle(Pause) of the same run serializes
-            # with us, so the wake-up is decided on the state it leaves behind.
-            row = await self._load(conn, run_id, lock=True)
-            if row is None:
-                return NotFound(run_id)
-            seen = (
+            # with us, so the wake-up is decided on the state it leaves behind. The same
+            # read brings an entry with our key, if one was delivered before.
+            inbox = t.inbox
+            seen = inbox.alias("seen")
+            found = (
                 await conn.execute(
-                    sa.select(*self._inbox_cols).where(
-                        t.inbox.c.run_id == run_id,
-                        t.inbox.c.kind == kind.value,
-                        t.inbox.c.key == values["key"],
+                    sa.select(
+                        *self._run_cols,
+                        *(seen.c[c.name].label(f"seen_{c.name}") for c in self._inbox_cols),
                     )
+                    .select_from(
+                        t.runs.outerjoin(
+                            seen,
+                            sa.and_(
+                                seen.c.run_id == t.runs.c.run_id,
+                                seen.c.kind == kind.value,
+                                seen.c.key == values["key"],
+                            ),
+                        )
+                    )
+                    .where(t.runs.c.run_id == run_id)
+                    .with_for_update()
                 )
             ).first()
-            if seen is not None:
-                return Duplicate(rows.entry_from_row(run_id, seen._mapping))
+            if found is None:
+                return NotFound(run_id)
+            row = found._mapping
+            if row["seen_kind"] is not None:
+                return Duplicate(
+                    rows.entry_from_row(run_id, single_statement.unprefixed(row, "seen_"))
+                )
             run = rows.run_from_row(row)
             if run.status.terminal:
                 return Closed(run)
@@ -813,12 +868,35 @@ class SQLStore:
             await conn.execute(sa.insert(t.inbox).values(entry_values))
             entry = rows.entry_from_row(run_id, entry_values)
             if run.status is RunStatus.PAUSED and run.wait is not None and run.wait.matches(entry):
-                queued = self._queued_values(now)
+                queued = rows.queued_values(now)
                 await conn.execute(
                     sa.update(t.runs).where(t.runs.c.run_id == run_id).values(queued)
                 )
                 return Delivered(rows.run_from_row({**row, **queued}), entry)
         return Buffered(run, entry)
+
+    async def _deliver_in_one(self, d: arguments.Delivery) -> DeliveryResult:
+        run_id, values = d.run_id, d.entry_values()
+        stmt = single_statement.deliver(self.tables, d, _TERMINAL)
+        async with self._single() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            return NotFound(run_id)
+        m = row._mapping
+        existing = single_statement.unprefixed(m, single_statement.DUPLICATE)
+        if existing["kind"] is not None:
+            return Duplicate(rows.entry_from_row(run_id, existing))
+        run = rows.run_from_row(single_statement.unprefixed(m, single_statement.LOCKED))
+        if run.status.terminal:
+            return Closed(run)
+        after = single_statement.unprefixed(m, single_statement.UPDATED)
+        if after["run_id"] is None:
+            # A delivery of the same key committed after our snapshot and won the
+            # insert; it is visible to a new statement.
+            return await self._deliver_in_one(d)
+        entry = rows.entry_from_row(run_id, {"kind": d.kind.value, "consumed": False, **values})
+        woke = run.status is RunStatus.PAUSED and run.wait is not None and run.wait.matches(entry)
+        return (Delivered if woke else Buffered)(rows.run_from_row(after), entry)
 
     @operation
     async def deliver_signal(
@@ -832,22 +910,18 @@ class SQLStore:
         step_id: str | None = None,
         meta: JSON = None,
     ) -> DeliveryResult:
-        run_id = validation.check_id(run_id, "run_id")
-        signal_id = validation.check_id(signal_id, "signal_id")
-        name = validation.check_id(name, "name")
-        body = codec.encode_optional(payload, max_bytes=self.max_payload_bytes, what="payload")
-        now = validation.check_now(now)
-        step_id = validation.check_optional_id(step_id, "step_id")
-        meta_text = codec.encode_optional(meta, max_bytes=self.max_payload_bytes, what="meta")
-        values = {
-            "key": signal_id,
-            "name": name,
-            "step_id": step_id,
-            "payload": body,
-            "meta": meta_text,
-            "received_at": now,
-        }
-        return await self._deliver(run_id, InboxKind.SIGNAL, values, now)
+        return await self._deliver(
+            arguments.signal(
+                run_id,
+                signal_id,
+                name,
+                payload,
+                now,
+                step_id,
+                meta,
+                max_bytes=self.max_payload_bytes,
+            )
+        )
 
     @operation
     async def deliver_approval(
@@ -860,25 +934,11 @@ class SQLStore:
         feedback: JSON = None,
         meta: JSON = None,
     ) -> DeliveryResult:
-        run_id = validation.check_id(run_id, "run_id")
-        approval_id = validation.check_id(approval_id, "approval_id")
-        approved = validation.check_bool(approved, "approved")
-        body = codec.encode(
-            {"approved": approved, "feedback": feedback},
-            max_bytes=self.max_payload_bytes,
-            what="feedback",
+        return await self._deliver(
+            arguments.approval(
+                run_id, approval_id, approved, now, feedback, meta, max_bytes=self.max_payload_bytes
+            )
         )
-        now = validation.check_now(now)
-        meta_text = codec.encode_optional(meta, max_bytes=self.max_payload_bytes, what="meta")
-        values = {
-            "key": approval_id,
-            "name": None,
-            "step_id": None,
-            "payload": body,
-            "meta": meta_text,
-            "received_at": now,
-        }
-        return await self._deliver(run_id, InboxKind.APPROVAL, values, now)
 
     @operation
     async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
@@ -886,6 +946,10 @@ class SQLStore:
         limit = validation.check_limit(limit)
         t = self.tables
         runs, inbox = t.runs, t.inbox
+        if self._dialect.writable_ctes:
+            async with self._single() as conn:
+                result = await conn.execute(single_statement.fire_due_timers(t, now, limit))
+                return [rows.entry_from_row(r.run_id, r._mapping) for r in result]
         async with self._tx() as conn:
             due = (
                 await conn.execute(
@@ -905,36 +969,30 @@ class SQLStore:
             if not due:
                 return []
             ids = [d.run_id for d in due]
+            fired = [
+                {
+                    "run_id": d.run_id,
+                    "kind": InboxKind.TIMER.value,
+                    "key": d.wait_step_id,
+                    "name": d.wait_key if d.wait_kind == WaitKind.SIGNAL.value else None,
+                    "step_id": d.wait_step_id,
+                    "payload": codec.encode({"wake_at": int(d.wake_at)}),
+                    "meta": None,
+                    "received_at": now,
+                    "consumed": False,
+                }
+                for d in due
+            ]
             # Each firing is a fresh entry, replacing an earlier firing of the same step.
             await conn.execute(
                 self._dialect.upsert(inbox, ("name", "payload", "meta", "received_at", "consumed")),
-                [
-                    {
-                        "run_id": d.run_id,
-                        "kind": InboxKind.TIMER.value,
-                        "key": d.wait_step_id,
-                        "name": d.wait_key if d.wait_kind == WaitKind.SIGNAL.value else None,
-                        "step_id": d.wait_step_id,
-                        "payload": codec.encode({"wake_at": int(d.wake_at)}),
-                        "meta": None,
-                        "received_at": now,
-                        "consumed": False,
-                    }
-                    for d in due
-                ],
+                fired,
             )
             await conn.execute(
-                sa.update(runs).where(runs.c.run_id.in_(ids)).values(self._queued_values(now))
+                sa.update(runs).where(runs.c.run_id.in_(ids)).values(rows.queued_values(now))
             )
-            stored = {
-                (r.run_id, r.key): r._mapping
-                for r in await conn.execute(
-                    sa.select(inbox.c.run_id, *self._inbox_cols).where(
-                        inbox.c.run_id.in_(ids), inbox.c.kind == InboxKind.TIMER.value
-                    )
-                )
-            }
-        return [rows.entry_from_row(d.run_id, stored[(d.run_id, d.wait_step_id)]) for d in due]
+        # The entries are exactly what the upsert wrote: no need to read them back.
+        return [rows.entry_from_row(f["run_id"], f) for f in fired]
 
     # -- schedules -----------------------------------------------------------------
     @operation
@@ -950,21 +1008,25 @@ class SQLStore:
         input: JSON = None,
         enabled: bool = True,
     ) -> Schedule:
-        schedule_id = validation.check_schedule_id(schedule_id)
-        workflow_id = validation.check_id(workflow_id, "workflow_id")
-        spec = validation.check_spec(spec)
-        now = validation.check_now(now)
-        workflow_version = validation.check_optional_id(workflow_version, "workflow_version")
-        overlap = validation.check_overlap(overlap)
-        body = codec.encode_optional(input, max_bytes=self.max_payload_bytes, what="input")
-        enabled = validation.check_bool(enabled, "enabled")
+        a = arguments.schedule_declaration(
+            schedule_id,
+            workflow_id,
+            spec,
+            now,
+            workflow_version,
+            overlap,
+            input,
+            enabled,
+            max_bytes=self.max_payload_bytes,
+        )
+        schedule_id, spec, now, enabled = a.schedule_id, a.spec, a.now, a.enabled
         schedules = self.tables.schedules
         values: dict[str, Any] = {
-            "workflow_id": workflow_id,
-            "workflow_version": workflow_version,
+            "workflow_id": a.workflow_id,
+            "workflow_version": a.workflow_version,
             "spec": codec.encode_spec(spec),
-            "overlap": overlap.value,
-            "input": body,
+            "overlap": a.overlap.value,
+            "input": a.input,
             "enabled": enabled,
             "updated_at": now,
         }

@@ -20,6 +20,8 @@ Column notes:
   order), ``wake_at`` exactly while a paused run has an armed timer, ``finished_at``
   exactly while it is terminal (retention); each has its own index, so the hot
   queries are index range scans in the order they return rows.
+* ``inbox_seq`` counts deliveries (bumped where settle is one statement, see
+  :mod:`workflow.store.sql.single_statement`).
 * ``lease_token`` is the last token handed out (0 = never claimed); the lease is
   present when ``lease_owner`` is non-NULL.
 """
@@ -73,6 +75,7 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         sa.Column("updated_at", MS, nullable=False),
         sa.Column("ready_at", MS),
         sa.Column("finished_at", MS),
+        sa.Column("inbox_seq", MS, nullable=False, server_default="0"),
         sa.Index(f"ix_{p}runs_ready", "ready_at", "run_id"),
         sa.Index(f"ix_{p}runs_wake", "wake_at", "run_id"),
         sa.Index(f"ix_{p}runs_finished", "finished_at", "run_id"),

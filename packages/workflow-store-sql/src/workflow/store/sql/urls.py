@@ -12,13 +12,15 @@ from workflow.runtime.registry import redact_url
 
 STORE_OPTIONS = ("schema", "table_prefix", "max_payload_bytes")
 """Options a URL's query string may carry (``?schema=wf&table_prefix=app_``)."""
+INTEGER_OPTIONS = frozenset({"max_payload_bytes", "busy_timeout_ms", "prepare_threshold"})
 
 
 def parse_store_url(
-    url: str, driver: str, schemes: tuple[str, ...]
+    url: str, driver: str, schemes: tuple[str, ...], *, extra: tuple[str, ...] = ()
 ) -> tuple[sa.URL, dict[str, Any]]:
     """Split ``url`` into the SQLAlchemy URL for ``driver`` and the store options in its
-    query string; anything else in the query goes to the driver."""
+    query string (:data:`STORE_OPTIONS` and the store's ``extra`` ones); anything else
+    in the query goes to the driver."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # SQLAlchemy raises ArgumentError or ValueError
@@ -29,9 +31,18 @@ def parse_store_url(
         )
     options: dict[str, Any] = {}
     query = dict(parsed.query)
-    for name in STORE_OPTIONS:
+    for name in (*STORE_OPTIONS, *extra):
         if name in query:
             raw = query.pop(name)
             value = raw if isinstance(raw, str) else raw[-1]
-            options[name] = int(value) if name == "max_payload_bytes" else value
+            options[name] = _integer(url, name, value) if name in INTEGER_OPTIONS else value
     return parsed.set(drivername=driver, query=query), options
+
+
+def _integer(url: str, name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"store URL {redact_url(url)!r}: {name} must be an integer, not {value!r}"
+        ) from None

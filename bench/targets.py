@@ -1,0 +1,165 @@
+"""The stores under test, each opened on fresh storage and removed afterwards:
+the memory store, a SQLite file in a temporary directory, PostgreSQL in its own new
+schema and MariaDB/MySQL in its own new database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from workflow.runtime import ExecutionStore, InMemoryStore
+from workflow.store.mysql.store import MySQLStore
+from workflow.store.postgres.store import PostgresStore
+from workflow.store.sql import SQLStore
+from workflow.store.sqlite.store import SQLiteStore
+
+from .raw_floor import MySQLFloor, PostgresFloor, RawFloor, SQLiteFloor
+
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+
+
+SERVER_SETUP = 4
+"""Setup calls in flight on a server store's helper handle."""
+
+
+class ServerMissing(Exception):
+    """The store's server does not accept connections: the store is skipped."""
+
+
+@dataclass
+class Target:
+    name: str
+    where: str
+    fresh: Callable[[], Awaitable[ExecutionStore]]
+    """Empty the store (or make a new one) and return it: each operation starts clean."""
+    sql: SQLStore | None = None
+    floor: RawFloor | None = None
+    helper: ExecutionStore | None = None
+    """A second handle (own connection pool) for concurrent setup."""
+    setup_concurrency: int = 1
+
+
+TargetOpener = Callable[[], contextlib.AbstractAsyncContextManager[Target]]
+
+
+@contextlib.asynccontextmanager
+async def memory() -> AsyncIterator[Target]:
+    async def fresh() -> ExecutionStore:
+        return InMemoryStore()
+
+    yield Target("memory", "in-process InMemoryStore", fresh)
+
+
+async def _emptied(store: SQLStore) -> ExecutionStore:
+    t = store.tables
+    async with store.engine.connect() as conn:
+        if store.schema is not None:
+            await conn.execution_options(schema_translate_map={None: store.schema})
+        async with conn.begin():
+            # Children first: MySQL will not delete rows other rows still reference.
+            for table in (t.events, t.inbox, t.schedules, t.runs):
+                await conn.execute(sa.delete(table))
+    return store
+
+
+@contextlib.asynccontextmanager
+async def sqlite() -> AsyncIterator[Target]:
+    with tempfile.TemporaryDirectory(prefix="wf-bench-") as tmp:
+        path = os.path.join(tmp, "bench.db")
+        store = SQLiteStore.from_path(path)
+        try:
+            await store.create_schema()
+            floor = await SQLiteFloor.connect(path, store.tables.runs.name)
+            try:
+                yield Target("sqlite", path, lambda: _emptied(store), store, floor)
+            finally:
+                await floor.close()
+        finally:
+            await store.close()
+
+
+async def _probe(url: str, what: str, default_port: int) -> dict[str, Any]:
+    """The URL's connection parameters, once its host accepts TCP connections."""
+    parsed = make_url(url)
+    host, port = parsed.host or "127.0.0.1", parsed.port or default_port
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=3)
+    except (OSError, TimeoutError) as exc:
+        raise ServerMissing(f"{what} not reachable at {host}:{port} ({exc!r})") from None
+    writer.close()
+    await writer.wait_closed()
+    params: dict[str, Any] = {"host": host, "port": port, "user": parsed.username or "root"}
+    if parsed.password:
+        params["password"] = parsed.password
+    return params
+
+
+def _schema_name() -> str:
+    return f"wf_bench_{uuid.uuid4().hex[:10]}"
+
+
+@contextlib.asynccontextmanager
+async def postgres() -> AsyncIterator[Target]:
+    params = await _probe(POSTGRES_URL, "PostgreSQL", 5432)
+    schema = _schema_name()
+    store = PostgresStore.from_url(POSTGRES_URL, schema=schema)
+    helper = PostgresStore.from_url(POSTGRES_URL, schema=schema)
+    try:
+        await store.create_schema()
+        dbname = make_url(POSTGRES_URL).database
+        floor = await PostgresFloor.connect(
+            {**params, "dbname": dbname}, schema, store.tables.runs.name
+        )
+        try:
+            where = f"{params['host']}:{params['port']}/{dbname}, schema {schema}"
+            yield Target(
+                "postgres", where, lambda: _emptied(store), store, floor, helper, SERVER_SETUP
+            )
+        finally:
+            await floor.close()
+    finally:
+        await helper.close()
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def mysql() -> AsyncIterator[Target]:
+    params = await _probe(MYSQL_URL, "MySQL/MariaDB", 3306)
+    schema = _schema_name()
+    store = MySQLStore.from_url(MYSQL_URL, schema=schema)
+    helper = MySQLStore.from_url(MYSQL_URL, schema=schema)
+    try:
+        await store.create_schema()
+        floor = await MySQLFloor.connect(params, schema, store.tables.runs.name)
+        try:
+            where = f"{params['host']}:{params['port']}, database {schema}"
+            yield Target(
+                "mysql", where, lambda: _emptied(store), store, floor, helper, SERVER_SETUP
+            )
+        finally:
+            await floor.close()
+    finally:
+        await helper.close()
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{schema}`"))
+        await store.close()
+
+
+TARGETS: dict[str, TargetOpener] = {
+    "memory": memory,
+    "sqlite": sqlite,
+    "postgres": postgres,
+    "mysql": mysql,
+}

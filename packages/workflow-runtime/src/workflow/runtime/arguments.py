@@ -1,0 +1,286 @@
+"""The checked and encoded arguments of the store operations, one function each.
+
+Every store calls these first, so each operation rejects bad input with the same
+error, naming the same argument, before anything is written; and every store works
+on the same encoded payload text. Single-argument checks live in
+:mod:`workflow.runtime.validation`; the order of the checks here is part of the
+contract (the first bad argument is the one named).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import codec, validation
+from .records import JSON, ErrorInfo, InboxKind, InboxRef, Lease, Overlap, ScheduleSpec
+from .validation import EncodedEvent, EncodedOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    run_id: str
+    workflow_id: str
+    workflow_version: str | None
+    input: str | None
+    now: int
+
+
+def new_run(
+    run_id: object,
+    workflow_id: object,
+    workflow_version: object,
+    input: JSON,
+    now: object,
+    *,
+    max_bytes: int,
+) -> NewRun:
+    return NewRun(
+        validation.check_id(run_id, "run_id"),
+        validation.check_id(workflow_id, "workflow_id"),
+        validation.check_optional_id(workflow_version, "workflow_version"),
+        codec.encode_optional(input, max_bytes=max_bytes, what="input"),
+        validation.check_now(now),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    run_id: str
+    error: str
+    """The encoded ``ErrorInfo("Cancelled", reason, "cancelled")`` the run ends with."""
+    now: int
+
+
+def cancellation(run_id: object, reason: object, now: object, *, max_bytes: int) -> Cancellation:
+    run_id = validation.check_id(run_id, "run_id")
+    error = validation.check_error(
+        ErrorInfo("Cancelled", validation.check_text(reason, "reason"), "cancelled"),
+        max_bytes=max_bytes,
+    )
+    return Cancellation(run_id, error, validation.check_now(now))
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    run_id: str
+    owner: str
+    lease_ms: int
+    now: int
+    with_history: bool
+
+
+def claim(
+    run_id: object, owner: object, lease_ms: object, now: object, with_history: object
+) -> Claim:
+    return Claim(
+        validation.check_id(run_id, "run_id"),
+        validation.check_id(owner, "owner"),
+        validation.check_lease_ms(lease_ms),
+        validation.check_now(now),
+        validation.check_bool(with_history, "with_history"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimMany:
+    owner: str
+    lease_ms: int
+    limit: int
+    now: int
+    with_history: bool
+
+
+def claim_many(
+    owner: object, lease_ms: object, limit: object, now: object, with_history: object
+) -> ClaimMany:
+    return ClaimMany(
+        validation.check_id(owner, "owner"),
+        validation.check_lease_ms(lease_ms),
+        validation.check_limit(limit),
+        validation.check_now(now),
+        validation.check_bool(with_history, "with_history"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    run_id: str
+    lease: Lease
+    lease_ms: int
+    now: int
+
+
+def renewal(run_id: object, lease: object, lease_ms: object, now: object) -> Renewal:
+    return Renewal(
+        validation.check_id(run_id, "run_id"),
+        validation.check_lease(lease),
+        validation.check_lease_ms(lease_ms),
+        validation.check_now(now),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LogWrite:
+    """``append_events`` and the log part of ``settle_run``."""
+
+    run_id: str
+    lease: Lease
+    expected: int
+    events: tuple[EncodedEvent, ...]
+    now: int
+    consume: tuple[InboxRef, ...]
+
+    @property
+    def next_index(self) -> int:
+        return self.expected + len(self.events)
+
+
+def log_write(
+    run_id: object,
+    lease: object,
+    expected_next_index: object,
+    events: object,
+    now: object,
+    consume: object,
+    *,
+    max_bytes: int,
+) -> LogWrite:
+    return LogWrite(
+        validation.check_id(run_id, "run_id"),
+        validation.check_lease(lease),
+        validation.check_index(expected_next_index, "expected_next_index"),
+        validation.check_events(events, max_bytes=max_bytes),
+        validation.check_now(now),
+        validation.check_consume(consume),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    log: LogWrite
+    outcome: EncodedOutcome
+
+
+def settlement(
+    run_id: object,
+    lease: object,
+    expected_next_index: object,
+    events: object,
+    outcome: object,
+    now: object,
+    consume: object,
+    *,
+    max_bytes: int,
+) -> Settlement:
+    run_id = validation.check_id(run_id, "run_id")
+    lease = validation.check_lease(lease)
+    expected = validation.check_index(expected_next_index, "expected_next_index")
+    encoded = validation.check_events(events, max_bytes=max_bytes)
+    result = validation.check_outcome(outcome, max_bytes=max_bytes)
+    now = validation.check_now(now)
+    refs = validation.check_consume(consume)
+    return Settlement(LogWrite(run_id, lease, expected, encoded, now, refs), result)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A signal or approval about to be stored in a run's inbox."""
+
+    run_id: str
+    kind: InboxKind
+    key: str
+    name: str | None
+    step_id: str | None
+    payload: str | None
+    meta: str | None
+    now: int
+
+    def entry_values(self) -> dict[str, Any]:
+        """The inbox columns of the entry (``received_at`` is ``now``)."""
+        return {
+            "key": self.key,
+            "name": self.name,
+            "step_id": self.step_id,
+            "payload": self.payload,
+            "meta": self.meta,
+            "received_at": self.now,
+        }
+
+
+def signal(
+    run_id: object,
+    signal_id: object,
+    name: object,
+    payload: JSON,
+    now: object,
+    step_id: object,
+    meta: JSON,
+    *,
+    max_bytes: int,
+) -> Delivery:
+    run_id = validation.check_id(run_id, "run_id")
+    signal_id = validation.check_id(signal_id, "signal_id")
+    name = validation.check_id(name, "name")
+    body = codec.encode_optional(payload, max_bytes=max_bytes, what="payload")
+    now = validation.check_now(now)
+    step_id = validation.check_optional_id(step_id, "step_id")
+    meta_text = codec.encode_optional(meta, max_bytes=max_bytes, what="meta")
+    return Delivery(run_id, InboxKind.SIGNAL, signal_id, name, step_id, body, meta_text, now)
+
+
+def approval(
+    run_id: object,
+    approval_id: object,
+    approved: object,
+    now: object,
+    feedback: JSON,
+    meta: JSON,
+    *,
+    max_bytes: int,
+) -> Delivery:
+    run_id = validation.check_id(run_id, "run_id")
+    approval_id = validation.check_id(approval_id, "approval_id")
+    approved = validation.check_bool(approved, "approved")
+    body = codec.encode(
+        {"approved": approved, "feedback": feedback}, max_bytes=max_bytes, what="feedback"
+    )
+    now = validation.check_now(now)
+    meta_text = codec.encode_optional(meta, max_bytes=max_bytes, what="meta")
+    return Delivery(run_id, InboxKind.APPROVAL, approval_id, None, None, body, meta_text, now)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleDeclaration:
+    schedule_id: str
+    workflow_id: str
+    spec: ScheduleSpec
+    now: int
+    workflow_version: str | None
+    overlap: Overlap
+    input: str | None
+    enabled: bool
+
+
+def schedule_declaration(
+    schedule_id: object,
+    workflow_id: object,
+    spec: object,
+    now: object,
+    workflow_version: object,
+    overlap: object,
+    input: JSON,
+    enabled: object,
+    *,
+    max_bytes: int,
+) -> ScheduleDeclaration:
+    return ScheduleDeclaration(
+        validation.check_schedule_id(schedule_id),
+        validation.check_id(workflow_id, "workflow_id"),
+        validation.check_spec(spec),
+        validation.check_now(now),
+        validation.check_optional_id(workflow_version, "workflow_version"),
+        validation.check_overlap(overlap),
+        codec.encode_optional(input, max_bytes=max_bytes, what="input"),
+        validation.check_bool(enabled, "enabled"),
+    )

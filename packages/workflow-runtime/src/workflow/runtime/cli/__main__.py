@@ -1,0 +1,5 @@
+"""``python -m workflow.runtime.cli``: the ``workflow`` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,127 @@
+"""``workflow migrate``: run a store's package-owned schema migrations.
+
+workflow migrate upgrade --url sqlite:///workflow.db
+workflow migrate current --url postgresql://app@db/app?schema=workflow
+workflow migrate upgrade --url mysql://... --sql > upgrade.sql   # for a DBA
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import click
+
+from ..contract import ExecutionStore
+from ..registry import redact_url
+from .common import CommandError, url_option, with_store
+
+T = TypeVar("T")
+
+
+class _Migrator(Protocol):
+    head: str
+
+    def history(self) -> list[Any]: ...
+    async def upgrade(self, revision: str = "head") -> None: ...
+    async def downgrade(self, revision: str) -> None: ...
+    async def current(self) -> str | None: ...
+    async def verify(self) -> None: ...
+    def offline_sql(self, revision: str = "head", *, downgrade_from: str | None = None) -> str: ...
+
+
+def _run(url: str, action: Callable[[_Migrator], Awaitable[T]]) -> T:
+    async def go(store: ExecutionStore) -> T:
+        migrator: _Migrator | None = getattr(store, "migrator", None)
+        if migrator is None:
+            raise CommandError(f"the store at {redact_url(url)} has no migrations")
+        return await action(migrator)
+
+    return with_store(url, go, verify_schema=False)
+
+
+def _offline(revision: str, downgrade_from: str | None) -> Callable[[_Migrator], Awaitable[str]]:
+    async def act(m: _Migrator) -> str:
+        return m.offline_sql(revision, downgrade_from=downgrade_from)
+
+    return act
+
+
+@click.group()
+def migrate() -> None:
+    """Run the store's package-owned schema migrations."""
+
+
+@migrate.command()
+@url_option()
+@click.option("--revision", default="head", show_default=True)
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+def upgrade(url: str, revision: str, sql: bool) -> None:
+    """Upgrade the schema (default: to the adapter's head)."""
+    if sql:
+        click.echo(_run(url, _offline(revision, None)), nl=False)
+        return
+
+    async def act(m: _Migrator) -> str | None:
+        await m.upgrade(revision)
+        return await m.current()
+
+    click.echo(f"{redact_url(url)}: at revision {_run(url, act)}")
+
+
+@migrate.command()
+@url_option()
+@click.option("--revision", required=True, help="Target revision, or 'base' to drop all.")
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it.")
+def downgrade(url: str, revision: str, sql: bool) -> None:
+    """Downgrade the schema to --revision."""
+    if sql:
+
+        async def head(m: _Migrator) -> str:
+            return m.head
+
+        click.echo(_run(url, _offline(revision, _run(url, head))), nl=False)
+        return
+
+    async def act(m: _Migrator) -> str | None:
+        await m.downgrade(revision)
+        return await m.current()
+
+    click.echo(f"{redact_url(url)}: at revision {_run(url, act) or '(none)'}")
+
+
+@migrate.command()
+@url_option()
+def current(url: str) -> None:
+    """Print the database's revision and the adapter's head."""
+
+    async def act(m: _Migrator) -> tuple[str | None, str]:
+        return await m.current(), m.head
+
+    now, head = _run(url, act)
+    click.echo(f"current: {now or '(none)'}\nhead:    {head}")
+
+
+@migrate.command()
+@url_option()
+def check(url: str) -> None:
+    """Exit 0 when the database is at the adapter's head, 1 (with the fix) otherwise."""
+
+    async def act(m: _Migrator) -> str:
+        await m.verify()
+        return m.head
+
+    click.echo(f"{redact_url(url)}: up to date at revision {_run(url, act)}")
+
+
+@migrate.command()
+@url_option()
+def history(url: str) -> None:
+    """List the adapter's revisions, oldest first."""
+
+    async def act(m: _Migrator) -> list[Any]:
+        return m.history()
+
+    for rev in _run(url, act):
+        title = rev.doc.splitlines()[0] if rev.doc else ""
+        click.echo(f"{rev.down_revision or '<base>'} -> {rev.revision}  {title}")

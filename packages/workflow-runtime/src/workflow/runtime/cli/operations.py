@@ -1,0 +1,222 @@
+"""Operator commands: inspect and steer runs, deliver signals and approvals, list
+schedules.
+
+    workflow runs list [--workflow ID] [--status paused ...] [--limit 20] [--cursor C]
+    workflow runs show RUN_ID
+    workflow runs cancel RUN_ID [--reason TEXT]
+    workflow signal RUN_ID NAME --payload '{"paid": true}'
+    workflow approve RUN_ID APPROVAL_ID --yes|--no [--feedback TEXT]
+    workflow schedules list
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import click
+
+from ..contract import ExecutionStore
+from ..records import JSON, Page, RunStatus, Schedule, Timeline, WaitKind
+from ..results import (
+    AlreadyTerminal,
+    Buffered,
+    Cancelled,
+    CancelResult,
+    Closed,
+    Delivered,
+    DeliveryResult,
+    Duplicate,
+    NotFound,
+)
+from . import render
+from .common import CommandError, parse_json, url_option, with_store
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@click.group()
+def runs() -> None:
+    """Inspect and cancel runs."""
+
+
+@runs.command("list")
+@url_option()
+@click.option("--workflow", "workflow_id", help="Only runs of this workflow id.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in RunStatus]),
+    help="Only runs in this status (repeatable).",
+)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--cursor", help="Continue after the page that printed this cursor.")
+def list_runs(
+    url: str, workflow_id: str | None, statuses: tuple[str, ...], limit: int, cursor: str | None
+) -> None:
+    """List runs, newest first."""
+
+    async def act(store: ExecutionStore) -> Page:
+        return await store.list_runs(
+            workflow_id=workflow_id,
+            status={RunStatus(s) for s in statuses} or None,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    page = with_store(url, act)
+    if not page.items:
+        click.echo("no runs")
+        return
+    render.emit(render.runs_table(page.items))
+    if page.next_cursor is not None:
+        click.echo(f"more: workflow runs list --cursor {page.next_cursor}")
+
+
+@runs.command("show")
+@url_option()
+@click.argument("run_id")
+def show_run(url: str, run_id: str) -> None:
+    """Show a run and its timeline."""
+
+    async def act(store: ExecutionStore) -> Timeline | None:
+        return await store.get_timeline(run_id)
+
+    timeline = with_store(url, act)
+    if timeline is None:
+        raise CommandError(f"no run {run_id!r} in this store")
+    print_timeline(timeline)
+
+
+def print_timeline(timeline: Timeline) -> None:
+    render.emit(render.run_summary(timeline.run))
+    click.echo("")
+    if timeline.events:
+        render.emit(render.timeline_table(timeline))
+    else:
+        click.echo("no events yet")
+
+
+@runs.command("cancel")
+@url_option()
+@click.argument("run_id")
+@click.option("--reason", default="cancelled by operator", show_default=True)
+def cancel_run(url: str, run_id: str, reason: str) -> None:
+    """Cancel a run (a worker driving it stops at its next write)."""
+
+    async def act(store: ExecutionStore) -> CancelResult:
+        return await store.cancel_run(run_id, reason, _now())
+
+    match with_store(url, act):
+        case Cancelled(run):
+            click.echo(f"cancelled run {run.run_id}")
+        case AlreadyTerminal(run):
+            raise CommandError(f"run {run.run_id!r} already ended {run.status.value}")
+        case NotFound():
+            raise CommandError(f"no run {run_id!r} in this store")
+
+
+def _report_delivery(result: DeliveryResult, run_id: str, what: str) -> None:
+    match result:
+        case Delivered(run):
+            click.echo(f"delivered {what}: run {run.run_id} was waiting for it and is queued")
+        case Buffered(run):
+            click.echo(
+                f"buffered {what}: run {run.run_id} is {run.status.value} and will take it "
+                "when it waits for it"
+            )
+        case Duplicate(entry):
+            click.echo(f"duplicate {what}: already received (key {entry.key}); nothing changed")
+        case Closed(run):
+            raise CommandError(f"run {run.run_id!r} already ended {run.status.value}")
+        case NotFound():
+            raise CommandError(f"no run {run_id!r} in this store")
+
+
+@click.command()
+@url_option()
+@click.argument("run_id")
+@click.argument("name")
+@click.option("--payload", help="The signal's payload as JSON (default: null).")
+@click.option("--id", "signal_id", help="Signal id; resending the same id is a no-op.")
+@click.option("--step", "step_id", help="Deliver only to the wait of this step.")
+def signal(
+    url: str,
+    run_id: str,
+    name: str,
+    payload: str | None,
+    signal_id: str | None,
+    step_id: str | None,
+) -> None:
+    """Send signal NAME to a run."""
+    value = parse_json(payload, "--payload")
+
+    async def act(store: ExecutionStore) -> DeliveryResult:
+        return await store.deliver_signal(
+            run_id, signal_id or uuid.uuid4().hex, name, value, _now(), step_id=step_id
+        )
+
+    _report_delivery(with_store(url, act), run_id, f"signal {name!r}")
+
+
+@click.command()
+@url_option()
+@click.argument("run_id")
+@click.argument("approval_id")
+@click.option("--yes/--no", "approved", default=None, help="Approve or reject (one is required).")
+@click.option("--feedback", help="A note for the workflow (text, or JSON with --json-feedback).")
+@click.option("--json-feedback", is_flag=True, help="Parse --feedback as JSON.")
+def approve(
+    url: str,
+    run_id: str,
+    approval_id: str,
+    approved: bool | None,
+    feedback: str | None,
+    json_feedback: bool,
+) -> None:
+    """Answer approval APPROVAL_ID of a run (see `workflow runs show RUN_ID`)."""
+    if approved is None:
+        raise click.UsageError("say --yes (approve) or --no (reject)")
+    note: JSON = parse_json(feedback, "--feedback") if json_feedback else feedback
+
+    async def act(store: ExecutionStore) -> DeliveryResult:
+        return await store.deliver_approval(run_id, approval_id, approved, _now(), feedback=note)
+
+    verdict = "approval" if approved else "rejection"
+    result = with_store(url, act)
+    _report_delivery(result, run_id, f"{verdict} of {approval_id}")
+    if isinstance(result, Buffered):
+        wait = result.run.wait
+        if wait is not None and wait.kind is WaitKind.APPROVAL:
+            hint = f"it waits for approval {wait.approval_id}"
+        else:
+            hint = "it waits for no approval now"
+        click.echo(
+            f"note: run {run_id} is not waiting for {approval_id} ({hint}); check the id "
+            f"with `workflow runs show {run_id}`",
+            err=True,
+        )
+
+
+@click.group()
+def schedules() -> None:
+    """Inspect schedules (workers declare them from code)."""
+
+
+@schedules.command("list")
+@url_option()
+@click.option("--workflow", "workflow_id", help="Only schedules of this workflow id.")
+def list_schedules(url: str, workflow_id: str | None) -> None:
+    """List schedules by id."""
+
+    async def act(store: ExecutionStore) -> list[Schedule]:
+        return await store.list_schedules(workflow_id=workflow_id)
+
+    found = with_store(url, act)
+    if not found:
+        click.echo("no schedules")
+        return
+    render.emit(render.schedules_table(found))

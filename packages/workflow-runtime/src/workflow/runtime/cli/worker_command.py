@@ -1,0 +1,125 @@
+"""``workflow worker module:runtime``: run a worker process.
+
+``module:attr`` names a :class:`~workflow.runtime.Runtime` (its store, if any, is
+replaced by the one ``--url`` opens), a :class:`~workflow.runtime.Workflow`, or a list
+of them. The current directory is importable, as with other Python app servers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+from ..contract import ExecutionStore
+from ..definitions import Workflow
+from ..driver import Runtime
+from ..registry import open_store, redact_url
+from ..worker import Worker, configure_logging
+from .common import CommandError, run_async, url_option
+
+log = logging.getLogger("workflow.runtime.worker")
+
+
+def load_runtime(target: str) -> Runtime:
+    """The runtime ``module:attr`` names (see the module docs)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise CommandError(
+            f"expected MODULE:ATTRIBUTE (e.g. myapp.workflows:runtime), got {target!r}"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CommandError(f"cannot import module {module_name!r}: {exc}") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CommandError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if isinstance(obj, Runtime):
+        return obj
+    if isinstance(obj, Workflow):
+        return Runtime(None, [obj])
+    if isinstance(obj, Iterable) and not isinstance(obj, str | bytes):
+        items = list(obj)
+        if items and all(isinstance(w, Workflow) for w in items):
+            return Runtime(None, items)
+    raise CommandError(
+        f"{target} is a {type(obj).__name__}; expected a Runtime, a Workflow or a list of them"
+    )
+
+
+@click.command()
+@click.argument("target", metavar="MODULE:RUNTIME")
+@url_option()
+@click.option("--concurrency", type=click.IntRange(1, 1000), help="Runs driven at once.")
+@click.option(
+    "--poll",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="Seconds between idle sweeps.",
+)
+@click.option(
+    "--jitter",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Spread of the poll interval (0.2 = +-20 %).",
+)
+@click.option("--lease-ms", type=click.IntRange(100), help="Lease length (ms).")
+@click.option("--slice-ms", type=click.IntRange(1), help="A slice yields after this long (ms).")
+@click.option("--owner", help="Lease owner id (default: host:pid:random, unique per process).")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@click.option(
+    "--log-format", default="text", show_default=True, type=click.Choice(["text", "json"])
+)
+def worker(
+    target: str,
+    url: str,
+    concurrency: int | None,
+    poll: float,
+    jitter: float,
+    lease_ms: int | None,
+    slice_ms: int | None,
+    owner: str | None,
+    log_level: str,
+    log_format: str,
+) -> None:
+    """Run workflows from MODULE:RUNTIME on the store until SIGTERM/SIGINT."""
+    configure_logging(log_level, log_format)
+    template = load_runtime(target)
+    options: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "concurrency": concurrency,
+            "lease_ms": lease_ms,
+            "slice_ms": slice_ms,
+            "owner": owner,
+        }.items()
+        if v is not None
+    }
+
+    async def go() -> None:
+        store: ExecutionStore = await open_store(url)
+        try:
+            runtime = template.bind(store, **options)
+            log.info("store %s", redact_url(url), extra={"owner": runtime.owner})
+            await Worker(runtime, poll_interval=poll, jitter=jitter).run_until_signalled()
+        finally:
+            await store.close()
+
+    run_async(go)

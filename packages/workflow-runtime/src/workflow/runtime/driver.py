@@ -1,0 +1,621 @@
+"""The runtime driver: starts runs, delivers wake-ups, and drives runs slice by slice.
+
+``Runtime(store, workflows)`` works with any :class:`~workflow.runtime.ExecutionStore`
+through the contract alone. :meth:`Runtime.sweep` is one round of work: fire due
+schedules, fire due timers, then claim runnable runs (stale ones included) and drive
+each, a bounded number at a time. A drive claims, replays, runs until the workflow
+pauses, finishes, fails or its slice deadline passes, heartbeats meanwhile, and ends
+with exactly one ``settle_run``. A failure in one run never stops the sweep: it is
+recorded on that run as a failed attempt with a backoff, and the run ends ``errored``
+once ``run_retry.max_attempts`` attempts failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .contract import ExecutionStore
+from .definitions import Workflow, WorkflowSet
+from .engine import Clock, EventListener, Execution, Journal, LeaseBox, error_info
+from .errors import (
+    InvalidArgumentError,
+    LeaseLostError,
+    RunCancelledError,
+    WorkflowStoreError,
+)
+from .history import RUN_RETRY_STEP, EventType, History, error_data
+from .records import (
+    JSON,
+    InboxEntry,
+    InboxKind,
+    NewEvent,
+    Run,
+    RunStatus,
+    Schedule,
+    Wait,
+)
+from .results import (
+    CancelResult,
+    Claimed,
+    Conflict,
+    DeliveryResult,
+    Fail,
+    Finish,
+    Outcome,
+    Pause,
+    ScheduleTick,
+    Yield,
+)
+from .retry import DEFAULT_RUN_RETRY, RetryPolicy
+from .validation import check_lease_ms, check_limit
+from .workflow_errors import (
+    ResultTimeoutError,
+    RunConflictError,
+    RunFailedError,
+    RunNotFoundError,
+    WorkflowFailed,
+)
+
+log = logging.getLogger("workflow.runtime")
+
+RELEASE_TIMEOUT_S = 2.0
+"""How long a cancelled drive tries to settle (release) its run before giving up."""
+
+
+def system_clock() -> int:
+    """Wall-clock time in ms since the Unix epoch."""
+    return time.time_ns() // 1_000_000
+
+
+def default_owner() -> str:
+    """A lease owner id unique to this process (and to this call): host, pid, random."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class DriveOutcome(enum.StrEnum):
+    FINISHED = "finished"
+    """The run finished; its output is stored."""
+    PAUSED = "paused"
+    """The run waits for a timer, a signal or an approval (or was already woken)."""
+    YIELDED = "yielded"
+    """The slice deadline passed (or the worker is stopping): the run is queued again."""
+    FAILED = "failed"
+    """The run ended ``errored``."""
+    RETRYING = "retrying"
+    """The slice failed; the failure is recorded and the run retries after a backoff."""
+    LOST = "lost"
+    """The lease was lost (taken over after expiry, or the run was deleted)."""
+    CANCELLED = "cancelled"
+    """The run was cancelled while the slice ran."""
+    ABANDONED = "abandoned"
+    """The store failed mid-slice; the lease expires and another claim picks it up."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriveReport:
+    run_id: str
+    workflow_id: str
+    outcome: DriveOutcome
+    run: Run | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    ticks: list[ScheduleTick] = field(default_factory=list)
+    timers: list[InboxEntry] = field(default_factory=list)
+    drives: list[DriveReport] = field(default_factory=list)
+
+    @property
+    def did_work(self) -> bool:
+        return bool(self.ticks or self.timers or self.drives)
+
+
+class Runtime:
+    """Runs workflows on a store.
+
+    ``workflows``: the :class:`Workflow` objects this runtime can run. ``owner``: the
+    lease owner id (default: unique per process). ``lease_ms``: lease length, renewed
+    every ``heartbeat_ms`` (default a third of it) while a slice runs.
+    ``slice_ms``: a slice yields at the next operation after this long.
+    ``concurrency``: runs driven at once by one sweep. ``run_retry``: attempts and
+    backoff for failing slices. ``clock``: ms since the epoch (tests pass a fake one).
+    ``listener``: called with every event once it is durably written.
+    """
+
+    def __init__(
+        self,
+        store: ExecutionStore | None = None,
+        workflows: Iterable[Workflow] = (),
+        *,
+        owner: str | None = None,
+        lease_ms: int = 30_000,
+        heartbeat_ms: int | None = None,
+        slice_ms: int = 60_000,
+        concurrency: int = 8,
+        run_retry: RetryPolicy = DEFAULT_RUN_RETRY,
+        clock: Clock = system_clock,
+        listener: EventListener | None = None,
+    ) -> None:
+        self._store = store
+        self.workflows = workflows if isinstance(workflows, WorkflowSet) else WorkflowSet(workflows)
+        self.owner = owner or default_owner()
+        self.lease_ms = check_lease_ms(lease_ms)
+        self.heartbeat_ms = check_lease_ms(heartbeat_ms or max(1, lease_ms // 3))
+        self.slice_ms = check_lease_ms(slice_ms)
+        self.concurrency = check_limit(concurrency, "concurrency")
+        self.run_retry = run_retry
+        self.clock = clock
+        self.listener = listener
+        self._options: dict[str, Any] = {
+            "lease_ms": lease_ms,
+            "heartbeat_ms": heartbeat_ms,
+            "slice_ms": slice_ms,
+            "concurrency": concurrency,
+            "run_retry": run_retry,
+            "clock": clock,
+            "listener": listener,
+        }
+        self._stopping = False
+        self._reconciled = False
+
+    @property
+    def store(self) -> ExecutionStore:
+        if self._store is None:
+            raise InvalidArgumentError(
+                "this Runtime has no store: pass one (Runtime(store, workflows)), use "
+                "runtime.bind(store), or run it with `workflow worker module:runtime --url URL`"
+            )
+        return self._store
+
+    def bind(self, store: ExecutionStore, **options: Any) -> Runtime:
+        """The same workflows and options on ``store`` (``options`` override), with a
+        new owner id unless one is given."""
+        merged = {**self._options, **options}
+        return Runtime(store, self.workflows, **merged)
+
+    # -- client side -----------------------------------------------------------------
+    async def start(
+        self, workflow_id: str, input: JSON = None, *, run_id: str | None = None
+    ) -> Run:
+        """Start a run of the latest registered version of ``workflow_id``.
+
+        Idempotent on ``run_id``: starting it again returns the existing run (with its
+        original input). Raises :class:`RunConflictError` when a run of another workflow
+        has that id.
+        """
+        wf = self.workflows.latest(workflow_id)
+        result = await self.store.create_run(
+            run_id if run_id is not None else uuid.uuid4().hex,
+            wf.workflow_id,
+            wf.version,
+            input,
+            self.clock(),
+        )
+        if isinstance(result, Conflict):
+            raise RunConflictError(result.run, workflow_id)
+        return result.run
+
+    async def signal(
+        self,
+        run_id: str,
+        name: str,
+        payload: JSON = None,
+        *,
+        signal_id: str | None = None,
+        step_id: str | None = None,
+    ) -> DeliveryResult:
+        """Deliver a signal. ``signal_id`` makes retries of the delivery idempotent
+        (default: a new random id)."""
+        return await self.store.deliver_signal(
+            run_id,
+            signal_id if signal_id is not None else uuid.uuid4().hex,
+            name,
+            payload,
+            self.clock(),
+            step_id=step_id,
+        )
+
+    async def approve(
+        self, run_id: str, approval_id: str, approved: bool = True, *, feedback: JSON = None
+    ) -> DeliveryResult:
+        """Answer an approval (the first answer wins; later ones are ``Duplicate``)."""
+        return await self.store.deliver_approval(
+            run_id, approval_id, approved, self.clock(), feedback=feedback
+        )
+
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> CancelResult:
+        """Cancel a run; a worker driving it stops at its next write."""
+        return await self.store.cancel_run(run_id, reason, self.clock())
+
+    async def result(self, run_id: str, *, wait: float | None = 0.0, poll: float = 0.1) -> JSON:
+        """The output of a finished run.
+
+        ``wait``: seconds to wait for the run to end (``None``: no limit; ``0``: look
+        once). Raises :class:`RunFailedError` (errored or cancelled),
+        :class:`RunNotFoundError`, or :class:`ResultTimeoutError`.
+        """
+        started = time.monotonic()
+        while True:
+            run = await self.store.load_run(run_id)
+            if run is None:
+                raise RunNotFoundError(run_id)
+            if run.status is RunStatus.FINISHED:
+                return run.output
+            if run.status.terminal:
+                raise RunFailedError(run)
+            waited = time.monotonic() - started
+            if wait is not None and waited >= wait:
+                raise ResultTimeoutError(run, waited)
+            await asyncio.sleep(poll if wait is None else max(0.0, min(poll, wait - waited)))
+
+    # -- schedules -------------------------------------------------------------------
+    async def reconcile_schedules(self, now: int | None = None) -> list[Schedule]:
+        """Declare every schedule of the registered workflows (latest versions) in the
+        store, and disable stored schedules of these workflows that the code no longer
+        declares. Schedules of workflows this runtime does not know are left alone
+        (another deployment may own them). Returns the declared schedules."""
+        now = self.clock() if now is None else now
+        declared: dict[str, Schedule] = {}
+        latest = {wf.workflow_id: wf for wf in self.workflows}
+        for wf in latest.values():
+            for scheduled in wf.schedules:
+                schedule_id = scheduled.resolved_id(wf.workflow_id)
+                declared[schedule_id] = await self.store.upsert_schedule(
+                    schedule_id,
+                    wf.workflow_id,
+                    scheduled.spec,
+                    now,
+                    workflow_version=wf.version,
+                    overlap=scheduled.overlap,
+                    input=scheduled.input,
+                    enabled=True,
+                )
+        for stored in await self.store.list_schedules():
+            if stored.schedule_id in declared or not stored.enabled:
+                continue
+            if stored.workflow_id in latest:
+                await self.store.upsert_schedule(
+                    stored.schedule_id,
+                    stored.workflow_id,
+                    stored.spec,
+                    now,
+                    workflow_version=stored.workflow_version,
+                    overlap=stored.overlap,
+                    input=stored.input,
+                    enabled=False,
+                )
+                log.info(
+                    "disabled schedule %s: no longer declared in code",
+                    stored.schedule_id,
+                    extra={"schedule_id": stored.schedule_id},
+                )
+            else:
+                log.warning(
+                    "schedule %s belongs to workflow %s, which this runtime does not register; "
+                    "left as it is",
+                    stored.schedule_id,
+                    stored.workflow_id,
+                    extra={"schedule_id": stored.schedule_id},
+                )
+        self._reconciled = True
+        return list(declared.values())
+
+    # -- the work loop -----------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Graceful stop: no new claims; running slices yield at their next operation."""
+        self._stopping = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def sweep(self, now: int | None = None, limit: int = 100) -> SweepReport:
+        """One round: fire due schedules and timers, then drive up to ``limit``
+        claimable runs, ``concurrency`` at a time.
+
+        ``now`` (ms) pins the time the round starts at (tests); the round's clock
+        advances from there with the runtime's clock.
+        """
+        check_limit(limit)
+        clock = self.clock
+        if now is not None:
+            offset = now - self.clock()
+
+            def clock() -> int:
+                return self.clock() + offset
+
+        if self._stopping:
+            return SweepReport()
+        if not self._reconciled:
+            await self.reconcile_schedules(clock())
+        ticks = await self.store.fire_due_schedules(clock(), limit)
+        for tick in ticks:
+            log.info(
+                "schedule %s tick at %d: %s",
+                tick.schedule_id,
+                tick.fire_at,
+                tick.outcome.value,
+                extra={"schedule_id": tick.schedule_id, "run_id": tick.run_id},
+            )
+        timers = await self.store.fire_due_timers(clock(), limit)
+        drives = await self._drive_claimable(clock, limit)
+        return SweepReport(ticks, timers, drives)
+
+    async def run_until_idle(self, *, max_sweeps: int = 1000, now: int | None = None) -> int:
+        """Sweep until a sweep finds nothing to do (due sleeps not yet due stay
+        paused). Returns the number of sweeps that did work."""
+        for n in range(max_sweeps):
+            if not (await self.sweep(now)).did_work:
+                return n
+        return max_sweeps
+
+    async def _drive_claimable(self, clock: Clock, limit: int) -> list[DriveReport]:
+        reports: list[DriveReport] = []
+        active: set[asyncio.Task[DriveReport]] = set()
+        claimed = 0
+        exhausted = False
+        try:
+            while True:
+                while (
+                    not exhausted
+                    and not self._stopping
+                    and claimed < limit
+                    and len(active) < self.concurrency
+                ):
+                    want = min(self.concurrency - len(active), limit - claimed)
+                    claims = await self.store.claim_runnable(
+                        self.owner, self.lease_ms, want, clock(), with_history=True
+                    )
+                    claimed += len(claims)
+                    active.update(asyncio.create_task(self._drive(c, clock)) for c in claims)
+                    # Fewer than asked: nothing else is runnable right now. Runs that
+                    # become runnable during this sweep wait for the next one.
+                    exhausted = len(claims) < want
+                if not active:
+                    return reports
+                done, active = await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
+                reports.extend(task.result() for task in done)
+        finally:
+            for task in active:
+                task.cancel()
+            if active:
+                await asyncio.gather(*active, return_exceptions=True)
+
+    # -- one drive ---------------------------------------------------------------------
+    async def _drive(self, claim: Claimed, clock: Clock) -> DriveReport:
+        run = claim.run
+        try:
+            return await self._drive_claimed(claim, clock)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here must not take the sweep down
+            log.exception("drive of run %s crashed", run.run_id, extra={"run_id": run.run_id})
+            return DriveReport(run.run_id, run.workflow_id, DriveOutcome.ABANDONED, None, str(exc))
+
+    async def _drive_claimed(self, claim: Claimed, clock: Clock) -> DriveReport:
+        run = claim.run
+        box = LeaseBox(claim.lease)
+        events = claim.events
+        if events is None:
+            events = await self.store.read_events(run.run_id)
+        history = History.read(events)
+        journal = Journal(self.store, run.run_id, box, run.next_event_index, clock, self.listener)
+        # The timer that woke a run from its between-attempts backoff is spent now;
+        # left unconsumed it would satisfy the next backoff at once.
+        for entry in claim.inbox:
+            if entry.kind is InboxKind.TIMER and entry.key == RUN_RETRY_STEP:
+                journal.consume.append(entry.ref)
+        deadline = clock() + self.slice_ms
+        log.debug(
+            "driving run %s (token %d, %d events)",
+            run.run_id,
+            box.lease.token,
+            len(events),
+            extra={"run_id": run.run_id},
+        )
+        try:
+            workflow = self.workflows.get(run.workflow_id, run.workflow_version)
+        except Exception as exc:
+            return await self._failed_attempt(run, journal, history, exc, clock)
+        execution = Execution(
+            run=run,
+            journal=journal,
+            history=history,
+            inbox=claim.inbox,
+            workflow=workflow,
+            clock=clock,
+            should_yield=lambda: self._stopping or clock() >= deadline,
+        )
+        task = asyncio.create_task(execution.run())
+        stop_beat = asyncio.Event()
+        beat = asyncio.create_task(
+            self._heartbeat(run.run_id, box, clock, stop_beat, execution, task)
+        )
+        try:
+            # asyncio.wait never cancels what it waits on: a hard stop of this drive is
+            # handled below, not by cancelling the slice half-way through a store call.
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            # A hard stop: end the workflow code, then try to hand the run back at once
+            # rather than leave it to lease expiry.
+            execution.abort(asyncio.CancelledError())
+            stop_beat.set()
+            await asyncio.wait({task, beat}, timeout=RELEASE_TIMEOUT_S)
+            task.cancel()
+            beat.cancel()
+            await asyncio.gather(task, beat, return_exceptions=True)
+            release = asyncio.ensure_future(journal.settle(Yield()))
+            done, _ = await asyncio.wait({release}, timeout=RELEASE_TIMEOUT_S)
+            if not done:
+                release.cancel()
+            elif not release.cancelled() and release.exception() is None:
+                log.info("run %s released on cancel", run.run_id, extra={"run_id": run.run_id})
+            raise
+        stop_beat.set()
+        await asyncio.gather(beat, return_exceptions=True)
+        if task.cancelled():
+            return self._lost(run, execution.fatal)
+        try:
+            outcome = task.result()
+        except LeaseLostError as exc:
+            return self._lost(run, exc)
+        except InvalidArgumentError as exc:
+            # The store refused what the slice wrote (nothing was written): the run's
+            # fault, not the store's.
+            return await self._failed_attempt(run, journal, history, exc, clock)
+        except WorkflowStoreError as exc:
+            return self._abandoned(run, exc)
+        except Exception as exc:
+            return await self._failed_attempt(run, journal, history, exc, clock)
+        return await self._settle(run, journal, history, outcome, clock)
+
+    async def _heartbeat(
+        self,
+        run_id: str,
+        box: LeaseBox,
+        clock: Clock,
+        stop: asyncio.Event,
+        execution: Execution,
+        task: asyncio.Task[Outcome],
+    ) -> None:
+        """Renew the lease every ``heartbeat_ms`` until ``stop`` is set. When the lease
+        is lost, abort the slice; if its code still runs a lease later, cancel it."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.heartbeat_ms / 1000)
+            if stop.is_set():
+                return
+            try:
+                box.lease = await self.store.heartbeat(run_id, box.lease, self.lease_ms, clock())
+            except LeaseLostError as exc:
+                execution.abort(exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.lease_ms / 1000)
+                if not stop.is_set():
+                    # Workflow code awaiting something other than the context: the
+                    # last resort is to cancel it.
+                    task.cancel()
+                return
+            except WorkflowStoreError as exc:
+                # Keep trying: the lease may outlive a short outage, and writes are
+                # fenced anyway.
+                log.warning("heartbeat of run %s failed: %s", run_id, exc, extra={"run_id": run_id})
+
+    async def _settle(
+        self, run: Run, journal: Journal, history: History, outcome: Outcome, clock: Clock
+    ) -> DriveReport:
+        events: list[NewEvent] = []
+        if isinstance(outcome, Finish):
+            events.append(NewEvent(EventType.RUN_FINISHED))
+        elif isinstance(outcome, Fail):
+            events.append(NewEvent(EventType.RUN_FAILED, {"error": error_data(outcome.error)}))
+        try:
+            settled = await journal.settle(outcome, *events)
+        except LeaseLostError as exc:
+            return self._lost(run, exc)
+        except InvalidArgumentError as exc:
+            # E.g. an output over the store's payload limit: nothing was written.
+            return await self._failed_attempt(run, journal, history, exc, clock)
+        except WorkflowStoreError as exc:
+            return self._abandoned(run, exc)
+        kind = {
+            Finish: DriveOutcome.FINISHED,
+            Fail: DriveOutcome.FAILED,
+            Yield: DriveOutcome.YIELDED,
+            Pause: DriveOutcome.PAUSED,
+        }[type(outcome)]
+        detail = outcome.error.message if isinstance(outcome, Fail) else None
+        log.info(
+            "run %s %s",
+            run.run_id,
+            kind.value,
+            extra={"run_id": run.run_id, "outcome": kind.value, "status": settled.status.value},
+        )
+        return DriveReport(run.run_id, run.workflow_id, kind, settled, detail)
+
+    async def _failed_attempt(
+        self, run: Run, journal: Journal, history: History, exc: Exception, clock: Clock
+    ) -> DriveReport:
+        attempt = history.run_attempts_failed + 1
+        error = error_info(exc, "run_error")
+        retry = not isinstance(exc, WorkflowFailed) and self.run_retry.should_retry(exc, attempt)
+        outcome: Outcome
+        if retry:
+            retry_at = clock() + self.run_retry.delay_ms(attempt)
+            outcome = Pause(Wait.sleep(RUN_RETRY_STEP, retry_at, meta={"attempt": attempt + 1}))
+            event = NewEvent(
+                EventType.RUN_ATTEMPT_FAILED,
+                {"attempt": attempt, "error": error_data(error), "retry_at": retry_at},
+            )
+        else:
+            outcome = Fail(error)
+            event = NewEvent(EventType.RUN_FAILED, {"attempt": attempt, "error": error_data(error)})
+        log.warning(
+            "run %s attempt %d failed: %s: %s%s",
+            run.run_id,
+            attempt,
+            error.type,
+            error.message,
+            " (retrying)" if retry else " (giving up)",
+            extra={"run_id": run.run_id, "attempt": attempt},
+        )
+        settled: Run | None = None
+        for keep_records in (True, False):
+            if not keep_records:
+                # The slice's own records were what the store refused: drop them (and
+                # leave the inbox entries they would have consumed for the retry).
+                journal.pending.clear()
+                journal.consume[:] = [ref for ref in journal.consume if ref.key == RUN_RETRY_STEP]
+            try:
+                settled = await journal.settle(outcome, event)
+                break
+            except LeaseLostError as lost:
+                return self._lost(run, lost)
+            except InvalidArgumentError:
+                if not keep_records:
+                    raise
+            except WorkflowStoreError as store_error:
+                return self._abandoned(run, store_error)
+        return DriveReport(
+            run.run_id,
+            run.workflow_id,
+            DriveOutcome.RETRYING if retry else DriveOutcome.FAILED,
+            settled,
+            f"{error.type}: {error.message}",
+        )
+
+    def _lost(self, run: Run, exc: BaseException | None) -> DriveReport:
+        cancelled = isinstance(exc, RunCancelledError)
+        log.info(
+            "run %s: %s",
+            run.run_id,
+            "cancelled while running" if cancelled else f"lease lost ({exc})",
+            extra={"run_id": run.run_id},
+        )
+        return DriveReport(
+            run.run_id,
+            run.workflow_id,
+            DriveOutcome.CANCELLED if cancelled else DriveOutcome.LOST,
+            None,
+            str(exc) if exc else None,
+        )
+
+    def _abandoned(self, run: Run, exc: BaseException) -> DriveReport:
+        log.warning(
+            "run %s abandoned after a store error (its lease will expire): %s",
+            run.run_id,
+            exc,
+            extra={"run_id": run.run_id},
+        )
+        return DriveReport(run.run_id, run.workflow_id, DriveOutcome.ABANDONED, None, str(exc))

@@ -1,0 +1,835 @@
+"""The replay engine: runs one slice of a workflow run against its recorded log.
+
+A workflow is plain ``async def handler(ctx, input)`` code. Every slice runs it again
+from the top; each context operation (:meth:`Context.step`, :meth:`Context.sleep`, the
+waits, :meth:`Context.now`, :meth:`Context.uuid`) first looks at the log: an operation
+the log already recorded returns its recorded result without running anything again;
+the first one the log does not know runs live and is recorded. A wait that cannot be
+satisfied yet ends the slice with a ``Pause``; the engine never blocks on one.
+
+Durability rules (what a crash can and cannot repeat):
+
+* Before a step's function runs, everything the slice recorded so far is written.
+* A step's result is written before :meth:`Context.step` returns it. A crash while
+  the function runs (or before its result is written) runs it again on the next
+  slice: steps are at-least-once, their recorded results exactly-once. Make side
+  effects idempotent with :func:`current_step` (``run_id`` + ``step_id``).
+* The slice's other records (waits, ``now()``, failed attempts) are written with the
+  step that follows them or with the slice's final ``settle_run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import inspect
+import json
+import logging
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TypeVar, overload
+
+from . import codec
+from .contract import ExecutionStore
+from .definitions import Workflow
+from .errors import InvalidArgumentError, PayloadError, WorkflowStoreError
+from .history import (
+    RESERVED_PREFIX,
+    EventType,
+    History,
+    OpKind,
+    RecordedOp,
+    error_data,
+    error_from,
+    field_of,
+)
+from .records import (
+    JSON,
+    ErrorInfo,
+    InboxEntry,
+    InboxKind,
+    InboxRef,
+    Lease,
+    NewEvent,
+    Run,
+    StoredEvent,
+    Wait,
+)
+from .results import Fail, Finish, Outcome, Pause, Yield
+from .retry import DEFAULT_STEP_RETRY, RetryPolicy
+from .validation import check_id
+from .workflow_errors import (
+    NonDeterminismError,
+    StepFailedError,
+    StepTimeoutError,
+    WaitTimeoutError,
+    WorkflowDefinitionError,
+    WorkflowFailed,
+)
+
+T = TypeVar("T")
+log = logging.getLogger("workflow.runtime")
+
+Clock = Callable[[], int]
+"""Milliseconds since the Unix epoch."""
+
+EventListener = Callable[[StoredEvent], object]
+"""Called with every event after it is durably written (progress displays, metrics)."""
+
+MAX_TRACEBACK_CHARS = 8_000
+
+
+@dataclass(slots=True)
+class LeaseBox:
+    """The slice's current lease; the driver's heartbeat renews it in place."""
+
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True)
+class StepCall:
+    """The step attempt running now (see :func:`current_step`)."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across attempts and replays of this step: pass it to payment APIs."""
+        return f"{self.run_id}/{self.step_id}"
+
+
+_CURRENT_STEP: contextvars.ContextVar[StepCall | None] = contextvars.ContextVar(
+    "workflow_current_step", default=None
+)
+
+
+def current_step() -> StepCall:
+    """The step attempt whose function is running (call it from inside a step)."""
+    call = _CURRENT_STEP.get()
+    if call is None:
+        raise WorkflowDefinitionError("current_step() is only available inside a step function")
+    return call
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """The decision an approval wait returns."""
+
+    approval_id: str
+    approved: bool
+    feedback: JSON = None
+
+
+def approval_id_for(run_id: str, step_id: str) -> str:
+    """The approval id of ``step_id`` in ``run_id``: deterministic, so every replay
+    (and every operator tool) derives the same one, and unique across runs."""
+    # JSON of the pair: an unambiguous encoding, whatever characters the ids hold.
+    digest = hashlib.sha256(json.dumps([run_id, step_id]).encode()).hexdigest()
+    return f"apr-{digest[:20]}"
+
+
+class _Suspend(BaseException):
+    """Unwinds workflow code when the slice ends early (a wait, a yield).
+
+    A ``BaseException`` so that ``except Exception`` in workflow code lets it through.
+    """
+
+    def __init__(self, outcome: Yield | Pause) -> None:
+        super().__init__(type(outcome).__name__)
+        self.outcome = outcome
+
+
+def error_info(exc: BaseException, code: str = "error") -> ErrorInfo:
+    """An exception as the log records it."""
+    text = "".join(traceback.format_exception(exc))
+    if len(text) > MAX_TRACEBACK_CHARS:
+        text = "…" + text[-MAX_TRACEBACK_CHARS:]
+    message = str(exc) or repr(exc)
+    return ErrorInfo(type(exc).__qualname__, message, code, text)
+
+
+class Journal:
+    """The slice's writer: buffers records, writes them with the log's compare-and-swap
+    index and the lease, and tells the listener what became durable."""
+
+    def __init__(
+        self,
+        store: ExecutionStore,
+        run_id: str,
+        lease: LeaseBox,
+        next_index: int,
+        clock: Clock,
+        listener: EventListener | None,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.lease = lease
+        self.next_index = next_index
+        self.clock = clock
+        self.listener = listener
+        self.pending: list[NewEvent] = []
+        self.consume: list[InboxRef] = []
+
+    def add(self, event: NewEvent, consume: InboxRef | None = None) -> None:
+        self.pending.append(event)
+        if consume is not None:
+            self.consume.append(consume)
+
+    async def flush(self, *events: NewEvent) -> None:
+        """Write the buffered records plus ``events`` (all or none)."""
+        batch = [*self.pending, *events]
+        if not batch and not self.consume:
+            return
+        now = self.clock()
+        new_index = await self.store.append_events(
+            self.run_id, self.lease.lease, self.next_index, batch, now, consume=self.consume
+        )
+        self._written(batch, now)
+        self.next_index = new_index
+        self.pending.clear()
+        self.consume.clear()
+
+    async def settle(self, outcome: Outcome, *events: NewEvent) -> Run:
+        """End the slice: write everything left, apply ``outcome``, release the lease."""
+        batch = [*self.pending, *events]
+        now = self.clock()
+        run = await self.store.settle_run(
+            self.run_id,
+            self.lease.lease,
+            self.next_index,
+            batch,
+            outcome,
+            now,
+            consume=self.consume,
+        )
+        self._written(batch, now)
+        self.next_index = run.next_event_index
+        self.pending.clear()
+        self.consume.clear()
+        return run
+
+    def _written(self, batch: list[NewEvent], now: int) -> None:
+        if self.listener is None:
+            return
+        for offset, event in enumerate(batch):
+            self._tell(
+                StoredEvent(
+                    self.run_id,
+                    self.next_index + offset,
+                    event.type,
+                    event.step_id,
+                    event.data,
+                    now,
+                )
+            )
+
+    def _tell(self, event: StoredEvent) -> None:
+        assert self.listener is not None
+        try:
+            self.listener(event)
+        except Exception:
+            # The event is stored whatever a progress display thinks of it.
+            log.exception("event listener failed", extra={"run_id": self.run_id})
+
+
+@dataclass(slots=True)
+class _Counters:
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def next(self, kind: str) -> int:
+        n = self.by_kind.get(kind, 0) + 1
+        self.by_kind[kind] = n
+        return n
+
+
+class Execution:
+    """One slice of one run: replays the log, runs live operations, and returns the
+    outcome the driver settles with (or raises what made the slice fail)."""
+
+    def __init__(
+        self,
+        *,
+        run: Run,
+        journal: Journal,
+        history: History,
+        inbox: list[InboxEntry],
+        workflow: Workflow,
+        clock: Clock,
+        should_yield: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.run_record = run
+        self.workflow = workflow
+        self.history = history
+        self.journal = journal
+        self.clock = clock
+        self.should_yield = should_yield
+        self._inbox = inbox
+        self._taken: set[tuple[InboxKind, str]] = set()
+        self._position = 0
+        self._seen: set[str] = set()
+        self._busy = False
+        self._counters = _Counters()
+        self._suspension: Yield | Pause | None = None
+        self._fatal: BaseException | None = None
+        self._step_task: asyncio.Future[Any] | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.run_record.run_id
+
+    @property
+    def replaying(self) -> bool:
+        return self._position < len(self.history.ops)
+
+    async def run(self) -> Outcome:
+        """Run the workflow code until it pauses, yields, finishes or fails.
+
+        Returns ``Yield``/``Pause``/``Finish``, or ``Fail`` for failures the log
+        determines (a recorded step failure or wait timeout, :class:`WorkflowFailed`).
+        Any other exception propagates: the driver counts it as a failed attempt.
+        """
+        ctx = Context(self)
+        failure: Exception | None = None
+        output: Any = None
+        try:
+            output = await self.workflow.handler(ctx, self.run_record.input)
+        except _Suspend:
+            pass
+        except Exception as exc:
+            failure = exc
+        # Misuse and non-determinism win even if workflow code caught them.
+        if self._fatal is not None:
+            raise self._fatal
+        if self._suspension is not None:
+            return self._suspension
+        if failure is not None:
+            if isinstance(failure, StepFailedError):
+                return Fail(error_info(failure, "step_failed"))
+            if isinstance(failure, WaitTimeoutError):
+                return Fail(error_info(failure, "wait_timeout"))
+            if isinstance(failure, WorkflowFailed):
+                return Fail(error_info(failure, failure.code))
+            raise failure
+        if self.replaying:
+            op = self.history.ops[self._position]
+            raise NonDeterminismError(
+                self.run_id, self._position, (op.kind.value, op.step_id), None
+            )
+        try:
+            return Finish(codec.decode(codec.encode(output, what="workflow output")))
+        except PayloadError as exc:
+            raise WorkflowDefinitionError(
+                f"workflow {self.workflow.workflow_id!r} returned a value that is not a "
+                f"payload: {exc}"
+            ) from None
+
+    @property
+    def fatal(self) -> BaseException | None:
+        """What ended the slice from outside or by misuse (see :meth:`abort`)."""
+        return self._fatal
+
+    def abort(self, reason: BaseException) -> None:
+        """Stop the slice from outside (its lease is gone): a running step function is
+        cancelled, and the next context operation raises ``reason``. Store calls in
+        flight are never cancelled (that could leave a transaction open); they fail on
+        their own, fenced by the lease."""
+        if self._fatal is None:
+            self._fatal = reason
+        if self._step_task is not None and not self._step_task.done():
+            self._step_task.cancel()
+
+    # -- bookkeeping shared by the operations ---------------------------------------
+    def _fail(self, exc: BaseException) -> NoReturn:
+        self._fatal = exc
+        raise exc
+
+    def _suspend(self, outcome: Yield | Pause) -> NoReturn:
+        self._suspension = outcome
+        raise _Suspend(outcome)
+
+    def _auto_id(self, kind: str) -> str:
+        return f"{kind}#{self._counters.next(kind)}"
+
+    def _begin(self, kind: OpKind, step_id: str, *, internal: bool = False) -> RecordedOp | None:
+        if self._fatal is not None:
+            raise self._fatal
+        if self._suspension is not None:
+            raise _Suspend(self._suspension)
+        if self._busy:
+            self._fail(
+                WorkflowDefinitionError(
+                    f"{kind.value} {step_id!r} started while another context operation of run "
+                    f"{self.run_id!r} was still running; await context operations one at a "
+                    "time (no asyncio.gather over ctx.step, no ctx calls inside a step)"
+                )
+            )
+        try:
+            check_id(step_id, "step_id")
+        except InvalidArgumentError as exc:
+            self._fail(WorkflowDefinitionError(str(exc)))
+        if not internal and step_id.startswith(RESERVED_PREFIX):
+            self._fail(
+                WorkflowDefinitionError(
+                    f"step id {step_id!r} starts with {RESERVED_PREFIX!r}, which the engine "
+                    "reserves for its own records"
+                )
+            )
+        if step_id in self._seen:
+            self._fail(
+                WorkflowDefinitionError(
+                    f"step id {step_id!r} is used twice in run {self.run_id!r}; give every "
+                    "operation its own id (in loops, e.g. f'charge-{i}')"
+                )
+            )
+        self._seen.add(step_id)
+        position = self._position
+        self._position += 1
+        if position < len(self.history.ops):
+            op = self.history.ops[position]
+            if (op.kind, op.step_id) != (kind, step_id):
+                self._fail(
+                    NonDeterminismError(
+                        self.run_id,
+                        position,
+                        (op.kind.value, op.step_id),
+                        (kind.value, step_id),
+                    )
+                )
+            return op
+        return None
+
+    def _check_yield(self) -> None:
+        if self.should_yield():
+            self._suspend(Yield())
+
+    def _take(self, wait: Wait) -> InboxEntry | None:
+        """The first unconsumed inbox entry (in arrival order) that satisfies ``wait``."""
+        for entry in self._inbox:
+            key = (entry.kind, entry.key)
+            if key not in self._taken and wait.matches(entry):
+                self._taken.add(key)
+                return entry
+        return None
+
+    # -- operations ------------------------------------------------------------------
+    async def step(
+        self,
+        step_id: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        retry: RetryPolicy | None,
+        timeout_s: float | None,
+    ) -> Any:
+        op = self._begin(OpKind.STEP, step_id)
+        self._busy = True
+        try:
+            return await self._step(op, step_id, fn, args, retry or DEFAULT_STEP_RETRY, timeout_s)
+        finally:
+            self._busy = False
+
+    async def _step(
+        self,
+        op: RecordedOp | None,
+        step_id: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        policy: RetryPolicy,
+        timeout_s: float | None,
+    ) -> Any:
+        failed = 0
+        if op is not None:
+            done = op.last(EventType.STEP_COMPLETED)
+            if done is not None:
+                return field_of(done, "result")
+            final = op.last(EventType.STEP_FAILED)
+            if final is not None:
+                attempts = field_of(final, "attempt")
+                raise StepFailedError(
+                    step_id,
+                    error_from(field_of(final, "error")),
+                    attempts if isinstance(attempts, int) else 0,
+                )
+            failed = op.count(EventType.STEP_ATTEMPT_FAILED)
+            retry_at = field_of(op.last(EventType.STEP_ATTEMPT_FAILED), "retry_at")
+            if isinstance(retry_at, int):
+                wait = Wait.sleep(step_id, retry_at, meta={"retry": failed + 1})
+                timer = self._take(wait)
+                if timer is not None:
+                    self.journal.consume.append(timer.ref)
+                elif self.clock() < retry_at:
+                    self._suspend(Pause(wait))
+        attempt = failed + 1
+        self._check_yield()
+        # Whatever this slice recorded so far must not be lost if the step's side
+        # effect happens and the process then dies.
+        await self._write()
+        token = _CURRENT_STEP.set(StepCall(self.run_id, step_id, attempt))
+        try:
+            # Its own task (which copies the context, current_step() included), so that
+            # abort() can cancel the step's code without touching anything else.
+            self._step_task = asyncio.ensure_future(_call(fn, args, step_id, timeout_s))
+            result = await self._step_task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._fatal is not None and (current is None or not current.cancelling()):
+                raise self._fatal from None
+            raise
+        except Exception as exc:
+            return self._step_failed(step_id, attempt, exc, policy)
+        finally:
+            self._step_task = None
+            _CURRENT_STEP.reset(token)
+        try:
+            recorded = codec.decode(codec.encode(result, what=f"result of step {step_id!r}"))
+            await self._write(
+                NewEvent(
+                    EventType.STEP_COMPLETED, {"result": recorded, "attempt": attempt}, step_id
+                )
+            )
+        except PayloadError as exc:
+            # Not a payload (or too large for the store): retrying cannot help.
+            return self._step_failed(step_id, attempt, exc, RetryPolicy.never())
+        return recorded
+
+    async def _write(self, *events: NewEvent) -> None:
+        try:
+            await self.journal.flush(*events)
+        except PayloadError:
+            raise  # the caller records it as the step's failure
+        except WorkflowStoreError as exc:
+            # A lost lease or a failing store ends the slice even if workflow code
+            # catches the exception.
+            self._fail(exc)
+
+    def _step_failed(
+        self, step_id: str, attempt: int, exc: Exception, policy: RetryPolicy
+    ) -> NoReturn:
+        error = error_info(exc, "step_error")
+        if policy.should_retry(exc, attempt):
+            retry_at = self.clock() + policy.delay_ms(attempt)
+            self.journal.add(
+                NewEvent(
+                    EventType.STEP_ATTEMPT_FAILED,
+                    {"attempt": attempt, "error": error_data(error), "retry_at": retry_at},
+                    step_id,
+                )
+            )
+            self._suspend(Pause(Wait.sleep(step_id, retry_at, meta={"retry": attempt + 1})))
+        self.journal.add(
+            NewEvent(
+                EventType.STEP_FAILED, {"attempt": attempt, "error": error_data(error)}, step_id
+            )
+        )
+        raise StepFailedError(step_id, error, attempt) from exc
+
+    async def sleep_until(self, wake_at: int | None, delay_ms: int, step_id: str | None) -> None:
+        step_id = step_id or self._auto_id("sleep")
+        op = self._begin(OpKind.SLEEP, step_id)
+        if op is not None:
+            if op.last(EventType.SLEEP_COMPLETED) is not None:
+                return
+            recorded = field_of(op.last(EventType.SLEEP_STARTED), "wake_at")
+            wake_at = recorded if isinstance(recorded, int) else 0
+        else:
+            self._check_yield()
+            if wake_at is None:
+                wake_at = self.clock() + max(0, delay_ms)
+            self.journal.add(NewEvent(EventType.SLEEP_STARTED, {"wake_at": wake_at}, step_id))
+        wait = Wait.sleep(step_id, wake_at)
+        timer = self._take(wait)
+        if timer is not None or self.clock() >= wake_at:
+            self.journal.add(
+                NewEvent(EventType.SLEEP_COMPLETED, None, step_id),
+                timer.ref if timer else None,
+            )
+            return
+        self._suspend(Pause(wait))
+
+    async def wait_for_signal(
+        self, name: str, timeout_s: float | None, step_id: str | None
+    ) -> JSON:
+        try:
+            check_id(name, "signal name")
+        except InvalidArgumentError as exc:
+            self._fail(WorkflowDefinitionError(str(exc)))
+        step_id = step_id or self._auto_id(f"signal:{name}")
+        op = self._begin(OpKind.SIGNAL, step_id)
+        timeout_at: int | None
+        if op is not None:
+            got = op.last(EventType.SIGNAL_RECEIVED)
+            if got is not None:
+                return field_of(got, "payload")
+            if op.last(EventType.SIGNAL_TIMED_OUT) is not None:
+                raise WaitTimeoutError(step_id, f"signal {name!r}")
+            recorded = field_of(op.last(EventType.SIGNAL_WAITING), "timeout_at")
+            timeout_at = recorded if isinstance(recorded, int) else None
+        else:
+            self._check_yield()
+            timeout_at = None if timeout_s is None else self.clock() + round(timeout_s * 1000)
+            self.journal.add(
+                NewEvent(
+                    EventType.SIGNAL_WAITING, {"name": name, "timeout_at": timeout_at}, step_id
+                )
+            )
+        wait = Wait.signal(step_id, name, timeout_at=timeout_at)
+        entry = self._take(wait)
+        if entry is not None and entry.kind is InboxKind.SIGNAL:
+            self.journal.add(
+                NewEvent(
+                    EventType.SIGNAL_RECEIVED,
+                    {"name": name, "signal_id": entry.key, "payload": entry.payload},
+                    step_id,
+                ),
+                entry.ref,
+            )
+            return entry.payload
+        if entry is not None or (timeout_at is not None and self.clock() >= timeout_at):
+            self.journal.add(
+                NewEvent(EventType.SIGNAL_TIMED_OUT, {"name": name}, step_id),
+                entry.ref if entry else None,
+            )
+            raise WaitTimeoutError(step_id, f"signal {name!r}")
+        self._suspend(Pause(wait))
+
+    async def wait_for_approval(
+        self,
+        title: str,
+        description: str | None,
+        timeout_s: float | None,
+        step_id: str | None,
+        meta: JSON,
+    ) -> Approval:
+        step_id = step_id or self._auto_id("approval")
+        op = self._begin(OpKind.APPROVAL, step_id)
+        approval_id = approval_id_for(self.run_id, step_id)
+        timeout_at: int | None
+        if op is not None:
+            decided = op.last(EventType.APPROVAL_DECIDED)
+            if decided is not None:
+                return Approval(
+                    approval_id,
+                    field_of(decided, "approved") is True,
+                    field_of(decided, "feedback"),
+                )
+            if op.last(EventType.APPROVAL_TIMED_OUT) is not None:
+                raise WaitTimeoutError(step_id, f"approval {title!r}")
+            recorded = field_of(op.last(EventType.APPROVAL_REQUESTED), "timeout_at")
+            timeout_at = recorded if isinstance(recorded, int) else None
+        else:
+            self._check_yield()
+            timeout_at = None if timeout_s is None else self.clock() + round(timeout_s * 1000)
+            self.journal.add(
+                NewEvent(
+                    EventType.APPROVAL_REQUESTED,
+                    {
+                        "approval_id": approval_id,
+                        "title": title,
+                        "description": description,
+                        "timeout_at": timeout_at,
+                        "meta": meta,
+                    },
+                    step_id,
+                )
+            )
+        wait = Wait.approval(
+            step_id,
+            approval_id,
+            timeout_at=timeout_at,
+            meta={"title": title, "description": description},
+        )
+        entry = self._take(wait)
+        if entry is not None and entry.kind is InboxKind.APPROVAL:
+            payload = entry.payload if isinstance(entry.payload, dict) else {}
+            decision = Approval(
+                approval_id, payload.get("approved") is True, payload.get("feedback")
+            )
+            self.journal.add(
+                NewEvent(
+                    EventType.APPROVAL_DECIDED,
+                    {
+                        "approval_id": approval_id,
+                        "approved": decision.approved,
+                        "feedback": decision.feedback,
+                    },
+                    step_id,
+                ),
+                entry.ref,
+            )
+            return decision
+        if entry is not None or (timeout_at is not None and self.clock() >= timeout_at):
+            self.journal.add(
+                NewEvent(EventType.APPROVAL_TIMED_OUT, {"approval_id": approval_id}, step_id),
+                entry.ref if entry else None,
+            )
+            raise WaitTimeoutError(step_id, f"approval {title!r}")
+        self._suspend(Pause(wait))
+
+    def now(self) -> int:
+        step_id = f"{RESERVED_PREFIX}now#{self._counters.next(RESERVED_PREFIX + 'now')}"
+        op = self._begin(OpKind.NOW, step_id, internal=True)
+        if op is not None:
+            value = field_of(op.events[0], "now")
+            return value if isinstance(value, int) else 0
+        value = self.clock()
+        self.journal.add(NewEvent(EventType.NOW_RECORDED, {"now": value}, step_id))
+        return value
+
+    def uuid(self) -> str:
+        step_id = f"{RESERVED_PREFIX}uuid#{self._counters.next(RESERVED_PREFIX + 'uuid')}"
+        op = self._begin(OpKind.UUID, step_id, internal=True)
+        if op is not None:
+            return str(field_of(op.events[0], "uuid"))
+        value = str(uuid.uuid4())
+        self.journal.add(NewEvent(EventType.UUID_RECORDED, {"uuid": value}, step_id))
+        return value
+
+
+async def _call(
+    fn: Callable[..., Any], args: tuple[Any, ...], step_id: str, timeout_s: float | None
+) -> Any:
+    async def invoke() -> Any:
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    if timeout_s is None:
+        return await invoke()
+    try:
+        async with asyncio.timeout(timeout_s) as scope:
+            return await invoke()
+    except TimeoutError:
+        if scope.expired():
+            raise StepTimeoutError(step_id, timeout_s) from None
+        raise
+
+
+class Context:
+    """What workflow code uses to do anything that is not pure computation.
+
+    Each operation takes a ``step_id``: unique within the run and the same on every
+    replay. Waits, ``now()`` and ``uuid()`` number themselves when no id is given (in
+    call order, which replay repeats). Await operations one at a time.
+    """
+
+    __slots__ = ("_x",)
+
+    def __init__(self, execution: Execution) -> None:
+        self._x = execution
+
+    @property
+    def run_id(self) -> str:
+        return self._x.run_id
+
+    @property
+    def workflow_id(self) -> str:
+        return self._x.run_record.workflow_id
+
+    @property
+    def workflow_version(self) -> str | None:
+        return self._x.run_record.workflow_version
+
+    @property
+    def replaying(self) -> bool:
+        """``True`` while the code is still catching up with the recorded log."""
+        return self._x.replaying
+
+    @overload
+    async def step(
+        self,
+        step_id: str,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - bounds each attempt (asyncio.timeout inside)
+    ) -> T: ...
+
+    @overload
+    async def step(
+        self,
+        step_id: str,
+        fn: Callable[..., T],
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - bounds each attempt (asyncio.timeout inside)
+    ) -> T: ...
+
+    async def step(
+        self,
+        step_id: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - bounds each attempt (asyncio.timeout inside)
+    ) -> Any:
+        """Run ``fn(*args)`` once and record its result (a payload), or its final error.
+
+        Replays return the recorded result without calling ``fn``. A failing attempt is
+        retried by ``retry`` (default: 3 attempts with backoff); the backoff is a
+        durable timer, so the worker is free meanwhile. The final failure raises
+        :class:`StepFailedError` here, on every replay alike. ``timeout`` (seconds)
+        bounds each attempt.
+        """
+        return await self._x.step(step_id, fn, args, retry, timeout)
+
+    async def sleep(self, seconds: float, *, step_id: str | None = None) -> None:
+        """Sleep durably: the run pauses and a timer wakes it (no worker is held)."""
+        await self._x.sleep_until(None, round(seconds * 1000), step_id)
+
+    async def sleep_until(self, wake_at_ms: int, *, step_id: str | None = None) -> None:
+        """Sleep until ``wake_at_ms`` (ms since the Unix epoch)."""
+        await self._x.sleep_until(int(wake_at_ms), 0, step_id)
+
+    async def wait_for_signal(
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a durable timer, not an in-process wait
+        step_id: str | None = None,
+    ) -> JSON:
+        """Wait for a signal called ``name`` and return its payload. A signal that came
+        before the wait is kept and returned at once. Raises :class:`WaitTimeoutError`
+        after ``timeout`` seconds."""
+        return await self._x.wait_for_signal(name, timeout, step_id)
+
+    async def wait_for_approval(
+        self,
+        title: str,
+        *,
+        description: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a durable timer, not an in-process wait
+        step_id: str | None = None,
+        meta: JSON = None,
+    ) -> Approval:
+        """Ask a person to approve. The approval id is derived from the run and the step
+        (:func:`approval_id_for`); operators answer with ``workflow approve RUN_ID
+        APPROVAL_ID --yes|--no``. Raises :class:`WaitTimeoutError` after ``timeout``."""
+        return await self._x.wait_for_approval(title, description, timeout, step_id, meta)
+
+    def now(self) -> int:
+        """The current time in ms since the Unix epoch, recorded: replays see the same."""
+        return self._x.now()
+
+    def uuid(self) -> str:
+        """A random UUID (text), recorded: replays see the same."""
+        return self._x.uuid()
+
+
+__all__ = [
+    "Approval",
+    "Clock",
+    "Context",
+    "EventListener",
+    "Execution",
+    "Journal",
+    "LeaseBox",
+    "StepCall",
+    "approval_id_for",
+    "current_step",
+    "error_info",
+]

@@ -1,0 +1,25 @@
+"""runs.inbox_seq: lets a one-statement settle see a delivery that raced it.
+
+Revision ID: 9f6be8da6fef
+Revises: e15eb0800793
+Create Date: 2026-11-21
+
+Logical change 0002 (see migrations/CHANGES.md).
+"""
+
+from __future__ import annotations
+
+from workflow.store.sql.revisions import r0002_inbox_seq as body
+
+revision = "9f6be8da6fef"
+down_revision = "e15eb0800793"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    body.upgrade()
+
+
+def downgrade() -> None:
+    body.downgrade()

@@ -1,0 +1,339 @@
+"""Driver errors against the real MySQL/MariaDB server: each becomes the contract's error.
+
+Unreachable or lost servers are retryable (``StoreUnavailableError``); a missing
+database, user, privilege or table is the deployment's to fix
+(``StoreConfigurationError``); a deadlock is retried inside the operation. Every case
+uses this module's own database (and a user named after it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
+from typing import Any, cast
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from workflow.contract_tests.servers import require_server
+from workflow.runtime import (
+    RunStatus,
+    StoreConfigurationError,
+    StoreOperationError,
+    StoreUnavailableError,
+)
+from workflow.runtime.results import Claimed
+from workflow.store.mysql.store import MySQLStore, open_store
+from workflow.store.sql.failures import RETRIES, operation
+
+URL = os.environ.get("WORKFLOW_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+SCHEMA = f"wf_fail_{uuid.uuid4().hex[:10]}"
+NO_GRANTS_USER = f"{SCHEMA}_nogrants"
+T0 = 1_700_000_000_000
+PATIENCE = 30.0  # seconds of polling: generous on a loaded machine, never an assertion
+# InnoDB refreshes information_schema.innodb_trx only after 100 ms without a reader:
+# polling faster would read the same stale snapshot forever.
+POLL = 0.25
+
+
+def _driver_url(url: str = URL) -> str:
+    return url.replace("mysql://", "mysql+aiomysql://", 1)
+
+
+def _with(url: str, **parts: Any) -> str:
+    """``url`` with another port, database or user (a real URL, not a string edit)."""
+    return sa.make_url(url).set(**parts).render_as_string(hide_password=False)
+
+
+def _errno(error: BaseException) -> Any:
+    args = getattr(getattr(error.__cause__, "orig", None), "args", ())
+    return args[0] if args else None
+
+
+async def _admin(*statements: str) -> None:
+    engine = create_async_engine(_driver_url(), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        for statement in statements:
+            await conn.execute(sa.text(statement))
+    await engine.dispose()
+
+
+async def _setup() -> None:
+    store = MySQLStore.from_url(URL, schema=SCHEMA)
+    await store.create_schema()
+    await store.close()
+    await _admin(f"CREATE USER '{NO_GRANTS_USER}'@'%'")
+
+
+@pytest.fixture(scope="module")
+def my_schema() -> Iterator[str]:
+    # Sync on purpose: a module-wide async fixture would pin every test to one loop.
+    require_server(URL, "MySQL/MariaDB", default_port=3306)
+    asyncio.run(_setup())
+    yield SCHEMA
+    asyncio.run(
+        _admin(f"DROP DATABASE IF EXISTS `{SCHEMA}`", f"DROP USER IF EXISTS '{NO_GRANTS_USER}'@'%'")
+    )
+
+
+@pytest.fixture
+async def store(my_schema: str) -> AsyncIterator[MySQLStore]:
+    store = MySQLStore.from_url(URL, schema=my_schema)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def outsider() -> AsyncIterator[AsyncEngine]:
+    """Raw connections of other sessions (not the store's)."""
+    engine = create_async_engine(_driver_url(), isolation_level="READ COMMITTED")
+    yield engine
+    await engine.dispose()
+
+
+async def _poll(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
+    for _ in range(int(PATIENCE / POLL)):
+        found = await probe()
+        if found:
+            return found
+        await asyncio.sleep(POLL)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _run_id() -> str:
+    return f"run-{uuid.uuid4().hex[:12]}"
+
+
+# -- the server cannot be reached ------------------------------------------------------
+async def test_connection_refused_is_unavailable_and_retryable() -> None:
+    store = MySQLStore.from_url(_with(URL, port=1))
+    try:
+        with pytest.raises(StoreUnavailableError) as caught:
+            await store.load_run("r")
+    finally:
+        await store.close()
+    assert caught.value.retryable is True
+    assert "retryable" in str(caught.value)
+    assert _errno(caught.value) == 2003  # CR_CONN_HOST_ERROR
+
+
+async def test_open_store_on_a_refused_port_is_unavailable() -> None:
+    with pytest.raises(StoreUnavailableError):
+        await open_store(_with(URL, port=1))
+
+
+# -- the deployment is wrong -----------------------------------------------------------
+async def test_missing_database_is_a_configuration_error(my_schema: str) -> None:
+    with pytest.raises(StoreConfigurationError) as caught:
+        await open_store(_with(URL, database=f"{my_schema}_missing"))
+    error = caught.value
+    assert error.retryable is False
+    assert not isinstance(error, StoreUnavailableError)
+    assert _errno(error) == 1049  # ER_BAD_DB_ERROR
+    assert "create it, or correct the URL" in str(error)
+
+
+@pytest.mark.parametrize("password", [None, "secret"])
+async def test_unknown_user_is_a_configuration_error(my_schema: str, password: str | None) -> None:
+    url = _with(URL, username=f"{my_schema}_nobody", password=password)
+    store = MySQLStore.from_url(url, schema=my_schema)
+    try:
+        with pytest.raises(StoreConfigurationError) as caught:
+            await store.load_run("r")
+    finally:
+        await store.close()
+    assert caught.value.retryable is False
+    # MariaDB 10.11 answers 1698 (ER_ACCESS_DENIED_NO_PASSWORD_ERROR) with or without a
+    # password when it also has unix_socket users; MySQL 8 answers 1045.
+    assert _errno(caught.value) in {1045, 1698}
+    assert "authentication failed: correct the user or password" in str(caught.value)
+    assert "secret" not in str(caught.value)
+
+
+async def test_missing_privilege_is_a_configuration_error(my_schema: str) -> None:
+    # A user that may log in but was granted nothing (1044 on the URL's database).
+    store = MySQLStore.from_url(_with(URL, username=NO_GRANTS_USER), schema=my_schema)
+    try:
+        with pytest.raises(StoreConfigurationError) as caught:
+            await store.load_run("r")
+    finally:
+        await store.close()
+    assert _errno(caught.value) == 1044  # ER_DBACCESS_DENIED_ERROR
+    assert "permission denied" in str(caught.value)
+
+
+@pytest.mark.parametrize("where", ["unmigrated prefix", "missing schema"])
+async def test_missing_tables_name_the_migration_command(my_schema: str, where: str) -> None:
+    if where == "unmigrated prefix":
+        store = MySQLStore.from_url(URL, schema=my_schema, table_prefix="never_migrated_")
+    else:
+        store = MySQLStore.from_url(URL, schema=f"{my_schema}_absent")
+    try:
+        with pytest.raises(StoreConfigurationError) as caught:
+            await store.load_run("r")
+    finally:
+        await store.close()
+    assert caught.value.retryable is False
+    assert f"`workflow migrate upgrade --url {store.url_hint}`" in str(caught.value)
+    assert _errno(caught.value) == 1146  # ER_NO_SUCH_TABLE
+
+
+class _BuggyStore(MySQLStore):
+    @operation
+    async def broken_query(self) -> None:
+        async with self._single() as conn:
+            await conn.execute(sa.text("SELEC 1"))
+
+
+async def test_a_bug_in_our_sql_is_not_retryable(my_schema: str) -> None:
+    # from_url builds cls(...): the subclass, typed as its base.
+    store = cast(_BuggyStore, _BuggyStore.from_url(URL, schema=my_schema))
+    try:
+        with pytest.raises(StoreOperationError) as caught:
+            await store.broken_query()
+    finally:
+        await store.close()
+    assert caught.value.retryable is False
+    assert _errno(caught.value) == 1064  # ER_PARSE_ERROR
+
+
+# -- the server goes away mid-operation ------------------------------------------------
+async def _lock_waiter(conn: AsyncConnection, marker: str) -> int | None:
+    """The connection whose transaction waits on a lock, running a statement that
+    mentions ``marker`` (InnoDB keeps the first 1024 characters of the statement)."""
+    return (
+        await conn.execute(
+            sa.text(
+                "SELECT trx_mysql_thread_id FROM information_schema.innodb_trx "
+                "WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE :pattern "
+                "AND trx_mysql_thread_id <> CONNECTION_ID()"
+            ),
+            {"pattern": f"%{marker}%"},
+        )
+    ).scalar()
+
+
+async def test_connection_killed_mid_operation_is_unavailable_then_recovers(
+    store: MySQLStore, outsider: AsyncEngine
+) -> None:
+    run_id = _run_id()
+    await store.create_run(run_id, "wf", None, None, T0)
+    runs = f"`{store.schema}`.{store.tables.runs.name}"
+    async with outsider.connect() as holder, outsider.connect() as watcher:
+        await holder.begin()
+        await holder.execute(
+            sa.text(f"SELECT 1 FROM {runs} WHERE run_id = :r FOR UPDATE"), {"r": run_id}
+        )
+        claim = asyncio.create_task(store.claim_run(run_id, "worker", 30_000, T0))
+        victim = await _poll(
+            partial(_lock_waiter, watcher, store.schema or ""), "the claim to block"
+        )
+        await watcher.execute(sa.text(f"KILL {int(victim)}"))
+        with pytest.raises(StoreUnavailableError) as caught:
+            await asyncio.wait_for(claim, PATIENCE)
+        await holder.rollback()
+    assert caught.value.retryable is True
+    assert isinstance(caught.value.__cause__, sa_exc.DBAPIError)
+    # The dead connection left the pool: the next operation works, and the
+    # interrupted claim changed nothing.
+    run = await store.load_run(run_id)
+    assert run is not None
+    assert run.status is RunStatus.QUEUED
+    assert isinstance(await store.claim_run(run_id, "worker", 30_000, T0), Claimed)
+
+
+# -- deadlocks are retried inside the operation ----------------------------------------
+class _DeadlockingStore(MySQLStore):
+    """One extra operation that takes two row locks, A then B; its first ``deadlocks``
+    attempts wait (``go``) until another session holds B and waits for A."""
+
+    deadlocks = 0
+    attempts = 0
+
+    def rendezvous(self) -> None:
+        self.holding_a: asyncio.Queue[None] = asyncio.Queue()
+        self.go: asyncio.Queue[None] = asyncio.Queue()
+
+    @operation
+    async def touch_a_then_b(self, a: str, b: str) -> int:
+        self.attempts += 1
+        runs = self.tables.runs
+        touch = sa.update(runs).values(updated_at=runs.c.updated_at + 1)
+        async with self._tx() as conn:
+            await conn.execute(touch.where(runs.c.run_id == a))
+            if self.attempts <= self.deadlocks:
+                await self.holding_a.put(None)
+                await asyncio.wait_for(self.go.get(), PATIENCE)
+            # Closes the cycle: InnoDB sees it at once and rolls back the transaction
+            # that changed fewer rows, this one.
+            await conn.execute(touch.where(runs.c.run_id == b))
+        return self.attempts
+
+
+async def _lock_b_then_wait_for_a(
+    store: _DeadlockingStore, outsider: AsyncEngine, a: str, b: str, ballast: list[str]
+) -> None:
+    """The other side of each deadlock: change the ballast rows (so this transaction
+    is the heavier one), hold B, then wait for A."""
+    runs = f"`{store.schema}`.{store.tables.runs.name}"
+    touch = f"UPDATE {runs} SET updated_at = updated_at + 1 WHERE run_id = :r"
+    async with outsider.connect() as watcher:
+        for _ in range(store.deadlocks):
+            await asyncio.wait_for(store.holding_a.get(), PATIENCE)
+            async with outsider.connect() as other:
+                await other.begin()
+                thread = (await other.execute(sa.text("SELECT CONNECTION_ID()"))).scalar_one()
+                for run_id in [*ballast, b]:
+                    await other.execute(sa.text(touch), {"r": run_id})
+                waiting = asyncio.create_task(other.execute(sa.text(touch), {"r": a}))
+
+                async def waits(thread: int = thread) -> bool:
+                    state = await watcher.execute(
+                        sa.text(
+                            "SELECT trx_state FROM information_schema.innodb_trx "
+                            "WHERE trx_mysql_thread_id = :t"
+                        ),
+                        {"t": thread},
+                    )
+                    return state.scalar() == "LOCK WAIT"
+
+                await _poll(waits, "the other side to wait")
+                await store.go.put(None)
+                await asyncio.wait_for(waiting, PATIENCE)
+                await other.commit()
+
+
+@pytest.mark.parametrize("deadlocks", [1, RETRIES])
+async def test_deadlock_is_retried_then_reported_unavailable(
+    my_schema: str, outsider: AsyncEngine, deadlocks: int
+) -> None:
+    store = cast(_DeadlockingStore, _DeadlockingStore.from_url(URL, schema=my_schema))
+    store.deadlocks = deadlocks
+    store.rendezvous()
+    a, b = _run_id(), _run_id()
+    ballast = [_run_id() for _ in range(5)]
+    try:
+        for run_id in (a, b, *ballast):
+            await store.create_run(run_id, "wf", None, None, T0)
+        # Both sides at once; each waits for the other with a bound, so a failure on
+        # one side surfaces instead of hanging the other.
+        result, other = await asyncio.gather(
+            store.touch_a_then_b(a, b),
+            _lock_b_then_wait_for_a(store, outsider, a, b, ballast),
+            return_exceptions=True,
+        )
+        assert other is None, other
+        if deadlocks < RETRIES:
+            assert result == deadlocks + 1
+        else:
+            assert isinstance(result, StoreUnavailableError), result
+            assert store.attempts == RETRIES
+            assert "contention" in str(result)
+            assert _errno(result) == 1213  # ER_LOCK_DEADLOCK
+    finally:
+        await store.close()

@@ -1,0 +1,438 @@
+"""Driver errors against the real PostgreSQL server: each becomes the contract's error.
+
+Unreachable or lost servers are retryable (``StoreUnavailableError``); a missing
+database, role, privilege or table is the deployment's to fix
+(``StoreConfigurationError``); a deadlock is retried inside the operation. Every case
+uses this module's own schema (and roles named after it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from workflow.contract_tests.servers import in_ci, require_server
+from workflow.runtime import (
+    RunStatus,
+    StoreConfigurationError,
+    StoreOperationError,
+    StoreUnavailableError,
+    WorkflowStoreError,
+)
+from workflow.runtime.results import Claimed
+from workflow.store.postgres.store import PostgresStore, open_store
+from workflow.store.sql.failures import RETRIES, operation
+
+URL = os.environ.get("WORKFLOW_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
+SCHEMA = f"wf_fail_{uuid.uuid4().hex[:10]}"
+NO_GRANTS_ROLE = f"{SCHEMA}_nogrants"
+T0 = 1_700_000_000_000
+PATIENCE = 30.0  # seconds of polling: generous on a loaded machine, never an assertion
+POLL = 0.05
+
+
+def _driver_url(url: str = URL) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _with(url: str, **parts: Any) -> str:
+    """``url`` with another port, database or user (a real URL, not a string edit)."""
+    return sa.make_url(url).set(**parts).render_as_string(hide_password=False)
+
+
+async def _admin(*statements: str) -> None:
+    engine = create_async_engine(_driver_url(), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        for statement in statements:
+            await conn.execute(sa.text(statement))
+    await engine.dispose()
+
+
+async def _setup() -> None:
+    store = PostgresStore.from_url(URL, schema=SCHEMA)
+    await store.create_schema()
+    await store.close()
+    await _admin(f'CREATE ROLE "{NO_GRANTS_ROLE}" LOGIN')
+
+
+@pytest.fixture(scope="module")
+def pg_schema() -> Iterator[str]:
+    # Sync on purpose: a module-wide async fixture would pin every test to one loop.
+    require_server(URL, "PostgreSQL", default_port=5432)
+    asyncio.run(_setup())
+    yield SCHEMA
+    asyncio.run(
+        _admin(
+            f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE', f'DROP ROLE IF EXISTS "{NO_GRANTS_ROLE}"'
+        )
+    )
+
+
+@pytest.fixture
+async def store(pg_schema: str) -> AsyncIterator[PostgresStore]:
+    store = PostgresStore.from_url(URL, schema=pg_schema)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def outsider() -> AsyncIterator[AsyncEngine]:
+    """Raw connections of another session (not the store's)."""
+    engine = create_async_engine(_driver_url())
+    yield engine
+    await engine.dispose()
+
+
+async def _poll(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
+    for _ in range(int(PATIENCE / POLL)):
+        found = await probe()
+        if found:
+            return found
+        await asyncio.sleep(POLL)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _run_id() -> str:
+    return f"run-{uuid.uuid4().hex[:12]}"
+
+
+# -- the server cannot be reached ------------------------------------------------------
+async def test_connection_refused_is_unavailable_and_retryable() -> None:
+    store = PostgresStore.from_url(_with(URL, port=1))
+    try:
+        with pytest.raises(StoreUnavailableError) as caught:
+            await store.load_run("r")
+    finally:
+        await store.close()
+    assert caught.value.retryable is True
+    assert "retryable" in str(caught.value)
+    assert "Connection refused" in str(caught.value)
+    assert isinstance(caught.value.__cause__, sa_exc.OperationalError)
+
+
+async def test_open_store_on_a_refused_port_is_unavailable() -> None:
+    with pytest.raises(StoreUnavailableError):
+        await open_store(_with(URL, port=1))
+
+
+# -- the deployment is wrong -----------------------------------------------------------
+async def test_missing_database_is_a_configuration_error(pg_schema: str) -> None:
+    url = _with(URL, database=f"{pg_schema}_missing")
+    with pytest.raises(StoreConfigurationError) as caught:
+        await open_store(url)
+    error = caught.value
+    assert error.retryable is False
+    assert not isinstance(error, StoreUnavailableError)
+    assert f'database "{pg_schema}_missing" does not exist' in str(error)
+    assert "create it, or correct the URL" in str(error)
+    assert isinstance(error.__cause__, sa_exc.OperationalError)
+
+
+async def test_unknown_role_is_a_configuration_error(pg_schema: str) -> None:
+    # Trust authentication accepts any existing role: only a missing one fails (28000).
+    store = PostgresStore.from_url(_with(URL, username=f"{pg_schema}_nobody"), schema=pg_schema)
+    try:
+        with pytest.raises(StoreConfigurationError) as caught:
+            await store.load_run("r")
+    finally:
+        await store.close()
+    assert caught.value.retryable is False
+    assert "authentication failed: correct the user or password" in str(caught.value)
+
+
+async def test_missing_privilege_is_a_configuration_error(pg_schema: str) -> None:
+    # A role that may log in but was granted nothing on the schema (42501).
+    store = PostgresStore.from_url(_with(URL, username=NO_GRANTS_ROLE), schema=pg_schema)
+    try:
+        with pytest.raises(StoreConfigurationError) as caught:
+            await store.load_run("r")
+    finally:
+        await store.close()
+    assert "permission denied" in str(caught.value)
+    assert getattr(getattr(caught.value.__cause__, "orig", None), "sqlstate", None) == "42501"
+
+
+@pytest.mark.parametrize("where", ["unmigrated prefix", "missing schema"])
+async def test_missing_tables_name_the_migration_command(pg_schema: str, where: str) -> None:
+    if where == "unmigrated prefix":
+        store = PostgresStore.from_url(URL, schema=pg_schema, table_prefix="never_migrated_")
+    else:
+        store = PostgresStore.from_url(URL, schema=f"{pg_schema}_absent")
+    try:
+        with pytest.raises(StoreConfigurationError) as caught:
+            await store.load_run("r")
+    finally:
+        await store.close()
+    assert caught.value.retryable is False
+    assert f"`workflow migrate upgrade --url {store.url_hint}`" in str(caught.value)
+    assert getattr(getattr(caught.value.__cause__, "orig", None), "sqlstate", None) == "42P01"
+
+
+class _BuggyStore(PostgresStore):
+    @operation
+    async def broken_query(self) -> None:
+        async with self._single() as conn:
+            await conn.execute(sa.text("SELEC 1"))
+
+
+async def test_a_bug_in_our_sql_is_not_retryable(pg_schema: str) -> None:
+    # from_url builds cls(...): the subclass, typed as its base.
+    store = cast(_BuggyStore, _BuggyStore.from_url(URL, schema=pg_schema))
+    try:
+        with pytest.raises(StoreOperationError) as caught:
+            await store.broken_query()
+    finally:
+        await store.close()
+    assert caught.value.retryable is False
+    assert "SyntaxError" in str(caught.value)
+
+
+# -- the server goes away mid-operation ------------------------------------------------
+async def _blocked_by(conn: AsyncConnection, holder: int) -> int | None:
+    """The backend waiting on a lock that backend ``holder`` holds."""
+    return (
+        await conn.execute(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE :h = ANY(pg_blocking_pids(pid))"),
+            {"h": holder},
+        )
+    ).scalar()
+
+
+async def test_backend_killed_mid_operation_is_unavailable_then_recovers(
+    store: PostgresStore, outsider: AsyncEngine
+) -> None:
+    run_id = _run_id()
+    await store.create_run(run_id, "wf", None, None, T0)
+    runs = f'"{store.schema}".{store.tables.runs.name}'
+    async with outsider.connect() as holder, outsider.connect() as watcher:
+        await holder.begin()
+        holder_pid = (await holder.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        await holder.execute(
+            sa.text(f"SELECT 1 FROM {runs} WHERE run_id = :r FOR UPDATE"), {"r": run_id}
+        )
+        claim = asyncio.create_task(store.claim_run(run_id, "worker", 30_000, T0))
+        victim = await _poll(partial(_blocked_by, watcher, holder_pid), "the claim to block")
+        await watcher.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": victim})
+        with pytest.raises(StoreUnavailableError) as caught:
+            await asyncio.wait_for(claim, PATIENCE)
+        await holder.rollback()
+    assert caught.value.retryable is True
+    assert isinstance(caught.value.__cause__, sa_exc.DBAPIError)
+    # The dead connection left the pool: the next operation works, and the
+    # interrupted claim changed nothing.
+    run = await store.load_run(run_id)
+    assert run is not None
+    assert run.status is RunStatus.QUEUED
+    assert isinstance(await store.claim_run(run_id, "worker", 30_000, T0), Claimed)
+
+
+# -- deadlocks are retried inside the operation ----------------------------------------
+class _DeadlockingStore(PostgresStore):
+    """One extra operation that takes two row locks, A then B; its first ``deadlocks``
+    attempts wait (``go``) until another session holds B and waits for A."""
+
+    deadlocks = 0
+    attempts = 0
+
+    def rendezvous(self) -> tuple[asyncio.Queue[int], asyncio.Queue[None]]:
+        self.holding_a: asyncio.Queue[int] = asyncio.Queue()
+        self.go: asyncio.Queue[None] = asyncio.Queue()
+        return self.holding_a, self.go
+
+    @operation
+    async def touch_a_then_b(self, a: str, b: str) -> int:
+        self.attempts += 1
+        runs = self.tables.runs
+        touch = sa.update(runs).values(updated_at=runs.c.updated_at + 1)
+        async with self._tx() as conn:
+            # The shortest deadlock_timeout in the cycle decides who checks first and
+            # is rolled back: this side, so the retry is what the test sees.
+            await conn.execute(sa.text("SET LOCAL deadlock_timeout = '50ms'"))
+            await conn.execute(touch.where(runs.c.run_id == a))
+            if self.attempts <= self.deadlocks:
+                pid = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+                await self.holding_a.put(pid)
+                await asyncio.wait_for(self.go.get(), PATIENCE)
+            await conn.execute(touch.where(runs.c.run_id == b))
+        return self.attempts
+
+
+async def _lock_b_then_wait_for_a(
+    store: _DeadlockingStore, outsider: AsyncEngine, a: str, b: str, times: int
+) -> None:
+    """The other side of each deadlock: hold B, wait for A (first, so the store's
+    later wait closes the cycle and its own short deadlock_timeout detects it)."""
+    holding_a, go = store.holding_a, store.go
+    runs = f'"{store.schema}".{store.tables.runs.name}'
+    touch = f"UPDATE {runs} SET updated_at = updated_at + 1 WHERE run_id = :r"
+    async with outsider.connect() as watcher:
+        for _ in range(times):
+            store_pid = await asyncio.wait_for(holding_a.get(), PATIENCE)
+            async with outsider.connect() as other:
+                await other.begin()
+                await other.execute(sa.text("SET LOCAL deadlock_timeout = '60s'"))
+                await other.execute(sa.text(touch), {"r": b})
+                other_pid = (await other.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+                waiting = asyncio.create_task(other.execute(sa.text(touch), {"r": a}))
+                await _poll(partial(_blocked_by, watcher, store_pid), "the other side to wait")
+                assert await _blocked_by(watcher, store_pid) == other_pid
+                await go.put(None)
+                await asyncio.wait_for(waiting, PATIENCE)
+                await other.commit()
+
+
+async def _superuser(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        return bool(
+            (
+                await conn.execute(
+                    sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+                )
+            ).scalar()
+        )
+
+
+@pytest.mark.parametrize("deadlocks", [1, RETRIES])
+async def test_deadlock_is_retried_then_reported_unavailable(
+    pg_schema: str, outsider: AsyncEngine, deadlocks: int
+) -> None:
+    if not await _superuser(outsider):
+        pytest.skip("setting deadlock_timeout per transaction needs a superuser test role")
+    store = cast(_DeadlockingStore, _DeadlockingStore.from_url(URL, schema=pg_schema))
+    store.deadlocks = deadlocks
+    store.rendezvous()
+    a, b = _run_id(), _run_id()
+    try:
+        for run_id in (a, b):
+            await store.create_run(run_id, "wf", None, None, T0)
+        # Both sides at once; each waits for the other with a bound, so a failure on
+        # one side surfaces instead of hanging the other.
+        result, other = await asyncio.gather(
+            store.touch_a_then_b(a, b),
+            _lock_b_then_wait_for_a(store, outsider, a, b, deadlocks),
+            return_exceptions=True,
+        )
+        assert other is None, other
+        if deadlocks < RETRIES:
+            assert result == deadlocks + 1
+        else:
+            assert isinstance(result, StoreUnavailableError), result
+            assert store.attempts == RETRIES
+            assert "contention" in str(result)
+            assert getattr(getattr(result.__cause__, "orig", None), "sqlstate", None) == "40P01"
+    finally:
+        await store.close()
+
+
+# -- PgBouncer (transaction pooling) -----------------------------------------------------
+async def test_engine_never_prepares_server_side(store: PostgresStore) -> None:
+    async with store.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert raw.driver_connection is not None
+        assert raw.driver_connection.prepare_threshold is None
+
+
+# Optional: PgBouncer is not part of the test environment. Locally its absence is a
+# loud skip; under CI=true (where every skip fails the run) the case is left out with
+# a warning instead, so CI does not depend on it.
+PGBOUNCER = shutil.which("pgbouncer") or next(
+    (p for p in ("/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer") if Path(p).exists()), None
+)
+_NO_PGBOUNCER = "install pgbouncer (apt-get install pgbouncer) to run the transaction-mode case"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def pgbouncer_url() -> Iterator[str]:
+    """A PgBouncer in transaction mode in front of the test server (2 server
+    connections, so consecutive transactions of one client land on different ones)."""
+    if PGBOUNCER is None:
+        pytest.skip(f"PGBOUNCER MISSING: {_NO_PGBOUNCER}")
+    server = sa.make_url(URL)
+    port = _free_port()
+    # Not tmp_path: PgBouncer refuses to run as root and must read its files as nobody.
+    workdir = Path(tempfile.mkdtemp(prefix="wf-pgbouncer-"))
+    workdir.chmod(0o755)
+    (workdir / "users.txt").write_text(f'"{server.username}" ""\n')
+    (workdir / "pgbouncer.ini").write_text(
+        f"[databases]\n{server.database} = host={server.host} port={server.port or 5432} "
+        f"dbname={server.database}\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {workdir / 'users.txt'}\npool_mode = transaction\n"
+        "default_pool_size = 2\n"
+    )
+    for path in workdir.iterdir():
+        path.chmod(0o644)
+    command = [PGBOUNCER, str(workdir / "pgbouncer.ini")]
+    if os.geteuid() == 0:
+        command[1:1] = ["-u", "nobody"]
+    with (workdir / "log").open("wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(int(PATIENCE / POLL)):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"pgbouncer exited: {(workdir / 'log').read_text()}")
+                time.sleep(POLL)
+        yield _with(URL, host="127.0.0.1", port=port)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _behind_pgbouncer_in_transaction_mode(pg_schema: str, pgbouncer_url: str) -> None:
+    # Two stores through two server connections: with server-side prepared statements
+    # a statement prepared on one would be missing on the other within a few rounds.
+    stores = [PostgresStore.from_url(pgbouncer_url, schema=pg_schema) for _ in range(2)]
+    try:
+        await stores[0].verify_schema()
+
+        async def work(store: PostgresStore, worker: str) -> None:
+            for _ in range(8):
+                run_id = _run_id()
+                await store.create_run(run_id, "wf", None, {"n": 1}, T0)
+                claimed = await store.claim_run(run_id, worker, 30_000, T0)
+                assert isinstance(claimed, Claimed)
+                loaded = await store.load_run(run_id)
+                assert loaded is not None
+                assert loaded.status is RunStatus.RUNNING
+                await store.list_runs(limit=5)
+
+        await asyncio.gather(*(work(s, f"w{i}") for i, s in enumerate(stores)))
+    except WorkflowStoreError as exc:
+        pytest.fail(f"through PgBouncer: {exc!r} (cause {exc.__cause__!r})")
+    finally:
+        for store in stores:
+            await store.close()
+
+
+if PGBOUNCER is not None or not in_ci():
+    test_store_works_behind_pgbouncer_in_transaction_mode = _behind_pgbouncer_in_transaction_mode
+else:
+    warnings.warn(f"PgBouncer case not collected: {_NO_PGBOUNCER}", stacklevel=1)

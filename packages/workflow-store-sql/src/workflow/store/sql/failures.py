@@ -1,0 +1,152 @@
+"""Driver errors turned into the contract's errors, in one decorator.
+
+Every public operation of :class:`~workflow.store.sql.store.SQLStore` is wrapped in
+:func:`operation`: no driver exception leaves a store raw. Each dialect sorts its
+driver's errors into a :class:`Failure` (:meth:`~workflow.store.sql.dialects.SQLDialect.
+classify`), and the failure decides the error:
+
+- :attr:`Failure.RETRY` (deadlock, serialization failure, lock timeout, SQLite busy):
+  the transaction was rolled back whole, so the operation runs again, at most
+  :data:`RETRIES` times in all, then :class:`StoreUnavailableError`;
+- :attr:`Failure.UNAVAILABLE` (cannot connect, connection lost, server shutting down or
+  overloaded): :class:`StoreUnavailableError`, retryable;
+- the configuration failures (database, credentials, permission, tables):
+  :class:`StoreConfigurationError`, naming the fix; retrying cannot help;
+- :attr:`Failure.FAILED` (syntax, data and every other unexpected error):
+  :class:`StoreOperationError`, not retryable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import random
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
+
+from sqlalchemy import exc as sa_exc
+
+from workflow.runtime.errors import (
+    StoreConfigurationError,
+    StoreOperationError,
+    StoreUnavailableError,
+    WorkflowStoreError,
+)
+
+if TYPE_CHECKING:
+    from .store import SQLStore
+
+P = ParamSpec("P")
+T = TypeVar("T")
+S = TypeVar("S", bound="SQLStore")
+
+RETRIES = 3
+"""Attempts in all for an operation whose transaction the server rolled back."""
+
+
+class Failure(enum.Enum):
+    """What a driver error means for the operation that raised it."""
+
+    RETRY = "retry"
+    """Rolled back whole by the server (deadlock, serialization failure): run it again."""
+    UNAVAILABLE = "unavailable"
+    """The server cannot be reached or dropped the connection: the caller may retry."""
+    NO_DATABASE = "no database"
+    """The database (the SQLite file's directory) does not exist."""
+    AUTHENTICATION = "authentication"
+    """The server rejected the user or password."""
+    PERMISSION = "permission"
+    """The user (the process, for SQLite) may not do what the operation needs."""
+    NO_TABLES = "no tables"
+    """A table or column is missing: the schema was not migrated."""
+    NOT_A_DATABASE = "not a database"
+    """The SQLite file exists but is not a database."""
+    FAILED = "failed"
+    """Anything else (syntax, data): a bug, not retryable."""
+
+
+def _fix(failure: Failure, dialect: str, url: str) -> str:
+    """What the operator should do about a configuration failure."""
+    if dialect == "sqlite" and failure is Failure.NO_DATABASE:
+        return f"the file cannot be opened (does its directory exist?): correct the path in {url}"
+    if dialect == "sqlite" and failure is Failure.PERMISSION:
+        return f"the process may not write the file or its directory: fix their permissions ({url})"
+    return {
+        Failure.NO_DATABASE: f"the database does not exist: create it, or correct the URL {url}",
+        Failure.AUTHENTICATION: f"authentication failed: correct the user or password in {url}",
+        Failure.PERMISSION: (
+            f"permission denied: grant the store's user access to the workflow tables of {url} "
+            "(see 'Least privilege' in the SQL stores documentation)"
+        ),
+        Failure.NO_TABLES: (
+            f"the workflow tables are missing or incomplete: run "
+            f"`workflow migrate upgrade --url {url}`"
+        ),
+        Failure.NOT_A_DATABASE: f"the file is not a SQLite database: correct the path in {url}",
+    }[failure]
+
+
+def _describe(exc: BaseException) -> str:
+    """The driver's error in one line: its type and the first line of its message."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def _backoff(attempt: int) -> float:
+    # Jitter, so two transactions that deadlocked do not meet again in the same order.
+    return random.uniform(0, 0.01 * 2**attempt)
+
+
+def operation(
+    fn: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """Map driver errors to the contract's errors (the original is kept as
+    ``__cause__``); run the operation again when the server rolled it back whole."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+        dialect, op = self._dialect.name, fn.__name__
+        for attempt in range(1, RETRIES + 1):
+            try:
+                return await fn(self, *args, **kwargs)
+            except WorkflowStoreError:
+                raise
+            except sa_exc.DBAPIError as exc:
+                failure = self._dialect.classify(exc)
+                if failure is Failure.RETRY:
+                    if attempt < RETRIES:
+                        await asyncio.sleep(_backoff(attempt))
+                        continue
+                    raise StoreUnavailableError(
+                        f"{dialect} store gave up on {op} after {RETRIES} attempts, each "
+                        f"undone by contention (deadlock or lock): {_describe(exc)}"
+                    ) from exc
+                raise _error(failure, dialect, op, exc, self.url_hint) from exc
+            except (OSError, sa_exc.TimeoutError, sa_exc.DisconnectionError) as exc:
+                # Raised outside the driver's error classes: a socket error, or the
+                # connection pool exhausted or unable to connect.
+                raise StoreUnavailableError(
+                    f"{dialect} store unavailable during {op}: {_describe(exc)}"
+                ) from exc
+            except sa_exc.SQLAlchemyError as exc:
+                raise _error(Failure.FAILED, dialect, op, exc, "") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return cast(Callable[Concatenate[S, P], Coroutine[Any, Any, T]], wrapper)
+
+
+def _error(
+    failure: Failure, dialect: str, op: str, exc: BaseException, url: str
+) -> WorkflowStoreError:
+    if failure is Failure.UNAVAILABLE:
+        return StoreUnavailableError(f"{dialect} store unavailable during {op}: {_describe(exc)}")
+    if failure is Failure.FAILED:
+        return StoreOperationError(
+            f"{dialect} store failed during {op}: {_describe(exc)} (a bug in the store or a "
+            "server it does not support; not retryable: report it with this message)"
+        )
+    return StoreConfigurationError(
+        f"{dialect} store cannot {op}: {_describe(exc)}; {_fix(failure, dialect, url)}"
+    )

@@ -1,0 +1,61 @@
+"""The example application (examples/orders.py) works as its docstring says, on SQLite."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from workflow.runtime import RunStatus, WaitKind
+from workflow.store.sqlite import SQLiteStore
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "orders.py"
+T0 = 1_700_000_000_000
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("orders_example", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_order_example_runs_to_shipped_after_its_approval(tmp_path: Path) -> None:
+    orders = load_example()
+    store = SQLiteStore.from_path(tmp_path / "orders.db")
+    await store.create_schema()
+    clock = [T0]
+    runtime = orders.runtime.bind(store, clock=lambda: clock[0])
+    try:
+        run = await runtime.start("order", {"order_id": "A-1", "total": 42.0}, run_id="A-1")
+        await runtime.sweep()
+        paused = await store.load_run(run.run_id)
+        assert paused is not None
+        assert paused.wait is not None
+        assert paused.wait.kind is WaitKind.APPROVAL
+        await runtime.approve(run.run_id, paused.wait.approval_id or "", True)
+        await runtime.sweep()  # approved: now sleeping through "packing"
+        clock[0] += 2_000
+        await runtime.sweep()
+        output = await runtime.result(run.run_id)
+        assert output == {
+            "status": "shipped",
+            "payment": {"charge_id": "ch-A-1/charge", "amount": 42.0},
+            "tracking": "TRK-A-1",
+        }
+        (schedule,) = await store.list_schedules()
+        assert schedule.workflow_id == "nightly-report"
+
+        bad = await runtime.start("order", {"order_id": "A-2", "total": 0}, run_id="A-2")
+        await runtime.sweep()
+        failed = await store.load_run(bad.run_id)
+        assert failed is not None
+        assert failed.status is RunStatus.ERRORED
+        assert failed.error is not None
+        assert failed.error.code == "invalid_order"
+    finally:
+        await store.close()
