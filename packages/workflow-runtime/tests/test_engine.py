@@ -6,8 +6,11 @@ graceful stop. (The behaviour every store must support is in the contract suite'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,14 +20,19 @@ from workflow.runtime import (
     Claimed,
     Context,
     DriveOutcome,
+    InboxRef,
     InMemoryStore,
     InvalidArgumentError,
+    Lease,
+    NewEvent,
     RetryPolicy,
     RunStatus,
     Runtime,
+    StepCall,
     StepFailedError,
     StepTimeoutError,
     StoredEvent,
+    StoreUnavailableError,
     WorkflowDefinitionError,
     WorkflowFailed,
     approval_id_for,
@@ -272,7 +280,7 @@ def test_current_step_outside_a_step_is_an_error() -> None:
         current_step()
 
 
-def test_history_groups_events_by_operation_and_counts_run_attempts() -> None:
+def test_history_groups_events_by_operation_and_counts_consecutive_run_attempts() -> None:
     def ev(i: int, type: str, step: str | None) -> StoredEvent:
         return StoredEvent("r", i, type, step, None, T0)
 
@@ -284,13 +292,15 @@ def test_history_groups_events_by_operation_and_counts_run_attempts() -> None:
             ev(3, EventType.SLEEP_STARTED, "s"),
             ev(4, "SOMETHING_ELSE", "x"),
             ev(5, EventType.SLEEP_COMPLETED, "s"),
+            ev(6, EventType.RUN_ATTEMPT_FAILED, None),
+            ev(7, EventType.RUN_ATTEMPT_FAILED, None),
         ]
     )
     assert [(op.kind.value, op.step_id, [e.index for e in op.events]) for op in history.ops] == [
         ("step", "a", [0, 2]),
         ("sleep", "s", [3, 5]),
     ]
-    assert history.run_attempts_failed == 1
+    assert history.run_attempts_failed == 2  # the one before the progress is forgiven
 
 
 async def test_the_worker_stops_gracefully_yielding_the_running_slice() -> None:
@@ -331,3 +341,352 @@ def test_log_formatters_carry_the_structured_fields() -> None:
     assert (body["run_id"], body["outcome"], body["level"]) == ("r", "finished", "info")
     text = TextFormatter().format(record)
     assert text.endswith("run r  run_id=r outcome=finished")
+
+
+async def test_a_sync_step_runs_off_the_event_loop_with_current_step() -> None:
+    release, started = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def blocking() -> bool:
+        seen.append(current_step().step_id)
+        started.set()
+        # Set by the test from the event loop: only possible while this runs elsewhere.
+        return release.wait(10)
+
+    @workflow("sync-step")
+    async def sync_step(ctx: Context, _: JSON) -> JSON:
+        return await ctx.step("block", blocking)
+
+    rt, _ = runtime(sync_step)
+    await rt.start("sync-step", None, run_id="r")
+    sweep = asyncio.create_task(rt.sweep())
+    await asyncio.to_thread(started.wait, 10)
+    release.set()
+    await sweep
+    assert await rt.result("r") is True
+    assert seen == ["block"]
+
+
+async def test_a_sync_step_over_its_timeout_fails_with_step_timeout() -> None:
+    release = threading.Event()
+
+    @workflow("sync-timeout")
+    async def sync_timeout(ctx: Context, _: JSON) -> JSON:
+        try:
+            await ctx.step("block", release.wait, 10, timeout=0.01, retry=RetryPolicy.never())
+        except StepFailedError as exc:
+            return exc.error.type
+        return None
+
+    rt, _ = runtime(sync_timeout)
+    await rt.start("sync-timeout", None, run_id="r")
+    try:
+        await rt.sweep()
+    finally:
+        release.set()  # the abandoned thread ends
+    assert await rt.result("r") == StepTimeoutError.__name__
+
+
+class ClaimFailsAfterFirst(InMemoryStore):
+    """The reference store, except that every claim after the first fails (an outage)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims = 0
+        self.claim_failed = asyncio.Event()
+
+    async def claim_runnable(self, *args: Any, **kwargs: Any) -> list[Claimed]:
+        self.claims += 1
+        if self.claims > 1:
+            self.claim_failed.set()
+            raise StoreUnavailableError("store down")
+        return await super().claim_runnable(*args, **kwargs)
+
+
+async def test_a_failed_claim_lets_the_running_drives_finish() -> None:
+    store = ClaimFailsAfterFirst()
+
+    @workflow("quick")
+    async def quick(ctx: Context, _: JSON) -> JSON:
+        return "quick"
+
+    @workflow("waits")
+    async def waits(ctx: Context, _: JSON) -> JSON:
+        async def until_claim_failed() -> str:
+            await store.claim_failed.wait()
+            return "done"
+
+        return await ctx.step("wait", until_claim_failed)
+
+    rt = Runtime(store, [quick, waits], clock=FakeClock(), concurrency=2)
+    await rt.start("quick", None, run_id="a")
+    await rt.start("waits", None, run_id="b")
+    report = await asyncio.wait_for(rt.sweep(), 10)
+    assert sorted((d.run_id, d.outcome) for d in report.drives) == [
+        ("a", DriveOutcome.FINISHED),
+        ("b", DriveOutcome.FINISHED),
+    ]
+    assert await rt.result("b") == "done"
+
+
+@pytest.mark.parametrize("where", ["workflow", "step"])
+async def test_an_error_too_large_to_store_still_ends_the_run(where: str) -> None:
+    def explode() -> None:
+        raise ValueError("é\x00" * 5_000)  # escapes and multi-byte text, far over the limit
+
+    @workflow("huge-error")
+    async def huge_error(ctx: Context, _: JSON) -> JSON:
+        if where == "step":
+            await ctx.step("explode", explode, retry=RetryPolicy.never())
+        explode()
+        return None
+
+    store = InMemoryStore(max_payload_bytes=2_000)
+    rt = Runtime(store, [huge_error], clock=FakeClock(), run_retry=RetryPolicy.never())
+    await rt.start("huge-error", None, run_id="r")
+    (drive,) = (await rt.sweep()).drives
+    assert drive.outcome is DriveOutcome.FAILED
+    run = await store.load_run("r")
+    assert run is not None
+    assert (run.status, run.lease) == (RunStatus.ERRORED, None)
+    assert run.error is not None
+    assert "é\x00é\x00" in run.error.message
+    assert "…" in run.error.message  # cut, not dropped
+
+
+def test_a_last_resort_error_fits_even_a_tiny_payload_limit() -> None:
+    from workflow.runtime import codec
+    from workflow.runtime.engine import ERROR_ENVELOPE_BYTES, fit_error
+    from workflow.runtime.records import ErrorInfo
+
+    huge = ErrorInfo("T" * 10_000, "m\n" * 10_000, "c" * 1_000, "t\x01" * 10_000)
+    for limit in (ERROR_ENVELOPE_BYTES + 100, 1_000, 10_000):
+        fitted = fit_error(huge, limit)
+        codec.encode_error(fitted, max_bytes=limit - ERROR_ENVELOPE_BYTES)
+
+
+async def test_a_run_of_an_unregistered_version_is_put_back_not_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @workflow("deploy", version="2")
+    async def new(ctx: Context, _: JSON) -> JSON:
+        return "v2"
+
+    @workflow("deploy", version="1")
+    async def old(ctx: Context, _: JSON) -> JSON:
+        return "v1"
+
+    clock = FakeClock()
+    store = InMemoryStore()
+    new_app = Runtime(store, [new], clock=clock, run_retry=RetryPolicy(max_attempts=2))
+    old_app = Runtime(store, [old], clock=clock)
+    await old_app.start("deploy", None, run_id="r")
+    for _ in range(5):  # far more than run_retry's attempts
+        (drive,) = (await new_app.sweep()).drives
+        assert drive.outcome is DriveOutcome.DEFERRED
+        clock.now += 60_000
+    events = await store.read_events("r")
+    assert EventType.RUN_ATTEMPT_FAILED not in [e.type for e in events]
+    assert sum("put back" in r.getMessage() for r in caplog.records) == 1  # once per run
+    (drive,) = (await old_app.sweep()).drives
+    assert drive.outcome is DriveOutcome.FINISHED
+    assert await old_app.result("r") == "v1"
+
+
+class StepResultWriteFailsOnce(InMemoryStore):
+    """The reference store, except that the first write of a step's result fails as an
+    outage would: before it is applied, or after (the answer lost on the way back)."""
+
+    def __init__(self, applied: bool) -> None:
+        super().__init__()
+        self.applied = applied
+        self.failed = False
+
+    async def append_events(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> int:
+        if not self.failed and any(e.type == EventType.STEP_COMPLETED for e in events):
+            self.failed = True
+            if self.applied:
+                await super().append_events(
+                    run_id, lease, expected_next_index, events, now, consume=consume
+                )
+            raise StoreUnavailableError("connection reset")
+        return await super().append_events(
+            run_id, lease, expected_next_index, events, now, consume=consume
+        )
+
+
+@pytest.mark.parametrize("applied", [False, True])
+async def test_an_outage_writing_a_step_result_does_not_run_the_step_again(
+    applied: bool,
+) -> None:
+    calls: list[int] = []
+
+    def charge() -> str:
+        calls.append(1)
+        return "charged"
+
+    @workflow("pay")
+    async def pay(ctx: Context, _: JSON) -> JSON:
+        return await ctx.step("charge", charge)
+
+    store = StepResultWriteFailsOnce(applied)
+    rt = Runtime(store, [pay], clock=FakeClock())
+    await rt.start("pay", None, run_id="r")
+    (drive,) = (await rt.sweep()).drives
+    assert drive.outcome is DriveOutcome.FINISHED
+    assert store.failed
+    assert calls == [1]
+    types = [e.type for e in await store.read_events("r")]
+    assert types.count(EventType.STEP_COMPLETED) == 1
+    assert await rt.result("r") == "charged"
+
+
+class HeartbeatsFail(InMemoryStore):
+    """The reference store, except that every heartbeat fails (the store is down for
+    the worker while its step runs)."""
+
+    async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
+        raise StoreUnavailableError("heartbeat timed out")
+
+
+async def test_failing_heartbeats_stop_the_step_before_its_lease_expires() -> None:
+    clock = FakeClock()
+    started = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def long_step() -> str:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(current_step().step_id)
+            raise
+        return "late"
+
+    @workflow("unguarded")
+    async def unguarded(ctx: Context, _: JSON) -> JSON:
+        return await ctx.step("long", long_step)
+
+    store = HeartbeatsFail()
+    rt = Runtime(store, [unguarded], clock=clock, lease_ms=1_000, heartbeat_ms=5)
+    await rt.start("unguarded", None, run_id="r")
+    sweep = asyncio.create_task(rt.sweep())
+    await started.wait()
+    clock.now += 1_000  # the lease runs out with no renewal
+    (drive,) = (await asyncio.wait_for(sweep, 10)).drives
+    assert drive.outcome is DriveOutcome.LOST
+    assert cancelled == ["long"]
+    assert await store.read_events("r") == []
+
+
+async def test_run_retries_count_consecutive_failures_not_all_failures() -> None:
+    crashed: set[int] = set()
+
+    @workflow("progressing")
+    async def progressing(ctx: Context, _: JSON) -> JSON:
+        for i in range(3):
+            await ctx.step(f"s{i}", str, i)
+            if i not in crashed:  # each slice gets one step further, then crashes
+                crashed.add(i)
+                raise RuntimeError(f"crash after s{i}")
+        return "done"
+
+    clock = FakeClock()
+    rt, _ = runtime(progressing, clock=clock, run_retry=RetryPolicy(max_attempts=2, jitter=0))
+    await rt.start("progressing", None, run_id="r")
+    outcomes: list[DriveOutcome] = []
+    for _ in range(4):
+        outcomes += [d.outcome for d in (await rt.sweep()).drives]
+        clock.now += 120_000
+    assert outcomes == [DriveOutcome.RETRYING] * 3 + [DriveOutcome.FINISHED]
+    assert await rt.result("r") == "done"
+
+
+@pytest.mark.parametrize("how", ["workflow_failed", "step_failed"])
+async def test_changed_code_failing_during_replay_is_non_deterministic(how: str) -> None:
+    changed = False
+
+    def broken() -> None:
+        raise ValueError("nope")
+
+    @workflow("changing")
+    async def changing(ctx: Context, _: JSON) -> JSON:
+        try:
+            await ctx.step("a", broken, retry=RetryPolicy.never())
+        except StepFailedError:
+            if changed and how == "step_failed":
+                raise  # the new code no longer tolerates the recorded failure
+        if changed and how == "workflow_failed":
+            raise WorkflowFailed("new rule", code="rejected")
+        await ctx.sleep(60, step_id="nap")
+        return "done"
+
+    clock = FakeClock()
+    rt, store = runtime(changing, clock=clock)
+    await rt.start("changing", None, run_id="r")
+    (drive,) = (await rt.sweep()).drives
+    assert drive.outcome is DriveOutcome.PAUSED
+    changed = True  # deployed under the same version while the run sleeps
+    clock.now += 61_000
+    (drive,) = (await rt.sweep()).drives
+    assert drive.outcome is DriveOutcome.FAILED
+    kind, text = await error_of(store, "r")
+    assert kind == "NonDeterminismError"
+    assert "recorded sleep 'nap'" in text
+
+
+def test_idempotency_keys_are_distinct_whatever_the_ids_hold() -> None:
+    assert StepCall("A-1", "charge", 1).idempotency_key == "A-1/charge"
+    assert (
+        StepCall("A-1", "charge", 1).idempotency_key == StepCall("A-1", "charge", 2).idempotency_key
+    )
+    keys = {
+        StepCall(run_id, step_id, 1).idempotency_key
+        for run_id, step_id in [("a/b", "c"), ("a", "b/c"), ("a/b/c", "d"), ("a", "b/c/d")]
+    }
+    assert len(keys) == 4
+
+
+async def test_a_step_left_running_by_workflow_code_is_cancelled_before_settling() -> None:
+    cancelled: list[str] = []
+
+    async def long_step() -> str:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append("long")
+            raise
+        return "late"
+
+    async def quick_step() -> str:
+        return "quick"
+
+    @workflow("left-running")
+    async def left_running(ctx: Context, _: JSON) -> JSON:
+        # gather raises the misuse at once and leaves "long" running.
+        with contextlib.suppress(Exception):
+            await asyncio.gather(ctx.step("long", long_step), ctx.step("quick", quick_step))
+        return None
+
+    rt, _ = runtime(left_running)
+    await rt.start("left-running", None, run_id="r")
+    (drive,) = (await asyncio.wait_for(rt.sweep(), 10)).drives
+    assert drive.outcome is DriveOutcome.FAILED
+    assert cancelled == ["long"]  # already, when the sweep returns
+
+
+@pytest.mark.parametrize(("lease_ms", "heartbeat_ms"), [(1_000, 1_000), (1_000, 5_000), (1, None)])
+def test_a_heartbeat_not_shorter_than_the_lease_is_refused(
+    lease_ms: int, heartbeat_ms: int | None
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"heartbeat_ms .* must be less than lease_ms"):
+        Runtime(InMemoryStore(), [], lease_ms=lease_ms, heartbeat_ms=heartbeat_ms)

@@ -62,3 +62,13 @@ def test_bad_urls_are_one_line_errors() -> None:
     assert code == 1
     assert out.startswith("Error: UnknownStoreError")
     assert len(out.strip().splitlines()) == 1
+
+
+def test_a_file_that_cannot_be_opened_is_one_line_naming_the_fix(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'no-such-dir' / 'wf.db'}"
+    code, out = invoke("migrate", "upgrade", "--url", url)
+    assert code == 1
+    assert "Traceback" not in out
+    assert len(out.strip().splitlines()) == 1, out
+    assert "StoreConfigurationError" in out
+    assert "does its directory exist?" in out

@@ -295,20 +295,27 @@ class RuntimeCases:
             EventType.RUN_FAILED,
         ]
 
-    async def test_runtime_fails_a_run_of_an_unknown_workflow_after_its_attempts(
+    async def test_runtime_puts_back_a_run_of_an_unknown_workflow_uncounted(
         self, store: ExecutionStore
     ) -> None:
+        @workflow("ghost", version="9")
+        async def ghost(ctx: Context, _: JSON) -> JSON:
+            return "boo"
+
         clock = FakeClock()
         await store.create_run("r-ghost", "ghost", "9", None, T0)
         rt = _runtime(store, clock, run_retry=RetryPolicy(max_attempts=2, jitter=0))
-        assert [d.outcome for d in (await rt.sweep()).drives] == [DriveOutcome.RETRYING]
-        clock.advance(1_000)
-        assert [d.outcome for d in (await rt.sweep()).drives] == [DriveOutcome.FAILED]
+        for _ in range(3):  # more sweeps than run_retry has attempts
+            assert [d.outcome for d in (await rt.sweep()).drives] == [DriveOutcome.DEFERRED]
+            clock.advance(60_000)
         run = await store.load_run("r-ghost")
         assert run is not None
-        assert run.error is not None
-        assert run.error.type == "UnknownWorkflowError"
-        assert "'ghost'" in run.error.message
+        assert (run.status.terminal, run.lease, run.error) == (False, None, None)
+        assert await store.read_events("r-ghost") == []
+        # The worker that registers it (next in a rolling deploy) runs it.
+        owner = _runtime(store, clock, ghost)
+        assert [d.outcome for d in (await owner.sweep()).drives] == [DriveOutcome.FINISHED]
+        assert await owner.result("r-ghost") == "boo"
 
     async def test_runtime_takes_signals_delivered_before_and_after_the_wait(
         self, store: ExecutionStore

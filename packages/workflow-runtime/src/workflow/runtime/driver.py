@@ -26,7 +26,15 @@ from typing import Any
 
 from .contract import ExecutionStore
 from .definitions import Workflow, WorkflowSet
-from .engine import Clock, EventListener, Execution, Journal, LeaseBox, error_info
+from .engine import (
+    Clock,
+    EventListener,
+    Execution,
+    Journal,
+    LeaseBox,
+    error_info,
+    payload_limit,
+)
 from .errors import (
     InvalidArgumentError,
     LeaseLostError,
@@ -36,6 +44,7 @@ from .errors import (
 from .history import RUN_RETRY_STEP, EventType, History, error_data
 from .records import (
     JSON,
+    ErrorInfo,
     InboxEntry,
     InboxKind,
     NewEvent,
@@ -63,6 +72,7 @@ from .workflow_errors import (
     RunConflictError,
     RunFailedError,
     RunNotFoundError,
+    UnknownWorkflowError,
     WorkflowFailed,
 )
 
@@ -70,6 +80,13 @@ log = logging.getLogger("workflow.runtime")
 
 RELEASE_TIMEOUT_S = 2.0
 """How long a cancelled drive tries to settle (release) its run before giving up."""
+
+UNKNOWN_WORKFLOW_DEFER_MS = 5_000
+"""How long a run of a workflow (or version) this worker does not register is put back
+for, so that a worker that registers it (mid rolling deploy) can take it."""
+
+MAX_DEFERRALS_REMEMBERED = 10_000
+"""Bound on the run ids a runtime remembers having logged as put back."""
 
 
 def system_clock() -> int:
@@ -99,6 +116,9 @@ class DriveOutcome(enum.StrEnum):
     """The run was cancelled while the slice ran."""
     ABANDONED = "abandoned"
     """The store failed mid-slice; the lease expires and another claim picks it up."""
+    DEFERRED = "deferred"
+    """This worker does not register the run's workflow or version: the run is put back
+    (on a short timer, no failed attempt counted) for a worker that does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +146,8 @@ class Runtime:
 
     ``workflows``: the :class:`Workflow` objects this runtime can run. ``owner``: the
     lease owner id (default: unique per process). ``lease_ms``: lease length, renewed
-    every ``heartbeat_ms`` (default a third of it) while a slice runs.
+    every ``heartbeat_ms`` (default a third of it; it must be shorter than the lease,
+    else :class:`InvalidArgumentError`) while a slice runs.
     ``slice_ms``: a slice yields at the next operation after this long.
     ``concurrency``: runs driven at once by one sweep. ``run_retry``: attempts and
     backoff for failing slices. ``clock``: ms since the epoch (tests pass a fake one).
@@ -151,7 +172,13 @@ class Runtime:
         self.workflows = workflows if isinstance(workflows, WorkflowSet) else WorkflowSet(workflows)
         self.owner = owner or default_owner()
         self.lease_ms = check_lease_ms(lease_ms)
-        self.heartbeat_ms = check_lease_ms(heartbeat_ms or max(1, lease_ms // 3))
+        self.heartbeat_ms = check_lease_ms(heartbeat_ms or max(1, self.lease_ms // 3))
+        if self.heartbeat_ms >= self.lease_ms:
+            # Each renewal would come after the lease it renews had expired.
+            raise InvalidArgumentError(
+                f"heartbeat_ms ({self.heartbeat_ms}) must be less than lease_ms "
+                f"({self.lease_ms}); a third of it is the default"
+            )
         self.slice_ms = check_lease_ms(slice_ms)
         self.concurrency = check_limit(concurrency, "concurrency")
         self.run_retry = run_retry
@@ -168,6 +195,7 @@ class Runtime:
         }
         self._stopping = False
         self._reconciled = False
+        self._deferrals_logged: set[str] = set()
 
     @property
     def store(self) -> ExecutionStore:
@@ -374,9 +402,23 @@ class Runtime:
                     and len(active) < self.concurrency
                 ):
                     want = min(self.concurrency - len(active), limit - claimed)
-                    claims = await self.store.claim_runnable(
-                        self.owner, self.lease_ms, want, clock(), with_history=True
-                    )
+                    try:
+                        claims = await self.store.claim_runnable(
+                            self.owner, self.lease_ms, want, clock(), with_history=True
+                        )
+                    except WorkflowStoreError as exc:
+                        if not active:
+                            raise  # nothing to finish: the worker logs it and backs off
+                        # The drives already running hold valid leases: let them finish
+                        # rather than abandon them to lease expiry.
+                        log.warning(
+                            "claiming runs failed (finishing the %d running drives, "
+                            "no new claims this sweep): %s",
+                            len(active),
+                            exc,
+                        )
+                        exhausted = True
+                        break
                     claimed += len(claims)
                     active.update(asyncio.create_task(self._drive(c, clock)) for c in claims)
                     # Fewer than asked: nothing else is runnable right now. Runs that
@@ -386,11 +428,13 @@ class Runtime:
                     return reports
                 done, active = await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
                 reports.extend(task.result() for task in done)
-        finally:
+        except BaseException:
+            # A hard stop of the sweep (cancellation): stop the drives with it.
             for task in active:
                 task.cancel()
             if active:
                 await asyncio.gather(*active, return_exceptions=True)
+            raise
 
     # -- one drive ---------------------------------------------------------------------
     async def _drive(self, claim: Claimed, clock: Clock) -> DriveReport:
@@ -426,6 +470,8 @@ class Runtime:
         )
         try:
             workflow = self.workflows.get(run.workflow_id, run.workflow_version)
+        except UnknownWorkflowError as exc:
+            return await self._defer(run, journal, exc, clock)
         except Exception as exc:
             return await self._failed_attempt(run, journal, history, exc, clock)
         execution = Execution(
@@ -496,10 +542,26 @@ class Runtime:
                 await asyncio.wait_for(stop.wait(), self.heartbeat_ms / 1000)
             if stop.is_set():
                 return
+            lost: LeaseLostError | None = None
             try:
                 box.lease = await self.store.heartbeat(run_id, box.lease, self.lease_ms, clock())
             except LeaseLostError as exc:
-                execution.abort(exc)
+                lost = exc
+            except Exception as exc:
+                # Keep trying while the lease lasts: it may outlive a short outage. Any
+                # exception, so that this task never dies silently and leaves the slice
+                # running unguarded.
+                log.warning("heartbeat of run %s failed: %s", run_id, exc, extra={"run_id": run_id})
+                # The next renewal would come too late: the lease is as good as gone
+                # (another worker may claim the run), so the step must not run on.
+                if clock() >= box.lease.expires_at - self.heartbeat_ms:
+                    lost = LeaseLostError(
+                        run_id,
+                        f"lease on run {run_id!r} expires without a successful heartbeat "
+                        f"(last error: {exc}); stopping the slice",
+                    )
+            if lost is not None:
+                execution.abort(lost)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.lease_ms / 1000)
                 if not stop.is_set():
@@ -507,10 +569,6 @@ class Runtime:
                     # last resort is to cancel it.
                     task.cancel()
                 return
-            except WorkflowStoreError as exc:
-                # Keep trying: the lease may outlive a short outage, and writes are
-                # fenced anyway.
-                log.warning("heartbeat of run %s failed: %s", run_id, exc, extra={"run_id": run_id})
 
     async def _settle(
         self, run: Run, journal: Journal, history: History, outcome: Outcome, clock: Clock
@@ -547,8 +605,11 @@ class Runtime:
     async def _failed_attempt(
         self, run: Run, journal: Journal, history: History, exc: Exception, clock: Clock
     ) -> DriveReport:
-        attempt = history.run_attempts_failed + 1
-        error = error_info(exc, "run_error")
+        # Only consecutive failures count (see History.run_attempts_failed): records this
+        # slice wrote, or writes with its failure, are progress that starts a new count.
+        progressed = journal.next_index > run.next_event_index or bool(journal.pending)
+        attempt = 1 if progressed else history.run_attempts_failed + 1
+        error = error_info(exc, "run_error", max_bytes=payload_limit(self.store))
         retry = not isinstance(exc, WorkflowFailed) and self.run_retry.should_retry(exc, attempt)
         outcome: Outcome
         if retry:
@@ -582,9 +643,9 @@ class Runtime:
                 break
             except LeaseLostError as lost:
                 return self._lost(run, lost)
-            except InvalidArgumentError:
+            except InvalidArgumentError as refused:
                 if not keep_records:
-                    raise
+                    return await self._last_resort(run, journal, exc, refused)
             except WorkflowStoreError as store_error:
                 return self._abandoned(run, store_error)
         return DriveReport(
@@ -594,6 +655,53 @@ class Runtime:
             settled,
             f"{error.type}: {error.message}",
         )
+
+    async def _defer(
+        self, run: Run, journal: Journal, exc: UnknownWorkflowError, clock: Clock
+    ) -> DriveReport:
+        """Put back a run this worker cannot run: during a rolling deploy (or with
+        several applications on one store) it belongs to another worker, so it must not
+        count as a failure. It waits on the run-retry timer, which the next drive spends."""
+        # Logged once per run, not on every sweep that meets it again.
+        if run.run_id not in self._deferrals_logged:
+            if len(self._deferrals_logged) >= MAX_DEFERRALS_REMEMBERED:
+                self._deferrals_logged.clear()
+            self._deferrals_logged.add(run.run_id)
+            log.warning(
+                "run %s put back for another worker: %s",
+                run.run_id,
+                exc,
+                extra={"run_id": run.run_id},
+            )
+        wake_at = clock() + UNKNOWN_WORKFLOW_DEFER_MS
+        outcome = Pause(Wait.sleep(RUN_RETRY_STEP, wake_at, meta={"deferred": True}))
+        try:
+            settled = await journal.settle(outcome)
+        except LeaseLostError as lost:
+            return self._lost(run, lost)
+        except WorkflowStoreError as store_error:
+            return self._abandoned(run, store_error)
+        return DriveReport(run.run_id, run.workflow_id, DriveOutcome.DEFERRED, settled, str(exc))
+
+    async def _last_resort(
+        self, run: Run, journal: Journal, exc: Exception, refused: InvalidArgumentError
+    ) -> DriveReport:
+        """End the run with the smallest error there is when the store refused even the
+        failure record: re-raising would leave the run leased and failing for ever."""
+        error = ErrorInfo(type(exc).__name__[:64], "", "run_error")
+        log.error(
+            "run %s: the store refused the record of its failure (%s); ending it errored",
+            run.run_id,
+            refused,
+            extra={"run_id": run.run_id},
+        )
+        try:
+            settled = await journal.settle(Fail(error), NewEvent(EventType.RUN_FAILED))
+        except LeaseLostError as lost:
+            return self._lost(run, lost)
+        except WorkflowStoreError as store_error:
+            return self._abandoned(run, store_error)
+        return DriveReport(run.run_id, run.workflow_id, DriveOutcome.FAILED, settled, error.type)
 
     def _lost(self, run: Run, exc: BaseException | None) -> DriveReport:
         cancelled = isinstance(exc, RunCancelledError)

@@ -35,7 +35,13 @@ from typing import Any, NoReturn, TypeVar, overload
 from . import codec
 from .contract import ExecutionStore
 from .definitions import Workflow
-from .errors import InvalidArgumentError, PayloadError, WorkflowStoreError
+from .errors import (
+    InvalidArgumentError,
+    LogConflictError,
+    PayloadError,
+    StoreUnavailableError,
+    WorkflowStoreError,
+)
 from .history import (
     RESERVED_PREFIX,
     EventType,
@@ -80,6 +86,13 @@ EventListener = Callable[[StoredEvent], object]
 """Called with every event after it is durably written (progress displays, metrics)."""
 
 MAX_TRACEBACK_CHARS = 8_000
+WRITE_RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0)
+"""Pauses between retries of a log write the store failed to make (an outage), each
+only while the lease outlives it."""
+ERROR_ENVELOPE_BYTES = 512
+"""Payload bytes an error leaves for the rest of the event that records it."""
+MAX_ERROR_TYPE_BYTES = 256
+MAX_ERROR_CODE_BYTES = 64
 
 
 @dataclass(slots=True)
@@ -99,8 +112,15 @@ class StepCall:
 
     @property
     def idempotency_key(self) -> str:
-        """Stable across attempts and replays of this step: pass it to payment APIs."""
-        return f"{self.run_id}/{self.step_id}"
+        """Stable across attempts and replays of this step: pass it to payment APIs.
+
+        ``run_id/step_id`` when the run id holds no ``/`` (the first ``/`` then
+        separates the two); otherwise ``idk-`` and a digest of the pair, which has no
+        ``/`` and so never equals a key of the first form."""
+        if "/" not in self.run_id:
+            return f"{self.run_id}/{self.step_id}"
+        digest = hashlib.sha256(json.dumps([self.run_id, self.step_id]).encode()).hexdigest()
+        return f"idk-{digest[:32]}"
 
 
 _CURRENT_STEP: contextvars.ContextVar[StepCall | None] = contextvars.ContextVar(
@@ -144,13 +164,75 @@ class _Suspend(BaseException):
         self.outcome = outcome
 
 
-def error_info(exc: BaseException, code: str = "error") -> ErrorInfo:
-    """An exception as the log records it."""
+def payload_limit(store: object) -> int:
+    """The store's ``max_payload_bytes`` (the default for stores without that option)."""
+    limit = getattr(store, "max_payload_bytes", None)
+    return limit if isinstance(limit, int) else codec.DEFAULT_MAX_PAYLOAD_BYTES
+
+
+def error_info(
+    exc: BaseException, code: str = "error", *, max_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES
+) -> ErrorInfo:
+    """An exception as the log records it, cut to fit a payload of ``max_bytes``."""
     text = "".join(traceback.format_exception(exc))
     if len(text) > MAX_TRACEBACK_CHARS:
         text = "…" + text[-MAX_TRACEBACK_CHARS:]
     message = str(exc) or repr(exc)
-    return ErrorInfo(type(exc).__qualname__, message, code, text)
+    return fit_error(ErrorInfo(type(exc).__qualname__, message, code, text), max_bytes)
+
+
+def fit_error(error: ErrorInfo, max_bytes: int) -> ErrorInfo:
+    """``error`` cut so that it is stored whole in a payload of ``max_bytes``, with
+    :data:`ERROR_ENVELOPE_BYTES` left for the event's other fields.
+
+    An error too large to store would fail the very write that records the failure,
+    and the run would never end. The type name is cut first to a short prefix, then
+    the traceback (its end is kept) and the message (its start is kept) share the rest.
+    """
+    budget = max_bytes - ERROR_ENVELOPE_BYTES
+    if _json_size(error_data(error)) <= budget:
+        return error
+    code = _cut(error.code, min(MAX_ERROR_CODE_BYTES, max(0, budget) // 4), keep_end=False)
+    bare = ErrorInfo("", "", code, None if error.traceback is None else "")
+    room = max(0, budget - _json_size(error_data(bare)))
+    type_name = _cut(error.type, min(MAX_ERROR_TYPE_BYTES, room // 4), keep_end=False)
+    room -= _json_size(type_name) - 2
+    tb: str | None = None
+    if error.traceback is not None:
+        tb = _cut(error.traceback, room // 2, keep_end=True)
+        room -= _json_size(tb) - 2
+    return ErrorInfo(type_name, _cut(error.message, room, keep_end=False), code, tb)
+
+
+def _json_size(value: JSON) -> int:
+    """Bytes of ``value`` as the codec encodes it (escapes included)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _cut(text: str, max_bytes: int, *, keep_end: bool) -> str:
+    """The longest cut of ``text`` (marked with "…") whose JSON text, quotes aside,
+    takes at most ``max_bytes``."""
+
+    def piece(n: int) -> str:
+        if n == len(text):
+            return text
+        return "…" + text[len(text) - n :] if keep_end else text[:n] + "…"
+
+    def fits(n: int) -> bool:
+        return _json_size(piece(n)) - 2 <= max_bytes
+
+    if fits(len(text)):
+        return text
+    if not fits(0):
+        return ""
+    low, high = 0, len(text)  # fits(low) and not fits(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle
+    return piece(low)
 
 
 class Journal:
@@ -186,13 +268,58 @@ class Journal:
         if not batch and not self.consume:
             return
         now = self.clock()
-        new_index = await self.store.append_events(
-            self.run_id, self.lease.lease, self.next_index, batch, now, consume=self.consume
-        )
+        new_index = await self._append(batch, now)
         self._written(batch, now)
         self.next_index = new_index
         self.pending.clear()
         self.consume.clear()
+
+    async def _append(self, batch: list[NewEvent], now: int) -> int:
+        """Append ``batch``, riding out a short store outage while the lease lasts.
+
+        Giving up would abandon the slice, and the next claim would run again the step
+        whose result this write records. Retrying is safe: the write is fenced by the
+        expected index. A retry that finds the log already ``len(batch)`` further (an
+        earlier attempt was applied but its answer lost) reads the events back and
+        counts the write as done when they are the ones it wrote.
+        """
+        delays = iter(WRITE_RETRY_DELAYS_S)
+        maybe_applied = False
+        while True:
+            try:
+                return await self.store.append_events(
+                    self.run_id, self.lease.lease, self.next_index, batch, now, consume=self.consume
+                )
+            except LogConflictError as exc:
+                if (
+                    maybe_applied
+                    and exc.current == self.next_index + len(batch)
+                    and await self._holds(batch)
+                ):
+                    return exc.current
+                raise
+            except StoreUnavailableError as exc:
+                delay = next(delays, None)
+                if delay is None or self.clock() + round(delay * 1000) >= (
+                    self.lease.lease.expires_at
+                ):
+                    raise
+                log.warning(
+                    "writing to the log of run %s failed (retrying in %.2f s): %s",
+                    self.run_id,
+                    delay,
+                    exc,
+                    extra={"run_id": self.run_id},
+                )
+                maybe_applied = True
+                await asyncio.sleep(delay)
+
+    async def _holds(self, batch: list[NewEvent]) -> bool:
+        """Whether the log holds ``batch`` from :attr:`next_index` on."""
+        stored = await self.store.read_events(self.run_id, self.next_index, len(batch))
+        return [(e.type, e.step_id, e.data) for e in stored] == [
+            (e.type, e.step_id, e.data) for e in batch
+        ]
 
     async def settle(self, outcome: Outcome, *events: NewEvent) -> Run:
         """End the slice: write everything left, apply ``outcome``, release the lease."""
@@ -302,18 +429,29 @@ class Execution:
             pass
         except Exception as exc:
             failure = exc
+        finally:
+            await self._end_step_task()
         # Misuse and non-determinism win even if workflow code caught them.
         if self._fatal is not None:
             raise self._fatal
         if self._suspension is not None:
             return self._suspension
         if failure is not None:
+            if self.replaying and isinstance(
+                failure, StepFailedError | WaitTimeoutError | WorkflowFailed
+            ):
+                # The log holds operations past this failure: the code failed where it
+                # once went on. Changed code, not a result the log determines.
+                op = self.history.ops[self._position]
+                raise NonDeterminismError(
+                    self.run_id, self._position, (op.kind.value, op.step_id), None
+                ) from failure
             if isinstance(failure, StepFailedError):
-                return Fail(error_info(failure, "step_failed"))
+                return Fail(self._error_info(failure, "step_failed"))
             if isinstance(failure, WaitTimeoutError):
-                return Fail(error_info(failure, "wait_timeout"))
+                return Fail(self._error_info(failure, "wait_timeout"))
             if isinstance(failure, WorkflowFailed):
-                return Fail(error_info(failure, failure.code))
+                return Fail(self._error_info(failure, failure.code))
             raise failure
         if self.replaying:
             op = self.history.ops[self._position]
@@ -327,6 +465,15 @@ class Execution:
                 f"workflow {self.workflow.workflow_id!r} returned a value that is not a "
                 f"payload: {exc}"
             ) from None
+
+    async def _end_step_task(self) -> None:
+        """Workflow code can end while a step it started still runs (an exception out
+        of ``asyncio.gather`` leaves the other awaitables running): cancel that step and
+        wait for it, so that no step code runs on after the slice is settled."""
+        task = self._step_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     @property
     def fatal(self) -> BaseException | None:
@@ -344,6 +491,9 @@ class Execution:
             self._step_task.cancel()
 
     # -- bookkeeping shared by the operations ---------------------------------------
+    def _error_info(self, exc: BaseException, code: str) -> ErrorInfo:
+        return error_info(exc, code, max_bytes=payload_limit(self.journal.store))
+
     def _fail(self, exc: BaseException) -> NoReturn:
         self._fatal = exc
         raise exc
@@ -509,7 +659,7 @@ class Execution:
     def _step_failed(
         self, step_id: str, attempt: int, exc: Exception, policy: RetryPolicy
     ) -> NoReturn:
-        error = error_info(exc, "step_error")
+        error = self._error_info(exc, "step_error")
         if policy.should_retry(exc, attempt):
             retry_at = self.clock() + policy.delay_ms(attempt)
             self.journal.add(
@@ -689,11 +839,24 @@ class Execution:
         return value
 
 
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` only creates a coroutine (``functools.partial`` and
+    objects with an ``async def __call__`` included)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+
+
 async def _call(
     fn: Callable[..., Any], args: tuple[Any, ...], step_id: str, timeout_s: float | None
 ) -> Any:
     async def invoke() -> Any:
-        result = fn(*args)
+        if _is_async(fn):
+            result = fn(*args)
+        else:
+            # A plain function runs in a worker thread so that it cannot block the event
+            # loop (heartbeats, timeouts, other runs). to_thread copies the context, so
+            # current_step() works inside it. A thread cannot be killed: on timeout or
+            # abort its eventual result is discarded, but it runs on to its end.
+            result = await asyncio.to_thread(fn, *args)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -774,6 +937,11 @@ class Context:
         durable timer, so the worker is free meanwhile. The final failure raises
         :class:`StepFailedError` here, on every replay alike. ``timeout`` (seconds)
         bounds each attempt.
+
+        A plain (non-``async``) ``fn`` runs in a worker thread (:func:`asyncio.to_thread`),
+        so it does not block heartbeats or other runs. A thread cannot be killed: when
+        its attempt times out (or the slice is aborted) the attempt fails at once, but
+        the thread runs on and its result is discarded.
         """
         return await self._x.step(step_id, fn, args, retry, timeout)
 
@@ -832,4 +1000,6 @@ __all__ = [
     "approval_id_for",
     "current_step",
     "error_info",
+    "fit_error",
+    "payload_limit",
 ]

@@ -105,10 +105,13 @@ class RecordedOp:
 
 @dataclass(slots=True)
 class History:
-    """A run's log, read back: its operations in order, and its failed run attempts."""
+    """A run's log, read back: its operations in order, and its failed run attempts
+    since the last progress."""
 
     ops: list[RecordedOp]
     run_attempts_failed: int
+    """Failed attempts since the last event of any other kind: a run that makes
+    progress between failures is not given up on for failures it got past."""
 
     @classmethod
     def read(cls, events: list[StoredEvent]) -> History:
@@ -118,6 +121,8 @@ class History:
         for event in events:
             if event.type == EventType.RUN_ATTEMPT_FAILED:
                 run_attempts += 1
+            else:
+                run_attempts = 0  # progress: only consecutive failures count
             kind = KIND_OF.get(event.type)
             if kind is None or event.step_id is None:
                 continue  # run-level or foreign events: not part of the replay

@@ -75,5 +75,6 @@ DEFAULT_STEP_RETRY = RetryPolicy()
 """Steps without ``retry=``: three attempts, 1 s then 2 s apart."""
 
 DEFAULT_RUN_RETRY = RetryPolicy(max_attempts=5, initial_delay=1.0, max_delay=60.0)
-"""Runs whose slice fails (an exception in workflow code, a non-deterministic replay, an
-unknown workflow): five attempts, then the run ends ``errored``."""
+"""Runs whose slice fails (an exception in workflow code, a non-deterministic replay):
+five attempts, then the run ends ``errored``. (A run of a workflow the worker does not
+register is put back for another worker, not counted.)"""

@@ -23,7 +23,7 @@ import enum
 import functools
 import random
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 from sqlalchemy import exc as sa_exc
 
@@ -35,11 +35,24 @@ from workflow.runtime.errors import (
 )
 
 if TYPE_CHECKING:
-    from .store import SQLStore
+    from .dialects import SQLDialect
 
 P = ParamSpec("P")
 T = TypeVar("T")
-S = TypeVar("S", bound="SQLStore")
+
+
+class _Operations(Protocol):
+    """What :func:`operation` needs of the object whose methods it wraps (a store, a
+    migrator): the dialect that classifies errors, and the URL to name in fixes."""
+
+    @property
+    def _dialect(self) -> SQLDialect: ...
+
+    @property
+    def url_hint(self) -> str: ...
+
+
+S = TypeVar("S", bound=_Operations)
 
 RETRIES = 3
 """Attempts in all for an operation whose transaction the server rolled back."""

@@ -26,6 +26,7 @@ from workflow.runtime.records import SchemaStatus
 
 from .autogenerate import version_table
 from .dialects import dialect_for
+from .failures import operation
 from .transactions import explicit_transaction
 
 # Alembic's command API keeps process-global state (the `context` proxy): one command
@@ -60,6 +61,7 @@ class Migrator:
         url_hint: str,
     ) -> None:
         self.engine = engine
+        self._dialect = dialect_for(engine.dialect.name)
         self.location = location
         self.schema = schema
         self.table_prefix = table_prefix
@@ -115,12 +117,15 @@ class Migrator:
         finally:
             _ALEMBIC.release()
 
+    @operation
     async def upgrade(self, revision: str = "head") -> None:
         await self._run("upgrade", revision)
 
+    @operation
     async def downgrade(self, revision: str) -> None:
         await self._run("downgrade", revision)
 
+    @operation
     async def current(self) -> str | None:
         """The database's revision; ``None`` when our version table is absent or empty."""
         opts = {"version_table": version_table(self.table_prefix)}
@@ -146,9 +151,11 @@ class Migrator:
         assert isinstance(buffer, io.StringIO)
         return buffer.getvalue()
 
+    @operation
     async def status(self) -> SchemaStatus:
         return SchemaStatus(await self.current(), self.head)
 
+    @operation
     async def verify(self) -> None:
         """Raise :class:`SchemaVersionError` unless the database is at our head revision."""
         current, head = await self.current(), self.head

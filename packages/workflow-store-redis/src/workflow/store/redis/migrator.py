@@ -1,0 +1,193 @@
+"""Keyspace migrations: Alembic revision files run by a small runner.
+
+Alembic's ``ScriptDirectory`` owns the revision graph (files in ``migrations/versions``,
+``down_revision`` links, one head); this runner walks it and calls each revision's
+``async upgrade(ctx)`` / ``downgrade(ctx)`` with a :class:`MigrationContext`. The
+current revision lives in the key ``P{g}:revision``. A migration run holds the lock
+key ``P{g}:migration_lock`` (``SET NX PX``), so two processes never migrate one
+keyspace at once. Redis has no transactional DDL: each revision must be written so
+that running it again after an interruption finishes the job (the revision key is
+only advanced after a revision completed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+import redis.asyncio as aioredis
+from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
+
+from .keys import Keyspace
+
+LOCATION = str(Path(__file__).with_name("migrations"))
+_LOCK_MS = 10 * 60 * 1000
+"""How long a crashed migration run blocks the next one (the lock then expires)."""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    revision: str
+    down_revision: str | None
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationContext:
+    """What a revision's ``upgrade``/``downgrade`` works with."""
+
+    client: aioredis.Redis
+    keys: Keyspace
+
+    async def delete_all_keys(self) -> None:
+        """Remove every key of this instance (its prefix) except the migration lock."""
+        lock = self.keys.index("migration_lock")
+        async for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
+            if key != lock:
+                await self.client.unlink(key)
+
+
+@lru_cache(maxsize=1)
+def _script() -> ScriptDirectory:
+    config = Config()
+    config.set_main_option("script_location", LOCATION)
+    return ScriptDirectory.from_config(config)
+
+
+def head() -> str:
+    heads = _script().get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"{LOCATION} has {len(heads)} heads, expected one")
+    return heads[0]
+
+
+class RedisMigrator:
+    """The migrations of one keyspace (one prefix); what ``workflow migrate`` drives."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keyspace, *, url_hint: str) -> None:
+        self.context = MigrationContext(client, keys)
+        self.url_hint = url_hint
+
+    @property
+    def head(self) -> str:
+        return head()
+
+    def history(self) -> list[Revision]:
+        """Every revision, oldest first."""
+        revisions = list(_script().walk_revisions())
+        revisions.reverse()
+        return [
+            Revision(r.revision, _single(r.down_revision), (r.doc or "").strip()) for r in revisions
+        ]
+
+    def knows(self, revision: str) -> bool:
+        return any(r.revision == revision for r in self.history())
+
+    async def current(self) -> str | None:
+        value = await self.context.client.get(self.context.keys.index("revision"))
+        return None if value is None else _text(value)
+
+    async def verify(self) -> None:
+        """Raise :class:`SchemaVersionError` unless the keyspace is at our head."""
+        current, required = await self.current(), self.head
+        if current == required:
+            return
+        fix = f"run `workflow migrate upgrade --url {self.url_hint}`"
+        prefix = self.context.keys.prefix
+        if current is None:
+            message = (
+                f"Redis keyspace under prefix {prefix!r} has no workflow revision; "
+                f"the adapter needs revision {required}: {fix}"
+            )
+        elif not self.knows(current):
+            message = (
+                f"Redis keyspace under prefix {prefix!r} is at revision {current}, which "
+                f"this adapter does not know (it needs {required}): it was migrated by a "
+                "newer version of the adapter; upgrade the package"
+            )
+        else:
+            message = (
+                f"Redis keyspace under prefix {prefix!r} is at revision {current} "
+                f"(adapter needs {required}): {fix}"
+            )
+        raise SchemaVersionError(message, current=current, required=required)
+
+    async def upgrade(self, revision: str = "head") -> None:
+        async with self._locked():
+            current = await self.current()
+            steps = list(_script().iterate_revisions(revision, current))
+            steps.reverse()  # iterate_revisions walks from the target down
+            for step in steps:
+                await step.module.upgrade(self.context)
+                await self._set(step.revision)
+
+    async def downgrade(self, revision: str) -> None:
+        async with self._locked():
+            current = await self.current()
+            if current is None:
+                return
+            target = None if revision == "base" else revision
+            for step in _script().iterate_revisions(current, target):
+                if step.revision == target:
+                    break
+                await step.module.downgrade(self.context)
+                await self._set(_single(step.down_revision))
+
+    def offline_sql(self, revision: str = "head", *, downgrade_from: str | None = None) -> str:
+        raise InvalidArgumentError(
+            "Redis migrations change keys, not SQL: there is nothing to render offline; "
+            "run `workflow migrate upgrade` against the server instead"
+        )
+
+    async def _set(self, revision: str | None) -> None:
+        key = self.context.keys.index("revision")
+        if revision is None:
+            await self.context.client.delete(key)
+        else:
+            await self.context.client.set(key, revision)
+
+    def _locked(self) -> _Lock:
+        return _Lock(self.context)
+
+
+class _Lock:
+    """``SET NX PX`` lock on the keyspace, released only by its holder."""
+
+    def __init__(self, ctx: MigrationContext) -> None:
+        self._ctx = ctx
+        self._token = uuid.uuid4().hex
+
+    async def __aenter__(self) -> None:
+        key = self._ctx.keys.index("migration_lock")
+        if not await self._ctx.client.set(key, self._token, nx=True, px=_LOCK_MS):
+            raise SchemaVersionError(
+                f"another process is migrating the keyspace under prefix "
+                f"{self._ctx.keys.prefix!r} (lock {key!r}); retry when it is done",
+                current=None,
+                required=head(),
+            )
+
+    async def __aexit__(self, *exc: object) -> None:
+        key = self._ctx.keys.index("migration_lock")
+        await self._ctx.client.eval(_RELEASE, 1, key, self._token)
+
+
+def _single(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value[0]) if len(value) == 1 else ",".join(value)
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,801 @@
+"""RedisStore: the execution store on Redis, one Lua script per state transition.
+
+Every operation validates its arguments with :mod:`workflow.runtime.arguments` first,
+then runs one script (or, for plain reads, one command or one MULTI/EXEC) so it is
+atomic. Scripts are registered once and called by SHA; redis-py reloads them when the
+server answers ``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH``). Time is always the
+caller's ``now``; the server clock is never read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import redis.asyncio as aioredis
+from redis import exceptions as rex
+from redis.commands.core import AsyncScript
+from workflow.runtime import arguments, codec, validation
+from workflow.runtime.contract import Capability
+from workflow.runtime.cursor import decode_cursor, encode_cursor
+from workflow.runtime.errors import (
+    InvalidArgumentError,
+    LeaseLostError,
+    LogConflictError,
+    RunCancelledError,
+    StoreConfigurationError,
+    StoreOperationError,
+    StoreUnavailableError,
+)
+from workflow.runtime.records import (
+    JSON,
+    InboxEntry,
+    InboxKind,
+    InboxRef,
+    Lease,
+    NewEvent,
+    Overlap,
+    Page,
+    Run,
+    RunStatus,
+    Schedule,
+    ScheduleSpec,
+    SchemaStatus,
+    StoredEvent,
+    Timeline,
+    Wait,
+    WaitKind,
+)
+from workflow.runtime.registry import redact_url
+from workflow.runtime.results import (
+    AlreadyTerminal,
+    Buffered,
+    Cancelled,
+    CancelResult,
+    Claimed,
+    ClaimResult,
+    Closed,
+    Conflict,
+    Created,
+    CreateResult,
+    Delivered,
+    DeliveryResult,
+    Duplicate,
+    Existing,
+    NotClaimable,
+    NotFound,
+    Outcome,
+    ScheduleTick,
+    TickOutcome,
+)
+from workflow.runtime.schedules import next_fire_at
+from workflow.runtime.subscriptions import poll_events
+
+from . import lua
+from .keys import DEFAULT_PREFIX, Keyspace, created_member, escape
+from .migrator import RedisMigrator
+
+T = TypeVar("T")
+_LIST_BATCH = 200
+
+
+class RedisStore:
+    """The :class:`~workflow.runtime.ExecutionStore` on Redis (standalone server)."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+        url_hint: str = "redis://HOST:PORT/DB",
+    ) -> None:
+        self.keys = Keyspace(prefix)
+        self._url_hint = url_hint if prefix == DEFAULT_PREFIX else f"{url_hint}?prefix={prefix}"
+        self.max_payload_bytes = validation._check_int(
+            max_payload_bytes, "max_payload_bytes", 2, 2**31
+        )
+        self._client = client
+        self._closed = False
+
+        def script(body: str) -> AsyncScript:
+            return client.register_script(lua.PRELUDE + body)
+
+        self._create = script(lua.CREATE_RUN)
+        self._cancel = script(lua.CANCEL_RUN)
+        self._delete = script(lua.DELETE_RUN)
+        self._purge = script(lua.PURGE_RUNS)
+        self._claim = script(lua.CLAIM_RUN)
+        self._claim_many = script(lua.CLAIM_RUNNABLE)
+        self._heartbeat = script(lua.HEARTBEAT)
+        self._append = script(lua.APPEND_EVENTS)
+        self._settle = script(lua.SETTLE_RUN)
+        self._deliver_script = script(lua.DELIVER)
+        self._fire_timers = script(lua.FIRE_DUE_TIMERS)
+        self._upsert_schedule = script(lua.UPSERT_SCHEDULE)
+        self._delete_schedule = script(lua.DELETE_SCHEDULE)
+        self._fire_schedules = script(lua.FIRE_DUE_SCHEDULES)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> RedisStore:
+        """A store on the server at ``url`` (``redis://`` or ``rediss://``)."""
+        # Check the options before a client (and its pool) exists, so nothing leaks.
+        Keyspace(prefix)
+        validation._check_int(max_payload_bytes, "max_payload_bytes", 2, 2**31)
+        try:
+            client = aioredis.Redis.from_url(url, decode_responses=True)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"bad Redis URL {redact_url(url)!r}: {exc}") from None
+        return cls(
+            client, prefix=prefix, max_payload_bytes=max_payload_bytes, url_hint=redact_url(url)
+        )
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The redis-py client this store sends its commands through."""
+        return self._client
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return frozenset(
+            {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+        )
+
+    # -- plumbing --------------------------------------------------------------------
+    async def _io(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one round trip, mapping driver errors onto the contract's errors."""
+        if self._closed:
+            # redis-py would silently open a new connection; a closed store stays closed.
+            raise StoreUnavailableError("this RedisStore is closed")
+        try:
+            return await call()
+        except rex.AuthenticationError as exc:
+            raise StoreConfigurationError(f"Redis rejected the credentials: {exc}") from exc
+        except (rex.ConnectionError, rex.TimeoutError, rex.BusyLoadingError) as exc:
+            raise StoreUnavailableError(f"Redis is unreachable: {exc}") from exc
+        except rex.RedisError as exc:
+            raise StoreOperationError(f"Redis rejected the operation: {exc}") from exc
+
+    async def _run_script(self, script: AsyncScript, run_key: str | None, *args: object) -> Any:
+        keys = [] if run_key is None else [run_key]
+        argv = [self.keys.prefix, *args]
+        return await self._io(lambda: script(keys=keys, args=argv))  # type: ignore[arg-type]
+
+    @staticmethod
+    def _fields(flat: Sequence[str]) -> dict[str, str]:
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    @staticmethod
+    def _run(flat: Sequence[str] | dict[str, str]) -> Run:
+        f = flat if isinstance(flat, dict) else RedisStore._fields(flat)
+        lease = None
+        if "l_token" in f:
+            lease = Lease(f["l_owner"], int(f["l_token"]), int(f["l_exp"]))
+        wait = None
+        if "w_kind" in f:
+            kind = WaitKind(f["w_kind"])
+            key = f.get("w_key")
+            wake = f.get("w_wake")
+            wait = Wait(
+                kind,
+                f["w_step"],
+                name=key if kind is WaitKind.SIGNAL else None,
+                approval_id=key if kind is WaitKind.APPROVAL else None,
+                wake_at=None if wake is None else int(wake),
+                meta=codec.decode(f.get("w_meta")),
+            )
+        ready = f.get("ready")
+        return Run(
+            run_id=f["id"],
+            workflow_id=f["wf"],
+            workflow_version=f.get("ver"),
+            status=RunStatus(f["status"]),
+            input=codec.decode(f.get("input")),
+            output=codec.decode(f.get("output")),
+            error=codec.decode_error(f.get("error")),
+            wait=wait,
+            lease=lease,
+            next_event_index=int(f["next"]),
+            created_at=int(f["created"]),
+            updated_at=int(f["updated"]),
+            ready_at=None if ready is None else int(ready),
+        )
+
+    @staticmethod
+    def _entry(run_id: str, field: str, record: str, consumed: bool) -> InboxEntry:
+        kind, key = field.split(":", 1)
+        name, step_id, payload, meta, received_at = json.loads(record)
+        return InboxEntry(
+            run_id=run_id,
+            kind=InboxKind(kind),
+            key=key,
+            name=name,
+            step_id=step_id,
+            payload=codec.decode(payload),
+            meta=codec.decode(meta),
+            received_at=int(received_at),
+            consumed=consumed,
+        )
+
+    def _inbox(
+        self, run_id: str, flat: Sequence[str], consumed: Collection[str], include_consumed: bool
+    ) -> list[InboxEntry]:
+        entries = [
+            self._entry(run_id, field, record, field in consumed)
+            for field, record in self._fields(flat).items()
+        ]
+        return sorted(
+            (e for e in entries if include_consumed or not e.consumed),
+            key=lambda e: (e.received_at, e.kind.value, e.key),
+        )
+
+    @staticmethod
+    def _events(run_id: str, records: Sequence[str], from_index: int) -> list[StoredEvent]:
+        out: list[StoredEvent] = []
+        for i, record in enumerate(records, start=from_index):
+            etype, step_id, data, created_at = json.loads(record)
+            out.append(StoredEvent(run_id, i, etype, step_id, codec.decode(data), created_at))
+        return out
+
+    def _claimed(self, reply: Sequence[Any], with_history: bool) -> Claimed:
+        run = self._run(reply[0])
+        inbox_flat, consumed = reply[1]
+        assert run.lease is not None
+        return Claimed(
+            run=run,
+            lease=run.lease,
+            inbox=self._inbox(run.run_id, inbox_flat, set(consumed), False),
+            events=self._events(run.run_id, reply[2], 0) if with_history else None,
+        )
+
+    @staticmethod
+    def _lease_error(run_id: str, problem: str) -> LeaseLostError:
+        if problem == "cancelled":
+            return RunCancelledError(run_id)
+        if problem == "gone":
+            return LeaseLostError(run_id, f"run {run_id!r} does not exist (deleted?)")
+        return LeaseLostError(run_id)
+
+    @staticmethod
+    def _log_args(log: arguments.LogWrite) -> list[object]:
+        events = [
+            json.dumps([e.type, e.step_id, e.data, log.now], ensure_ascii=False) for e in log.events
+        ]
+        fields = [_field(ref) for ref in log.consume]
+        return [log.expected, log.now, len(events), *events, len(fields), *fields]
+
+    # -- run lifecycle -------------------------------------------------------------
+    async def create_run(
+        self,
+        run_id: str,
+        workflow_id: str,
+        workflow_version: str | None,
+        input: JSON,
+        now: int,
+    ) -> CreateResult:
+        a = arguments.new_run(
+            run_id, workflow_id, workflow_version, input, now, max_bytes=self.max_payload_bytes
+        )
+        kind, flat = await self._run_script(
+            self._create,
+            self.keys.run(a.run_id),
+            escape(a.run_id),
+            a.run_id,
+            a.workflow_id,
+            a.workflow_version or "",
+            a.input or "",
+            a.now,
+            created_member(a.now, a.run_id),
+            escape(a.workflow_id),
+        )
+        run = self._run(flat)
+        if kind == "created":
+            return Created(run)
+        return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
+
+    async def load_run(self, run_id: str) -> Run | None:
+        run_id = validation.check_id(run_id, "run_id")
+        key = self.keys.run(run_id)
+        fields = await self._io(lambda: self._client.hgetall(key))
+        return self._run(cast("dict[str, str]", fields)) if fields else None
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
+        statuses = validation.check_statuses(status)
+        limit = validation.check_limit(limit)
+        after = None if cursor is None else decode_cursor(cursor)
+        index = (
+            self.keys.index("created")
+            if workflow_id is None
+            else self.keys.created_by_workflow(workflow_id)
+        )
+        # Members sort like (created_at, run_id); walk down from the cursor in batches,
+        # filtering by status, until one row more than a page was seen.
+        start = "+" if after is None else "(" + created_member(*after)
+        found: list[Run] = []
+        # Unfiltered, one page plus one row is all that is needed; filtered, read ahead.
+        batch = limit + 1 if statuses is None else _LIST_BATCH
+        while len(found) <= limit:
+            members = cast(
+                "list[str]",
+                await self._io(
+                    lambda start=start: self._client.execute_command(  # type: ignore[misc,no-untyped-call]
+                        "ZRANGE", index, start, "-", "BYLEX", "REV", "LIMIT", 0, batch
+                    )
+                ),
+            )
+            if not members:
+                break
+            runs = await self._load_many([m.split(":", 1)[1] for m in members])
+            for run in runs:
+                # A run deleted since the index was read is simply not listed.
+                if run is not None and (statuses is None or run.status in statuses):
+                    found.append(run)
+            start = "(" + members[-1]
+            if len(members) < batch:
+                break
+        page = found[:limit]
+        more = len(found) > limit
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].run_id) if more else None
+        return Page(page, next_cursor)
+
+    async def _load_many(self, escaped_ids: Sequence[str]) -> list[Run | None]:
+        async def load() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for h in escaped_ids:
+                pipe.hgetall(f"{self.keys.run_tag_escaped(h)}:run")
+            return await pipe.execute()
+
+        replies = await self._io(load)
+        return [self._run(cast("dict[str, str]", r)) if r else None for r in replies]
+
+    async def get_timeline(
+        self, run_id: str, from_index: int = 0, limit: int | None = None
+    ) -> Timeline | None:
+        run_id = validation.check_id(run_id, "run_id")
+        from_index = validation.check_index(from_index, "from_index")
+        limit = validation.check_optional_limit(limit)
+        end = -1 if limit is None else from_index + limit - 1
+
+        async def read() -> list[Any]:
+            # MULTI/EXEC: the run and its events are one consistent snapshot.
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hgetall(self.keys.run(run_id))
+            pipe.lrange(self.keys.events(run_id), from_index, end)
+            return await pipe.execute()
+
+        fields, records = await self._io(read)
+        if not fields:
+            return None
+        return Timeline(self._run(fields), self._events(run_id, records, from_index))
+
+    async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
+        a = arguments.cancellation(run_id, reason, now, max_bytes=self.max_payload_bytes)
+        reply = await self._run_script(
+            self._cancel, self.keys.run(a.run_id), escape(a.run_id), a.error, a.now
+        )
+        if reply[0] == "notfound":
+            return NotFound(a.run_id)
+        run = self._run(reply[1])
+        return Cancelled(run) if reply[0] == "cancelled" else AlreadyTerminal(run)
+
+    async def delete_run(self, run_id: str) -> bool:
+        run_id = validation.check_id(run_id, "run_id")
+        deleted = await self._run_script(self._delete, self.keys.run(run_id), escape(run_id))
+        return bool(deleted)
+
+    async def purge_runs(self, terminal_before: int, limit: int) -> int:
+        terminal_before = validation.check_time(terminal_before, "terminal_before")
+        limit = validation.check_limit(limit)
+        return int(await self._run_script(self._purge, None, terminal_before, limit))
+
+    # -- execution -------------------------------------------------------------------
+    async def claim_run(
+        self, run_id: str, owner: str, lease_ms: int, now: int, *, with_history: bool = False
+    ) -> ClaimResult:
+        a = arguments.claim(run_id, owner, lease_ms, now, with_history)
+        reply = await self._run_script(
+            self._claim,
+            self.keys.run(a.run_id),
+            escape(a.run_id),
+            a.owner,
+            a.now + a.lease_ms,
+            a.now,
+            "1" if a.with_history else "0",
+        )
+        if reply[0] == "notfound":
+            return NotFound(a.run_id)
+        if reply[0] == "notclaimable":
+            return NotClaimable(self._run(reply[1]))
+        return self._claimed(reply[1], a.with_history)
+
+    async def claim_runnable(
+        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+    ) -> list[Claimed]:
+        a = arguments.claim_many(owner, lease_ms, limit, now, with_history)
+        replies = await self._run_script(
+            self._claim_many,
+            None,
+            a.owner,
+            a.now + a.lease_ms,
+            a.limit,
+            a.now,
+            "1" if a.with_history else "0",
+        )
+        return [self._claimed(r, a.with_history) for r in replies]
+
+    async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
+        a = arguments.renewal(run_id, lease, lease_ms, now)
+        expires_at = a.now + a.lease_ms
+        reply = await self._run_script(
+            self._heartbeat,
+            self.keys.run(a.run_id),
+            escape(a.run_id),
+            a.lease.owner,
+            a.lease.token,
+            expires_at,
+        )
+        if reply[0] != "ok":
+            raise self._lease_error(a.run_id, reply[0])
+        return Lease(a.lease.owner, a.lease.token, expires_at)
+
+    async def append_events(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> int:
+        log = arguments.log_write(
+            run_id,
+            lease,
+            expected_next_index,
+            events,
+            now,
+            consume,
+            max_bytes=self.max_payload_bytes,
+        )
+        reply = await self._run_script(
+            self._append,
+            self.keys.run(log.run_id),
+            escape(log.run_id),
+            log.lease.owner,
+            log.lease.token,
+            *self._log_args(log),
+        )
+        self._raise_for(log, reply)
+        return int(reply[1])
+
+    def _raise_for(self, log: arguments.LogWrite, reply: Sequence[Any]) -> None:
+        if reply[0] == "conflict":
+            raise LogConflictError(log.run_id, log.expected, int(reply[1]))
+        if reply[0] != "ok":
+            raise self._lease_error(log.run_id, reply[0])
+
+    async def settle_run(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        outcome: Outcome,
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> Run:
+        a = arguments.settlement(
+            run_id,
+            lease,
+            expected_next_index,
+            events,
+            outcome,
+            now,
+            consume,
+            max_bytes=self.max_payload_bytes,
+        )
+        log, result = a.log, a.outcome
+        wait = result.wait
+        reply = await self._run_script(
+            self._settle,
+            self.keys.run(log.run_id),
+            escape(log.run_id),
+            log.lease.owner,
+            log.lease.token,
+            *self._log_args(log),
+            result.status.value,
+            result.output or "",
+            result.error or "",
+            "" if wait is None else wait.kind.value,
+            "" if wait is None else wait.step_id,
+            "" if wait is None or wait.key is None else wait.key,
+            "" if wait is None or wait.wake_at is None else wait.wake_at,
+            "" if wait is None or wait.meta is None else wait.meta,
+        )
+        self._raise_for(log, reply)
+        return self._run(reply[1])
+
+    async def read_events(
+        self, run_id: str, from_index: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        run_id = validation.check_id(run_id, "run_id")
+        from_index = validation.check_index(from_index, "from_index")
+        limit = validation.check_optional_limit(limit)
+        end = -1 if limit is None else from_index + limit - 1
+        key = self.keys.events(run_id)
+        records = await self._io(lambda: self._client.lrange(key, from_index, end))
+        return self._events(run_id, cast("list[str]", records), from_index)
+
+    async def read_inbox(self, run_id: str, *, include_consumed: bool = False) -> list[InboxEntry]:
+        run_id = validation.check_id(run_id, "run_id")
+        include_consumed = validation.check_bool(include_consumed, "include_consumed")
+
+        async def read() -> list[Any]:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hgetall(self.keys.inbox(run_id))
+            pipe.smembers(self.keys.consumed(run_id))
+            return await pipe.execute()
+
+        entries, consumed = await self._io(read)
+        flat = [x for pair in cast("dict[str, str]", entries).items() for x in pair]
+        return self._inbox(run_id, flat, cast("set[str]", consumed), include_consumed)
+
+    async def subscribe_events(
+        self, run_id: str, from_index: int = 0
+    ) -> AsyncIterator[StoredEvent]:
+        # No push channel yet (keyspace notifications could add one): polling is the
+        # contract's guarantee.
+        async for event in poll_events(self, run_id, from_index, interval=0.2):
+            yield event
+
+    # -- wake-ups ------------------------------------------------------------------
+    async def _deliver(self, d: arguments.Delivery) -> DeliveryResult:
+        field = _field(InboxRef(d.kind, d.key))
+        record = json.dumps([d.name, d.step_id, d.payload, d.meta, d.now], ensure_ascii=False)
+        reply = await self._run_script(
+            self._deliver_script, self.keys.run(d.run_id), escape(d.run_id), field, record, d.now
+        )
+        kind = reply[0]
+        if kind == "notfound":
+            return NotFound(d.run_id)
+        if kind == "duplicate":
+            return Duplicate(self._entry(d.run_id, field, reply[1], bool(reply[2])))
+        run = self._run(reply[1])
+        if kind == "closed":
+            return Closed(run)
+        entry = self._entry(d.run_id, field, record, False)
+        return Delivered(run, entry) if kind == "delivered" else Buffered(run, entry)
+
+    async def deliver_signal(
+        self,
+        run_id: str,
+        signal_id: str,
+        name: str,
+        payload: JSON,
+        now: int,
+        *,
+        step_id: str | None = None,
+        meta: JSON = None,
+    ) -> DeliveryResult:
+        return await self._deliver(
+            arguments.signal(
+                run_id,
+                signal_id,
+                name,
+                payload,
+                now,
+                step_id,
+                meta,
+                max_bytes=self.max_payload_bytes,
+            )
+        )
+
+    async def deliver_approval(
+        self,
+        run_id: str,
+        approval_id: str,
+        approved: bool,
+        now: int,
+        *,
+        feedback: JSON = None,
+        meta: JSON = None,
+    ) -> DeliveryResult:
+        return await self._deliver(
+            arguments.approval(
+                run_id, approval_id, approved, now, feedback, meta, max_bytes=self.max_payload_bytes
+            )
+        )
+
+    async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
+        now = validation.check_now(now)
+        limit = validation.check_limit(limit)
+        replies = await self._run_script(self._fire_timers, None, now, limit)
+        return [self._entry(run_id, field, record, False) for run_id, field, record in replies]
+
+    # -- schedules -------------------------------------------------------------------
+    async def upsert_schedule(
+        self,
+        schedule_id: str,
+        workflow_id: str,
+        spec: ScheduleSpec,
+        now: int,
+        *,
+        workflow_version: str | None = None,
+        overlap: Overlap = Overlap.SKIP,
+        input: JSON = None,
+        enabled: bool = True,
+    ) -> Schedule:
+        a = arguments.schedule_declaration(
+            schedule_id,
+            workflow_id,
+            spec,
+            now,
+            workflow_version,
+            overlap,
+            input,
+            enabled,
+            max_bytes=self.max_payload_bytes,
+        )
+        flat = await self._run_script(
+            self._upsert_schedule,
+            None,
+            escape(a.schedule_id),
+            a.schedule_id,
+            a.workflow_id,
+            a.workflow_version or "",
+            codec.encode_spec(a.spec),
+            a.overlap.value,
+            a.input or "",
+            "1" if a.enabled else "0",
+            a.now,
+            next_fire_at(a.spec, a.now),
+        )
+        return _schedule(self._fields(flat))
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None:
+        schedule_id = validation.check_schedule_id(schedule_id)
+        key = self.keys.schedule(schedule_id)
+        fields = await self._io(lambda: self._client.hgetall(key))
+        return _schedule(cast("dict[str, str]", fields)) if fields else None
+
+    async def _due_schedules(self, now: int) -> list[dict[str, str]]:
+        async def read() -> list[Any]:
+            members = cast(
+                "list[str]",
+                await self._client.zrangebyscore(self.keys.index("sched_due"), "-inf", now),
+            )
+            pipe = self._client.pipeline(transaction=False)
+            for s in members:
+                pipe.hgetall(f"{self.keys.global_tag}:sched:{s}")
+            return await pipe.execute()
+
+        rows = [cast("dict[str, str]", f) for f in await self._io(read) if f]
+        # Rows are read after the index: one may have been advanced meanwhile.
+        return [f for f in rows if f["enabled"] == "1" and int(f["next"]) <= now]
+
+    async def list_schedules(self, *, workflow_id: str | None = None) -> list[Schedule]:
+        workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
+
+        async def read() -> list[Any]:
+            members = cast(
+                "list[str]", await self._client.zrange(self.keys.index("schedules"), 0, -1)
+            )
+            pipe = self._client.pipeline(transaction=False)
+            for s in members:
+                pipe.hgetall(f"{self.keys.global_tag}:sched:{s}")
+            return await pipe.execute()
+
+        rows = [_schedule(cast("dict[str, str]", f)) for f in await self._io(read) if f]
+        return [r for r in rows if workflow_id is None or r.workflow_id == workflow_id]
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        schedule_id = validation.check_schedule_id(schedule_id)
+        deleted = await self._run_script(self._delete_schedule, None, escape(schedule_id))
+        return bool(deleted)
+
+    async def fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:
+        now = validation.check_now(now)
+        limit = validation.check_limit(limit)
+        candidates: list[object] = []
+        for f in await self._due_schedules(now):
+            spec = codec.decode_spec(f["spec"])
+            candidates += [escape(f["id"]), f["next"], f["spec"], next_fire_at(spec, now)]
+        if not candidates:
+            return []
+        replies = await self._run_script(self._fire_schedules, None, now, limit, *candidates)
+        return [
+            ScheduleTick(sid, int(fire_at), TickOutcome(outcome), run_id or None, int(after))
+            for sid, fire_at, outcome, run_id, after in replies
+        ]
+
+    # -- operations and health -------------------------------------------------------
+    @property
+    def migrator(self) -> RedisMigrator:
+        """The keyspace migrations (what ``workflow migrate`` runs)."""
+        return RedisMigrator(self._client, self.keys, url_hint=self._url_hint)
+
+    async def create_schema(self) -> None:
+        """Upgrade the keyspace to the adapter's head revision (idempotent)."""
+        await self._io(lambda: self.migrator.upgrade("head"))
+
+    async def schema_status(self) -> SchemaStatus:
+        current = await self._io(self.migrator.current)
+        return SchemaStatus(current, self.migrator.head)
+
+    async def verify_schema(self) -> None:
+        """Raise :class:`SchemaVersionError` unless the keyspace is at the head revision."""
+        await self._io(self.migrator.verify)
+
+    async def close(self) -> None:
+        self._closed = True
+        await self._client.aclose()
+
+
+def _schedule(f: dict[str, str]) -> Schedule:
+    last_fired = f.get("last_fired")
+    return Schedule(
+        schedule_id=f["id"],
+        workflow_id=f["wf"],
+        workflow_version=f.get("ver"),
+        spec=codec.decode_spec(f["spec"]),
+        overlap=Overlap(f["overlap"]),
+        input=codec.decode(f.get("input")),
+        enabled=f["enabled"] == "1",
+        next_fire_at=int(f["next"]),
+        last_fired_at=None if last_fired is None else int(last_fired),
+        updated_at=int(f["updated"]),
+        last_run_id=f.get("last_run"),
+    )
+
+
+def _field(ref: InboxRef) -> str:
+    return f"{ref.kind.value}:{ref.key}"
+
+
+async def open_store(url: str, **options: object) -> RedisStore:
+    """Entry point for ``redis://`` and ``rediss://`` URLs.
+
+    The key prefix (default ``wf:``) comes from the ``prefix`` option or the URL's
+    ``prefix`` query parameter; other query parameters go to redis-py. Options:
+    ``prefix``, ``max_payload_bytes``, ``verify_schema`` (default ``True``: raise
+    :class:`SchemaVersionError` unless the keyspace is at the head revision).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise InvalidArgumentError(f"not a Redis URL: {redact_url(url)!r}")
+    query = parse_qs(parts.query)
+    prefix = options.pop("prefix", query.pop("prefix", [DEFAULT_PREFIX])[-1])
+    max_bytes = options.pop("max_payload_bytes", codec.DEFAULT_MAX_PAYLOAD_BYTES)
+    verify = options.pop("verify_schema", True)
+    if options:
+        raise InvalidArgumentError(f"unknown Redis store options: {', '.join(sorted(options))}")
+    if not isinstance(prefix, str) or not isinstance(max_bytes, int):
+        raise InvalidArgumentError("prefix must be a str and max_payload_bytes an int")
+    rest = urlencode(query, doseq=True)
+    store = RedisStore.from_url(
+        parts._replace(query=rest).geturl(), prefix=prefix, max_payload_bytes=max_bytes
+    )
+    if verify:
+        try:
+            await store.verify_schema()
+        except BaseException:
+            await store.close()
+            raise
+    return store

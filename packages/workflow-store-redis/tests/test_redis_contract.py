@@ -1,0 +1,69 @@
+"""The contract suite against a real Redis: every test gets its own key prefix, and
+its keys are deleted at teardown."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from workflow.contract_tests import StoreContract, StoreFactory
+from workflow.contract_tests.servers import require_server
+from workflow.runtime import Capability, ExecutionStore
+from workflow.store.redis.keys import Keyspace
+from workflow.store.redis.store import RedisStore
+
+URL = os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def _drop(prefix: str) -> None:
+    client = aioredis.Redis.from_url(URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=Keyspace(prefix).pattern, count=1000)]
+        if keys:
+            await client.unlink(*keys)
+    finally:
+        await client.aclose()
+
+
+class TestRedisStore(StoreContract):
+    capabilities = frozenset(
+        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+    )
+
+    @pytest.fixture
+    async def prefix(self) -> AsyncIterator[str]:
+        require_server(URL, "Redis", default_port=6379)
+        prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
+        yield prefix
+        await _drop(prefix)
+
+    @pytest.fixture
+    def store_url(self, prefix: str) -> str:
+        # What open_store() opens on the same data as `store` (multi-process cases).
+        return f"{URL}?prefix={prefix}"
+
+    @pytest.fixture
+    async def store(self, prefix: str) -> AsyncIterator[ExecutionStore]:
+        store = RedisStore.from_url(URL, prefix=prefix, max_payload_bytes=self.max_payload_bytes)
+        await store.create_schema()
+        yield store
+        await store.close()
+
+    @pytest.fixture
+    async def store_factory(self, prefix: str) -> AsyncIterator[StoreFactory]:
+        opened: list[RedisStore] = []
+
+        async def open_handle() -> ExecutionStore:
+            handle = RedisStore.from_url(
+                URL, prefix=prefix, max_payload_bytes=self.max_payload_bytes
+            )
+            opened.append(handle)
+            return handle
+
+        yield open_handle
+        for handle in opened:
+            await handle.close()

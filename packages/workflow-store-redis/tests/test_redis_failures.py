@@ -1,0 +1,134 @@
+"""Failures map onto the contract's errors; scripts survive a script-cache flush."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from workflow.contract_tests.servers import require_server
+from workflow.runtime import Created, Existing, open_store
+from workflow.runtime.errors import (
+    InvalidArgumentError,
+    SchemaVersionError,
+    StoreUnavailableError,
+)
+from workflow.store.redis.keys import Keyspace
+from workflow.store.redis.migrator import head
+from workflow.store.redis.store import RedisStore
+from workflow.store.redis.store import open_store as open_store_redis
+
+URL = os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+T0 = 1_700_000_000_000
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    require_server(URL, "Redis", default_port=6379)
+    prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = aioredis.Redis.from_url(URL)
+    keys = [k async for k in client.scan_iter(match=Keyspace(prefix).pattern, count=1000)]
+    if keys:
+        await client.unlink(*keys)
+    await client.aclose()
+
+
+def _closed_port() -> int:
+    # A port that was just free: nothing listens there.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_unreachable_server_raises_store_unavailable() -> None:
+    store = RedisStore.from_url(f"redis://127.0.0.1:{_closed_port()}/0")
+    try:
+        with pytest.raises(StoreUnavailableError) as caught:
+            await store.create_run("r", "wf", None, None, T0)
+        assert caught.value.retryable
+        assert caught.value.__cause__ is not None
+    finally:
+        await store.close()
+
+
+async def test_open_store_verifies_the_keyspace_revision(prefix: str) -> None:
+    with pytest.raises(SchemaVersionError) as caught:
+        await open_store(f"{URL}?prefix={prefix}")
+    assert (caught.value.current, caught.value.required) == (None, head())
+    store = RedisStore.from_url(URL, prefix=prefix)
+    await store.create_schema()
+    await store.close()
+    opened = await open_store(f"{URL}?prefix={prefix}")
+    try:
+        assert isinstance(opened, RedisStore)
+        assert (await opened.schema_status()).up_to_date
+    finally:
+        await opened.close()
+
+
+async def test_scripts_are_reloaded_after_the_script_cache_is_flushed(prefix: str) -> None:
+    store = RedisStore.from_url(URL, prefix=prefix)
+    try:
+        assert isinstance(await store.create_run("r", "wf", None, None, T0), Created)
+        admin = aioredis.Redis.from_url(URL)
+        await admin.script_flush()
+        await admin.aclose()
+        # The next call gets NOSCRIPT, loads the script again and succeeds.
+        assert isinstance(await store.create_run("r", "wf", None, None, T0), Existing)
+    finally:
+        await store.close()
+
+
+async def test_connection_lost_mid_use_raises_store_unavailable_then_recovers(
+    prefix: str,
+) -> None:
+    store = RedisStore.from_url(URL, prefix=prefix)
+    admin = aioredis.Redis.from_url(URL, decode_responses=True)
+    name = f"victim-{uuid.uuid4().hex[:8]}"
+    try:
+        assert isinstance(await store.create_run("r", "wf", None, None, T0), Created)
+        # The store's pooled connection (the only one so far) gets a name, then the
+        # server drops it: the store's next call goes out on a dead connection.
+        await store.client.client_setname(name)
+        victims = [c["id"] for c in await admin.client_list() if c.get("name") == name]
+        assert len(victims) == 1
+        await admin.client_kill_filter(_id=victims[0])
+        with pytest.raises(StoreUnavailableError):
+            await store.load_run("r")
+        # A fresh connection serves the next call.
+        loaded = await store.load_run("r")
+        assert loaded is not None
+        assert loaded.run_id == "r"
+    finally:
+        await admin.aclose()
+        await store.close()
+
+
+async def test_a_closed_store_stays_closed(prefix: str) -> None:
+    store = RedisStore.from_url(URL, prefix=prefix)
+    await store.create_run("r", "wf", None, None, T0)
+    await store.close()
+    with pytest.raises(StoreUnavailableError, match="closed"):
+        await store.load_run("r")
+
+
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        ("redis://127.0.0.1:6379/0?prefix=a{b", {}),
+        ("redis://127.0.0.1:6379/0", {"prefix": ""}),
+        ("redis://127.0.0.1:6379/0", {"no_such_option": 1}),
+        ("redis://127.0.0.1:6379/0", {"max_payload_bytes": 1}),
+        ("memcached://127.0.0.1", {}),
+    ],
+)
+async def test_bad_url_or_options_raise_invalid_argument(
+    url: str, options: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidArgumentError):
+        await open_store_redis(url, **options)
