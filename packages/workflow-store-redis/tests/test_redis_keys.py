@@ -74,4 +74,4 @@ def test_bad_prefix_is_rejected(prefix: object) -> None:
 
 
 def test_scan_pattern_escapes_glob_characters() -> None:
-    assert Keyspace("a*b?[c]:").pattern == "a\\*b\\?\\[c\\]:*"
+    assert Keyspace("a*b?[c]:").pattern == "a\\*b\\?\\[c\\]:{*"

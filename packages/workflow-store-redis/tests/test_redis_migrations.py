@@ -71,3 +71,20 @@ async def test_a_held_migration_lock_stops_a_second_migrator(store: RedisStore) 
     # The holder's lock is left alone, and nothing was migrated.
     assert await store.client.get(lock) == "someone-else"
     assert (await store.schema_status()).current is None
+
+
+async def test_downgrading_one_prefix_leaves_a_longer_prefix_alone(store: RedisStore) -> None:
+    # "wftest:x:" and "wftest:x:t2:": the second starts with the first.
+    other = RedisStore.from_url(URL, prefix=f"{store.keys.prefix}t2:")
+    try:
+        await store.create_schema()
+        await other.create_schema()
+        await other.create_run("r", "wf", None, None, T0)
+        await store.migrator.downgrade("base")
+        assert (await other.schema_status()).current == head()
+        assert await other.load_run("r") is not None
+    finally:
+        keys = [k async for k in other.client.scan_iter(match=other.keys.pattern)]
+        if keys:
+            await other.client.unlink(*keys)
+        await other.close()

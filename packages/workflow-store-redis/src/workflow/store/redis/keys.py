@@ -119,6 +119,10 @@ class Keyspace:
 
     @property
     def pattern(self) -> str:
-        """A SCAN pattern matching every key of this instance (glob-escaped prefix)."""
+        """A SCAN pattern matching every key of this instance and no other's.
+
+        Every key is ``prefix{tag}…`` and a prefix holds no brace, so ``prefix{*`` cannot
+        match the keys of an instance whose prefix merely starts with ours (``wf:`` and
+        ``wf:t2:``)."""
         special = "*?[]\\"
-        return "".join("\\" + c if c in special else c for c in self.prefix) + "*"
+        return "".join("\\" + c if c in special else c for c in self.prefix) + "{*"

@@ -81,6 +81,20 @@ T = TypeVar("T")
 _LIST_BATCH = 200
 
 
+# Failover, loading, memory pressure and lost connections: the operation did not
+# happen (a script fails before its first write), so the caller may retry.
+_UNAVAILABLE = (
+    rex.ConnectionError,
+    rex.TimeoutError,
+    rex.BusyLoadingError,
+    rex.ReadOnlyError,
+    rex.MasterDownError,
+    rex.ClusterDownError,
+    rex.TryAgainError,
+    rex.OutOfMemoryError,
+)
+
+
 class RedisStore:
     """The :class:`~workflow.runtime.ExecutionStore` on Redis (standalone server)."""
 
@@ -159,8 +173,14 @@ class RedisStore:
             return await call()
         except rex.AuthenticationError as exc:
             raise StoreConfigurationError(f"Redis rejected the credentials: {exc}") from exc
-        except (rex.ConnectionError, rex.TimeoutError, rex.BusyLoadingError) as exc:
-            raise StoreUnavailableError(f"Redis is unreachable: {exc}") from exc
+        except rex.NoPermissionError as exc:
+            raise StoreConfigurationError(f"Redis denied the command (ACL): {exc}") from exc
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"Redis is unavailable: {exc}") from exc
+        except rex.ResponseError as exc:
+            if str(exc).startswith("BUSY"):  # another script is running: retry later
+                raise StoreUnavailableError(f"Redis is busy: {exc}") from exc
+            raise StoreOperationError(f"Redis rejected the operation: {exc}") from exc
         except rex.RedisError as exc:
             raise StoreOperationError(f"Redis rejected the operation: {exc}") from exc
 
