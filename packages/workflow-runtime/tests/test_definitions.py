@@ -63,6 +63,15 @@ def test_two_schedules_with_one_id_are_refused() -> None:
         Workflow("wf", handler, schedules=(every(1, id="x"), every(2, id="x")))
 
 
+def test_one_schedule_id_declared_by_two_workflows_is_refused() -> None:
+    a = Workflow("a", handler, schedules=(every(1, id="nightly"),))
+    b = Workflow("b", handler, schedules=(every(2, id="nightly"),))
+    with pytest.raises(WorkflowDefinitionError, match="'nightly' is declared by both"):
+        WorkflowSet([a, b])
+    # Versions of one workflow keep their schedule id: only the latest declares it.
+    WorkflowSet([Workflow("a", handler, "0", schedules=(every(1, id="nightly"),)), a])
+
+
 def test_the_set_finds_the_latest_and_exact_versions() -> None:
     v1 = Workflow("order", handler, "1")
     v2 = Workflow("order", handler, "2")

@@ -117,6 +117,48 @@ async def test_misusing_the_context_fails_the_run_with_a_clear_error(
     assert message in text
 
 
+async def test_a_ctx_call_inside_a_step_fails_the_run_not_the_step() -> None:
+    @workflow("nested")
+    async def nested(ctx: Context, _: JSON) -> JSON:
+        async def inner() -> str:
+            return await ctx.step("inner", lambda: "x")
+
+        # A retrying step policy: misuse recorded as the step's failure would retry.
+        await ctx.step("outer", inner, retry=RetryPolicy(max_attempts=3))
+        return "unreachable"
+
+    rt, store = runtime(nested)
+    await rt.start("nested", None, run_id="r")
+    (drive,) = (await rt.sweep()).drives
+    assert drive.outcome is DriveOutcome.FAILED
+    kind, text = await error_of(store, "r")
+    assert (kind, "await context operations one at a time" in text) == (
+        "WorkflowDefinitionError",
+        True,
+    )
+    types = {e.type for e in await store.read_events("r")}
+    assert not types & {EventType.STEP_FAILED, EventType.STEP_ATTEMPT_FAILED}
+
+
+async def test_approval_meta_that_is_not_a_payload_is_refused_at_the_wait() -> None:
+    @workflow("bad-meta")
+    async def bad_meta(ctx: Context, _: JSON) -> JSON:
+        try:
+            await ctx.wait_for_approval("ok?", meta={"when": (1, 2)}, timeout=0)  # type: ignore[dict-item]
+        except WorkflowDefinitionError as exc:
+            return ["refused", str(exc)]
+        return "waited"
+
+    rt, store = runtime(bad_meta)
+    await rt.start("bad-meta", None, run_id="r")
+    (drive,) = (await rt.sweep()).drives
+    assert drive.outcome is DriveOutcome.FAILED
+    kind, text = await error_of(store, "r")
+    assert kind == "WorkflowDefinitionError"
+    assert "meta of approval 'approval#1'" in text
+    assert [e.type for e in await store.read_events("r")] == [EventType.RUN_FAILED]
+
+
 async def test_a_result_that_is_not_a_payload_is_a_final_step_failure() -> None:
     calls: list[int] = []
 
@@ -330,6 +372,71 @@ async def test_the_worker_stops_gracefully_yielding_the_running_slice() -> None:
     # The running step finished and was recorded; the next never started; no lease.
     assert (run.status, run.lease) == (RunStatus.QUEUED, None)
     assert [e.step_id for e in await store.read_events("r")] == ["slow"]
+
+
+async def test_a_blocked_step_holds_up_neither_new_runs_nor_timers_on_the_worker() -> None:
+    release = asyncio.Event()
+    blocking = asyncio.Event()
+
+    async def block() -> str:
+        blocking.set()
+        await release.wait()
+        return "released"
+
+    @workflow("blocker")
+    async def blocker(ctx: Context, _: JSON) -> JSON:
+        return await ctx.step("block", block)
+
+    @workflow("sleeper")
+    async def sleeper(ctx: Context, _: JSON) -> JSON:
+        await ctx.sleep(1)
+        return "woke"
+
+    @workflow("quick")
+    async def quick(ctx: Context, _: JSON) -> JSON:
+        return await ctx.step("q", lambda: "quick")
+
+    sleeping = asyncio.Event()
+
+    def on_event(event: StoredEvent) -> None:
+        # Written with the settle that pauses the run and stores its timer.
+        if event.type == EventType.SLEEP_STARTED:
+            sleeping.set()
+
+    clock = FakeClock()
+    rt, store = runtime(blocker, sleeper, quick, concurrency=2, clock=clock, listener=on_event)
+
+    async def status(run_id: str) -> RunStatus:
+        run = await store.load_run(run_id)
+        assert run is not None
+        return run.status
+
+    await rt.start("blocker", None, run_id="b")
+    await rt.start("sleeper", None, run_id="s")
+    worker = Worker(rt, poll_interval=0.01, jitter=0)
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(blocking.wait(), 10)
+        await asyncio.wait_for(sleeping.wait(), 10)
+        assert await status("s") is RunStatus.PAUSED
+        clock.now += 1_000  # the sleeper's timer is due now (the leases still hold)
+        await rt.start("quick", None, run_id="q")  # claimable only now
+        assert await rt.result("s", wait=10, poll=0.005) == "woke"
+        assert await rt.result("q", wait=10, poll=0.005) == "quick"
+        assert await status("b") is RunStatus.RUNNING  # still inside its step
+        release.set()
+        assert await rt.result("b", wait=10, poll=0.005) == "released"
+    finally:
+        release.set()
+        worker.stop()
+        await asyncio.wait_for(running, 10)
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001])
+def test_a_worker_limit_out_of_range_is_refused(limit: int) -> None:
+    rt, _ = runtime()
+    with pytest.raises(InvalidArgumentError, match="limit"):
+        Worker(rt, limit=limit)
 
 
 def test_log_formatters_carry_the_structured_fields() -> None:

@@ -135,6 +135,18 @@ class WorkflowSet:
                 )
             self._by_key[key] = wf
             self._latest[wf.workflow_id] = wf
+        # Schedules live in the store by id alone: a second workflow declaring the same
+        # id would silently overwrite the first one's schedule on every reconcile.
+        owners: dict[str, str] = {}
+        for wf in self._latest.values():
+            for scheduled in wf.schedules:
+                schedule_id = scheduled.resolved_id(wf.workflow_id)
+                other = owners.setdefault(schedule_id, wf.workflow_id)
+                if other != wf.workflow_id:
+                    raise WorkflowDefinitionError(
+                        f"schedule id {schedule_id!r} is declared by both workflow {other!r} "
+                        f"and workflow {wf.workflow_id!r}; give each schedule its own id"
+                    )
 
     def __iter__(self) -> Iterator[Workflow]:
         return iter(self._by_key.values())

@@ -149,8 +149,9 @@ class Runtime:
     every ``heartbeat_ms`` (default a third of it; it must be shorter than the lease,
     else :class:`InvalidArgumentError`) while a slice runs.
     ``slice_ms``: a slice yields at the next operation after this long.
-    ``concurrency``: runs driven at once by one sweep. ``run_retry``: attempts and
-    backoff for failing slices. ``clock``: ms since the epoch (tests pass a fake one).
+    ``concurrency``: runs driven at once by one sweep (or one worker).
+    ``run_retry``: attempts and backoff for failing slices.
+    ``clock``: ms since the epoch (tests pass a fake one).
     ``listener``: called with every event once it is durably written.
     """
 
@@ -365,6 +366,15 @@ class Runtime:
 
         if self._stopping:
             return SweepReport()
+        ticks, timers = await self._fire_due(clock, limit)
+        drives = await self._drive_claimable(clock, limit)
+        return SweepReport(ticks, timers, drives)
+
+    async def _fire_due(
+        self, clock: Clock, limit: int
+    ) -> tuple[list[ScheduleTick], list[InboxEntry]]:
+        """Fire up to ``limit`` due schedule ticks and due timers (the part of a sweep
+        that the worker also runs while drives are in flight)."""
         if not self._reconciled:
             await self.reconcile_schedules(clock())
         ticks = await self.store.fire_due_schedules(clock(), limit)
@@ -377,8 +387,15 @@ class Runtime:
                 extra={"schedule_id": tick.schedule_id, "run_id": tick.run_id},
             )
         timers = await self.store.fire_due_timers(clock(), limit)
-        drives = await self._drive_claimable(clock, limit)
-        return SweepReport(ticks, timers, drives)
+        return ticks, timers
+
+    async def _claim(self, clock: Clock, want: int) -> list[Claimed]:
+        """Claim up to ``want`` runnable runs (none once stopping)."""
+        if self._stopping or want <= 0:
+            return []
+        return await self.store.claim_runnable(
+            self.owner, self.lease_ms, want, clock(), with_history=True
+        )
 
     async def run_until_idle(self, *, max_sweeps: int = 1000, now: int | None = None) -> int:
         """Sweep until a sweep finds nothing to do (due sleeps not yet due stay
@@ -403,9 +420,7 @@ class Runtime:
                 ):
                     want = min(self.concurrency - len(active), limit - claimed)
                     try:
-                        claims = await self.store.claim_runnable(
-                            self.owner, self.lease_ms, want, clock(), with_history=True
-                        )
+                        claims = await self._claim(clock, want)
                     except WorkflowStoreError as exc:
                         if not active:
                             raise  # nothing to finish: the worker logs it and backs off

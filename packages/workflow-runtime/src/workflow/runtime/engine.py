@@ -630,6 +630,10 @@ class Execution:
                 raise self._fatal from None
             raise
         except Exception as exc:
+            if self._fatal is not None:
+                # Misuse from inside the step (a ctx call): the run's error, not a
+                # failure of the step to record and retry.
+                raise self._fatal from None
             return self._step_failed(step_id, attempt, exc, policy)
         finally:
             self._step_task = None
@@ -772,6 +776,16 @@ class Execution:
             timeout_at = recorded if isinstance(recorded, int) else None
         else:
             self._check_yield()
+            try:
+                codec.encode(
+                    meta,
+                    max_bytes=payload_limit(self.journal.store),
+                    what=f"meta of approval {step_id!r}",
+                )
+            except PayloadError as exc:
+                # Refused here, where the code is at fault, not later by the write of
+                # some unrelated operation that flushes this record.
+                self._fail(WorkflowDefinitionError(str(exc)))
             timeout_at = None if timeout_s is None else self.clock() + round(timeout_s * 1000)
             self.journal.add(
                 NewEvent(

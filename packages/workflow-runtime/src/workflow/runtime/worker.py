@@ -1,8 +1,12 @@
-"""The worker: sweeps in a loop until told to stop.
+"""The worker: polls in a loop until told to stop.
 
-* Polls with jitter: after a sweep that found work it sweeps again at once; after an
-  idle one it waits ``poll_interval`` seconds spread by ``jitter`` (so many workers do
-  not hit the store in lockstep). Store outages back off exponentially.
+* Each poll fires due schedules and timers and claims runs into the free drive slots
+  (``runtime.concurrency``); drives run as their own tasks, so a long step never holds
+  up timers, schedules or other runs.
+* Polls with jitter: after a poll that found work it polls again at once; after an idle
+  one it waits ``poll_interval`` seconds spread by ``jitter`` (so many workers do not
+  hit the store in lockstep), or less when a drive ends and frees its slot. Store
+  outages back off exponentially.
 * Graceful stop (SIGTERM/SIGINT, or :meth:`Worker.stop`): no new claims; running
   slices yield at their next context operation (a step already running finishes) and
   settle, which releases their leases. A second signal cancels the slices at once;
@@ -23,8 +27,9 @@ import sys
 import time
 from typing import Any
 
-from .driver import Runtime
+from .driver import DriveReport, Runtime
 from .errors import WorkflowStoreError
+from .validation import check_limit
 
 log = logging.getLogger("workflow.runtime.worker")
 
@@ -81,7 +86,14 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
 
 
 class Worker:
-    """Runs ``runtime.sweep()`` in a loop (see the module docs)."""
+    """Fires due schedules and timers and drives claimed runs in a loop (see the
+    module docs).
+
+    Drives run as their own tasks, up to ``runtime.concurrency`` at once: a poll never
+    waits for them, so a long step holds up neither timers and schedules nor the
+    claim of other runs into the free slots. ``limit`` bounds the ticks, timers and
+    claims of one poll.
+    """
 
     def __init__(
         self,
@@ -95,9 +107,10 @@ class Worker:
         self.runtime = runtime
         self.poll_interval = poll_interval
         self.jitter = jitter
-        self.limit = limit
+        self.limit = check_limit(limit)
         self.max_backoff = max_backoff
         self._stop = asyncio.Event()
+        self._drives: set[asyncio.Task[DriveReport]] = set()
         self.sweeps = 0
 
     def stop(self) -> None:
@@ -113,8 +126,32 @@ class Worker:
     def _delay(self, base: float) -> float:
         return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
 
+    async def _poll(self) -> bool:
+        """Fire due schedules and timers, claim runs into the free slots and start
+        driving them. True when it found work."""
+        rt = self.runtime
+        ticks, timers = await rt._fire_due(rt.clock, self.limit)
+        free = min(rt.concurrency - len(self._drives), self.limit)
+        claims = await rt._claim(rt.clock, free) if free > 0 else []
+        for claim in claims:
+            self._drives.add(asyncio.create_task(rt._drive(claim, rt.clock)))
+        return bool(ticks or timers or claims)
+
+    async def _idle(self, delay: float) -> None:
+        """Wait ``delay`` seconds, or less: until a drive ends (its slot is free) or
+        :meth:`stop` is called."""
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait(
+                {stopped, *self._drives}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopped.cancel()
+        self._drives = {task for task in self._drives if not task.done()}
+
     async def run(self) -> None:
-        """Sweep until :meth:`stop`; failed sweeps are logged and backed off, never fatal."""
+        """Poll until :meth:`stop`, then let the running drives finish or yield; failed
+        polls are logged and backed off, never fatal."""
         failures = 0
         log.info(
             "worker started",
@@ -124,29 +161,47 @@ class Worker:
                 "concurrency": self.runtime.concurrency,
             },
         )
-        while not self._stop.is_set():
-            try:
-                report = await self.runtime.sweep(limit=self.limit)
-            except Exception as exc:
-                # A worker outlives store outages and its own bugs alike: log, back off.
-                failures += 1
-                delay = min(self.max_backoff, self.poll_interval * 2 ** min(failures, 10))
-                log.warning(
-                    "sweep failed (retrying in %.1f s): %s",
-                    delay,
-                    exc,
-                    exc_info=not isinstance(exc, WorkflowStoreError),
-                    extra={"owner": self.runtime.owner},
-                )
-            else:
+        try:
+            while not self._stop.is_set():
+                try:
+                    did_work = await self._poll()
+                except Exception as exc:
+                    # A worker outlives store outages and its own bugs alike: log, back
+                    # off. Drives already running hold their leases and go on.
+                    failures += 1
+                    delay = min(self.max_backoff, self.poll_interval * 2 ** min(failures, 10))
+                    log.warning(
+                        "sweep failed (retrying in %.1f s): %s",
+                        delay,
+                        exc,
+                        exc_info=not isinstance(exc, WorkflowStoreError),
+                        extra={"owner": self.runtime.owner},
+                    )
+                    # Not woken by ending drives: a failing store is not polled faster.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), self._delay(delay))
+                    self._drives = {task for task in self._drives if not task.done()}
+                    continue
                 failures = 0
                 self.sweeps += 1
-                if report.did_work:
-                    await asyncio.sleep(0)  # let signal handlers and others in
+                if did_work:
+                    await asyncio.sleep(0)  # let signal handlers and drives in
+                    self._drives = {task for task in self._drives if not task.done()}
                     continue
-                delay = self.poll_interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._delay(delay))
+                await self._idle(self._delay(self.poll_interval))
+            # Graceful stop: the slices yield at their next context operation (a
+            # running step finishes) and settle, which releases their leases.
+            if self._drives:
+                await asyncio.wait(self._drives)
+        finally:
+            # A hard stop (cancellation) or a bug: stop the drives with the loop; each
+            # tries to release its lease on the way out.
+            running = [task for task in self._drives if not task.done()]
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            self._drives.clear()
         log.info("worker stopped", extra={"owner": self.runtime.owner})
 
     async def run_until_signalled(self) -> None:

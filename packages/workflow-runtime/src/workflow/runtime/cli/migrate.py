@@ -77,10 +77,11 @@ def downgrade(url: str, revision: str, sql: bool) -> None:
     """Downgrade the schema to --revision."""
     if sql:
 
-        async def head(m: _Migrator) -> str:
-            return m.head
+        async def script(m: _Migrator) -> str:
+            # One store: the script runs down from the adapter's head.
+            return m.offline_sql(revision, downgrade_from=m.head)
 
-        click.echo(_run(url, _offline(revision, _run(url, head))), nl=False)
+        click.echo(_run(url, script), nl=False)
         return
 
     async def act(m: _Migrator) -> str | None:

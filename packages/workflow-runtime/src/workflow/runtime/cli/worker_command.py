@@ -116,6 +116,14 @@ def worker(
     async def go() -> None:
         store: ExecutionStore = await open_store(url)
         try:
+            replaced = template._store
+            if replaced is not None and replaced is not store:
+                # The module's own store is replaced by --url's: close it rather than
+                # leak its connections for the life of the worker.
+                try:
+                    await replaced.close()
+                except Exception as exc:
+                    log.warning("closing the module's own store failed: %s", exc)
             runtime = template.bind(store, **options)
             log.info("store %s", redact_url(url), extra={"owner": runtime.owner})
             await Worker(runtime, poll_interval=poll, jitter=jitter).run_until_signalled()
