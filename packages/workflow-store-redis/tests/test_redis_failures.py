@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -11,12 +12,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from workflow.contract_tests.servers import require_server
-from workflow.runtime import Created, Existing, open_store
+from workflow.runtime import Claimed, Created, Existing, Pause, Wait, open_store
 from workflow.runtime.errors import (
     InvalidArgumentError,
     SchemaVersionError,
+    StoreConfigurationError,
     StoreUnavailableError,
 )
+from workflow.store.redis.durability import problems, read_settings
 from workflow.store.redis.keys import Keyspace
 from workflow.store.redis.migrator import head
 from workflow.store.redis.store import RedisStore
@@ -132,3 +135,57 @@ async def test_bad_url_or_options_raise_invalid_argument(
 ) -> None:
     with pytest.raises(InvalidArgumentError):
         await open_store_redis(url, **options)
+
+
+async def test_opening_names_the_persistence_settings_that_can_lose_writes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Read the real server's settings; the test's expectation follows from them.
+    probe = RedisStore.from_url(URL)
+    try:
+        settings = await read_settings(probe.client)
+    finally:
+        await probe.close()
+    found = problems(settings)
+    prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
+    url = f"{URL}{'&' if '?' in URL else '?'}prefix={prefix}"
+    with caplog.at_level(logging.WARNING, logger="workflow.store.redis"):
+        store = await open_store(url, verify_schema=False)
+    await store.close()
+    logged = [r.getMessage() for r in caplog.records if r.name == "workflow.store.redis"]
+    assert len(logged) == len(found)
+    if found:
+        with pytest.raises(StoreConfigurationError, match="may lose acknowledged writes"):
+            await open_store(url, verify_schema=False, require_durable=True)
+    else:
+        await (await open_store(url, verify_schema=False, require_durable=True)).close()
+
+
+def test_the_settings_that_lose_writes_are_named() -> None:
+    safe = {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"}
+    assert problems(safe) == []
+    assert [p.split()[0] for p in problems({**safe, "appendonly": "no"})] == ["appendonly"]
+    assert "appendfsync" in problems({**safe, "appendfsync": "no"})[0]
+    assert "allkeys-lru" in problems({**safe, "maxmemory-policy": "allkeys-lru"})[0]
+    assert "could not read" in problems(None)[0]
+
+
+async def test_a_run_whose_keys_vanished_never_stalls_claims_or_timers(prefix: str) -> None:
+    # An eviction policy, or a DEL by hand, can remove a run's hash while the global
+    # indexes still name it; the many-run scripts drop such members and go on.
+    store = RedisStore.from_url(URL, prefix=prefix)
+    try:
+        await store.create_schema()
+        for run_id in ("gone-q", "gone-p", "live"):
+            await store.create_run(run_id, "wf", None, None, T0)
+        claimed = await store.claim_run("gone-p", "w", 60_000, T0)
+        assert isinstance(claimed, Claimed)
+        await store.settle_run("gone-p", claimed.lease, 0, [], Pause(Wait.sleep("s", T0 + 5)), T0)
+        await store.client.delete(store.keys.run("gone-q"), store.keys.run("gone-p"))
+
+        assert await store.fire_due_timers(T0 + 10, 10) == []
+        claims = await store.claim_runnable("w", 60_000, 10, T0 + 10)
+        assert [c.run.run_id for c in claims] == ["live"]
+        assert await store.claim_runnable("w", 60_000, 10, T0 + 10) == []
+    finally:
+        await store.close()

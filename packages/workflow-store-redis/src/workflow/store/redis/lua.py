@@ -46,6 +46,14 @@ end
 
 local function run_of(h) return redis.call('HGETALL', rk(h) .. ':run') end
 
+-- Whether an index member's run still exists. One that does not (evicted, or deleted
+-- by hand) is dropped from the indexes, so it can never stall the many-run scripts.
+local function alive(h)
+  if redis.call('EXISTS', rk(h) .. ':run') == 1 then return true end
+  sync(h)
+  return false
+end
+
 local function inbox_of(h)
   return {redis.call('HGETALL', rk(h) .. ':inbox'), redis.call('SMEMBERS', rk(h) .. ':consumed')}
 end
@@ -201,9 +209,13 @@ local limit = tonumber(ARGV[4])
 local now = ARGV[5]
 local candidates = {}
 local queued = redis.call('ZRANGE', gk('queued'), 0, limit - 1, 'WITHSCORES')
-for i = 1, #queued, 2 do candidates[#candidates + 1] = {tonumber(queued[i + 1]), queued[i]} end
+for i = 1, #queued, 2 do
+  if alive(queued[i]) then candidates[#candidates + 1] = {tonumber(queued[i + 1]), queued[i]} end
+end
 for _, h in ipairs(redis.call('ZRANGEBYSCORE', gk('leases'), '-inf', now)) do
-  candidates[#candidates + 1] = {tonumber(redis.call('HGET', rk(h) .. ':run', 'ready')), h}
+  if alive(h) then
+    candidates[#candidates + 1] = {tonumber(redis.call('HGET', rk(h) .. ':run', 'ready')), h}
+  end
 end
 -- Members are hex, so string order is byte order whatever the server's locale.
 table.sort(candidates, function(a, b)
@@ -308,21 +320,23 @@ local now = ARGV[2]
 local due = redis.call('ZRANGEBYSCORE', gk('timers'), '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 for _, h in ipairs(due) do
-  local k = rk(h) .. ':run'
-  local f = redis.call('HMGET', k, 'id', 'w_kind', 'w_step', 'w_key', 'w_wake')
-  local name = 'null'
-  if f[2] == 'signal' then name = cjson.encode(f[4]) end
-  -- Built by concatenation: the times are kept as the decimal strings they came as.
-  local record = '[' .. name .. ',' .. cjson.encode(f[3]) .. ',' ..
-    cjson.encode('{"wake_at":' .. f[5] .. '}') .. ',null,' .. now .. ']'
-  local field = 'timer:' .. f[3]
-  -- A fresh firing replaces an earlier one of the same step (a loop may sleep on
-  -- one step id again and again).
-  redis.call('HSET', rk(h) .. ':inbox', field, record)
-  redis.call('SREM', rk(h) .. ':consumed', field)
-  make_queued(h, now)
-  sync(h)
-  out[#out + 1] = {f[1], field, record}
+  if alive(h) then  -- (Lua 5.1: no goto/continue)
+    local k = rk(h) .. ':run'
+    local f = redis.call('HMGET', k, 'id', 'w_kind', 'w_step', 'w_key', 'w_wake')
+    local name = 'null'
+    if f[2] == 'signal' then name = cjson.encode(f[4]) end
+    -- Built by concatenation: the times are kept as the decimal strings they came as.
+    local record = '[' .. name .. ',' .. cjson.encode(f[3]) .. ',' ..
+      cjson.encode('{"wake_at":' .. f[5] .. '}') .. ',null,' .. now .. ']'
+    local field = 'timer:' .. f[3]
+    -- A fresh firing replaces an earlier one of the same step (a loop may sleep on
+    -- one step id again and again).
+    redis.call('HSET', rk(h) .. ':inbox', field, record)
+    redis.call('SREM', rk(h) .. ':consumed', field)
+    make_queued(h, now)
+    sync(h)
+    out[#out + 1] = {f[1], field, record}
+  end
 end
 return out
 """

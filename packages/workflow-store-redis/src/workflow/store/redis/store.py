@@ -10,6 +10,7 @@ caller's ``now``; the server clock is never read.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -73,7 +74,7 @@ from workflow.runtime.results import (
 from workflow.runtime.schedules import next_fire_at
 from workflow.runtime.subscriptions import poll_events
 
-from . import lua
+from . import durability, lua
 from .keys import DEFAULT_PREFIX, Keyspace, created_member, escape
 from .migrator import RedisMigrator
 
@@ -145,7 +146,16 @@ class RedisStore:
         Keyspace(prefix)
         validation._check_int(max_payload_bytes, "max_payload_bytes", 2, 2**31)
         try:
-            client = aioredis.Redis.from_url(url, decode_responses=True)
+            # Timeouts, so a connection dropped without a reset fails the operation
+            # (StoreUnavailableError) instead of hanging it; the URL's own
+            # socket_timeout=… etc. win over these.
+            client = aioredis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_connect_timeout=10,
+                socket_timeout=60,
+                health_check_interval=30,
+            )
         except ValueError as exc:
             raise InvalidArgumentError(f"bad Redis URL {redact_url(url)!r}: {exc}") from None
         return cls(
@@ -759,6 +769,11 @@ class RedisStore:
         current = await self._io(self.migrator.current)
         return SchemaStatus(current, self.migrator.head)
 
+    async def durability_problems(self) -> list[str]:
+        """What in the server's persistence settings can lose acknowledged writes
+        (empty when AOF is on and nothing is evicted); see :mod:`.durability`."""
+        return durability.problems(await self._io(lambda: durability.read_settings(self._client)))
+
     async def verify_schema(self) -> None:
         """Raise :class:`SchemaVersionError` unless the keyspace is at the head revision."""
         await self._io(self.migrator.verify)
@@ -795,7 +810,10 @@ async def open_store(url: str, **options: object) -> RedisStore:
     The key prefix (default ``wf:``) comes from the ``prefix`` option or the URL's
     ``prefix`` query parameter; other query parameters go to redis-py. Options:
     ``prefix``, ``max_payload_bytes``, ``verify_schema`` (default ``True``: raise
-    :class:`SchemaVersionError` unless the keyspace is at the head revision).
+    :class:`SchemaVersionError` unless the keyspace is at the head revision),
+    ``require_durable`` (default ``False``: the persistence settings that can lose
+    acknowledged writes are logged as warnings; ``True`` raises
+    :class:`StoreConfigurationError` instead).
     """
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
@@ -804,6 +822,7 @@ async def open_store(url: str, **options: object) -> RedisStore:
     prefix = options.pop("prefix", query.pop("prefix", [DEFAULT_PREFIX])[-1])
     max_bytes = options.pop("max_payload_bytes", codec.DEFAULT_MAX_PAYLOAD_BYTES)
     verify = options.pop("verify_schema", True)
+    require_durable = options.pop("require_durable", False)
     if options:
         raise InvalidArgumentError(f"unknown Redis store options: {', '.join(sorted(options))}")
     if not isinstance(prefix, str) or not isinstance(max_bytes, int):
@@ -812,10 +831,20 @@ async def open_store(url: str, **options: object) -> RedisStore:
     store = RedisStore.from_url(
         parts._replace(query=rest).geturl(), prefix=prefix, max_payload_bytes=max_bytes
     )
-    if verify:
-        try:
+    try:
+        if verify:
             await store.verify_schema()
-        except BaseException:
-            await store.close()
-            raise
+        problems = await store.durability_problems()
+        if problems and require_durable:
+            raise StoreConfigurationError(
+                f"Redis at {store._url_hint} may lose acknowledged writes: {'; '.join(problems)}"
+            )
+    except BaseException:
+        await store.close()
+        raise
+    for problem in problems:
+        _log.warning("Redis at %s may lose acknowledged writes: %s", store._url_hint, problem)
     return store
+
+
+_log = logging.getLogger("workflow.store.redis")

@@ -1,0 +1,56 @@
+"""Whether the Redis server keeps what the store writes: checked when a store opens.
+
+The store is as durable as the server's persistence (docs/stores/redis.md has the
+table). Without the append-only file a restart loses acknowledged claims, settles and
+deliveries; an eviction policy can remove a run's keys while the indexes still name
+it. Reading the settings needs ``CONFIG GET``, which managed services may disable:
+then the check says it could not tell, rather than guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import redis.asyncio as aioredis
+from redis import exceptions as rex
+
+SETTINGS = ("appendonly", "appendfsync", "maxmemory-policy")
+
+
+async def read_settings(client: aioredis.Redis) -> dict[str, str] | None:
+    """The persistence settings, or ``None`` when the server does not let us read them."""
+    try:
+        found: dict[str, str] = {}
+        for name in SETTINGS:
+            reply = await client.config_get(name)
+            found.update({str(k): str(v) for k, v in reply.items() if v is not None})
+        return found
+    except rex.ResponseError:  # CONFIG renamed or disabled, or not allowed by ACL
+        return None
+
+
+def problems(settings: Mapping[str, str] | None) -> list[str]:
+    """What in ``settings`` can lose acknowledged writes (empty: nothing found)."""
+    if settings is None:
+        return [
+            "could not read the server's persistence settings (CONFIG GET refused): "
+            "make sure appendonly is yes and maxmemory-policy is noeviction"
+        ]
+    found: list[str] = []
+    if settings.get("appendonly") != "yes":
+        found.append(
+            "appendonly is not yes: a Redis restart loses what the last snapshot does not "
+            "hold (claims, settles, deliveries)"
+        )
+    elif settings.get("appendfsync") not in {"always", "everysec"}:
+        found.append(
+            f"appendfsync is {settings.get('appendfsync')!r}: a machine crash can lose "
+            "more than a second of writes"
+        )
+    policy = settings.get("maxmemory-policy", "noeviction")
+    if policy != "noeviction":
+        found.append(
+            f"maxmemory-policy is {policy!r}: Redis may evict a run's keys while the "
+            "store's indexes still name it; use noeviction"
+        )
+    return found
