@@ -100,6 +100,7 @@ STATEMENT_BUDGET = {
     "settle_run": 5,
     "fire_due_timers": 5,
     "deliver_signal": 5,
+    "fire_due_schedules": 5,
     "claim_runnable": 5,
     "list_runs": 1,
     "load_run": 1,

@@ -98,6 +98,7 @@ STATEMENT_BUDGET = {
     "settle_run": 1,
     "fire_due_timers": 1,
     "deliver_signal": 1,
+    "fire_due_schedules": 2,
     "claim_runnable": 1,
     "list_runs": 1,
     "load_run": 1,

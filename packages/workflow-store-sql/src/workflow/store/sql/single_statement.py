@@ -323,3 +323,84 @@ def fire_due_timers(t: StoreTables, now: int, limit: int) -> sa.Select[Any]:
 
 def unprefixed(row: rows.Row, prefix: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
+
+
+def fire_schedules(t: StoreTables, plan: Sequence[dict[str, Any]], now: int) -> sa.Select[Any]:
+    """Apply ``plan`` (one dict per due schedule read at the statement's start: ``sid``,
+    the ``next_fire_at``/``updated_at`` it was read with, the new ``nfa``, ``lfa``,
+    ``lri`` and whether it ``fires``) in one statement.
+
+    Each schedule moves on only if it still has the values it was read with (a
+    compare-and-set: a concurrent firer or a re-declaration wins and this tick is not
+    ours); a firing schedule's run is inserted only for the schedules that moved, with
+    the workflow and input of the row that was compared. Returns the moved ids."""
+    schedules, runs = t.schedules, t.runs
+    v = sa.values(
+        sa.column("sid", ID),
+        sa.column("seen_nfa", MS),
+        sa.column("seen_updated", MS),
+        sa.column("nfa", MS),
+        sa.column("lfa", MS),
+        sa.column("lri", ID),
+        sa.column("fires", sa.Boolean),
+        name="plan",
+    ).data(
+        [
+            (p["sid"], p["seen_nfa"], p["seen_updated"], p["nfa"], p["lfa"], p["lri"], p["fires"])
+            for p in plan
+        ]
+    )
+    moved = (
+        sa.update(schedules)
+        .where(
+            schedules.c.schedule_id == v.c.sid,
+            schedules.c.next_fire_at == v.c.seen_nfa,
+            schedules.c.updated_at == v.c.seen_updated,
+            schedules.c.enabled == sa.true(),
+        )
+        .values(next_fire_at=v.c.nfa, last_fired_at=v.c.lfa, last_run_id=v.c.lri)
+        .returning(schedules.c.schedule_id)
+        .cte("moved")
+    )
+    # The schedule row as read (the statement's snapshot): the one the CAS compared.
+    seen = schedules.alias("seen")
+    new_runs = (
+        sa.select(
+            v.c.lri,
+            seen.c.workflow_id,
+            seen.c.workflow_version,
+            sa.literal(RunStatus.QUEUED.value, runs.c.status.type),
+            seen.c.input,
+            sa.literal(0, MS),
+            sa.literal(0, MS),
+            sa.literal(now, MS),
+            sa.literal(now, MS),
+            sa.literal(now, MS),
+        )
+        .select_from(
+            v.join(moved, moved.c.schedule_id == v.c.sid).join(seen, seen.c.schedule_id == v.c.sid)
+        )
+        .where(v.c.fires)
+    )
+    inserted = (
+        postgresql.insert(runs)
+        .from_select(
+            [
+                "run_id",
+                "workflow_id",
+                "workflow_version",
+                "status",
+                "input",
+                "lease_token",
+                "next_event_index",
+                "created_at",
+                "updated_at",
+                "ready_at",
+            ],
+            new_runs,
+        )
+        .on_conflict_do_nothing()
+        .returning(runs.c.run_id)
+        .cte("fired_runs")
+    )
+    return sa.select(moved.c.schedule_id).add_cte(inserted)

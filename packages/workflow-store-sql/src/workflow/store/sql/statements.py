@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from workflow.runtime import Claimed, NewEvent, Pause, Wait
+from workflow.runtime import Claimed, IntervalSpec, NewEvent, Pause, Wait
 
 from .store import SQLStore
 
@@ -64,6 +64,9 @@ async def hot_operation_statements(store: SQLStore, now: int = 1_000_000) -> dic
     for i in range(3):
         await store.create_run(f"q{i}", "wf", None, None, now)
     await run("claim_runnable", store.claim_runnable("w2", 1000, 3, now + 104))
+    await store.upsert_schedule("s1", "wf", IntervalSpec(every_ms=1000), now)
+    await store.upsert_schedule("s2", "wf", IntervalSpec(every_ms=1000), now)
+    await run("fire_due_schedules", store.fire_due_schedules(now + 5000, 10))
     await run("list_runs", store.list_runs(limit=2))
     await run("load_run", store.load_run("r1"))
     return out

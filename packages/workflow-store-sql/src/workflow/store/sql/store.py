@@ -1112,21 +1112,21 @@ class SQLStore:
         )
         busy = sa.and_(last_status.is_not(None), last_status.in_(_NOT_TERMINAL))
         ticks: list[ScheduleTick] = []
+        due_query = (
+            sa.select(schedules, busy.label("busy"))
+            .where(
+                schedules.c.enabled == sa.true(),
+                schedules.c.next_fire_at <= now,
+                # A buffered tick waits without blocking the schedules behind it.
+                sa.not_(sa.and_(schedules.c.overlap == Overlap.BUFFER_ONE.value, busy)),
+            )
+            .order_by(schedules.c.next_fire_at, schedules.c.schedule_id)
+            .limit(limit)
+        )
+        if self._dialect.writable_ctes:
+            return await self._fire_schedules_in_two(due_query, now)
         async with self._tx() as conn:
-            due = (
-                await conn.execute(
-                    sa.select(schedules, busy.label("busy"))
-                    .where(
-                        schedules.c.enabled == sa.true(),
-                        schedules.c.next_fire_at <= now,
-                        # A buffered tick waits without blocking the schedules behind it.
-                        sa.not_(sa.and_(schedules.c.overlap == Overlap.BUFFER_ONE.value, busy)),
-                    )
-                    .order_by(schedules.c.next_fire_at, schedules.c.schedule_id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            due = (await conn.execute(due_query.with_for_update(skip_locked=True))).all()
             if not due:
                 return []
             new_runs: list[dict[str, Any]] = []
@@ -1170,17 +1170,61 @@ class SQLStore:
                 )
             if new_runs:
                 await conn.execute(self._dialect.insert_ignore(runs, "run_id"), new_runs)
+            # One UPDATE for all of them: an executemany is a round trip per row on
+            # PyMySQL.
+            sid = schedules.c.schedule_id
+
+            def per_schedule(key: str, column: sa.Column[Any]) -> sa.Case[Any]:
+                return sa.case(
+                    *((sid == u["sid"], sa.literal(u[key], column.type)) for u in updates),
+                    else_=column,
+                )
+
             await conn.execute(
                 sa.update(schedules)
-                .where(schedules.c.schedule_id == sa.bindparam("sid"))
+                .where(sid.in_([u["sid"] for u in updates]))
                 .values(
-                    next_fire_at=sa.bindparam("nfa"),
-                    last_fired_at=sa.bindparam("lfa"),
-                    last_run_id=sa.bindparam("lri"),
-                ),
-                updates,
+                    next_fire_at=per_schedule("nfa", schedules.c.next_fire_at),
+                    last_fired_at=per_schedule("lfa", schedules.c.last_fired_at),
+                    last_run_id=per_schedule("lri", schedules.c.last_run_id),
+                )
             )
         return ticks
+
+    async def _fire_schedules_in_two(
+        self, due_query: sa.Select[Any], now: int
+    ) -> list[ScheduleTick]:
+        """Two round trips: read the due schedules, then one statement that moves each
+        on by compare-and-set and inserts the runs of those it moved (the next fire
+        time comes from the cron library, so it cannot be computed in SQL)."""
+        async with self._single() as conn:
+            due = (await conn.execute(due_query)).all()
+        if not due:
+            return []
+        plan: list[dict[str, Any]] = []
+        ticks: dict[str, ScheduleTick] = {}
+        for d in due:
+            s = rows.schedule_from_row(d._mapping)
+            fire_at, following = s.next_fire_at, next_fire_at(s.spec, now)
+            fires = not (s.overlap is Overlap.SKIP and d.busy)
+            run_id = f"{s.schedule_id}@{fire_at}" if fires else None
+            plan.append(
+                {
+                    "sid": s.schedule_id,
+                    "seen_nfa": fire_at,
+                    "seen_updated": s.updated_at,
+                    "nfa": following,
+                    "lfa": fire_at if fires else s.last_fired_at,
+                    "lri": run_id if fires else s.last_run_id,
+                    "fires": fires,
+                }
+            )
+            outcome = TickOutcome.FIRED if fires else TickOutcome.SKIPPED
+            ticks[s.schedule_id] = ScheduleTick(s.schedule_id, fire_at, outcome, run_id, following)
+        async with self._single() as conn:
+            stmt = single_statement.fire_schedules(self.tables, plan, now)
+            moved = set((await conn.execute(stmt)).scalars())
+        return [tick for sid, tick in ticks.items() if sid in moved]
 
     # -- operations and health -------------------------------------------------------
     @property
