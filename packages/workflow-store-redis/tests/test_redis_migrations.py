@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from workflow.contract_tests.servers import require_server
-from workflow.runtime.errors import SchemaVersionError
+from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
 from workflow.store.redis.keys import Keyspace
 from workflow.store.redis.migrator import head
 from workflow.store.redis.store import RedisStore
@@ -88,3 +88,17 @@ async def test_downgrading_one_prefix_leaves_a_longer_prefix_alone(store: RedisS
         if keys:
             await other.client.unlink(*keys)
         await other.close()
+
+
+async def test_unknown_revisions_are_the_contracts_errors_not_alembics(store: RedisStore) -> None:
+    await store.create_schema()
+    with pytest.raises(InvalidArgumentError, match="no such revision"):
+        await store.migrator.upgrade("0badc0ffee00")
+    with pytest.raises(InvalidArgumentError, match="no such revision"):
+        await store.migrator.downgrade("0badc0ffee00")
+    # A keyspace migrated by a newer adapter: our graph does not have its revision.
+    await store.client.set(store.keys.index("revision"), "ffffffffffff")
+    for attempt in (store.migrator.upgrade(), store.migrator.downgrade("base")):
+        with pytest.raises(SchemaVersionError, match="does not know") as exc:
+            await attempt
+        assert exc.value.current == "ffffffffffff"

@@ -20,6 +20,7 @@ from typing import Any
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 
 import redis.asyncio as aioredis
 from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
@@ -126,7 +127,7 @@ class RedisMigrator:
     async def upgrade(self, revision: str = "head") -> None:
         async with self._locked():
             current = await self.current()
-            steps = list(_script().iterate_revisions(revision, current))
+            steps = self._walk(revision, current, current)
             steps.reverse()  # iterate_revisions walks from the target down
             for step in steps:
                 await step.module.upgrade(self.context)
@@ -138,11 +139,30 @@ class RedisMigrator:
             if current is None:
                 return
             target = None if revision == "base" else revision
-            for step in _script().iterate_revisions(current, target):
+            for step in self._walk(current, target, current):
                 if step.revision == target:
                     break
                 await step.module.downgrade(self.context)
                 await self._set(_single(step.down_revision))
+
+    def _walk(self, upper: str | None, lower: str | None, current: str | None) -> list[Any]:
+        """The revisions from ``upper`` down to ``lower``; a revision Alembic cannot
+        find becomes the contract's error, not Alembic's."""
+        try:
+            return list(_script().iterate_revisions(upper, lower))
+        except RevisionError as exc:
+            if current is not None and not self.knows(current):
+                raise SchemaVersionError(
+                    f"Redis keyspace under prefix {self.context.keys.prefix!r} is at revision "
+                    f"{current}, which this adapter does not know (it needs {self.head}): it "
+                    "was migrated by a newer version of the adapter; upgrade the package",
+                    current=current,
+                    required=self.head,
+                ) from None
+            known = ", ".join(r.revision for r in self.history())
+            raise InvalidArgumentError(
+                f"no such revision: {exc} (known: base, head, {known})"
+            ) from None
 
     def offline_sql(self, revision: str = "head", *, downgrade_from: str | None = None) -> str:
         raise InvalidArgumentError(
