@@ -3,89 +3,44 @@ between tests (TRUNCATE), so runs cannot see each other and tests stay quick."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from workflow.contract_tests import StoreContract, StoreFactory
-from workflow.contract_tests.servers import require_server
+from workflow.contract_tests.sql import SQLServer, SQLServerContract
 from workflow.runtime import (
     Cancelled,
     Capability,
-    ExecutionStore,
     RunStatus,
     StoreConfigurationError,
 )
 from workflow.store.mysql.store import MySQLStore
 from workflow.store.sql.statements import hot_operation_statements
 
-URL = os.environ.get("WORKFLOW_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
-SCHEMA = f"wf_test_{uuid.uuid4().hex[:10]}"
-
-
-async def _create() -> None:
-    store = MySQLStore.from_url(URL, schema=SCHEMA)
-    await store.create_schema()
-    await store.close()
-
-
-async def _drop() -> None:
-    engine = create_async_engine(URL.replace("mysql://", "mysql+aiomysql://"))
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{SCHEMA}`"))
-    await engine.dispose()
+SERVER = SQLServer(
+    MySQLStore.from_url,
+    os.environ.get("WORKFLOW_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
+    driver="mysql+aiomysql",
+    name="MySQL/MariaDB",
+    default_port=3306,
+)
+URL = SERVER.url
 
 
 @pytest.fixture(scope="session")
-def my_schema() -> Iterator[str]:
-    # Sync on purpose: a session-wide async fixture would pin every test to one loop.
-    require_server(URL, "MySQL/MariaDB", default_port=3306)
-    asyncio.run(_create())
-    yield SCHEMA
-    asyncio.run(_drop())
+def server_schema() -> Iterator[str]:
+    yield from SERVER.schema("wf_test")
 
 
-class TestMySQLStore(StoreContract):
+class TestMySQLStore(SQLServerContract):
     capabilities = frozenset(
         {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
     )
-
-    @pytest.fixture
-    def store_url(self, my_schema: str) -> str:
-        # What open_store() opens on the same data as `store` (multi-process cases).
-        return f"{URL}{'&' if '?' in URL else '?'}schema={my_schema}"
-
-    @pytest.fixture
-    async def store(self, my_schema: str) -> AsyncIterator[ExecutionStore]:
-        store = MySQLStore.from_url(URL, schema=my_schema, max_payload_bytes=self.max_payload_bytes)
-        t = store.tables
-        async with store.engine.begin() as conn:
-            # Children first: MySQL will not TRUNCATE a table other tables reference.
-            for table in (t.events, t.inbox, t.schedules, t.runs):
-                await conn.execute(sa.text(f"DELETE FROM `{my_schema}`.{table.name}"))
-        yield store
-        await store.close()
-
-    @pytest.fixture
-    async def store_factory(self, my_schema: str) -> AsyncIterator[StoreFactory]:
-        opened: list[MySQLStore] = []
-
-        async def open_handle() -> ExecutionStore:
-            handle = MySQLStore.from_url(
-                URL, schema=my_schema, max_payload_bytes=self.max_payload_bytes
-            )
-            opened.append(handle)
-            return handle
-
-        yield open_handle
-        for handle in opened:
-            await handle.close()
+    server = SERVER
 
 
 # Round trips per hot operation (workflow.store.sql.statements.recording): the stores
@@ -107,9 +62,9 @@ STATEMENT_BUDGET = {
 }
 
 
-async def test_hot_operations_send_the_budgeted_statements(my_schema: str) -> None:
+async def test_hot_operations_send_the_budgeted_statements(server_schema: str) -> None:
     # Its own tables (prefix), so the contract cases' data cannot interfere.
-    store = MySQLStore.from_url(URL, schema=my_schema, table_prefix="stmt_")
+    store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="stmt_")
     await store.create_schema()
     try:
         seen = await hot_operation_statements(store)
@@ -119,15 +74,13 @@ async def test_hot_operations_send_the_budgeted_statements(my_schema: str) -> No
 
 
 def _engine(**options: Any) -> AsyncEngine:
-    return create_async_engine(
-        URL.replace("mysql://", "mysql+aiomysql://") + "?charset=utf8mb4", **options
-    )
+    return create_async_engine(SERVER.driver_url() + "?charset=utf8mb4", **options)
 
 
-async def test_a_store_on_an_engine_at_repeatable_read_refuses_to_write(my_schema: str) -> None:
+async def test_a_store_on_an_engine_at_repeatable_read_refuses_to_write(server_schema: str) -> None:
     # InnoDB's default; the store's locking model is written for READ COMMITTED.
     engine = _engine()
-    store = MySQLStore(engine, schema=my_schema, table_prefix="iso_")
+    store = MySQLStore(engine, schema=server_schema, table_prefix="iso_")
     try:
         await store.create_schema()
         await store.create_run("r", "wf", None, None, 1_000)  # autocommit: no isolation
@@ -141,13 +94,13 @@ async def test_a_store_on_an_engine_at_repeatable_read_refuses_to_write(my_schem
         await engine.dispose()
 
 
-async def test_a_store_on_an_engine_the_application_made_works(my_schema: str) -> None:
+async def test_a_store_on_an_engine_the_application_made_works(server_schema: str) -> None:
     # An engine that pooled connections before the store existed: the session setup
     # (group_concat_max_len) still reaches them on checkout.
     engine = _engine(isolation_level="READ COMMITTED")
     async with engine.connect() as conn:
         await conn.execute(sa.text("SELECT 1"))
-    store = MySQLStore(engine, schema=my_schema, table_prefix="own_")
+    store = MySQLStore(engine, schema=server_schema, table_prefix="own_")
     try:
         await store.create_schema()
         await store.create_run("r", "wf", None, None, 1_000)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from typing import Any, cast
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from workflow.contract_tests.servers import require_server
+from workflow.contract_tests.sql import SQLServer, poll
 from workflow.runtime import (
     RunStatus,
     StoreConfigurationError,
@@ -31,9 +31,15 @@ from workflow.runtime.results import Claimed
 from workflow.store.mysql.store import MySQLStore, open_store
 from workflow.store.sql.failures import RETRIES, operation
 
-URL = os.environ.get("WORKFLOW_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
-SCHEMA = f"wf_fail_{uuid.uuid4().hex[:10]}"
-NO_GRANTS_USER = f"{SCHEMA}_nogrants"
+SERVER = SQLServer(
+    MySQLStore.from_url,
+    os.environ.get("WORKFLOW_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
+    driver="mysql+aiomysql",
+    name="MySQL/MariaDB",
+    default_port=3306,
+)
+URL = SERVER.url
+NO_GRANTS_USER = f"wf_nogrants_{uuid.uuid4().hex[:10]}"
 T0 = 1_700_000_000_000
 PATIENCE = 30.0  # seconds of polling: generous on a loaded machine, never an assertion
 # InnoDB refreshes information_schema.innodb_trx only after 100 ms without a reader:
@@ -41,49 +47,23 @@ PATIENCE = 30.0  # seconds of polling: generous on a loaded machine, never an as
 POLL = 0.25
 
 
-def _driver_url(url: str = URL) -> str:
-    return url.replace("mysql://", "mysql+aiomysql://", 1)
-
-
-def _with(url: str, **parts: Any) -> str:
-    """``url`` with another port, database or user (a real URL, not a string edit)."""
-    return sa.make_url(url).set(**parts).render_as_string(hide_password=False)
-
-
 def _errno(error: BaseException) -> Any:
     args = getattr(getattr(error.__cause__, "orig", None), "args", ())
     return args[0] if args else None
 
 
-async def _admin(*statements: str) -> None:
-    engine = create_async_engine(_driver_url(), isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        for statement in statements:
-            await conn.execute(sa.text(statement))
-    await engine.dispose()
-
-
-async def _setup() -> None:
-    store = MySQLStore.from_url(URL, schema=SCHEMA)
-    await store.create_schema()
-    await store.close()
-    await _admin(f"CREATE USER '{NO_GRANTS_USER}'@'%'")
-
-
 @pytest.fixture(scope="module")
-def my_schema() -> Iterator[str]:
-    # Sync on purpose: a module-wide async fixture would pin every test to one loop.
-    require_server(URL, "MySQL/MariaDB", default_port=3306)
-    asyncio.run(_setup())
-    yield SCHEMA
-    asyncio.run(
-        _admin(f"DROP DATABASE IF EXISTS `{SCHEMA}`", f"DROP USER IF EXISTS '{NO_GRANTS_USER}'@'%'")
+def server_schema() -> Iterator[str]:
+    yield from SERVER.schema(
+        "wf_fail",
+        setup=[f"CREATE USER '{NO_GRANTS_USER}'@'%'"],
+        teardown=[f"DROP USER IF EXISTS '{NO_GRANTS_USER}'@'%'"],
     )
 
 
 @pytest.fixture
-async def store(my_schema: str) -> AsyncIterator[MySQLStore]:
-    store = MySQLStore.from_url(URL, schema=my_schema)
+async def store(server_schema: str) -> AsyncIterator[MySQLStore]:
+    store = MySQLStore.from_url(URL, schema=server_schema)
     yield store
     await store.close()
 
@@ -91,18 +71,9 @@ async def store(my_schema: str) -> AsyncIterator[MySQLStore]:
 @pytest.fixture
 async def outsider() -> AsyncIterator[AsyncEngine]:
     """Raw connections of other sessions (not the store's)."""
-    engine = create_async_engine(_driver_url(), isolation_level="READ COMMITTED")
+    engine = create_async_engine(SERVER.driver_url(), isolation_level="READ COMMITTED")
     yield engine
     await engine.dispose()
-
-
-async def _poll(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
-    for _ in range(int(PATIENCE / POLL)):
-        found = await probe()
-        if found:
-            return found
-        await asyncio.sleep(POLL)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def _run_id() -> str:
@@ -111,7 +82,7 @@ def _run_id() -> str:
 
 # -- the server cannot be reached ------------------------------------------------------
 async def test_connection_refused_is_unavailable_and_retryable() -> None:
-    store = MySQLStore.from_url(_with(URL, port=1))
+    store = MySQLStore.from_url(SERVER.with_parts(port=1))
     try:
         with pytest.raises(StoreUnavailableError) as caught:
             await store.load_run("r")
@@ -124,13 +95,13 @@ async def test_connection_refused_is_unavailable_and_retryable() -> None:
 
 async def test_open_store_on_a_refused_port_is_unavailable() -> None:
     with pytest.raises(StoreUnavailableError):
-        await open_store(_with(URL, port=1))
+        await open_store(SERVER.with_parts(port=1))
 
 
 # -- the deployment is wrong -----------------------------------------------------------
-async def test_missing_database_is_a_configuration_error(my_schema: str) -> None:
+async def test_missing_database_is_a_configuration_error(server_schema: str) -> None:
     with pytest.raises(StoreConfigurationError) as caught:
-        await open_store(_with(URL, database=f"{my_schema}_missing"))
+        await open_store(SERVER.with_parts(database=f"{server_schema}_missing"))
     error = caught.value
     assert error.retryable is False
     assert not isinstance(error, StoreUnavailableError)
@@ -139,9 +110,11 @@ async def test_missing_database_is_a_configuration_error(my_schema: str) -> None
 
 
 @pytest.mark.parametrize("password", [None, "secret"])
-async def test_unknown_user_is_a_configuration_error(my_schema: str, password: str | None) -> None:
-    url = _with(URL, username=f"{my_schema}_nobody", password=password)
-    store = MySQLStore.from_url(url, schema=my_schema)
+async def test_unknown_user_is_a_configuration_error(
+    server_schema: str, password: str | None
+) -> None:
+    url = SERVER.with_parts(username=f"{server_schema}_nobody", password=password)
+    store = MySQLStore.from_url(url, schema=server_schema)
     try:
         with pytest.raises(StoreConfigurationError) as caught:
             await store.load_run("r")
@@ -155,9 +128,9 @@ async def test_unknown_user_is_a_configuration_error(my_schema: str, password: s
     assert "secret" not in str(caught.value)
 
 
-async def test_missing_privilege_is_a_configuration_error(my_schema: str) -> None:
+async def test_missing_privilege_is_a_configuration_error(server_schema: str) -> None:
     # A user that may log in but was granted nothing (1044 on the URL's database).
-    store = MySQLStore.from_url(_with(URL, username=NO_GRANTS_USER), schema=my_schema)
+    store = MySQLStore.from_url(SERVER.with_parts(username=NO_GRANTS_USER), schema=server_schema)
     try:
         with pytest.raises(StoreConfigurationError) as caught:
             await store.load_run("r")
@@ -168,11 +141,11 @@ async def test_missing_privilege_is_a_configuration_error(my_schema: str) -> Non
 
 
 @pytest.mark.parametrize("where", ["unmigrated prefix", "missing schema"])
-async def test_missing_tables_name_the_migration_command(my_schema: str, where: str) -> None:
+async def test_missing_tables_name_the_migration_command(server_schema: str, where: str) -> None:
     if where == "unmigrated prefix":
-        store = MySQLStore.from_url(URL, schema=my_schema, table_prefix="never_migrated_")
+        store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="never_migrated_")
     else:
-        store = MySQLStore.from_url(URL, schema=f"{my_schema}_absent")
+        store = MySQLStore.from_url(URL, schema=f"{server_schema}_absent")
     try:
         with pytest.raises(StoreConfigurationError) as caught:
             await store.load_run("r")
@@ -190,9 +163,9 @@ class _BuggyStore(MySQLStore):
             await conn.execute(sa.text("SELEC 1"))
 
 
-async def test_a_bug_in_our_sql_is_not_retryable(my_schema: str) -> None:
+async def test_a_bug_in_our_sql_is_not_retryable(server_schema: str) -> None:
     # from_url builds cls(...): the subclass, typed as its base.
-    store = cast(_BuggyStore, _BuggyStore.from_url(URL, schema=my_schema))
+    store = cast(_BuggyStore, _BuggyStore.from_url(URL, schema=server_schema))
     try:
         with pytest.raises(StoreOperationError) as caught:
             await store.broken_query()
@@ -230,8 +203,8 @@ async def test_connection_killed_mid_operation_is_unavailable_then_recovers(
             sa.text(f"SELECT 1 FROM {runs} WHERE run_id = :r FOR UPDATE"), {"r": run_id}
         )
         claim = asyncio.create_task(store.claim_run(run_id, "worker", 30_000, T0))
-        victim = await _poll(
-            partial(_lock_waiter, watcher, store.schema or ""), "the claim to block"
+        victim = await poll(
+            partial(_lock_waiter, watcher, store.schema or ""), "the claim to block", interval=POLL
         )
         await watcher.execute(sa.text(f"KILL {int(victim)}"))
         with pytest.raises(StoreUnavailableError) as caught:
@@ -302,7 +275,7 @@ async def _lock_b_then_wait_for_a(
                     )
                     return state.scalar() == "LOCK WAIT"
 
-                await _poll(waits, "the other side to wait")
+                await poll(waits, "the other side to wait", interval=POLL)
                 await store.go.put(None)
                 await asyncio.wait_for(waiting, PATIENCE)
                 await other.commit()
@@ -310,9 +283,9 @@ async def _lock_b_then_wait_for_a(
 
 @pytest.mark.parametrize("deadlocks", [1, RETRIES])
 async def test_deadlock_is_retried_then_reported_unavailable(
-    my_schema: str, outsider: AsyncEngine, deadlocks: int
+    server_schema: str, outsider: AsyncEngine, deadlocks: int
 ) -> None:
-    store = cast(_DeadlockingStore, _DeadlockingStore.from_url(URL, schema=my_schema))
+    store = cast(_DeadlockingStore, _DeadlockingStore.from_url(URL, schema=server_schema))
     store.deadlocks = deadlocks
     store.rendezvous()
     a, b = _run_id(), _run_id()

@@ -1,89 +1,41 @@
 """The contract suite against PostgreSQL: one schema per test session, emptied
-between tests (TRUNCATE), so runs cannot see each other and tests stay quick."""
+between tests, so runs cannot see each other and tests stay quick."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from workflow.contract_tests import StoreContract, StoreFactory
-from workflow.contract_tests.servers import require_server
-from workflow.runtime import Buffered, Capability, Claimed, ExecutionStore, Pause, RunStatus, Wait
+from workflow.contract_tests.sql import SQLServer, SQLServerContract
+from workflow.runtime import Buffered, Capability, Claimed, Pause, RunStatus, Wait
 from workflow.store.postgres.store import PostgresStore
 from workflow.store.sql.statements import hot_operation_statements, recording
 
-URL = os.environ.get("WORKFLOW_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
-SCHEMA = f"wf_test_{uuid.uuid4().hex[:10]}"
-
-
-async def _create() -> None:
-    store = PostgresStore.from_url(URL, schema=SCHEMA)
-    await store.create_schema()
-    await store.close()
-
-
-async def _drop() -> None:
-    engine = create_async_engine(URL.replace("postgresql://", "postgresql+psycopg://"))
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
-    await engine.dispose()
+SERVER = SQLServer(
+    PostgresStore.from_url,
+    os.environ.get("WORKFLOW_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test"),
+    driver="postgresql+psycopg",
+    name="PostgreSQL",
+    default_port=5432,
+)
+URL = SERVER.url
 
 
 @pytest.fixture(scope="session")
-def pg_schema() -> Iterator[str]:
-    # Sync on purpose: a session-wide async fixture would pin every test to one loop.
-    require_server(URL, "PostgreSQL", default_port=5432)
-    asyncio.run(_create())
-    yield SCHEMA
-    asyncio.run(_drop())
+def server_schema() -> Iterator[str]:
+    yield from SERVER.schema("wf_test")
 
 
-class TestPostgresStore(StoreContract):
+class TestPostgresStore(SQLServerContract):
     capabilities = frozenset(
         {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
     )
-
-    @pytest.fixture
-    def store_url(self, pg_schema: str) -> str:
-        # What open_store() opens on the same data as `store` (multi-process cases).
-        return f"{URL}{'&' if '?' in URL else '?'}schema={pg_schema}"
-
-    @pytest.fixture
-    async def store(self, pg_schema: str) -> AsyncIterator[ExecutionStore]:
-        store = PostgresStore.from_url(
-            URL, schema=pg_schema, max_payload_bytes=self.max_payload_bytes
-        )
-        t = store.tables
-        async with store.engine.begin() as conn:
-            await conn.execute(
-                sa.text(
-                    f'TRUNCATE "{pg_schema}".{t.runs.name}, "{pg_schema}".{t.events.name}, '
-                    f'"{pg_schema}".{t.inbox.name}, "{pg_schema}".{t.schedules.name}'
-                )
-            )
-        yield store
-        await store.close()
-
-    @pytest.fixture
-    async def store_factory(self, pg_schema: str) -> AsyncIterator[StoreFactory]:
-        opened: list[PostgresStore] = []
-
-        async def open_handle() -> ExecutionStore:
-            handle = PostgresStore.from_url(
-                URL, schema=pg_schema, max_payload_bytes=self.max_payload_bytes
-            )
-            opened.append(handle)
-            return handle
-
-        yield open_handle
-        for handle in opened:
-            await handle.close()
+    server = SERVER
 
 
 # Round trips per hot operation (workflow.store.sql.statements.recording): the stores
@@ -105,9 +57,9 @@ STATEMENT_BUDGET = {
 }
 
 
-async def test_hot_operations_send_the_budgeted_statements(pg_schema: str) -> None:
+async def test_hot_operations_send_the_budgeted_statements(server_schema: str) -> None:
     # Its own tables (prefix), so the contract cases' data cannot interfere.
-    store = PostgresStore.from_url(URL, schema=pg_schema, table_prefix="stmt_")
+    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="stmt_")
     await store.create_schema()
     try:
         seen = await hot_operation_statements(store)
@@ -131,14 +83,14 @@ async def _blocked_on_lock(engine: AsyncEngine, table: str, count: int) -> None:
 
 
 async def test_one_statement_settle_sees_a_delivery_that_committed_while_it_waited(
-    pg_schema: str,
+    server_schema: str,
 ) -> None:
     # The race single_statement.py guards against, forced: a delivery commits after the
     # settle took its snapshot but before it got the run's row lock. The settle's own
     # snapshot cannot see the entry; inbox_seq tells it to look again.
-    store = PostgresStore.from_url(URL, schema=pg_schema, table_prefix="race_")
+    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="race_")
     await store.create_schema()
-    runs = f'"{pg_schema}".race_runs'
+    runs = f'"{server_schema}".race_runs'
     # The lock holder and the watcher use their own engine: `recording` sees only the store.
     other = create_async_engine(URL.replace("postgresql://", "postgresql+psycopg://"))
     try:

@@ -16,17 +16,17 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from workflow.contract_tests.servers import require_server
+from workflow.contract_tests.sql import SQLServer, poll
 from workflow.runtime import (
     RunStatus,
     StoreConfigurationError,
@@ -38,54 +38,32 @@ from workflow.runtime.results import Claimed
 from workflow.store.postgres.store import PostgresStore, open_store
 from workflow.store.sql.failures import RETRIES, operation
 
-URL = os.environ.get("WORKFLOW_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
-SCHEMA = f"wf_fail_{uuid.uuid4().hex[:10]}"
-NO_GRANTS_ROLE = f"{SCHEMA}_nogrants"
+SERVER = SQLServer(
+    PostgresStore.from_url,
+    os.environ.get("WORKFLOW_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test"),
+    driver="postgresql+psycopg",
+    name="PostgreSQL",
+    default_port=5432,
+)
+URL = SERVER.url
+NO_GRANTS_ROLE = f"wf_nogrants_{uuid.uuid4().hex[:10]}"
 T0 = 1_700_000_000_000
 PATIENCE = 30.0  # seconds of polling: generous on a loaded machine, never an assertion
 POLL = 0.05
 
 
-def _driver_url(url: str = URL) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
-
-
-def _with(url: str, **parts: Any) -> str:
-    """``url`` with another port, database or user (a real URL, not a string edit)."""
-    return sa.make_url(url).set(**parts).render_as_string(hide_password=False)
-
-
-async def _admin(*statements: str) -> None:
-    engine = create_async_engine(_driver_url(), isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        for statement in statements:
-            await conn.execute(sa.text(statement))
-    await engine.dispose()
-
-
-async def _setup() -> None:
-    store = PostgresStore.from_url(URL, schema=SCHEMA)
-    await store.create_schema()
-    await store.close()
-    await _admin(f'CREATE ROLE "{NO_GRANTS_ROLE}" LOGIN')
-
-
 @pytest.fixture(scope="module")
-def pg_schema() -> Iterator[str]:
-    # Sync on purpose: a module-wide async fixture would pin every test to one loop.
-    require_server(URL, "PostgreSQL", default_port=5432)
-    asyncio.run(_setup())
-    yield SCHEMA
-    asyncio.run(
-        _admin(
-            f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE', f'DROP ROLE IF EXISTS "{NO_GRANTS_ROLE}"'
-        )
+def server_schema() -> Iterator[str]:
+    yield from SERVER.schema(
+        "wf_fail",
+        setup=[f'CREATE ROLE "{NO_GRANTS_ROLE}" LOGIN'],
+        teardown=[f'DROP ROLE IF EXISTS "{NO_GRANTS_ROLE}"'],
     )
 
 
 @pytest.fixture
-async def store(pg_schema: str) -> AsyncIterator[PostgresStore]:
-    store = PostgresStore.from_url(URL, schema=pg_schema)
+async def store(server_schema: str) -> AsyncIterator[PostgresStore]:
+    store = PostgresStore.from_url(URL, schema=server_schema)
     yield store
     await store.close()
 
@@ -93,18 +71,9 @@ async def store(pg_schema: str) -> AsyncIterator[PostgresStore]:
 @pytest.fixture
 async def outsider() -> AsyncIterator[AsyncEngine]:
     """Raw connections of another session (not the store's)."""
-    engine = create_async_engine(_driver_url())
+    engine = create_async_engine(SERVER.driver_url())
     yield engine
     await engine.dispose()
-
-
-async def _poll(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
-    for _ in range(int(PATIENCE / POLL)):
-        found = await probe()
-        if found:
-            return found
-        await asyncio.sleep(POLL)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def _run_id() -> str:
@@ -113,7 +82,7 @@ def _run_id() -> str:
 
 # -- the server cannot be reached ------------------------------------------------------
 async def test_connection_refused_is_unavailable_and_retryable() -> None:
-    store = PostgresStore.from_url(_with(URL, port=1))
+    store = PostgresStore.from_url(SERVER.with_parts(port=1))
     try:
         with pytest.raises(StoreUnavailableError) as caught:
             await store.load_run("r")
@@ -127,25 +96,27 @@ async def test_connection_refused_is_unavailable_and_retryable() -> None:
 
 async def test_open_store_on_a_refused_port_is_unavailable() -> None:
     with pytest.raises(StoreUnavailableError):
-        await open_store(_with(URL, port=1))
+        await open_store(SERVER.with_parts(port=1))
 
 
 # -- the deployment is wrong -----------------------------------------------------------
-async def test_missing_database_is_a_configuration_error(pg_schema: str) -> None:
-    url = _with(URL, database=f"{pg_schema}_missing")
+async def test_missing_database_is_a_configuration_error(server_schema: str) -> None:
+    url = SERVER.with_parts(database=f"{server_schema}_missing")
     with pytest.raises(StoreConfigurationError) as caught:
         await open_store(url)
     error = caught.value
     assert error.retryable is False
     assert not isinstance(error, StoreUnavailableError)
-    assert f'database "{pg_schema}_missing" does not exist' in str(error)
+    assert f'database "{server_schema}_missing" does not exist' in str(error)
     assert "create it, or correct the URL" in str(error)
     assert isinstance(error.__cause__, sa_exc.OperationalError)
 
 
-async def test_unknown_role_is_a_configuration_error(pg_schema: str) -> None:
+async def test_unknown_role_is_a_configuration_error(server_schema: str) -> None:
     # Trust authentication accepts any existing role: only a missing one fails (28000).
-    store = PostgresStore.from_url(_with(URL, username=f"{pg_schema}_nobody"), schema=pg_schema)
+    store = PostgresStore.from_url(
+        SERVER.with_parts(username=f"{server_schema}_nobody"), schema=server_schema
+    )
     try:
         with pytest.raises(StoreConfigurationError) as caught:
             await store.load_run("r")
@@ -155,9 +126,9 @@ async def test_unknown_role_is_a_configuration_error(pg_schema: str) -> None:
     assert "authentication failed: correct the user or password" in str(caught.value)
 
 
-async def test_missing_privilege_is_a_configuration_error(pg_schema: str) -> None:
+async def test_missing_privilege_is_a_configuration_error(server_schema: str) -> None:
     # A role that may log in but was granted nothing on the schema (42501).
-    store = PostgresStore.from_url(_with(URL, username=NO_GRANTS_ROLE), schema=pg_schema)
+    store = PostgresStore.from_url(SERVER.with_parts(username=NO_GRANTS_ROLE), schema=server_schema)
     try:
         with pytest.raises(StoreConfigurationError) as caught:
             await store.load_run("r")
@@ -168,11 +139,11 @@ async def test_missing_privilege_is_a_configuration_error(pg_schema: str) -> Non
 
 
 @pytest.mark.parametrize("where", ["unmigrated prefix", "missing schema"])
-async def test_missing_tables_name_the_migration_command(pg_schema: str, where: str) -> None:
+async def test_missing_tables_name_the_migration_command(server_schema: str, where: str) -> None:
     if where == "unmigrated prefix":
-        store = PostgresStore.from_url(URL, schema=pg_schema, table_prefix="never_migrated_")
+        store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="never_migrated_")
     else:
-        store = PostgresStore.from_url(URL, schema=f"{pg_schema}_absent")
+        store = PostgresStore.from_url(URL, schema=f"{server_schema}_absent")
     try:
         with pytest.raises(StoreConfigurationError) as caught:
             await store.load_run("r")
@@ -190,9 +161,9 @@ class _BuggyStore(PostgresStore):
             await conn.execute(sa.text("SELEC 1"))
 
 
-async def test_a_bug_in_our_sql_is_not_retryable(pg_schema: str) -> None:
+async def test_a_bug_in_our_sql_is_not_retryable(server_schema: str) -> None:
     # from_url builds cls(...): the subclass, typed as its base.
-    store = cast(_BuggyStore, _BuggyStore.from_url(URL, schema=pg_schema))
+    store = cast(_BuggyStore, _BuggyStore.from_url(URL, schema=server_schema))
     try:
         with pytest.raises(StoreOperationError) as caught:
             await store.broken_query()
@@ -226,7 +197,7 @@ async def test_backend_killed_mid_operation_is_unavailable_then_recovers(
             sa.text(f"SELECT 1 FROM {runs} WHERE run_id = :r FOR UPDATE"), {"r": run_id}
         )
         claim = asyncio.create_task(store.claim_run(run_id, "worker", 30_000, T0))
-        victim = await _poll(partial(_blocked_by, watcher, holder_pid), "the claim to block")
+        victim = await poll(partial(_blocked_by, watcher, holder_pid), "the claim to block")
         await watcher.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": victim})
         with pytest.raises(StoreUnavailableError) as caught:
             await asyncio.wait_for(claim, PATIENCE)
@@ -289,7 +260,7 @@ async def _lock_b_then_wait_for_a(
                 await other.execute(sa.text(touch), {"r": b})
                 other_pid = (await other.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
                 waiting = asyncio.create_task(other.execute(sa.text(touch), {"r": a}))
-                await _poll(partial(_blocked_by, watcher, store_pid), "the other side to wait")
+                await poll(partial(_blocked_by, watcher, store_pid), "the other side to wait")
                 assert await _blocked_by(watcher, store_pid) == other_pid
                 await go.put(None)
                 await asyncio.wait_for(waiting, PATIENCE)
@@ -309,11 +280,11 @@ async def _superuser(engine: AsyncEngine) -> bool:
 
 @pytest.mark.parametrize("deadlocks", [1, RETRIES])
 async def test_deadlock_is_retried_then_reported_unavailable(
-    pg_schema: str, outsider: AsyncEngine, deadlocks: int
+    server_schema: str, outsider: AsyncEngine, deadlocks: int
 ) -> None:
     if not await _superuser(outsider):
         pytest.skip("setting deadlock_timeout per transaction needs a superuser test role")
-    store = cast(_DeadlockingStore, _DeadlockingStore.from_url(URL, schema=pg_schema))
+    store = cast(_DeadlockingStore, _DeadlockingStore.from_url(URL, schema=server_schema))
     store.deadlocks = deadlocks
     store.rendezvous()
     a, b = _run_id(), _run_id()
@@ -398,7 +369,7 @@ def pgbouncer_url() -> Iterator[str]:
                 if proc.poll() is not None:
                     pytest.fail(f"pgbouncer exited: {(workdir / 'log').read_text()}")
                 time.sleep(POLL)
-        yield _with(URL, host="127.0.0.1", port=port)
+        yield SERVER.with_parts(host="127.0.0.1", port=port)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -406,11 +377,11 @@ def pgbouncer_url() -> Iterator[str]:
 
 
 async def test_store_works_behind_pgbouncer_in_transaction_mode(
-    pg_schema: str, pgbouncer_url: str
+    server_schema: str, pgbouncer_url: str
 ) -> None:
     # Two stores through two server connections: with server-side prepared statements
     # a statement prepared on one would be missing on the other within a few rounds.
-    stores = [PostgresStore.from_url(pgbouncer_url, schema=pg_schema) for _ in range(2)]
+    stores = [PostgresStore.from_url(pgbouncer_url, schema=server_schema) for _ in range(2)]
     try:
         await stores[0].verify_schema()
 

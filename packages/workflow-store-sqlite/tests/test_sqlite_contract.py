@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import pytest
 
 from workflow.contract_tests import StoreContract, StoreFactory
 from workflow.runtime import Capability, ExecutionStore
-from workflow.store.sql.statements import hot_operation_statements
+from workflow.store.sql.statements import Recorder, hot_operation_statements
+from workflow.store.sql.store import SQLStore
 from workflow.store.sqlite.store import SQLiteStore
 
 
@@ -76,3 +80,42 @@ async def test_hot_operations_send_the_budgeted_statements(tmp_path: Path) -> No
     finally:
         await store.close()
     assert {op: len(statements) for op, statements in seen.items()} == STATEMENT_BUDGET, seen
+
+
+def _hops(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """A recorder of hops to aiosqlite's thread: every aiosqlite call (cursor, execute,
+    fetch, close, ...) is queued for its thread through ``Connection._execute``."""
+    seen: list[str] | None = None
+    original: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if seen is not None:
+            seen.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+
+    @contextlib.contextmanager
+    def record(_store: SQLStore) -> Iterator[list[str]]:
+        nonlocal seen
+        seen = []
+        try:
+            yield seen
+        finally:
+            seen = None
+
+    return record
+
+
+async def test_every_hot_operation_is_one_hop_to_the_driver_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite has no server round trips; what an operation waits for is aiosqlite's
+    # thread. Each operation's statements (STATEMENT_BUDGET) run there in one hop.
+    store = SQLiteStore.from_path(tmp_path / "hops.db")
+    await store.create_schema()
+    try:
+        seen = await hot_operation_statements(store, record=_hops(monkeypatch))
+    finally:
+        await store.close()
+    assert {op: len(hops) for op, hops in seen.items()} == dict.fromkeys(STATEMENT_BUDGET, 1), seen

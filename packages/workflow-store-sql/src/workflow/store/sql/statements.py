@@ -7,13 +7,15 @@ a change that adds a statement fails loudly.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import event
 
 from workflow.runtime import Claimed, IntervalSpec, NewEvent, Pause, Wait
 
+from .execution import STORE_TAG
 from .store import SQLStore
 
 
@@ -23,26 +25,36 @@ def recording(store: SQLStore) -> Iterator[list[str]]:
 
     On the engines the stores make for themselves (``OWNED_ENGINE``: autocommit
     throughout, transactions spelled out as ``BEGIN``…``COMMIT``) that is every round
-    trip an operation makes; nothing is sent besides."""
+    trip an operation makes on a server; nothing is sent besides. (On SQLite the
+    statements of one operation run together in one hop to the driver's thread: see
+    :mod:`workflow.store.sql.execution`.)"""
     seen: list[str] = []
+    tag = store.engine.sync_engine.get_execution_options()[STORE_TAG]
 
-    def statement(conn: Any, cursor: Any, text: str, *_: Any) -> None:
-        seen.append(text.split(None, 1)[0].upper())
+    def statement(conn: sa.Connection, cursor: Any, text: str, *_: Any) -> None:
+        if conn.get_execution_options().get(STORE_TAG) is tag:
+            seen.append(text.split(None, 1)[0].upper())
 
-    engine = store.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", statement)
+    # On the Engine class: the store's engine and the engines over aiosqlite's threads.
+    event.listen(sa.Engine, "before_cursor_execute", statement)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(sa.Engine, "before_cursor_execute", statement)
 
 
-async def hot_operation_statements(store: SQLStore, now: int = 1_000_000) -> dict[str, list[str]]:
-    """Run each hot operation once on an empty store; statements per operation."""
+Recorder = Callable[[SQLStore], contextlib.AbstractContextManager[list[str]]]
+
+
+async def hot_operation_statements(
+    store: SQLStore, now: int = 1_000_000, *, record: Recorder = recording
+) -> dict[str, list[str]]:
+    """Run each hot operation once on an empty store; what ``record`` saw of each
+    (by default its statements)."""
     out: dict[str, list[str]] = {}
 
     async def run(name: str, call: Any) -> Any:
-        with recording(store) as seen:
+        with record(store) as seen:
             result = await call
         out[name] = list(seen)
         return result

@@ -18,6 +18,7 @@ Dialect differences live in :mod:`workflow.store.sql.dialects`.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
@@ -82,6 +83,7 @@ from workflow.runtime.validation import EncodedEvent, EncodedWait
 
 from . import rows, single_statement
 from .dialects import SQLDialect, dialect_for
+from .execution import STORE_TAG, Body, in_transaction, run_body
 from .failures import operation
 from .migrator import Migrator
 from .naming import DEFAULT_TABLE_PREFIX, check_schema
@@ -144,7 +146,9 @@ class SQLStore:
             options["isolation_level"] = "AUTOCOMMIT"
         if self.schema is not None:
             options["schema_translate_map"] = {None: self.schema}
-        self._engine = engine.execution_options(**options) if options else engine
+        # Marks this store's statements, wherever they run (statements.recording).
+        options[STORE_TAG] = object()
+        self._engine = engine.execution_options(**options)
         self._given_engine = engine
         # Only an application's engine can run another isolation level than ours.
         self._check_isolation = (
@@ -171,10 +175,26 @@ class SQLStore:
     # trip, and a transaction is exactly BEGIN, its statements and COMMIT. (Letting
     # SQLAlchemy switch isolation levels per checkout costs extra round trips on some
     # drivers: SET AUTOCOMMIT and a reset on return on MySQL, thread hops on SQLite.)
+    async def _run(self, body: Body[T], *, transaction: bool = False) -> T:
+        """Run an operation's body (a function of a synchronous connection): in a
+        transaction (the dialect's BEGIN, ``BEGIN IMMEDIATE`` on SQLite, READ COMMITTED
+        elsewhere; COMMIT, or ROLLBACK when it raises), or in autocommit. On SQLite the
+        whole body is one hop to the driver's thread (:mod:`.execution`)."""
+        if self._closed:
+            raise StoreUnavailableError("this store is closed")
+        async with self._engine.connect() as conn:
+            if not transaction:
+                return await run_body(conn, body)
+            if self._check_isolation:
+                self._require_isolation(conn)
+            return await run_body(
+                conn, functools.partial(in_transaction, begin=self._dialect.begin, body=body)
+            )
+
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction: the dialect's BEGIN (``BEGIN IMMEDIATE`` on SQLite, READ
-        COMMITTED elsewhere), then COMMIT, or ROLLBACK when the body raises."""
+        """A transaction for a body that must await between its statements (tests that
+        interleave two transactions); the operations use :meth:`_run`."""
         async with self._single() as conn:
             if self._check_isolation:
                 self._require_isolation(conn)
@@ -183,7 +203,7 @@ class SQLStore:
 
     @contextlib.asynccontextmanager
     async def _single(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for statements that commit on their own (autocommit)."""
+        """A connection in autocommit, for async bodies (see :meth:`_tx`)."""
         if self._closed:
             raise StoreUnavailableError("this store is closed")
         async with self._engine.connect() as conn:
@@ -267,13 +287,13 @@ class SQLStore:
             sa.and_(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at <= now),
         )
 
-    async def _lease_failure(
-        self, conn: AsyncConnection, run_id: str, lease: Lease, expected: int | None = None
+    def _lease_failure(
+        self, conn: sa.Connection, run_id: str, lease: Lease, expected: int | None = None
     ) -> WorkflowStoreError:
         """Why a lease-guarded write matched no row."""
         runs = self.tables.runs
         row = (
-            await conn.execute(
+            conn.execute(
                 sa.select(
                     runs.c.status, runs.c.lease_owner, runs.c.lease_token, runs.c.next_event_index
                 ).where(runs.c.run_id == run_id)
@@ -297,9 +317,9 @@ class SQLStore:
             runs.c.lease_token == lease.token,
         )
 
-    async def _write_log(
+    def _write_log(
         self,
-        conn: AsyncConnection,
+        conn: sa.Connection,
         run_id: str,
         expected: int,
         events: Sequence[EncodedEvent],
@@ -308,7 +328,7 @@ class SQLStore:
     ) -> None:
         t = self.tables
         if events:
-            await conn.execute(
+            conn.execute(
                 sa.insert(t.events),
                 [
                     {
@@ -323,7 +343,7 @@ class SQLStore:
                 ],
             )
         if consume:
-            await conn.execute(
+            conn.execute(
                 sa.update(t.inbox)
                 .where(
                     t.inbox.c.run_id == run_id,
@@ -361,13 +381,11 @@ class SQLStore:
             return sa.false()
         return sa.and_(inbox.c.run_id == run_id, inbox.c.consumed == sa.false(), sa.or_(*options))
 
-    async def _load(
-        self, conn: AsyncConnection, run_id: str, *, lock: bool = False
-    ) -> rows.Row | None:
+    def _load(self, conn: sa.Connection, run_id: str, *, lock: bool = False) -> rows.Row | None:
         stmt = sa.select(*self._run_cols).where(self.tables.runs.c.run_id == run_id)
         if lock:
             stmt = stmt.with_for_update()
-        row = (await conn.execute(stmt)).first()
+        row = conn.execute(stmt).first()
         return None if row is None else row._mapping
 
     # -- run lifecycle -------------------------------------------------------------
@@ -395,19 +413,21 @@ class SQLStore:
             "updated_at": a.now,
             "ready_at": a.now,
         }
-        async with self._single() as conn:
+
+        def insert(conn: sa.Connection) -> rows.Row | None:
+            """None when inserted, else the run that holds the id."""
             try:
-                await conn.execute(sa.insert(self.tables.runs).values(values))
-                inserted = True
+                conn.execute(sa.insert(self.tables.runs).values(values))
+                return None
             except sa_exc.IntegrityError as exc:
                 if not self._dialect.is_duplicate(exc):
                     raise
-                inserted = False
-        if inserted:
+            return self._load(conn, a.run_id) or {}
+
+        row = await self._run(insert)
+        if row is None:
             return Created(rows.run_from_row(_with_defaults(values)))
-        async with self._single() as conn:
-            row = await self._load(conn, a.run_id)
-        if row is None:  # deleted between the two statements: try again
+        if not row:  # deleted between the two statements: try again
             return await self.create_run(run_id, workflow_id, workflow_version, input, now)
         run = rows.run_from_row(row)
         return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
@@ -415,8 +435,7 @@ class SQLStore:
     @operation
     async def load_run(self, run_id: str) -> Run | None:
         run_id = validation.check_id(run_id, "run_id")
-        async with self._single() as conn:
-            row = await self._load(conn, run_id)
+        row = await self._run(lambda conn: self._load(conn, run_id))
         return None if row is None else rows.run_from_row(row)
 
     @operation
@@ -443,15 +462,16 @@ class SQLStore:
                 self._dialect.keyset_before((runs.c.created_at, runs.c.run_id), after)
             )
         stmt = stmt.order_by(runs.c.created_at.desc(), runs.c.run_id.desc()).limit(limit + 1)
-        async with self._single() as conn:
-            found = [rows.run_from_row(r._mapping) for r in await conn.execute(stmt)]
+        found = await self._run(
+            lambda conn: [rows.run_from_row(r._mapping) for r in conn.execute(stmt)]
+        )
         page = found[:limit]
         more = len(found) > limit
         next_cursor = encode_cursor(page[-1].created_at, page[-1].run_id) if more else None
         return Page(page, next_cursor)
 
-    async def _read_events(
-        self, conn: AsyncConnection, run_id: str, from_index: int, limit: int | None
+    def _read_events(
+        self, conn: sa.Connection, run_id: str, from_index: int, limit: int | None
     ) -> list[StoredEvent]:
         events = self.tables.events
         stmt = (
@@ -461,7 +481,7 @@ class SQLStore:
         )
         if limit is not None:
             stmt = stmt.limit(limit)
-        return [rows.event_from_row(run_id, r._mapping) for r in await conn.execute(stmt)]
+        return [rows.event_from_row(run_id, r._mapping) for r in conn.execute(stmt)]
 
     @operation
     async def get_timeline(
@@ -470,65 +490,71 @@ class SQLStore:
         run_id = validation.check_id(run_id, "run_id")
         from_index = validation.check_index(from_index, "from_index")
         limit = validation.check_optional_limit(limit)
-        # One transaction so the run and its events are one consistent snapshot.
-        async with self._tx() as conn:
-            row = await self._load(conn, run_id)
+
+        def read(conn: sa.Connection) -> Timeline | None:
+            row = self._load(conn, run_id)
             if row is None:
                 return None
-            events = await self._read_events(conn, run_id, from_index, limit)
-        return Timeline(rows.run_from_row(row), events)
+            events = self._read_events(conn, run_id, from_index, limit)
+            return Timeline(rows.run_from_row(row), events)
+
+        # One transaction so the run and its events are one consistent snapshot.
+        return await self._run(read, transaction=True)
 
     @operation
     async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
         a = arguments.cancellation(run_id, reason, now, max_bytes=self.max_payload_bytes)
         runs = self.tables.runs
-        async with self._tx() as conn:
-            row = await self._load(conn, a.run_id, lock=True)
+        values = {
+            "status": RunStatus.CANCELLED.value,
+            "error": a.error,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "ready_at": None,
+            "finished_at": a.now,
+            "updated_at": a.now,
+            **rows.wait_values(None),
+        }
+
+        def cancel(conn: sa.Connection) -> CancelResult:
+            row = self._load(conn, a.run_id, lock=True)
             if row is None:
                 return NotFound(a.run_id)
             if RunStatus(row["status"]).terminal:
                 return AlreadyTerminal(rows.run_from_row(row))
-            values = {
-                "status": RunStatus.CANCELLED.value,
-                "error": a.error,
-                "lease_owner": None,
-                "lease_expires_at": None,
-                "ready_at": None,
-                "finished_at": a.now,
-                "updated_at": a.now,
-                **rows.wait_values(None),
-            }
-            await conn.execute(sa.update(runs).where(runs.c.run_id == a.run_id).values(values))
-        return Cancelled(rows.run_from_row({**row, **values}))
+            conn.execute(sa.update(runs).where(runs.c.run_id == a.run_id).values(values))
+            return Cancelled(rows.run_from_row({**row, **values}))
+
+        return await self._run(cancel, transaction=True)
 
     @operation
     async def delete_run(self, run_id: str) -> bool:
         run_id = validation.check_id(run_id, "run_id")
         runs = self.tables.runs
-        async with self._single() as conn:
-            # Events and inbox rows go with it (ON DELETE CASCADE).
-            result = await conn.execute(sa.delete(runs).where(runs.c.run_id == run_id))
-        return bool(result.rowcount)
+        # Events and inbox rows go with it (ON DELETE CASCADE).
+        stmt = sa.delete(runs).where(runs.c.run_id == run_id)
+        return await self._run(lambda conn: bool(conn.execute(stmt).rowcount))
 
     @operation
     async def purge_runs(self, terminal_before: int, limit: int) -> int:
         terminal_before = validation.check_time(terminal_before, "terminal_before")
         limit = validation.check_limit(limit)
         runs = self.tables.runs
-        async with self._tx() as conn:
-            ids = (
-                await conn.scalars(
-                    sa.select(runs.c.run_id)
-                    .where(runs.c.finished_at < terminal_before)
-                    .order_by(runs.c.finished_at, runs.c.run_id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+        oldest = (
+            sa.select(runs.c.run_id)
+            .where(runs.c.finished_at < terminal_before)
+            .order_by(runs.c.finished_at, runs.c.run_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+        def purge(conn: sa.Connection) -> int:
+            ids = conn.scalars(oldest).all()
             if not ids:
                 return 0
-            result = await conn.execute(sa.delete(runs).where(runs.c.run_id.in_(ids)))
-        return int(result.rowcount)
+            return int(conn.execute(sa.delete(runs).where(runs.c.run_id.in_(ids))).rowcount)
+
+        return await self._run(purge, transaction=True)
 
     # -- execution -------------------------------------------------------------------
     @operation
@@ -546,17 +572,20 @@ class SQLStore:
                 .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
                 .returning(*self._claim_returning(a.with_history))
             )
-            async with self._single() as conn:
-                row = (await conn.execute(stmt)).first()
-            if row is not None:
-                return self._claimed(row._mapping, a.with_history)
-            async with self._single() as conn:
-                current = await self._load(conn, a.run_id)
-            return (
-                NotFound(a.run_id) if current is None else NotClaimable(rows.run_from_row(current))
-            )
-        async with self._tx() as conn:
-            current = await self._load(conn, a.run_id, lock=True)
+
+            def claim(conn: sa.Connection) -> ClaimResult:
+                row = conn.execute(stmt).first()
+                if row is not None:
+                    return self._claimed(row._mapping, a.with_history)
+                current = self._load(conn, a.run_id)
+                if current is None:
+                    return NotFound(a.run_id)
+                return NotClaimable(rows.run_from_row(current))
+
+            return await self._run(claim)
+
+        def lock_and_claim(conn: sa.Connection) -> ClaimResult:
+            current = self._load(conn, a.run_id, lock=True)
             if current is None:
                 return NotFound(a.run_id)
             run = rows.run_from_row(current)
@@ -565,19 +594,20 @@ class SQLStore:
                 or (run.status is RunStatus.RUNNING and run.lease and run.lease.expires_at <= a.now)
             ):
                 return NotClaimable(run)
-            await conn.execute(
+            conn.execute(
                 sa.update(runs)
                 .where(runs.c.run_id == a.run_id)
                 .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
             )
-            claimed = await self._read_claimed(conn, [a.run_id], a.with_history)
-        return claimed[0]
+            return self._read_claimed(conn, [a.run_id], a.with_history)[0]
 
-    async def _read_claimed(
-        self, conn: AsyncConnection, run_ids: Sequence[str], history: bool
+        return await self._run(lock_and_claim, transaction=True)
+
+    def _read_claimed(
+        self, conn: sa.Connection, run_ids: Sequence[str], history: bool
     ) -> list[Claimed]:
         runs = self.tables.runs
-        result = await conn.execute(
+        result = conn.execute(
             sa.select(*self._claim_returning(history)).where(runs.c.run_id.in_(run_ids))
         )
         return [self._claimed(r._mapping, history) for r in result]
@@ -607,21 +637,23 @@ class SQLStore:
                 .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
                 .returning(*self._claim_returning(a.with_history))
             )
-            async with self._single() as conn:
-                claims = [
-                    self._claimed(r._mapping, a.with_history) for r in await conn.execute(stmt)
-                ]
+            claims = await self._run(
+                lambda conn: [self._claimed(r._mapping, a.with_history) for r in conn.execute(stmt)]
+            )
         else:
-            async with self._tx() as conn:
-                ids = (await conn.scalars(candidates)).all()
+
+            def claim(conn: sa.Connection) -> list[Claimed]:
+                ids = conn.scalars(candidates).all()
                 if not ids:
                     return []
-                await conn.execute(
+                conn.execute(
                     sa.update(runs)
                     .where(runs.c.run_id.in_(ids))
                     .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
                 )
-                claims = await self._read_claimed(conn, ids, a.with_history)
+                return self._read_claimed(conn, ids, a.with_history)
+
+            claims = await self._run(claim, transaction=True)
         claims.sort(key=lambda c: (c.run.ready_at or 0, c.run.run_id))
         return claims
 
@@ -634,14 +666,17 @@ class SQLStore:
             .where(self._held(a.run_id, a.lease))
             .values(lease_expires_at=a.now + a.lease_ms)
         )
-        async with self._single() as conn:
+
+        def renew(conn: sa.Connection) -> Lease:
             if self._dialect.returning:
-                owner = (await conn.execute(stmt.returning(runs.c.lease_owner))).scalar()
+                owner = conn.execute(stmt.returning(runs.c.lease_owner)).scalar()
             else:
-                owner = a.lease.owner if (await conn.execute(stmt)).rowcount == 1 else None
+                owner = a.lease.owner if conn.execute(stmt).rowcount == 1 else None
             if owner is None:
-                raise await self._lease_failure(conn, a.run_id, a.lease)
-        return Lease(owner, a.lease.token, a.now + a.lease_ms)
+                raise self._lease_failure(conn, a.run_id, a.lease)
+            return Lease(owner, a.lease.token, a.now + a.lease_ms)
+
+        return await self._run(renew)
 
     @operation
     async def append_events(
@@ -666,21 +701,27 @@ class SQLStore:
         runs = self.tables.runs
         if self._dialect.writable_ctes:
             stmt = single_statement.append_events(self.tables, log)
-            async with self._single() as conn:
-                if (await conn.execute(stmt)).first() is None:
-                    raise await self._lease_failure(conn, log.run_id, log.lease, log.expected)
-            return log.next_index
-        async with self._tx() as conn:
+
+            def append_in_one(conn: sa.Connection) -> int:
+                if conn.execute(stmt).first() is None:
+                    raise self._lease_failure(conn, log.run_id, log.lease, log.expected)
+                return log.next_index
+
+            return await self._run(append_in_one)
+
+        def append(conn: sa.Connection) -> int:
             # The compare-and-swap on next_event_index, fenced by the lease token.
-            result = await conn.execute(
+            result = conn.execute(
                 sa.update(runs)
                 .where(self._held(log.run_id, log.lease), runs.c.next_event_index == log.expected)
                 .values(next_event_index=log.next_index)
             )
             if result.rowcount != 1:
-                raise await self._lease_failure(conn, log.run_id, log.lease, log.expected)
-            await self._write_log(conn, log.run_id, log.expected, log.events, log.consume, log.now)
-        return log.next_index
+                raise self._lease_failure(conn, log.run_id, log.lease, log.expected)
+            self._write_log(conn, log.run_id, log.expected, log.events, log.consume, log.now)
+            return log.next_index
+
+        return await self._run(append, transaction=True)
 
     @operation
     async def settle_run(
@@ -724,28 +765,29 @@ class SQLStore:
             )
         if self._dialect.writable_ctes:
             return await self._settle_in_one(a, values)
-        async with self._tx() as conn:
-            update = (
-                sa.update(runs)
-                .where(self._held(log.run_id, log.lease), runs.c.next_event_index == log.expected)
-                .values(values)
-            )
+        update = (
+            sa.update(runs)
+            .where(self._held(log.run_id, log.lease), runs.c.next_event_index == log.expected)
+            .values(values)
+        )
+
+        def settle(conn: sa.Connection) -> Run:
             if self._dialect.returning:
-                row = (await conn.execute(update.returning(*self._run_cols))).first()
+                row = conn.execute(update.returning(*self._run_cols)).first()
                 settled = None if row is None else dict(row._mapping)
             else:
-                done = (await conn.execute(update)).rowcount == 1
+                done = conn.execute(update).rowcount == 1
                 settled = None
                 if done:
-                    loaded = await self._load(conn, log.run_id)
+                    loaded = self._load(conn, log.run_id)
                     settled = None if loaded is None else dict(loaded)
             if settled is None:
-                raise await self._lease_failure(conn, log.run_id, log.lease, log.expected)
-            await self._write_log(conn, log.run_id, log.expected, log.events, log.consume, log.now)
+                raise self._lease_failure(conn, log.run_id, log.lease, log.expected)
+            self._write_log(conn, log.run_id, log.expected, log.events, log.consume, log.now)
             if result.wait is not None:
                 # We hold the run's lock: this statement sees every delivery committed
                 # before it, and later deliveries wait for us and then see `paused`.
-                woken = await conn.execute(
+                woken = conn.execute(
                     sa.update(runs)
                     .where(
                         runs.c.run_id == log.run_id,
@@ -755,7 +797,9 @@ class SQLStore:
                 )
                 if woken.rowcount == 1:
                     settled.update(rows.queued_values(log.now))
-        return rows.run_from_row(settled)
+            return rows.run_from_row(settled)
+
+        return await self._run(settle, transaction=True)
 
     async def _settle_in_one(self, a: arguments.Settlement, values: dict[str, Any]) -> Run:
         t, log, result = self.tables, a.log, a.outcome
@@ -768,10 +812,11 @@ class SQLStore:
                 condition = sa.and_(condition, ~single_statement.consumed_refs(t, refs))
             matched = sa.exists().where(condition)
         stmt = single_statement.settle_run(t, log, result, values, matched)
-        async with self._single() as conn:
-            row = (await conn.execute(stmt)).first()
+
+        def settle(conn: sa.Connection) -> Run:
+            row = conn.execute(stmt).first()
             if row is None:
-                raise await self._lease_failure(conn, run_id, log.lease, log.expected)
+                raise self._lease_failure(conn, run_id, log.lease, log.expected)
             settled = single_statement.unprefixed(row._mapping, single_statement.UPDATED)
             if (
                 result.wait is not None
@@ -779,20 +824,16 @@ class SQLStore:
                 and row.seq_locked != row.seq_snapshot
             ):
                 # A delivery committed while we waited for the row: look again.
-                woken = (
-                    await conn.execute(
-                        single_statement.wake_if_matched(
-                            t,
-                            run_id,
-                            result.wait,
-                            self._matches(run_id, result.wait),
-                            log.now,
-                        )
+                woken = conn.execute(
+                    single_statement.wake_if_matched(
+                        t, run_id, result.wait, self._matches(run_id, result.wait), log.now
                     )
                 ).first()
                 if woken is not None:
                     settled = dict(woken._mapping)
-        return rows.run_from_row(settled)
+            return rows.run_from_row(settled)
+
+        return await self._run(settle)
 
     @operation
     async def read_events(
@@ -801,8 +842,7 @@ class SQLStore:
         run_id = validation.check_id(run_id, "run_id")
         from_index = validation.check_index(from_index, "from_index")
         limit = validation.check_optional_limit(limit)
-        async with self._single() as conn:
-            return await self._read_events(conn, run_id, from_index, limit)
+        return await self._run(lambda conn: self._read_events(conn, run_id, from_index, limit))
 
     @operation
     async def read_inbox(self, run_id: str, *, include_consumed: bool = False) -> list[InboxEntry]:
@@ -813,8 +853,9 @@ class SQLStore:
         if not include_consumed:
             stmt = stmt.where(inbox.c.consumed == sa.false())
         stmt = stmt.order_by(inbox.c.received_at, inbox.c.kind, inbox.c.key)
-        async with self._single() as conn:
-            return [rows.entry_from_row(run_id, r._mapping) for r in await conn.execute(stmt)]
+        return await self._run(
+            lambda conn: [rows.entry_from_row(run_id, r._mapping) for r in conn.execute(stmt)]
+        )
 
     async def subscribe_events(
         self, run_id: str, from_index: int = 0
@@ -828,31 +869,30 @@ class SQLStore:
         if self._dialect.writable_ctes:
             return await self._deliver_in_one(d)
         run_id, kind, now, values = d.run_id, d.kind, d.now, d.entry_values()
-        async with self._tx() as conn:
+
+        def deliver(conn: sa.Connection) -> DeliveryResult:
             # Lock the run first: a concurrent settle(Pause) of the same run serializes
             # with us, so the wake-up is decided on the state it leaves behind. The same
             # read brings an entry with our key, if one was delivered before.
             inbox = t.inbox
             seen = inbox.alias("seen")
-            found = (
-                await conn.execute(
-                    sa.select(
-                        *self._run_cols,
-                        *(seen.c[c.name].label(f"seen_{c.name}") for c in self._inbox_cols),
-                    )
-                    .select_from(
-                        t.runs.outerjoin(
-                            seen,
-                            sa.and_(
-                                seen.c.run_id == t.runs.c.run_id,
-                                seen.c.kind == kind.value,
-                                seen.c.key == values["key"],
-                            ),
-                        )
-                    )
-                    .where(t.runs.c.run_id == run_id)
-                    .with_for_update()
+            found = conn.execute(
+                sa.select(
+                    *self._run_cols,
+                    *(seen.c[c.name].label(f"seen_{c.name}") for c in self._inbox_cols),
                 )
+                .select_from(
+                    t.runs.outerjoin(
+                        seen,
+                        sa.and_(
+                            seen.c.run_id == t.runs.c.run_id,
+                            seen.c.kind == kind.value,
+                            seen.c.key == values["key"],
+                        ),
+                    )
+                )
+                .where(t.runs.c.run_id == run_id)
+                .with_for_update()
             ).first()
             if found is None:
                 return NotFound(run_id)
@@ -865,21 +905,20 @@ class SQLStore:
             if run.status.terminal:
                 return Closed(run)
             entry_values = {"run_id": run_id, "kind": kind.value, "consumed": False, **values}
-            await conn.execute(sa.insert(t.inbox).values(entry_values))
+            conn.execute(sa.insert(t.inbox).values(entry_values))
             entry = rows.entry_from_row(run_id, entry_values)
             if run.status is RunStatus.PAUSED and run.wait is not None and run.wait.matches(entry):
                 queued = rows.queued_values(now)
-                await conn.execute(
-                    sa.update(t.runs).where(t.runs.c.run_id == run_id).values(queued)
-                )
+                conn.execute(sa.update(t.runs).where(t.runs.c.run_id == run_id).values(queued))
                 return Delivered(rows.run_from_row({**row, **queued}), entry)
-        return Buffered(run, entry)
+            return Buffered(run, entry)
+
+        return await self._run(deliver, transaction=True)
 
     async def _deliver_in_one(self, d: arguments.Delivery) -> DeliveryResult:
         run_id, values = d.run_id, d.entry_values()
         stmt = single_statement.deliver(self.tables, d, _TERMINAL)
-        async with self._single() as conn:
-            row = (await conn.execute(stmt)).first()
+        row = await self._run(lambda conn: conn.execute(stmt).first())
         if row is None:
             return NotFound(run_id)
         m = row._mapping
@@ -947,12 +986,14 @@ class SQLStore:
         t = self.tables
         runs, inbox = t.runs, t.inbox
         if self._dialect.writable_ctes:
-            async with self._single() as conn:
-                result = await conn.execute(single_statement.fire_due_timers(t, now, limit))
-                return [rows.entry_from_row(r.run_id, r._mapping) for r in result]
-        async with self._tx() as conn:
+            stmt = single_statement.fire_due_timers(t, now, limit)
+            return await self._run(
+                lambda conn: [rows.entry_from_row(r.run_id, r._mapping) for r in conn.execute(stmt)]
+            )
+
+        def fire(conn: sa.Connection) -> list[InboxEntry]:
             due = (
-                await conn.execute(
+                conn.execute(
                     sa.select(
                         runs.c.run_id,
                         runs.c.wait_kind,
@@ -984,15 +1025,17 @@ class SQLStore:
                 for d in due
             ]
             # Each firing is a fresh entry, replacing an earlier firing of the same step.
-            await conn.execute(
+            conn.execute(
                 self._dialect.upsert(inbox, ("name", "payload", "meta", "received_at", "consumed")),
                 fired,
             )
-            await conn.execute(
+            conn.execute(
                 sa.update(runs).where(runs.c.run_id.in_(ids)).values(rows.queued_values(now))
             )
-        # The entries are exactly what the upsert wrote: no need to read them back.
-        return [rows.entry_from_row(f["run_id"], f) for f in fired]
+            # The entries are exactly what the upsert wrote: no need to read them back.
+            return [rows.entry_from_row(f["run_id"], f) for f in fired]
+
+        return await self._run(fire, transaction=True)
 
     # -- schedules -----------------------------------------------------------------
     @operation
@@ -1030,53 +1073,53 @@ class SQLStore:
             "enabled": enabled,
             "updated_at": now,
         }
-        for _ in range(2):
-            async with self._tx() as conn:
-                existing = (
-                    await conn.execute(
-                        sa.select(schedules)
-                        .where(schedules.c.schedule_id == schedule_id)
-                        .with_for_update()
-                    )
-                ).first()
-                if existing is not None:
-                    old = rows.schedule_from_row(existing._mapping)
-                    # Keep a due tick across re-declaration; re-plan only when the
-                    # timing changed or the schedule wakes up.
-                    if old.spec != spec or (enabled and not old.enabled):
-                        values["next_fire_at"] = next_fire_at(spec, now)
-                    await conn.execute(
-                        sa.update(schedules)
-                        .where(schedules.c.schedule_id == schedule_id)
-                        .values(values)
-                    )
-                    return rows.schedule_from_row({**existing._mapping, **values})
-                values.update(
-                    schedule_id=schedule_id,
-                    next_fire_at=next_fire_at(spec, now),
-                    last_fired_at=None,
-                    last_run_id=None,
+
+        def upsert(conn: sa.Connection) -> Schedule | None:
+            """The schedule, or None when a concurrent upsert created it first."""
+            existing = conn.execute(
+                sa.select(schedules).where(schedules.c.schedule_id == schedule_id).with_for_update()
+            ).first()
+            if existing is not None:
+                old = rows.schedule_from_row(existing._mapping)
+                # Keep a due tick across re-declaration; re-plan only when the timing
+                # changed or the schedule wakes up.
+                changes = dict(values)
+                if old.spec != spec or (enabled and not old.enabled):
+                    changes["next_fire_at"] = next_fire_at(spec, now)
+                conn.execute(
+                    sa.update(schedules)
+                    .where(schedules.c.schedule_id == schedule_id)
+                    .values(changes)
                 )
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(sa.insert(schedules).values(values))
-                except sa_exc.IntegrityError as exc:
-                    if not self._dialect.is_duplicate(exc):
-                        raise
-                    continue  # a concurrent upsert created it: update instead
-                return rows.schedule_from_row(values)
+                return rows.schedule_from_row({**existing._mapping, **changes})
+            new = {
+                **values,
+                "schedule_id": schedule_id,
+                "next_fire_at": next_fire_at(spec, now),
+                "last_fired_at": None,
+                "last_run_id": None,
+            }
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.insert(schedules).values(new))
+            except sa_exc.IntegrityError as exc:
+                if not self._dialect.is_duplicate(exc):
+                    raise
+                return None  # a concurrent upsert created it: update instead
+            return rows.schedule_from_row(new)
+
+        for _ in range(2):
+            schedule = await self._run(upsert, transaction=True)
+            if schedule is not None:
+                return schedule
         raise StoreUnavailableError(f"schedule {schedule_id!r} kept changing under upsert")
 
     @operation
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
         schedule_id = validation.check_schedule_id(schedule_id)
         schedules = self.tables.schedules
-        async with self._single() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(schedules).where(schedules.c.schedule_id == schedule_id)
-                )
-            ).first()
+        stmt = sa.select(schedules).where(schedules.c.schedule_id == schedule_id)
+        row = await self._run(lambda conn: conn.execute(stmt).first())
         return None if row is None else rows.schedule_from_row(row._mapping)
 
     @operation
@@ -1086,18 +1129,16 @@ class SQLStore:
         stmt = sa.select(schedules).order_by(schedules.c.schedule_id)
         if workflow_id is not None:
             stmt = stmt.where(schedules.c.workflow_id == workflow_id)
-        async with self._single() as conn:
-            return [rows.schedule_from_row(r._mapping) for r in await conn.execute(stmt)]
+        return await self._run(
+            lambda conn: [rows.schedule_from_row(r._mapping) for r in conn.execute(stmt)]
+        )
 
     @operation
     async def delete_schedule(self, schedule_id: str) -> bool:
         schedule_id = validation.check_schedule_id(schedule_id)
         schedules = self.tables.schedules
-        async with self._single() as conn:
-            result = await conn.execute(
-                sa.delete(schedules).where(schedules.c.schedule_id == schedule_id)
-            )
-        return bool(result.rowcount)
+        stmt = sa.delete(schedules).where(schedules.c.schedule_id == schedule_id)
+        return await self._run(lambda conn: bool(conn.execute(stmt).rowcount))
 
     @operation
     async def fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:
@@ -1111,7 +1152,6 @@ class SQLStore:
             .scalar_subquery()
         )
         busy = sa.and_(last_status.is_not(None), last_status.in_(_NOT_TERMINAL))
-        ticks: list[ScheduleTick] = []
         due_query = (
             sa.select(schedules, busy.label("busy"))
             .where(
@@ -1125,8 +1165,10 @@ class SQLStore:
         )
         if self._dialect.writable_ctes:
             return await self._fire_schedules_in_two(due_query, now)
-        async with self._tx() as conn:
-            due = (await conn.execute(due_query.with_for_update(skip_locked=True))).all()
+
+        def fire(conn: sa.Connection) -> list[ScheduleTick]:
+            ticks: list[ScheduleTick] = []
+            due = conn.execute(due_query.with_for_update(skip_locked=True)).all()
             if not due:
                 return []
             new_runs: list[dict[str, Any]] = []
@@ -1169,7 +1211,7 @@ class SQLStore:
                     ScheduleTick(s.schedule_id, fire_at, TickOutcome.FIRED, run_id, following)
                 )
             if new_runs:
-                await conn.execute(self._dialect.insert_ignore(runs, "run_id"), new_runs)
+                conn.execute(self._dialect.insert_ignore(runs, "run_id"), new_runs)
             # One UPDATE for all of them: an executemany is a round trip per row on
             # PyMySQL.
             sid = schedules.c.schedule_id
@@ -1180,7 +1222,7 @@ class SQLStore:
                     else_=column,
                 )
 
-            await conn.execute(
+            conn.execute(
                 sa.update(schedules)
                 .where(sid.in_([u["sid"] for u in updates]))
                 .values(
@@ -1189,7 +1231,9 @@ class SQLStore:
                     last_run_id=per_schedule("lri", schedules.c.last_run_id),
                 )
             )
-        return ticks
+            return ticks
+
+        return await self._run(fire, transaction=True)
 
     async def _fire_schedules_in_two(
         self, due_query: sa.Select[Any], now: int
@@ -1197,8 +1241,7 @@ class SQLStore:
         """Two round trips: read the due schedules, then one statement that moves each
         on by compare-and-set and inserts the runs of those it moved (the next fire
         time comes from the cron library, so it cannot be computed in SQL)."""
-        async with self._single() as conn:
-            due = (await conn.execute(due_query)).all()
+        due = await self._run(lambda conn: conn.execute(due_query).all())
         if not due:
             return []
         plan: list[dict[str, Any]] = []
@@ -1221,9 +1264,8 @@ class SQLStore:
             )
             outcome = TickOutcome.FIRED if fires else TickOutcome.SKIPPED
             ticks[s.schedule_id] = ScheduleTick(s.schedule_id, fire_at, outcome, run_id, following)
-        async with self._single() as conn:
-            stmt = single_statement.fire_schedules(self.tables, plan, now)
-            moved = set((await conn.execute(stmt)).scalars())
+        stmt = single_statement.fire_schedules(self.tables, plan, now)
+        moved = set(await self._run(lambda conn: conn.execute(stmt).scalars().all()))
         return [tick for sid, tick in ticks.items() if sid in moved]
 
     # -- operations and health -------------------------------------------------------

@@ -1,0 +1,163 @@
+"""Fixtures for SQL stores on a real server (PostgreSQL, MySQL/MariaDB): a schema (a
+database, on MySQL) per test session or module, the store's tables emptied between
+tests, handles for the multi-process cases, and the admin connection the failure tests
+use. Needs ``workflow-store-sql`` besides this package.
+
+A test module declares its server once and derives its fixtures from it::
+
+    SERVER = SQLServer(PostgresStore.from_url, "postgresql://root@127.0.0.1:5432/test",
+                       driver="postgresql+psycopg", name="PostgreSQL", default_port=5432)
+
+    @pytest.fixture(scope="session")
+    def server_schema() -> Iterator[str]:
+        yield from SERVER.schema("wf_test")
+
+    class TestMyStore(SQLServerContract):
+        server = SERVER
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from workflow.runtime import ExecutionStore
+from workflow.store.sql.store import SQLStore
+
+from .base import StoreContract
+from .servers import require_server
+from .support import StoreFactory
+
+
+@dataclass(frozen=True)
+class SQLServer:
+    """The server a SQL store's tests run against."""
+
+    from_url: Callable[..., SQLStore]
+    """The store class's ``from_url``."""
+    url: str
+    """The store URL (``postgresql://…``), as users give it to ``open_store``."""
+    driver: str
+    """The SQLAlchemy ``dialect+driver`` the admin connection uses."""
+    name: str
+    default_port: int
+
+    def driver_url(self, url: str | None = None) -> str:
+        return sa.make_url(url or self.url).set(drivername=self.driver).render_as_string(False)
+
+    def with_parts(self, **parts: Any) -> str:
+        """The URL with another port, database or user (a real URL, not a string edit)."""
+        return sa.make_url(self.url).set(**parts).render_as_string(hide_password=False)
+
+    def store_url(self, schema: str) -> str:
+        return f"{self.url}{'&' if '?' in self.url else '?'}schema={schema}"
+
+    def store(self, schema: str, **options: Any) -> SQLStore:
+        return self.from_url(self.url, schema=schema, **options)
+
+    async def admin(self, *statements: str) -> None:
+        """Run statements (DDL, grants) on a connection of its own, in autocommit."""
+        engine = create_async_engine(self.driver_url(), isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                for statement in statements:
+                    await conn.execute(sa.text(statement))
+        finally:
+            await engine.dispose()
+
+    def drop_schema(self, schema: str) -> str:
+        dialect = sa.make_url(self.driver_url()).get_dialect()()
+        name = dialect.identifier_preparer.quote_identifier(schema)
+        if dialect.name == "postgresql":
+            return f"DROP SCHEMA IF EXISTS {name} CASCADE"
+        return f"DROP DATABASE IF EXISTS {name}"
+
+    def schema(
+        self, prefix: str, *, setup: Sequence[str] = (), teardown: Sequence[str] = ()
+    ) -> Iterator[str]:
+        """For a session- or module-scoped fixture: a new migrated schema (plus the
+        ``setup`` statements), dropped afterwards (after the ``teardown`` statements).
+
+        Sync on purpose: an async fixture of that scope would pin every test to one loop.
+        """
+        require_server(self.url, self.name, default_port=self.default_port)
+        schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+        async def create() -> None:
+            store = self.store(schema)
+            try:
+                await store.create_schema()
+            finally:
+                await store.close()
+            if setup:
+                await self.admin(*setup)
+
+        asyncio.run(create())
+        try:
+            yield schema
+        finally:
+            asyncio.run(self.admin(self.drop_schema(schema), *teardown))
+
+
+async def empty_tables(store: SQLStore) -> None:
+    """Delete every row of the store's tables (children first: foreign keys)."""
+    t = store.tables
+    async with store.engine.connect() as conn:
+        for table in (t.events, t.inbox, t.schedules, t.runs):
+            await conn.execute(sa.delete(table))
+
+
+async def poll(
+    probe: Callable[[], Awaitable[Any]],
+    what: str,
+    *,
+    patience: float = 30.0,
+    interval: float = 0.05,
+) -> Any:
+    """``probe()``'s first truthy result; fails after ``patience`` seconds (generous on
+    a loaded machine: a limit to give up, never an assertion on speed)."""
+    for _ in range(int(patience / interval)):
+        found = await probe()
+        if found:
+            return found
+        await asyncio.sleep(interval)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+class SQLServerContract(StoreContract):
+    """The contract suite on a SQL server: the store on the session's schema
+    (fixture ``server_schema``, from :meth:`SQLServer.schema`), emptied before each test."""
+
+    server: ClassVar[SQLServer]
+
+    @pytest.fixture
+    def store_url(self, server_schema: str) -> str:
+        # What open_store() opens on the same data as `store` (multi-process cases).
+        return self.server.store_url(server_schema)
+
+    @pytest.fixture
+    async def store(self, server_schema: str) -> AsyncIterator[ExecutionStore]:
+        store = self.server.store(server_schema, max_payload_bytes=self.max_payload_bytes)
+        await empty_tables(store)
+        yield store
+        await store.close()
+
+    @pytest.fixture
+    async def store_factory(self, server_schema: str) -> AsyncIterator[StoreFactory]:
+        opened: list[SQLStore] = []
+
+        async def open_handle() -> ExecutionStore:
+            handle = self.server.store(server_schema, max_payload_bytes=self.max_payload_bytes)
+            opened.append(handle)
+            return handle
+
+        yield open_handle
+        for handle in opened:
+            await handle.close()
