@@ -1,17 +1,17 @@
 """The contract suite against MariaDB: one schema per test session, emptied
-between tests (TRUNCATE), so runs cannot see each other and tests stay quick."""
+between tests, so runs cannot see each other and tests stay quick."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from mysql_server import SERVER, URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from workflow.contract_tests.sql import SQLServer, SQLServerContract
+from workflow.contract_tests.sql import SQLServerContract
 from workflow.runtime import (
     Cancelled,
     Capability,
@@ -20,15 +20,6 @@ from workflow.runtime import (
 )
 from workflow.store.mysql.store import MySQLStore
 from workflow.store.sql.statements import hot_operation_statements
-
-SERVER = SQLServer(
-    MySQLStore.from_url,
-    os.environ.get("WORKFLOW_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
-    driver="mysql+aiomysql",
-    name="MySQL/MariaDB",
-    default_port=3306,
-)
-URL = SERVER.url
 
 
 @pytest.fixture(scope="session")

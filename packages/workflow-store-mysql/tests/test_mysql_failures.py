@@ -9,7 +9,6 @@ uses this module's own database (and a user named after it).
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
@@ -17,10 +16,11 @@ from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
+from mysql_server import SERVER, URL
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from workflow.contract_tests.sql import SQLServer, poll
+from workflow.contract_tests.sql import poll
 from workflow.runtime import (
     RunStatus,
     StoreConfigurationError,
@@ -31,14 +31,6 @@ from workflow.runtime.results import Claimed
 from workflow.store.mysql.store import MySQLStore, open_store
 from workflow.store.sql.failures import RETRIES, operation
 
-SERVER = SQLServer(
-    MySQLStore.from_url,
-    os.environ.get("WORKFLOW_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
-    driver="mysql+aiomysql",
-    name="MySQL/MariaDB",
-    default_port=3306,
-)
-URL = SERVER.url
 NO_GRANTS_USER = f"wf_nogrants_{uuid.uuid4().hex[:10]}"
 T0 = 1_700_000_000_000
 PATIENCE = 30.0  # seconds of polling: generous on a loaded machine, never an assertion

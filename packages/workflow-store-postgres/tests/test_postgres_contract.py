@@ -4,26 +4,17 @@ between tests, so runs cannot see each other and tests stay quick."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from postgres_server import SERVER, URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from workflow.contract_tests.sql import SQLServer, SQLServerContract
+from workflow.contract_tests.sql import SQLServerContract
 from workflow.runtime import Buffered, Capability, Claimed, Pause, RunStatus, Wait
 from workflow.store.postgres.store import PostgresStore
 from workflow.store.sql.statements import hot_operation_statements, recording
-
-SERVER = SQLServer(
-    PostgresStore.from_url,
-    os.environ.get("WORKFLOW_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test"),
-    driver="postgresql+psycopg",
-    name="PostgreSQL",
-    default_port=5432,
-)
-URL = SERVER.url
 
 
 @pytest.fixture(scope="session")

@@ -23,10 +23,11 @@ from typing import cast
 
 import pytest
 import sqlalchemy as sa
+from postgres_server import SERVER, URL
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from workflow.contract_tests.sql import SQLServer, poll
+from workflow.contract_tests.sql import poll
 from workflow.runtime import (
     RunStatus,
     StoreConfigurationError,
@@ -38,14 +39,6 @@ from workflow.runtime.results import Claimed
 from workflow.store.postgres.store import PostgresStore, open_store
 from workflow.store.sql.failures import RETRIES, operation
 
-SERVER = SQLServer(
-    PostgresStore.from_url,
-    os.environ.get("WORKFLOW_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test"),
-    driver="postgresql+psycopg",
-    name="PostgreSQL",
-    default_port=5432,
-)
-URL = SERVER.url
 NO_GRANTS_ROLE = f"wf_nogrants_{uuid.uuid4().hex[:10]}"
 T0 = 1_700_000_000_000
 PATIENCE = 30.0  # seconds of polling: generous on a loaded machine, never an assertion
