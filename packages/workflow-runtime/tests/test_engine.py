@@ -39,8 +39,9 @@ from workflow.runtime import (
     current_step,
     workflow,
 )
+from workflow.runtime.cli.logs import TextFormatter, json_formatter
 from workflow.runtime.history import EventType, History
-from workflow.runtime.worker import JSONFormatter, TextFormatter, Worker
+from workflow.runtime.worker import Worker
 
 T0 = 1_700_000_000_000
 
@@ -443,11 +444,13 @@ def test_log_formatters_carry_the_structured_fields() -> None:
     record = logging.LogRecord("workflow.runtime", logging.INFO, "x", 1, "run %s", ("r",), None)
     record.run_id = "r"
     record.outcome = "finished"
-    body = json.loads(JSONFormatter().format(record))
+    record.__dict__["when"] = object()  # not JSON: written as its str()
+    body = json.loads(json_formatter().format(record))
     assert body["msg"] == "run r"
-    assert (body["run_id"], body["outcome"], body["level"]) == ("r", "finished", "info")
+    assert (body["run_id"], body["outcome"], body["level"]) == ("r", "finished", "INFO")
+    assert body["when"].startswith("<object object")
     text = TextFormatter().format(record)
-    assert text.endswith("run r  run_id=r outcome=finished")
+    assert text.endswith(f"run r  run_id=r outcome=finished when={record.__dict__['when']}")
 
 
 async def test_a_sync_step_runs_off_the_event_loop_with_current_step() -> None:

@@ -19,70 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import signal
-import sys
-import time
-from typing import Any
 
 from .driver import DriveReport, Runtime
 from .errors import WorkflowStoreError
 from .validation import check_limit
 
 log = logging.getLogger("workflow.runtime.worker")
-
-_STANDARD_ATTRS = frozenset(
-    logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__.keys()
-    | {"message", "asctime", "taskName"}
-)
-
-
-def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS}
-
-
-class JSONFormatter(logging.Formatter):
-    """One JSON object per line: ``ts``, ``level``, ``logger``, ``msg`` and the fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        body: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-            **_fields(record),
-        }
-        if record.exc_info:
-            body["exc"] = self.formatException(record.exc_info)
-        return json.dumps(body, default=str, ensure_ascii=False)
-
-
-class TextFormatter(logging.Formatter):
-    """``2024-05-01T12:00:00.123Z info message key=value ...``"""
-
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        fields = " ".join(f"{k}={v}" for k, v in _fields(record).items() if v is not None)
-        line = (
-            f"{stamp}.{int(record.msecs):03d}Z {record.levelname.lower():<7} {record.getMessage()}"
-        )
-        if fields:
-            line = f"{line}  {fields}"
-        if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
-        return line
-
-
-def configure_logging(level: str = "info", fmt: str = "text") -> None:
-    """Log ``workflow.*`` records to stderr as text or JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
-    root = logging.getLogger("workflow")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
 
 
 class Worker:

@@ -20,8 +20,9 @@ from ..contract import ExecutionStore
 from ..definitions import Workflow
 from ..driver import Runtime
 from ..registry import open_store, redact_url
-from ..worker import Worker, configure_logging
+from ..worker import Worker
 from .common import CommandError, run_async, url_option
+from .logs import configure_logging
 
 log = logging.getLogger("workflow.runtime.worker")
 
