@@ -366,15 +366,17 @@ class Runtime:
 
         if self._stopping:
             return SweepReport()
-        ticks, timers = await self._fire_due(clock, limit)
+        ticks, timers = await self.fire_due(limit, clock=clock)
         drives = await self._drive_claimable(clock, limit)
         return SweepReport(ticks, timers, drives)
 
-    async def _fire_due(
-        self, clock: Clock, limit: int
+    # -- the steps of a sweep, for drivers of their own (the Worker) -------------------
+    async def fire_due(
+        self, limit: int, *, clock: Clock | None = None
     ) -> tuple[list[ScheduleTick], list[InboxEntry]]:
         """Fire up to ``limit`` due schedule ticks and due timers (the part of a sweep
         that the worker also runs while drives are in flight)."""
+        clock = clock or self.clock
         if not self._reconciled:
             await self.reconcile_schedules(clock())
         ticks = await self.store.fire_due_schedules(clock(), limit)
@@ -389,8 +391,10 @@ class Runtime:
         timers = await self.store.fire_due_timers(clock(), limit)
         return ticks, timers
 
-    async def _claim(self, clock: Clock, want: int) -> list[Claimed]:
-        """Claim up to ``want`` runnable runs (none once stopping)."""
+    async def claim(self, want: int, *, clock: Clock | None = None) -> list[Claimed]:
+        """Claim up to ``want`` runnable runs, with their history (none once stopping);
+        hand each to :meth:`drive`."""
+        clock = clock or self.clock
         if self._stopping or want <= 0:
             return []
         return await self.store.claim_runnable(
@@ -420,7 +424,7 @@ class Runtime:
                 ):
                     want = min(self.concurrency - len(active), limit - claimed)
                     try:
-                        claims = await self._claim(clock, want)
+                        claims = await self.claim(want, clock=clock)
                     except WorkflowStoreError as exc:
                         if not active:
                             raise  # nothing to finish: the worker logs it and backs off
@@ -435,7 +439,7 @@ class Runtime:
                         exhausted = True
                         break
                     claimed += len(claims)
-                    active.update(asyncio.create_task(self._drive(c, clock)) for c in claims)
+                    active.update(asyncio.create_task(self.drive(c, clock=clock)) for c in claims)
                     # Fewer than asked: nothing else is runnable right now. Runs that
                     # become runnable during this sweep wait for the next one.
                     exhausted = len(claims) < want
@@ -452,7 +456,10 @@ class Runtime:
             raise
 
     # -- one drive ---------------------------------------------------------------------
-    async def _drive(self, claim: Claimed, clock: Clock) -> DriveReport:
+    async def drive(self, claim: Claimed, *, clock: Clock | None = None) -> DriveReport:
+        """Drive a claimed run until it pauses, finishes or its slice ends (never raises
+        for the run's own failures: the report says what happened)."""
+        clock = clock or self.clock
         run = claim.run
         try:
             return await self._drive_claimed(claim, clock)

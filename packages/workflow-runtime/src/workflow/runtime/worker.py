@@ -75,11 +75,11 @@ class Worker:
         """Fire due schedules and timers, claim runs into the free slots and start
         driving them. True when it found work."""
         rt = self.runtime
-        ticks, timers = await rt._fire_due(rt.clock, self.limit)
+        ticks, timers = await rt.fire_due(self.limit)
         free = min(rt.concurrency - len(self._drives), self.limit)
-        claims = await rt._claim(rt.clock, free) if free > 0 else []
+        claims = await rt.claim(free) if free > 0 else []
         for claim in claims:
-            self._drives.add(asyncio.create_task(rt._drive(claim, rt.clock)))
+            self._drives.add(asyncio.create_task(rt.drive(claim)))
         return bool(ticks or timers or claims)
 
     async def _idle(self, delay: float) -> None:

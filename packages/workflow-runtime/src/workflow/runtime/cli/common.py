@@ -17,9 +17,9 @@ from ..errors import SchemaVersionError, WorkflowStoreError
 from ..records import JSON
 from ..registry import open_store
 from ..workflow_errors import WorkflowError
+from . import DEFAULT_URL
 
 T = TypeVar("T")
-DEFAULT_URL = "sqlite:///workflow.db"
 
 
 def one_line(text: str) -> str:

@@ -11,12 +11,12 @@ schedules.
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import click
 
 from ..contract import ExecutionStore
+from ..driver import system_clock
 from ..records import JSON, Page, RunStatus, Schedule, Timeline, WaitKind
 from ..results import (
     AlreadyTerminal,
@@ -31,10 +31,6 @@ from ..results import (
 )
 from . import render
 from .common import CommandError, parse_json, url_option, with_store
-
-
-def _now() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @click.group()
@@ -108,7 +104,7 @@ def cancel_run(url: str, run_id: str, reason: str) -> None:
     """Cancel a run (a worker driving it stops at its next write)."""
 
     async def act(store: ExecutionStore) -> CancelResult:
-        return await store.cancel_run(run_id, reason, _now())
+        return await store.cancel_run(run_id, reason, system_clock())
 
     match with_store(url, act):
         case Cancelled(run):
@@ -156,7 +152,7 @@ def signal(
 
     async def act(store: ExecutionStore) -> DeliveryResult:
         return await store.deliver_signal(
-            run_id, signal_id or uuid.uuid4().hex, name, value, _now(), step_id=step_id
+            run_id, signal_id or uuid.uuid4().hex, name, value, system_clock(), step_id=step_id
         )
 
     _report_delivery(with_store(url, act), run_id, f"signal {name!r}")
@@ -183,7 +179,9 @@ def approve(
     note: JSON = parse_json(feedback, "--feedback") if json_feedback else feedback
 
     async def act(store: ExecutionStore) -> DeliveryResult:
-        return await store.deliver_approval(run_id, approval_id, approved, _now(), feedback=note)
+        return await store.deliver_approval(
+            run_id, approval_id, approved, system_clock(), feedback=note
+        )
 
     verdict = "approval" if approved else "rejection"
     result = with_store(url, act)
