@@ -1,5 +1,6 @@
-"""The contract suite against a real Redis: every test gets its own key prefix, and
-its keys are deleted at teardown."""
+"""The contract suite against a real Redis and a real 3-master Redis Cluster (started by
+``conftest.redis_cluster_url``): every test gets its own key prefix, and its keys are
+deleted at teardown."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
+from redis.asyncio.cluster import RedisCluster
 
 from workflow.contract_tests import StoreContract, StoreFactory
 from workflow.contract_tests.servers import require_server
@@ -60,6 +63,64 @@ class TestRedisStore(StoreContract):
         async def open_handle() -> ExecutionStore:
             handle = RedisStore.from_url(
                 URL, prefix=prefix, max_payload_bytes=self.max_payload_bytes
+            )
+            opened.append(handle)
+            return handle
+
+        yield open_handle
+        for handle in opened:
+            await handle.close()
+
+
+async def _drop_cluster(url: str, prefix: str) -> None:
+    client = RedisCluster.from_url(url)
+    try:
+        # One key per UNLINK: the keys live in different slots.
+        async for key in client.scan_iter(match=Keyspace(prefix).pattern, count=1000):
+            await client.unlink(key)
+    finally:
+        await client.aclose()
+
+
+class TestRedisClusterStore(StoreContract):
+    capabilities = frozenset(
+        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+    )
+
+    @pytest.fixture
+    async def prefix(self, redis_cluster_url: str) -> AsyncIterator[str]:
+        prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
+        yield prefix
+        await _drop_cluster(redis_cluster_url, prefix)
+
+    @pytest.fixture
+    def store_url(self, redis_cluster_url: str, prefix: str) -> str:
+        return f"{redis_cluster_url}?prefix={prefix}&cluster=true"
+
+    @pytest.fixture
+    async def store(self, redis_cluster_url: str, prefix: str) -> AsyncIterator[ExecutionStore]:
+        store = RedisStore.from_url(
+            redis_cluster_url,
+            prefix=prefix,
+            max_payload_bytes=self.max_payload_bytes,
+            cluster=True,
+        )
+        await store.create_schema()
+        yield store
+        await store.close()
+
+    @pytest.fixture
+    async def store_factory(
+        self, redis_cluster_url: str, prefix: str
+    ) -> AsyncIterator[StoreFactory]:
+        opened: list[RedisStore] = []
+
+        async def open_handle() -> ExecutionStore:
+            handle = RedisStore.from_url(
+                redis_cluster_url,
+                prefix=prefix,
+                max_payload_bytes=self.max_payload_bytes,
+                cluster=True,
             )
             opened.append(handle)
             return handle

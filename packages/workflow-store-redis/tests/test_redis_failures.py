@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
 
 from workflow.contract_tests.servers import require_server
 from workflow.runtime import Claimed, Created, Existing, Pause, Wait, open_store
@@ -87,6 +88,33 @@ async def test_scripts_are_reloaded_after_the_script_cache_is_flushed(prefix: st
         await store.close()
 
 
+async def test_scripts_are_reloaded_on_every_cluster_node_after_a_flush(
+    redis_cluster_url: str,
+) -> None:
+    prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
+    store = RedisStore.from_url(redis_cluster_url, prefix=prefix, cluster=True)
+    # Runs in several buckets, so the calls reach every master.
+    ids = [f"r{i}" for i in range(24)]
+    try:
+        await store.create_schema()
+        for run_id in ids:
+            assert isinstance(await store.create_run(run_id, "wf", None, None, T0), Created)
+        masters = {
+            store.client.get_node_from_key(store.keys.run(r)).name  # type: ignore[union-attr]
+            for r in ids
+        }
+        assert len(masters) == 3
+        await store.client.script_flush()  # on every primary
+        for run_id in ids:
+            assert isinstance(await store.create_run(run_id, "wf", None, None, T0), Existing)
+        claims = await store.claim_runnable("w", 60_000, 100, T0)
+        assert sorted(c.run.run_id for c in claims) == sorted(ids)
+    finally:
+        async for key in store.client.scan_iter(match=store.keys.pattern):
+            await store.client.unlink(key)
+        await store.close()
+
+
 async def test_connection_lost_mid_use_raises_store_unavailable_then_recovers(
     prefix: str,
 ) -> None:
@@ -128,6 +156,12 @@ async def test_a_closed_store_stays_closed(prefix: str) -> None:
         ("redis://127.0.0.1:6379/0", {"no_such_option": 1}),
         ("redis://127.0.0.1:6379/0", {"max_payload_bytes": 1}),
         ("memcached://127.0.0.1", {}),
+        ("redis://127.0.0.1:6379/0?cluster=maybe", {}),
+        ("redis://127.0.0.1:6379/0", {"cluster": "yes"}),
+        ("redis://127.0.0.1:6379/3?cluster=true", {}),
+        ("redis://127.0.0.1:6379/0?buckets=0", {}),
+        ("redis://127.0.0.1:6379/0?buckets=many", {}),
+        ("redis://127.0.0.1:6379/0", {"buckets": 2000}),
     ],
 )
 async def test_bad_url_or_options_raise_invalid_argument(

@@ -34,11 +34,35 @@ def hash_tag(key: str) -> str:
 
 
 @pytest.mark.parametrize("run_id", AWKWARD_IDS)
-def test_every_key_of_a_run_shares_one_hash_tag_that_holds_the_whole_id(run_id: str) -> None:
+def test_every_key_of_a_run_and_its_indexes_share_its_buckets_hash_tag(run_id: str) -> None:
     ks = Keyspace("wf:")
-    keys = [ks.run(run_id), ks.events(run_id), ks.inbox(run_id), ks.consumed(run_id)]
-    assert {hash_tag(k) for k in keys} == {f"wf:{escape(run_id)}"}
-    assert unescape(hash_tag(keys[0]).removeprefix("wf:")) == run_id
+    keys = ks.run_keys(run_id, "wf")
+    assert {hash_tag(k) for k in keys} == {f"b{ks.run_bucket(run_id)}"}
+    # The id follows the tag whole, escaped: nothing in it can end the key's structure.
+    assert unescape(ks.run(run_id).rsplit(":", 1)[1]) == run_id
+
+
+def test_a_schedules_runs_share_its_bucket() -> None:
+    ks = Keyspace("wf:", 16)
+    for sid in [*AWKWARD_IDS, "a@b", "@"]:
+        run_id = f"{sid}@1700000000000"
+        assert ks.run_bucket(run_id) == ks.schedule_bucket(sid)
+        assert hash_tag(ks.run(run_id)) == hash_tag(ks.schedule(sid))
+
+
+def test_buckets_are_stable_and_spread() -> None:
+    ks = Keyspace("wf:", 16)
+    # crc32 of the UTF-8 id: fixed values, the same in every process and version (a
+    # change here would strand the runs of every existing keyspace).
+    assert [ks.run_bucket(i) for i in ("run-1", "order-42", "日本語")] == [3, 14, 5]
+    used = {ks.run_bucket(f"run-{i}") for i in range(200)}
+    assert used == set(range(16))
+
+
+@pytest.mark.parametrize("buckets", [0, 1025, "16", None, 2.0])
+def test_bad_bucket_counts_are_rejected(buckets: object) -> None:
+    with pytest.raises(InvalidArgumentError):
+        Keyspace("wf:", buckets)  # type: ignore[arg-type]
 
 
 def test_escape_is_injective_and_uses_no_structural_characters() -> None:
@@ -63,8 +87,9 @@ def test_created_member_orders_by_time_then_id() -> None:
 def test_prefixes_keep_instances_apart() -> None:
     a, b = Keyspace("app1:"), Keyspace("app2:")
     assert a.run("r") != b.run("r")
-    assert a.index("queued") != b.index("queued")
-    assert hash_tag(a.index("queued")) == "g"
+    assert a.index(0, "queued") != b.index(0, "queued")
+    assert hash_tag(a.index(3, "queued")) == "b3"
+    assert hash_tag(a.meta("revision")) == "g"
 
 
 @pytest.mark.parametrize("prefix", ["", "a{b", "a}b", "has space", "tab\t", "é", 3, None])

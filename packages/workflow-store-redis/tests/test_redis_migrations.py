@@ -1,4 +1,6 @@
-"""The keyspace migrations: Alembic's revision graph, the revision in a Redis key."""
+"""The keyspace migrations: Alembic's revision graph, the revision in a Redis key.
+
+Every test runs on the standalone server and on the test cluster (conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,12 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
 
 from workflow.contract_tests.servers import require_server
+from workflow.runtime import Claimed, Finish, IntervalSpec, NewEvent, Pause, Wait
 from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
-from workflow.store.redis.keys import Keyspace
+from workflow.store.redis.keys import Keyspace, escape
 from workflow.store.redis.migrator import head
 from workflow.store.redis.store import RedisStore
 
@@ -18,15 +22,20 @@ URL = os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = 1_700_000_000_000
 
 
-@pytest.fixture
-async def store() -> AsyncIterator[RedisStore]:
-    require_server(URL, "Redis", default_port=6379)
+@pytest.fixture(params=["standalone", "cluster"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[RedisStore]:
+    cluster = request.param == "cluster"
+    if cluster:
+        url = request.getfixturevalue("redis_cluster_url")
+    else:
+        require_server(URL, "Redis", default_port=6379)
+        url = URL
     prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
-    store = RedisStore.from_url(URL, prefix=prefix)
+    store = RedisStore.from_url(url, prefix=prefix, cluster=cluster)
     yield store
-    keys = [k async for k in store.client.scan_iter(match=Keyspace(prefix).pattern)]
-    if keys:
-        await store.client.unlink(*keys)
+    # One key per UNLINK: on a cluster the keys live in different slots.
+    async for key in store.client.scan_iter(match=Keyspace(prefix).pattern):
+        await store.client.unlink(key)
     await store.close()
 
 
@@ -41,8 +50,8 @@ async def test_upgrade_records_the_head_once_and_is_idempotent(store: RedisStore
     await store.create_schema()
     status = await store.schema_status()
     assert (status.current, status.up_to_date) == (head(), True)
-    # Only the revision key: the lock was released.
-    assert await _keys(store) == {store.keys.index("revision")}
+    # Only the revision and bucket-count keys: the lock was released.
+    assert await _keys(store) == {store.keys.meta("revision"), store.keys.meta("buckets")}
 
 
 async def test_downgrade_to_base_removes_every_key_of_the_prefix(store: RedisStore) -> None:
@@ -57,14 +66,14 @@ async def test_downgrade_to_base_removes_every_key_of_the_prefix(store: RedisSto
 async def test_verify_names_the_fix_and_unknown_revisions(store: RedisStore) -> None:
     with pytest.raises(SchemaVersionError, match="workflow migrate upgrade --url"):
         await store.verify_schema()
-    await store.client.set(store.keys.index("revision"), "9999")
+    await store.client.set(store.keys.meta("revision"), "9999")
     with pytest.raises(SchemaVersionError, match="does not know") as caught:
         await store.verify_schema()
     assert (caught.value.current, caught.value.required) == ("9999", head())
 
 
 async def test_a_held_migration_lock_stops_a_second_migrator(store: RedisStore) -> None:
-    lock = store.keys.index("migration_lock")
+    lock = store.keys.meta("migration_lock")
     await store.client.set(lock, "someone-else")
     with pytest.raises(SchemaVersionError, match="another process is migrating"):
         await store.create_schema()
@@ -75,7 +84,7 @@ async def test_a_held_migration_lock_stops_a_second_migrator(store: RedisStore) 
 
 async def test_downgrading_one_prefix_leaves_a_longer_prefix_alone(store: RedisStore) -> None:
     # "wftest:x:" and "wftest:x:t2:": the second starts with the first.
-    other = RedisStore.from_url(URL, prefix=f"{store.keys.prefix}t2:")
+    other = RedisStore(store.client, prefix=f"{store.keys.prefix}t2:")
     try:
         await store.create_schema()
         await other.create_schema()
@@ -84,10 +93,8 @@ async def test_downgrading_one_prefix_leaves_a_longer_prefix_alone(store: RedisS
         assert (await other.schema_status()).current == head()
         assert await other.load_run("r") is not None
     finally:
-        keys = [k async for k in other.client.scan_iter(match=other.keys.pattern)]
-        if keys:
-            await other.client.unlink(*keys)
-        await other.close()
+        async for key in other.client.scan_iter(match=other.keys.pattern):
+            await other.client.unlink(key)
 
 
 async def test_unknown_revisions_are_the_contracts_errors_not_alembics(store: RedisStore) -> None:
@@ -97,8 +104,130 @@ async def test_unknown_revisions_are_the_contracts_errors_not_alembics(store: Re
     with pytest.raises(InvalidArgumentError, match="no such revision"):
         await store.migrator.downgrade("0badc0ffee00")
     # A keyspace migrated by a newer adapter: our graph does not have its revision.
-    await store.client.set(store.keys.index("revision"), "ffffffffffff")
+    await store.client.set(store.keys.meta("revision"), "ffffffffffff")
     for attempt in (store.migrator.upgrade(), store.migrator.downgrade("base")):
         with pytest.raises(SchemaVersionError, match="does not know") as exc:
             await attempt
         assert exc.value.current == "ffffffffffff"
+
+
+async def _snapshot(store: RedisStore) -> object:
+    """Everything the store says about its runs and schedules."""
+    page = await store.list_runs(limit=100)
+    runs = []
+    for run in page.items:
+        runs.append(
+            (
+                run,
+                await store.get_timeline(run.run_id),
+                await store.read_inbox(run.run_id, include_consumed=True),
+            )
+        )
+    by_workflow = [r.run_id for r in (await store.list_runs(workflow_id="wf2")).items]
+    return runs, by_workflow, await store.list_schedules()
+
+
+async def test_downgrade_to_0001_and_upgrade_again_keeps_every_run_and_schedule(
+    store: RedisStore,
+) -> None:
+    await store.create_schema()
+    ids = ["queued", "run:{1}", "paused é", "日本", "done", "sig"]
+    for i, run_id in enumerate(ids):
+        await store.create_run(run_id, "wf2" if i % 2 else "wf", None, {"i": i}, T0 + i)
+    running = await store.claim_run("run:{1}", "w", 60_000, T0 + 10)
+    paused = await store.claim_run("paused é", "w", 60_000, T0 + 10)
+    done = await store.claim_run("done", "w", 60_000, T0 + 10)
+    sig = await store.claim_run("sig", "w", 60_000, T0 + 10)
+    assert isinstance(running, Claimed)
+    assert isinstance(paused, Claimed)
+    assert isinstance(done, Claimed)
+    assert isinstance(sig, Claimed)
+    await store.append_events("run:{1}", running.lease, 0, [NewEvent("step", {"a": 1})], T0 + 11)
+    await store.settle_run(
+        "paused é", paused.lease, 0, [], Pause(Wait.sleep("nap", T0 + 50)), T0 + 12
+    )
+    await store.settle_run("done", done.lease, 0, [NewEvent("x")], Finish("ok"), T0 + 13)
+    await store.settle_run("sig", sig.lease, 0, [], Pause(Wait.signal("s", "go")), T0 + 14)
+    await store.deliver_signal("sig", "other", "nope", {"p": 1}, T0 + 15)
+    await store.upsert_schedule("nightly:{x}", "wf", IntervalSpec(1000), T0)
+    before = await _snapshot(store)
+
+    await store.migrator.downgrade("0001")
+    assert (await store.schema_status()).current == "0001"
+    keys = await _keys(store)
+    prefix = store.keys.prefix
+    # Revision 0001's layout: a run under {wf:<hex>}, indexes and schedules under {g}.
+    assert f"{prefix}{{wf:{escape('run:{1}')}}}:run" in keys
+    assert f"{prefix}{{wf:{escape('run:{1}')}}}:events" in keys
+    assert f"{prefix}{{g}}:sched:{escape('nightly:{x}')}" in keys
+    assert {f"{prefix}{{g}}:{name}" for name in ("queued", "leases", "timers", "terminal")} <= keys
+    assert not any("{b" in k for k in keys)
+
+    await store.create_schema()
+    assert (await store.schema_status()).up_to_date
+    assert not any("{wf:" in k or "{g}:sched" in k for k in await _keys(store))
+    assert await _snapshot(store) == before
+    # The indexes were rebuilt: the timer fires, the queued run and the expired lease
+    # are claimed in (ready_at, run_id) order, the terminal run is purged.
+    fired = await store.fire_due_timers(T0 + 50, 10)
+    assert [e.run_id for e in fired] == ["paused é"]
+    claims = await store.claim_runnable("w2", 60_000, 10, T0 + 100_000)
+    assert [c.run.run_id for c in claims] == ["queued", "run:{1}", "日本", "paused é"]
+    assert await store.purge_runs(T0 + 100, 10) == 1
+
+
+async def test_upgrade_moves_a_keyspace_written_by_0001(store: RedisStore) -> None:
+    # Written key by key as revision 0001's code wrote it (its keys.py layout).
+    prefix, h, wf = store.keys.prefix, escape("r:{é}"), escape("wf")
+    member = f"{T0:015d}:{h}"
+    client = store.client
+    await client.hset(
+        f"{prefix}{{wf:{h}}}:run",
+        mapping={
+            "id": "r:{é}",
+            "wf": "wf",
+            "status": "queued",
+            "next": 1,
+            "token": 0,
+            "created": T0,
+            "updated": T0,
+            "ready": T0,
+            "cm": member,
+            "input": '{"x":1}',
+        },
+    )
+    await client.rpush(f"{prefix}{{wf:{h}}}:events", '["start",null,null,1700000000000]')
+    await client.zadd(f"{prefix}{{g}}:queued", {h: T0})
+    await client.zadd(f"{prefix}{{g}}:created", {member: 0})
+    await client.zadd(f"{prefix}{{g}}:created:{wf}", {member: 0})
+    await client.set(store.keys.meta("revision"), "0001")
+
+    await store.create_schema()
+    run = await store.load_run("r:{é}")
+    assert run is not None
+    assert run.input == {"x": 1}
+    assert run.next_event_index == 1
+    assert [r.run_id for r in (await store.list_runs(workflow_id="wf")).items] == ["r:{é}"]
+    (claim,) = await store.claim_runnable("w", 60_000, 10, T0 + 1, with_history=True)
+    assert claim.run.run_id == "r:{é}"
+    assert claim.events is not None
+    assert [e.type for e in claim.events] == ["start"]
+
+
+async def test_the_bucket_count_is_the_keyspaces_not_the_handles(store: RedisStore) -> None:
+    # Created with 4 buckets; a handle configured for the default 16 reads 4 and
+    # finds every run where the creating handle put it.
+    creator = RedisStore(store.client, prefix=store.keys.prefix, buckets=4)
+    await creator.create_schema()
+    for i in range(20):
+        await creator.create_run(f"r{i}", "wf", None, None, T0 + i)
+    assert await store.client.get(store.keys.meta("buckets")) == "4"
+    assert {k.split("{", 1)[1].split("}")[0] for k in await _keys(store) if "{b" in k} <= {
+        f"b{k}" for k in range(4)
+    }
+    assert store.keys.buckets == 16
+    listed = await store.list_runs(limit=100)
+    assert [r.run_id for r in listed.items] == [f"r{i}" for i in reversed(range(20))]
+    assert store.keys.buckets == 4
+    claims = await store.claim_runnable("w", 60_000, 3, T0 + 100)
+    assert [c.run.run_id for c in claims] == ["r0", "r1", "r2"]

@@ -1,30 +1,33 @@
 """Round trips per hot operation: each transition is one script call.
 
-Counted client-side on a real connection (every write to the socket is one round
-trip: redis-py sends a pipeline or MULTI/EXEC in one write). A change that adds a
-round trip fails here; one that removes one updates the table.
+Counted client-side on real connections (every write to a socket is one round trip:
+redis-py sends a pipeline or MULTI/EXEC in one write; a cluster pipeline writes once
+per node it needs). A change that adds a round trip fails here; one that removes one
+updates the table.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
+from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
 from redis.asyncio.connection import Connection
 
 from workflow.contract_tests.servers import require_server
-from workflow.runtime import Claimed, NewEvent, Pause, Wait
+from workflow.runtime import Claimed, NewEvent, Pause, RunStatus, Wait
+from workflow.store.redis.keys import DEFAULT_BUCKETS
 from workflow.store.redis.store import RedisStore
 
 URL = os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = 1_700_000_000_000
 LEASE_MS = 30_000
 
-BUDGET = {
+ONE_RUN = {
     "create_run": 1,
     "load_run": 1,
     "claim_run": 1,
@@ -33,37 +36,60 @@ BUDGET = {
     "append_events_10": 1,
     "settle_run": 1,
     "deliver_signal": 1,
-    "claim_runnable": 1,
-    "fire_due_timers": 1,
     "read_events": 1,
     "get_timeline": 1,
     "read_inbox": 1,
-    "list_runs": 2,
+}
+STANDALONE = {**ONE_RUN, "claim_runnable": 1, "fire_due_timers": 1, "list_runs": 2}
+# Cluster: a dry script per bucket (sent concurrently), then one acting script on the
+# bucket that holds the winner; list_runs is two pipelines, each written once to every
+# one of the 3 masters (16 buckets spread over all of them) or, for one run, its node.
+CLUSTER = {
+    **ONE_RUN,
+    "claim_runnable": DEFAULT_BUCKETS + 1,
+    "fire_due_timers": DEFAULT_BUCKETS + 1,
+    "list_runs": 3 + 1,
 }
 
 
-class CountingConnection(Connection):
+class Counter:
     sent = 0
 
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        type(self).sent += 1
-        await super().send_packed_command(command, check_health)
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> type[Counter]:
+    """Counts every socket write of every redis-py connection (it still sends)."""
+    original = Connection.send_packed_command
+
+    async def send(self: Connection, command: Any, check_health: bool = True) -> None:
+        Counter.sent += 1
+        await original(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", send)
+    return Counter
+
+
+async def _open(url: str, cluster: bool) -> AsyncIterator[RedisStore]:
+    prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
+    store = RedisStore.from_url(url, prefix=prefix, cluster=cluster)
+    await store.create_schema()
+    yield store
+    async for key in store.client.scan_iter(match=store.keys.pattern):
+        await store.client.unlink(key)
+    await store.close()
 
 
 @pytest.fixture
 async def store() -> AsyncIterator[RedisStore]:
     require_server(URL, "Redis", default_port=6379)
-    prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
-    pool = aioredis.ConnectionPool.from_url(
-        URL, connection_class=CountingConnection, decode_responses=True
-    )
-    store = RedisStore(aioredis.Redis(connection_pool=pool), prefix=prefix)
-    yield store
-    keys = [k async for k in store.client.scan_iter(match=store.keys.pattern)]
-    if keys:
-        await store.client.unlink(*keys)
-    await store.close()
-    await pool.aclose()
+    async for opened in _open(URL, False):
+        yield opened
+
+
+@pytest.fixture
+async def cluster_store(redis_cluster_url: str) -> AsyncIterator[RedisStore]:
+    async for opened in _open(redis_cluster_url, True):
+        yield opened
 
 
 async def _drive(store: RedisStore, run_id: str, now: int) -> dict[str, int]:
@@ -71,9 +97,9 @@ async def _drive(store: RedisStore, run_id: str, now: int) -> dict[str, int]:
     seen: dict[str, int] = {}
 
     async def count(name: str, op: Callable[[], Awaitable[Any]]) -> Any:
-        before = CountingConnection.sent
+        before = Counter.sent
         result = await op()
-        seen[name] = CountingConnection.sent - before
+        seen[name] = Counter.sent - before
         return result
 
     await count("create_run", lambda: store.create_run(run_id, "wf", None, {"a": 1}, now))
@@ -102,8 +128,36 @@ async def _drive(store: RedisStore, run_id: str, now: int) -> dict[str, int]:
     return seen
 
 
-async def test_hot_operations_take_the_budgeted_round_trips(store: RedisStore) -> None:
+async def test_hot_operations_take_the_budgeted_round_trips(
+    store: RedisStore, counted: type[Counter]
+) -> None:
     # The first pass connects and loads the scripts (EVALSHA -> NOSCRIPT -> load).
     await _drive(store, "warm-up", T0)
     seen = await _drive(store, "measured", T0 + 1)
-    assert seen == BUDGET
+    assert seen == STANDALONE
+
+
+async def test_hot_operations_take_the_budgeted_round_trips_on_a_cluster(
+    cluster_store: RedisStore, counted: type[Counter]
+) -> None:
+    await _drive(cluster_store, "warm-up", T0)
+    seen = await _drive(cluster_store, "measured", T0 + 1)
+    assert seen == CLUSTER
+
+
+async def test_a_status_filter_reads_only_the_matching_runs(
+    store: RedisStore, counted: type[Counter]
+) -> None:
+    # 4000 queued runs (about 250 per bucket, more than one read-ahead round of 200)
+    # and one running: the per-status list order finds it in one round.
+    ids = [f"r{i:04d}" for i in range(4000)]
+    for start in range(0, len(ids), 50):
+        await asyncio.gather(
+            *(store.create_run(r, "wf", None, None, T0) for r in ids[start : start + 50])
+        )
+    assert isinstance(await store.claim_run("r0042", "w", LEASE_MS, T0), Claimed)
+    before = Counter.sent
+    page = await store.list_runs(status=RunStatus.RUNNING, limit=10)
+    assert Counter.sent - before == STANDALONE["list_runs"]
+    assert [r.run_id for r in page.items] == ["r0042"]
+    assert page.next_cursor is None

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import redis.asyncio as aioredis
 from redis import exceptions as rex
+
+from .migrator import Client
 
 SETTINGS = ("appendonly", "appendfsync", "maxmemory-policy")
 
 
-async def read_settings(client: aioredis.Redis) -> dict[str, str] | None:
+async def read_settings(client: Client) -> dict[str, str] | None:
     """The persistence settings, or ``None`` when the server does not let us read them."""
     try:
         found: dict[str, str] = {}

@@ -2,8 +2,17 @@
 
 Conventions (see :mod:`workflow.store.redis.keys` for the layout):
 
-* ``ARGV[1]`` is the key prefix; per-run scripts take the run id's hex as ``ARGV[2]``
-  and declare the run's hash as ``KEYS[1]``.
+* One-run scripts take the run's bucket tag ``T`` (``P{b<k>}``) as ``ARGV[1]`` and the
+  run id's hex as ``ARGV[2]``, and declare every key they touch that the caller can
+  name (:meth:`Keyspace.run_keys`) as ``KEYS``, so a cluster routes them to the
+  bucket's slot.
+* Many-run scripts take ``ARGV[1] = n`` and then ``n`` bucket tags, and declare those
+  buckets' indexes as ``KEYS``. On a standalone server one call covers every bucket;
+  on a cluster each call covers one bucket (one slot). Keys they derive from an index
+  member (a run of the bucket) or from a run's fields (its workflow's index) are in
+  the same bucket, hence the same slot, which is the rule Redis Cluster enforces.
+* With ``dry = '1'`` a many-run script only lists what it would act on (with the
+  sort key), so the caller can merge buckets on a cluster before acting.
 * Times arrive as decimal strings and are stored as given: Lua numbers are doubles
   and would print large values in exponent form, so scripts never format a time
   they computed. Times are exact in a double (``MAX_MS`` < 2**53), so comparing them
@@ -21,45 +30,68 @@ Conventions (see :mod:`workflow.store.redis.keys` for the layout):
 from __future__ import annotations
 
 PRELUDE = r"""
-local P = ARGV[1]
-local function rk(h) return P .. '{wf:' .. h .. '}' end
-local function gk(name) return P .. '{g}:' .. name end
+local function rk(T, h) return T .. ':run:' .. h end
+local function ek(T, h) return T .. ':events:' .. h end
+local function ik(T, h) return T .. ':inbox:' .. h end
+local function ck(T, h) return T .. ':consumed:' .. h end
+local function gk(T, name) return T .. ':' .. name end
 local function hex(s)
   return (s:gsub('.', function(c) return string.format('%02x', c:byte()) end))
 end
 local TERMINAL = {finished = true, errored = true, cancelled = true}
 local WAIT_FIELDS = {'w_kind', 'w_step', 'w_key', 'w_wake', 'w_meta'}
 local LEASE_FIELDS = {'l_owner', 'l_token', 'l_exp'}
+local STATUSES = {'queued', 'running', 'paused', 'finished', 'errored', 'cancelled'}
 
-local function sync(h)
-  local f = redis.call('HMGET', rk(h) .. ':run', 'status', 'ready', 'l_exp', 'w_wake', 'updated')
+local function sync(T, h)
+  local f = redis.call('HMGET', rk(T, h), 'status', 'ready', 'l_exp', 'w_wake', 'updated', 'cm')
   local s = f[1]
-  if s == 'queued' then redis.call('ZADD', gk('queued'), f[2], h)
-  else redis.call('ZREM', gk('queued'), h) end
-  if s == 'running' then redis.call('ZADD', gk('leases'), f[3], h)
-  else redis.call('ZREM', gk('leases'), h) end
-  if s == 'paused' and f[4] then redis.call('ZADD', gk('timers'), f[4], h)
-  else redis.call('ZREM', gk('timers'), h) end
-  if TERMINAL[s] then redis.call('ZADD', gk('terminal'), f[5], h)
-  else redis.call('ZREM', gk('terminal'), h) end
+  -- List order per status (status-filtered listing reads only matching runs).
+  if f[6] then
+    for _, name in ipairs(STATUSES) do
+      if name == s then redis.call('ZADD', gk(T, 'status:' .. name), 0, f[6])
+      else redis.call('ZREM', gk(T, 'status:' .. name), f[6]) end
+    end
+  end
+  if s == 'queued' then redis.call('ZADD', gk(T, 'queued'), f[2], h)
+  else redis.call('ZREM', gk(T, 'queued'), h) end
+  if s == 'running' then redis.call('ZADD', gk(T, 'leases'), f[3], h)
+  else redis.call('ZREM', gk(T, 'leases'), h) end
+  if s == 'paused' and f[4] then redis.call('ZADD', gk(T, 'timers'), f[4], h)
+  else redis.call('ZREM', gk(T, 'timers'), h) end
+  if TERMINAL[s] then redis.call('ZADD', gk(T, 'terminal'), f[5], h)
+  else redis.call('ZREM', gk(T, 'terminal'), h) end
 end
 
-local function run_of(h) return redis.call('HGETALL', rk(h) .. ':run') end
+local function run_of(T, h) return redis.call('HGETALL', rk(T, h)) end
 
 -- Whether an index member's run still exists. One that does not (evicted, or deleted
 -- by hand) is dropped from the indexes, so it can never stall the many-run scripts.
-local function alive(h)
-  if redis.call('EXISTS', rk(h) .. ':run') == 1 then return true end
-  sync(h)
+local function alive(T, h)
+  if redis.call('EXISTS', rk(T, h)) == 1 then return true end
+  sync(T, h)
   return false
 end
 
-local function inbox_of(h)
-  return {redis.call('HGETALL', rk(h) .. ':inbox'), redis.call('SMEMBERS', rk(h) .. ':consumed')}
+-- The inbox entries not consumed yet, as a flat field/record list: a claim ships only
+-- these (consumed payloads stay on the server for read_inbox).
+local function open_inbox(T, h)
+  local inbox = redis.call('HGETALL', ik(T, h))
+  if #inbox == 0 then return inbox end
+  local consumed = {}
+  for _, field in ipairs(redis.call('SMEMBERS', ck(T, h))) do consumed[field] = true end
+  local out = {}
+  for j = 1, #inbox, 2 do
+    if not consumed[inbox[j]] then
+      out[#out + 1] = inbox[j]
+      out[#out + 1] = inbox[j + 1]
+    end
+  end
+  return out
 end
 
-local function make_queued(h, now)
-  local k = rk(h) .. ':run'
+local function make_queued(T, h, now)
+  local k = rk(T, h)
   redis.call('HSET', k, 'status', 'queued', 'ready', now, 'updated', now)
   redis.call('HDEL', k, unpack(WAIT_FIELDS))
 end
@@ -77,8 +109,8 @@ local function matches(wkind, wstep, wkey, wwake, field, record)
 end
 
 -- nil when the lease (owner, token) is the run's current one, else the reason.
-local function lease_problem(h, owner, token)
-  local f = redis.call('HMGET', rk(h) .. ':run', 'status', 'l_owner', 'l_token')
+local function lease_problem(T, h, owner, token)
+  local f = redis.call('HMGET', rk(T, h), 'status', 'l_owner', 'l_token')
   if not f[1] then return 'gone' end
   if f[1] == 'cancelled' then return 'cancelled' end
   if f[2] ~= owner or f[3] ~= token then return 'lost' end
@@ -89,194 +121,226 @@ end
 -- (unused: records carry their time), ARGV[i+2] = event count, then the events, then
 -- the consume count and the inbox fields. Returns (next ARGV index, next index) or
 -- (nil, current index) on a log conflict.
-local function append(h, i)
-  local k = rk(h)
+local function append(T, h, i)
   local expected = tonumber(ARGV[i])
   local n = tonumber(ARGV[i + 2])
-  local current = tonumber(redis.call('HGET', k .. ':run', 'next'))
+  local current = tonumber(redis.call('HGET', rk(T, h), 'next'))
   if current ~= expected then return nil, current end
   local j = i + 3
   while j < i + 3 + n do
     local last = math.min(j + 999, i + 2 + n)
-    redis.call('RPUSH', k .. ':events', unpack(ARGV, j, last))
+    redis.call('RPUSH', ek(T, h), unpack(ARGV, j, last))
     j = last + 1
   end
-  if n > 0 then redis.call('HINCRBY', k .. ':run', 'next', n) end
+  if n > 0 then redis.call('HINCRBY', rk(T, h), 'next', n) end
   local c = tonumber(ARGV[j])
   for m = j + 1, j + c do
-    if redis.call('HEXISTS', k .. ':inbox', ARGV[m]) == 1 then
-      redis.call('SADD', k .. ':consumed', ARGV[m])
+    if redis.call('HEXISTS', ik(T, h), ARGV[m]) == 1 then
+      redis.call('SADD', ck(T, h), ARGV[m])
     end
   end
   return j + c + 1, current + n
 end
 
-local function claimable(h, now)
-  local f = redis.call('HMGET', rk(h) .. ':run', 'status', 'l_exp')
+local function claimable(T, h, now)
+  local f = redis.call('HMGET', rk(T, h), 'status', 'l_exp')
   if f[1] == 'queued' then return true end
   return f[1] == 'running' and f[2] and tonumber(f[2]) <= tonumber(now) or false
 end
 
-local function claim(h, owner, expires, now, history)
-  local k = rk(h) .. ':run'
+local function claim(T, h, owner, expires, now, history)
+  local k = rk(T, h)
   local token = redis.call('HINCRBY', k, 'token', 1)
   if redis.call('HGET', k, 'status') ~= 'running' then
     redis.call('HSET', k, 'status', 'running', 'updated', now)
   end
   redis.call('HSET', k, 'l_owner', owner, 'l_token', token, 'l_exp', expires)
-  sync(h)
+  sync(T, h)
   local events = {}
-  if history == '1' then events = redis.call('LRANGE', rk(h) .. ':events', 0, -1) end
-  return {run_of(h), inbox_of(h), events}
+  if history == '1' then events = redis.call('LRANGE', ek(T, h), 0, -1) end
+  return {run_of(T, h), open_inbox(T, h), events}
 end
 
 -- Writes a new queued run (the caller checked that it does not exist).
-local function create_run(h, id, wf, ver, input, now, cm, wfh)
-  local k = rk(h) .. ':run'
+local function create_run(T, h, id, wf, ver, input, now, cm, wfh)
+  local k = rk(T, h)
   redis.call('HSET', k, 'id', id, 'wf', wf, 'status', 'queued', 'next', 0, 'token', 0,
     'created', now, 'updated', now, 'ready', now, 'cm', cm)
   if ver ~= '' then redis.call('HSET', k, 'ver', ver) end
   if input ~= '' then redis.call('HSET', k, 'input', input) end
-  redis.call('ZADD', gk('created'), 0, cm)
-  redis.call('ZADD', gk('created:' .. wfh), 0, cm)
-  sync(h)
+  redis.call('ZADD', gk(T, 'created'), 0, cm)
+  redis.call('ZADD', gk(T, 'created:' .. wfh), 0, cm)
+  sync(T, h)
 end
 
-local function delete_run(h)
-  local k = rk(h)
-  local f = redis.call('HMGET', k .. ':run', 'wf', 'cm')
+local function delete_run(T, h)
+  local f = redis.call('HMGET', rk(T, h), 'wf', 'cm')
   if not f[1] then return 0 end
-  redis.call('ZREM', gk('created'), f[2])
-  redis.call('ZREM', gk('created:' .. hex(f[1])), f[2])
+  redis.call('ZREM', gk(T, 'created'), f[2])
+  redis.call('ZREM', gk(T, 'created:' .. hex(f[1])), f[2])
+  for _, name in ipairs(STATUSES) do redis.call('ZREM', gk(T, 'status:' .. name), f[2]) end
   for _, name in ipairs({'queued', 'leases', 'timers', 'terminal'}) do
-    redis.call('ZREM', gk(name), h)
+    redis.call('ZREM', gk(T, name), h)
   end
-  redis.call('DEL', k .. ':run', k .. ':events', k .. ':inbox', k .. ':consumed')
+  redis.call('UNLINK', rk(T, h), ek(T, h), ik(T, h), ck(T, h))
   return 1
+end
+
+-- Many-run scripts: ARGV[1] = n, ARGV[2 .. n+1] = bucket tags; returns the tags and the
+-- ARGV index just before the script's own arguments.
+local function buckets()
+  local n = tonumber(ARGV[1])
+  local tags = {}
+  for b = 1, n do tags[b] = ARGV[b + 1] end
+  return tags, n + 1
+end
+
+-- Candidates are {score, member hex, tag}: (score, id) order. Members are hex, so
+-- string order is byte order whatever the server's locale.
+local function by_score_then_id(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  return a[2] < b[2]
 end
 """
 
 CREATE_RUN = r"""
--- ARGV: P, h, run_id, workflow_id, version, input, now, created member, workflow hex
-local h = ARGV[2]
-if redis.call('EXISTS', rk(h) .. ':run') == 1 then return {'existing', run_of(h)} end
-create_run(h, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
-return {'created', run_of(h)}
+-- ARGV: T, h, run_id, workflow_id, version, input, now, created member, workflow hex
+local T, h = ARGV[1], ARGV[2]
+if redis.call('EXISTS', rk(T, h)) == 1 then return {'existing', run_of(T, h)} end
+create_run(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+return {'created', run_of(T, h)}
 """
 
 CANCEL_RUN = r"""
--- ARGV: P, h, error, now
-local h = ARGV[2]
-local k = rk(h) .. ':run'
+-- ARGV: T, h, error, now
+local T, h = ARGV[1], ARGV[2]
+local k = rk(T, h)
 local status = redis.call('HGET', k, 'status')
 if not status then return {'notfound'} end
-if TERMINAL[status] then return {'terminal', run_of(h)} end
+if TERMINAL[status] then return {'terminal', run_of(T, h)} end
 redis.call('HSET', k, 'status', 'cancelled', 'error', ARGV[3], 'updated', ARGV[4])
 redis.call('HDEL', k, 'ready', unpack(WAIT_FIELDS))
 redis.call('HDEL', k, unpack(LEASE_FIELDS))
-sync(h)
-return {'cancelled', run_of(h)}
+sync(T, h)
+return {'cancelled', run_of(T, h)}
 """
 
 DELETE_RUN = r"""
--- ARGV: P, h
-return delete_run(ARGV[2])
+-- ARGV: T, h
+return delete_run(ARGV[1], ARGV[2])
 """
 
 PURGE_RUNS = r"""
--- ARGV: P, terminal_before, limit
-local doomed = redis.call('ZRANGEBYSCORE', gk('terminal'), '-inf', '(' .. ARGV[2],
-  'LIMIT', 0, tonumber(ARGV[3]))
-local n = 0
-for _, h in ipairs(doomed) do n = n + delete_run(h) end
-return n
+-- ARGV: n, tags, terminal_before, limit, dry. Deletes (or, dry, lists) the `limit`
+-- terminal runs updated before the cutoff, oldest (updated_at, run_id) first; returns
+-- {updated_at, h} of each.
+local tags, a = buckets()
+local before, limit, dry = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3] == '1'
+local c = {}
+for _, T in ipairs(tags) do
+  local doomed = redis.call('ZRANGEBYSCORE', gk(T, 'terminal'), '-inf', '(' .. before,
+    'WITHSCORES', 'LIMIT', 0, limit)
+  for i = 1, #doomed, 2 do
+    if alive(T, doomed[i]) then c[#c + 1] = {tonumber(doomed[i + 1]), doomed[i], T} end
+  end
+end
+table.sort(c, by_score_then_id)
+local out = {}
+for i = 1, math.min(limit, #c) do
+  if not dry then delete_run(c[i][3], c[i][2]) end
+  out[i] = {c[i][1], c[i][2]}
+end
+return out
 """
 
 CLAIM_RUN = r"""
--- ARGV: P, h, owner, expires_at, now, with_history
-local h = ARGV[2]
-if redis.call('EXISTS', rk(h) .. ':run') == 0 then return {'notfound'} end
-if not claimable(h, ARGV[5]) then return {'notclaimable', run_of(h)} end
-return {'claimed', claim(h, ARGV[3], ARGV[4], ARGV[5], ARGV[6])}
+-- ARGV: T, h, owner, expires_at, now, with_history
+local T, h = ARGV[1], ARGV[2]
+if redis.call('EXISTS', rk(T, h)) == 0 then return {'notfound'} end
+if not claimable(T, h, ARGV[5]) then return {'notclaimable', run_of(T, h)} end
+return {'claimed', claim(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6])}
 """
 
 CLAIM_RUNNABLE = r"""
--- ARGV: P, owner, expires_at, limit, now, with_history
+-- ARGV: n, tags, owner, expires_at, limit, now, with_history, dry
 -- Claimable runs are the queued ones and the running ones whose lease expired; both
--- are ordered by (ready_at, run_id). The first `limit` queued runs and every expired
--- lease are merged, so the result is exactly the `limit` oldest claimable runs.
-local limit = tonumber(ARGV[4])
-local now = ARGV[5]
-local candidates = {}
-local queued = redis.call('ZRANGE', gk('queued'), 0, limit - 1, 'WITHSCORES')
-for i = 1, #queued, 2 do
-  if alive(queued[i]) then candidates[#candidates + 1] = {tonumber(queued[i + 1]), queued[i]} end
-end
-for _, h in ipairs(redis.call('ZRANGEBYSCORE', gk('leases'), '-inf', now)) do
-  if alive(h) then
-    candidates[#candidates + 1] = {tonumber(redis.call('HGET', rk(h) .. ':run', 'ready')), h}
+-- are ordered by (ready_at, run_id). Each bucket offers its first `limit` queued runs
+-- and its `limit` earliest-expired leases (bounded work however many leases expired);
+-- the first `limit` of those in (ready_at, run_id) order are claimed (dry: listed).
+-- Returns {ready_at, h, claim} per run (no claim when dry).
+local tags, a = buckets()
+local owner, expires, limit = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+local now, history, dry = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6] == '1'
+local c = {}
+for _, T in ipairs(tags) do
+  local queued = redis.call('ZRANGE', gk(T, 'queued'), 0, limit - 1, 'WITHSCORES')
+  for i = 1, #queued, 2 do
+    if alive(T, queued[i]) then c[#c + 1] = {tonumber(queued[i + 1]), queued[i], T} end
+  end
+  local expired = redis.call('ZRANGEBYSCORE', gk(T, 'leases'), '-inf', now, 'LIMIT', 0, limit)
+  for _, h in ipairs(expired) do
+    if alive(T, h) then
+      c[#c + 1] = {tonumber(redis.call('HGET', rk(T, h), 'ready') or '0'), h, T}
+    end
   end
 end
--- Members are hex, so string order is byte order whatever the server's locale.
-table.sort(candidates, function(a, b)
-  if a[1] ~= b[1] then return a[1] < b[1] end
-  return a[2] < b[2]
-end)
+table.sort(c, by_score_then_id)
 local out = {}
-for i = 1, math.min(limit, #candidates) do
-  out[i] = claim(candidates[i][2], ARGV[2], ARGV[3], now, ARGV[6])
+for i = 1, math.min(limit, #c) do
+  local x = c[i]
+  if dry then out[i] = {x[1], x[2]}
+  else out[i] = {x[1], x[2], claim(x[3], x[2], owner, expires, now, history)} end
 end
 return out
 """
 
 HEARTBEAT = r"""
--- ARGV: P, h, owner, token, expires_at
-local h = ARGV[2]
-local problem = lease_problem(h, ARGV[3], ARGV[4])
+-- ARGV: T, h, owner, token, expires_at
+local T, h = ARGV[1], ARGV[2]
+local problem = lease_problem(T, h, ARGV[3], ARGV[4])
 if problem then return {problem} end
-redis.call('HSET', rk(h) .. ':run', 'l_exp', ARGV[5])
-sync(h)
+redis.call('HSET', rk(T, h), 'l_exp', ARGV[5])
+sync(T, h)
 return {'ok'}
 """
 
 APPEND_EVENTS = r"""
--- ARGV: P, h, owner, token, then the append arguments (see append)
-local h = ARGV[2]
-local problem = lease_problem(h, ARGV[3], ARGV[4])
+-- ARGV: T, h, owner, token, then the append arguments (see append)
+local T, h = ARGV[1], ARGV[2]
+local problem = lease_problem(T, h, ARGV[3], ARGV[4])
 if problem then return {problem} end
-local _, index = append(h, 5)
+local _, index = append(T, h, 5)
 if not _ then return {'conflict', index} end
 return {'ok', index}
 """
 
 SETTLE_RUN = r"""
--- ARGV: P, h, owner, token, the append arguments, then status, output, error,
+-- ARGV: T, h, owner, token, the append arguments, then status, output, error,
 -- w_kind, w_step, w_key, w_wake, w_meta
-local h = ARGV[2]
-local k = rk(h) .. ':run'
-local problem = lease_problem(h, ARGV[3], ARGV[4])
+local T, h = ARGV[1], ARGV[2]
+local k = rk(T, h)
+local problem = lease_problem(T, h, ARGV[3], ARGV[4])
 if problem then return {problem} end
 local now = ARGV[6]
-local i, index = append(h, 5)
+local i, index = append(T, h, 5)
 if not i then return {'conflict', index} end
 local status = ARGV[i]
 redis.call('HDEL', k, unpack(LEASE_FIELDS))
 if status == 'queued' then
-  make_queued(h, now)
+  make_queued(T, h, now)
 elseif status == 'paused' then
   local wkind, wstep, wkey, wwake, wmeta =
     ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local matched = false
-  local inbox = redis.call('HGETALL', rk(h) .. ':inbox')
+  local inbox = open_inbox(T, h)
   for j = 1, #inbox, 2 do
-    if redis.call('SISMEMBER', rk(h) .. ':consumed', inbox[j]) == 0
-      and matches(wkind, wstep, wkey, wwake ~= '', inbox[j], inbox[j + 1]) then
+    if matches(wkind, wstep, wkey, wwake ~= '', inbox[j], inbox[j + 1]) then
       matched = true
       break
     end
   end
   if matched then
-    make_queued(h, now)
+    make_queued(T, h, now)
   else
     redis.call('HSET', k, 'status', 'paused', 'updated', now, 'w_kind', wkind, 'w_step', wstep)
     redis.call('HDEL', k, 'ready', 'w_key', 'w_wake', 'w_meta')
@@ -290,39 +354,50 @@ else
   if ARGV[i + 1] ~= '' then redis.call('HSET', k, 'output', ARGV[i + 1]) end
   if ARGV[i + 2] ~= '' then redis.call('HSET', k, 'error', ARGV[i + 2]) end
 end
-sync(h)
-return {'ok', run_of(h)}
+sync(T, h)
+return {'ok', run_of(T, h)}
 """
 
 DELIVER = r"""
--- ARGV: P, h, inbox field, record, now
-local h = ARGV[2]
-local k = rk(h) .. ':run'
-local f = redis.call('HMGET', k, 'status', 'w_kind', 'w_step', 'w_key', 'w_wake')
+-- ARGV: T, h, inbox field, record, now
+local T, h = ARGV[1], ARGV[2]
+local f = redis.call('HMGET', rk(T, h), 'status', 'w_kind', 'w_step', 'w_key', 'w_wake')
 if not f[1] then return {'notfound'} end
-local seen = redis.call('HGET', rk(h) .. ':inbox', ARGV[3])
+local seen = redis.call('HGET', ik(T, h), ARGV[3])
 if seen then
-  return {'duplicate', seen, redis.call('SISMEMBER', rk(h) .. ':consumed', ARGV[3])}
+  return {'duplicate', seen, redis.call('SISMEMBER', ck(T, h), ARGV[3])}
 end
-if TERMINAL[f[1]] then return {'closed', run_of(h)} end
-redis.call('HSET', rk(h) .. ':inbox', ARGV[3], ARGV[4])
+if TERMINAL[f[1]] then return {'closed', run_of(T, h)} end
+redis.call('HSET', ik(T, h), ARGV[3], ARGV[4])
 if f[1] == 'paused' and matches(f[2], f[3], f[4], f[5], ARGV[3], ARGV[4]) then
-  make_queued(h, ARGV[5])
-  sync(h)
-  return {'delivered', run_of(h)}
+  make_queued(T, h, ARGV[5])
+  sync(T, h)
+  return {'delivered', run_of(T, h)}
 end
-return {'buffered', run_of(h)}
+return {'buffered', run_of(T, h)}
 """
 
 FIRE_DUE_TIMERS = r"""
--- ARGV: P, now, limit
-local now = ARGV[2]
-local due = redis.call('ZRANGEBYSCORE', gk('timers'), '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+-- ARGV: n, tags, now, limit, dry. Fires (dry: lists) the `limit` earliest due timers in
+-- (wake_at, run_id) order; returns {wake_at, h, run_id, field, record} per timer.
+local tags, a = buckets()
+local now, limit, dry = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3] == '1'
+local c = {}
+for _, T in ipairs(tags) do
+  local due = redis.call('ZRANGEBYSCORE', gk(T, 'timers'), '-inf', now, 'WITHSCORES',
+    'LIMIT', 0, limit)
+  for i = 1, #due, 2 do
+    if alive(T, due[i]) then c[#c + 1] = {tonumber(due[i + 1]), due[i], T} end
+  end
+end
+table.sort(c, by_score_then_id)
 local out = {}
-for _, h in ipairs(due) do
-  if alive(h) then  -- (Lua 5.1: no goto/continue)
-    local k = rk(h) .. ':run'
-    local f = redis.call('HMGET', k, 'id', 'w_kind', 'w_step', 'w_key', 'w_wake')
+for i = 1, math.min(limit, #c) do
+  local T, h = c[i][3], c[i][2]
+  if dry then
+    out[i] = {c[i][1], h}
+  else
+    local f = redis.call('HMGET', rk(T, h), 'id', 'w_kind', 'w_step', 'w_key', 'w_wake')
     local name = 'null'
     if f[2] == 'signal' then name = cjson.encode(f[4]) end
     -- Built by concatenation: the times are kept as the decimal strings they came as.
@@ -331,20 +406,21 @@ for _, h in ipairs(due) do
     local field = 'timer:' .. f[3]
     -- A fresh firing replaces an earlier one of the same step (a loop may sleep on
     -- one step id again and again).
-    redis.call('HSET', rk(h) .. ':inbox', field, record)
-    redis.call('SREM', rk(h) .. ':consumed', field)
-    make_queued(h, now)
-    sync(h)
-    out[#out + 1] = {f[1], field, record}
+    redis.call('HSET', ik(T, h), field, record)
+    redis.call('SREM', ck(T, h), field)
+    make_queued(T, h, now)
+    sync(T, h)
+    out[i] = {c[i][1], h, f[1], field, record}
   end
 end
 return out
 """
 
 UPSERT_SCHEDULE = r"""
--- ARGV: P, schedule hex, schedule_id, workflow_id, version, spec, overlap, input,
+-- ARGV: T, schedule hex, schedule_id, workflow_id, version, spec, overlap, input,
 -- enabled ('1'/'0'), now, first tick after now
-local key = gk('sched:' .. ARGV[2])
+local T = ARGV[1]
+local key = gk(T, 'sched:' .. ARGV[2])
 local old = redis.call('HMGET', key, 'spec', 'enabled')
 local enabled = ARGV[9]
 -- Keep a due tick across re-declaration; re-plan only when the timing changed or
@@ -357,36 +433,42 @@ redis.call('HSET', key, 'id', ARGV[3], 'wf', ARGV[4], 'spec', ARGV[6], 'overlap'
 redis.call('HDEL', key, 'ver', 'input')
 if ARGV[5] ~= '' then redis.call('HSET', key, 'ver', ARGV[5]) end
 if ARGV[8] ~= '' then redis.call('HSET', key, 'input', ARGV[8]) end
-redis.call('ZADD', gk('schedules'), 0, ARGV[2])
+redis.call('ZADD', gk(T, 'schedules'), 0, ARGV[2])
 if enabled == '1' then
-  redis.call('ZADD', gk('sched_due'), redis.call('HGET', key, 'next'), ARGV[2])
+  redis.call('ZADD', gk(T, 'sched_due'), redis.call('HGET', key, 'next'), ARGV[2])
 else
-  redis.call('ZREM', gk('sched_due'), ARGV[2])
+  redis.call('ZREM', gk(T, 'sched_due'), ARGV[2])
 end
 return redis.call('HGETALL', key)
 """
 
 DELETE_SCHEDULE = r"""
--- ARGV: P, schedule hex
-redis.call('ZREM', gk('schedules'), ARGV[2])
-redis.call('ZREM', gk('sched_due'), ARGV[2])
-return redis.call('DEL', gk('sched:' .. ARGV[2]))
+-- ARGV: T, schedule hex
+local T = ARGV[1]
+redis.call('ZREM', gk(T, 'schedules'), ARGV[2])
+redis.call('ZREM', gk(T, 'sched_due'), ARGV[2])
+return redis.call('DEL', gk(T, 'sched:' .. ARGV[2]))
 """
 
 FIRE_DUE_SCHEDULES = r"""
--- ARGV: P, now, limit, then per due candidate (in (next_fire_at, id) order) four
--- values: schedule hex, the fire_at it was read with, its spec, its next tick after now
--- (computed by the caller: cron needs Python). A candidate whose schedule changed since
--- it was read is passed over, so each tick fires exactly once under concurrent callers.
-local now = ARGV[2]
-local limit = tonumber(ARGV[3])
+-- ARGV: n, tags, now, limit, dry, then per due candidate (in (next_fire_at, id) order)
+-- five values: its bucket's position in tags, schedule hex, the fire_at it was read
+-- with, its spec, its next tick after now (computed by the caller: cron needs Python).
+-- A candidate whose schedule changed since it was read is passed over, so each tick
+-- fires exactly once under concurrent callers. The runs a schedule fires
+-- (<schedule id>@<fire_at>) live in the schedule's bucket (keys.run_placement).
+-- Returns {schedule_id, fire_at, outcome, run_id or false, next} per tick (dry: the
+-- outcome it would have).
+local tags, a = buckets()
+local now, limit, dry = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3] == '1'
 local pad = string.rep('0', 15 - #now) .. now
 local out = {}
-local i = 4
+local i = a + 4
 while i <= #ARGV and #out < limit do
-  local s, fire_at, spec, after = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  i = i + 4
-  local key = gk('sched:' .. s)
+  local T = tags[tonumber(ARGV[i])]
+  local s, fire_at, spec, after = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  i = i + 5
+  local key = gk(T, 'sched:' .. s)
   local f = redis.call('HMGET', key, 'id', 'wf', 'ver', 'spec', 'overlap', 'input', 'enabled',
     'next', 'last_run')
   -- The candidate's hash may have been read after another caller advanced it: the
@@ -395,26 +477,47 @@ while i <= #ARGV and #out < limit do
     and tonumber(fire_at) <= tonumber(now) then
     local busy = false
     if f[9] then
-      local st = redis.call('HGET', rk(hex(f[9])) .. ':run', 'status')
+      local st = redis.call('HGET', rk(T, hex(f[9])), 'status')
       busy = st and not TERMINAL[st] or false
     end
     -- A buffered tick stays due without blocking the schedules behind it.
     if not (f[5] == 'buffer_one' and busy) then
-      redis.call('HSET', key, 'next', after)
-      redis.call('ZADD', gk('sched_due'), after, s)
-      if f[5] == 'skip' and busy then
-        out[#out + 1] = {f[1], fire_at, 'skipped', false, after}
+      local skipped = f[5] == 'skip' and busy
+      local run_id = f[1] .. '@' .. fire_at
+      if dry then
+        out[#out + 1] = {f[1], fire_at, skipped and 'skipped' or 'fired', false, after}
       else
-        local run_id = f[1] .. '@' .. fire_at
-        local h = hex(run_id)
-        if redis.call('EXISTS', rk(h) .. ':run') == 0 then
-          create_run(h, run_id, f[2], f[3] or '', f[6] or '', now, pad .. ':' .. h, hex(f[2]))
+        redis.call('HSET', key, 'next', after)
+        redis.call('ZADD', gk(T, 'sched_due'), after, s)
+        if skipped then
+          out[#out + 1] = {f[1], fire_at, 'skipped', false, after}
+        else
+          local h = hex(run_id)
+          if redis.call('EXISTS', rk(T, h)) == 0 then
+            create_run(T, h, run_id, f[2], f[3] or '', f[6] or '', now, pad .. ':' .. h,
+              hex(f[2]))
+          end
+          redis.call('HSET', key, 'last_fired', fire_at, 'last_run', run_id)
+          out[#out + 1] = {f[1], fire_at, 'fired', run_id, after}
         end
-        redis.call('HSET', key, 'last_fired', fire_at, 'last_run', run_id)
-        out[#out + 1] = {f[1], fire_at, 'fired', run_id, after}
       end
     end
   end
 end
 return out
+"""
+
+READ_TIMELINE = r"""
+-- ARGV: T, h, from, to: the run's fields and events from..to, one consistent snapshot
+-- (a script rather than MULTI/EXEC, which redis-py's cluster pipeline mishandles).
+local T, h = ARGV[1], ARGV[2]
+local run = run_of(T, h)
+if #run == 0 then return {run, {}} end
+return {run, redis.call('LRANGE', ek(T, h), ARGV[3], ARGV[4])}
+"""
+
+READ_INBOX = r"""
+-- ARGV: T, h: every inbox entry and the consumed fields, one consistent snapshot.
+local T, h = ARGV[1], ARGV[2]
+return {redis.call('HGETALL', ik(T, h)), redis.call('SMEMBERS', ck(T, h))}
 """

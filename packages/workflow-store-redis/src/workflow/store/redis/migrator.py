@@ -8,6 +8,10 @@ key ``P{g}:migration_lock`` (``SET NX PX``), so two processes never migrate one
 keyspace at once. Redis has no transactional DDL: each revision must be written so
 that running it again after an interruption finishes the job (the revision key is
 only advanced after a revision completed).
+
+On Redis Cluster the same code runs through the cluster client: ``SCAN`` visits
+every primary (redis-py's cluster ``scan_iter``), and every other command goes to the
+node of its key's slot.
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
 
 from .keys import Keyspace
+
+Client = aioredis.Redis | RedisCluster
+"""What the store and the migrations talk through: a server or a cluster client."""
 
 LOCATION = str(Path(__file__).with_name("migrations"))
 _LOCK_MS = 10 * 60 * 1000
@@ -48,13 +56,20 @@ class Revision:
 class MigrationContext:
     """What a revision's ``upgrade``/``downgrade`` works with."""
 
-    client: aioredis.Redis
+    client: Client
     keys: Keyspace
+    """The keyspace's prefix, and the bucket count a revision creating buckets uses."""
+
+    async def scan(self, pattern: str) -> list[str]:
+        """Every key matching ``pattern`` (on a cluster: on every primary), collected
+        before the caller changes any (SCAN may repeat keys that move meanwhile)."""
+        found = {_text(k) async for k in self.client.scan_iter(match=pattern, count=1000)}
+        return sorted(found)
 
     async def delete_all_keys(self) -> None:
         """Remove every key of this instance (its prefix) except the migration lock."""
-        lock = self.keys.index("migration_lock")
-        async for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
+        lock = self.keys.meta("migration_lock")
+        for key in await self.scan(self.keys.pattern):
             if key != lock:
                 await self.client.unlink(key)
 
@@ -76,7 +91,7 @@ def head() -> str:
 class RedisMigrator:
     """The migrations of one keyspace (one prefix); what ``workflow migrate`` drives."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keyspace, *, url_hint: str) -> None:
+    def __init__(self, client: Client, keys: Keyspace, *, url_hint: str) -> None:
         self.context = MigrationContext(client, keys)
         self.url_hint = url_hint
 
@@ -96,7 +111,7 @@ class RedisMigrator:
         return any(r.revision == revision for r in self.history())
 
     async def current(self) -> str | None:
-        value = await self.context.client.get(self.context.keys.index("revision"))
+        value = await self.context.client.get(self.context.keys.meta("revision"))
         return None if value is None else _text(value)
 
     async def verify(self) -> None:
@@ -171,7 +186,7 @@ class RedisMigrator:
         )
 
     async def _set(self, revision: str | None) -> None:
-        key = self.context.keys.index("revision")
+        key = self.context.keys.meta("revision")
         if revision is None:
             await self.context.client.delete(key)
         else:
@@ -189,7 +204,7 @@ class _Lock:
         self._token = uuid.uuid4().hex
 
     async def __aenter__(self) -> None:
-        key = self._ctx.keys.index("migration_lock")
+        key = self._ctx.keys.meta("migration_lock")
         if not await self._ctx.client.set(key, self._token, nx=True, px=_LOCK_MS):
             raise SchemaVersionError(
                 f"another process is migrating the keyspace under prefix "
@@ -199,7 +214,7 @@ class _Lock:
             )
 
     async def __aexit__(self, *exc: object) -> None:
-        key = self._ctx.keys.index("migration_lock")
+        key = self._ctx.keys.meta("migration_lock")
         await self._ctx.client.eval(_RELEASE, 1, key, self._token)
 
 

@@ -1,22 +1,36 @@
 """RedisStore: the execution store on Redis, one Lua script per state transition.
 
 Every operation validates its arguments with :mod:`workflow.runtime.arguments` first,
-then runs one script (or, for plain reads, one command or one MULTI/EXEC) so it is
-atomic. Scripts are registered once and called by SHA; redis-py reloads them when the
-server answers ``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH``). Time is always the
-caller's ``now``; the server clock is never read.
+then runs one script (or, for plain reads, one command; listings read with
+pipelines) so it is atomic. Scripts are registered once and called by SHA; redis-py
+reloads them when the server answers ``NOSCRIPT`` (after a restart or ``SCRIPT
+FLUSH``; on a cluster, on the node that answered). Time is always the caller's
+``now``; the server clock is never read.
+
+The store runs on a standalone server (or a primary with replicas) and on Redis
+Cluster (``cluster=true``). A one-run operation is one script on the run's bucket
+(:mod:`.keys`) either way. An operation across runs (claim_runnable, fire_due_timers,
+purge_runs, fire_due_schedules) is one script over every bucket on a standalone
+server; on a cluster it asks each bucket what it would act on (``dry``), merges the
+answers in ``(score, id)`` order and then acts on the buckets that hold the winners
+(rather than visiting buckets in turn and stopping at the first claims, which would
+break the contract's global order). docs/stores/redis.md tabulates the round trips.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as rex
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from workflow.runtime import arguments, codec, validation
 from workflow.runtime.contract import Capability
@@ -75,11 +89,13 @@ from workflow.runtime.schedules import next_fire_at
 from workflow.runtime.subscriptions import poll_events
 
 from . import durability, lua
-from .keys import DEFAULT_PREFIX, Keyspace, created_member, escape
-from .migrator import RedisMigrator
+from .keys import DEFAULT_BUCKETS, DEFAULT_PREFIX, Keyspace, created_member, escape
+from .migrator import Client, RedisMigrator
 
 T = TypeVar("T")
 _LIST_BATCH = 200
+"""Members each bucket contributes per round of a list_runs filtered by a workflow and
+a status (the one listing that reads an index holding more than what it lists)."""
 
 
 # Failover, loading, memory pressure and lost connections: the operation did not
@@ -97,22 +113,30 @@ _UNAVAILABLE = (
 
 
 class RedisStore:
-    """The :class:`~workflow.runtime.ExecutionStore` on Redis (standalone server)."""
+    """The :class:`~workflow.runtime.ExecutionStore` on Redis (standalone or Cluster)."""
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         *,
         prefix: str = DEFAULT_PREFIX,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
         url_hint: str = "redis://HOST:PORT/DB",
+        buckets: int = DEFAULT_BUCKETS,
     ) -> None:
-        self.keys = Keyspace(prefix)
-        self._url_hint = url_hint if prefix == DEFAULT_PREFIX else f"{url_hint}?prefix={prefix}"
+        # The keyspace's own bucket count (P{g}:buckets) replaces ``buckets`` once read:
+        # ``buckets`` only decides the count of a keyspace that create_schema creates.
+        self.keys = Keyspace(prefix, buckets)
+        self._buckets_known = False
+        joint = "&" if "?" in url_hint else "?"
+        self._url_hint = (
+            url_hint if prefix == DEFAULT_PREFIX else f"{url_hint}{joint}prefix={prefix}"
+        )
         self.max_payload_bytes = validation._check_int(
             max_payload_bytes, "max_payload_bytes", 2, 2**31
         )
         self._client = client
+        self._cluster = isinstance(client, RedisCluster)
         self._closed = False
 
         def script(body: str) -> AsyncScript:
@@ -132,6 +156,8 @@ class RedisStore:
         self._upsert_schedule = script(lua.UPSERT_SCHEDULE)
         self._delete_schedule = script(lua.DELETE_SCHEDULE)
         self._fire_schedules = script(lua.FIRE_DUE_SCHEDULES)
+        self._read_timeline = script(lua.READ_TIMELINE)
+        self._read_inbox = script(lua.READ_INBOX)
 
     @classmethod
     def from_url(
@@ -140,32 +166,50 @@ class RedisStore:
         *,
         prefix: str = DEFAULT_PREFIX,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+        cluster: bool = False,
+        buckets: int = DEFAULT_BUCKETS,
     ) -> RedisStore:
-        """A store on the server at ``url`` (``redis://`` or ``rediss://``)."""
+        """A store on the server at ``url`` (``redis://`` or ``rediss://``); with
+        ``cluster=True`` ``url`` names any node of a Redis Cluster."""
         # Check the options before a client (and its pool) exists, so nothing leaks.
-        Keyspace(prefix)
+        Keyspace(prefix, buckets)
         validation._check_int(max_payload_bytes, "max_payload_bytes", 2, 2**31)
+        if type(cluster) is not bool:
+            raise InvalidArgumentError("cluster must be a bool")
+        # Timeouts, so a connection dropped without a reset fails the operation
+        # (StoreUnavailableError) instead of hanging it; the URL's own
+        # socket_timeout=… etc. win over these.
+        timeouts: dict[str, Any] = {"socket_connect_timeout": 10, "socket_timeout": 60}
+        client: Client
         try:
-            # Timeouts, so a connection dropped without a reset fails the operation
-            # (StoreUnavailableError) instead of hanging it; the URL's own
-            # socket_timeout=… etc. win over these.
-            client = aioredis.Redis.from_url(
-                url,
-                decode_responses=True,
-                socket_connect_timeout=10,
-                socket_timeout=60,
-                health_check_interval=30,
-            )
-        except ValueError as exc:
+            if cluster:
+                if urlsplit(url).path.strip("/") not in ("", "0"):
+                    raise ValueError("a Redis Cluster has only database 0")
+                client = RedisCluster.from_url(url, decode_responses=True, **timeouts)
+            else:
+                client = aioredis.Redis.from_url(
+                    url, decode_responses=True, health_check_interval=30, **timeouts
+                )
+        except (ValueError, rex.RedisClusterException) as exc:
             raise InvalidArgumentError(f"bad Redis URL {redact_url(url)!r}: {exc}") from None
         return cls(
-            client, prefix=prefix, max_payload_bytes=max_payload_bytes, url_hint=redact_url(url)
+            client,
+            prefix=prefix,
+            max_payload_bytes=max_payload_bytes,
+            url_hint=redact_url(url)
+            + (("&" if "?" in url else "?") + "cluster=true" if cluster else ""),
+            buckets=buckets,
         )
 
     @property
-    def client(self) -> aioredis.Redis:
+    def client(self) -> Client:
         """The redis-py client this store sends its commands through."""
         return self._client
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the client is a Redis Cluster client."""
+        return self._cluster
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -194,10 +238,67 @@ class RedisStore:
         except rex.RedisError as exc:
             raise StoreOperationError(f"Redis rejected the operation: {exc}") from exc
 
-    async def _run_script(self, script: AsyncScript, run_key: str | None, *args: object) -> Any:
-        keys = [] if run_key is None else [run_key]
-        argv = [self.keys.prefix, *args]
+    async def _ks(self) -> Keyspace:
+        """The keyspace, with the bucket count the keyspace was created with (read
+        once; a keyspace not created yet keeps the configured count)."""
+        if not self._buckets_known:
+            found = await self._io(lambda: self._client.get(self.keys.meta("buckets")))
+            if found is not None:
+                if not str(found).isdigit():
+                    raise StoreOperationError(
+                        f"{self.keys.meta('buckets')} holds {found!r}, not a bucket count"
+                    )
+                self.keys = Keyspace(self.keys.prefix, int(found))
+                self._buckets_known = True
+        return self.keys
+
+    async def _run_script(self, script: AsyncScript, keys: list[str], *args: object) -> Any:
+        """A one-run (one-bucket) script: ``keys`` are the keys it touches."""
+        return await self._io(lambda: script(keys=keys, args=list(args)))  # type: ignore[arg-type]
+
+    async def _many(
+        self,
+        script: AsyncScript,
+        ks: Keyspace,
+        buckets: Iterable[int],
+        names: Sequence[str],
+        args: Sequence[object],
+    ) -> Any:
+        """A many-run script over ``buckets``, declaring their indexes ``names``."""
+        chosen = list(buckets)
+        keys = [ks.index(k, name) for k in chosen for name in names]
+        argv = [len(chosen), *(ks.tag(k) for k in chosen), *args]
         return await self._io(lambda: script(keys=keys, args=argv))  # type: ignore[arg-type]
+
+    async def _merged(
+        self,
+        script: AsyncScript,
+        names: Sequence[str],
+        limit: int,
+        make_args: Callable[[int, bool], Sequence[object]],
+    ) -> list[Any]:
+        """Run a many-run script whose rows start ``(score, member)`` over every
+        bucket: the rows of the first ``limit`` members in ``(score, member)`` order.
+
+        ``make_args(limit, dry)`` gives the script's arguments. Standalone: one call
+        over every bucket. Cluster: a dry call per bucket (concurrently), then one
+        acting call per bucket that holds a winner, asked for exactly its winners."""
+        ks = await self._ks()
+        if not self._cluster:
+            return list(
+                await self._many(script, ks, range(ks.buckets), names, make_args(limit, False))
+            )
+        peeks = await asyncio.gather(
+            *(self._many(script, ks, [k], names, make_args(limit, True)) for k in range(ks.buckets))
+        )
+        ranked = sorted(
+            (int(row[0]), str(row[1]), k) for k, rows in enumerate(peeks) for row in rows
+        )[:limit]
+        wins = Counter(k for _, _, k in ranked)
+        acted = await asyncio.gather(
+            *(self._many(script, ks, [k], names, make_args(n, False)) for k, n in wins.items())
+        )
+        return sorted((row for rows in acted for row in rows), key=lambda r: (int(r[0]), r[1]))
 
     @staticmethod
     def _fields(flat: Sequence[str]) -> dict[str, str]:
@@ -277,12 +378,12 @@ class RedisStore:
 
     def _claimed(self, reply: Sequence[Any], with_history: bool) -> Claimed:
         run = self._run(reply[0])
-        inbox_flat, consumed = reply[1]
         assert run.lease is not None
         return Claimed(
             run=run,
             lease=run.lease,
-            inbox=self._inbox(run.run_id, inbox_flat, set(consumed), False),
+            # The script sent only the entries not consumed yet.
+            inbox=self._inbox(run.run_id, reply[1], (), False),
             events=self._events(run.run_id, reply[2], 0) if with_history else None,
         )
 
@@ -314,9 +415,11 @@ class RedisStore:
         a = arguments.new_run(
             run_id, workflow_id, workflow_version, input, now, max_bytes=self.max_payload_bytes
         )
+        ks = await self._ks()
         kind, flat = await self._run_script(
             self._create,
-            self.keys.run(a.run_id),
+            ks.run_keys(a.run_id, a.workflow_id),
+            ks.run_tag(a.run_id),
             escape(a.run_id),
             a.run_id,
             a.workflow_id,
@@ -333,7 +436,7 @@ class RedisStore:
 
     async def load_run(self, run_id: str) -> Run | None:
         run_id = validation.check_id(run_id, "run_id")
-        key = self.keys.run(run_id)
+        key = (await self._ks()).run(run_id)
         fields = await self._io(lambda: self._client.hgetall(key))
         return self._run(cast("dict[str, str]", fields)) if fields else None
 
@@ -349,49 +452,73 @@ class RedisStore:
         statuses = validation.check_statuses(status)
         limit = validation.check_limit(limit)
         after = None if cursor is None else decode_cursor(cursor)
-        index = (
-            self.keys.index("created")
-            if workflow_id is None
-            else self.keys.created_by_workflow(workflow_id)
-        )
-        # Members sort like (created_at, run_id); walk down from the cursor in batches,
-        # filtering by status, until one row more than a page was seen.
+        ks = await self._ks()
+        # The sources, (bucket, index): each sorts like (created_at, run_id). Without a
+        # workflow, a status filter reads the per-status indexes, which hold only
+        # matching runs; with both, the workflow's index is read and filtered.
+        sources: list[tuple[int, str]] = []
+        for k in range(ks.buckets):
+            if workflow_id is not None:
+                sources.append((k, ks.created_by_workflow(k, workflow_id)))
+            elif statuses is not None:
+                sources += [(k, ks.index(k, f"status:{s.value}")) for s in sorted(statuses)]
+            else:
+                sources.append((k, ks.index(k, "created")))
+        exact = workflow_id is None or statuses is None
+        # A round reads `batch` members below the cursor from every source (one
+        # pipeline) and merges them; members below the last one read from a source that
+        # may hold more are left for the next round, since that source's unread members
+        # could come first. Exact sources need one page plus one row; a filtered one is
+        # read ahead in rounds of bounded size.
         start = "+" if after is None else "(" + created_member(*after)
         found: list[Run] = []
-        # Unfiltered, one page plus one row is all that is needed; filtered, read ahead.
-        batch = limit + 1 if statuses is None else _LIST_BATCH
+        batch = limit + 1 if exact else _LIST_BATCH
         while len(found) <= limit:
-            members = cast(
-                "list[str]",
-                await self._io(
-                    lambda start=start: self._client.execute_command(  # type: ignore[misc,no-untyped-call]
-                        "ZRANGE", index, start, "-", "BYLEX", "REV", "LIMIT", 0, batch
-                    )
-                ),
+
+            async def read(start: str = start) -> list[Any]:
+                pipe = self._client.pipeline(transaction=False)
+                for _, index in sources:
+                    pipe.zrange(index, start, "-", desc=True, bylex=True, offset=0, num=batch)
+                return await pipe.execute()
+
+            per_source = cast("list[list[str]]", await self._io(read))
+            members = sorted(
+                ((m, sources[i][0]) for i, got in enumerate(per_source) for m in got),
+                reverse=True,
             )
             if not members:
                 break
-            runs = await self._load_many([m.split(":", 1)[1] for m in members])
+            full = [got[-1] for got in per_source if len(got) == batch]
+            if full:
+                boundary = max(full)
+                members = [x for x in members if x[0] >= boundary]
+            more_left = bool(full)
+            if exact and len(members) > limit + 1 - len(found):
+                members = members[: limit + 1 - len(found)]
+                more_left = True  # (a run may vanish meanwhile: then read on)
+            runs = await self._load_many(ks, [(k, m.split(":", 1)[1]) for m, k in members])
             for run in runs:
                 # A run deleted since the index was read is simply not listed.
                 if run is not None and (statuses is None or run.status in statuses):
                     found.append(run)
-            start = "(" + members[-1]
-            if len(members) < batch:
+            start = "(" + members[-1][0]
+            if not more_left:
                 break
         page = found[:limit]
         more = len(found) > limit
         next_cursor = encode_cursor(page[-1].created_at, page[-1].run_id) if more else None
         return Page(page, next_cursor)
 
-    async def _load_many(self, escaped_ids: Sequence[str]) -> list[Run | None]:
+    async def _load_many(self, ks: Keyspace, runs: Sequence[tuple[int, str]]) -> list[Run | None]:
+        """The runs named by (bucket, escaped id), in that order (one pipeline)."""
+
         async def load() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
-            for h in escaped_ids:
-                pipe.hgetall(f"{self.keys.run_tag_escaped(h)}:run")
+            for k, h in runs:
+                pipe.hgetall(ks.run_in(k, h))
             return await pipe.execute()
 
-        replies = await self._io(load)
+        replies = await self._io(load) if runs else []
         return [self._run(cast("dict[str, str]", r)) if r else None for r in replies]
 
     async def get_timeline(
@@ -401,23 +528,29 @@ class RedisStore:
         from_index = validation.check_index(from_index, "from_index")
         limit = validation.check_optional_limit(limit)
         end = -1 if limit is None else from_index + limit - 1
-
-        async def read() -> list[Any]:
-            # MULTI/EXEC: the run and its events are one consistent snapshot.
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hgetall(self.keys.run(run_id))
-            pipe.lrange(self.keys.events(run_id), from_index, end)
-            return await pipe.execute()
-
-        fields, records = await self._io(read)
+        ks = await self._ks()
+        fields, records = await self._run_script(
+            self._read_timeline,
+            ks.run_keys(run_id),
+            ks.run_tag(run_id),
+            escape(run_id),
+            from_index,
+            end,
+        )
         if not fields:
             return None
         return Timeline(self._run(fields), self._events(run_id, records, from_index))
 
     async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
         a = arguments.cancellation(run_id, reason, now, max_bytes=self.max_payload_bytes)
+        ks = await self._ks()
         reply = await self._run_script(
-            self._cancel, self.keys.run(a.run_id), escape(a.run_id), a.error, a.now
+            self._cancel,
+            ks.run_keys(a.run_id),
+            ks.run_tag(a.run_id),
+            escape(a.run_id),
+            a.error,
+            a.now,
         )
         if reply[0] == "notfound":
             return NotFound(a.run_id)
@@ -426,22 +559,33 @@ class RedisStore:
 
     async def delete_run(self, run_id: str) -> bool:
         run_id = validation.check_id(run_id, "run_id")
-        deleted = await self._run_script(self._delete, self.keys.run(run_id), escape(run_id))
+        ks = await self._ks()
+        deleted = await self._run_script(
+            self._delete, ks.run_keys(run_id), ks.run_tag(run_id), escape(run_id)
+        )
         return bool(deleted)
 
     async def purge_runs(self, terminal_before: int, limit: int) -> int:
         terminal_before = validation.check_time(terminal_before, "terminal_before")
         limit = validation.check_limit(limit)
-        return int(await self._run_script(self._purge, None, terminal_before, limit))
+        purged = await self._merged(
+            self._purge,
+            ("terminal",),
+            limit,
+            lambda n, dry: [terminal_before, n, "1" if dry else "0"],
+        )
+        return len(purged)
 
     # -- execution -------------------------------------------------------------------
     async def claim_run(
         self, run_id: str, owner: str, lease_ms: int, now: int, *, with_history: bool = False
     ) -> ClaimResult:
         a = arguments.claim(run_id, owner, lease_ms, now, with_history)
+        ks = await self._ks()
         reply = await self._run_script(
             self._claim,
-            self.keys.run(a.run_id),
+            ks.run_keys(a.run_id),
+            ks.run_tag(a.run_id),
             escape(a.run_id),
             a.owner,
             a.now + a.lease_ms,
@@ -458,23 +602,23 @@ class RedisStore:
         self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
     ) -> list[Claimed]:
         a = arguments.claim_many(owner, lease_ms, limit, now, with_history)
-        replies = await self._run_script(
+        history = "1" if a.with_history else "0"
+        rows = await self._merged(
             self._claim_many,
-            None,
-            a.owner,
-            a.now + a.lease_ms,
+            ("queued", "leases"),
             a.limit,
-            a.now,
-            "1" if a.with_history else "0",
+            lambda n, dry: [a.owner, a.now + a.lease_ms, n, a.now, history, "1" if dry else "0"],
         )
-        return [self._claimed(r, a.with_history) for r in replies]
+        return [self._claimed(row[2], a.with_history) for row in rows]
 
     async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
         a = arguments.renewal(run_id, lease, lease_ms, now)
         expires_at = a.now + a.lease_ms
+        ks = await self._ks()
         reply = await self._run_script(
             self._heartbeat,
-            self.keys.run(a.run_id),
+            ks.run_keys(a.run_id),
+            ks.run_tag(a.run_id),
             escape(a.run_id),
             a.lease.owner,
             a.lease.token,
@@ -503,9 +647,11 @@ class RedisStore:
             consume,
             max_bytes=self.max_payload_bytes,
         )
+        ks = await self._ks()
         reply = await self._run_script(
             self._append,
-            self.keys.run(log.run_id),
+            ks.run_keys(log.run_id),
+            ks.run_tag(log.run_id),
             escape(log.run_id),
             log.lease.owner,
             log.lease.token,
@@ -543,9 +689,11 @@ class RedisStore:
         )
         log, result = a.log, a.outcome
         wait = result.wait
+        ks = await self._ks()
         reply = await self._run_script(
             self._settle,
-            self.keys.run(log.run_id),
+            ks.run_keys(log.run_id),
+            ks.run_tag(log.run_id),
             escape(log.run_id),
             log.lease.owner,
             log.lease.token,
@@ -569,23 +717,18 @@ class RedisStore:
         from_index = validation.check_index(from_index, "from_index")
         limit = validation.check_optional_limit(limit)
         end = -1 if limit is None else from_index + limit - 1
-        key = self.keys.events(run_id)
+        key = (await self._ks()).events(run_id)
         records = await self._io(lambda: self._client.lrange(key, from_index, end))
         return self._events(run_id, cast("list[str]", records), from_index)
 
     async def read_inbox(self, run_id: str, *, include_consumed: bool = False) -> list[InboxEntry]:
         run_id = validation.check_id(run_id, "run_id")
         include_consumed = validation.check_bool(include_consumed, "include_consumed")
-
-        async def read() -> list[Any]:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hgetall(self.keys.inbox(run_id))
-            pipe.smembers(self.keys.consumed(run_id))
-            return await pipe.execute()
-
-        entries, consumed = await self._io(read)
-        flat = [x for pair in cast("dict[str, str]", entries).items() for x in pair]
-        return self._inbox(run_id, flat, cast("set[str]", consumed), include_consumed)
+        ks = await self._ks()
+        flat, consumed = await self._run_script(
+            self._read_inbox, ks.run_keys(run_id), ks.run_tag(run_id), escape(run_id)
+        )
+        return self._inbox(run_id, flat, set(consumed), include_consumed)
 
     async def subscribe_events(
         self, run_id: str, from_index: int = 0
@@ -599,8 +742,15 @@ class RedisStore:
     async def _deliver(self, d: arguments.Delivery) -> DeliveryResult:
         field = _field(InboxRef(d.kind, d.key))
         record = json.dumps([d.name, d.step_id, d.payload, d.meta, d.now], ensure_ascii=False)
+        ks = await self._ks()
         reply = await self._run_script(
-            self._deliver_script, self.keys.run(d.run_id), escape(d.run_id), field, record, d.now
+            self._deliver_script,
+            ks.run_keys(d.run_id),
+            ks.run_tag(d.run_id),
+            escape(d.run_id),
+            field,
+            record,
+            d.now,
         )
         kind = reply[0]
         if kind == "notfound":
@@ -656,8 +806,10 @@ class RedisStore:
     async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
         now = validation.check_now(now)
         limit = validation.check_limit(limit)
-        replies = await self._run_script(self._fire_timers, None, now, limit)
-        return [self._entry(run_id, field, record, False) for run_id, field, record in replies]
+        rows = await self._merged(
+            self._fire_timers, ("timers",), limit, lambda n, dry: [now, n, "1" if dry else "0"]
+        )
+        return [self._entry(run_id, field, record, False) for _, _, run_id, field, record in rows]
 
     # -- schedules -------------------------------------------------------------------
     async def upsert_schedule(
@@ -683,9 +835,12 @@ class RedisStore:
             enabled,
             max_bytes=self.max_payload_bytes,
         )
+        ks = await self._ks()
+        k = ks.schedule_bucket(a.schedule_id)
         flat = await self._run_script(
             self._upsert_schedule,
-            None,
+            [ks.schedule(a.schedule_id), ks.index(k, "schedules"), ks.index(k, "sched_due")],
+            ks.tag(k),
             escape(a.schedule_id),
             a.schedule_id,
             a.workflow_id,
@@ -701,59 +856,158 @@ class RedisStore:
 
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
         schedule_id = validation.check_schedule_id(schedule_id)
-        key = self.keys.schedule(schedule_id)
+        key = (await self._ks()).schedule(schedule_id)
         fields = await self._io(lambda: self._client.hgetall(key))
         return _schedule(cast("dict[str, str]", fields)) if fields else None
 
-    async def _due_schedules(self, now: int) -> list[dict[str, str]]:
-        async def read() -> list[Any]:
-            members = cast(
-                "list[str]",
-                await self._client.zrangebyscore(self.keys.index("sched_due"), "-inf", now),
-            )
-            pipe = self._client.pipeline(transaction=False)
-            for s in members:
-                pipe.hgetall(f"{self.keys.global_tag}:sched:{s}")
-            return await pipe.execute()
-
-        rows = [cast("dict[str, str]", f) for f in await self._io(read) if f]
-        # Rows are read after the index: one may have been advanced meanwhile.
-        return [f for f in rows if f["enabled"] == "1" and int(f["next"]) <= now]
-
     async def list_schedules(self, *, workflow_id: str | None = None) -> list[Schedule]:
         workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
+        ks = await self._ks()
 
-        async def read() -> list[Any]:
-            members = cast(
-                "list[str]", await self._client.zrange(self.keys.index("schedules"), 0, -1)
-            )
+        async def members() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
-            for s in members:
-                pipe.hgetall(f"{self.keys.global_tag}:sched:{s}")
+            for k in range(ks.buckets):
+                pipe.zrange(ks.index(k, "schedules"), 0, -1)
             return await pipe.execute()
 
-        rows = [_schedule(cast("dict[str, str]", f)) for f in await self._io(read) if f]
+        named = [(k, s) for k, got in enumerate(await self._io(members)) for s in got]
+
+        async def load() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for k, s in named:
+                pipe.hgetall(ks.schedule_in(k, s))
+            return await pipe.execute()
+
+        rows = [_schedule(cast("dict[str, str]", f)) for f in await self._io(load) if f]
+        rows.sort(key=lambda r: r.schedule_id)
         return [r for r in rows if workflow_id is None or r.workflow_id == workflow_id]
 
     async def delete_schedule(self, schedule_id: str) -> bool:
         schedule_id = validation.check_schedule_id(schedule_id)
-        deleted = await self._run_script(self._delete_schedule, None, escape(schedule_id))
+        ks = await self._ks()
+        k = ks.schedule_bucket(schedule_id)
+        deleted = await self._run_script(
+            self._delete_schedule,
+            [ks.schedule(schedule_id), ks.index(k, "schedules"), ks.index(k, "sched_due")],
+            ks.tag(k),
+            escape(schedule_id),
+        )
         return bool(deleted)
+
+    async def _due_schedules(
+        self, ks: Keyspace, now: int, limit: int, skip: Sequence[int]
+    ) -> tuple[list[_Due], bool]:
+        """Due schedules in (next_fire_at, id) order: from each bucket the ``limit``
+        after its first ``skip[k]`` due ones, merged. Also says whether a bucket may hold
+        more (then only the candidates that surely come first are returned)."""
+
+        async def members() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for k in range(ks.buckets):
+                pipe.zrangebyscore(
+                    ks.index(k, "sched_due"), "-inf", now, start=skip[k], num=limit, withscores=True
+                )
+            return await pipe.execute()
+
+        per_bucket = cast("list[list[tuple[str, float]]]", await self._io(members))
+        ranked = sorted((int(score), s, k) for k, got in enumerate(per_bucket) for s, score in got)
+        full = [(int(got[-1][1]), got[-1][0]) for got in per_bucket if len(got) == limit]
+        if full:
+            boundary = min(full)
+            ranked = [x for x in ranked if (x[0], x[1]) <= boundary]
+
+        async def load() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for _, s, k in ranked:
+                pipe.hgetall(ks.schedule_in(k, s))
+            return await pipe.execute()
+
+        rows = await self._io(load) if ranked else []
+        due: list[_Due] = []
+        for (_, s, k), f in zip(ranked, rows, strict=True):
+            # A row is read after the index: it may have been advanced meanwhile.
+            if f and f["enabled"] == "1" and int(f["next"]) <= now:
+                after = next_fire_at(codec.decode_spec(f["spec"]), now)
+                due.append(_Due(k, s, f["next"], f["spec"], after))
+        return due, bool(full)
 
     async def fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:
         now = validation.check_now(now)
         limit = validation.check_limit(limit)
-        candidates: list[object] = []
-        for f in await self._due_schedules(now):
-            spec = codec.decode_spec(f["spec"])
-            candidates += [escape(f["id"]), f["next"], f["spec"], next_fire_at(spec, now)]
-        if not candidates:
-            return []
-        replies = await self._run_script(self._fire_schedules, None, now, limit, *candidates)
-        return [
-            ScheduleTick(sid, int(fire_at), TickOutcome(outcome), run_id or None, int(after))
-            for sid, fire_at, outcome, run_id, after in replies
-        ]
+        ks = await self._ks()
+        ticks: list[ScheduleTick] = []
+        skip = [0] * ks.buckets
+        # A buffer_one schedule whose last run is still going stays due without
+        # counting against the limit: rounds go on past such schedules.
+        while len(ticks) < limit:
+            due, more = await self._due_schedules(ks, now, limit, skip)
+            if not due:
+                break
+            fired = await self._fire(ks, now, limit - len(ticks), due)
+            ticks += fired
+            done = {escape(t.schedule_id) for t in fired}
+            for d in due:
+                if d.member not in done:
+                    skip[d.bucket] += 1
+            if not more:
+                break
+        return ticks
+
+    async def _fire(
+        self, ks: Keyspace, now: int, limit: int, due: list[_Due]
+    ) -> list[ScheduleTick]:
+        def args(
+            chosen: Sequence[_Due], position: Callable[[int], int], n: int, dry: bool
+        ) -> list[object]:
+            flat: list[object] = [now, n, "1" if dry else "0"]
+            for d in chosen:
+                flat += [position(d.bucket), d.member, d.fire_at, d.spec, d.after]
+            return flat
+
+        names = ("schedules", "sched_due")
+        if not self._cluster:
+            rows = await self._many(
+                self._fire_schedules,
+                ks,
+                range(ks.buckets),
+                names,
+                args(due, lambda k: k + 1, limit, False),
+            )
+            return [_tick(row) for row in rows]
+        # Cluster: each bucket says which of its candidates would tick (dry), the first
+        # `limit` of those in the global order tick, each bucket firing its own.
+        by_bucket: dict[int, list[_Due]] = {}
+        for d in due:
+            by_bucket.setdefault(d.bucket, []).append(d)
+        buckets = list(by_bucket)
+        peeks = await asyncio.gather(
+            *(
+                self._many(
+                    self._fire_schedules,
+                    ks,
+                    [k],
+                    names,
+                    args(by_bucket[k], lambda _: 1, limit, True),
+                )
+                for k in buckets
+            )
+        )
+        eligible = {escape(row[0]) for rows in peeks for row in rows}
+        chosen = [d for d in due if d.member in eligible][:limit]
+        mine: dict[int, list[_Due]] = {}
+        for d in chosen:
+            mine.setdefault(d.bucket, []).append(d)
+        acted = await asyncio.gather(
+            *(
+                self._many(
+                    self._fire_schedules, ks, [k], names, args(ds, lambda _: 1, len(ds), False)
+                )
+                for k, ds in mine.items()
+            )
+        )
+        order = {d.member: i for i, d in enumerate(due)}
+        ticks = [_tick(row) for rows in acted for row in rows]
+        return sorted(ticks, key=lambda t: order[escape(t.schedule_id)])
 
     # -- operations and health -------------------------------------------------------
     @property
@@ -764,6 +1018,7 @@ class RedisStore:
     async def create_schema(self) -> None:
         """Upgrade the keyspace to the adapter's head revision (idempotent)."""
         await self._io(lambda: self.migrator.upgrade("head"))
+        self._buckets_known = False  # read the count the keyspace now has
 
     async def schema_status(self) -> SchemaStatus:
         current = await self._io(self.migrator.current)
@@ -781,6 +1036,22 @@ class RedisStore:
     async def close(self) -> None:
         self._closed = True
         await self._client.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """A due schedule as read: its bucket, escaped id, tick, spec and next tick."""
+
+    bucket: int
+    member: str
+    fire_at: str
+    spec: str
+    after: int
+
+
+def _tick(row: Sequence[Any]) -> ScheduleTick:
+    sid, fire_at, outcome, run_id, after = row
+    return ScheduleTick(sid, int(fire_at), TickOutcome(outcome), run_id or None, int(after))
 
 
 def _schedule(f: dict[str, str]) -> Schedule:
@@ -813,7 +1084,9 @@ async def open_store(url: str, **options: object) -> RedisStore:
     :class:`SchemaVersionError` unless the keyspace is at the head revision),
     ``require_durable`` (default ``False``: the persistence settings that can lose
     acknowledged writes are logged as warnings; ``True`` raises
-    :class:`StoreConfigurationError` instead).
+    :class:`StoreConfigurationError` instead), ``cluster`` (default ``False``; also the
+    URL's ``cluster=true``: the URL names a node of a Redis Cluster), ``buckets``
+    (default 16; only used when ``create_schema`` creates the keyspace).
     """
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
@@ -823,13 +1096,25 @@ async def open_store(url: str, **options: object) -> RedisStore:
     max_bytes = options.pop("max_payload_bytes", codec.DEFAULT_MAX_PAYLOAD_BYTES)
     verify = options.pop("verify_schema", True)
     require_durable = options.pop("require_durable", False)
+    cluster = options.pop("cluster", _flag(query.pop("cluster", ["false"])[-1]))
+    buckets = options.pop("buckets", query.pop("buckets", [str(DEFAULT_BUCKETS)])[-1])
+    if isinstance(buckets, str):
+        if not buckets.isdigit():
+            raise InvalidArgumentError(f"buckets must be a whole number, not {buckets!r}")
+        buckets = int(buckets)
     if options:
         raise InvalidArgumentError(f"unknown Redis store options: {', '.join(sorted(options))}")
     if not isinstance(prefix, str) or not isinstance(max_bytes, int):
         raise InvalidArgumentError("prefix must be a str and max_payload_bytes an int")
     rest = urlencode(query, doseq=True)
+    if type(cluster) is not bool or type(buckets) is not int:
+        raise InvalidArgumentError("cluster must be a bool and buckets an int")
     store = RedisStore.from_url(
-        parts._replace(query=rest).geturl(), prefix=prefix, max_payload_bytes=max_bytes
+        parts._replace(query=rest).geturl(),
+        prefix=prefix,
+        max_payload_bytes=max_bytes,
+        cluster=cluster,
+        buckets=buckets,
     )
     try:
         if verify:
@@ -845,6 +1130,16 @@ async def open_store(url: str, **options: object) -> RedisStore:
     for problem in problems:
         _log.warning("Redis at %s may lose acknowledged writes: %s", store._url_hint, problem)
     return store
+
+
+def _flag(text: str) -> bool:
+    """A URL's ``cluster=`` value."""
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise InvalidArgumentError(f"cluster must be true or false, not {text!r}")
 
 
 _log = logging.getLogger("workflow.store.redis")
