@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
+from redis.asyncio.cluster import RedisCluster
 
 from workflow.contract_tests.servers import require_server
 from workflow.runtime import Claimed, Created, Existing, Pause, Wait, open_store
@@ -193,6 +194,30 @@ async def test_opening_names_the_persistence_settings_that_can_lose_writes(
             await open_store(url, verify_schema=False, require_durable=True)
     else:
         await (await open_store(url, verify_schema=False, require_durable=True)).close()
+
+
+async def test_on_a_cluster_every_primary_s_persistence_is_checked(redis_cluster_url: str) -> None:
+    # Each primary keeps its own slots: one without the append-only file loses them.
+    # The test cluster runs with AOF on; one primary is switched off for the check.
+    store = RedisStore.from_url(redis_cluster_url, cluster=True)
+    try:
+        assert await store.durability_problems() == []
+        client = store.client
+        assert isinstance(client, RedisCluster)
+        primaries = client.get_primaries()
+        assert len(primaries) == 3
+        weak = primaries[1]
+        direct = aioredis.Redis(host=weak.host, port=int(weak.port), decode_responses=True)
+        try:
+            await direct.config_set("appendonly", "no")
+            found = await store.durability_problems()
+        finally:
+            await direct.config_set("appendonly", "yes")
+            await direct.aclose()
+    finally:
+        await store.close()
+    assert len(found) == 1
+    assert found[0].startswith(f"node {weak.name}: appendonly is not yes")
 
 
 def test_the_settings_that_lose_writes_are_named() -> None:

@@ -12,22 +12,39 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from redis import exceptions as rex
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from .migrator import Client
 
 SETTINGS = ("appendonly", "appendfsync", "maxmemory-policy")
 
 
-async def read_settings(client: Client) -> dict[str, str] | None:
-    """The persistence settings, or ``None`` when the server does not let us read them."""
+async def read_settings(client: Client, node: ClusterNode | None = None) -> dict[str, str] | None:
+    """The persistence settings (of one node of a cluster), or ``None`` when the server
+    does not let us read them."""
     try:
         found: dict[str, str] = {}
         for name in SETTINGS:
-            reply = await client.config_get(name)
+            if isinstance(client, RedisCluster):
+                reply = await client.config_get(name, target_nodes=node)
+            else:
+                reply = await client.config_get(name)
             found.update({str(k): str(v) for k, v in reply.items() if v is not None})
         return found
     except rex.ResponseError:  # CONFIG renamed or disabled, or not allowed by ACL
         return None
+
+
+async def all_problems(client: Client) -> list[str]:
+    """:func:`problems` of the server, or of every primary of a cluster (each named:
+    one primary without the append-only file loses its slots' writes on a restart)."""
+    if not isinstance(client, RedisCluster):
+        return problems(await read_settings(client))
+    await client.initialize()  # learns the nodes (a no-op once it knows them)
+    found: list[str] = []
+    for node in client.get_primaries():
+        found.extend(f"node {node.name}: {p}" for p in problems(await read_settings(client, node)))
+    return found
 
 
 def problems(settings: Mapping[str, str] | None) -> list[str]:

@@ -1027,7 +1027,7 @@ class RedisStore:
     async def durability_problems(self) -> list[str]:
         """What in the server's persistence settings can lose acknowledged writes
         (empty when AOF is on and nothing is evicted); see :mod:`.durability`."""
-        return durability.problems(await self._io(lambda: durability.read_settings(self._client)))
+        return await self._io(lambda: durability.all_problems(self._client))
 
     async def verify_schema(self) -> None:
         """Raise :class:`SchemaVersionError` unless the keyspace is at the head revision."""
