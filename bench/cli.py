@@ -1,13 +1,13 @@
-"""The command line: ``python -m bench ops [--stores ...] [--quick] [--rounds N]``."""
+"""The command line: ``python -m bench {ops,e2e,scale,all} [--stores ...] [--quick |
+--full] [--rounds N]``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 
-from .ops_suite import FULL, QUICK, run_ops
+from .suites import Choice, run, suites_of
 from .targets import TARGETS
 
 
@@ -36,8 +36,10 @@ def parser() -> argparse.ArgumentParser:
     )
     suites = top.add_subparsers(dest="suite", required=True)
     for name, help_text in (
-        ("ops", "hot operations per store vs one raw driver statement"),
-        ("all", "every suite (today: ops)"),
+        ("ops", "hot operations per store vs one raw round trip, 1 and 8 connections"),
+        ("e2e", "a three-step workflow through the runtime vs the floor and DBOS"),
+        ("scale", "latency with 10k/100k (1M with --full) items, worker memory"),
+        ("all", "every suite: ops, e2e, scale, then the summary against the targets"),
     ):
         sub = suites.add_parser(name, help=help_text)
         sub.add_argument(
@@ -46,19 +48,21 @@ def parser() -> argparse.ArgumentParser:
             default=list(TARGETS),
             help=f"comma-separated subset of {','.join(TARGETS)} (default: all)",
         )
-        sub.add_argument("--quick", action="store_true", help="short batches: under a minute")
+        size = sub.add_mutually_exclusive_group()
+        size.add_argument(
+            "--quick", action="store_true", help="short: all suites in about a minute"
+        )
+        size.add_argument("--full", action="store_true", help="scale: also 1M items (slow)")
         sub.add_argument("--rounds", type=_positive, help="A/B rounds (default 7, quick 3)")
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    settings = QUICK if args.quick else FULL
-    if args.rounds is not None:
-        settings = dataclasses.replace(settings, rounds=args.rounds)
-    # Both suites are ops for now; e2e and scale join `all` when they exist.
+    mode = "quick" if args.quick else "full" if args.full else "default"
+    choice = Choice(suites_of(args.suite), tuple(args.stores), mode, args.rounds)
     try:
-        asyncio.run(run_ops(args.stores, settings))
+        asyncio.run(run(choice))
     except KeyboardInterrupt:
         # The stores' context managers have dropped their schemas and files by now.
-        raise SystemExit("interrupted: no results written; temporary schemas removed") from None
+        raise SystemExit("interrupted: temporary schemas removed") from None

@@ -1,15 +1,23 @@
-"""Timing batches of calls, side by side with the raw floor, and counting statements."""
+"""Timing batches of calls, side by side with the raw floor, and counting statements.
+
+Two modes: one caller (sequential calls: the store uses one connection), and
+``callers`` concurrent callers, each with its own prepared state and each awaiting
+its calls one after another, so the store uses up to ``callers`` connections of its
+pool; the raw floor then runs on as many connections of its own, each writing its
+own floor row.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from workflow.runtime import Claimed, Finish
-from workflow.store.sql import SQLStore
-from workflow.store.sql.statements import recording
 
+from .counting import Recorder, redis_commands
 from .hot_ops import LEASE_MS, Call, Env, HotOp
 from .raw_floor import FLOOR_RUN, RawFloor
 from .stats import Spread, ratios
@@ -21,9 +29,12 @@ class Settings:
     batch_seconds: float
     """Target duration of one timed batch (each side, each round)."""
     warmup_calls: int
-    """Calls of the first, untimed batch (at least 2); statements are counted there."""
+    """Calls of the first, untimed batch (at least 3); statements are counted there,
+    leaving out the first call."""
     min_batch: int = 10
     max_batch: int = 20_000
+    concurrent_ops: tuple[str, ...] | None = None
+    """Operations measured with concurrent callers too (None: every one)."""
     max_setup: int = 2_000
     """Most runs (or schedules) one batch may set up. Keeps the stores small: the
     memory store scans every run in claim_runnable and fire_due_*, so a batch sized
@@ -33,8 +44,14 @@ class Settings:
 @dataclass(frozen=True)
 class Statements:
     per_call: float
-    first_call: tuple[str, ...]
-    """The first word of each statement of one call, in order."""
+    """Mean over the warm-up calls after the first (the first call may make one-off
+    round trips: loading a script, reading the keyspace's bucket count)."""
+    one_call: tuple[str, ...]
+    """The first word of each statement of the second call, in order (Redis: one
+    label per round trip, see ``counting.redis_round_trips``)."""
+    unit: str = "stmts"
+    commands_per_call: float | None = None
+    """Redis only: commands per call (a pipeline of n commands counts n)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,7 @@ class OpResult:
     raw_rate: Spread | None = None
     raw_batch: int | None = None
     ratio: Spread | None = None
+    callers: int = 1
 
 
 async def timed(call: Call, n: int) -> float:
@@ -63,36 +81,60 @@ async def timed(call: Call, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+async def timed_together(calls: Sequence[Call], n: int) -> float:
+    """Calls per second of all callers together, each making ``n`` sequential calls."""
+
+    async def loop(call: Call) -> None:
+        for i in range(n):
+            await call(i)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(loop(call) for call in calls))
+    return len(calls) * n / (time.perf_counter() - start)
+
+
 def _batch_size(rate: float, settings: Settings, setup_per_call: int = 1) -> int:
     most = min(settings.max_batch, settings.max_setup // setup_per_call)
     return max(settings.min_batch, min(most, round(rate * settings.batch_seconds)))
 
 
-async def add_floor_row(env: Env) -> None:
+async def add_floor_row(env: Env, run_id: str = FLOOR_RUN) -> None:
     """The finished run the raw floor statements read and write."""
     store = env.setup
-    await store.create_run(FLOOR_RUN, "bench", None, None, env.now())
-    claim = await store.claim_run(FLOOR_RUN, "setup", LEASE_MS, env.now())
+    await store.create_run(run_id, "bench", None, None, env.now())
+    claim = await store.claim_run(run_id, "setup", LEASE_MS, env.now())
     assert isinstance(claim, Claimed), claim
-    await store.settle_run(FLOOR_RUN, claim.lease, 0, [], Finish(), env.now())
+    await store.settle_run(run_id, claim.lease, 0, [], Finish(), env.now())
 
 
-def _recording(sql: SQLStore | None) -> contextlib.AbstractContextManager[list[str]]:
-    return contextlib.nullcontext([]) if sql is None else recording(sql)
+def _recording(recorder: Recorder | None) -> contextlib.AbstractContextManager[list[str]]:
+    return contextlib.nullcontext([]) if recorder is None else recorder()
 
 
-async def warm_up(env: Env, op: HotOp, settings: Settings, sql: SQLStore | None) -> Warmup:
+async def warm_up(
+    env: Env, op: HotOp, settings: Settings, recorder: Recorder | None, unit: str = "stmts"
+) -> Warmup:
     """A first batch that warms caches and connections, counts the statements (the
     first call on its own) and estimates the rate the timed batches are sized from."""
-    n = settings.warmup_calls
+    n = max(3, settings.warmup_calls)
     call = await op.prepare(env, n)
-    with _recording(sql) as first:
-        await call(0)
-    with _recording(sql) as rest:
-        rate = await timed(lambda i: call(i + 1), n - 1)
-    if sql is None:
+    with _recording(recorder):
+        await call(0)  # one-off round trips (script loads, bucket count) stay out
+    with _recording(recorder) as second:
+        await call(1)
+    with _recording(recorder) as rest:
+        rate = await timed(lambda i: call(i + 2), n - 2)
+    if recorder is None:
         return Warmup(rate, None)
-    return Warmup(rate, Statements((len(first) + len(rest)) / n, tuple(first)))
+    sent = [*second, *rest]
+    commands = None if unit == "stmts" else redis_commands(sent) / (n - 1)
+    return Warmup(rate, Statements(len(sent) / (n - 1), tuple(second), unit, commands))
+
+
+async def _warm_up_together(env: Env, op: HotOp, settings: Settings, callers: int) -> float:
+    n = max(1, settings.warmup_calls // 2)
+    calls = [await op.prepare(env, n) for _ in range(callers)]
+    return await timed_together(calls, n)
 
 
 async def measure(
@@ -100,14 +142,15 @@ async def measure(
     env: Env,
     settings: Settings,
     *,
-    sql: SQLStore | None = None,
+    recorder: Recorder | None = None,
     floor: RawFloor | None = None,
+    unit: str = "stmts",
 ) -> OpResult:
     """Warm up and size the batches, then time store and raw batches alternately
     (A B A B ...) for ``settings.rounds`` rounds. ``env`` holds a store just emptied."""
     if floor is not None:
         await add_floor_row(env)
-    warm = await warm_up(env, op, settings, sql)
+    warm = await warm_up(env, op, settings, recorder, unit)
     batch = _batch_size(warm.rate, settings, op.setup_per_call)
     raw_call = None if floor is None else floor.call(op.floor)
     raw_batch = 0
@@ -133,4 +176,45 @@ async def measure(
         Spread.of(raw_rates),
         raw_batch,
         ratios(store_rates, raw_rates),
+    )
+
+
+async def measure_together(
+    op: HotOp,
+    env: Env,
+    settings: Settings,
+    callers: int,
+    floors: Sequence[RawFloor] = (),
+) -> OpResult:
+    """:func:`measure` with ``callers`` concurrent callers on both sides. Statements
+    are not counted here (the one-caller mode does). ``floors``: one raw floor per
+    caller (or none), each given its own floor row."""
+    for k, raw in enumerate(floors):
+        raw.run_id = f"{FLOOR_RUN}-{k}"
+        await add_floor_row(env, raw.run_id)
+    rate = await _warm_up_together(env, op, settings, callers)
+    per_caller = max(1, _batch_size(rate, settings, op.setup_per_call) // callers)
+    raw_calls = [raw.call(op.floor) for raw in floors]
+    raw_per_caller = 0
+    if raw_calls:
+        raw_rate = await timed_together(raw_calls, max(2, settings.warmup_calls * 10 // callers))
+        raw_per_caller = max(2, _batch_size(raw_rate, settings) // callers)
+    store_rates: list[float] = []
+    raw_rates: list[float] = []
+    for _ in range(settings.rounds):
+        calls = [await op.prepare(env, per_caller) for _ in range(callers)]
+        store_rates.append(await timed_together(calls, per_caller))
+        if raw_calls:
+            raw_rates.append(await timed_together(raw_calls, raw_per_caller))
+    if not raw_rates:
+        return OpResult(op, Spread.of(store_rates), per_caller * callers, callers=callers)
+    return OpResult(
+        op,
+        Spread.of(store_rates),
+        per_caller * callers,
+        None,
+        Spread.of(raw_rates),
+        raw_per_caller * callers,
+        ratios(store_rates, raw_rates),
+        callers,
     )

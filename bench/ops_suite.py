@@ -8,11 +8,24 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from .hot_ops import HOT_OPS, Env, Floor
-from .measure import Settings, measure
+from .measure import Settings, measure, measure_together
+from .raw_floor import RawFloor
 from .report import Report, StoreRun, summary, text_table, write
-from .targets import TARGETS, ServerMissing
+from .targets import TARGETS, ServerMissing, Target
 
-QUICK = Settings(rounds=3, batch_seconds=0.04, warmup_calls=3, min_batch=3, max_setup=1_000)
+CALLERS = 8
+"""Concurrent callers of the second mode (each on its own pool connection)."""
+
+QUICK = Settings(
+    rounds=2,
+    batch_seconds=0.015,
+    warmup_calls=3,
+    min_batch=2,
+    max_setup=120,
+    concurrent_ops=("create_run", "claim_run", "append_events_1", "settle_run", "load_run"),
+)
+"""A smoke run (``all --quick`` in about a minute): the ratios are indicative only,
+and only the operations without bulk setup run with concurrent callers."""
 FULL = Settings(rounds=7, batch_seconds=0.3, warmup_calls=20, min_batch=10)
 
 
@@ -23,7 +36,7 @@ def loud(message: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-async def run_store(name: str, settings: Settings) -> StoreRun:
+async def run_store(name: str, settings: Settings, concurrent: bool = True) -> StoreRun:
     began = time.perf_counter()
     async with TARGETS[name]() as target:
         print(f"  {name:<8} opened in {time.perf_counter() - began:.1f} s: {target.where}")
@@ -32,26 +45,61 @@ async def run_store(name: str, settings: Settings) -> StoreRun:
             run.version = await target.floor.server_version()
             run.driver = target.floor.driver
             run.floor_statements = {f.value: target.floor.statement(f) for f in Floor}
-        for op in HOT_OPS:
-            began = time.perf_counter()
-            env = Env(await target.fresh(), target.helper, target.setup_concurrency)
-            result = await measure(op, env, settings, sql=target.sql, floor=target.floor)
-            run.results.append(result)
-            print(
-                f"  {name:<8} {op.name:<20} {result.store_rate.median:>10,.0f} calls/s"
-                f"  ({time.perf_counter() - began:.1f} s)",
-                flush=True,
-            )
+        floors = await _more_floors(target, CALLERS if concurrent else 0)
+        try:
+            for op in HOT_OPS:
+                began = time.perf_counter()
+                env = Env(await target.fresh(), target.helper, target.setup_concurrency)
+                result = await measure(
+                    op,
+                    env,
+                    settings,
+                    recorder=target.recorder,
+                    floor=target.floor,
+                    unit=target.unit,
+                )
+                run.results.append(result)
+                _progress(name, op.name, result.store_rate.median, 1, began)
+                # The in-process store has no connections to spread callers over.
+                wanted = settings.concurrent_ops
+                if (
+                    concurrent
+                    and target.floor is not None
+                    and (wanted is None or op.name in wanted)
+                ):
+                    began = time.perf_counter()
+                    env = Env(await target.fresh(), target.helper, target.setup_concurrency)
+                    result = await measure_together(op, env, settings, CALLERS, floors)
+                    run.results.append(result)
+                    _progress(name, op.name, result.store_rate.median, CALLERS, began)
+        finally:
+            for floor in floors:
+                await floor.close()
         return run
 
 
-async def run_ops(stores: Sequence[str], settings: Settings) -> Report:
+def _progress(store: str, op: str, rate: float, callers: int, began: float) -> None:
+    print(
+        f"  {store:<8} {op:<20} x{callers:<2} {rate:>10,.0f} calls/s"
+        f"  ({time.perf_counter() - began:.1f} s)",
+        flush=True,
+    )
+
+
+async def _more_floors(target: Target, n: int) -> list[RawFloor]:
+    """``n`` raw floors on connections of their own, for the concurrent mode."""
+    if target.open_floor is None:
+        return []
+    return [await target.open_floor() for _ in range(n)]
+
+
+async def run_ops(stores: Sequence[str], settings: Settings, concurrent: bool = True) -> Report:
     report = Report("ops", datetime.now(UTC), settings)
     began = time.perf_counter()
     for name in stores:
         print(f"== {name}", flush=True)
         try:
-            report.runs.append(await run_store(name, settings))
+            report.runs.append(await run_store(name, settings, concurrent))
         except ServerMissing as exc:
             loud(f"SKIPPED {name}: {exc}")
             report.skipped[name] = str(exc)

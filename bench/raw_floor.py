@@ -29,6 +29,9 @@ another page follows."""
 
 class RawFloor(Protocol):
     driver: str
+    run_id: str
+    """The finished run the statements touch (``FLOOR_RUN`` unless the concurrent
+    mode gives each connection its own, so that raw writes do not queue on one row)."""
 
     def statement(self, floor: Floor) -> str:
         """The SQL text, for the report."""
@@ -54,11 +57,11 @@ def _templates(quote: str, table: str, mark: str, returning: bool) -> dict[Floor
     }
 
 
-def _params(floor: Floor, stamps: itertools.count[int]) -> tuple[Any, ...]:
+def _params(floor: Floor, stamps: itertools.count[int], run_id: str) -> tuple[Any, ...]:
     # A new updated_at each time: MySQL skips writing a row whose values are unchanged.
     if floor is Floor.WRITE:
-        return (next(stamps), FLOOR_RUN)
-    return (FLOOR_RUN,) if floor is Floor.READ else ()
+        return (next(stamps), run_id)
+    return (run_id,) if floor is Floor.READ else ()
 
 
 class SQLiteFloor:
@@ -68,6 +71,7 @@ class SQLiteFloor:
         self._conn = conn
         self._sql = _templates('"', f'"{runs_table}"', "?", returning=True)
         self._stamps = itertools.count(1)
+        self.run_id = FLOOR_RUN
 
     @classmethod
     async def connect(cls, path: str, runs_table: str) -> SQLiteFloor:
@@ -84,7 +88,7 @@ class SQLiteFloor:
         text = self._sql[floor]
 
         async def run(i: int) -> object:
-            async with self._conn.execute(text, _params(floor, self._stamps)) as cur:
+            async with self._conn.execute(text, _params(floor, self._stamps, self.run_id)) as cur:
                 return await cur.fetchall()
 
         return run
@@ -113,6 +117,7 @@ class PostgresFloor:
             ).format(cols, table, sql.Literal(PAGE_ROWS)),
         }
         self._stamps = itertools.count(1)
+        self.run_id = FLOOR_RUN
 
     @classmethod
     async def connect(cls, url: Mapping[str, Any], schema: str, runs_table: str) -> PostgresFloor:
@@ -127,7 +132,7 @@ class PostgresFloor:
         query = self._sql[floor]
 
         async def run(i: int) -> object:
-            cur = await self._conn.execute(query, _params(floor, self._stamps))
+            cur = await self._conn.execute(query, _params(floor, self._stamps, self.run_id))
             return await cur.fetchall()
 
         return run
@@ -149,6 +154,7 @@ class MySQLFloor:
         # No UPDATE ... RETURNING on MySQL/MariaDB: the floor write is the bare UPDATE.
         self._sql = _templates("`", f"`{runs_table}`", "%s", returning=False)
         self._stamps = itertools.count(1)
+        self.run_id = FLOOR_RUN
 
     @classmethod
     async def connect(cls, url: Mapping[str, Any], schema: str, runs_table: str) -> MySQLFloor:
@@ -163,7 +169,7 @@ class MySQLFloor:
 
         async def run(i: int) -> object:
             async with self._conn.cursor() as cur:
-                await cur.execute(text, _params(floor, self._stamps))
+                await cur.execute(text, _params(floor, self._stamps, self.run_id))
                 return await cur.fetchall()
 
         return run

@@ -17,9 +17,12 @@ from .measure import OpResult, Settings
 from .stats import Spread
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""Where ``python -m bench.…`` subprocesses run from."""
 HEADER = (
     "store",
     "operation",
+    "conns",
     "stmts/call",
     "store calls/s",
     "raw floor",
@@ -57,11 +60,18 @@ def _ratio(s: Spread | None) -> str:
     return "—" if s is None else f"{s.median:.2f} ({s.low:.2f}-{s.high:.2f})"
 
 
+def _num(n: float) -> str:
+    return f"{n:.0f}" if n == int(n) else f"{n:.2f}"
+
+
 def _statements(r: OpResult) -> str:
+    """SQL statements per call; on Redis, round trips (and commands) per call."""
     if r.statements is None:
         return "—"
-    n = r.statements.per_call
-    return f"{n:.0f}" if n == int(n) else f"{n:.2f}"
+    text = _num(r.statements.per_call)
+    if r.statements.commands_per_call is not None:
+        text = f"{text} rt ({_num(r.statements.commands_per_call)} cmd)"
+    return text
 
 
 def rows(report: Report) -> list[tuple[str, ...]]:
@@ -73,6 +83,7 @@ def rows(report: Report) -> list[tuple[str, ...]]:
                 (
                     run.name,
                     r.op.name,
+                    str(r.callers),
                     _statements(r),
                     _rate(r.store_rate),
                     floor,
@@ -95,7 +106,11 @@ def summary(report: Report) -> list[str]:
     """One line per store: how far the hot operations sit from one raw statement."""
     lines = []
     for run in report.runs:
-        ranked = sorted((r.ratio.median, r.op.name) for r in run.results if r.ratio is not None)
+        ranked = sorted(
+            (r.ratio.median, r.op.name)
+            for r in run.results
+            if r.ratio is not None and r.callers == 1
+        )
         if not ranked:
             rates = [r.store_rate.median for r in run.results]
             if rates:
@@ -106,11 +121,18 @@ def summary(report: Report) -> list[str]:
             continue
         single = [r.op.name for r in run.results if r.statements and r.statements.per_call == 1]
         (worst, worst_op), (best, best_op) = ranked[0], ranked[-1]
+        unit = {"redis": "round-trip", "sqlite": "hop"}.get(run.name, "statement")
         lines.append(
             f"{run.name}: store/raw median {statistics.median(v for v, _ in ranked):.2f} "
-            f"over {len(ranked)} ops; closest {best_op} {best:.2f}, "
-            f"furthest {worst_op} {worst:.2f}; 1-statement ops: {', '.join(single) or 'none'}"
+            f"over {len(ranked)} ops (1 conn); closest {best_op} {best:.2f}, "
+            f"furthest {worst_op} {worst:.2f}; 1-{unit} ops: {', '.join(single) or 'none'}"
         )
+        together = [r.ratio.median for r in run.results if r.ratio is not None and r.callers > 1]
+        if together:
+            lines.append(
+                f"{run.name}: store/raw median {statistics.median(together):.2f} "
+                f"with {max(r.callers for r in run.results)} concurrent callers"
+            )
     for name, reason in report.skipped.items():
         lines.append(f"{name}: SKIPPED ({reason})")
     return lines
@@ -148,8 +170,11 @@ def _result_json(r: OpResult) -> dict[str, Any]:
     return {
         "op": r.op.name,
         "does": r.op.does,
+        "callers": r.callers,
+        "unit": None if r.statements is None else r.statements.unit,
+        "commands_per_call": None if r.statements is None else r.statements.commands_per_call,
         "statements_per_call": None if r.statements is None else r.statements.per_call,
-        "statements": None if r.statements is None else list(r.statements.first_call),
+        "statements": None if r.statements is None else list(r.statements.one_call),
         "store_calls_per_s": r.store_rate.as_dict(),
         "store_batch": r.batch,
         "floor": r.op.floor.value if r.raw_rate is not None else None,
@@ -159,16 +184,20 @@ def _result_json(r: OpResult) -> dict[str, Any]:
     }
 
 
+def machine() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+
+
 def to_json(report: Report) -> dict[str, Any]:
     return {
         "suite": report.suite,
         "started": report.started.isoformat(),
         "settings": asdict(report.settings),
-        "machine": {
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         "stores": [
             {
                 "name": run.name,

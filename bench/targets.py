@@ -1,6 +1,6 @@
 """The stores under test, each opened on fresh storage and removed afterwards:
 the memory store, a SQLite file in a temporary directory, PostgreSQL in its own new
-schema and MariaDB/MySQL in its own new database."""
+schema, MariaDB/MySQL in its own new database and Redis under its own key prefix."""
 
 from __future__ import annotations
 
@@ -19,13 +19,18 @@ from sqlalchemy.engine import make_url
 from workflow.runtime import ExecutionStore, InMemoryStore
 from workflow.store.mysql.store import MySQLStore
 from workflow.store.postgres.store import PostgresStore
+from workflow.store.redis.store import RedisStore
 from workflow.store.sql import SQLStore
 from workflow.store.sqlite.store import SQLiteStore
 
+from .counting import Recorder, aiosqlite_hops, redis_round_trips, sql_recorder
 from .raw_floor import MySQLFloor, PostgresFloor, RawFloor, SQLiteFloor
+from .raw_floor_redis import RedisFloor
+from .redis_layout import Layout
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 SERVER_SETUP = 4
@@ -47,6 +52,20 @@ class Target:
     helper: ExecutionStore | None = None
     """A second handle (own connection pool) for concurrent setup."""
     setup_concurrency: int = 1
+    recorder: Recorder | None = None
+    """Counts what one store call sends (SQL statements, Redis round trips)."""
+    open_floor: Callable[[], Awaitable[RawFloor]] | None = None
+    """Another raw floor on its own connection (the concurrent mode opens several)."""
+    url: str | None = None
+    """The server URL the store was opened from (e2e opens more handles on it)."""
+    store: ExecutionStore | None = None
+    """The store handle itself (``fresh()`` empties it and returns it)."""
+    unit: str = "stmts"
+    """What ``recorder`` counts: SQL statements, Redis round trips or SQLite hops to
+    aiosqlite's thread."""
+    open_handle: Callable[[], ExecutionStore] | None = None
+    """Another handle on the same data with its own connection pool (what another
+    worker process would have); None for the in-process store, which is shared."""
 
 
 TargetOpener = Callable[[], contextlib.AbstractAsyncContextManager[Target]]
@@ -81,7 +100,19 @@ async def sqlite() -> AsyncIterator[Target]:
             await store.create_schema()
             floor = await SQLiteFloor.connect(path, store.tables.runs.name)
             try:
-                yield Target("sqlite", path, lambda: _emptied(store), store, floor)
+                yield Target(
+                    "sqlite",
+                    path,
+                    lambda: _emptied(store),
+                    store,
+                    floor,
+                    recorder=aiosqlite_hops,
+                    unit="hops",
+                    open_floor=lambda: SQLiteFloor.connect(path, store.tables.runs.name),
+                    url=f"sqlite:///{path}",
+                    store=store,
+                    open_handle=lambda: SQLiteStore.from_path(path),
+                )
             finally:
                 await floor.close()
         finally:
@@ -117,13 +148,23 @@ async def postgres() -> AsyncIterator[Target]:
     try:
         await store.create_schema()
         dbname = make_url(POSTGRES_URL).database
-        floor = await PostgresFloor.connect(
-            {**params, "dbname": dbname}, schema, store.tables.runs.name
-        )
+        conninfo = {**params, "dbname": dbname}
+        floor = await PostgresFloor.connect(conninfo, schema, store.tables.runs.name)
         try:
             where = f"{params['host']}:{params['port']}/{dbname}, schema {schema}"
             yield Target(
-                "postgres", where, lambda: _emptied(store), store, floor, helper, SERVER_SETUP
+                "postgres",
+                where,
+                lambda: _emptied(store),
+                store,
+                floor,
+                helper,
+                SERVER_SETUP,
+                recorder=sql_recorder(store),
+                open_floor=lambda: PostgresFloor.connect(conninfo, schema, store.tables.runs.name),
+                url=POSTGRES_URL,
+                store=store,
+                open_handle=lambda: PostgresStore.from_url(POSTGRES_URL, schema=schema),
             )
         finally:
             await floor.close()
@@ -146,7 +187,18 @@ async def mysql() -> AsyncIterator[Target]:
         try:
             where = f"{params['host']}:{params['port']}, database {schema}"
             yield Target(
-                "mysql", where, lambda: _emptied(store), store, floor, helper, SERVER_SETUP
+                "mysql",
+                where,
+                lambda: _emptied(store),
+                store,
+                floor,
+                helper,
+                SERVER_SETUP,
+                recorder=sql_recorder(store),
+                open_floor=lambda: MySQLFloor.connect(params, schema, store.tables.runs.name),
+                url=MYSQL_URL,
+                store=store,
+                open_handle=lambda: MySQLStore.from_url(MYSQL_URL, schema=schema),
             )
         finally:
             await floor.close()
@@ -157,9 +209,62 @@ async def mysql() -> AsyncIterator[Target]:
         await store.close()
 
 
+async def drop_keys(store: RedisStore) -> None:
+    """Every key of the store's prefix (and only those: see ``Keyspace.pattern``)."""
+    client = store.client
+    batch: list[str] = []
+    async for key in client.scan_iter(match=store.keys.pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            await client.unlink(*batch)
+            batch.clear()
+    if batch:
+        await client.unlink(*batch)
+
+
+async def _emptied_redis(store: RedisStore) -> ExecutionStore:
+    await drop_keys(store)
+    await store.create_schema()  # the keyspace revision key
+    return store
+
+
+@contextlib.asynccontextmanager
+async def redis() -> AsyncIterator[Target]:
+    params = await _probe(REDIS_URL, "Redis", 6379)
+    prefix = f"{_schema_name()}:"
+    store = RedisStore.from_url(REDIS_URL, prefix=prefix)
+    helper = RedisStore.from_url(REDIS_URL, prefix=prefix)
+    try:
+        await store.create_schema()
+        floor = await RedisFloor.connect(REDIS_URL, Layout(store.keys))
+        try:
+            yield Target(
+                "redis",
+                f"{params['host']}:{params['port']}, key prefix {prefix}",
+                lambda: _emptied_redis(store),
+                None,
+                floor,
+                helper,
+                SERVER_SETUP,
+                recorder=redis_round_trips,
+                open_floor=lambda: RedisFloor.connect(REDIS_URL, Layout(store.keys)),
+                url=REDIS_URL,
+                store=store,
+                unit="round trips",
+                open_handle=lambda: RedisStore.from_url(REDIS_URL, prefix=prefix),
+            )
+        finally:
+            await floor.close()
+    finally:
+        await helper.close()
+        await drop_keys(store)
+        await store.close()
+
+
 TARGETS: dict[str, TargetOpener] = {
     "memory": memory,
     "sqlite": sqlite,
     "postgres": postgres,
     "mysql": mysql,
+    "redis": redis,
 }

@@ -1,0 +1,258 @@
+"""``python -m bench e2e``: the three-step workflow driven to completion by the
+runtime's workers, against the floor on the same store, and against DBOS.
+
+Per store and per worker count W (1 and 8): W ``Worker`` objects in this one process
+(concurrent asyncio tasks, not processes), each with its own ``Runtime`` on its own
+store handle (own connection pool) and the runtime's default 8 drive slots. A round
+starts ``runs`` runs (8 starts in flight) and ends when the last ``RUN_FINISHED`` is
+written; runs/s counts from the first start. The floor round makes the same runs
+with :func:`three_steps.floor_run` on W handles with 8 callers each (the same runs in
+flight), and the two alternate (A B A B …) so the ratio is taken per round.
+
+DBOS runs the same workflow in a subprocess (``bench.dbos_side``) on the PostgreSQL
+server, after the stores, with 8 and 64 runs in flight (1 and 8 workers' slots).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from workflow.runtime import EventType, ExecutionStore, Runtime, StoredEvent
+from workflow.runtime.worker import Worker
+
+from .counting import Recorder
+from .report import REPO_ROOT
+from .stats import Spread, ratios
+from .targets import TARGETS, ServerMissing, Target
+from .three_steps import THREE_STEPS, WORKFLOW_ID, floor_run
+
+SLOTS = 8
+"""Drive slots of one runtime (its default ``concurrency``) and floor callers per handle."""
+STARTS_IN_FLIGHT = 8
+
+
+@dataclass(frozen=True)
+class E2ESettings:
+    runs: int
+    rounds: int
+    workers: tuple[int, ...] = (1, 8)
+    poll_s: float = 0.02
+    """Worker ``poll_interval``: how long an idle worker waits before it polls again
+    (a finished drive wakes it sooner). The default 1 s would measure idle time."""
+    timeout_s: float = 300.0
+
+
+QUICK = E2ESettings(runs=16, rounds=1)
+FULL = E2ESettings(runs=200, rounds=5)
+
+
+@dataclass(frozen=True)
+class E2EResult:
+    store: str
+    workers: int
+    runs: int
+    runtime: Spread
+    """Runs per second through the runtime."""
+    floor: Spread
+    ratio: Spread
+    """runtime / floor, per round."""
+    runtime_sent_per_run: float | None = None
+    floor_sent_per_run: float | None = None
+    unit: str = "stmts"
+
+
+@dataclass
+class DbosResult:
+    rates: dict[int, Spread] = field(default_factory=dict)
+    """Runs/s by runs in flight."""
+    version: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class E2EReport:
+    started: datetime
+    settings: E2ESettings
+    results: list[E2EResult] = field(default_factory=list)
+    dbos: DbosResult | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+class _Finished:
+    """Counts RUN_FINISHED events (the runtime's listener) until ``n`` were written."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.seen, self.done = n, 0, asyncio.Event()
+
+    def __call__(self, event: StoredEvent) -> None:
+        if event.type == EventType.RUN_FINISHED:
+            self.seen += 1
+            if self.seen >= self.n:
+                self.done.set()
+
+
+async def runtime_round(
+    handles: Sequence[ExecutionStore], ids: Sequence[str], settings: E2ESettings
+) -> float:
+    finished = _Finished(len(ids))
+    runtimes = [
+        Runtime(h, [THREE_STEPS], owner=f"bench-w{k}", concurrency=SLOTS, listener=finished)
+        for k, h in enumerate(handles)
+    ]
+    workers = [Worker(rt, poll_interval=settings.poll_s, jitter=0.0) for rt in runtimes]
+    gate = asyncio.Semaphore(STARTS_IN_FLIGHT)
+
+    async def start(run_id: str) -> None:
+        async with gate:
+            await runtimes[0].start(WORKFLOW_ID, None, run_id=run_id)
+
+    began = time.perf_counter()
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        await asyncio.gather(*(start(run_id) for run_id in ids))
+        try:
+            await asyncio.wait_for(finished.done.wait(), settings.timeout_s)
+        except TimeoutError:
+            raise RuntimeError(
+                f"only {finished.seen} of {len(ids)} runs finished in {settings.timeout_s} s"
+            ) from None
+        elapsed = time.perf_counter() - began
+    finally:
+        for w in workers:
+            w.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return len(ids) / elapsed
+
+
+async def floor_round(handles: Sequence[ExecutionStore], ids: Sequence[str]) -> float:
+    callers = [(h, k) for h in handles for k in range(SLOTS)]
+
+    async def caller(store: ExecutionStore, owner: str, mine: Sequence[str]) -> None:
+        for run_id in mine:
+            await floor_run(store, run_id, owner)
+
+    began = time.perf_counter()
+    await asyncio.gather(
+        *(caller(h, f"floor-{j}", ids[j :: len(callers)]) for j, (h, _) in enumerate(callers))
+    )
+    return len(ids) / (time.perf_counter() - began)
+
+
+async def _counted(recorder: Recorder | None, runs: int, work: Any) -> tuple[float, float | None]:
+    if recorder is None:
+        return await work, None
+    with recorder() as sent:
+        rate = await work
+    return rate, len(sent) / runs
+
+
+async def run_config(target: Target, workers: int, settings: E2ESettings, tag: str) -> E2EResult:
+    store = await target.fresh()
+    extra: list[ExecutionStore] = []
+    if target.open_handle is None:
+        handles = [store] * workers
+    else:
+        extra = [target.open_handle() for _ in range(workers - 1)]
+        handles = [store, *extra]
+    # Counted on the first handle: with one worker, every call goes through it.
+    recorder = target.recorder if workers == 1 else None
+    counter = iter(range(10**9))
+
+    def ids(n: int, side: str) -> list[str]:
+        return [f"{tag}-{side}-{next(counter)}" for _ in range(n)]
+
+    try:
+        warm = SLOTS
+        _, rt_sent = await _counted(
+            recorder, warm, runtime_round(handles, ids(warm, "rt"), settings)
+        )
+        _, fl_sent = await _counted(recorder, warm, floor_round(handles, ids(warm, "fl")))
+        rt_rates: list[float] = []
+        fl_rates: list[float] = []
+        for _ in range(settings.rounds):
+            rt_rates.append(await runtime_round(handles, ids(settings.runs, "rt"), settings))
+            fl_rates.append(await floor_round(handles, ids(settings.runs, "fl")))
+    finally:
+        for h in extra:
+            await h.close()
+    return E2EResult(
+        target.name,
+        workers,
+        settings.runs,
+        Spread.of(rt_rates),
+        Spread.of(fl_rates),
+        ratios(rt_rates, fl_rates),
+        rt_sent,
+        fl_sent,
+        target.unit,
+    )
+
+
+def run_dbos(settings: E2ESettings) -> DbosResult:
+    inflight = ",".join(str(w * SLOTS) for w in settings.workers)
+    command = [
+        sys.executable,
+        "-m",
+        "bench.dbos_side",
+        f"--runs={settings.runs}",
+        f"--rounds={settings.rounds}",
+        f"--inflight={inflight}",
+    ]
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=settings.timeout_s,
+            check=False,
+            cwd=REPO_ROOT,
+        )
+    except subprocess.TimeoutExpired:
+        return DbosResult(error=f"DBOS did not finish in {settings.timeout_s} s")
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
+    if not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        return DbosResult(error=f"exit {done.returncode}: " + " | ".join(tail))
+    out = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
+    if "error" in out:
+        return DbosResult(error=str(out["error"]))
+    rates = {int(k): Spread.of(v) for k, v in out["rates"].items()}
+    return DbosResult(rates, str(out["version"]))
+
+
+async def run_e2e(stores: Sequence[str], settings: E2ESettings) -> E2EReport:
+    report = E2EReport(datetime.now(UTC), settings)
+    for name in stores:
+        print(f"== e2e {name}", flush=True)
+        try:
+            async with TARGETS[name]() as target:
+                for workers in settings.workers:
+                    began = time.perf_counter()
+                    result = await run_config(target, workers, settings, f"e2e{workers}")
+                    report.results.append(result)
+                    print(
+                        f"  {name:<8} {workers} worker(s): runtime {result.runtime.median:,.0f}"
+                        f" runs/s, floor {result.floor.median:,.0f} runs/s"
+                        f"  ({time.perf_counter() - began:.1f} s)",
+                        flush=True,
+                    )
+        except ServerMissing as exc:
+            print(f"!!! SKIPPED {name}: {exc}", flush=True)
+            report.skipped[name] = str(exc)
+    if "postgres" in stores and "postgres" not in report.skipped:
+        print("== e2e dbos (subprocess)", flush=True)
+        report.dbos = await asyncio.to_thread(run_dbos, settings)
+        if report.dbos.error:
+            print(f"!!! DBOS failed: {report.dbos.error}", flush=True)
+        else:
+            for level, spread in report.dbos.rates.items():
+                print(f"  dbos     {level} in flight: {spread.median:,.0f} runs/s", flush=True)
+    return report

@@ -1,0 +1,143 @@
+"""Rendering the e2e suite: a table, JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .e2e import SLOTS, E2EReport, E2EResult
+from .report import RESULTS_DIR, machine
+from .stats import Spread
+
+HEADER = (
+    "store",
+    "workers",
+    "runtime runs/s",
+    "floor runs/s",
+    "runtime/floor",
+    "sent/run (runtime)",
+    "sent/run (floor)",
+    "runtime/DBOS",
+)
+
+
+def _spread(s: Spread, digits: int = 0) -> str:
+    return f"{s.median:,.{digits}f} ({s.low:,.{digits}f}-{s.high:,.{digits}f})"
+
+
+def dbos_ratio(report: E2EReport, r: E2EResult) -> float | None:
+    """Our runs/s over DBOS's with as many runs in flight (PostgreSQL only: DBOS runs
+    on that server)."""
+    if r.store != "postgres" or report.dbos is None or report.dbos.error:
+        return None
+    theirs = report.dbos.rates.get(r.workers * SLOTS)
+    return None if theirs is None else r.runtime.median / theirs.median
+
+
+def _sent(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f} {'rt' if unit != 'stmts' else 'stmts'}"
+
+
+def rows(report: E2EReport) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for r in report.results:
+        vs_dbos = dbos_ratio(report, r)
+        out.append(
+            (
+                r.store,
+                str(r.workers),
+                _spread(r.runtime),
+                _spread(r.floor),
+                _spread(r.ratio, 2),
+                _sent(r.runtime_sent_per_run, r.unit),
+                _sent(r.floor_sent_per_run, r.unit),
+                "—" if vs_dbos is None else f"{vs_dbos:.2f}",
+            )
+        )
+    return out
+
+
+def dbos_lines(report: E2EReport) -> list[str]:
+    if report.dbos is None:
+        return ["DBOS: not run (needs the postgres store)"]
+    if report.dbos.error:
+        return [f"DBOS: FAILED — {report.dbos.error}"]
+    return [
+        f"DBOS {report.dbos.version}: {level} runs in flight: {_spread(s)} runs/s"
+        for level, s in report.dbos.rates.items()
+    ]
+
+
+def text_table(report: E2EReport) -> str:
+    table = [HEADER, *rows(report)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([*(ln.rstrip() for ln in lines), "", *dbos_lines(report)])
+
+
+def markdown(report: E2EReport) -> str:
+    s = report.settings
+    return "\n".join(
+        [
+            f"# bench e2e — {report.started:%Y-%m-%d %H:%M:%S %Z}",
+            "",
+            f"{s.runs} runs per round, {s.rounds} rounds (runtime and floor alternate), "
+            f"worker poll interval {s.poll_s:g} s, {SLOTS} drive slots per worker; "
+            "workers are asyncio tasks in one process, each with its own store handle.",
+            "",
+            "| " + " | ".join(HEADER) + " |",
+            "|" + "---|" * len(HEADER),
+            *("| " + " | ".join(row) + " |" for row in rows(report)),
+            "",
+            *(f"- {line}" for line in dbos_lines(report)),
+            *(f"- {k}: SKIPPED — {v}" for k, v in report.skipped.items()),
+            "",
+        ]
+    )
+
+
+def to_json(report: E2EReport) -> dict[str, Any]:
+    dbos: dict[str, Any] | None = None
+    if report.dbos is not None:
+        dbos = {
+            "version": report.dbos.version,
+            "error": report.dbos.error,
+            "runs_per_s_by_inflight": {str(k): v.as_dict() for k, v in report.dbos.rates.items()},
+        }
+    return {
+        "suite": "e2e",
+        "started": report.started.isoformat(),
+        "settings": asdict(report.settings),
+        "machine": machine(),
+        "results": [
+            {
+                "store": r.store,
+                "workers": r.workers,
+                "runs": r.runs,
+                "runtime_runs_per_s": r.runtime.as_dict(),
+                "floor_runs_per_s": r.floor.as_dict(),
+                "runtime_over_floor": r.ratio.as_dict(),
+                "runtime_sent_per_run": r.runtime_sent_per_run,
+                "floor_sent_per_run": r.floor_sent_per_run,
+                "unit": r.unit,
+                "runtime_over_dbos": dbos_ratio(report, r),
+            }
+            for r in report.results
+        ],
+        "dbos": dbos,
+        "skipped": report.skipped,
+    }
+
+
+def write(report: E2EReport, directory: Path = RESULTS_DIR) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = directory / f"e2e-{report.started:%Y%m%dT%H%M%SZ}"
+    json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
+    json_path.write_text(json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n")
+    md_path.write_text(markdown(report))
+    return json_path, md_path
