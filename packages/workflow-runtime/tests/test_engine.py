@@ -20,6 +20,7 @@ from workflow.runtime import (
     Claimed,
     Context,
     DriveOutcome,
+    InboxEntry,
     InboxRef,
     InMemoryStore,
     InvalidArgumentError,
@@ -431,6 +432,46 @@ async def test_a_blocked_step_holds_up_neither_new_runs_nor_timers_on_the_worker
         release.set()
         worker.stop()
         await asyncio.wait_for(running, 10)
+
+
+class _CountingStore(InMemoryStore):
+    """The in-memory store, counting the sweep calls a worker makes."""
+
+    fires = 0
+    claims = 0
+
+    async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
+        self.fires += 1
+        return await super().fire_due_timers(now, limit)
+
+    async def claim_runnable(
+        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+    ) -> list[Claimed]:
+        self.claims += 1
+        return await super().claim_runnable(owner, lease_ms, limit, now, with_history=with_history)
+
+
+async def test_a_worker_refills_freed_slots_without_firing_timers_each_time() -> None:
+    # Each run ending frees a slot and the worker claims into it at once; firing due
+    # schedules and timers each time would cost two calls per run for nothing new.
+    @workflow("short")
+    async def short(ctx: Context, _: JSON) -> JSON:
+        return await ctx.step("s", lambda: "done")
+
+    store = _CountingStore()
+    rt = Runtime(store, [short], concurrency=2)
+    for i in range(20):
+        await rt.start("short", None, run_id=f"r{i}")
+    worker = Worker(rt, poll_interval=60, jitter=0)  # one firing in the whole test
+    running = asyncio.create_task(worker.run())
+    try:
+        for i in range(20):
+            assert await rt.result(f"r{i}", wait=10, poll=0.005) == "done"
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 10)
+    assert store.claims >= 10  # two slots refilled run after run
+    assert store.fires == 1
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1001])

@@ -22,9 +22,12 @@ import contextlib
 import logging
 import random
 import signal
+import time
 
 from .driver import DriveReport, Runtime
 from .errors import WorkflowStoreError
+from .records import InboxEntry
+from .results import ScheduleTick
 from .validation import check_limit
 
 log = logging.getLogger("workflow.runtime.worker")
@@ -56,6 +59,8 @@ class Worker:
         self.max_backoff = max_backoff
         self._stop = asyncio.Event()
         self._drives: set[asyncio.Task[DriveReport]] = set()
+        self._fire_after = 0.0
+        """When (``time.monotonic``) the next poll fires due schedules and timers."""
         self.sweeps = 0
 
     def stop(self) -> None:
@@ -72,10 +77,20 @@ class Worker:
         return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
 
     async def _poll(self) -> bool:
-        """Fire due schedules and timers, claim runs into the free slots and start
-        driving them. True when it found work."""
+        """Fire due schedules and timers (at most once per poll interval, unless the
+        last firing left more due), claim runs into the free slots and start driving
+        them. True when it found work.
+
+        A poll also follows every drive that ends, to refill its slot: firing on each
+        of those would cost two store calls per run for nothing new."""
         rt = self.runtime
-        ticks, timers = await rt.fire_due(self.limit)
+        ticks: list[ScheduleTick] = []
+        timers: list[InboxEntry] = []
+        now = time.monotonic()
+        if now >= self._fire_after:
+            ticks, timers = await rt.fire_due(self.limit)
+            more = len(ticks) >= self.limit or len(timers) >= self.limit
+            self._fire_after = now if more else now + self._delay(self.poll_interval)
         free = min(rt.concurrency - len(self._drives), self.limit)
         claims = await rt.claim(free) if free > 0 else []
         for claim in claims:
