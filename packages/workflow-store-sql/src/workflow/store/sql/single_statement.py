@@ -26,18 +26,19 @@ with ``add_cte``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from workflow.runtime.arguments import Delivery, LogWrite
-from workflow.runtime.records import InboxKind, InboxRef, Lease, RunStatus, WaitKind
-from workflow.runtime.validation import EncodedOutcome, EncodedWait
+from workflow.runtime.records import InboxKind, RunStatus, WaitKind
+from workflow.runtime.validation import EncodedWait
 
 from . import rows
 from .coltypes import ID, MS, PAYLOAD
+from .prepared import Prepared, Statements, bound, built, lease_guard, lease_guard_params
 from .tables import StoreTables
 
 # Prefixes that keep the columns of the CTEs apart in one result row.
@@ -46,36 +47,57 @@ DUPLICATE = "d_"
 UPDATED = "u_"
 
 
-def held(t: StoreTables, run_id: str, lease: Lease) -> sa.ColumnElement[bool]:
-    runs = t.runs
-    return sa.and_(
-        runs.c.run_id == run_id,
-        runs.c.lease_owner == lease.owner,
-        runs.c.lease_token == lease.token,
-    )
+def _array(name: str, item: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
+    return sa.bindparam(f"p_{name}", type_=postgresql.ARRAY(item))
 
 
-def _log_writes(t: StoreTables, source: Any, log: LogWrite) -> list[Any]:
-    """CTEs inserting ``events`` and consuming ``consume`` for the run in ``source``
-    (a CTE with a ``run_id`` column and one row when the guard held, none otherwise)."""
+def log_params(log: LogWrite) -> dict[str, Any]:
+    """The values of the lease guard's and :func:`_log_writes`' parameters."""
+    return {
+        **lease_guard_params(log),
+        "p_next": log.next_index,
+        "p_now": log.now,
+        "p_ev_index": [log.expected + i for i in range(len(log.events))],
+        "p_ev_type": [e.type for e in log.events],
+        "p_ev_step": [e.step_id for e in log.events],
+        "p_ev_data": [e.data for e in log.events],
+        "p_consume_kind": [ref.kind.value for ref in log.consume],
+        "p_consume_key": [ref.key for ref in log.consume],
+    }
+
+
+def _log_writes(t: StoreTables, source: Any, events: bool, consume: bool) -> list[Any]:
+    """CTEs inserting the events and consuming the inbox entries of
+    :func:`log_params` for the run in ``source`` (a CTE with a ``run_id`` column and
+    one row when the guard held, none otherwise)."""
     ctes: list[Any] = []
-    expected, events, consume, now = log.expected, log.events, log.consume, log.now
     if events:
-        values = sa.values(
-            sa.column("event_index", MS),
-            sa.column("type", ID),
-            sa.column("step_id", ID),
-            sa.column("data", PAYLOAD),
-            name="new_events",
-        ).data([(expected + i, e.type, e.step_id, e.data) for i, e in enumerate(events)])
+        # unnest() of one array per column, not VALUES rows: the SQL is the same
+        # whatever the number of events (and VALUES data is not cacheable).
+        new = (
+            sa.func.unnest(
+                _array("ev_index", sa.BigInteger()),
+                _array("ev_type", sa.Text()),
+                _array("ev_step", sa.Text()),
+                _array("ev_data", sa.Text()),
+            )
+            .table_valued(
+                sa.column("event_index", MS),
+                sa.column("type", ID),
+                sa.column("step_id", ID),
+                sa.column("data", PAYLOAD),
+                name="new_events",
+            )
+            .render_derived()
+        )
         rows_ = sa.select(
             source.c.run_id,
-            values.c.event_index,
-            values.c.type,
-            values.c.step_id,
-            values.c.data,
-            sa.literal(now, MS),
-        ).select_from(source.join(values, sa.true()))
+            new.c.event_index,
+            new.c.type,
+            new.c.step_id,
+            new.c.data,
+            bound("now", MS),
+        ).select_from(source.join(new, sa.true()))
         ctes.append(
             sa.insert(t.events)
             .from_select(["run_id", "event_index", "type", "step_id", "data", "created_at"], rows_)
@@ -86,7 +108,7 @@ def _log_writes(t: StoreTables, source: Any, log: LogWrite) -> list[Any]:
         inbox = t.inbox
         ctes.append(
             sa.update(inbox)
-            .where(inbox.c.run_id == source.c.run_id, consumed_refs(t, consume))
+            .where(inbox.c.run_id == source.c.run_id, consumed_refs(t))
             .values(consumed=True)
             .returning(inbox.c.key)
             .cte("consumed")
@@ -94,82 +116,106 @@ def _log_writes(t: StoreTables, source: Any, log: LogWrite) -> list[Any]:
     return ctes
 
 
-def consumed_refs(t: StoreTables, consume: Sequence[InboxRef]) -> sa.ColumnElement[bool]:
+def consumed_refs(t: StoreTables) -> sa.ColumnElement[bool]:
+    """The inbox rows named by ``p_consume_kind``/``p_consume_key`` (pairwise)."""
     inbox = t.inbox
-    return sa.or_(
-        *(sa.and_(inbox.c.kind == ref.kind.value, inbox.c.key == ref.key) for ref in consume)
+    refs = (
+        sa.func.unnest(_array("consume_kind", sa.Text()), _array("consume_key", sa.Text()))
+        .table_valued(sa.column("kind", inbox.c.kind.type), sa.column("key", ID), name="refs")
+        .render_derived()
     )
+    return sa.tuple_(inbox.c.kind, inbox.c.key).in_(sa.select(refs.c.kind, refs.c.key))
 
 
-def append_events(t: StoreTables, log: LogWrite) -> sa.Select[Any]:
+def append_events(t: StoreTables, cache: Statements, log: LogWrite) -> Prepared:
     """Returns one row (the run id) when the lease and ``expected`` held, else none."""
-    runs = t.runs
-    bumped = (
-        sa.update(runs)
-        .where(held(t, log.run_id, log.lease), runs.c.next_event_index == log.expected)
-        .values(next_event_index=log.next_index)
-        .returning(runs.c.run_id)
-        .cte("bumped")
-    )
-    return sa.select(bumped.c.run_id).add_cte(*_log_writes(t, bumped, log))
+    shape = (bool(log.events), bool(log.consume))
+
+    def build() -> sa.Select[Any]:
+        runs = t.runs
+        bumped = (
+            sa.update(runs)
+            .where(lease_guard(t.runs))
+            .values(next_event_index=bound("next", MS))
+            .returning(runs.c.run_id)
+            .cte("bumped")
+        )
+        return sa.select(bumped.c.run_id).add_cte(*_log_writes(t, bumped, *shape))
+
+    return built(cache, ("append", shape), build), log_params(log)
 
 
 def settle_run(
     t: StoreTables,
+    cache: Statements,
     log: LogWrite,
-    outcome: EncodedOutcome,
     values: dict[str, Any],
-    matched: sa.ColumnElement[bool] | None,
-) -> sa.Select[Any]:
+    wait: Hashable,
+    matches: Callable[[dict[str, sa.BindParameter[Any]]], sa.ColumnElement[bool]] | None,
+) -> Prepared:
     """Returns the settled run's columns (prefixed ``u_``) plus ``seq_locked`` and
     ``seq_snapshot``, or no row when the lease or ``expected`` did not hold.
 
-    ``values`` are the run's new column values for the outcome; for a pause,
-    ``matched`` says (at the snapshot) whether an unconsumed inbox entry already
-    satisfies the wait, in which case the run is queued instead."""
-    runs = t.runs
-    locked = (
-        sa.select(runs.c.run_id, runs.c.inbox_seq)
-        .where(held(t, log.run_id, log.lease), runs.c.next_event_index == log.expected)
-        .with_for_update()
-        .cte("locked")
-        .prefix_with("MATERIALIZED")
-    )
-    assignments: dict[str, Any] = dict(values)
-    if outcome.wait is not None and matched is not None:
-        # Decided once, on the locked row's run: one EXISTS, not one per column.
-        woken = sa.select(locked.c.run_id, matched.label("woken")).cte("woken")
-        queued = rows.queued_values(values["updated_at"])
-        for name, queued_value in queued.items():
-            if name == "updated_at":
-                continue
-            assignments[name] = sa.case(
-                (woken.c.woken, sa.literal(queued_value, runs.c[name].type)),
-                else_=sa.literal(values[name], runs.c[name].type),
-            )
-        where = [runs.c.run_id == woken.c.run_id]
-    else:
-        where = [runs.c.run_id == locked.c.run_id]
-    settled = (
-        sa.update(runs)
-        .where(*where)
-        .values(assignments)
-        .returning(*(runs.c[name].label(UPDATED + name) for name in rows.RUN_COLUMNS))
-        .cte("settled")
-    )
-    snapshot = runs.alias("snapshot")
-    seq_snapshot = (
-        sa.select(snapshot.c.inbox_seq).where(snapshot.c.run_id == log.run_id).scalar_subquery()
-    )
-    return (
-        sa.select(
-            *settled.c,
-            locked.c.inbox_seq.label("seq_locked"),
-            seq_snapshot.label("seq_snapshot"),
+    ``values`` are the run's new column values for the outcome. For a pause, ``wait``
+    is the shape of the wait (what :func:`matches` depends on) and ``matches`` builds,
+    from the bound parameters of ``values``, the condition that an unconsumed inbox
+    entry already satisfies the wait (at the snapshot); the run is then queued
+    instead."""
+    shape = (bool(log.events), bool(log.consume), tuple(values), wait)
+    queued = rows.queued_values(log.now)
+
+    def build() -> sa.Select[Any]:
+        runs = t.runs
+        locked = (
+            sa.select(runs.c.run_id, runs.c.inbox_seq)
+            .where(lease_guard(t.runs))
+            .with_for_update()
+            .cte("locked")
+            .prefix_with("MATERIALIZED")
         )
-        .select_from(settled.join(locked, sa.true()))
-        .add_cte(*_log_writes(t, locked, log))
-    )
+        new = {name: bound(f"v_{name}", runs.c[name].type) for name in values}
+        assignments: dict[str, Any] = dict(new)
+        if matches is not None:
+            # Decided once, on the locked row's run: one EXISTS, not one per column.
+            woken = sa.select(locked.c.run_id, sa.exists().where(matches(new)).label("woken")).cte(
+                "woken"
+            )
+            for name in queued:
+                if name != "updated_at":
+                    assignments[name] = sa.case(
+                        (woken.c.woken, bound(f"q_{name}", runs.c[name].type)), else_=new[name]
+                    )
+            where = runs.c.run_id == woken.c.run_id
+        else:
+            where = runs.c.run_id == locked.c.run_id
+        settled = (
+            sa.update(runs)
+            .where(where)
+            .values(assignments)
+            .returning(*(runs.c[name].label(UPDATED + name) for name in rows.RUN_COLUMNS))
+            .cte("settled")
+        )
+        snapshot = runs.alias("snapshot")
+        seq_snapshot = (
+            sa.select(snapshot.c.inbox_seq)
+            .where(snapshot.c.run_id == bound("run_id", ID))
+            .scalar_subquery()
+        )
+        return (
+            sa.select(
+                *settled.c,
+                locked.c.inbox_seq.label("seq_locked"),
+                seq_snapshot.label("seq_snapshot"),
+            )
+            .select_from(settled.join(locked, sa.true()))
+            .add_cte(*_log_writes(t, locked, *shape[:2]))
+        )
+
+    params = log_params(log)
+    params.update((f"p_v_{name}", value) for name, value in values.items())
+    if matches is not None:
+        params.update((f"p_q_{name}", v) for name, v in queued.items() if name != "updated_at")
+    return built(cache, ("settle", shape), build), params
 
 
 def wake_if_matched(
@@ -192,89 +238,110 @@ def wake_if_matched(
     )
 
 
-def _wakes(locked: Any, kind: InboxKind, values: dict[str, Any]) -> sa.ColumnElement[bool]:
-    """SQL spelling of ``Wait.matches(entry)`` for the entry being delivered, on the
-    locked run's columns."""
+def _wakes(locked: Any, kind: InboxKind, with_step: bool) -> sa.ColumnElement[bool]:
+    """SQL spelling of ``Wait.matches(entry)`` for the entry being delivered (bound as
+    ``p_e_*``), on the locked run's columns."""
     paused = locked.c.status == RunStatus.PAUSED.value
     if kind is InboxKind.SIGNAL:
         match = sa.and_(
-            locked.c.wait_kind == WaitKind.SIGNAL.value, locked.c.wait_key == values["name"]
+            locked.c.wait_kind == WaitKind.SIGNAL.value, locked.c.wait_key == bound("e_name", ID)
         )
-        if values["step_id"] is not None:
-            match = sa.and_(match, locked.c.wait_step_id == values["step_id"])
+        if with_step:
+            match = sa.and_(match, locked.c.wait_step_id == bound("e_step_id", ID))
     else:
         match = sa.and_(
-            locked.c.wait_kind == WaitKind.APPROVAL.value, locked.c.wait_key == values["key"]
+            locked.c.wait_kind == WaitKind.APPROVAL.value, locked.c.wait_key == bound("e_key", ID)
         )
     return sa.and_(paused, match)
 
 
-def deliver(t: StoreTables, d: Delivery, terminal: Sequence[str]) -> sa.Select[Any]:
+def deliver(t: StoreTables, cache: Statements, d: Delivery, terminal: Sequence[str]) -> Prepared:
     """Store an inbox entry and wake the run when it waits for it.
 
     Returns no row when the run does not exist; otherwise one row with the locked run
     (``l_``), the existing entry of the same key if any (``d_``) and the run after the
     delivery (``u_``, NULL when nothing was stored: duplicate or terminal run)."""
-    runs, inbox = t.runs, t.inbox
-    run_id, kind, values, now = d.run_id, d.kind, d.entry_values(), d.now
-    locked = (
-        sa.select(*(runs.c[name] for name in rows.RUN_COLUMNS))
-        .where(runs.c.run_id == run_id)
-        .with_for_update()
-        .cte("locked")
-        .prefix_with("MATERIALIZED")
-    )
-    existing = (
-        sa.select(*(inbox.c[name] for name in rows.INBOX_COLUMNS))
-        .where(inbox.c.run_id == run_id, inbox.c.kind == kind.value, inbox.c.key == values["key"])
-        .cte("existing")
-    )
-    entry = {"run_id": run_id, "kind": kind.value, "consumed": False, **values}
-    columns = list(entry)
-    insert = postgresql.insert(inbox).from_select(
-        columns,
-        sa.select(
-            *(
-                locked.c.run_id if name == "run_id" else sa.literal(value, inbox.c[name].type)
-                for name, value in entry.items()
-            )
-        ).where(locked.c.status.not_in(terminal), ~sa.exists(sa.select(existing.c.key))),
-    )
-    stored = insert.on_conflict_do_nothing().returning(inbox.c.run_id).cte("stored")
-    wakes = _wakes(locked, kind, values)
-    assignments: dict[str, Any] = {"inbox_seq": runs.c.inbox_seq + 1}
-    for name, queued_value in rows.queued_values(now).items():
-        assignments[name] = sa.case(
-            (wakes, sa.literal(queued_value, runs.c[name].type)), else_=runs.c[name]
+    values = d.entry_values()
+    shape = (d.kind, values["step_id"] is not None, tuple(values))
+
+    def build() -> sa.Select[Any]:
+        runs, inbox = t.runs, t.inbox
+        run_id = bound("run_id", ID)
+        locked = (
+            sa.select(*(runs.c[name] for name in rows.RUN_COLUMNS))
+            .where(runs.c.run_id == run_id)
+            .with_for_update()
+            .cte("locked")
+            .prefix_with("MATERIALIZED")
         )
-    updated = (
-        sa.update(runs)
-        .where(runs.c.run_id == stored.c.run_id, runs.c.run_id == locked.c.run_id)
-        .values(assignments)
-        .returning(*(runs.c[name].label(UPDATED + name) for name in rows.RUN_COLUMNS))
-        .cte("delivered")
-    )
-    return sa.select(
-        *(c.label(LOCKED + c.name) for c in locked.c),
-        *(c.label(DUPLICATE + c.name) for c in existing.c),
-        *updated.c,
-    ).select_from(
-        locked.outerjoin(existing, sa.true()).outerjoin(updated, sa.true()),
-    )
+        existing = (
+            sa.select(*(inbox.c[name] for name in rows.INBOX_COLUMNS))
+            .where(
+                inbox.c.run_id == run_id,
+                inbox.c.kind == d.kind.value,
+                inbox.c.key == bound("e_key", ID),
+            )
+            .cte("existing")
+        )
+        entry: dict[str, Any] = {
+            "run_id": locked.c.run_id,
+            "kind": sa.literal(d.kind.value, inbox.c.kind.type),
+            "consumed": sa.false(),
+            **{name: bound(f"e_{name}", inbox.c[name].type) for name in values},
+        }
+        insert = postgresql.insert(inbox).from_select(
+            list(entry),
+            sa.select(*entry.values()).where(
+                locked.c.status.not_in(terminal), ~sa.exists(sa.select(existing.c.key))
+            ),
+        )
+        stored = insert.on_conflict_do_nothing().returning(inbox.c.run_id).cte("stored")
+        wakes = _wakes(locked, d.kind, shape[1])
+        assignments: dict[str, Any] = {"inbox_seq": runs.c.inbox_seq + 1}
+        for name in rows.queued_values(0):
+            assignments[name] = sa.case(
+                (wakes, bound(f"q_{name}", runs.c[name].type)), else_=runs.c[name]
+            )
+        updated = (
+            sa.update(runs)
+            .where(runs.c.run_id == stored.c.run_id, runs.c.run_id == locked.c.run_id)
+            .values(assignments)
+            .returning(*(runs.c[name].label(UPDATED + name) for name in rows.RUN_COLUMNS))
+            .cte("delivered")
+        )
+        return sa.select(
+            *(c.label(LOCKED + c.name) for c in locked.c),
+            *(c.label(DUPLICATE + c.name) for c in existing.c),
+            *updated.c,
+        ).select_from(
+            locked.outerjoin(existing, sa.true()).outerjoin(updated, sa.true()),
+        )
+
+    params = {"p_run_id": d.run_id}
+    params.update((f"p_e_{name}", value) for name, value in values.items())
+    params.update((f"p_q_{name}", value) for name, value in rows.queued_values(d.now).items())
+    return built(cache, ("deliver", shape), build), params
 
 
-def fire_due_timers(t: StoreTables, now: int, limit: int) -> sa.Select[Any]:
+def fire_due_timers(t: StoreTables, cache: Statements, now: int, limit: int) -> Prepared:
     """Fire up to ``limit`` due timers: each due run is queued and gets a fresh timer
     entry (replacing an earlier firing of the same step). Rows: the entries, in due
     order, with their ``run_id``."""
+    params = {"p_now": now, "p_limit": limit}
+    params.update((f"p_q_{name}", value) for name, value in rows.queued_values(now).items())
+    return built(cache, "fire_due_timers", lambda: _fire_due_timers(t)), params
+
+
+def _fire_due_timers(t: StoreTables) -> sa.Select[Any]:
     runs, inbox = t.runs, t.inbox
+    now = bound("now", MS)
     due = (
         sa.select(
             runs.c.run_id, runs.c.wait_kind, runs.c.wait_step_id, runs.c.wait_key, runs.c.wake_at
         )
         .where(runs.c.wake_at.is_not(None), runs.c.wake_at <= now)
         .order_by(runs.c.wake_at, runs.c.run_id)
-        .limit(limit)
+        .limit(sa.bindparam("p_limit", type_=sa.Integer()))
         .with_for_update(skip_locked=True)
         .cte("due")
         .prefix_with("MATERIALIZED")
@@ -282,7 +349,7 @@ def fire_due_timers(t: StoreTables, now: int, limit: int) -> sa.Select[Any]:
     woken = (
         sa.update(runs)
         .where(runs.c.run_id == due.c.run_id)
-        .values(rows.queued_values(now))
+        .values({name: bound(f"q_{name}", runs.c[name].type) for name in rows.queued_values(0)})
         .returning(runs.c.run_id)
         .cte("woken")
     )
@@ -298,7 +365,7 @@ def fire_due_timers(t: StoreTables, now: int, limit: int) -> sa.Select[Any]:
             due.c.wait_step_id,
             payload,
             sa.null(),
-            sa.literal(now, MS),
+            now,
             sa.false(),
         ),
     )
@@ -325,7 +392,9 @@ def unprefixed(row: rows.Row, prefix: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
 
 
-def fire_schedules(t: StoreTables, plan: Sequence[dict[str, Any]], now: int) -> sa.Select[Any]:
+def fire_schedules(
+    t: StoreTables, cache: Statements, plan: Sequence[dict[str, Any]], now: int
+) -> Prepared:
     """Apply ``plan`` (one dict per due schedule read at the statement's start: ``sid``,
     the ``next_fire_at``/``updated_at`` it was read with, the new ``nfa``, ``lfa``,
     ``lri`` and whether it ``fires``) in one statement.
@@ -334,21 +403,35 @@ def fire_schedules(t: StoreTables, plan: Sequence[dict[str, Any]], now: int) -> 
     compare-and-set: a concurrent firer or a re-declaration wins and this tick is not
     ours); a firing schedule's run is inserted only for the schedules that moved, with
     the workflow and input of the row that was compared. Returns the moved ids."""
+    params: dict[str, Any] = {"p_now": now}
+    for name in _PLAN:
+        params[f"p_plan_{name}"] = [p[name] for p in plan]
+    return built(cache, "fire_schedules", lambda: _fire_schedules(t)), params
+
+
+_PLAN: dict[str, sa.types.TypeEngine[Any]] = {
+    "sid": sa.Text(),
+    "seen_nfa": sa.BigInteger(),
+    "seen_updated": sa.BigInteger(),
+    "nfa": sa.BigInteger(),
+    "lfa": sa.BigInteger(),
+    "lri": sa.Text(),
+    "fires": sa.Boolean(),
+}
+"""The columns of a schedule-firing plan, each bound as an array (``p_plan_*``)."""
+_PLAN_COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {"sid": ID, "lri": ID}
+
+
+def _fire_schedules(t: StoreTables) -> sa.Select[Any]:
     schedules, runs = t.schedules, t.runs
-    v = sa.values(
-        sa.column("sid", ID),
-        sa.column("seen_nfa", MS),
-        sa.column("seen_updated", MS),
-        sa.column("nfa", MS),
-        sa.column("lfa", MS),
-        sa.column("lri", ID),
-        sa.column("fires", sa.Boolean),
-        name="plan",
-    ).data(
-        [
-            (p["sid"], p["seen_nfa"], p["seen_updated"], p["nfa"], p["lfa"], p["lri"], p["fires"])
-            for p in plan
-        ]
+    now = bound("now", MS)
+    v = (
+        sa.func.unnest(*(_array(f"plan_{name}", item) for name, item in _PLAN.items()))
+        .table_valued(
+            *(sa.column(name, _PLAN_COLUMNS.get(name, item)) for name, item in _PLAN.items()),
+            name="plan",
+        )
+        .render_derived()
     )
     moved = (
         sa.update(schedules)
@@ -373,9 +456,9 @@ def fire_schedules(t: StoreTables, plan: Sequence[dict[str, Any]], now: int) -> 
             seen.c.input,
             sa.literal(0, MS),
             sa.literal(0, MS),
-            sa.literal(now, MS),
-            sa.literal(now, MS),
-            sa.literal(now, MS),
+            now,
+            now,
+            now,
         )
         .select_from(
             v.join(moved, moved.c.schedule_id == v.c.sid).join(seen, seen.c.schedule_id == v.c.sid)

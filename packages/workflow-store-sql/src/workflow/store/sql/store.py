@@ -82,11 +82,13 @@ from workflow.runtime.subscriptions import poll_events
 from workflow.runtime.validation import EncodedEvent, EncodedWait
 
 from . import rows, single_statement
+from .coltypes import ID
 from .dialects import SQLDialect, dialect_for
 from .execution import STORE_TAG, Body, in_transaction, run_body
 from .failures import operation
 from .migrator import Migrator
 from .naming import DEFAULT_TABLE_PREFIX, check_schema
+from .prepared import Statements, bound, built, lease_guard, lease_guard_params
 from .tables import StoreTables, build_tables
 from .transactions import explicit_transaction
 
@@ -155,6 +157,7 @@ class SQLStore:
             not owns_engine and not autocommit and self._dialect.isolation is not None
         )
         self._closed = False
+        self._statements: Statements = {}
         t = self.tables
         self._run_cols = [t.runs.c[name] for name in rows.RUN_COLUMNS]
         self._inbox_cols = [t.inbox.c[name] for name in rows.INBOX_COLUMNS]
@@ -263,7 +266,7 @@ class SQLStore:
         )
 
     def _claim_values(
-        self, owner: str, lease_ms: int, now: int
+        self, owner: Any, expires_at: Any, now: Any
     ) -> list[tuple[sa.Column[Any], Any]]:
         """SET clause of a claim, in order: MySQL evaluates assignments left to right
         and lets later ones see earlier results, so ``updated_at`` (which reads the old
@@ -277,10 +280,10 @@ class SQLStore:
             (runs.c.status, RunStatus.RUNNING.value),
             (runs.c.lease_owner, owner),
             (runs.c.lease_token, runs.c.lease_token + 1),
-            (runs.c.lease_expires_at, now + lease_ms),
+            (runs.c.lease_expires_at, expires_at),
         ]
 
-    def _claimable(self, now: int) -> sa.ColumnElement[bool]:
+    def _claimable(self, now: Any) -> sa.ColumnElement[bool]:
         runs = self.tables.runs
         return sa.or_(
             runs.c.status == RunStatus.QUEUED.value,
@@ -309,12 +312,145 @@ class SQLStore:
             return LogConflictError(run_id, expected, int(row.next_event_index))
         return LeaseLostError(run_id)  # pragma: no cover - the row changed meanwhile
 
-    def _held(self, run_id: str, lease: Lease) -> sa.ColumnElement[bool]:
+    # -- statements built once (see prepared.py) ---------------------------------------
+    def _claim_candidates(self, now: Any, limit: Any) -> sa.Select[Any]:
+        """The runs a claim takes, in claim order: ready_at is non-NULL exactly for
+        queued and running runs, so an index range scan that skips (SKIP LOCKED) rows
+        another claimer is taking."""
         runs = self.tables.runs
-        return sa.and_(
-            runs.c.run_id == run_id,
-            runs.c.lease_owner == lease.owner,
-            runs.c.lease_token == lease.token,
+        return (
+            sa.select(runs.c.run_id)
+            .where(runs.c.ready_at.is_not(None), self._claimable(now))
+            .order_by(runs.c.ready_at, runs.c.run_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+
+    def _claiming(self, where: sa.ColumnElement[bool], history: bool) -> sa.Update:
+        """The conditional UPDATE of a claim (bound: p_now, p_owner, p_expires_at)."""
+        runs = self.tables.runs
+        now = bound("now", runs.c.updated_at.type)
+        return (
+            sa.update(runs)
+            .where(where, self._claimable(now))
+            .ordered_values(
+                *self._claim_values(
+                    bound("owner", runs.c.lease_owner.type),
+                    bound("expires_at", runs.c.lease_expires_at.type),
+                    now,
+                )
+            )
+            .returning(*self._claim_returning(history))
+        )
+
+    @functools.cached_property
+    def _claim_one(self) -> dict[bool, sa.Update]:
+        """claim_run's statement, without and with the history."""
+        runs = self.tables.runs
+        where = runs.c.run_id == bound("run_id", runs.c.run_id.type)
+        return {history: self._claiming(where, history) for history in (False, True)}
+
+    @functools.cached_property
+    def _claim_many(self) -> dict[bool, sa.Update]:
+        """claim_runnable's statement, without and with the history."""
+        # A CTE, not `IN (subquery)`: Postgres may evaluate a sublink more than once,
+        # and a re-run LIMIT … SKIP LOCKED would claim more than `limit` rows.
+        runs = self.tables.runs
+        picked = (
+            self._claim_candidates(
+                bound("now", runs.c.updated_at.type), sa.bindparam("p_limit", type_=sa.Integer())
+            )
+            .cte("picked")
+            .prefix_with("MATERIALIZED")
+        )
+        where = runs.c.run_id == picked.c.run_id
+        return {history: self._claiming(where, history) for history in (False, True)}
+
+    @functools.cached_property
+    def _select_run(self) -> dict[bool, sa.Select[Any]]:
+        """A run by id, without and with its row lock."""
+        runs = self.tables.runs
+        stmt = sa.select(*self._run_cols).where(
+            runs.c.run_id == bound("run_id", runs.c.run_id.type)
+        )
+        return {False: stmt, True: stmt.with_for_update()}
+
+    @functools.cached_property
+    def _insert_run(self) -> sa.Insert:
+        return sa.insert(self.tables.runs)
+
+    @functools.cached_property
+    def _renew(self) -> sa.Update:
+        runs = self.tables.runs
+        stmt = (
+            sa.update(runs)
+            .where(
+                runs.c.run_id == bound("run_id", runs.c.run_id.type),
+                runs.c.lease_owner == bound("owner", runs.c.lease_owner.type),
+                runs.c.lease_token == bound("token", runs.c.lease_token.type),
+            )
+            .values(lease_expires_at=bound("expires_at", runs.c.lease_expires_at.type))
+        )
+        return stmt.returning(runs.c.lease_owner) if self._dialect.returning else stmt
+
+    def _settling(self, values: dict[str, Any]) -> sa.Update:
+        """The guarded UPDATE of a settle, setting the columns of ``values`` (p_v_*)."""
+        runs = self.tables.runs
+        stmt = (
+            sa.update(runs)
+            .where(lease_guard(runs))
+            .values({k: bound(f"v_{k}", runs.c[k].type) for k in values})
+        )
+        return stmt.returning(*self._run_cols) if self._dialect.returning else stmt
+
+    def _waking(self, wait: EncodedWait) -> sa.Update:
+        """Queue the run (p_run_id) if an unconsumed entry matches a wait of this
+        shape (p_wait_step_id, p_wait_key); queued values p_q_*."""
+        runs = self.tables.runs
+        run_id = bound("run_id", runs.c.run_id.type)
+        matches = self._matches(
+            run_id,
+            wait,
+            bound("wait_step_id", runs.c.wait_step_id.type),
+            bound("wait_key", runs.c.wait_key.type),
+        )
+        return (
+            sa.update(runs)
+            .where(runs.c.run_id == run_id, sa.exists().where(matches))
+            .values({k: bound(f"q_{k}", runs.c[k].type) for k in rows.queued_values(0)})
+        )
+
+    def _locking_for_delivery(self) -> sa.Select[Any]:
+        """The run (p_run_id), row-locked, with the entry of kind p_kind and key p_key
+        it already has, if any (columns ``seen_*``)."""
+        t = self.tables
+        seen = t.inbox.alias("seen")
+        return (
+            sa.select(
+                *self._run_cols,
+                *(seen.c[c.name].label(f"seen_{c.name}") for c in self._inbox_cols),
+            )
+            .select_from(
+                t.runs.outerjoin(
+                    seen,
+                    sa.and_(
+                        seen.c.run_id == t.runs.c.run_id,
+                        seen.c.kind == bound("kind", seen.c.kind.type),
+                        seen.c.key == bound("key", seen.c.key.type),
+                    ),
+                )
+            )
+            .where(t.runs.c.run_id == bound("run_id", t.runs.c.run_id.type))
+            .with_for_update()
+        )
+
+    def _requeuing(self) -> sa.Update:
+        """Put the run p_run_id back in the queue (queued values p_q_*)."""
+        runs = self.tables.runs
+        return (
+            sa.update(runs)
+            .where(runs.c.run_id == bound("run_id", runs.c.run_id.type))
+            .values({k: bound(f"q_{k}", runs.c[k].type) for k in rows.queued_values(0)})
         )
 
     def _write_log(
@@ -329,7 +465,7 @@ class SQLStore:
         t = self.tables
         if events:
             conn.execute(
-                sa.insert(t.events),
+                built(self._statements, "insert_events", lambda: sa.insert(t.events)),
                 [
                     {
                         "run_id": run_id,
@@ -357,35 +493,34 @@ class SQLStore:
                 .values(consumed=True)
             )
 
-    def _matches(self, run_id: str, wait: EncodedWait) -> sa.ColumnElement[bool]:
-        """SQL spelling of :meth:`Wait.matches` for unconsumed inbox rows of ``run_id``."""
+    def _matches(
+        self, run_id: Any, wait: EncodedWait, step_id: Any = None, key: Any = None
+    ) -> sa.ColumnElement[bool]:
+        """SQL spelling of :meth:`Wait.matches` for unconsumed inbox rows of ``run_id``
+        (``step_id`` and ``key``, when given, stand for the wait's: bound parameters of
+        a statement built once)."""
         inbox = self.tables.inbox
+        step_id = wait.step_id if step_id is None else step_id
+        key = wait.key if key is None else key
         options: list[sa.ColumnElement[bool]] = []
         if wait.wake_at is not None:
-            options.append(
-                sa.and_(inbox.c.kind == InboxKind.TIMER.value, inbox.c.key == wait.step_id)
-            )
+            options.append(sa.and_(inbox.c.kind == InboxKind.TIMER.value, inbox.c.key == step_id))
         if wait.kind is WaitKind.SIGNAL:
             options.append(
                 sa.and_(
                     inbox.c.kind == InboxKind.SIGNAL.value,
-                    inbox.c.name == wait.key,
-                    sa.or_(inbox.c.step_id.is_(None), inbox.c.step_id == wait.step_id),
+                    inbox.c.name == key,
+                    sa.or_(inbox.c.step_id.is_(None), inbox.c.step_id == step_id),
                 )
             )
         elif wait.kind is WaitKind.APPROVAL:
-            options.append(
-                sa.and_(inbox.c.kind == InboxKind.APPROVAL.value, inbox.c.key == wait.key)
-            )
+            options.append(sa.and_(inbox.c.kind == InboxKind.APPROVAL.value, inbox.c.key == key))
         if not options:
             return sa.false()
         return sa.and_(inbox.c.run_id == run_id, inbox.c.consumed == sa.false(), sa.or_(*options))
 
     def _load(self, conn: sa.Connection, run_id: str, *, lock: bool = False) -> rows.Row | None:
-        stmt = sa.select(*self._run_cols).where(self.tables.runs.c.run_id == run_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
+        row = conn.execute(self._select_run[lock], {"p_run_id": run_id}).first()
         return None if row is None else row._mapping
 
     # -- run lifecycle -------------------------------------------------------------
@@ -417,7 +552,7 @@ class SQLStore:
         def insert(conn: sa.Connection) -> rows.Row | None:
             """None when inserted, else the run that holds the id."""
             try:
-                conn.execute(sa.insert(self.tables.runs).values(values))
+                conn.execute(self._insert_run, values)
                 return None
             except sa_exc.IntegrityError as exc:
                 if not self._dialect.is_duplicate(exc):
@@ -566,15 +701,16 @@ class SQLStore:
         if self._dialect.returning:
             # One statement: the conditional UPDATE is the claim, and RETURNING carries
             # the inbox (and history) so the drive can start without another round trip.
-            stmt = (
-                sa.update(runs)
-                .where(runs.c.run_id == a.run_id, self._claimable(a.now))
-                .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
-                .returning(*self._claim_returning(a.with_history))
-            )
+            stmt = self._claim_one[a.with_history]
+            params = {
+                "p_run_id": a.run_id,
+                "p_owner": a.owner,
+                "p_expires_at": a.now + a.lease_ms,
+                "p_now": a.now,
+            }
 
             def claim(conn: sa.Connection) -> ClaimResult:
-                row = conn.execute(stmt).first()
+                row = conn.execute(stmt, params).first()
                 if row is not None:
                     return self._claimed(row._mapping, a.with_history)
                 current = self._load(conn, a.run_id)
@@ -597,7 +733,7 @@ class SQLStore:
             conn.execute(
                 sa.update(runs)
                 .where(runs.c.run_id == a.run_id)
-                .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
+                .ordered_values(*self._claim_values(a.owner, a.now + a.lease_ms, a.now))
             )
             return self._read_claimed(conn, [a.run_id], a.with_history)[0]
 
@@ -618,29 +754,21 @@ class SQLStore:
     ) -> list[Claimed]:
         a = arguments.claim_many(owner, lease_ms, limit, now, with_history)
         runs = self.tables.runs
-        # ready_at is non-NULL exactly for queued and running runs: an index range scan
-        # in claim order that skips (SKIP LOCKED) rows another claimer is taking.
-        candidates = (
-            sa.select(runs.c.run_id)
-            .where(runs.c.ready_at.is_not(None), self._claimable(a.now))
-            .order_by(runs.c.ready_at, runs.c.run_id)
-            .limit(a.limit)
-            .with_for_update(skip_locked=True)
-        )
         if self._dialect.returning:
-            # A CTE, not `IN (subquery)`: Postgres may evaluate a sublink more than once,
-            # and a re-run LIMIT … SKIP LOCKED would claim more than `limit` rows.
-            picked = candidates.cte("picked").prefix_with("MATERIALIZED")
-            stmt = (
-                sa.update(runs)
-                .where(runs.c.run_id == picked.c.run_id, self._claimable(a.now))
-                .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
-                .returning(*self._claim_returning(a.with_history))
-            )
+            stmt = self._claim_many[a.with_history]
+            params = {
+                "p_owner": a.owner,
+                "p_expires_at": a.now + a.lease_ms,
+                "p_now": a.now,
+                "p_limit": a.limit,
+            }
             claims = await self._run(
-                lambda conn: [self._claimed(r._mapping, a.with_history) for r in conn.execute(stmt)]
+                lambda conn: [
+                    self._claimed(r._mapping, a.with_history) for r in conn.execute(stmt, params)
+                ]
             )
         else:
+            candidates = self._claim_candidates(a.now, a.limit)
 
             def claim(conn: sa.Connection) -> list[Claimed]:
                 ids = conn.scalars(candidates).all()
@@ -649,7 +777,7 @@ class SQLStore:
                 conn.execute(
                     sa.update(runs)
                     .where(runs.c.run_id.in_(ids))
-                    .ordered_values(*self._claim_values(a.owner, a.lease_ms, a.now))
+                    .ordered_values(*self._claim_values(a.owner, a.now + a.lease_ms, a.now))
                 )
                 return self._read_claimed(conn, ids, a.with_history)
 
@@ -660,18 +788,18 @@ class SQLStore:
     @operation
     async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
         a = arguments.renewal(run_id, lease, lease_ms, now)
-        runs = self.tables.runs
-        stmt = (
-            sa.update(runs)
-            .where(self._held(a.run_id, a.lease))
-            .values(lease_expires_at=a.now + a.lease_ms)
-        )
+        params = {
+            "p_run_id": a.run_id,
+            "p_owner": a.lease.owner,
+            "p_token": a.lease.token,
+            "p_expires_at": a.now + a.lease_ms,
+        }
 
         def renew(conn: sa.Connection) -> Lease:
             if self._dialect.returning:
-                owner = conn.execute(stmt.returning(runs.c.lease_owner)).scalar()
+                owner = conn.execute(self._renew, params).scalar()
             else:
-                owner = a.lease.owner if conn.execute(stmt).rowcount == 1 else None
+                owner = a.lease.owner if conn.execute(self._renew, params).rowcount == 1 else None
             if owner is None:
                 raise self._lease_failure(conn, a.run_id, a.lease)
             return Lease(owner, a.lease.token, a.now + a.lease_ms)
@@ -700,22 +828,29 @@ class SQLStore:
         )
         runs = self.tables.runs
         if self._dialect.writable_ctes:
-            stmt = single_statement.append_events(self.tables, log)
+            stmt, params = single_statement.append_events(self.tables, self._statements, log)
 
             def append_in_one(conn: sa.Connection) -> int:
-                if conn.execute(stmt).first() is None:
+                if conn.execute(stmt, params).first() is None:
                     raise self._lease_failure(conn, log.run_id, log.lease, log.expected)
                 return log.next_index
 
             return await self._run(append_in_one)
 
+        bump = built(
+            self._statements,
+            "bump_log",
+            lambda: (
+                sa.update(runs)
+                .where(lease_guard(runs))
+                .values(next_event_index=bound("next", runs.c.next_event_index.type))
+            ),
+        )
+        params = {**lease_guard_params(log), "p_next": log.next_index}
+
         def append(conn: sa.Connection) -> int:
             # The compare-and-swap on next_event_index, fenced by the lease token.
-            result = conn.execute(
-                sa.update(runs)
-                .where(self._held(log.run_id, log.lease), runs.c.next_event_index == log.expected)
-                .values(next_event_index=log.next_index)
-            )
+            result = conn.execute(bump, params)
             if result.rowcount != 1:
                 raise self._lease_failure(conn, log.run_id, log.lease, log.expected)
             self._write_log(conn, log.run_id, log.expected, log.events, log.consume, log.now)
@@ -746,7 +881,6 @@ class SQLStore:
             max_bytes=self.max_payload_bytes,
         )
         log, result = a.log, a.outcome
-        runs = self.tables.runs
         values: dict[str, Any] = {
             "next_event_index": log.next_index,
             "lease_owner": None,
@@ -765,18 +899,16 @@ class SQLStore:
             )
         if self._dialect.writable_ctes:
             return await self._settle_in_one(a, values)
-        update = (
-            sa.update(runs)
-            .where(self._held(log.run_id, log.lease), runs.c.next_event_index == log.expected)
-            .values(values)
-        )
+        wait = result.wait
+        update = built(self._statements, ("settle", tuple(values)), lambda: self._settling(values))
+        params = {**lease_guard_params(log), **{f"p_v_{k}": v for k, v in values.items()}}
 
         def settle(conn: sa.Connection) -> Run:
             if self._dialect.returning:
-                row = conn.execute(update.returning(*self._run_cols)).first()
+                row = conn.execute(update, params).first()
                 settled = None if row is None else dict(row._mapping)
             else:
-                done = conn.execute(update).rowcount == 1
+                done = conn.execute(update, params).rowcount == 1
                 settled = None
                 if done:
                     loaded = self._load(conn, log.run_id)
@@ -784,16 +916,19 @@ class SQLStore:
             if settled is None:
                 raise self._lease_failure(conn, log.run_id, log.lease, log.expected)
             self._write_log(conn, log.run_id, log.expected, log.events, log.consume, log.now)
-            if result.wait is not None:
+            if wait is not None:
                 # We hold the run's lock: this statement sees every delivery committed
                 # before it, and later deliveries wait for us and then see `paused`.
+                shape = (wait.kind, wait.wake_at is not None)
+                wake = built(self._statements, ("wake", shape), lambda: self._waking(wait))
                 woken = conn.execute(
-                    sa.update(runs)
-                    .where(
-                        runs.c.run_id == log.run_id,
-                        sa.exists().where(self._matches(log.run_id, result.wait)),
-                    )
-                    .values(rows.queued_values(log.now))
+                    wake,
+                    {
+                        "p_run_id": log.run_id,
+                        "p_wait_step_id": wait.step_id,
+                        "p_wait_key": wait.key,
+                        **{f"p_q_{k}": v for k, v in rows.queued_values(log.now).items()},
+                    },
                 )
                 if woken.rowcount == 1:
                     settled.update(rows.queued_values(log.now))
@@ -803,18 +938,24 @@ class SQLStore:
 
     async def _settle_in_one(self, a: arguments.Settlement, values: dict[str, Any]) -> Run:
         t, log, result = self.tables, a.log, a.outcome
-        run_id, refs = log.run_id, log.consume
-        matched = None
-        if result.wait is not None:
-            # Entries this settle consumes are still unconsumed in its snapshot.
-            condition = self._matches(run_id, result.wait)
-            if refs:
-                condition = sa.and_(condition, ~single_statement.consumed_refs(t, refs))
-            matched = sa.exists().where(condition)
-        stmt = single_statement.settle_run(t, log, result, values, matched)
+        run_id, wait = log.run_id, result.wait
+        matches = None
+        if wait is not None:
+
+            def matches(new: dict[str, sa.BindParameter[Any]]) -> sa.ColumnElement[bool]:
+                condition = self._matches(
+                    bound("run_id", ID), wait, new["wait_step_id"], new["wait_key"]
+                )
+                if log.consume:
+                    # Entries this settle consumes are still unconsumed in its snapshot.
+                    condition = sa.and_(condition, ~single_statement.consumed_refs(t))
+                return condition
+
+        shape = None if wait is None else (wait.kind, wait.wake_at is not None)
+        stmt, params = single_statement.settle_run(t, self._statements, log, values, shape, matches)
 
         def settle(conn: sa.Connection) -> Run:
-            row = conn.execute(stmt).first()
+            row = conn.execute(stmt, params).first()
             if row is None:
                 raise self._lease_failure(conn, run_id, log.lease, log.expected)
             settled = single_statement.unprefixed(row._mapping, single_statement.UPDATED)
@@ -874,25 +1015,9 @@ class SQLStore:
             # Lock the run first: a concurrent settle(Pause) of the same run serializes
             # with us, so the wake-up is decided on the state it leaves behind. The same
             # read brings an entry with our key, if one was delivered before.
-            inbox = t.inbox
-            seen = inbox.alias("seen")
             found = conn.execute(
-                sa.select(
-                    *self._run_cols,
-                    *(seen.c[c.name].label(f"seen_{c.name}") for c in self._inbox_cols),
-                )
-                .select_from(
-                    t.runs.outerjoin(
-                        seen,
-                        sa.and_(
-                            seen.c.run_id == t.runs.c.run_id,
-                            seen.c.kind == kind.value,
-                            seen.c.key == values["key"],
-                        ),
-                    )
-                )
-                .where(t.runs.c.run_id == run_id)
-                .with_for_update()
+                built(self._statements, "deliver_lock", self._locking_for_delivery),
+                {"p_run_id": run_id, "p_kind": kind.value, "p_key": values["key"]},
             ).first()
             if found is None:
                 return NotFound(run_id)
@@ -905,11 +1030,16 @@ class SQLStore:
             if run.status.terminal:
                 return Closed(run)
             entry_values = {"run_id": run_id, "kind": kind.value, "consumed": False, **values}
-            conn.execute(sa.insert(t.inbox).values(entry_values))
+            conn.execute(
+                built(self._statements, "insert_entry", lambda: sa.insert(t.inbox)), entry_values
+            )
             entry = rows.entry_from_row(run_id, entry_values)
             if run.status is RunStatus.PAUSED and run.wait is not None and run.wait.matches(entry):
                 queued = rows.queued_values(now)
-                conn.execute(sa.update(t.runs).where(t.runs.c.run_id == run_id).values(queued))
+                conn.execute(
+                    built(self._statements, "requeue", self._requeuing),
+                    {"p_run_id": run_id, **{f"p_q_{k}": v for k, v in queued.items()}},
+                )
                 return Delivered(rows.run_from_row({**row, **queued}), entry)
             return Buffered(run, entry)
 
@@ -917,8 +1047,8 @@ class SQLStore:
 
     async def _deliver_in_one(self, d: arguments.Delivery) -> DeliveryResult:
         run_id, values = d.run_id, d.entry_values()
-        stmt = single_statement.deliver(self.tables, d, _TERMINAL)
-        row = await self._run(lambda conn: conn.execute(stmt).first())
+        stmt, params = single_statement.deliver(self.tables, self._statements, d, _TERMINAL)
+        row = await self._run(lambda conn: conn.execute(stmt, params).first())
         if row is None:
             return NotFound(run_id)
         m = row._mapping
@@ -986,9 +1116,11 @@ class SQLStore:
         t = self.tables
         runs, inbox = t.runs, t.inbox
         if self._dialect.writable_ctes:
-            stmt = single_statement.fire_due_timers(t, now, limit)
+            stmt, params = single_statement.fire_due_timers(t, self._statements, now, limit)
             return await self._run(
-                lambda conn: [rows.entry_from_row(r.run_id, r._mapping) for r in conn.execute(stmt)]
+                lambda conn: [
+                    rows.entry_from_row(r.run_id, r._mapping) for r in conn.execute(stmt, params)
+                ]
             )
 
         def fire(conn: sa.Connection) -> list[InboxEntry]:
@@ -1264,8 +1396,8 @@ class SQLStore:
             )
             outcome = TickOutcome.FIRED if fires else TickOutcome.SKIPPED
             ticks[s.schedule_id] = ScheduleTick(s.schedule_id, fire_at, outcome, run_id, following)
-        stmt = single_statement.fire_schedules(self.tables, plan, now)
-        moved = set(await self._run(lambda conn: conn.execute(stmt).scalars().all()))
+        stmt, params = single_statement.fire_schedules(self.tables, self._statements, plan, now)
+        moved = set(await self._run(lambda conn: conn.execute(stmt, params).scalars().all()))
         return [tick for sid, tick in ticks.items() if sid in moved]
 
     # -- operations and health -------------------------------------------------------
