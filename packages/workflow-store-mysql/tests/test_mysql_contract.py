@@ -19,7 +19,7 @@ from workflow.runtime import (
     StoreConfigurationError,
 )
 from workflow.store.mysql.store import MySQLStore
-from workflow.store.sql.statements import hot_operation_statements
+from workflow.store.sql.statements import compilations, hot_operation_statements
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +62,20 @@ async def test_hot_operations_send_the_budgeted_statements(server_schema: str) -
     finally:
         await store.close()
     assert {op: len(statements) for op, statements in seen.items()} == STATEMENT_BUDGET, seen
+
+
+async def test_hot_operations_run_from_the_compiled_cache(server_schema: str) -> None:
+    # Building and compiling statements costs more CPU than running them: once warm,
+    # no hot operation compiles anything (a statement SQLAlchemy cannot cache, such
+    # as one with a VALUES list, would show here on every call).
+    store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="cache_")
+    await store.create_schema()
+    try:
+        await hot_operation_statements(store, tag="warm")
+        seen = await hot_operation_statements(store, record=compilations, tag="again")
+    finally:
+        await store.close()
+    assert {op: compiled for op, compiled in seen.items() if compiled} == {}
 
 
 def _engine(**options: Any) -> AsyncEngine:

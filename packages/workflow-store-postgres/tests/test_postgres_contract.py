@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from workflow.contract_tests.sql import SQLServerContract
 from workflow.runtime import Buffered, Capability, Claimed, Pause, RunStatus, Wait
 from workflow.store.postgres.store import PostgresStore
-from workflow.store.sql.statements import hot_operation_statements, recording
+from workflow.store.sql.statements import compilations, hot_operation_statements, recording
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +57,20 @@ async def test_hot_operations_send_the_budgeted_statements(server_schema: str) -
     finally:
         await store.close()
     assert {op: len(statements) for op, statements in seen.items()} == STATEMENT_BUDGET, seen
+
+
+async def test_hot_operations_run_from_the_compiled_cache(server_schema: str) -> None:
+    # Building and compiling statements costs more CPU than running them: once warm,
+    # no hot operation compiles anything (a statement SQLAlchemy cannot cache, such
+    # as one with a VALUES list, would show here on every call).
+    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="cache_")
+    await store.create_schema()
+    try:
+        await hot_operation_statements(store, tag="warm")
+        seen = await hot_operation_statements(store, record=compilations, tag="again")
+    finally:
+        await store.close()
+    assert {op: compiled for op, compiled in seen.items() if compiled} == {}
 
 
 async def _blocked_on_lock(engine: AsyncEngine, table: str, count: int) -> None:

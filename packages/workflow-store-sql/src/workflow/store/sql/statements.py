@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine.interfaces import CacheStats
 
 from workflow.runtime import Claimed, IntervalSpec, NewEvent, Pause, Wait
 
@@ -43,14 +44,39 @@ def recording(store: SQLStore) -> Iterator[list[str]]:
         event.remove(sa.Engine, "before_cursor_execute", statement)
 
 
+@contextlib.contextmanager
+def compilations(store: SQLStore) -> Iterator[list[str]]:
+    """Collect the first word of every statement the store had to compile: not found
+    in SQLAlchemy's compiled cache, or not cacheable at all. Once the store has run an
+    operation, running it again should compile nothing."""
+    seen: list[str] = []
+    tag = store.engine.sync_engine.get_execution_options()[STORE_TAG]
+    hit = CacheStats.CACHE_HIT
+
+    def statement(
+        conn: sa.Connection, cursor: Any, text: str, _p: Any, context: Any, _m: Any
+    ) -> None:
+        mine = conn.get_execution_options().get(STORE_TAG) is tag
+        compiled = getattr(context, "compiled", None) is not None  # not BEGIN, COMMIT
+        if mine and compiled and context.cache_hit is not hit:
+            seen.append(text.split(None, 1)[0].upper())
+
+    event.listen(sa.Engine, "before_cursor_execute", statement)
+    try:
+        yield seen
+    finally:
+        event.remove(sa.Engine, "before_cursor_execute", statement)
+
+
 Recorder = Callable[[SQLStore], contextlib.AbstractContextManager[list[str]]]
 
 
 async def hot_operation_statements(
-    store: SQLStore, now: int = 1_000_000, *, record: Recorder = recording
+    store: SQLStore, now: int = 1_000_000, *, record: Recorder = recording, tag: str = ""
 ) -> dict[str, list[str]]:
-    """Run each hot operation once on an empty store; what ``record`` saw of each
-    (by default its statements)."""
+    """Run each hot operation once on an empty store (``tag`` is appended to every
+    id, for another pass on the same store); what ``record`` saw of each (by default
+    its statements)."""
     out: dict[str, list[str]] = {}
 
     async def run(name: str, call: Any) -> Any:
@@ -59,26 +85,27 @@ async def hot_operation_statements(
         out[name] = list(seen)
         return result
 
-    await run("create_run", store.create_run("r1", "wf", None, {"a": 1}, now))
-    claim = await run("claim_run", store.claim_run("r1", "w", 1000, now))
+    r1 = f"r1{tag}"
+    await run("create_run", store.create_run(r1, "wf", None, {"a": 1}, now))
+    claim = await run("claim_run", store.claim_run(r1, "w", 1000, now))
     assert isinstance(claim, Claimed)
-    await run("heartbeat", store.heartbeat("r1", claim.lease, 1000, now + 1))
-    await run("append_events_1", store.append_events("r1", claim.lease, 0, [NewEvent("E")], now))
+    await run("heartbeat", store.heartbeat(r1, claim.lease, 1000, now + 1))
+    await run("append_events_1", store.append_events(r1, claim.lease, 0, [NewEvent("E")], now))
     ten = [NewEvent("E", i) for i in range(10)]
-    await run("append_events_10", store.append_events("r1", claim.lease, 1, ten, now))
+    await run("append_events_10", store.append_events(r1, claim.lease, 1, ten, now))
     wait = Wait.signal("s", "go", timeout_at=now + 50)
-    await run("settle_run", store.settle_run("r1", claim.lease, 11, [], Pause(wait), now + 2))
+    await run("settle_run", store.settle_run(r1, claim.lease, 11, [], Pause(wait), now + 2))
     await run("fire_due_timers", store.fire_due_timers(now + 100, 10))
-    claim = await store.claim_run("r1", "w", 1000, now + 101)
+    claim = await store.claim_run(r1, "w", 1000, now + 101)
     assert isinstance(claim, Claimed)
-    await store.settle_run("r1", claim.lease, 11, [], Pause(Wait.signal("t", "go")), now + 102)
-    await run("deliver_signal", store.deliver_signal("r1", "sig", "go", None, now + 103))
+    await store.settle_run(r1, claim.lease, 11, [], Pause(Wait.signal("t", "go")), now + 102)
+    await run("deliver_signal", store.deliver_signal(r1, f"sig{tag}", "go", None, now + 103))
     for i in range(3):
-        await store.create_run(f"q{i}", "wf", None, None, now)
+        await store.create_run(f"q{i}{tag}", "wf", None, None, now)
     await run("claim_runnable", store.claim_runnable("w2", 1000, 3, now + 104))
-    await store.upsert_schedule("s1", "wf", IntervalSpec(every_ms=1000), now)
-    await store.upsert_schedule("s2", "wf", IntervalSpec(every_ms=1000), now)
+    await store.upsert_schedule(f"s1{tag}", "wf", IntervalSpec(every_ms=1000), now)
+    await store.upsert_schedule(f"s2{tag}", "wf", IntervalSpec(every_ms=1000), now)
     await run("fire_due_schedules", store.fire_due_schedules(now + 5000, 10))
     await run("list_runs", store.list_runs(limit=2))
-    await run("load_run", store.load_run("r1"))
+    await run("load_run", store.load_run(r1))
     return out
