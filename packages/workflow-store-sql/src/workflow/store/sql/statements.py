@@ -19,9 +19,31 @@ from workflow.runtime import Claimed, IntervalSpec, NewEvent, Pause, Wait
 from .execution import STORE_TAG
 from .store import SQLStore
 
+Seen = Callable[[Any], bool]
+"""Whether a statement's execution context counts."""
+
 
 @contextlib.contextmanager
-def recording(store: SQLStore) -> Iterator[list[str]]:
+def _statements(store: SQLStore, counts: Seen) -> Iterator[list[str]]:
+    """The first word of every statement of ``store`` whose context ``counts``.
+
+    Listened for on the Engine class: the statements run on the store's engine and on
+    the engines over aiosqlite's threads, all tagged with the store's STORE_TAG."""
+    seen: list[str] = []
+    tag = store.engine.sync_engine.get_execution_options()[STORE_TAG]
+
+    def statement(conn: sa.Connection, _c: Any, text: str, _p: Any, context: Any, _m: Any) -> None:
+        if conn.get_execution_options().get(STORE_TAG) is tag and counts(context):
+            seen.append(text.split(None, 1)[0].upper())
+
+    event.listen(sa.Engine, "before_cursor_execute", statement)
+    try:
+        yield seen
+    finally:
+        event.remove(sa.Engine, "before_cursor_execute", statement)
+
+
+def recording(store: SQLStore) -> contextlib.AbstractContextManager[list[str]]:
     """Collect the first word of every statement the store sends.
 
     On the engines the stores make for themselves (``OWNED_ENGINE``: autocommit
@@ -29,43 +51,20 @@ def recording(store: SQLStore) -> Iterator[list[str]]:
     trip an operation makes on a server; nothing is sent besides. (On SQLite the
     statements of one operation run together in one hop to the driver's thread: see
     :mod:`workflow.store.sql.execution`.)"""
-    seen: list[str] = []
-    tag = store.engine.sync_engine.get_execution_options()[STORE_TAG]
-
-    def statement(conn: sa.Connection, cursor: Any, text: str, *_: Any) -> None:
-        if conn.get_execution_options().get(STORE_TAG) is tag:
-            seen.append(text.split(None, 1)[0].upper())
-
-    # On the Engine class: the store's engine and the engines over aiosqlite's threads.
-    event.listen(sa.Engine, "before_cursor_execute", statement)
-    try:
-        yield seen
-    finally:
-        event.remove(sa.Engine, "before_cursor_execute", statement)
+    return _statements(store, lambda _context: True)
 
 
-@contextlib.contextmanager
-def compilations(store: SQLStore) -> Iterator[list[str]]:
+def compilations(store: SQLStore) -> contextlib.AbstractContextManager[list[str]]:
     """Collect the first word of every statement the store had to compile: not found
-    in SQLAlchemy's compiled cache, or not cacheable at all. Once the store has run an
-    operation, running it again should compile nothing."""
-    seen: list[str] = []
-    tag = store.engine.sync_engine.get_execution_options()[STORE_TAG]
-    hit = CacheStats.CACHE_HIT
-
-    def statement(
-        conn: sa.Connection, cursor: Any, text: str, _p: Any, context: Any, _m: Any
-    ) -> None:
-        mine = conn.get_execution_options().get(STORE_TAG) is tag
-        compiled = getattr(context, "compiled", None) is not None  # not BEGIN, COMMIT
-        if mine and compiled and context.cache_hit is not hit:
-            seen.append(text.split(None, 1)[0].upper())
-
-    event.listen(sa.Engine, "before_cursor_execute", statement)
-    try:
-        yield seen
-    finally:
-        event.remove(sa.Engine, "before_cursor_execute", statement)
+    in SQLAlchemy's compiled cache, or not cacheable at all (``BEGIN`` and ``COMMIT``
+    are not compiled)."""
+    return _statements(
+        store,
+        lambda context: (
+            getattr(context, "compiled", None) is not None
+            and context.cache_hit is not CacheStats.CACHE_HIT
+        ),
+    )
 
 
 Recorder = Callable[[SQLStore], contextlib.AbstractContextManager[list[str]]]
@@ -109,3 +108,11 @@ async def hot_operation_statements(
     await run("list_runs", store.list_runs(limit=2))
     await run("load_run", store.load_run(r1))
     return out
+
+
+async def recompiled(store: SQLStore) -> dict[str, list[str]]:
+    """The hot operations that compile a statement although they ran before (on an
+    empty store): once warm, an operation should compile nothing."""
+    await hot_operation_statements(store, tag="warm")
+    seen = await hot_operation_statements(store, record=compilations, tag="again")
+    return {op: compiled for op, compiled in seen.items() if compiled}
