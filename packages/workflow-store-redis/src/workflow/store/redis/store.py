@@ -98,8 +98,9 @@ _LIST_BATCH = 200
 a status (the one listing that reads an index holding more than what it lists)."""
 
 
-# Failover, loading, memory pressure and lost connections: the operation did not
-# happen (a script fails before its first write), so the caller may retry.
+# Failover, loading and memory pressure: the script was refused before its first
+# write. A lost connection or a timeout: it ran whole or not at all, and running it
+# again is safe (docs/stores/redis.md, "Errors and lost replies"). The caller may retry.
 _UNAVAILABLE = (
     rex.ConnectionError,
     rex.TimeoutError,
