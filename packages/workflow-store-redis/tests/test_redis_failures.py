@@ -19,6 +19,7 @@ from workflow.runtime.errors import (
     InvalidArgumentError,
     SchemaVersionError,
     StoreConfigurationError,
+    StoreOperationError,
     StoreUnavailableError,
 )
 from workflow.store.redis.durability import problems, read_settings
@@ -163,6 +164,12 @@ async def test_a_closed_store_stays_closed(prefix: str) -> None:
         ("redis://127.0.0.1:6379/0?buckets=0", {}),
         ("redis://127.0.0.1:6379/0?buckets=many", {}),
         ("redis://127.0.0.1:6379/0", {"buckets": 2000}),
+        ("redis://127.0.0.1:6379/0?cluster=", {}),
+        ("redis://127.0.0.1:6379/0?buckets=%C2%B2", {}),
+        ("redis://127.0.0.1:6379/0?buckets=", {}),
+        ("redis://127.0.0.1:6379/0?cluster=true&no_such_parameter=1", {}),
+        ("redis://127.0.0.1:6379/0?no_such_parameter=1", {}),
+        ("redis://127.0.0.1:6379/0?verify_schema=0", {}),
     ],
 )
 async def test_bad_url_or_options_raise_invalid_argument(
@@ -246,5 +253,38 @@ async def test_a_run_whose_keys_vanished_never_stalls_claims_or_timers(prefix: s
         claims = await store.claim_runnable("w", 60_000, 10, T0 + 10)
         assert [c.run.run_id for c in claims] == ["live"]
         assert await store.claim_runnable("w", 60_000, 10, T0 + 10) == []
+    finally:
+        await store.close()
+
+
+async def test_from_url_reads_the_urls_cluster_flag_unless_an_option_overrides_it(
+    redis_cluster_url: str,
+) -> None:
+    joint = "&" if "?" in redis_cluster_url else "?"
+    store = RedisStore.from_url(f"{redis_cluster_url}{joint}cluster=true")
+    try:
+        assert store.cluster
+        assert await store.load_run("r") is None
+    finally:
+        await store.close()
+    require_server(URL, "Redis", default_port=6379)
+    joint = "&" if "?" in URL else "?"
+    # The option wins, and the URL's value is then not even read.
+    store = RedisStore.from_url(f"{URL}{joint}cluster=maybe", cluster=False)
+    try:
+        assert not store.cluster
+        assert await store.load_run("r") is None
+    finally:
+        await store.close()
+
+
+async def test_a_stored_bucket_count_that_is_not_ascii_digits_is_an_operation_error(
+    prefix: str,
+) -> None:
+    store = RedisStore.from_url(URL, prefix=prefix)
+    try:
+        await store.client.set(store.keys.meta("buckets"), "\u00b2")
+        with pytest.raises(StoreOperationError, match="not a bucket count"):
+            await store.load_run("r")
     finally:
         await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from redis.crc import key_slot
 
 from workflow.runtime.errors import InvalidArgumentError
 from workflow.store.redis.keys import Keyspace, created_member, escape, unescape
@@ -57,6 +58,15 @@ def test_buckets_are_stable_and_spread() -> None:
     assert [ks.run_bucket(i) for i in ("run-1", "order-42", "日本語")] == [3, 14, 5]
     used = {ks.run_bucket(f"run-{i}") for i in range(200)}
     assert used == set(range(16))
+
+
+def test_sixteen_buckets_fall_4_6_6_on_redis_clis_three_masters() -> None:
+    # docs/stores/redis.md quotes this spread: the slots of the 16 bucket tags over
+    # the ranges `redis-cli --cluster create` gives three masters.
+    ranges = [(0, 5460), (5461, 10922), (10923, 16383)]
+    slots = [key_slot(Keyspace("wf:", 16).index(k, "queued").encode()) for k in range(16)]
+    spread = [sum(low <= slot <= high for slot in slots) for low, high in ranges]
+    assert spread == [4, 6, 6]
 
 
 @pytest.mark.parametrize("buckets", [0, 1025, "16", None, 2.0])

@@ -15,7 +15,7 @@ from workflow.contract_tests.servers import require_server
 from workflow.runtime import Claimed, Finish, IntervalSpec, NewEvent, Pause, Wait
 from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
 from workflow.store.redis.keys import Keyspace, escape
-from workflow.store.redis.migrator import head
+from workflow.store.redis.migrator import _Lock, head
 from workflow.store.redis.store import RedisStore
 
 URL = os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -80,6 +80,51 @@ async def test_a_held_migration_lock_stops_a_second_migrator(store: RedisStore) 
     # The holder's lock is left alone, and nothing was migrated.
     assert await store.client.get(lock) == "someone-else"
     assert (await store.schema_status()).current is None
+
+
+async def test_a_held_lock_s_message_says_when_it_expires_and_how_to_remove_it(
+    store: RedisStore,
+) -> None:
+    lock = store.keys.meta("migration_lock")
+    await store.client.set(lock, "someone-else", px=120_000)
+    with pytest.raises(SchemaVersionError) as caught:
+        await store.create_schema()
+    message = str(caught.value)
+    assert "it expires in 1" in message  # 119 or 120 s
+    assert f"redis-cli DEL '{lock}'" in message
+
+
+async def test_the_migration_lock_is_renewed_while_held_and_fenced_by_its_token(
+    store: RedisStore,
+) -> None:
+    lock = _Lock(store.migrator.context)
+    key = store.keys.meta("migration_lock")
+    await lock.__aenter__()
+    try:
+        await store.client.pexpire(key, 5_000)
+        assert await lock.renew()
+        assert await store.client.pttl(key) > 5_000  # back to the full ten minutes
+        # Someone else's lock (ours expired and another process took it): not renewed.
+        await store.client.set(key, "someone-else", px=5_000)
+        assert not await lock.renew()
+        assert await store.client.pttl(key) <= 5_000
+    finally:
+        await lock.__aexit__(None, None, None)
+    assert await store.client.get(key) == "someone-else"  # released only by its holder
+
+
+async def test_a_migration_that_lost_its_lock_says_so(store: RedisStore) -> None:
+    # A short lock, so its background renewal runs soon: it finds the lock taken by
+    # another process and stops; leaving then reports the lost lock.
+    lock = _Lock(store.migrator.context, ttl_ms=300)
+    key = store.keys.meta("migration_lock")
+    await lock.__aenter__()
+    await store.client.set(key, "someone-else")
+    assert lock._renewer is not None
+    await lock._renewer  # ends at its first renewal, which finds the lock gone
+    assert lock.lost
+    with pytest.raises(SchemaVersionError, match="expired or was removed"):
+        await lock.__aexit__(None, None, None)
 
 
 async def test_downgrading_one_prefix_leaves_a_longer_prefix_alone(store: RedisStore) -> None:

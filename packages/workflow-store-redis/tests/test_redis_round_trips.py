@@ -21,7 +21,7 @@ from redis.asyncio.connection import Connection
 from workflow.contract_tests.servers import require_server
 from workflow.runtime import Claimed, NewEvent, Pause, RunStatus, Wait
 from workflow.store.redis.keys import DEFAULT_BUCKETS
-from workflow.store.redis.store import RedisStore
+from workflow.store.redis.store import RedisStore, open_store
 
 URL = os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = 1_700_000_000_000
@@ -161,3 +161,18 @@ async def test_a_status_filter_reads_only_the_matching_runs(
     assert Counter.sent - before == STANDALONE["list_runs"]
     assert [r.run_id for r in page.items] == ["r0042"]
     assert page.next_cursor is None
+
+
+async def test_a_store_open_store_opened_has_read_its_bucket_count(
+    store: RedisStore, counted: type[Counter]
+) -> None:
+    # verify_schema reads P{g}:buckets along with the revision, so the first operation
+    # of an opened store is its own one round trip.
+    joint = "&" if "?" in URL else "?"
+    opened = await open_store(f"{URL}{joint}prefix={store.keys.prefix}")
+    try:
+        before = counted.sent
+        assert await opened.load_run("r") is None
+        assert counted.sent - before == 1
+    finally:
+        await opened.close()

@@ -12,7 +12,12 @@ Conventions (see :mod:`workflow.store.redis.keys` for the layout):
   member (a run of the bucket) or from a run's fields (its workflow's index) are in
   the same bucket, hence the same slot, which is the rule Redis Cluster enforces.
 * With ``dry = '1'`` a many-run script only lists what it would act on (with the
-  sort key), so the caller can merge buckets on a cluster before acting.
+  sort key), so the caller can merge buckets on a cluster before acting. After
+  ``dry`` comes a count ``m`` and ``m`` index members: ``m = 0`` (standalone, and the
+  dry step) scans the buckets' indexes; ``m > 0`` (the cluster's acting step, one
+  bucket) acts on exactly those members, the dry step's winners, that still qualify,
+  and on nothing else (re-scanning would see another window: claim_runnable's
+  expired leases are read in ``expires_at`` order but ranked by ``ready_at``).
 * Times arrive as decimal strings and are stored as given: Lua numbers are doubles
   and would print large values in exponent form, so scripts never format a time
   they computed. Times are exact in a double (``MAX_MS`` < 2**53), so comparing them
@@ -195,6 +200,16 @@ local function buckets()
   return tags, n + 1
 end
 
+-- The members the cluster's acting step names (ARGV[i] = m, then m members): nil when
+-- m = 0 (scan the indexes instead).
+local function named(i)
+  local m = tonumber(ARGV[i] or '0')
+  if m == 0 then return nil end
+  local out = {}
+  for j = 1, m do out[j] = ARGV[i + j] end
+  return out
+end
+
 -- Candidates are {score, member hex, tag}: (score, id) order. Members are hex, so
 -- string order is byte order whatever the server's locale.
 local function by_score_then_id(a, b)
@@ -231,17 +246,28 @@ return delete_run(ARGV[1], ARGV[2])
 """
 
 PURGE_RUNS = r"""
--- ARGV: n, tags, terminal_before, limit, dry. Deletes (or, dry, lists) the `limit`
--- terminal runs updated before the cutoff, oldest (updated_at, run_id) first; returns
--- {updated_at, h} of each.
+-- ARGV: n, tags, terminal_before, limit, dry, m, m members (see named). Deletes (or,
+-- dry, lists) the `limit` terminal runs updated before the cutoff, oldest
+-- (updated_at, run_id) first; returns {updated_at, h} of each.
 local tags, a = buckets()
 local before, limit, dry = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3] == '1'
+local only = named(a + 4)
 local c = {}
-for _, T in ipairs(tags) do
-  local doomed = redis.call('ZRANGEBYSCORE', gk(T, 'terminal'), '-inf', '(' .. before,
-    'WITHSCORES', 'LIMIT', 0, limit)
-  for i = 1, #doomed, 2 do
-    if alive(T, doomed[i]) then c[#c + 1] = {tonumber(doomed[i + 1]), doomed[i], T} end
+if only then
+  local T = tags[1]
+  for _, h in ipairs(only) do
+    local score = redis.call('ZSCORE', gk(T, 'terminal'), h)
+    if score and tonumber(score) < tonumber(before) and alive(T, h) then
+      c[#c + 1] = {tonumber(score), h, T}
+    end
+  end
+else
+  for _, T in ipairs(tags) do
+    local doomed = redis.call('ZRANGEBYSCORE', gk(T, 'terminal'), '-inf', '(' .. before,
+      'WITHSCORES', 'LIMIT', 0, limit)
+    for i = 1, #doomed, 2 do
+      if alive(T, doomed[i]) then c[#c + 1] = {tonumber(doomed[i + 1]), doomed[i], T} end
+    end
   end
 end
 table.sort(c, by_score_then_id)
@@ -262,25 +288,33 @@ return {'claimed', claim(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6])}
 """
 
 CLAIM_RUNNABLE = r"""
--- ARGV: n, tags, owner, expires_at, limit, now, with_history, dry
--- Claimable runs are the queued ones and the running ones whose lease expired; both
--- are ordered by (ready_at, run_id). Each bucket offers its first `limit` queued runs
--- and its `limit` earliest-expired leases (bounded work however many leases expired);
--- the first `limit` of those in (ready_at, run_id) order are claimed (dry: listed).
--- Returns {ready_at, h, claim} per run (no claim when dry).
+-- ARGV: n, tags, owner, expires_at, limit, now, with_history, dry, m, m members (see
+-- named). Claimable runs are the queued ones and the running ones whose lease expired;
+-- both are ordered by (ready_at, run_id). Each bucket offers its first `limit` queued
+-- runs and its `limit` earliest-expired leases (bounded work however many leases
+-- expired); the first `limit` of those in (ready_at, run_id) order are claimed (dry:
+-- listed). Named members: those still claimable are claimed. Returns
+-- {ready_at, h, claim} per run (no claim when dry).
 local tags, a = buckets()
 local owner, expires, limit = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
 local now, history, dry = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6] == '1'
+local only = named(a + 7)
+local function ready(T, h) return tonumber(redis.call('HGET', rk(T, h), 'ready') or '0') end
 local c = {}
-for _, T in ipairs(tags) do
-  local queued = redis.call('ZRANGE', gk(T, 'queued'), 0, limit - 1, 'WITHSCORES')
-  for i = 1, #queued, 2 do
-    if alive(T, queued[i]) then c[#c + 1] = {tonumber(queued[i + 1]), queued[i], T} end
+if only then
+  local T = tags[1]
+  for _, h in ipairs(only) do
+    if alive(T, h) and claimable(T, h, now) then c[#c + 1] = {ready(T, h), h, T} end
   end
-  local expired = redis.call('ZRANGEBYSCORE', gk(T, 'leases'), '-inf', now, 'LIMIT', 0, limit)
-  for _, h in ipairs(expired) do
-    if alive(T, h) then
-      c[#c + 1] = {tonumber(redis.call('HGET', rk(T, h), 'ready') or '0'), h, T}
+else
+  for _, T in ipairs(tags) do
+    local queued = redis.call('ZRANGE', gk(T, 'queued'), 0, limit - 1, 'WITHSCORES')
+    for i = 1, #queued, 2 do
+      if alive(T, queued[i]) then c[#c + 1] = {tonumber(queued[i + 1]), queued[i], T} end
+    end
+    local expired = redis.call('ZRANGEBYSCORE', gk(T, 'leases'), '-inf', now, 'LIMIT', 0, limit)
+    for _, h in ipairs(expired) do
+      if alive(T, h) then c[#c + 1] = {ready(T, h), h, T} end
     end
   end
 end
@@ -378,16 +412,28 @@ return {'buffered', run_of(T, h)}
 """
 
 FIRE_DUE_TIMERS = r"""
--- ARGV: n, tags, now, limit, dry. Fires (dry: lists) the `limit` earliest due timers in
--- (wake_at, run_id) order; returns {wake_at, h, run_id, field, record} per timer.
+-- ARGV: n, tags, now, limit, dry, m, m members (see named). Fires (dry: lists) the
+-- `limit` earliest due timers in (wake_at, run_id) order; returns
+-- {wake_at, h, run_id, field, record} per timer.
 local tags, a = buckets()
 local now, limit, dry = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3] == '1'
+local only = named(a + 4)
 local c = {}
-for _, T in ipairs(tags) do
-  local due = redis.call('ZRANGEBYSCORE', gk(T, 'timers'), '-inf', now, 'WITHSCORES',
-    'LIMIT', 0, limit)
-  for i = 1, #due, 2 do
-    if alive(T, due[i]) then c[#c + 1] = {tonumber(due[i + 1]), due[i], T} end
+if only then
+  local T = tags[1]
+  for _, h in ipairs(only) do
+    local score = redis.call('ZSCORE', gk(T, 'timers'), h)
+    if score and tonumber(score) <= tonumber(now) and alive(T, h) then
+      c[#c + 1] = {tonumber(score), h, T}
+    end
+  end
+else
+  for _, T in ipairs(tags) do
+    local due = redis.call('ZRANGEBYSCORE', gk(T, 'timers'), '-inf', now, 'WITHSCORES',
+      'LIMIT', 0, limit)
+    for i = 1, #due, 2 do
+      if alive(T, due[i]) then c[#c + 1] = {tonumber(due[i + 1]), due[i], T} end
+    end
   end
 end
 table.sort(c, by_score_then_id)

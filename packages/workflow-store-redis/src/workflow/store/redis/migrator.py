@@ -5,9 +5,10 @@ Alembic's ``ScriptDirectory`` owns the revision graph (files in ``migrations/ver
 ``async upgrade(ctx)`` / ``downgrade(ctx)`` with a :class:`MigrationContext`. The
 current revision lives in the key ``P{g}:revision``. A migration run holds the lock
 key ``P{g}:migration_lock`` (``SET NX PX``), so two processes never migrate one
-keyspace at once. Redis has no transactional DDL: each revision must be written so
-that running it again after an interruption finishes the job (the revision key is
-only advanced after a revision completed).
+keyspace at once; the holder renews it while it migrates (so a long migration keeps
+it), and a crashed holder's lock expires on its own. Redis has no transactional DDL:
+each revision must be written so that running it again after an interruption
+finishes the job (the revision key is only advanced after a revision completed).
 
 On Redis Cluster the same code runs through the cluster client: ``SCAN`` visits
 every primary (redis-py's cluster ``scan_iter``), and every other command goes to the
@@ -16,6 +17,8 @@ node of its key's slot.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,10 +40,15 @@ Client = aioredis.Redis | RedisCluster
 
 LOCATION = str(Path(__file__).with_name("migrations"))
 _LOCK_MS = 10 * 60 * 1000
-"""How long a crashed migration run blocks the next one (the lock then expires)."""
+"""How long a crashed migration run blocks the next one (the lock then expires). A
+running migration renews it every third of that, so it never expires under one."""
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -197,25 +205,70 @@ class RedisMigrator:
 
 
 class _Lock:
-    """``SET NX PX`` lock on the keyspace, released only by its holder."""
+    """``SET NX PX`` lock on the keyspace, renewed while held and released only by its
+    holder (both fenced by the holder's random token)."""
 
-    def __init__(self, ctx: MigrationContext) -> None:
+    def __init__(self, ctx: MigrationContext, ttl_ms: int = _LOCK_MS) -> None:
         self._ctx = ctx
         self._token = uuid.uuid4().hex
+        self._ttl_ms = ttl_ms
+        self._renewer: asyncio.Task[None] | None = None
+        self.lost = False
+        """Whether a renewal found the lock gone or someone else's (it expired, or was
+        removed by hand, while this holder migrated)."""
+
+    @property
+    def key(self) -> str:
+        return self._ctx.keys.meta("migration_lock")
 
     async def __aenter__(self) -> None:
-        key = self._ctx.keys.meta("migration_lock")
-        if not await self._ctx.client.set(key, self._token, nx=True, px=_LOCK_MS):
+        key = self.key
+        if not await self._ctx.client.set(key, self._token, nx=True, px=self._ttl_ms):
+            left = int(await self._ctx.client.pttl(key))
+            if left >= 0:
+                when = f"it expires in {left // 1000} s unless its holder renews it"
+            elif left == -1:
+                when = "it has no expiry, so it was not set by a migration"
+            else:
+                when = "it has just been released"
             raise SchemaVersionError(
                 f"another process is migrating the keyspace under prefix "
-                f"{self._ctx.keys.prefix!r} (lock {key!r}); retry when it is done",
+                f"{self._ctx.keys.prefix!r} (lock key {key!r}; {when}); retry when it is "
+                f"done. If no migration is running (one crashed), remove the stale lock "
+                f"by hand: redis-cli DEL '{key}' (with -c on a cluster)",
                 current=None,
                 required=head(),
             )
+        self._renewer = asyncio.create_task(self._keep())
+
+    async def renew(self) -> bool:
+        """Reset the lock's expiry if this holder still holds it; whether it does."""
+        held = await self._ctx.client.eval(_RENEW, 1, self.key, self._token, self._ttl_ms)
+        return bool(held)
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(self._ttl_ms / 3 / 1000)
+            if not await self.renew():
+                self.lost = True
+                return
 
     async def __aexit__(self, *exc: object) -> None:
-        key = self._ctx.keys.meta("migration_lock")
-        await self._ctx.client.eval(_RELEASE, 1, key, self._token)
+        if self._renewer is not None:
+            self._renewer.cancel()
+            # A renewal that failed (the server went away) must not hide how the
+            # migration ended: the release below reports a dead server anyway.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._renewer
+        await self._ctx.client.eval(_RELEASE, 1, self.key, self._token)
+        if self.lost and exc[0] is None:
+            raise SchemaVersionError(
+                f"the migration lock {self.key!r} expired or was removed while this process "
+                "migrated, so another process may have migrated at the same time: run "
+                "`workflow migrate upgrade` again (revisions finish an interrupted run)",
+                current=None,
+                required=head(),
+            )
 
 
 def _single(value: Any) -> str | None:

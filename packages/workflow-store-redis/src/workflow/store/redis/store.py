@@ -12,9 +12,9 @@ Cluster (``cluster=true``). A one-run operation is one script on the run's bucke
 (:mod:`.keys`) either way. An operation across runs (claim_runnable, fire_due_timers,
 purge_runs, fire_due_schedules) is one script over every bucket on a standalone
 server; on a cluster it asks each bucket what it would act on (``dry``), merges the
-answers in ``(score, id)`` order and then acts on the buckets that hold the winners
-(rather than visiting buckets in turn and stopping at the first claims, which would
-break the contract's global order). docs/stores/redis.md tabulates the round trips.
+answers in ``(score, id)`` order and then acts on the buckets that hold the winners,
+naming them (rather than visiting buckets in turn and stopping at the first claims,
+which would break the contract's global order). docs/stores/redis.md tabulates the round trips.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -43,6 +42,7 @@ from workflow.runtime.errors import (
     StoreConfigurationError,
     StoreOperationError,
     StoreUnavailableError,
+    WorkflowStoreError,
 )
 from workflow.runtime.records import (
     JSON,
@@ -101,6 +101,10 @@ a status (the one listing that reads an index holding more than what it lists)."
 # Failover, loading and memory pressure: the script was refused before its first
 # write. A lost connection or a timeout: it ran whole or not at all, and running it
 # again is safe (docs/stores/redis.md, "Errors and lost replies"). The caller may retry.
+# On a cluster also: a slot that moves or is being migrated (redis-py follows MOVED/ASK
+# and TRYAGAIN until its redirect budget runs out: ClusterError "TTL exhausted"), a
+# slot no node serves, or no node reachable (RedisClusterException, which is not a
+# RedisError).
 _UNAVAILABLE = (
     rex.ConnectionError,
     rex.TimeoutError,
@@ -110,7 +114,13 @@ _UNAVAILABLE = (
     rex.ClusterDownError,
     rex.TryAgainError,
     rex.OutOfMemoryError,
+    rex.ClusterError,
+    rex.RedisClusterException,
 )
+# Script errors a cluster in motion produces: a key the script derives (not in its
+# KEYS) was migrated away meanwhile, or the cluster lost a slot mid-script.
+_UNAVAILABLE_SCRIPT_ERRORS = ("non local key", "cluster is down")
+_NOT_A_CLUSTER = "Cluster mode is not enabled"
 
 
 class RedisStore:
@@ -165,18 +175,35 @@ class RedisStore:
         cls,
         url: str,
         *,
-        prefix: str = DEFAULT_PREFIX,
+        prefix: str | None = None,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
-        cluster: bool = False,
-        buckets: int = DEFAULT_BUCKETS,
+        cluster: bool | None = None,
+        buckets: int | None = None,
     ) -> RedisStore:
         """A store on the server at ``url`` (``redis://`` or ``rediss://``); with
-        ``cluster=True`` ``url`` names any node of a Redis Cluster."""
+        ``cluster=True`` ``url`` names any node of a Redis Cluster.
+
+        The URL's ``prefix``, ``buckets`` and ``cluster`` query parameters are read
+        like :func:`open_store` reads them (an option given here wins over the URL's);
+        the other query parameters go to redis-py, which must know them."""
+        parts = urlsplit(url)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        in_url = {
+            name: query.pop(name)[-1] for name in ("prefix", "buckets", "cluster") if name in query
+        }
+        # The URL's values are read only where no option overrides them.
+        if prefix is None:
+            prefix = in_url.get("prefix", DEFAULT_PREFIX)
+        if buckets is None:
+            buckets = _count(in_url.get("buckets", str(DEFAULT_BUCKETS)))
+        if cluster is None:
+            cluster = _flag(in_url.get("cluster", "false"))
         # Check the options before a client (and its pool) exists, so nothing leaks.
         Keyspace(prefix, buckets)
         validation._check_int(max_payload_bytes, "max_payload_bytes", 2, 2**31)
         if type(cluster) is not bool:
             raise InvalidArgumentError("cluster must be a bool")
+        rest = parts._replace(query=urlencode(query, doseq=True)).geturl()
         # Timeouts, so a connection dropped without a reset fails the operation
         # (StoreUnavailableError) instead of hanging it; the URL's own
         # socket_timeout=… etc. win over these.
@@ -184,21 +211,35 @@ class RedisStore:
         client: Client
         try:
             if cluster:
-                if urlsplit(url).path.strip("/") not in ("", "0"):
+                if parts.path.strip("/") not in ("", "0"):
                     raise ValueError("a Redis Cluster has only database 0")
-                client = RedisCluster.from_url(url, decode_responses=True, **timeouts)
+                client = RedisCluster.from_url(rest, decode_responses=True, **timeouts)
             else:
                 client = aioredis.Redis.from_url(
-                    url, decode_responses=True, health_check_interval=30, **timeouts
+                    rest, decode_responses=True, health_check_interval=30, **timeouts
                 )
-        except (ValueError, rex.RedisClusterException) as exc:
+                # redis-py hands unknown query parameters to each new connection, so a
+                # misspelt one would fail only at the first command: build one now
+                # (no socket is opened) to refuse it here.
+                pool = client.connection_pool
+                pool.connection_class(**pool.connection_kwargs)
+        except (ValueError, TypeError, rex.RedisClusterException) as exc:
+            # TypeError: a query parameter redis-py does not know (it passes them on as
+            # keyword arguments).
             raise InvalidArgumentError(f"bad Redis URL {redact_url(url)!r}: {exc}") from None
+        # The URL a `workflow migrate` hint names: redis-py's part, and what creating
+        # the keyspace needs (the prefix is added by __init__).
+        hint = redact_url(rest)
+        extra = (["cluster=true"] if cluster else []) + (
+            [f"buckets={buckets}"] if buckets != DEFAULT_BUCKETS else []
+        )
+        if extra:
+            hint += ("&" if "?" in hint else "?") + "&".join(extra)
         return cls(
             client,
             prefix=prefix,
             max_payload_bytes=max_payload_bytes,
-            url_hint=redact_url(url)
-            + (("&" if "?" in url else "?") + "cluster=true" if cluster else ""),
+            url_hint=hint,
             buckets=buckets,
         )
 
@@ -231,13 +272,31 @@ class RedisStore:
         except rex.NoPermissionError as exc:
             raise StoreConfigurationError(f"Redis denied the command (ACL): {exc}") from exc
         except _UNAVAILABLE as exc:
+            if _NOT_A_CLUSTER in str(exc):
+                raise StoreConfigurationError(
+                    f"Redis at {self._url_hint} is not a Redis Cluster ({exc}): "
+                    "drop cluster=true from the URL (or cluster=True from the options)"
+                ) from exc
             raise StoreUnavailableError(f"Redis is unavailable: {exc}") from exc
         except rex.ResponseError as exc:
             if str(exc).startswith("BUSY"):  # another script is running: retry later
                 raise StoreUnavailableError(f"Redis is busy: {exc}") from exc
+            if any(text in str(exc) for text in _UNAVAILABLE_SCRIPT_ERRORS):
+                raise StoreUnavailableError(f"Redis Cluster is resharding: {exc}") from exc
             raise StoreOperationError(f"Redis rejected the operation: {exc}") from exc
         except rex.RedisError as exc:
             raise StoreOperationError(f"Redis rejected the operation: {exc}") from exc
+        except WorkflowStoreError:
+            raise  # the contract's own errors (a migration's SchemaVersionError …)
+        except Exception as exc:
+            # redis-py's cluster client has bugs on paths taken only while nodes fail
+            # (after a node hang, concurrent commands hit an AttributeError in its
+            # connection handling). Raised inside the driver on a cluster, such an
+            # exception means the cluster could not serve the call, not that the call
+            # was wrong: retryable. One raised in our own code is a bug and stays raw.
+            if self._cluster and _raised_in_driver(exc):
+                raise StoreUnavailableError(f"Redis Cluster client failed: {exc!r}") from exc
+            raise
 
     async def _ks(self) -> Keyspace:
         """The keyspace, with the bucket count the keyspace was created with (read
@@ -245,7 +304,7 @@ class RedisStore:
         if not self._buckets_known:
             found = await self._io(lambda: self._client.get(self.keys.meta("buckets")))
             if found is not None:
-                if not str(found).isdigit():
+                if not (str(found).isascii() and str(found).isdigit()):
                     raise StoreOperationError(
                         f"{self.keys.meta('buckets')} holds {found!r}, not a bucket count"
                     )
@@ -281,23 +340,36 @@ class RedisStore:
         """Run a many-run script whose rows start ``(score, member)`` over every
         bucket: the rows of the first ``limit`` members in ``(score, member)`` order.
 
-        ``make_args(limit, dry)`` gives the script's arguments. Standalone: one call
-        over every bucket. Cluster: a dry call per bucket (concurrently), then one
-        acting call per bucket that holds a winner, asked for exactly its winners."""
+        ``make_args(limit, dry)`` gives the script's arguments (before the named
+        members, :mod:`.lua`). Standalone: one call over every bucket. Cluster: a dry
+        call per bucket (concurrently), then one acting call per bucket that holds a
+        winner, naming its winners: it acts on those that still qualify and on nothing
+        else, so a cluster acts on the runs a standalone server would (a winner taken
+        meanwhile by another caller is simply not acted on: fewer rows, never others)."""
         ks = await self._ks()
         if not self._cluster:
             return list(
-                await self._many(script, ks, range(ks.buckets), names, make_args(limit, False))
+                await self._many(
+                    script, ks, range(ks.buckets), names, [*make_args(limit, False), 0]
+                )
             )
-        peeks = await asyncio.gather(
-            *(self._many(script, ks, [k], names, make_args(limit, True)) for k in range(ks.buckets))
+        peeks = await _all(
+            *(
+                self._many(script, ks, [k], names, [*make_args(limit, True), 0])
+                for k in range(ks.buckets)
+            )
         )
         ranked = sorted(
             (int(row[0]), str(row[1]), k) for k, rows in enumerate(peeks) for row in rows
         )[:limit]
-        wins = Counter(k for _, _, k in ranked)
-        acted = await asyncio.gather(
-            *(self._many(script, ks, [k], names, make_args(n, False)) for k, n in wins.items())
+        wins: dict[int, list[str]] = {}
+        for _, member, k in ranked:
+            wins.setdefault(k, []).append(member)
+        acted = await _all(
+            *(
+                self._many(script, ks, [k], names, [*make_args(len(ms), False), len(ms), *ms])
+                for k, ms in wins.items()
+            )
         )
         return sorted((row for rows in acted for row in rows), key=lambda r: (int(r[0]), r[1]))
 
@@ -981,7 +1053,7 @@ class RedisStore:
         for d in due:
             by_bucket.setdefault(d.bucket, []).append(d)
         buckets = list(by_bucket)
-        peeks = await asyncio.gather(
+        peeks = await _all(
             *(
                 self._many(
                     self._fire_schedules,
@@ -998,7 +1070,7 @@ class RedisStore:
         mine: dict[int, list[_Due]] = {}
         for d in chosen:
             mine.setdefault(d.bucket, []).append(d)
-        acted = await asyncio.gather(
+        acted = await _all(
             *(
                 self._many(
                     self._fire_schedules, ks, [k], names, args(ds, lambda _: 1, len(ds), False)
@@ -1031,8 +1103,12 @@ class RedisStore:
         return await self._io(lambda: durability.all_problems(self._client))
 
     async def verify_schema(self) -> None:
-        """Raise :class:`SchemaVersionError` unless the keyspace is at the head revision."""
+        """Raise :class:`SchemaVersionError` unless the keyspace is at the head revision.
+
+        Also reads the keyspace's bucket count, so a store :func:`open_store` opened
+        does not pay that read on its first operation."""
         await self._io(self.migrator.verify)
+        await self._ks()
 
     async def close(self) -> None:
         self._closed = True
@@ -1079,8 +1155,10 @@ def _field(ref: InboxRef) -> str:
 async def open_store(url: str, **options: object) -> RedisStore:
     """Entry point for ``redis://`` and ``rediss://`` URLs.
 
-    The key prefix (default ``wf:``) comes from the ``prefix`` option or the URL's
-    ``prefix`` query parameter; other query parameters go to redis-py. Options:
+    ``prefix``, ``buckets`` and ``cluster`` come from the options or else from the
+    URL's query parameters of those names (an option wins, and then the URL's value is
+    not read); other query parameters go to redis-py, and one it does not know is an
+    :class:`InvalidArgumentError`. Options:
     ``prefix``, ``max_payload_bytes``, ``verify_schema`` (default ``True``: raise
     :class:`SchemaVersionError` unless the keyspace is at the head revision),
     ``require_durable`` (default ``False``: the persistence settings that can lose
@@ -1092,30 +1170,25 @@ async def open_store(url: str, **options: object) -> RedisStore:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
         raise InvalidArgumentError(f"not a Redis URL: {redact_url(url)!r}")
-    query = parse_qs(parts.query)
-    prefix = options.pop("prefix", query.pop("prefix", [DEFAULT_PREFIX])[-1])
+    prefix = options.pop("prefix", None)
     max_bytes = options.pop("max_payload_bytes", codec.DEFAULT_MAX_PAYLOAD_BYTES)
     verify = options.pop("verify_schema", True)
     require_durable = options.pop("require_durable", False)
-    cluster = options.pop("cluster", _flag(query.pop("cluster", ["false"])[-1]))
-    buckets = options.pop("buckets", query.pop("buckets", [str(DEFAULT_BUCKETS)])[-1])
-    if isinstance(buckets, str):
-        if not buckets.isdigit():
-            raise InvalidArgumentError(f"buckets must be a whole number, not {buckets!r}")
-        buckets = int(buckets)
+    cluster = options.pop("cluster", None)
+    buckets = options.pop("buckets", None)
     if options:
         raise InvalidArgumentError(f"unknown Redis store options: {', '.join(sorted(options))}")
-    if not isinstance(prefix, str) or not isinstance(max_bytes, int):
-        raise InvalidArgumentError("prefix must be a str and max_payload_bytes an int")
-    rest = urlencode(query, doseq=True)
-    if type(cluster) is not bool or type(buckets) is not int:
-        raise InvalidArgumentError("cluster must be a bool and buckets an int")
+    if prefix is not None and not isinstance(prefix, str):
+        raise InvalidArgumentError("prefix must be a str")
+    if type(max_bytes) is not int:
+        raise InvalidArgumentError("max_payload_bytes must be an int")
+    if cluster is not None and type(cluster) is not bool:
+        raise InvalidArgumentError("cluster must be a bool")
+    if buckets is not None and type(buckets) is not int:
+        raise InvalidArgumentError("buckets must be an int")
+    # The URL's prefix, buckets and cluster are read by from_url (options win).
     store = RedisStore.from_url(
-        parts._replace(query=rest).geturl(),
-        prefix=prefix,
-        max_payload_bytes=max_bytes,
-        cluster=cluster,
-        buckets=buckets,
+        url, prefix=prefix, max_payload_bytes=max_bytes, cluster=cluster, buckets=buckets
     )
     try:
         if verify:
@@ -1131,6 +1204,36 @@ async def open_store(url: str, **options: object) -> RedisStore:
     for problem in problems:
         _log.warning("Redis at %s may lose acknowledged writes: %s", store._url_hint, problem)
     return store
+
+
+async def _all(*calls: Awaitable[T]) -> list[T]:
+    """Await every call concurrently; then raise the first failure, if any. Unlike a
+    bare ``asyncio.gather``, no call is left running (and acting) after the operation
+    has already failed, and no failure goes unretrieved."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast("list[T]", results)
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by redis-py's code (its innermost frame is there)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module == "redis" or module.startswith("redis.")
+
+
+def _count(text: str) -> int:
+    """A URL's ``buckets=`` value (or the keyspace's stored count): ASCII digits only
+    (``str.isdigit`` also accepts ``²``, which ``int`` refuses)."""
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidArgumentError(f"buckets must be a whole number, not {text!r}")
+    return int(text)
 
 
 def _flag(text: str) -> bool:
