@@ -16,7 +16,7 @@ from .report import RESULTS_DIR, Report
 from .verdict import summary
 
 SUITES = ("ops", "e2e", "scale")
-MEMORY_RUNS = {"quick": 100, "default": 2_000, "full": 10_000}
+MEMORY_RUNS = {"quick": 100, "default": 2_000, "full": 100_000}
 """Runs the worker-memory subprocess drives (in 4 chunks)."""
 
 
