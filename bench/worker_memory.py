@@ -3,7 +3,9 @@
 
 One ``Worker`` (default 8 drive slots) drives the three-step workflow; runs are
 started in ``CHECKPOINTS`` equal chunks, and after each chunk has finished the peak
-resident set (``ru_maxrss``) and the current one (``/proc/self/statm``) are taken.
+resident set (``VmHWM`` in ``/proc/self/status``) and the current one
+(``/proc/self/statm``) are taken. Not ``ru_maxrss``: Linux keeps it across ``exec``, so
+a process started from a large harness would report the harness's size.
 A worker that keeps nothing per finished run ends at about the memory of its first
 chunk: the report gives last / first. Prints ``BENCH_RESULT {json}``.
 """
@@ -33,6 +35,18 @@ def _current_rss_kib() -> int:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _peak_rss_kib() -> int:
+    """The process's own high-water mark (reset by exec, unlike ``ru_maxrss``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 async def measure(store_name: str, runs: int) -> dict[str, Any]:
@@ -71,7 +85,7 @@ async def measure(store_name: str, runs: int) -> dict[str, Any]:
                 points.append(
                     {
                         "runs": target_count,
-                        "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                        "max_rss_kib": _peak_rss_kib(),
                         "rss_kib": _current_rss_kib(),
                     }
                 )
