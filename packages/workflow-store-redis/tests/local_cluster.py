@@ -125,8 +125,9 @@ def _start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 "cluster-enabled yes\ncluster-config-file nodes.conf\n"
                 'cluster-node-timeout 5000\nappendonly yes\nsave ""\n'
             )
-            log = (root / f"{port}.log").open("wb")
-            nodes.append(subprocess.Popen([server, str(config)], stdout=log, stderr=log))
+            # The node writes to its own copy of the descriptor; ours is closed at once.
+            with (root / f"{port}.log").open("wb") as log:
+                nodes.append(subprocess.Popen([server, str(config)], stdout=log, stderr=log))
         for port in ports:
             _wait(
                 f"node {port} answering PING",
