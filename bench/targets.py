@@ -140,73 +140,75 @@ def _schema_name() -> str:
 
 
 @contextlib.asynccontextmanager
-async def postgres() -> AsyncIterator[Target]:
-    params = await _probe(POSTGRES_URL, "PostgreSQL", 5432)
+async def _sql_server(
+    name: str,
+    url: str,
+    open_store: Callable[..., SQLStore],
+    open_floor: Callable[[str, str], Awaitable[RawFloor]],
+    where: str,
+    drop: str,
+) -> AsyncIterator[Target]:
+    """A SQL store on its own new schema (``drop`` removes it, ``{}`` its name), with
+    a helper handle and the raw floor on the same tables."""
     schema = _schema_name()
-    store = PostgresStore.from_url(POSTGRES_URL, schema=schema)
-    helper = PostgresStore.from_url(POSTGRES_URL, schema=schema)
+    store = open_store(url, schema=schema)
+    helper = open_store(url, schema=schema)
     try:
         await store.create_schema()
-        dbname = make_url(POSTGRES_URL).database
-        conninfo = {**params, "dbname": dbname}
-        floor = await PostgresFloor.connect(conninfo, schema, store.tables.runs.name)
+        runs = store.tables.runs.name
+        floor = await open_floor(schema, runs)
         try:
-            where = f"{params['host']}:{params['port']}/{dbname}, schema {schema}"
             yield Target(
-                "postgres",
-                where,
+                name,
+                where.format(schema),
                 lambda: _emptied(store),
                 store,
                 floor,
                 helper,
                 SERVER_SETUP,
                 recorder=sql_recorder(store),
-                open_floor=lambda: PostgresFloor.connect(conninfo, schema, store.tables.runs.name),
-                url=POSTGRES_URL,
+                open_floor=lambda: open_floor(schema, runs),
+                url=url,
                 store=store,
-                open_handle=lambda: PostgresStore.from_url(POSTGRES_URL, schema=schema),
+                open_handle=lambda: open_store(url, schema=schema),
             )
         finally:
             await floor.close()
     finally:
         await helper.close()
         async with store.engine.begin() as conn:
-            await conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            await conn.execute(sa.text(drop.format(schema)))
         await store.close()
+
+
+@contextlib.asynccontextmanager
+async def postgres() -> AsyncIterator[Target]:
+    params = await _probe(POSTGRES_URL, "PostgreSQL", 5432)
+    dbname = make_url(POSTGRES_URL).database
+    conninfo = {**params, "dbname": dbname}
+    async with _sql_server(
+        "postgres",
+        POSTGRES_URL,
+        PostgresStore.from_url,
+        lambda schema, runs: PostgresFloor.connect(conninfo, schema, runs),
+        f"{params['host']}:{params['port']}/{dbname}, schema {{}}",
+        'DROP SCHEMA IF EXISTS "{}" CASCADE',
+    ) as target:
+        yield target
 
 
 @contextlib.asynccontextmanager
 async def mysql() -> AsyncIterator[Target]:
     params = await _probe(MYSQL_URL, "MySQL/MariaDB", 3306)
-    schema = _schema_name()
-    store = MySQLStore.from_url(MYSQL_URL, schema=schema)
-    helper = MySQLStore.from_url(MYSQL_URL, schema=schema)
-    try:
-        await store.create_schema()
-        floor = await MySQLFloor.connect(params, schema, store.tables.runs.name)
-        try:
-            where = f"{params['host']}:{params['port']}, database {schema}"
-            yield Target(
-                "mysql",
-                where,
-                lambda: _emptied(store),
-                store,
-                floor,
-                helper,
-                SERVER_SETUP,
-                recorder=sql_recorder(store),
-                open_floor=lambda: MySQLFloor.connect(params, schema, store.tables.runs.name),
-                url=MYSQL_URL,
-                store=store,
-                open_handle=lambda: MySQLStore.from_url(MYSQL_URL, schema=schema),
-            )
-        finally:
-            await floor.close()
-    finally:
-        await helper.close()
-        async with store.engine.begin() as conn:
-            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{schema}`"))
-        await store.close()
+    async with _sql_server(
+        "mysql",
+        MYSQL_URL,
+        MySQLStore.from_url,
+        lambda schema, runs: MySQLFloor.connect(params, schema, runs),
+        f"{params['host']}:{params['port']}, database {{}}",
+        "DROP DATABASE IF EXISTS `{}`",
+    ) as target:
+        yield target
 
 
 async def drop_keys(store: RedisStore) -> None:

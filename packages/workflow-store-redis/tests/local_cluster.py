@@ -19,12 +19,15 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from workflow.contract_tests.servers import in_ci
+from workflow.contract_tests.servers import in_ci, require_server
+from workflow.store.redis.keys import Keyspace
+from workflow.store.redis.store import RedisStore
 
 _MASTERS = 3
 _START_SECONDS = 60
@@ -167,3 +170,29 @@ def _start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 node.kill()
                 node.wait()
+
+
+STANDALONE_URL = os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def standalone_or_cluster(
+    request: pytest.FixtureRequest, *, create: bool
+) -> AsyncIterator[RedisStore]:
+    """For a fixture parametrized ``["standalone", "cluster"]``: a store under a key
+    prefix of its own on that server (its keyspace created when ``create``), its keys
+    removed afterwards."""
+    cluster = request.param == "cluster"
+    if cluster:
+        url = request.getfixturevalue("redis_cluster_url")
+    else:
+        require_server(STANDALONE_URL, "Redis", default_port=6379)
+        url = STANDALONE_URL
+    prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
+    store = RedisStore.from_url(url, prefix=prefix, cluster=cluster)
+    if create:
+        await store.create_schema()
+    yield store
+    # One key per UNLINK: on a cluster the keys live in different slots.
+    async for key in store.client.scan_iter(match=Keyspace(prefix).pattern):
+        await store.client.unlink(key)
+    await store.close()

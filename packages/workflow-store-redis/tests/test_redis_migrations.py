@@ -4,39 +4,27 @@ Every test runs on the standalone server and on the test cluster (conftest.py)."
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
+from local_cluster import (  # noqa: F401  (fixture redis_cluster_url)
+    cluster_fixture,
+    standalone_or_cluster,
+)
 
-from workflow.contract_tests.servers import require_server
 from workflow.runtime import Claimed, Finish, IntervalSpec, NewEvent, Pause, Wait
 from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
-from workflow.store.redis.keys import Keyspace, escape
+from workflow.store.redis.keys import escape
 from workflow.store.redis.migrator import _Lock, head
 from workflow.store.redis.store import RedisStore
 
-URL = os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = 1_700_000_000_000
 
 
 @pytest.fixture(params=["standalone", "cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[RedisStore]:
-    cluster = request.param == "cluster"
-    if cluster:
-        url = request.getfixturevalue("redis_cluster_url")
-    else:
-        require_server(URL, "Redis", default_port=6379)
-        url = URL
-    prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
-    store = RedisStore.from_url(url, prefix=prefix, cluster=cluster)
-    yield store
-    # One key per UNLINK: on a cluster the keys live in different slots.
-    async for key in store.client.scan_iter(match=Keyspace(prefix).pattern):
-        await store.client.unlink(key)
-    await store.close()
+    async for handle in standalone_or_cluster(request, create=False):
+        yield handle
 
 
 async def _keys(store: RedisStore) -> set[str]:

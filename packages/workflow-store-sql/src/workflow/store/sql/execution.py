@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 
 T = TypeVar("T")
@@ -57,8 +57,20 @@ def in_transaction(conn: sa.Connection, begin: str, body: Body[T]) -> T:
     return result
 
 
-async def run_body(conn: AsyncConnection, body: Body[T]) -> T:
-    """Run ``body`` on ``conn``: in one hop on aiosqlite, else through ``run_sync``."""
+def thread_options(engine: AsyncEngine) -> dict[str, Any]:
+    """The execution options of ``engine`` (schema map, the store's tag, ...) that the
+    engines on aiosqlite's threads take over: all but the isolation level, which those
+    engines set themselves. Computed once per store."""
+    return {
+        k: v
+        for k, v in engine.sync_engine.get_execution_options().items()
+        if k != "isolation_level"
+    }
+
+
+async def run_body(conn: AsyncConnection, body: Body[T], options: dict[str, Any]) -> T:
+    """Run ``body`` on ``conn``: in one hop on aiosqlite (with ``options``, from
+    :func:`thread_options`), else through ``run_sync``."""
     if conn.dialect.driver == "aiosqlite":
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
@@ -67,12 +79,6 @@ async def run_body(conn: AsyncConnection, body: Body[T]) -> T:
             engine = raw.info.get(_THREAD_ENGINE)
             if engine is None:
                 engine = raw.info[_THREAD_ENGINE] = _engine_over(driver)
-            # The store's execution options (schema map, ...) apply on the thread too.
-            options = {
-                k: v
-                for k, v in conn.sync_engine.get_execution_options().items()
-                if k != "isolation_level"
-            }
             result: T = await submit(_on_thread, engine, options, body)
             return result
     return await conn.run_sync(body)

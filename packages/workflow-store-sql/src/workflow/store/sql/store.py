@@ -84,7 +84,7 @@ from workflow.runtime.validation import EncodedEvent, EncodedWait
 from . import rows, single_statement
 from .coltypes import ID
 from .dialects import SQLDialect, dialect_for
-from .execution import STORE_TAG, Body, in_transaction, run_body
+from .execution import STORE_TAG, Body, in_transaction, run_body, thread_options
 from .failures import operation
 from .migrator import Migrator
 from .naming import DEFAULT_TABLE_PREFIX, check_schema
@@ -155,6 +155,7 @@ class SQLStore:
         # Marks this store's statements, wherever they run (statements.recording).
         options[STORE_TAG] = object()
         self._engine = engine.execution_options(**options)
+        self._thread_options = thread_options(self._engine)
         self._given_engine = engine
         # Only an application's engine can run another isolation level than ours.
         self._check_isolation = (
@@ -191,11 +192,13 @@ class SQLStore:
             raise StoreUnavailableError("this store is closed")
         async with self._engine.connect() as conn:
             if not transaction:
-                return await run_body(conn, body)
+                return await run_body(conn, body, self._thread_options)
             if self._check_isolation:
                 self._require_isolation(conn)
             return await run_body(
-                conn, functools.partial(in_transaction, begin=self._dialect.begin, body=body)
+                conn,
+                functools.partial(in_transaction, begin=self._dialect.begin, body=body),
+                self._thread_options,
             )
 
     @contextlib.asynccontextmanager
