@@ -6,21 +6,41 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
 from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
 from redis.asyncio.cluster import RedisCluster
 
-from workflow.contract_tests.servers import require_server
-from workflow.runtime import Claimed, Created, Existing, Pause, Wait, open_store
+from workflow.contract_tests.faults import FaultProxy, fault_proxy
+from workflow.contract_tests.servers import poll, require_server
+from workflow.runtime import (
+    Claimed,
+    Created,
+    Duplicate,
+    Existing,
+    Finish,
+    Lease,
+    NewEvent,
+    NotClaimable,
+    Pause,
+    RunStatus,
+    Wait,
+    open_store,
+)
 from workflow.runtime.errors import (
     InvalidArgumentError,
+    LeaseLostError,
+    LogConflictError,
     SchemaVersionError,
     StoreConfigurationError,
     StoreOperationError,
     StoreUnavailableError,
+    WorkflowStoreError,
 )
 from workflow.store.redis.durability import problems, read_settings
 from workflow.store.redis.keys import Keyspace
@@ -117,29 +137,136 @@ async def test_scripts_are_reloaded_on_every_cluster_node_after_a_flush(
         await store.close()
 
 
-async def test_connection_lost_mid_use_raises_store_unavailable_then_recovers(
+async def _only_pooled_connection(store: RedisStore) -> Any:
+    # Observed, not replaced: redis-py's own pool and connection objects.
+    pool = store.client.connection_pool  # type: ignore[union-attr]
+    assert len(pool._available_connections) == 1
+    return pool._available_connections[0]
+
+
+async def test_a_connection_the_server_closed_is_replaced_before_the_call_is_sent(
     prefix: str,
 ) -> None:
     store = RedisStore.from_url(URL, prefix=prefix)
     admin = aioredis.Redis.from_url(URL, decode_responses=True)
-    name = f"victim-{uuid.uuid4().hex[:8]}"
     try:
         assert isinstance(await store.create_run("r", "wf", None, None, T0), Created)
-        # The store's pooled connection (the only one so far) gets a name, then the
-        # server drops it: the store's next call goes out on a dead connection.
-        await store.client.client_setname(name)
-        victims = [c["id"] for c in await admin.client_list() if c.get("name") == name]
-        assert len(victims) == 1
-        await admin.client_kill_filter(_id=victims[0])
-        with pytest.raises(StoreUnavailableError):
-            await store.load_run("r")
-        # A fresh connection serves the next call.
+        conn = await _only_pooled_connection(store)
+        old_id = await store.client.client_id()
+        await admin.client_kill_filter(_id=str(old_id))
+        # Wait until the close has reached the client's socket (a condition, not a
+        # clock): the dead connection is then known before the next call checks it out.
+        await poll(lambda: _at_eof(conn), "the client to read the server's close")
         loaded = await store.load_run("r")
         assert loaded is not None
         assert loaded.run_id == "r"
+        assert await store.client.client_id() != old_id
     finally:
         await admin.aclose()
         await store.close()
+
+
+async def _at_eof(conn: Any) -> bool:
+    return conn._reader is not None and conn._reader.at_eof()
+
+
+@asynccontextmanager
+async def _through_a_proxy(prefix: str) -> AsyncIterator[tuple[RedisStore, FaultProxy]]:
+    parts = urlsplit(URL)
+    async with fault_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        url = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+        store = RedisStore.from_url(url, prefix=prefix)
+        try:
+            await store.create_schema()
+            yield store, proxy
+        finally:
+            await store.close()
+
+
+async def test_a_command_lost_on_its_way_is_unavailable_and_ran_nowhere(prefix: str) -> None:
+    async with _through_a_proxy(prefix) as (store, proxy):
+        assert isinstance(await store.create_run("r", "wf", None, None, T0), Created)
+        proxy.set_mode("reset_requests")
+        with pytest.raises(StoreUnavailableError) as caught:
+            await store.claim_run("r", "w", 60_000, T0)
+        assert proxy.fired.is_set()
+        assert caught.value.retryable
+        # Sent once, never retried by the client: the run is as it was.
+        loaded = await store.load_run("r")
+        assert loaded is not None
+        assert loaded.status is RunStatus.QUEUED
+        assert isinstance(await store.claim_run("r", "w", 60_000, T0), Claimed)
+
+
+Stage = Callable[[RedisStore, str], Awaitable[Callable[[], Awaitable[object]]]]
+
+
+async def _claimed(store: RedisStore, run_id: str) -> Lease:
+    assert isinstance(await store.create_run(run_id, "wf", None, None, T0), Created)
+    claim = await store.claim_run(run_id, "w", 60_000, T0)
+    assert isinstance(claim, Claimed)
+    return claim.lease
+
+
+async def _lost_create(store: RedisStore, run_id: str) -> Callable[[], Awaitable[object]]:
+    return lambda: store.create_run(run_id, "wf", None, None, T0)
+
+
+async def _lost_claim(store: RedisStore, run_id: str) -> Callable[[], Awaitable[object]]:
+    assert isinstance(await store.create_run(run_id, "wf", None, None, T0), Created)
+    return lambda: store.claim_run(run_id, "w", 60_000, T0)
+
+
+async def _lost_append(store: RedisStore, run_id: str) -> Callable[[], Awaitable[object]]:
+    lease = await _claimed(store, run_id)
+    return lambda: store.append_events(run_id, lease, 0, [NewEvent("step", {"n": 1})], T0)
+
+
+async def _lost_settle(store: RedisStore, run_id: str) -> Callable[[], Awaitable[object]]:
+    lease = await _claimed(store, run_id)
+    return lambda: store.settle_run(run_id, lease, 0, [], Finish({"ok": True}), T0)
+
+
+async def _lost_delivery(store: RedisStore, run_id: str) -> Callable[[], Awaitable[object]]:
+    assert isinstance(await store.create_run(run_id, "wf", None, None, T0), Created)
+    return lambda: store.deliver_signal(run_id, "sig-1", "go", None, T0)
+
+
+def _is(kind: type) -> Callable[[object], bool]:
+    return lambda answer: isinstance(answer, kind)
+
+
+# What running a transition a second time answers (docs/stores/redis.md, "Errors and
+# lost replies"): each staged so the lost reply is the transition's own.
+LOST_REPLIES: dict[str, tuple[Stage, Callable[[object], bool]]] = {
+    "create_run": (_lost_create, _is(Existing)),
+    "claim_run": (_lost_claim, _is(NotClaimable)),
+    "append_events": (_lost_append, _is(LogConflictError)),
+    "settle_run": (_lost_settle, _is(LeaseLostError)),
+    "deliver_signal": (_lost_delivery, _is(Duplicate)),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(LOST_REPLIES))
+async def test_a_reply_lost_after_the_script_ran_is_unavailable_then_answers_as_documented(
+    prefix: str, operation: str
+) -> None:
+    stage, expected = LOST_REPLIES[operation]
+    async with _through_a_proxy(prefix) as (store, proxy):
+        # The same transition once on another run first, so its script is in the
+        # server's cache: the reply dropped is the script's, not a NOSCRIPT.
+        await (await stage(store, "warm-up"))()
+        call = await stage(store, "r")
+        proxy.set_mode("drop_replies")
+        with pytest.raises(StoreUnavailableError) as caught:
+            await call()
+        assert proxy.fired.is_set()  # the server answered: the script ran
+        assert caught.value.retryable
+        try:
+            answer: object = await call()
+        except WorkflowStoreError as exc:
+            answer = exc
+        assert expected(answer), answer
 
 
 async def test_a_closed_store_stays_closed(prefix: str) -> None:

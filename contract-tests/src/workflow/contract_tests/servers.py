@@ -7,8 +7,11 @@ missing server is a broken environment, never a pass.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -33,3 +36,20 @@ def require_server(url: str, what: str, *, default_port: int) -> None:
     if in_ci():
         pytest.fail(f"CI=true: {message}", pytrace=False)
     pytest.skip(f"SERVER MISSING: {message}")
+
+
+async def poll(
+    probe: Callable[[], Awaitable[Any]],
+    what: str,
+    *,
+    patience: float = 30.0,
+    interval: float = 0.05,
+) -> Any:
+    """``probe()``'s first truthy result; fails after ``patience`` seconds (generous on
+    a loaded machine: a limit to give up, never an assertion on speed)."""
+    for _ in range(int(patience / interval)):
+        found = await probe()
+        if found:
+            return found
+        await asyncio.sleep(interval)
+    raise AssertionError(f"gave up waiting for {what}")

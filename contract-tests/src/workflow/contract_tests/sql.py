@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -32,8 +32,10 @@ from workflow.runtime import ExecutionStore
 from workflow.store.sql.store import SQLStore
 
 from .base import StoreContract
-from .servers import require_server
+from .servers import poll, require_server
 from .support import StoreFactory
+
+__all__ = ["SQLServer", "SQLServerContract", "empty_tables", "poll"]
 
 
 @dataclass(frozen=True)
@@ -112,23 +114,6 @@ async def empty_tables(store: SQLStore) -> None:
     async with store.engine.connect() as conn:
         for table in (t.events, t.inbox, t.schedules, t.runs):
             await conn.execute(sa.delete(table))
-
-
-async def poll(
-    probe: Callable[[], Awaitable[Any]],
-    what: str,
-    *,
-    patience: float = 30.0,
-    interval: float = 0.05,
-) -> Any:
-    """``probe()``'s first truthy result; fails after ``patience`` seconds (generous on
-    a loaded machine: a limit to give up, never an assertion on speed)."""
-    for _ in range(int(patience / interval)):
-        found = await probe()
-        if found:
-            return found
-        await asyncio.sleep(interval)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 class SQLServerContract(StoreContract):

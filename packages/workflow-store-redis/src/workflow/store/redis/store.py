@@ -89,6 +89,7 @@ from workflow.runtime.schedules import next_fire_at
 from workflow.runtime.subscriptions import poll_events
 
 from . import durability, lua
+from .connections import client_options
 from .keys import DEFAULT_BUCKETS, DEFAULT_PREFIX, Keyspace, created_member, escape
 from .migrator import Client, RedisMigrator
 
@@ -204,19 +205,19 @@ class RedisStore:
         if type(cluster) is not bool:
             raise InvalidArgumentError("cluster must be a bool")
         rest = parts._replace(query=urlencode(query, doseq=True)).geturl()
-        # Timeouts, so a connection dropped without a reset fails the operation
-        # (StoreUnavailableError) instead of hanging it; the URL's own
-        # socket_timeout=… etc. win over these.
-        timeouts: dict[str, Any] = {"socket_connect_timeout": 10, "socket_timeout": 60}
+        # What a dead connection does to a call is the store's policy (connections.py);
+        # the URL's own socket_timeout=… etc. win over its timeouts.
         client: Client
         try:
             if cluster:
                 if parts.path.strip("/") not in ("", "0"):
                     raise ValueError("a Redis Cluster has only database 0")
-                client = RedisCluster.from_url(rest, decode_responses=True, **timeouts)
+                client = RedisCluster.from_url(
+                    rest, decode_responses=True, **client_options(cluster=True)
+                )
             else:
                 client = aioredis.Redis.from_url(
-                    rest, decode_responses=True, health_check_interval=30, **timeouts
+                    rest, decode_responses=True, **client_options(cluster=False)
                 )
                 # redis-py hands unknown query parameters to each new connection, so a
                 # misspelt one would fail only at the first command: build one now
