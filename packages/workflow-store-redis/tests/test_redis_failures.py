@@ -256,11 +256,16 @@ async def test_a_reply_lost_after_the_script_ran_is_unavailable_then_answers_as_
         # The same transition once on another run first, so its script is in the
         # server's cache: the reply dropped is the script's, not a NOSCRIPT.
         await (await stage(store, "warm-up"))()
-        call = await stage(store, "r")
-        proxy.set_mode("drop_replies")
-        with pytest.raises(StoreUnavailableError) as caught:
-            await call()
-        assert proxy.fired.is_set()  # the server answered: the script ran
+        for attempt in range(3):
+            call = await stage(store, f"r{attempt}")
+            proxy.set_mode("drop_replies")
+            with pytest.raises(StoreUnavailableError) as caught:
+                await call()
+            assert proxy.fired.is_set()  # the server answered: the script ran
+            # Unless another test run flushed the script cache meanwhile (SCRIPT FLUSH
+            # is server-wide): the server then answered NOSCRIPT and ran nothing.
+            if not proxy.dropped.startswith(b"-NOSCRIPT"):
+                break
         assert caught.value.retryable
         try:
             answer: object = await call()

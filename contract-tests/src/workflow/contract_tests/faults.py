@@ -40,6 +40,8 @@ class FaultProxy:
         """Set when a fault fired (cleared by :meth:`set_mode`)."""
         self.connections = 0
         """Client connections accepted so far."""
+        self.dropped = b""
+        """The bytes the last fault threw away."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -54,6 +56,7 @@ class FaultProxy:
         """Put ``mode`` in force for the bytes that arrive from now on."""
         self.mode = mode
         self.fired.clear()
+        self.dropped = b""
 
     async def start(self) -> FaultProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -89,6 +92,7 @@ class FaultProxy:
                 while data := await src.read(_CHUNK):
                     if self.mode == fault:
                         self.mode = "pass"
+                        self.dropped = data
                         self.fired.set()
                         break
                     dst.write(data)

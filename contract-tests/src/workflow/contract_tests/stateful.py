@@ -1297,16 +1297,24 @@ class _StoreMachine(RuleBasedStateMachine):
         return type("StoreMachine", (cls,), {"session": session})
 
 
+# Profiles the suite registers (name them in HYPOTHESIS_PROFILE): the default search,
+# and a quick one for runs whose point is elsewhere (the lowest-dependency run, `tox -e
+# floor`, repeats every case the main runs made at full strength on the same stores).
+settings.register_profile(
+    "workflow-default", max_examples=60, stateful_step_count=40, database=None
+)
+settings.register_profile("workflow-quick", max_examples=12, stateful_step_count=40, database=None)
+
+
 def _settings() -> settings:
     common: dict[str, Any] = {
         "deadline": None,
         "suppress_health_check": [HealthCheck.too_slow],
     }
-    profile = os.environ.get("HYPOTHESIS_PROFILE")
-    if profile:
-        # The user's registered profile decides how hard to search.
-        return settings(settings.get_profile(profile), **common)
-    return settings(max_examples=60, stateful_step_count=40, database=None, **common)
+    # A registered profile named in HYPOTHESIS_PROFILE (yours, or one of the above)
+    # decides how hard to search.
+    profile = os.environ.get("HYPOTHESIS_PROFILE") or "workflow-default"
+    return settings(settings.get_profile(profile), **common)
 
 
 class StatefulCases:
