@@ -52,7 +52,7 @@ from workflow.runtime import (
     WaitKind,
     Yield,
 )
-from workflow.runtime.validation import MAX_SCHEDULE_ID_LENGTH
+from workflow.runtime.validation import MAX_MS, MAX_SCHEDULE_ID_LENGTH
 
 from ..support import LEASE_MS, T0, create, event, started
 
@@ -649,6 +649,10 @@ def _fixed(name: str, value: object) -> ArgsMaker:
     return lambda _limit: {name: value}
 
 
+def _past_max_ms(lease_ms: int) -> ArgsMaker:
+    return lambda _limit: {"now": MAX_MS - lease_ms + 1, "lease_ms": lease_ms}
+
+
 def _payload_args(slot: PayloadSlot, make: PayloadMaker) -> ArgsMaker:
     return lambda limit: slot.wrap(make(limit))
 
@@ -757,6 +761,11 @@ def _bad_cases() -> list[Any]:
     for slot_name, slot in PAYLOAD_SLOTS.items():
         for kind, make in BAD_PAYLOADS:
             add(slot.op, slot_name, kind, _payload_args(slot, make), PayloadError)
+    # A lease must end by MAX_MS (now + lease_ms <= MAX_MS): a store never hands out a
+    # lease that the writes it fences would refuse.
+    for op in ("claim_run", "claim_runnable", "heartbeat"):
+        for kind, lease_ms in (("one_past", 1), ("far_past", LEASE_MS)):
+            add(op, "lease_end", kind, _past_max_ms(lease_ms), InvalidArgumentError)
     return cases
 
 

@@ -26,6 +26,7 @@ from workflow.runtime import (
     StoredEvent,
     Yield,
 )
+from workflow.runtime.validation import MAX_MS
 
 from ..support import LEASE_MS, T0, create, event, started
 from .runs import HOLDER_WRITES, TERMINAL, HolderWrite, holder_write, loaded, make_run
@@ -67,6 +68,23 @@ class ClaimCases:
         again = await store.claim_run("run-1", "worker-b", 5, T0 + 1)
         assert isinstance(again, Claimed)
         assert again.lease == Lease("worker-b", 2, T0 + 6)
+
+    async def test_a_lease_ending_exactly_at_max_ms_is_handed_out_and_usable(
+        self, store: ExecutionStore
+    ) -> None:
+        # now + lease_ms == MAX_MS is the latest lease there is; one ms more is refused
+        # (bad_input). What a claim or heartbeat hands out, every fenced write accepts.
+        await create(store, now=MAX_MS - 100)
+        claim = await store.claim_run("run-1", "worker-a", 60, MAX_MS - 60)
+        assert isinstance(claim, Claimed)
+        assert claim.lease.expires_at == MAX_MS
+        renewed = await store.heartbeat("run-1", claim.lease, 10, MAX_MS - 10)
+        assert renewed == replace(claim.lease, expires_at=MAX_MS)
+        assert await store.append_events("run-1", renewed, 0, [event(1)], MAX_MS - 5) == 1
+        run = await store.settle_run("run-1", renewed, 1, [], Yield(), MAX_MS - 1)
+        assert run.status is RunStatus.QUEUED
+        again = await store.claim_runnable("worker-b", 1, 10, MAX_MS - 1)
+        assert [(c.run.run_id, c.lease.expires_at) for c in again] == [("run-1", MAX_MS)]
 
     async def test_claim_run_carries_only_unconsumed_inbox_entries_in_arrival_order(
         self, store: ExecutionStore

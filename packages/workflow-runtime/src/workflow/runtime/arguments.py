@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import codec, validation
+from .errors import InvalidArgumentError
 from .records import JSON, ErrorInfo, InboxKind, InboxRef, Lease, Overlap, ScheduleSpec
 from .validation import EncodedEvent, EncodedOutcome
 
@@ -70,16 +71,27 @@ class Claim:
     with_history: bool
 
 
+def _lease_end(lease_ms: object, now: object) -> tuple[int, int]:
+    """``lease_ms`` and ``now``, checked, and checked together: the lease they make
+    (``now + lease_ms``) must end by ``MAX_MS``, or the store would hand out a lease
+    that every write fenced by it then refuses."""
+    checked_ms, checked_now = validation.check_lease_ms(lease_ms), validation.check_now(now)
+    if checked_now + checked_ms > validation.MAX_MS:
+        raise InvalidArgumentError(
+            f"now + lease_ms must be at most {validation.MAX_MS} (the lease's expires_at); "
+            f"got {checked_now} + {checked_ms}"
+        )
+    return checked_ms, checked_now
+
+
 def claim(
     run_id: object, owner: object, lease_ms: object, now: object, with_history: object
 ) -> Claim:
-    return Claim(
-        validation.check_id(run_id, "run_id"),
-        validation.check_id(owner, "owner"),
-        validation.check_lease_ms(lease_ms),
-        validation.check_now(now),
-        validation.check_bool(with_history, "with_history"),
-    )
+    checked_id = validation.check_id(run_id, "run_id")
+    checked_owner = validation.check_id(owner, "owner")
+    checked_ms, checked_now = _lease_end(lease_ms, now)
+    history = validation.check_bool(with_history, "with_history")
+    return Claim(checked_id, checked_owner, checked_ms, checked_now, history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +106,13 @@ class ClaimMany:
 def claim_many(
     owner: object, lease_ms: object, limit: object, now: object, with_history: object
 ) -> ClaimMany:
+    checked_owner = validation.check_id(owner, "owner")
+    checked_ms, checked_now = _lease_end(lease_ms, now)
     return ClaimMany(
-        validation.check_id(owner, "owner"),
-        validation.check_lease_ms(lease_ms),
+        checked_owner,
+        checked_ms,
         validation.check_limit(limit),
-        validation.check_now(now),
+        checked_now,
         validation.check_bool(with_history, "with_history"),
     )
 
@@ -112,12 +126,9 @@ class Renewal:
 
 
 def renewal(run_id: object, lease: object, lease_ms: object, now: object) -> Renewal:
-    return Renewal(
-        validation.check_id(run_id, "run_id"),
-        validation.check_lease(lease),
-        validation.check_lease_ms(lease_ms),
-        validation.check_now(now),
-    )
+    checked_id, checked_lease = validation.check_id(run_id, "run_id"), validation.check_lease(lease)
+    checked_ms, checked_now = _lease_end(lease_ms, now)
+    return Renewal(checked_id, checked_lease, checked_ms, checked_now)
 
 
 @dataclass(frozen=True, slots=True)
