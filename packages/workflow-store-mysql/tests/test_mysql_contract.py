@@ -71,7 +71,13 @@ async def test_hot_operations_run_from_the_compiled_cache(server_schema: str) ->
     store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="cache_")
     await store.create_schema()
     try:
-        assert await recompiled(store) == {}
+        expected: dict[str, list[str]] = {}
+        if sa.__version__.startswith("2.0."):
+            # SQLAlchemy 2.0's INSERT ... ON DUPLICATE KEY UPDATE has no cache key (2.1's
+            # has): the two firings compile their upsert on every call there
+            # (docs/stores/mysql.md). Nothing else may.
+            expected = {"fire_due_timers": ["INSERT"], "fire_due_schedules": ["INSERT"]}
+        assert await recompiled(store) == expected
     finally:
         await store.close()
 
