@@ -66,7 +66,14 @@ async def test_hot_operations_run_from_the_compiled_cache(server_schema: str) ->
     store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="cache_")
     await store.create_schema()
     try:
-        assert await recompiled(store) == {}
+        expected: dict[str, list[str]] = {}
+        if sa.__version__.startswith("2.0."):
+            # SQLAlchemy 2.0 cannot cache these three data-modifying CTEs (2.1 can): they
+            # compile on every call there (docs/stores/postgresql.md). Nothing else may.
+            expected = {
+                op: ["WITH"] for op in ("deliver_signal", "fire_due_schedules", "fire_due_timers")
+            }
+        assert await recompiled(store) == expected
     finally:
         await store.close()
 
