@@ -1,17 +1,18 @@
-"""Counting what a store sends per call: SQL statements, or Redis round trips.
+"""Counting what a store sends per call: SQL statements, Redis round trips, or hops
+to a connection's thread (SQLite).
 
-A recorder is a context manager that collects one label per statement (SQL) or per
-round trip (Redis) sent while it is open. Only the store's timed calls run inside it
-(the benchmark is sequential there), so nothing else is counted.
+A recorder is a context manager that collects one label per statement (SQL), per
+round trip (Redis) or per hop (SQLite) made while it is open. Only the store's timed
+calls run inside it (the benchmark is sequential there), so nothing else is counted.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import aiosqlite
 from redis.asyncio import connection as redis_connection
 
 from workflow.store.sql import SQLStore
@@ -27,24 +28,28 @@ def sql_recorder(store: SQLStore) -> Recorder:
 
 
 @contextlib.contextmanager
-def aiosqlite_hops() -> Iterator[list[str]]:
-    """One label per hop to aiosqlite's connection thread: SQLite has no server, so
-    these are its round trips (every aiosqlite call queues a function for that thread
-    through ``Connection._execute``; the store runs a whole operation in one).
+def thread_hops() -> Iterator[list[str]]:
+    """One label (the function's name) per callable handed to a thread pool: SQLite
+    has no server, so hops to the connection's thread are its round trips. The store
+    runs a whole operation in one hop (``loop.run_in_executor`` on the connection's
+    single-thread ``ThreadPoolExecutor``, which goes through ``submit``).
 
-    Patched on the class, restored on exit."""
+    Patched on ``ThreadPoolExecutor.submit``, restored on exit: every executor counts
+    (asyncio's default one too), so only the timed calls may run inside."""
     seen: list[str] = []
-    original: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
+    original = ThreadPoolExecutor.submit
 
-    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(getattr(fn, "__name__", "call"))
-        return await original(self, fn, *args, **kwargs)
+    def counted(
+        self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Future[Any]:
+        seen.append(getattr(fn, "__name__", type(fn).__name__))
+        return original(self, fn, *args, **kwargs)
 
-    aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = counted  # type: ignore[method-assign,assignment]
     try:
         yield seen
     finally:
-        aiosqlite.Connection._execute = original  # type: ignore[method-assign,assignment]
+        ThreadPoolExecutor.submit = original  # type: ignore[method-assign]
 
 
 def _name(command: Iterable[Any]) -> str:

@@ -1,25 +1,35 @@
 """The raw-driver floor: one single statement on the store's own runs table, sent
-over the same kind of connection the store uses (aiosqlite, psycopg, aiomysql) with
-no SQLAlchemy in between. A store operation can hardly beat one such round trip, so
-``store / raw`` says how close to the floor the operation is.
+over the same kind of connection the store uses with no store code or SQLAlchemy in
+between: a ``sqlite3`` connection on its own single-thread executor (one
+``run_in_executor`` per statement, as the store makes one per operation), psycopg's
+async connection, and a PyMySQL connection on its own single-thread executor. A store
+operation can hardly beat one such round trip, so ``store / raw`` says how close to
+the floor the operation is.
 
 The statements touch only the ``FLOOR_RUN`` row, a finished run no operation reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Mapping
-from typing import Any, Protocol
+import sqlite3
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, Protocol, TypeVar
 
-import aiomysql  # type: ignore[import-untyped]
-import aiosqlite
 import psycopg
+import pymysql  # type: ignore[import-untyped]
 from psycopg import sql
 
 from workflow.store.sql.rows import RUN_COLUMNS
 
 from .hot_ops import Call, Floor
+
+T = TypeVar("T")
+C = TypeVar("C")
+MySQLConnection = Any
+"""A PyMySQL connection (PyMySQL ships no type hints)."""
 
 FLOOR_RUN = "bench-floor"
 PAGE_ROWS = 51
@@ -64,22 +74,53 @@ def _params(floor: Floor, stamps: itertools.count[int], run_id: str) -> tuple[An
     return (run_id,) if floor is Floor.READ else ()
 
 
-class SQLiteFloor:
-    driver = "aiosqlite"
+class _OnThread(Generic[C]):
+    """A blocking driver connection used on its own single-thread executor, as the
+    store's ``ThreadDriver`` uses each of its connections: one hop per statement."""
 
-    def __init__(self, conn: aiosqlite.Connection, runs_table: str) -> None:
-        self._conn = conn
+    def __init__(self, executor: ThreadPoolExecutor, conn: C) -> None:
+        self._executor = executor
+        self.conn = conn
+
+    @classmethod
+    async def open(cls, connect: Callable[[], C]) -> _OnThread[C]:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-floor")
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(executor, connect)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(executor, conn)
+
+    async def run(self, fn: Callable[[C], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self.conn)
+
+    async def close(self, close: Callable[[C], object]) -> None:
+        try:
+            await self.run(close)
+        finally:
+            self._executor.shutdown(wait=True)
+
+
+class SQLiteFloor:
+    driver = "sqlite3 (one thread)"
+
+    def __init__(self, on_thread: _OnThread[sqlite3.Connection], runs_table: str) -> None:
+        self._thread = on_thread
         self._sql = _templates('"', f'"{runs_table}"', "?", returning=True)
         self._stamps = itertools.count(1)
         self.run_id = FLOOR_RUN
 
     @classmethod
     async def connect(cls, path: str, runs_table: str) -> SQLiteFloor:
-        # Autocommit and the pragmas the store sets on its own connections.
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000"):
-            await conn.execute(f"PRAGMA {pragma}")
-        return cls(conn, runs_table)
+        def connect() -> sqlite3.Connection:
+            # Autocommit and the pragmas the store sets on its own connections.
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000"):
+                conn.execute(f"PRAGMA {pragma}").close()
+            return conn
+
+        return cls(await _OnThread.open(connect), runs_table)
 
     def statement(self, floor: Floor) -> str:
         return self._sql[floor]
@@ -87,17 +128,24 @@ class SQLiteFloor:
     def call(self, floor: Floor) -> Call:
         text = self._sql[floor]
 
+        def execute(conn: sqlite3.Connection, params: tuple[Any, ...]) -> list[Any]:
+            cur = conn.execute(text, params)
+            try:
+                return cur.fetchall()
+            finally:
+                cur.close()
+
         async def run(i: int) -> object:
-            async with self._conn.execute(text, _params(floor, self._stamps, self.run_id)) as cur:
-                return await cur.fetchall()
+            params = _params(floor, self._stamps, self.run_id)
+            return await self._thread.run(lambda conn: execute(conn, params))
 
         return run
 
     async def server_version(self) -> str:
-        return f"SQLite {aiosqlite.sqlite_version}"
+        return f"SQLite {sqlite3.sqlite_version}"
 
     async def close(self) -> None:
-        await self._conn.close()
+        await self._thread.close(sqlite3.Connection.close)
 
 
 class PostgresFloor:
@@ -120,9 +168,14 @@ class PostgresFloor:
         self.run_id = FLOOR_RUN
 
     @classmethod
-    async def connect(cls, url: Mapping[str, Any], schema: str, runs_table: str) -> PostgresFloor:
-        # As the store connects: autocommit single statements, no server-side prepares.
-        conn = await psycopg.AsyncConnection.connect(autocommit=True, prepare_threshold=None, **url)
+    async def connect(
+        cls, url: Mapping[str, Any], schema: str, runs_table: str, *, prepare: bool = False
+    ) -> PostgresFloor:
+        # As the store connects: autocommit single statements; server-side prepared
+        # statements only when the store has them too (prepared at first use).
+        conn = await psycopg.AsyncConnection.connect(
+            autocommit=True, prepare_threshold=0 if prepare else None, **url
+        )
         return cls(conn, schema, runs_table)
 
     def statement(self, floor: Floor) -> str:
@@ -147,10 +200,10 @@ class PostgresFloor:
 
 
 class MySQLFloor:
-    driver = "aiomysql"
+    driver = "pymysql (one thread)"
 
-    def __init__(self, conn: Any, runs_table: str) -> None:
-        self._conn = conn
+    def __init__(self, on_thread: _OnThread[MySQLConnection], runs_table: str) -> None:
+        self._thread = on_thread
         # No UPDATE ... RETURNING on MySQL/MariaDB: the floor write is the bare UPDATE.
         self._sql = _templates("`", f"`{runs_table}`", "%s", returning=False)
         self._stamps = itertools.count(1)
@@ -158,8 +211,10 @@ class MySQLFloor:
 
     @classmethod
     async def connect(cls, url: Mapping[str, Any], schema: str, runs_table: str) -> MySQLFloor:
-        conn = await aiomysql.connect(db=schema, autocommit=True, charset="utf8mb4", **url)
-        return cls(conn, runs_table)
+        def connect() -> MySQLConnection:
+            return pymysql.connect(database=schema, autocommit=True, charset="utf8mb4", **url)
+
+        return cls(await _OnThread.open(connect), runs_table)
 
     def statement(self, floor: Floor) -> str:
         return self._sql[floor]
@@ -167,18 +222,25 @@ class MySQLFloor:
     def call(self, floor: Floor) -> Call:
         text = self._sql[floor]
 
+        def execute(conn: MySQLConnection, params: tuple[Any, ...]) -> object:
+            with conn.cursor() as cur:
+                cur.execute(text, params)
+                return cur.fetchall()
+
         async def run(i: int) -> object:
-            async with self._conn.cursor() as cur:
-                await cur.execute(text, _params(floor, self._stamps, self.run_id))
-                return await cur.fetchall()
+            params = _params(floor, self._stamps, self.run_id)
+            return await self._thread.run(lambda conn: execute(conn, params))
 
         return run
 
     async def server_version(self) -> str:
-        async with self._conn.cursor() as cur:
-            await cur.execute("SELECT VERSION()")
-            row = await cur.fetchone()
-        return f"MySQL/MariaDB {row[0]}"
+        def version(conn: MySQLConnection) -> object:
+            with conn.cursor() as cur:
+                cur.execute("SELECT VERSION()")
+                row = cur.fetchone()
+            return None if row is None else row[0]
+
+        return f"MySQL/MariaDB {await self._thread.run(version)}"
 
     async def close(self) -> None:
-        self._conn.close()
+        await self._thread.close(pymysql.connections.Connection.close)

@@ -56,30 +56,36 @@ Vary = Callable[[int], Mapping[str, Any]]
 async def _sql_clone(
     store: SQLStore, table: sa.Table, key: str, key_value: str, n: int, vary: Vary
 ) -> None:
-    async with store.engine.connect() as conn:
-        if store.schema is not None:
-            conn = await conn.execution_options(schema_translate_map={None: store.schema})
-        row = (await conn.execute(sa.select(table).where(table.c[key] == key_value))).one()
+    await asyncio.to_thread(_sql_clone_sync, store, table, key, key_value, n, vary)
+
+
+def _sql_clone_sync(
+    store: SQLStore, table: sa.Table, key: str, key_value: str, n: int, vary: Vary
+) -> None:
+    """On the store's synchronous admin engine (its schema is mapped already)."""
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(table).where(table.c[key] == key_value)).one()
         template = dict(row._mapping)
-        # The store's engines run in autocommit: each executemany commits on its own;
+        # The admin engine runs in autocommit: each executemany commits on its own;
         # commit() only ends SQLAlchemy's autobegun Transaction object.
         for start in range(0, n, CHUNK):
             rows = [{**template, **vary(i)} for i in range(start, min(n, start + CHUNK))]
-            await conn.execute(sa.insert(table), rows)
-            await conn.commit()
-        await _analyze(conn, store, table)
+            conn.execute(sa.insert(table), rows)
+            conn.commit()
+        _analyze(conn, store, table)
 
 
-async def _analyze(conn: Any, store: SQLStore, table: sa.Table) -> None:
+def _analyze(conn: sa.Connection, store: SQLStore, table: sa.Table) -> None:
     """Fresh planner statistics for ``table`` (a constant of ours, quoted by the
     dialect: no user value reaches this statement)."""
-    preparer = store.engine.dialect.identifier_preparer
+    dialect = store.engine.dialect
+    preparer = dialect.identifier_preparer
     name = preparer.format_table(table, use_schema=False)
     if store.schema is not None:
         name = f"{preparer.quote_schema(store.schema)}.{name}"
-    keyword = "ANALYZE TABLE" if store.engine.dialect.name in ("mysql", "mariadb") else "ANALYZE"
-    await conn.exec_driver_sql(f"{keyword} {name}")
-    await conn.commit()
+    keyword = "ANALYZE TABLE" if dialect.name in ("mysql", "mariadb") else "ANALYZE"
+    conn.exec_driver_sql(f"{keyword} {name}")
+    conn.commit()
 
 
 async def _redis_pipeline(store: RedisStore, commands: list[tuple[Any, ...]]) -> None:

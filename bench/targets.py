@@ -1,11 +1,13 @@
 """The stores under test, each opened on fresh storage and removed afterwards:
 the memory store, a SQLite file in a temporary directory, PostgreSQL in its own new
-schema, MariaDB/MySQL in its own new database and Redis under its own key prefix."""
+schema (twice: without and with server-side prepared statements), MariaDB/MySQL in
+its own new database and Redis under its own key prefix."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import tempfile
 import uuid
@@ -23,7 +25,8 @@ from workflow.store.redis.store import RedisStore
 from workflow.store.sql import SQLStore
 from workflow.store.sqlite.store import SQLiteStore
 
-from .counting import Recorder, aiosqlite_hops, redis_round_trips, sql_recorder
+from .counting import Recorder, redis_round_trips, sql_recorder, thread_hops
+from .cpu import MySQLCpu, PostgresCpu, ServerCpu
 from .raw_floor import MySQLFloor, PostgresFloor, RawFloor, SQLiteFloor
 from .raw_floor_redis import RedisFloor
 from .redis_layout import Layout
@@ -61,11 +64,14 @@ class Target:
     store: ExecutionStore | None = None
     """The store handle itself (``fresh()`` empties it and returns it)."""
     unit: str = "stmts"
-    """What ``recorder`` counts: SQL statements, Redis round trips or SQLite hops to
-    aiosqlite's thread."""
+    """What ``recorder`` counts: SQL statements, Redis round trips or SQLite "hops"
+    (hops to the connection's thread)."""
     open_handle: Callable[[], ExecutionStore] | None = None
     """Another handle on the same data with its own connection pool (what another
     worker process would have); None for the in-process store, which is shared."""
+    server_cpu: ServerCpu | None = None
+    """Samples the server CPU of this process's connections (None: no server, or
+    its processes are not on this machine)."""
 
 
 TargetOpener = Callable[[], contextlib.AbstractAsyncContextManager[Target]]
@@ -79,16 +85,24 @@ async def memory() -> AsyncIterator[Target]:
     yield Target("memory", "in-process InMemoryStore", fresh)
 
 
-async def _emptied(store: SQLStore) -> ExecutionStore:
+def _delete_all(store: SQLStore) -> None:
+    """On the store's synchronous admin engine (autocommit; the schema is mapped)."""
     t = store.tables
-    async with store.engine.connect() as conn:
-        if store.schema is not None:
-            await conn.execution_options(schema_translate_map={None: store.schema})
-        async with conn.begin():
-            # Children first: MySQL will not delete rows other rows still reference.
-            for table in (t.events, t.inbox, t.schedules, t.runs):
-                await conn.execute(sa.delete(table))
+    with store.engine.connect() as conn:
+        # Children first: MySQL will not delete rows other rows still reference.
+        for table in (t.events, t.inbox, t.schedules, t.runs):
+            conn.execute(sa.delete(table))
+
+
+async def _emptied(store: SQLStore) -> ExecutionStore:
+    await asyncio.to_thread(_delete_all, store)
     return store
+
+
+def _drop(store: SQLStore, statement: str) -> None:
+    with store.engine.connect() as conn:
+        conn.execute(sa.text(statement))
+    store.engine.dispose()
 
 
 @contextlib.asynccontextmanager
@@ -106,7 +120,7 @@ async def sqlite() -> AsyncIterator[Target]:
                     lambda: _emptied(store),
                     store,
                     floor,
-                    recorder=aiosqlite_hops,
+                    recorder=thread_hops,
                     unit="hops",
                     open_floor=lambda: SQLiteFloor.connect(path, store.tables.runs.name),
                     url=f"sqlite:///{path}",
@@ -147,15 +161,18 @@ async def _sql_server(
     open_floor: Callable[[str, str], Awaitable[RawFloor]],
     where: str,
     drop: str,
+    open_cpu: Callable[[], Awaitable[ServerCpu | None]],
 ) -> AsyncIterator[Target]:
     """A SQL store on its own new schema (``drop`` removes it, ``{}`` its name), with
-    a helper handle and the raw floor on the same tables."""
+    a helper handle, the raw floor on the same tables and the server CPU meter."""
     schema = _schema_name()
     store = open_store(url, schema=schema)
     helper = open_store(url, schema=schema)
+    server_cpu: ServerCpu | None = None
     try:
         await store.create_schema()
         runs = store.tables.runs.name
+        server_cpu = await open_cpu()
         floor = await open_floor(schema, runs)
         try:
             yield Target(
@@ -171,30 +188,46 @@ async def _sql_server(
                 url=url,
                 store=store,
                 open_handle=lambda: open_store(url, schema=schema),
+                server_cpu=server_cpu,
             )
         finally:
             await floor.close()
     finally:
-        await helper.close()
-        async with store.engine.begin() as conn:
-            await conn.execute(sa.text(drop.format(schema)))
-        await store.close()
+        try:
+            if server_cpu is not None:
+                await server_cpu.close()
+            await helper.close()
+            await store.close()
+        finally:
+            await asyncio.to_thread(_drop, store, drop.format(schema))
 
 
 @contextlib.asynccontextmanager
-async def postgres() -> AsyncIterator[Target]:
+async def _postgres(name: str, prepare: bool) -> AsyncIterator[Target]:
+    """``prepare``: server-side prepared statements, on the store's connections and
+    on the raw floor's alike (psycopg ``prepare_threshold=0`` against ``None``)."""
     params = await _probe(POSTGRES_URL, "PostgreSQL", 5432)
     dbname = make_url(POSTGRES_URL).database
     conninfo = {**params, "dbname": dbname}
+    prepared = ", prepared statements" if prepare else ""
     async with _sql_server(
-        "postgres",
+        name,
         POSTGRES_URL,
-        PostgresStore.from_url,
-        lambda schema, runs: PostgresFloor.connect(conninfo, schema, runs),
-        f"{params['host']}:{params['port']}/{dbname}, schema {{}}",
+        functools.partial(PostgresStore.from_url, prepare=prepare),
+        lambda schema, runs: PostgresFloor.connect(conninfo, schema, runs, prepare=prepare),
+        f"{params['host']}:{params['port']}/{dbname}, schema {{}}{prepared}",
         'DROP SCHEMA IF EXISTS "{}" CASCADE',
+        lambda: PostgresCpu.open(conninfo),
     ) as target:
         yield target
+
+
+def postgres() -> contextlib.AbstractAsyncContextManager[Target]:
+    return _postgres("postgres", prepare=False)
+
+
+def postgres_prepared() -> contextlib.AbstractAsyncContextManager[Target]:
+    return _postgres("postgres-prepared", prepare=True)
 
 
 @contextlib.asynccontextmanager
@@ -207,6 +240,7 @@ async def mysql() -> AsyncIterator[Target]:
         lambda schema, runs: MySQLFloor.connect(params, schema, runs),
         f"{params['host']}:{params['port']}, database {{}}",
         "DROP DATABASE IF EXISTS `{}`",
+        lambda: MySQLCpu.open(params),
     ) as target:
         yield target
 
@@ -267,6 +301,7 @@ TARGETS: dict[str, TargetOpener] = {
     "memory": memory,
     "sqlite": sqlite,
     "postgres": postgres,
+    "postgres-prepared": postgres_prepared,
     "mysql": mysql,
     "redis": redis,
 }

@@ -10,7 +10,7 @@ from workflow.store.mysql.store import MySQLStore
 SERVER = SQLServer(
     MySQLStore.from_url,
     os.environ.get("WORKFLOW_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
-    driver="mysql+aiomysql",
+    driver="mysql+pymysql",
     name="MySQL/MariaDB",
     default_port=3306,
 )

@@ -3,23 +3,29 @@ between tests, so runs cannot see each other and tests stay quick."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import pymysql  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 from mysql_server import SERVER, URL
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from workflow.contract_tests.sql import SQLServerContract
-from workflow.runtime import (
-    Cancelled,
-    Capability,
-    RunStatus,
-    StoreConfigurationError,
-)
+from workflow.contract_tests.sql import SQLServerContract, assert_golden, poll
+from workflow.runtime import Cancelled, Capability, InvalidArgumentError
+from workflow.store.mysql.driver import CLIENT_FLAGS, PyMySQLDriver, connect_arguments
 from workflow.store.mysql.store import MySQLStore
-from workflow.store.sql.statements import hot_operation_statements, recompiled
+from workflow.store.sql.compiled import text_statement
+from workflow.store.sql.driver import Body, Query
+from workflow.store.sql.statements import (
+    Recorder,
+    hot_operation_sql,
+    hot_operation_statements,
+    recompiled,
+)
+from workflow.store.sql.store import SQLStore
 
 
 @pytest.fixture(scope="session")
@@ -64,60 +70,251 @@ async def test_hot_operations_send_the_budgeted_statements(server_schema: str) -
     assert {op: len(statements) for op, statements in seen.items()} == STATEMENT_BUDGET, seen
 
 
+def _wire(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """A recorder of the commands PyMySQL writes to the server (each one a round trip),
+    counted in PyMySQL itself, not by the store's driver: an ``executemany`` sent as
+    more than one statement, or a command the driver does not know it sends (``SET
+    AUTOCOMMIT``, a ping, a rollback on return), is caught."""
+    seen: list[str] | None = None
+    original: Callable[..., Any] = pymysql.connections.Connection._execute_command
+
+    def counted(self: Any, command: int, sql: Any) -> Any:
+        if seen is not None:
+            text = sql.decode() if isinstance(sql, bytes) else str(sql)
+            seen.append(text.split(None, 1)[0].upper() if text.strip() else str(command))
+        return original(self, command, sql)
+
+    monkeypatch.setattr(pymysql.connections.Connection, "_execute_command", counted)
+
+    @contextlib.contextmanager
+    def record(_store: SQLStore) -> Iterator[list[str]]:
+        nonlocal seen
+        seen = []
+        try:
+            yield seen
+        finally:
+            seen = None
+
+    return record
+
+
+async def test_every_statement_is_one_command_on_the_wire(
+    server_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The budget above counts what the store hands its driver; this counts what PyMySQL
+    # sends. Warm first: a new connection's session setup is its own, once.
+    store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="wire_")
+    await store.create_schema()
+    try:
+        await hot_operation_statements(store, tag="warm")
+        seen = await hot_operation_statements(store, record=_wire(monkeypatch), tag="again")
+    finally:
+        await store.close()
+    assert {op: len(commands) for op, commands in seen.items()} == STATEMENT_BUDGET, seen
+
+
+GOLDEN = Path(__file__).parent / "golden" / "hot_operations.sql"
+
+
+async def test_hot_operations_send_the_golden_sql(server_schema: str) -> None:
+    # What each hot operation sends, as SQL a reviewer reads (tests/golden/).
+    store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="golden_")
+    await store.create_schema()
+    try:
+        text = await hot_operation_sql(store)
+    finally:
+        await store.close()
+    assert_golden(GOLDEN, text.replace("golden_", "workflow_"))
+
+
 async def test_hot_operations_run_from_the_compiled_cache(server_schema: str) -> None:
     # Building and compiling statements costs more CPU than running them: once warm,
-    # no hot operation compiles anything (a statement SQLAlchemy cannot cache, such
-    # as one with a VALUES list, would show here on every call).
+    # no hot operation compiles anything (a statement compiled per call, such as one
+    # with a VALUES list, would show here on every call).
     store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="cache_")
     await store.create_schema()
     try:
-        expected: dict[str, list[str]] = {}
-        if sa.__version__.startswith("2.0."):
-            # SQLAlchemy 2.0's INSERT ... ON DUPLICATE KEY UPDATE has no cache key (2.1's
-            # has): the two firings compile their upsert on every call there
-            # (docs/stores/mysql.md). Nothing else may.
-            expected = {"fire_due_timers": ["INSERT"], "fire_due_schedules": ["INSERT"]}
-        assert await recompiled(store) == expected
+        # Every SQLAlchemy version (2.0's INSERT … ON DUPLICATE KEY UPDATE has no
+        # cache key, but the store compiles its statements itself, once).
+        assert await recompiled(store) == {}
     finally:
         await store.close()
 
 
-def _engine(**options: Any) -> AsyncEngine:
-    return create_async_engine(SERVER.driver_url() + "?charset=utf8mb4", **options)
+# -- connections ------------------------------------------------------------------------
+def _session_settings() -> Body[dict[str, Any]]:
+    """The store connection's own session settings (the isolation level is
+    transaction_isolation on MySQL 8, tx_isolation on MariaDB before 11.1)."""
+    found = yield Query(
+        text_statement(
+            "SHOW SESSION VARIABLES WHERE Variable_name IN ('autocommit', "
+            "'character_set_client', 'group_concat_max_len', 'tx_isolation', "
+            "'transaction_isolation')"
+        ),
+        {},
+    )
+    values = {name.lower(): value for name, value in found.rows}
+    values["isolation"] = values.get("transaction_isolation", values.get("tx_isolation"))
+    return values
 
 
-async def test_a_store_on_an_engine_at_repeatable_read_refuses_to_write(server_schema: str) -> None:
-    # InnoDB's default; the store's locking model is written for READ COMMITTED.
-    engine = _engine()
-    store = MySQLStore(engine, schema=server_schema, table_prefix="iso_")
+def _expect_set_up(settings: dict[str, Any]) -> None:
+    # InnoDB's default is REPEATABLE READ; the store's locking model is written for
+    # READ COMMITTED. MariaDB caps group_concat_max_len at 1 GiB.
+    assert settings["isolation"] == "READ-COMMITTED", settings
+    assert int(settings["group_concat_max_len"]) >= 1 << 30, settings
+    assert settings["autocommit"] == "ON", settings
+    assert settings["character_set_client"] == "utf8mb4", settings
+
+
+async def test_the_store_sets_up_its_own_connections(server_schema: str) -> None:
+    store = MySQLStore.from_url(URL, schema=server_schema)
     try:
-        await store.create_schema()
-        await store.create_run("r", "wf", None, None, 1_000)  # autocommit: no isolation
-        with pytest.raises(StoreConfigurationError, match="READ COMMITTED"):
-            await store.cancel_run("r", "stop", 1_001)
-        run = await store.load_run("r")
-        assert run is not None
-        assert run.status is RunStatus.QUEUED
+        _expect_set_up(await store.driver.run(_session_settings()))
     finally:
         await store.close()
-        await engine.dispose()
 
 
-async def test_a_store_on_an_engine_the_application_made_works(server_schema: str) -> None:
-    # An engine that pooled connections before the store existed: the session setup
-    # (group_concat_max_len) still reaches them on checkout.
-    engine = _engine(isolation_level="READ COMMITTED")
-    async with engine.connect() as conn:
-        await conn.execute(sa.text("SELECT 1"))
-    store = MySQLStore(engine, schema=server_schema, table_prefix="own_")
+async def test_a_connection_the_application_opens_is_set_up_for_the_store(
+    server_schema: str,
+) -> None:
+    # The application's own connections (connect=): at the server's REPEATABLE READ
+    # default, not in autocommit, in another character set. The store puts each in the
+    # state it relies on before its first operation, so it never writes at another
+    # isolation level.
+    opened: list[Any] = []
+    options = connect_arguments(sa.make_url(SERVER.driver_url()))
+    options.update(autocommit=False, charset="latin1", client_flag=CLIENT_FLAGS)
+
+    def connect() -> Any:
+        connection = pymysql.connect(**options)
+        opened.append(connection)
+        return connection
+
+    store = MySQLStore(
+        SERVER.driver_url(), schema=server_schema, table_prefix="own_", connect=connect
+    )
     try:
         await store.create_schema()
         await store.create_run("r", "wf", None, None, 1_000)
         assert isinstance(await store.cancel_run("r", "stop", 1_001), Cancelled)
-        async with engine.connect() as conn:
-            limit = (await conn.execute(sa.text("SELECT @@SESSION.group_concat_max_len"))).scalar()
-        assert limit is not None
-        assert int(limit) >= 1 << 30  # MariaDB caps the requested maximum at 1 GiB
+        _expect_set_up(await store.driver.run(_session_settings()))
+        assert opened, "the store opened connections of its own"
+        run = await store.load_run("r")
+        assert run is not None
+        assert run.error is not None
     finally:
         await store.close()
-        await engine.dispose()
+
+    async def all_closed() -> bool:
+        # Each connection is closed on its own thread, after close() returns.
+        return all(not c.open for c in opened)
+
+    await poll(all_closed, "the store to close the connections it was given")
+
+
+async def test_a_connection_without_found_rows_is_refused(server_schema: str) -> None:
+    # Row counts of *matched* rows (CLIENT_FOUND_ROWS) are agreed when a connection
+    # opens; without them renewing a lease to the same expiry would look lost.
+    options = connect_arguments(sa.make_url(SERVER.driver_url()))
+    options.update(client_flag=0)
+    store = MySQLStore(
+        SERVER.driver_url(), schema=server_schema, connect=lambda: pymysql.connect(**options)
+    )
+    try:
+        with pytest.raises(InvalidArgumentError, match="CLIENT_FLAGS"):
+            await store.load_run("r")
+    finally:
+        await store.close()
+
+
+async def test_an_old_connection_is_replaced_before_its_next_operation(
+    server_schema: str,
+) -> None:
+    # Servers drop connections idle for longer than wait_timeout: the driver replaces
+    # its connections after recycle_s, before the server does.
+    store = MySQLStore.from_url(URL, schema=server_schema, connections=1)
+    assert isinstance(store.driver, PyMySQLDriver)
+    try:
+        ids = []
+
+        def connection_id() -> Body[int]:
+            found = yield Query(text_statement("SELECT CONNECTION_ID()"), {})
+            return int(found.scalar())
+
+        ids.append(await store.driver.run(connection_id()))
+        ids.append(await store.driver.run(connection_id()))
+        store.driver._recycle_s = 0.0
+        ids.append(await store.driver.run(connection_id()))
+        assert ids[0] == ids[1] != ids[2], ids
+    finally:
+        await store.close()
+
+
+async def test_the_migration_engine_sessions_are_set_up_too(server_schema: str) -> None:
+    store = MySQLStore.from_url(URL, schema=server_schema)
+    try:
+        with store.engine.connect() as conn:
+            limit = conn.execute(sa.text("SELECT @@SESSION.group_concat_max_len")).scalar()
+        assert limit is not None
+        assert int(limit) >= 1 << 30
+    finally:
+        await store.close()
+
+
+# -- URLs ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u@h/db",
+        "mariadb://u@h/db",
+        "mysql+pymysql://u@h/db",
+        "mysql+aiomysql://u@h/db",
+        "mysql://u@h/db?charset=latin1",
+    ],
+)
+def test_urls_of_either_name_open_a_pymysql_store_in_utf8mb4(url: str) -> None:
+    store = MySQLStore.from_url(url)
+    assert store.url_hint == "mysql://u@h/db"
+    assert store.engine.url.drivername == "mysql+pymysql"
+    assert store.engine.url.query["charset"] == "utf8mb4"
+
+
+def test_store_and_driver_options_come_from_the_url() -> None:
+    store = MySQLStore.from_url(
+        "mysql://u:secret@h:3307/db?schema=wf&table_prefix=app_&connections=3"
+        "&unix_socket=/run/mysqld.sock&connect_timeout=4&ssl_ca=/ca.pem"
+    )
+    assert store.schema == "wf"
+    assert store.tables.prefix == "app_"
+    assert isinstance(store.driver, PyMySQLDriver)
+    assert store.driver._size == 3
+    options = store.driver._arguments
+    assert options["unix_socket"] == "/run/mysqld.sock"
+    assert options["connect_timeout"] == 4
+    assert options["ssl"] == {"ca": "/ca.pem"}
+    assert (options["host"], options["port"], options["database"]) == ("h", 3307, "db")
+    assert options["charset"] == "utf8mb4"
+    assert options["autocommit"] is True
+    assert options["client_flag"] & CLIENT_FLAGS == CLIENT_FLAGS
+    assert "secret" not in store.url_hint
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://u@h/db?pool_size=3", "unknown MySQL store URL options: pool_size"),
+        ("mysql://u@h/db?connections=0", "connections"),
+        ("mysql://u@h/db?connections=many", "connections must be an integer"),
+        ("mysql://u@h/db?connect_timeout=soon", "bad MySQL store URL option"),
+        ("postgresql://u@h/db", "does not name a mysql/mariadb database"),
+    ],
+)
+def test_bad_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        MySQLStore.from_url(url)
+
+
+def test_a_url_of_another_database_is_refused_by_the_constructor() -> None:
+    with pytest.raises(InvalidArgumentError, match="mysql:// or mariadb://"):
+        MySQLStore("sqlite:///x.db")

@@ -9,16 +9,17 @@ uses this module's own database (and a user named after it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from typing import Any, cast
 
+import pymysql  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 from mysql_server import SERVER, URL
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from workflow.contract_tests.sql import poll
 from workflow.runtime import (
@@ -29,6 +30,7 @@ from workflow.runtime import (
 )
 from workflow.runtime.results import Claimed
 from workflow.store.mysql.store import MySQLStore, open_store
+from workflow.store.sql.driver import Body
 from workflow.store.sql.failures import RETRIES, operation
 
 NO_GRANTS_USER = f"wf_nogrants_{uuid.uuid4().hex[:10]}"
@@ -39,8 +41,15 @@ PATIENCE = 30.0  # seconds of polling: generous on a loaded machine, never an as
 POLL = 0.25
 
 
+def _driver_error(error: BaseException) -> BaseException | None:
+    """The PyMySQL error behind a store error (raised by PyMySQL itself on the
+    operations' path, wrapped by SQLAlchemy on the migrations' path)."""
+    cause = error.__cause__
+    return getattr(cause, "orig", cause)
+
+
 def _errno(error: BaseException) -> Any:
-    args = getattr(getattr(error.__cause__, "orig", None), "args", ())
+    args = getattr(_driver_error(error), "args", ())
     return args[0] if args else None
 
 
@@ -60,12 +69,55 @@ async def store(server_schema: str) -> AsyncIterator[MySQLStore]:
     await store.close()
 
 
+class Session:
+    """A connection of another session (not the store's), its blocking calls on a
+    thread of their own, so the event loop (and the store) run meanwhile."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+
+    async def execute(self, sql: str, values: dict[str, Any] | None = None) -> Any:
+        """Run ``sql``; its first value, if it returns rows."""
+
+        def run() -> Any:
+            result = self.connection.execute(sa.text(sql), values or {})
+            return result.scalar() if result.returns_rows else None
+
+        return await asyncio.to_thread(run)
+
+    async def begin(self) -> None:
+        await asyncio.to_thread(self.connection.begin)
+
+    async def commit(self) -> None:
+        await asyncio.to_thread(self.connection.commit)
+
+    async def rollback(self) -> None:
+        await asyncio.to_thread(self.connection.rollback)
+
+
+class Outsider:
+    """Connections of other sessions, at READ COMMITTED like the store's."""
+
+    def __init__(self) -> None:
+        self.engine = sa.create_engine(
+            SERVER.driver_url(), isolation_level="READ COMMITTED", poolclass=sa.pool.NullPool
+        )
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[Session]:
+        connection = await asyncio.to_thread(self.engine.connect)
+        try:
+            yield Session(connection)
+        finally:
+            await asyncio.to_thread(connection.close)
+
+
 @pytest.fixture
-async def outsider() -> AsyncIterator[AsyncEngine]:
+def outsider() -> Iterator[Outsider]:
     """Raw connections of other sessions (not the store's)."""
-    engine = create_async_engine(SERVER.driver_url(), isolation_level="READ COMMITTED")
-    yield engine
-    await engine.dispose()
+    outsider = Outsider()
+    yield outsider
+    outsider.engine.dispose()
 
 
 def _run_id() -> str:
@@ -151,8 +203,10 @@ async def test_missing_tables_name_the_migration_command(server_schema: str, whe
 class _BuggyStore(MySQLStore):
     @operation
     async def broken_query(self) -> None:
-        async with self._single() as conn:
-            await conn.execute(sa.text("SELEC 1"))
+        def body() -> Body[None]:
+            yield self._once(sa.text("SELEC 1"))
+
+        await self._run(body())
 
 
 async def test_a_bug_in_our_sql_is_not_retryable(server_schema: str) -> None:
@@ -168,42 +222,37 @@ async def test_a_bug_in_our_sql_is_not_retryable(server_schema: str) -> None:
 
 
 # -- the server goes away mid-operation ------------------------------------------------
-async def _lock_waiter(conn: AsyncConnection, marker: str) -> int | None:
+async def _lock_waiter(conn: Session, marker: str) -> int | None:
     """The connection whose transaction waits on a lock, running a statement that
     mentions ``marker`` (InnoDB keeps the first 1024 characters of the statement)."""
-    return (
-        await conn.execute(
-            sa.text(
-                "SELECT trx_mysql_thread_id FROM information_schema.innodb_trx "
-                "WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE :pattern "
-                "AND trx_mysql_thread_id <> CONNECTION_ID()"
-            ),
-            {"pattern": f"%{marker}%"},
-        )
-    ).scalar()
+    found: int | None = await conn.execute(
+        "SELECT trx_mysql_thread_id FROM information_schema.innodb_trx "
+        "WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE :pattern "
+        "AND trx_mysql_thread_id <> CONNECTION_ID()",
+        {"pattern": f"%{marker}%"},
+    )
+    return found
 
 
 async def test_connection_killed_mid_operation_is_unavailable_then_recovers(
-    store: MySQLStore, outsider: AsyncEngine
+    store: MySQLStore, outsider: Outsider
 ) -> None:
     run_id = _run_id()
     await store.create_run(run_id, "wf", None, None, T0)
     runs = f"`{store.schema}`.{store.tables.runs.name}"
     async with outsider.connect() as holder, outsider.connect() as watcher:
         await holder.begin()
-        await holder.execute(
-            sa.text(f"SELECT 1 FROM {runs} WHERE run_id = :r FOR UPDATE"), {"r": run_id}
-        )
+        await holder.execute(f"SELECT 1 FROM {runs} WHERE run_id = :r FOR UPDATE", {"r": run_id})
         claim = asyncio.create_task(store.claim_run(run_id, "worker", 30_000, T0))
         victim = await poll(
             partial(_lock_waiter, watcher, store.schema or ""), "the claim to block", interval=POLL
         )
-        await watcher.execute(sa.text(f"KILL {int(victim)}"))
+        await watcher.execute(f"KILL {int(victim)}")
         with pytest.raises(StoreUnavailableError) as caught:
             await asyncio.wait_for(claim, PATIENCE)
         await holder.rollback()
     assert caught.value.retryable is True
-    assert isinstance(caught.value.__cause__, sa_exc.DBAPIError)
+    assert isinstance(caught.value.__cause__, pymysql.err.OperationalError)
     # The dead connection left the pool: the next operation works, and the
     # interrupted claim changed nothing.
     run = await store.load_run(run_id)
@@ -215,33 +264,40 @@ async def test_connection_killed_mid_operation_is_unavailable_then_recovers(
 # -- deadlocks are retried inside the operation ----------------------------------------
 class _DeadlockingStore(MySQLStore):
     """One extra operation that takes two row locks, A then B; its first ``deadlocks``
-    attempts wait (``go``) until another session holds B and waits for A."""
+    attempts wait (``go``) until another session holds B and waits for A.
+
+    The operation is a body, as the store's own are: it runs on the connection's
+    thread, so its rendezvous with the event loop are thread-safe queues."""
 
     deadlocks = 0
     attempts = 0
 
     def rendezvous(self) -> None:
-        self.holding_a: asyncio.Queue[None] = asyncio.Queue()
-        self.go: asyncio.Queue[None] = asyncio.Queue()
+        self.holding_a: queue.Queue[None] = queue.Queue()
+        self.go: queue.Queue[None] = queue.Queue()
 
     @operation
     async def touch_a_then_b(self, a: str, b: str) -> int:
         self.attempts += 1
+        attempt = self.attempts
         runs = self.tables.runs
         touch = sa.update(runs).values(updated_at=runs.c.updated_at + 1)
-        async with self._tx() as conn:
-            await conn.execute(touch.where(runs.c.run_id == a))
-            if self.attempts <= self.deadlocks:
-                await self.holding_a.put(None)
-                await asyncio.wait_for(self.go.get(), PATIENCE)
+
+        def body() -> Body[None]:
+            yield self._once(touch.where(runs.c.run_id == a))
+            if attempt <= self.deadlocks:
+                self.holding_a.put(None)
+                self.go.get(timeout=PATIENCE)
             # Closes the cycle: InnoDB sees it at once and rolls back the transaction
             # that changed fewer rows, this one.
-            await conn.execute(touch.where(runs.c.run_id == b))
+            yield self._once(touch.where(runs.c.run_id == b))
+
+        await self._run(body(), transaction=True)
         return self.attempts
 
 
 async def _lock_b_then_wait_for_a(
-    store: _DeadlockingStore, outsider: AsyncEngine, a: str, b: str, ballast: list[str]
+    store: _DeadlockingStore, outsider: Outsider, a: str, b: str, ballast: list[str]
 ) -> None:
     """The other side of each deadlock: change the ballast rows (so this transaction
     is the heavier one), hold B, then wait for A."""
@@ -249,33 +305,31 @@ async def _lock_b_then_wait_for_a(
     touch = f"UPDATE {runs} SET updated_at = updated_at + 1 WHERE run_id = :r"
     async with outsider.connect() as watcher:
         for _ in range(store.deadlocks):
-            await asyncio.wait_for(store.holding_a.get(), PATIENCE)
+            await asyncio.to_thread(store.holding_a.get, timeout=PATIENCE)
             async with outsider.connect() as other:
                 await other.begin()
-                thread = (await other.execute(sa.text("SELECT CONNECTION_ID()"))).scalar_one()
+                thread = await other.execute("SELECT CONNECTION_ID()")
                 for run_id in [*ballast, b]:
-                    await other.execute(sa.text(touch), {"r": run_id})
-                waiting = asyncio.create_task(other.execute(sa.text(touch), {"r": a}))
+                    await other.execute(touch, {"r": run_id})
+                waiting = asyncio.create_task(other.execute(touch, {"r": a}))
 
                 async def waits(thread: int = thread) -> bool:
                     state = await watcher.execute(
-                        sa.text(
-                            "SELECT trx_state FROM information_schema.innodb_trx "
-                            "WHERE trx_mysql_thread_id = :t"
-                        ),
+                        "SELECT trx_state FROM information_schema.innodb_trx "
+                        "WHERE trx_mysql_thread_id = :t",
                         {"t": thread},
                     )
-                    return state.scalar() == "LOCK WAIT"
+                    return bool(state == "LOCK WAIT")
 
                 await poll(waits, "the other side to wait", interval=POLL)
-                await store.go.put(None)
+                store.go.put(None)
                 await asyncio.wait_for(waiting, PATIENCE)
                 await other.commit()
 
 
 @pytest.mark.parametrize("deadlocks", [1, RETRIES])
 async def test_deadlock_is_retried_then_reported_unavailable(
-    server_schema: str, outsider: AsyncEngine, deadlocks: int
+    server_schema: str, outsider: Outsider, deadlocks: int
 ) -> None:
     store = cast(_DeadlockingStore, _DeadlockingStore.from_url(URL, schema=server_schema))
     store.deadlocks = deadlocks

@@ -21,10 +21,10 @@ from functools import partial
 from pathlib import Path
 from typing import cast
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from postgres_server import SERVER, URL
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from workflow.contract_tests.sql import poll
@@ -36,7 +36,9 @@ from workflow.runtime import (
     WorkflowStoreError,
 )
 from workflow.runtime.results import Claimed
+from workflow.store.postgres.driver import PsycopgDriver
 from workflow.store.postgres.store import PostgresStore, open_store
+from workflow.store.sql.driver import Body
 from workflow.store.sql.failures import RETRIES, operation
 
 NO_GRANTS_ROLE = f"wf_nogrants_{uuid.uuid4().hex[:10]}"
@@ -69,6 +71,17 @@ async def outsider() -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+def _driver_error(error: BaseException) -> BaseException | None:
+    """The psycopg error behind a store error (raised by psycopg itself on the
+    operations' path, wrapped by SQLAlchemy on the migrations' path)."""
+    cause = error.__cause__
+    return getattr(cause, "orig", cause)
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    return getattr(_driver_error(error), "sqlstate", None)
+
+
 def _run_id() -> str:
     return f"run-{uuid.uuid4().hex[:12]}"
 
@@ -84,7 +97,7 @@ async def test_connection_refused_is_unavailable_and_retryable() -> None:
     assert caught.value.retryable is True
     assert "retryable" in str(caught.value)
     assert "Connection refused" in str(caught.value)
-    assert isinstance(caught.value.__cause__, sa_exc.OperationalError)
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
 
 
 async def test_open_store_on_a_refused_port_is_unavailable() -> None:
@@ -102,7 +115,7 @@ async def test_missing_database_is_a_configuration_error(server_schema: str) -> 
     assert not isinstance(error, StoreUnavailableError)
     assert f'database "{server_schema}_missing" does not exist' in str(error)
     assert "create it, or correct the URL" in str(error)
-    assert isinstance(error.__cause__, sa_exc.OperationalError)
+    assert isinstance(_driver_error(error), psycopg.OperationalError)
 
 
 async def test_unknown_role_is_a_configuration_error(server_schema: str) -> None:
@@ -128,7 +141,7 @@ async def test_missing_privilege_is_a_configuration_error(server_schema: str) ->
     finally:
         await store.close()
     assert "permission denied" in str(caught.value)
-    assert getattr(getattr(caught.value.__cause__, "orig", None), "sqlstate", None) == "42501"
+    assert _sqlstate(caught.value) == "42501"
 
 
 @pytest.mark.parametrize("where", ["unmigrated prefix", "missing schema"])
@@ -144,14 +157,16 @@ async def test_missing_tables_name_the_migration_command(server_schema: str, whe
         await store.close()
     assert caught.value.retryable is False
     assert f"`workflow migrate upgrade --url {store.url_hint}`" in str(caught.value)
-    assert getattr(getattr(caught.value.__cause__, "orig", None), "sqlstate", None) == "42P01"
+    assert _sqlstate(caught.value) == "42P01"
 
 
 class _BuggyStore(PostgresStore):
     @operation
     async def broken_query(self) -> None:
-        async with self._single() as conn:
-            await conn.execute(sa.text("SELEC 1"))
+        def body() -> Body[None]:
+            yield self._once(sa.text("SELEC 1"))
+
+        await self._run(body())
 
 
 async def test_a_bug_in_our_sql_is_not_retryable(server_schema: str) -> None:
@@ -196,7 +211,7 @@ async def test_backend_killed_mid_operation_is_unavailable_then_recovers(
             await asyncio.wait_for(claim, PATIENCE)
         await holder.rollback()
     assert caught.value.retryable is True
-    assert isinstance(caught.value.__cause__, sa_exc.DBAPIError)
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
     # The dead connection left the pool: the next operation works, and the
     # interrupted claim changed nothing.
     run = await store.load_run(run_id)
@@ -221,18 +236,29 @@ class _DeadlockingStore(PostgresStore):
     @operation
     async def touch_a_then_b(self, a: str, b: str) -> int:
         self.attempts += 1
-        runs = self.tables.runs
-        touch = sa.update(runs).values(updated_at=runs.c.updated_at + 1)
-        async with self._tx() as conn:
-            # The shortest deadlock_timeout in the cycle decides who checks first and
-            # is rolled back: this side, so the retry is what the test sees.
-            await conn.execute(sa.text("SET LOCAL deadlock_timeout = '50ms'"))
-            await conn.execute(touch.where(runs.c.run_id == a))
-            if self.attempts <= self.deadlocks:
-                pid = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
-                await self.holding_a.put(pid)
-                await asyncio.wait_for(self.go.get(), PATIENCE)
-            await conn.execute(touch.where(runs.c.run_id == b))
+        runs = f'"{self.schema}".{self.tables.runs.name}'
+        touch = f"UPDATE {runs} SET updated_at = updated_at + 1 WHERE run_id = %s"
+        # On a connection of the store's own pool, with an explicit transaction as the
+        # store's operations have: the wait in the middle needs the event loop.
+        assert isinstance(self.driver, PsycopgDriver)
+        async with self.driver.connection() as conn:
+            await conn.execute("BEGIN")
+            try:
+                # The shortest deadlock_timeout in the cycle decides who checks first
+                # and is rolled back: this side, so the retry is what the test sees.
+                await conn.execute("SET LOCAL deadlock_timeout = '50ms'")
+                await conn.execute(touch, (a,))
+                if self.attempts <= self.deadlocks:
+                    pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone() or [0])[
+                        0
+                    ]
+                    await self.holding_a.put(pid)
+                    await asyncio.wait_for(self.go.get(), PATIENCE)
+                await conn.execute(touch, (b,))
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
         return self.attempts
 
 
@@ -301,17 +327,39 @@ async def test_deadlock_is_retried_then_reported_unavailable(
             assert isinstance(result, StoreUnavailableError), result
             assert store.attempts == RETRIES
             assert "contention" in str(result)
-            assert getattr(getattr(result.__cause__, "orig", None), "sqlstate", None) == "40P01"
+            assert _sqlstate(result) == "40P01"
     finally:
         await store.close()
 
 
 # -- PgBouncer (transaction pooling) -----------------------------------------------------
-async def test_engine_never_prepares_server_side(store: PostgresStore) -> None:
-    async with store.engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        assert raw.driver_connection is not None
-        assert raw.driver_connection.prepare_threshold is None
+async def test_connections_never_prepare_server_side_by_default(store: PostgresStore) -> None:
+    assert isinstance(store.driver, PsycopgDriver)
+    async with store.driver.connection() as conn:
+        assert conn.prepare_threshold is None
+        assert conn.autocommit is True
+
+
+async def test_prepare_true_prepares_every_statement(server_schema: str) -> None:
+    # One connection, so every statement ran on the one inspected afterwards.
+    store = PostgresStore.from_url(f"{URL}?prepare=true&pool_size=1", schema=server_schema)
+    try:
+        run_id = _run_id()
+        await store.create_run(run_id, "wf", None, None, T0)
+        for _ in range(2):
+            assert await store.load_run(run_id) is not None
+        assert isinstance(store.driver, PsycopgDriver)
+        async with store.driver.connection() as conn:
+            assert conn.prepare_threshold == 0
+            prepared = await (
+                await conn.execute("SELECT statement FROM pg_prepared_statements")
+            ).fetchall()
+        # The pool has one connection here: it ran both statements, prepared.
+        texts = " ".join(row[0] for row in prepared)
+        assert "INSERT INTO" in texts, prepared
+        assert "SELECT" in texts, prepared
+    finally:
+        await store.close()
 
 
 # PgBouncer is not a store server: .ci/run installs it (apt). Locally its absence is a

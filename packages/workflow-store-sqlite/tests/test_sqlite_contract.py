@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 
 from workflow.contract_tests import StoreContract, StoreFactory
+from workflow.contract_tests.sql import assert_golden
 from workflow.runtime import Capability, ExecutionStore
-from workflow.store.sql.statements import Recorder, hot_operation_statements
+from workflow.store.sql.statements import Recorder, hot_operation_sql, hot_operation_statements
 from workflow.store.sql.store import SQLStore
 from workflow.store.sqlite.store import SQLiteStore
 
@@ -52,6 +53,8 @@ class TestSQLiteStore(StoreContract):
             await handle.close()
 
 
+GOLDEN = Path(__file__).parent / "golden" / "hot_operations.sql"
+
 # Round trips per hot operation (workflow.store.sql.statements.recording): the stores
 # run in autocommit, so a transaction shows as BEGIN ... COMMIT and nothing else is sent.
 # A change that adds one fails here; one that removes one updates the table.
@@ -83,17 +86,19 @@ async def test_hot_operations_send_the_budgeted_statements(tmp_path: Path) -> No
 
 
 def _hops(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    """A recorder of hops to aiosqlite's thread: every aiosqlite call (cursor, execute,
-    fetch, close, ...) is queued for its thread through ``Connection._execute``."""
+    """A recorder of hops to another thread: every callable submitted to a thread pool
+    (``loop.run_in_executor`` and ``asyncio.to_thread`` both go through
+    ``ThreadPoolExecutor.submit``), whoever submits it. Counted at the executor, not
+    by the store's driver, so a driver that hops more than it says is caught."""
     seen: list[str] | None = None
-    original: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
+    original: Callable[..., Any] = ThreadPoolExecutor.submit
 
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def counted(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         if seen is not None:
             seen.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)
+        return original(self, fn, *args, **kwargs)
 
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", counted)
 
     @contextlib.contextmanager
     def record(_store: SQLStore) -> Iterator[list[str]]:
@@ -110,8 +115,9 @@ def _hops(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 async def test_every_hot_operation_is_one_hop_to_the_driver_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # SQLite has no server round trips; what an operation waits for is aiosqlite's
-    # thread. Each operation's statements (STATEMENT_BUDGET) run there in one hop.
+    # SQLite has no server round trips; what an operation waits for is the hop to its
+    # connection's thread. Each operation's statements (STATEMENT_BUDGET) run there in
+    # one hop.
     store = SQLiteStore.from_path(tmp_path / "hops.db")
     await store.create_schema()
     try:
@@ -119,3 +125,14 @@ async def test_every_hot_operation_is_one_hop_to_the_driver_thread(
     finally:
         await store.close()
     assert {op: len(hops) for op, hops in seen.items()} == dict.fromkeys(STATEMENT_BUDGET, 1), seen
+
+
+async def test_hot_operations_send_the_golden_sql(tmp_path: Path) -> None:
+    # What each hot operation sends, as SQL a reviewer reads (tests/golden/).
+    store = SQLiteStore.from_path(tmp_path / "golden.db")
+    await store.create_schema()
+    try:
+        text = await hot_operation_sql(store)
+    finally:
+        await store.close()
+    assert_golden(GOLDEN, text)

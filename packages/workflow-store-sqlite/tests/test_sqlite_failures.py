@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -23,28 +22,20 @@ from workflow.runtime import (
     StoreOperationError,
     StoreUnavailableError,
 )
+from workflow.store.sql.driver import Body
 from workflow.store.sql.failures import RETRIES, operation
 from workflow.store.sqlite.store import SQLiteStore, open_store
 
 T0 = 1_700_000_000_000
 
 
-@pytest.fixture
-async def failed_opens_finish() -> AsyncIterator[None]:
-    """aiosqlite stops a connection that failed to open by queueing a close whose
-    result its thread hands to the event loop: wait for those threads while the loop
-    still runs, or they raise "Event loop is closed" (omnilib/aiosqlite#241)."""
-    yield
-    for thread in threading.enumerate():
-        if thread.name.endswith("(_connection_worker_thread)"):
-            await asyncio.to_thread(thread.join, 30)
-
-
 def _sqlite_errorname(error: BaseException) -> str | None:
-    return getattr(getattr(error.__cause__, "orig", None), "sqlite_errorname", None)
+    """The sqlite3 result code behind ``error`` (raised by sqlite3 itself on the
+    operations' path, wrapped by SQLAlchemy on the migrations' path)."""
+    cause = error.__cause__
+    return getattr(getattr(cause, "orig", cause), "sqlite_errorname", None)
 
 
-@pytest.mark.usefixtures("failed_opens_finish")
 async def test_directory_that_does_not_exist_is_a_configuration_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'no-such-dir' / 'wf.db'}"
     with pytest.raises(StoreConfigurationError) as caught:
@@ -56,7 +47,6 @@ async def test_directory_that_does_not_exist_is_a_configuration_error(tmp_path: 
     assert isinstance(caught.value.__cause__, sa_exc.OperationalError)
 
 
-@pytest.mark.usefixtures("failed_opens_finish")
 async def test_file_that_is_not_a_database_is_a_configuration_error(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("not a database\n" * 200)
@@ -86,8 +76,10 @@ async def test_missing_tables_name_the_migration_command(tmp_path: Path) -> None
 class _BuggyStore(SQLiteStore):
     @operation
     async def broken_query(self) -> None:
-        async with self._single() as conn:
-            await conn.execute(sa.text("SELEC 1"))
+        def body() -> Body[None]:
+            yield self._once(sa.text("SELEC 1"))
+
+        await self._run(body())
 
 
 async def test_a_bug_in_our_sql_is_not_retryable(tmp_path: Path) -> None:
@@ -139,12 +131,15 @@ class _ContendedStore(SQLiteStore):
         if self.attempts == self.release_at and self.other is not None:
             self.other.execute("COMMIT")
         runs = self.tables.runs
-        async with self._tx() as conn:
-            await conn.execute(
+
+        def body() -> Body[None]:
+            yield self._once(
                 sa.update(runs)
                 .where(runs.c.run_id == run_id)
                 .values(updated_at=runs.c.updated_at + 1)
             )
+
+        await self._run(body(), transaction=True)
         return self.attempts
 
 

@@ -44,10 +44,8 @@ async def test_a_database_migrated_by_a_newer_adapter_is_refused(tmp_path: Path)
     url = url_of(tmp_path / "wf.db")
     store = SQLiteStore.from_url(url)
     await store.create_schema()
-    async with store.engine.begin() as conn:
-        await conn.execute(
-            sa.text("UPDATE workflow_alembic_version SET version_num = 'f00dfeedbeef'")
-        )
+    with store.engine.connect() as conn:
+        conn.execute(sa.text("UPDATE workflow_alembic_version SET version_num = 'f00dfeedbeef'"))
     await store.close()
     with pytest.raises(SchemaVersionError, match="does not know") as caught:
         await open_store(url)
@@ -61,8 +59,8 @@ async def test_downgrade_to_base_and_up_again(tmp_path: Path) -> None:
     await store.create_run("r", "wf", None, {"a": 1}, 1)
     await store.migrator.downgrade("base")
     assert await store.migrator.current() is None
-    async with store.engine.connect() as conn:
-        names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+    with store.engine.connect() as conn:
+        names = sa.inspect(conn).get_table_names()
     # Only our (now empty) version table is left: every store table is gone.
     assert set(names) <= {"workflow_alembic_version"}
     await store.migrator.upgrade()
@@ -73,12 +71,12 @@ async def test_downgrade_to_base_and_up_again(tmp_path: Path) -> None:
 async def test_our_version_table_leaves_the_applications_alone(tmp_path: Path) -> None:
     url = url_of(tmp_path / "wf.db")
     store = SQLiteStore.from_url(url)
-    async with store.engine.begin() as conn:
-        await conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
-        await conn.execute(sa.text("INSERT INTO alembic_version VALUES ('app_rev_1')"))
+    with store.engine.connect() as conn:
+        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('app_rev_1')"))
     await store.create_schema()
-    async with store.engine.connect() as conn:
-        app = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
+    with store.engine.connect() as conn:
+        app = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     assert app == "app_rev_1"
     await store.close()
 

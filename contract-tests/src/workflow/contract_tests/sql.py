@@ -19,14 +19,16 @@ A test module declares its server once and derives its fixtures from it::
 from __future__ import annotations
 
 import asyncio
+import difflib
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from workflow.runtime import ExecutionStore
 from workflow.store.sql.store import SQLStore
@@ -35,7 +37,7 @@ from .base import StoreContract
 from .servers import poll, require_server
 from .support import StoreFactory
 
-__all__ = ["SQLServer", "SQLServerContract", "empty_tables", "poll"]
+__all__ = ["SQLServer", "SQLServerContract", "assert_golden", "empty_tables", "poll"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class SQLServer:
     url: str
     """The store URL (``postgresql://…``), as users give it to ``open_store``."""
     driver: str
-    """The SQLAlchemy ``dialect+driver`` the admin connection uses."""
+    """The synchronous SQLAlchemy ``dialect+driver`` the admin connection uses."""
     name: str
     default_port: int
 
@@ -66,13 +68,18 @@ class SQLServer:
 
     async def admin(self, *statements: str) -> None:
         """Run statements (DDL, grants) on a connection of its own, in autocommit."""
-        engine = create_async_engine(self.driver_url(), isolation_level="AUTOCOMMIT")
+        await asyncio.to_thread(self.admin_sync, *statements)
+
+    def admin_sync(self, *statements: str) -> None:
+        engine = sa.create_engine(
+            self.driver_url(), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
         try:
-            async with engine.connect() as conn:
+            with engine.connect() as conn:
                 for statement in statements:
-                    await conn.execute(sa.text(statement))
+                    conn.execute(sa.text(statement))
         finally:
-            await engine.dispose()
+            engine.dispose()
 
     def drop_schema(self, schema: str) -> str:
         dialect = sa.make_url(self.driver_url()).get_dialect()()
@@ -108,12 +115,46 @@ class SQLServer:
             asyncio.run(self.admin(self.drop_schema(schema), *teardown))
 
 
+UPDATE_GOLDEN = "WORKFLOW_UPDATE_GOLDEN"
+"""Set to 1 to rewrite the golden files a test compares with (then review the diff)."""
+
+
+def assert_golden(path: Path, text: str) -> None:
+    """``text`` equals the golden file ``path`` (committed, reviewed as SQL): a change
+    to what a store sends shows in review. ``WORKFLOW_UPDATE_GOLDEN=1`` rewrites it;
+    never under ``CI=true``, where a missing or different file fails."""
+    if os.environ.get(UPDATE_GOLDEN) == "1" and os.environ.get("CI", "").lower() != "true":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return
+    if not path.exists():
+        pytest.fail(f"golden file {path} is missing: create it with {UPDATE_GOLDEN}=1")
+    expected = path.read_text()
+    if text != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True),
+                text.splitlines(keepends=True),
+                str(path),
+                "sent now",
+            )
+        )
+        pytest.fail(
+            f"the SQL sent differs from {path}; if the change is intended, rewrite it "
+            f"with {UPDATE_GOLDEN}=1 and review the diff:\n{diff}"
+        )
+
+
 async def empty_tables(store: SQLStore) -> None:
     """Delete every row of the store's tables (children first: foreign keys)."""
     t = store.tables
-    async with store.engine.connect() as conn:
-        for table in (t.events, t.inbox, t.schedules, t.runs):
-            await conn.execute(sa.delete(table))
+
+    def empty() -> None:
+        with store.engine.connect() as conn:
+            for table in (t.events, t.inbox, t.schedules, t.runs):
+                conn.execute(sa.delete(table))
+
+    await asyncio.to_thread(empty)
 
 
 class SQLServerContract(StoreContract):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -59,27 +57,7 @@ def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
 
 
 async def _call(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    before = set(threading.enumerate())
-    try:
-        return await coro_fn()
-    finally:
-        await _join_new_threads(before)
-
-
-async def _join_new_threads(before: set[threading.Thread], budget_s: float = 1.0) -> None:
-    """Let threads a driver started during the command finish while the loop still runs.
-
-    aiosqlite stops the worker thread of a connection that failed to open with a
-    callback into the event loop; if ``asyncio.run`` closes the loop first, the thread
-    dies printing a traceback after our one-line error (omnilib/aiosqlite#241). Its
-    threads are daemons, so they are waited for here, for at most ``budget_s`` in all."""
-    deadline = time.monotonic() + budget_s
-    for thread in set(threading.enumerate()) - before:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        if thread.is_alive():
-            await asyncio.to_thread(thread.join, left)
+    return await coro_fn()
 
 
 def with_store(

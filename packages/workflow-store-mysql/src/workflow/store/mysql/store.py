@@ -1,81 +1,87 @@
-"""The MySQL 8 / MariaDB 10.6+ store (aiomysql over PyMySQL)."""
+"""The MySQL 8 / MariaDB 10.6+ store (PyMySQL, one thread per connection)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+import sqlalchemy as sa
 
-from workflow.runtime import codec
+from workflow.runtime import codec, validation
 from workflow.runtime.errors import InvalidArgumentError
-from workflow.store.sql import DEFAULT_TABLE_PREFIX, OWNED_ENGINE, SQLStore, opened
+from workflow.runtime.registry import redact_url
+from workflow.store.sql import DEFAULT_TABLE_PREFIX, SQLStore, opened
 from workflow.store.sql.urls import parse_store_url
 
-# Once per connection. READ COMMITTED: the store's locking model (InnoDB's REPEATABLE
-# READ default adds gap locks). group_concat_max_len: MariaDB builds JSON_ARRAYAGG on
-# GROUP_CONCAT and silently cuts its result at it (1 MiB by default), so a claim
-# carrying a large inbox or history would get truncated JSON.
-_SESSION_SETUP = (
-    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-    "SET SESSION group_concat_max_len = 4294967295",
-)
-_SET_UP = "workflow_session_set_up"
-
-
-def _set_up_session(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-    # On checkout, not connect: also covers connections an engine we were handed had
-    # pooled before the store existed. Two statements per physical connection, once.
-    if record.info.get(_SET_UP):
-        return
-    cursor = dbapi_connection.cursor()
-    try:
-        for statement in _SESSION_SETUP:
-            cursor.execute(statement)
-    finally:
-        cursor.close()
-    record.info[_SET_UP] = True
+from .dialect import MySQLDialect
+from .driver import DEFAULT_CONNECTIONS, Connection, PyMySQLDriver
 
 
 class MySQLStore(SQLStore):
     """An execution store in MySQL 8.0.1+ or MariaDB 10.6+ (``SKIP LOCKED``).
 
-    Sessions run READ COMMITTED. MySQL has no ``UPDATE … RETURNING``: claims take a
-    ``SELECT … FOR UPDATE SKIP LOCKED``, an ``UPDATE`` and a read in one transaction.
-    ``schema`` names another database on the same server.
+    Sessions run READ COMMITTED. MySQL has no ``UPDATE … RETURNING``: a claim takes a
+    ``SELECT … FOR UPDATE`` (``SKIP LOCKED`` when claiming many), an ``UPDATE`` and a
+    read in one transaction. Operations run on PyMySQL connections, each on its own
+    thread: an operation is one hop from the event loop to that thread, however many
+    statements it has. ``schema`` names another database on the same server.
+
+    ``url``: ``mysql://user:password@host:port/database`` (or an SQLAlchemy URL);
+    migrations and the store's connections both use it. ``connections``: at most this
+    many (each with its thread). ``connect``: an application's own way to open a
+    ``pymysql`` connection, used instead of the URL's for the store's operations (not
+    for migrations); open it with ``client_flag=workflow.store.mysql.driver.CLIENT_FLAGS``
+    (the store sets autocommit, ``utf8mb4`` and its session settings itself).
     """
 
     migrations: ClassVar[str] = "workflow.store.mysql:migrations"
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        url: str | sa.URL,
         *,
         schema: str | None = None,
         table_prefix: str = DEFAULT_TABLE_PREFIX,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
-        owns_engine: bool = False,
+        connections: int = DEFAULT_CONNECTIONS,
+        connect: Callable[[], Connection] | None = None,
     ) -> None:
-        if engine.dialect.name not in {"mysql", "mariadb"}:
+        try:
+            parsed = sa.make_url(url) if isinstance(url, str) else url
+        except Exception as exc:  # SQLAlchemy raises ArgumentError or ValueError
+            raise InvalidArgumentError(f"bad MySQL URL {redact_url(str(url))!r}: {exc}") from None
+        if parsed.get_backend_name() not in {"mysql", "mariadb"}:
             raise InvalidArgumentError(
-                f"MySQLStore needs a mysql engine, got {engine.dialect.name}"
+                f"MySQLStore needs a mysql:// or mariadb:// URL, got {parsed.drivername}://"
             )
+        connections = validation._check_int(connections, "connections", 1, 1024)
+        if connect is not None and not callable(connect):
+            raise InvalidArgumentError(f"connect must be callable, got {connect!r}")
+        dialect = MySQLDialect()
+        # The connection's character set is always utf8mb4 (a charset in the URL is
+        # replaced): the tables' text is utf8mb4, and any other would mangle it.
+        migration_url = parsed.set(drivername=dialect.sync_driver).update_query_dict(
+            {"charset": "utf8mb4"}
+        )
         super().__init__(
-            engine,
+            PyMySQLDriver(migration_url, dialect, connections, connect=connect),
+            dialect,
+            migration_url,
             schema=schema,
             table_prefix=table_prefix,
             max_payload_bytes=max_payload_bytes,
-            owns_engine=owns_engine,
         )
-        if not event.contains(engine.sync_engine.pool, "checkout", _set_up_session):
-            event.listen(engine.sync_engine.pool, "checkout", _set_up_session)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MySQLStore:
-        parsed, from_query = parse_store_url(url, "mysql+aiomysql", ("mysql", "mariadb"))
-        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-        engine = create_async_engine(parsed, **OWNED_ENGINE)
-        return cls(engine, owns_engine=True, **{**from_query, **options})
+        """``mysql://user:password@host:port/database?schema=…&table_prefix=…`` (or
+        ``mariadb://``); also ``connections``, and the PyMySQL options of
+        :data:`~.driver.DRIVER_OPTIONS` (``unix_socket``, ``ssl_ca``…). Any other
+        query option is refused."""
+        parsed, from_query = parse_store_url(
+            url, "mysql+pymysql", ("mysql", "mariadb"), extra=("connections",)
+        )
+        return cls(parsed, **{**from_query, **options})
 
 
 async def open_store(url: str, *, verify_schema: bool = True, **options: Any) -> MySQLStore:

@@ -1,61 +1,251 @@
-"""The PostgreSQL store (psycopg 3)."""
+"""The PostgreSQL store (psycopg 3 on psycopg_pool)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+import psycopg_pool
+import sqlalchemy as sa
+from psycopg.conninfo import make_conninfo
 
-from workflow.runtime import codec
+from workflow.runtime import arguments, codec
 from workflow.runtime.errors import InvalidArgumentError
-from workflow.store.sql import DEFAULT_TABLE_PREFIX, OWNED_ENGINE, SQLStore, opened
+from workflow.runtime.records import InboxEntry, Overlap, Run, RunStatus
+from workflow.runtime.results import (
+    Buffered,
+    Closed,
+    Delivered,
+    DeliveryResult,
+    Duplicate,
+    NotFound,
+    ScheduleTick,
+    TickOutcome,
+)
+from workflow.runtime.schedules import next_fire_at
+from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened, rows
+from workflow.store.sql.coltypes import ID
+from workflow.store.sql.driver import Body
+from workflow.store.sql.store import bound, unprefixed
 from workflow.store.sql.urls import parse_store_url
 
+from . import one_statement as one
+from .dialect import PostgresDialect
+from .driver import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT_S, Connection, PsycopgDriver
 
-class PostgresStore(SQLStore):
+_TERMINAL = [s.value for s in RunStatus if s.terminal]
+
+
+class PostgresStore(ReturningClaims):
     """An execution store in PostgreSQL (12+), optionally in its own schema.
 
-    The schema is rendered into every statement (``schema_translate_map``), never set
-    through ``search_path``, and no server-side prepared statements are used unless
-    asked for: both keep the store working behind PgBouncer in transaction mode.
+    Every hot operation is one statement (data-modifying CTEs, :mod:`.one_statement`),
+    sent on psycopg's async connections. The schema is rendered into every statement,
+    never set through ``search_path``, and no server-side prepared statements are used
+    unless asked for (``prepare=True``): both keep the store working behind PgBouncer
+    in transaction mode.
+
+    ``pool``: an application's own :class:`psycopg_pool.AsyncConnectionPool` (opened,
+    its connections in ``autocommit``); the store uses it and never closes it. ``url``
+    is still needed: migrations run on a connection of their own.
     """
 
     migrations: ClassVar[str] = "workflow.store.postgres:migrations"
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        url: str | sa.URL,
         *,
         schema: str | None = None,
         table_prefix: str = DEFAULT_TABLE_PREFIX,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
-        owns_engine: bool = False,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT_S,
+        prepare: bool = False,
+        pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None,
     ) -> None:
-        if engine.dialect.name != "postgresql":
+        parsed = sa.make_url(url) if isinstance(url, str) else url
+        if parsed.get_backend_name() != "postgresql":
             raise InvalidArgumentError(
-                f"PostgresStore needs a postgresql engine, got {engine.dialect.name}"
+                f"PostgresStore needs a postgresql:// URL, got {parsed.drivername}://"
             )
+        if not isinstance(pool_size, int) or isinstance(pool_size, bool) or pool_size < 1:
+            raise InvalidArgumentError(f"pool_size must be a positive integer, got {pool_size!r}")
+        dialect = PostgresDialect()
+        migration_url = parsed.set(drivername=dialect.sync_driver)
         super().__init__(
-            engine,
+            PsycopgDriver(
+                _conninfo(migration_url),
+                dialect,
+                size=pool_size,
+                timeout=pool_timeout,
+                prepare=prepare,
+                pool=pool,
+            ),
+            dialect,
+            migration_url,
             schema=schema,
             table_prefix=table_prefix,
             max_payload_bytes=max_payload_bytes,
-            owns_engine=owns_engine,
         )
 
     @classmethod
-    def from_url(
-        cls, url: str, *, prepare_threshold: int | None = None, **options: Any
-    ) -> PostgresStore:
+    def from_url(cls, url: str, **options: Any) -> PostgresStore:
+        """``postgresql://user:password@host:port/database?schema=…&table_prefix=…``;
+        also ``pool_size``, ``prepare=true``. Other query options are libpq's
+        connection parameters (``sslmode``, ``application_name``…), passed on."""
         parsed, from_query = parse_store_url(
-            url, "postgresql+psycopg", ("postgresql", "postgres"), extra=("prepare_threshold",)
+            url,
+            "postgresql+psycopg",
+            ("postgresql", "postgres"),
+            extra=("pool_size",),
+            flags=("prepare",),
         )
-        threshold = from_query.pop("prepare_threshold", prepare_threshold)
-        # prepare_threshold=None: psycopg never prepares server-side (PgBouncer-safe).
-        engine = create_async_engine(
-            parsed, connect_args={"prepare_threshold": threshold}, **OWNED_ENGINE
-        )
-        return cls(engine, owns_engine=True, **{**from_query, **options})
+        return cls(parsed, **{**from_query, **options})
+
+    # -- one statement per hot operation (data-modifying CTEs) -------------------------
+    async def _append_events(self, log: arguments.LogWrite) -> int:
+        key, build, params = one.append_events(self.tables, log)
+
+        def append() -> Body[int]:
+            found = yield self._q(key, build, params)
+            if found.first() is None:
+                raise (yield from self._lease_failure(log.run_id, log.lease, log.expected))
+            return log.next_index
+
+        return await self._run(append())
+
+    async def _settle(self, a: arguments.Settlement, values: dict[str, Any]) -> Run:
+        t, log, wait = self.tables, a.log, a.outcome.wait
+        run_id = log.run_id
+        matches = None
+        if wait is not None:
+
+            def matches(new: dict[str, sa.BindParameter[Any]]) -> sa.ColumnElement[bool]:
+                condition = self._matches(
+                    bound("run_id", ID), wait, new["wait_step_id"], new["wait_key"]
+                )
+                if log.consume:
+                    # Entries this settle consumes are still unconsumed in its snapshot.
+                    condition = sa.and_(condition, ~one.consumed_refs(t))
+                return condition
+
+        shape = None if wait is None else (wait.kind, wait.wake_at is not None)
+        key, build, params = one.settle_run(t, log, values, shape, matches)
+
+        def settle() -> Body[Run]:
+            row = (yield self._q(key, build, params)).first()
+            if row is None:
+                raise (yield from self._lease_failure(run_id, log.lease, log.expected))
+            settled = unprefixed(row, one.UPDATED)
+            if (
+                wait is not None
+                and settled["status"] == RunStatus.PAUSED.value
+                and row["seq_locked"] != row["seq_snapshot"]
+            ):
+                # A delivery committed while we waited for the row: look again.
+                woken = yield self._once(
+                    one.wake_if_matched(t, run_id, wait, self._matches(run_id, wait), log.now)
+                )
+                again = woken.first()
+                if again is not None:
+                    settled = again
+            return rows.run_from_row(settled)
+
+        return await self._run(settle())
+
+    async def _deliver(self, d: arguments.Delivery) -> DeliveryResult:
+        run_id, values = d.run_id, d.entry_values()
+        key, build, params = one.deliver(self.tables, d, _TERMINAL)
+
+        def deliver() -> Body[DeliveryResult | None]:
+            m = (yield self._q(key, build, params)).first()
+            if m is None:
+                return NotFound(run_id)
+            existing = unprefixed(m, one.DUPLICATE)
+            if existing["kind"] is not None:
+                return Duplicate(rows.entry_from_row(run_id, existing))
+            run = rows.run_from_row(unprefixed(m, one.LOCKED))
+            if run.status.terminal:
+                return Closed(run)
+            after = unprefixed(m, one.UPDATED)
+            if after["run_id"] is None:
+                # A delivery of the same key committed after our snapshot and won the
+                # insert; it is visible to a new statement.
+                return None
+            entry = rows.entry_from_row(run_id, {"kind": d.kind.value, "consumed": False, **values})
+            woke = (
+                run.status is RunStatus.PAUSED and run.wait is not None and run.wait.matches(entry)
+            )
+            return (Delivered if woke else Buffered)(rows.run_from_row(after), entry)
+
+        while True:
+            result = await self._run(deliver())
+            if result is not None:
+                return result
+
+    async def _fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
+        key, build, params = one.fire_due_timers(self.tables, now, limit)
+
+        def fire() -> Body[list[InboxEntry]]:
+            found = yield self._q(key, build, params)
+            return [rows.entry_from_row(r["run_id"], r) for r in found.mappings()]
+
+        return await self._run(fire())
+
+    async def _fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:
+        """Two round trips: read the due schedules, then one statement that moves each
+        on by compare-and-set and inserts the runs of those it moved (the next fire
+        time comes from the cron library, so it cannot be computed in SQL)."""
+
+        def read() -> Body[list[rows.Row]]:
+            found = yield self._q(
+                "due_schedules_read", self._due_schedules, {"p_now": now, "p_limit": limit}
+            )
+            return list(found.mappings())
+
+        due = await self._run(read())
+        if not due:
+            return []
+        plan: list[dict[str, Any]] = []
+        ticks: dict[str, ScheduleTick] = {}
+        for d in due:
+            s = rows.schedule_from_row(d)
+            fire_at, following = s.next_fire_at, next_fire_at(s.spec, now)
+            fires = not (s.overlap is Overlap.SKIP and d["busy"])
+            run_id = f"{s.schedule_id}@{fire_at}" if fires else None
+            plan.append(
+                {
+                    "sid": s.schedule_id,
+                    "seen_nfa": fire_at,
+                    "seen_updated": s.updated_at,
+                    "nfa": following,
+                    "lfa": fire_at if fires else s.last_fired_at,
+                    "lri": run_id if fires else s.last_run_id,
+                    "fires": fires,
+                }
+            )
+            outcome = TickOutcome.FIRED if fires else TickOutcome.SKIPPED
+            ticks[s.schedule_id] = ScheduleTick(s.schedule_id, fire_at, outcome, run_id, following)
+        key, build, params = one.fire_schedules(self.tables, plan, now)
+
+        def move() -> Body[set[str]]:
+            return set((yield self._q(key, build, params)).scalars())
+
+        moved = await self._run(move())
+        return [tick for sid, tick in ticks.items() if sid in moved]
+
+
+def _conninfo(url: sa.URL) -> str:
+    """libpq's connection string for ``url`` (its query options are libpq's too)."""
+    parts: dict[str, Any] = {
+        "host": url.host,
+        "port": url.port,
+        "dbname": url.database,
+        "user": url.username,
+        "password": url.password,
+    }
+    parts.update(url.query)
+    return make_conninfo("", **{k: v for k, v in parts.items() if v is not None})
 
 
 async def open_store(url: str, *, verify_schema: bool = True, **options: Any) -> PostgresStore:

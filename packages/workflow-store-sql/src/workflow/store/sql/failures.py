@@ -2,7 +2,7 @@
 
 Every public operation of :class:`~workflow.store.sql.store.SQLStore` is wrapped in
 :func:`operation`: no driver exception leaves a store raw. Each dialect sorts its
-driver's errors into a :class:`Failure` (:meth:`~workflow.store.sql.dialects.SQLDialect.
+driver's errors into a :class:`Failure` (:meth:`~workflow.store.sql.dialect.Dialect.
 classify`), and the failure decides the error:
 
 - :attr:`Failure.RETRY` (deadlock, serialization failure, lock timeout, SQLite busy):
@@ -35,7 +35,7 @@ from workflow.runtime.errors import (
 )
 
 if TYPE_CHECKING:
-    from .dialects import SQLDialect
+    from .dialect import Dialect
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -46,7 +46,7 @@ class _Operations(Protocol):
     migrator): the dialect that classifies errors, and the URL to name in fixes."""
 
     @property
-    def _dialect(self) -> SQLDialect: ...
+    def _dialect(self) -> Dialect: ...
 
     @property
     def url_hint(self) -> str: ...
@@ -79,12 +79,11 @@ class Failure(enum.Enum):
     """Anything else (syntax, data): a bug, not retryable."""
 
 
-def _fix(failure: Failure, dialect: str, url: str) -> str:
+def fix(failure: Failure, dialect: Dialect, url: str) -> str:
     """What the operator should do about a configuration failure."""
-    if dialect == "sqlite" and failure is Failure.NO_DATABASE:
-        return f"the file cannot be opened (does its directory exist?): correct the path in {url}"
-    if dialect == "sqlite" and failure is Failure.PERMISSION:
-        return f"the process may not write the file or its directory: fix their permissions ({url})"
+    own = dialect.fix(failure, url)
+    if own is not None:
+        return own
     return {
         Failure.NO_DATABASE: f"the database does not exist: create it, or correct the URL {url}",
         Failure.AUTHENTICATION: f"authentication failed: correct the user or password in {url}",
@@ -96,13 +95,20 @@ def _fix(failure: Failure, dialect: str, url: str) -> str:
             f"the workflow tables are missing or incomplete: run "
             f"`workflow migrate upgrade --url {url}`"
         ),
-        Failure.NOT_A_DATABASE: f"the file is not a SQLite database: correct the path in {url}",
+        Failure.NOT_A_DATABASE: f"the file is not a database: correct the path in {url}",
     }[failure]
+
+
+def driver_error(exc: BaseException) -> BaseException:
+    """The driver's own exception (SQLAlchemy, on the migration path, wraps it)."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+        return exc.orig
+    return exc
 
 
 def _describe(exc: BaseException) -> str:
     """The driver's error in one line: its type and the first line of its message."""
-    orig = getattr(exc, "orig", None) or exc
+    orig = driver_error(exc)
     lines = str(orig).strip().splitlines()
     return f"{type(orig).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
@@ -120,46 +126,50 @@ def operation(
 
     @functools.wraps(fn)
     async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
-        dialect, op = self._dialect.name, fn.__name__
+        dialect, op = self._dialect, fn.__name__
         for attempt in range(1, RETRIES + 1):
             try:
                 return await fn(self, *args, **kwargs)
             except WorkflowStoreError:
                 raise
-            except sa_exc.DBAPIError as exc:
-                failure = self._dialect.classify(exc)
+            except Exception as exc:
+                failure = dialect.classify(driver_error(exc))
+                if failure is None:
+                    if not isinstance(exc, (OSError, TimeoutError, sa_exc.SQLAlchemyError)):
+                        raise  # not the database's: a bug, with its own traceback
+                    # A socket error, a pool that could not connect in time, or
+                    # SQLAlchemy (migrations) failing outside the driver.
+                    failure = (
+                        Failure.FAILED
+                        if isinstance(exc, sa_exc.SQLAlchemyError)
+                        and not isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError))
+                        else Failure.UNAVAILABLE
+                    )
                 if failure is Failure.RETRY:
                     if attempt < RETRIES:
                         await asyncio.sleep(_backoff(attempt))
                         continue
                     raise StoreUnavailableError(
-                        f"{dialect} store gave up on {op} after {RETRIES} attempts, each "
+                        f"{dialect.name} store gave up on {op} after {RETRIES} attempts, each "
                         f"undone by contention (deadlock or lock): {_describe(exc)}"
                     ) from exc
                 raise _error(failure, dialect, op, exc, self.url_hint) from exc
-            except (OSError, sa_exc.TimeoutError, sa_exc.DisconnectionError) as exc:
-                # Raised outside the driver's error classes: a socket error, or the
-                # connection pool exhausted or unable to connect.
-                raise StoreUnavailableError(
-                    f"{dialect} store unavailable during {op}: {_describe(exc)}"
-                ) from exc
-            except sa_exc.SQLAlchemyError as exc:
-                raise _error(Failure.FAILED, dialect, op, exc, "") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     return cast(Callable[Concatenate[S, P], Coroutine[Any, Any, T]], wrapper)
 
 
 def _error(
-    failure: Failure, dialect: str, op: str, exc: BaseException, url: str
+    failure: Failure, dialect: Dialect, op: str, exc: BaseException, url: str
 ) -> WorkflowStoreError:
+    name = dialect.name
     if failure is Failure.UNAVAILABLE:
-        return StoreUnavailableError(f"{dialect} store unavailable during {op}: {_describe(exc)}")
+        return StoreUnavailableError(f"{name} store unavailable during {op}: {_describe(exc)}")
     if failure is Failure.FAILED:
         return StoreOperationError(
-            f"{dialect} store failed during {op}: {_describe(exc)} (a bug in the store or a "
+            f"{name} store failed during {op}: {_describe(exc)} (a bug in the store or a "
             "server it does not support; not retryable: report it with this message)"
         )
     return StoreConfigurationError(
-        f"{dialect} store cannot {op}: {_describe(exc)}; {_fix(failure, dialect, url)}"
+        f"{name} store cannot {op}: {_describe(exc)}; {fix(failure, dialect, url)}"
     )

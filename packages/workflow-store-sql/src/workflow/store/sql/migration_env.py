@@ -1,9 +1,10 @@
 """The Alembic environment every SQL adapter's ``migrations/env.py`` runs.
 
-An adapter's ``env.py`` is two lines::
+An adapter's ``env.py`` names its dialect::
 
+    from workflow.store.postgres.dialect import PostgresDialect
     from workflow.store.sql.migration_env import run_env
-    run_env()
+    run_env(PostgresDialect())
 
 Settings come from, in order: ``Config.attributes`` (the programmatic
 :class:`~workflow.store.sql.migrator.Migrator` and ``workflow migrate``), ``-x`` arguments
@@ -11,15 +12,13 @@ Settings come from, in order: ``Config.attributes`` (the programmatic
 (``workflow.schema``, ``workflow.table_prefix``). Our version table is
 ``<prefix>alembic_version`` in the store's schema, so an application's own
 ``alembic_version`` is never touched. Every online run holds a cross-process lock
-(Postgres advisory lock, MySQL ``GET_LOCK``, SQLite ``BEGIN IMMEDIATE``) and reads the
+(the dialect's :meth:`~workflow.store.sql.dialect.Dialect.migration_lock`) and reads the
 current revision only after taking it, so concurrent upgrades apply each revision once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +26,7 @@ from alembic import context, op
 from sqlalchemy.pool import NullPool
 
 from .autogenerate import only_workflow_tables, version_table
+from .dialect import Dialect
 from .naming import DEFAULT_TABLE_PREFIX, check_schema, check_table_prefix
 from .tables import build_tables
 
@@ -54,33 +54,6 @@ def lock_key(schema: str | None, prefix: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-@contextlib.contextmanager
-def migration_lock(connection: sa.Connection, schema: str | None, prefix: str) -> Iterator[None]:
-    """Hold the store's cross-process migration lock for the duration."""
-    name = connection.dialect.name
-    if name == "postgresql":
-        # Transaction-scoped: released by the COMMIT that ends the migration.
-        connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(schema, prefix)}
-        )
-        yield
-    elif name in {"mysql", "mariadb"}:
-        lock = f"workflow_migrate_{lock_key(schema, prefix) & 0xFFFFFFFFFFFF:x}"
-        got = connection.execute(
-            sa.text("SELECT GET_LOCK(:n, :t)"), {"n": lock, "t": LOCK_TIMEOUT_S}
-        ).scalar()
-        if got != 1:
-            raise RuntimeError(f"could not take the migration lock {lock} in {LOCK_TIMEOUT_S}s")
-        try:
-            yield
-        finally:
-            connection.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": lock})
-    else:
-        # SQLite: the store's engines open every transaction with BEGIN IMMEDIATE (see
-        # workflow.store.sql.sqlite_setup), which is the database-wide write lock.
-        yield
-
-
 def _setting(name: str, default: str | None) -> str | None:
     config = context.config
     if name in config.attributes:
@@ -94,19 +67,10 @@ def _setting(name: str, default: str | None) -> str | None:
     return option if option is not None else default
 
 
-def _create_schema_sql(dialect: str, schema: str) -> str | None:
-    """The statement creating the store's schema (MySQL: database); none on SQLite."""
-    if dialect == "postgresql":
-        return f'CREATE SCHEMA IF NOT EXISTS "{schema}"'
-    if dialect in {"mysql", "mariadb"}:
-        return f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4"
-    return None
-
-
-def _ensure_schema(connection: sa.Connection, schema: str | None) -> None:
+def _ensure_schema(connection: sa.Connection, dialect: Dialect, schema: str | None) -> None:
     if schema is None:
         return
-    statement = _create_schema_sql(connection.dialect.name, schema)
+    statement = dialect.create_schema_sql(schema)
     if statement is None:
         return
     # Look first: PostgreSQL checks CREATE on the database even for CREATE SCHEMA IF NOT
@@ -116,23 +80,20 @@ def _ensure_schema(connection: sa.Connection, schema: str | None) -> None:
     connection.execute(sa.text(statement))
 
 
-def _enter_schema_offline(schema: str | None) -> None:
+def _enter_schema_offline(dialect: Dialect, schema: str | None) -> None:
     """Make the offline script create the schema and work inside it.
 
     Offline, Alembic compiles each statement without a connection, so the online
     ``schema_translate_map`` cannot apply and ``create_table`` renders unqualified
     names: the script itself switches its session to the schema first.
     """
-    dialect = context.get_context().dialect.name
-    statement = None if schema is None else _create_schema_sql(dialect, schema)
-    if statement is None:
+    if schema is None:
         return
-    context.execute(statement)
-    if dialect == "postgresql":
-        # LOCAL: for the script's own transaction only (also safe behind PgBouncer).
-        context.execute(f'SET LOCAL search_path TO "{schema}"')
-    else:
-        context.execute(f"USE `{schema}`")
+    create, use = dialect.create_schema_sql(schema), dialect.use_schema_sql(schema)
+    if create is not None:
+        context.execute(create)
+    if use is not None:
+        context.execute(use)
 
 
 def _configure(schema: str | None, prefix: str, **options: Any) -> None:
@@ -148,45 +109,40 @@ def _configure(schema: str | None, prefix: str, **options: Any) -> None:
     )
 
 
-def run_env() -> None:
-    """Run the migrations Alembic asked for (online or ``--sql`` offline)."""
+def run_env(dialect: Dialect) -> None:
+    """Run the migrations Alembic asked for (online or ``--sql`` offline), on
+    ``dialect``'s database (the adapter's ``env.py`` names it)."""
     schema = check_schema(_setting("workflow_schema", None))
     prefix = check_table_prefix(_setting("workflow_table_prefix", DEFAULT_TABLE_PREFIX))
     config = context.config
     if context.is_offline_mode():
         _configure(schema, prefix, url=config.get_main_option("sqlalchemy.url"), literal_binds=True)
         with context.begin_transaction():
-            _enter_schema_offline(schema)
+            _enter_schema_offline(dialect, schema)
             context.run_migrations()
         return
     connection: sa.Connection | None = config.attributes.get("connection")
     if connection is not None:
-        _run_online(connection, schema, prefix)
+        _run_online(connection, dialect, schema, prefix)
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError("no database: set sqlalchemy.url in the alembic.ini section")
     engine = sa.create_engine(url, poolclass=NullPool)
-    if engine.dialect.name == "sqlite":
-        from .sqlite_setup import configure_sqlite
-
-        configure_sqlite(engine)
+    dialect.configure_engine(engine, autocommit=False)
     with engine.connect() as conn:
-        _run_online(conn, schema, prefix)
+        _run_online(conn, dialect, schema, prefix)
         conn.commit()
     engine.dispose()
 
 
-def _run_online(connection: sa.Connection, schema: str | None, prefix: str) -> None:
-    with migration_lock(connection, schema, prefix):
-        _ensure_schema(connection, schema)
+def _run_online(
+    connection: sa.Connection, dialect: Dialect, schema: str | None, prefix: str
+) -> None:
+    with dialect.migration_lock(connection, schema, prefix):
+        _ensure_schema(connection, dialect, schema)
         if schema is not None:
             connection = connection.execution_options(schema_translate_map={None: schema})
-        _configure(
-            schema,
-            prefix,
-            connection=connection,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
+        _configure(schema, prefix, connection=connection, render_as_batch=dialect.render_as_batch)
         with context.begin_transaction():
             context.run_migrations()

@@ -19,15 +19,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workflow.runtime.errors import SchemaVersionError
 from workflow.runtime.records import SchemaStatus
 
 from .autogenerate import version_table
-from .dialects import dialect_for
+from .dialect import Dialect
 from .failures import operation
-from .transactions import explicit_transaction
 
 # Alembic's command API keeps process-global state (the `context` proxy): one command
 # at a time per process. A threading lock taken without blocking the event loop.
@@ -49,19 +47,23 @@ def _script(location: str) -> ScriptDirectory:
 
 
 class Migrator:
-    """The migrations of one store (schema and table prefix) on one engine."""
+    """The migrations of one store (schema and table prefix) on one engine.
+
+    Alembic is synchronous: its commands run on a thread, on a synchronous engine of
+    the store's database, so the event loop never blocks."""
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: sa.Engine,
         location: str,
+        dialect: Dialect,
         *,
         schema: str | None,
         table_prefix: str,
         url_hint: str,
     ) -> None:
         self.engine = engine
-        self._dialect = dialect_for(engine.dialect.name)
+        self._dialect = dialect
         self.location = location
         self.schema = schema
         self.table_prefix = table_prefix
@@ -91,7 +93,10 @@ class Migrator:
         config = Config(output_buffer=io.StringIO())
         config.set_main_option("script_location", self.location)
         config.attributes.update(
-            workflow_schema=self.schema, workflow_table_prefix=self.table_prefix, **attributes
+            workflow_schema=self.schema,
+            workflow_table_prefix=self.table_prefix,
+            workflow_dialect=self._dialect,
+            **attributes,
         )
         return config
 
@@ -104,18 +109,21 @@ class Migrator:
     async def _run(self, verb: str, revision: str) -> None:
         await self._locked()
         try:
-            async with self.engine.connect() as conn:
-
-                def run(sync: sa.Connection) -> None:
-                    getattr(command, verb)(self._config(connection=sync), revision)
-
-                # The store's connections are in autocommit: the migration's transaction
-                # is ours (SQLite: BEGIN IMMEDIATE, the database-wide write lock), and
-                # Alembic, finding one open, runs inside it.
-                async with explicit_transaction(conn, dialect_for(conn.dialect.name).begin):
-                    await conn.run_sync(run)
+            await asyncio.to_thread(self._run_on_thread, verb, revision)
         finally:
             _ALEMBIC.release()
+
+    def _run_on_thread(self, verb: str, revision: str) -> None:
+        with self.engine.connect() as conn:
+            # The migration's transaction is ours (SQLite: BEGIN IMMEDIATE, the
+            # database-wide write lock), and Alembic, finding one open, runs inside it.
+            conn.exec_driver_sql(self._dialect.begin.sql)
+            try:
+                getattr(command, verb)(self._config(connection=conn), revision)
+                conn.exec_driver_sql("COMMIT")
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
 
     @operation
     async def upgrade(self, revision: str = "head") -> None:
@@ -132,11 +140,11 @@ class Migrator:
         if self.schema is not None:
             opts["version_table_schema"] = self.schema
 
-        def read(sync: sa.Connection) -> str | None:
-            return MigrationContext.configure(sync, opts=opts).get_current_revision()
+        def read() -> str | None:
+            with self.engine.connect() as conn:
+                return MigrationContext.configure(conn, opts=opts).get_current_revision()
 
-        async with self.engine.connect() as conn:
-            return await conn.run_sync(read)
+        return await asyncio.to_thread(read)
 
     def offline_sql(self, revision: str = "head", *, downgrade_from: str | None = None) -> str:
         """The SQL an upgrade (or a downgrade from ``downgrade_from``) would run, for DBAs."""

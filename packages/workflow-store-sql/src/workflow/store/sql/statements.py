@@ -10,61 +10,51 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine.interfaces import CacheStats
-
 from workflow.runtime import Claimed, IntervalSpec, NewEvent, Pause, Wait
 
-from .execution import STORE_TAG
 from .store import SQLStore
-
-Seen = Callable[[Any], bool]
-"""Whether a statement's execution context counts."""
 
 
 @contextlib.contextmanager
-def _statements(store: SQLStore, counts: Seen) -> Iterator[list[str]]:
-    """The first word of every statement of ``store`` whose context ``counts``.
+def recording(store: SQLStore) -> Iterator[list[str]]:
+    """Collect the first word of every statement the store sends.
 
-    Listened for on the Engine class: the statements run on the store's engine and on
-    the engines over aiosqlite's threads, all tagged with the store's STORE_TAG."""
+    Connections are in autocommit, transactions spelled out as ``BEGIN``…``COMMIT``:
+    on a server this is every round trip an operation makes; nothing is sent besides.
+    (On SQLite and MySQL the statements of one operation run together in one hop to
+    the connection's thread: see :mod:`workflow.store.sql.driver`.)"""
     seen: list[str] = []
-    tag = store.engine.sync_engine.get_execution_options()[STORE_TAG]
-
-    def statement(conn: sa.Connection, _c: Any, text: str, _p: Any, context: Any, _m: Any) -> None:
-        if conn.get_execution_options().get(STORE_TAG) is tag and counts(context):
-            seen.append(text.split(None, 1)[0].upper())
-
-    event.listen(sa.Engine, "before_cursor_execute", statement)
+    driver = store.driver
+    previous, driver.seen = driver.seen, seen
     try:
         yield seen
     finally:
-        event.remove(sa.Engine, "before_cursor_execute", statement)
+        driver.seen = previous
 
 
-def recording(store: SQLStore) -> contextlib.AbstractContextManager[list[str]]:
-    """Collect the first word of every statement the store sends.
+@contextlib.contextmanager
+def texts(store: SQLStore) -> Iterator[list[str]]:
+    """Collect the text of every statement the store sends, as sent."""
+    seen: list[str] = []
+    driver = store.driver
+    previous, driver.texts = driver.texts, seen
+    try:
+        yield seen
+    finally:
+        driver.texts = previous
 
-    On the engines the stores make for themselves (``OWNED_ENGINE``: autocommit
-    throughout, transactions spelled out as ``BEGIN``…``COMMIT``) that is every round
-    trip an operation makes on a server; nothing is sent besides. (On SQLite the
-    statements of one operation run together in one hop to the driver's thread: see
-    :mod:`workflow.store.sql.execution`.)"""
-    return _statements(store, lambda _context: True)
 
-
-def compilations(store: SQLStore) -> contextlib.AbstractContextManager[list[str]]:
-    """Collect the first word of every statement the store had to compile: not found
-    in SQLAlchemy's compiled cache, or not cacheable at all (``BEGIN`` and ``COMMIT``
-    are not compiled)."""
-    return _statements(
-        store,
-        lambda context: (
-            getattr(context, "compiled", None) is not None
-            and context.cache_hit is not CacheStats.CACHE_HIT
-        ),
-    )
+@contextlib.contextmanager
+def compilations(store: SQLStore) -> Iterator[list[str]]:
+    """Collect the first word of every statement the store had to compile: not
+    compiled before (a new shape) or compiled for one call only."""
+    seen: list[str] = []
+    compiler = store.compiler
+    previous, compiler.compiled = compiler.compiled, seen
+    try:
+        yield seen
+    finally:
+        compiler.compiled = previous
 
 
 Recorder = Callable[[SQLStore], contextlib.AbstractContextManager[list[str]]]
@@ -116,3 +106,20 @@ async def recompiled(store: SQLStore) -> dict[str, list[str]]:
     await hot_operation_statements(store, tag="warm")
     seen = await hot_operation_statements(store, record=compilations, tag="again")
     return {op: compiled for op, compiled in seen.items() if compiled}
+
+
+async def hot_operation_sql(store: SQLStore) -> str:
+    """The SQL each hot operation sends on an empty store, as one readable text: a
+    ``-- operation`` heading, then each statement on its own, ``;``-terminated. The
+    store's schema, if any, is written ``{schema}`` so the text does not depend on it
+    (the golden files each dialect package's tests compare with)."""
+    seen = await hot_operation_statements(store, record=texts)
+    out: list[str] = []
+    for op, statements in seen.items():
+        out.append(f"-- {op}: {len(statements)} round trip(s)")
+        for sql in statements:
+            if store.schema is not None:
+                sql = sql.replace(store.schema, "{schema}")
+            out.append(sql.strip() + ";")
+        out.append("")
+    return "\n".join(out)

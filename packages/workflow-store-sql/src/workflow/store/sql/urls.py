@@ -12,15 +12,21 @@ from workflow.runtime.registry import redact_url
 
 STORE_OPTIONS = ("schema", "table_prefix", "max_payload_bytes")
 """Options a URL's query string may carry (``?schema=wf&table_prefix=app_``)."""
-INTEGER_OPTIONS = frozenset({"max_payload_bytes", "busy_timeout_ms", "prepare_threshold"})
+INTEGER_OPTIONS = frozenset({"max_payload_bytes", "busy_timeout_ms", "pool_size", "connections"})
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 def parse_store_url(
-    url: str, driver: str, schemes: tuple[str, ...], *, extra: tuple[str, ...] = ()
+    url: str,
+    driver: str,
+    schemes: tuple[str, ...],
+    *,
+    extra: tuple[str, ...] = (),
+    flags: tuple[str, ...] = (),
 ) -> tuple[sa.URL, dict[str, Any]]:
     """Split ``url`` into the SQLAlchemy URL for ``driver`` and the store options in its
-    query string (:data:`STORE_OPTIONS` and the store's ``extra`` ones); anything else
-    in the query goes to the driver."""
+    query string (:data:`STORE_OPTIONS`, the store's ``extra`` ones and its boolean
+    ``flags``: ``true``/``false``); anything else in the query goes to the driver."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # SQLAlchemy raises ArgumentError or ValueError
@@ -36,6 +42,10 @@ def parse_store_url(
             raw = query.pop(name)
             value = raw if isinstance(raw, str) else raw[-1]
             options[name] = _integer(url, name, value) if name in INTEGER_OPTIONS else value
+    for name in flags:
+        if name in query:
+            raw = query.pop(name)
+            options[name] = _flag(url, name, raw if isinstance(raw, str) else raw[-1])
     return parsed.set(drivername=driver, query=query), options
 
 
@@ -46,3 +56,13 @@ def _integer(url: str, name: str, value: str) -> int:
         raise InvalidArgumentError(
             f"store URL {redact_url(url)!r}: {name} must be an integer, not {value!r}"
         ) from None
+
+
+def _flag(url: str, name: str, value: str) -> bool:
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise InvalidArgumentError(
+        f"store URL {redact_url(url)!r}: {name} must be true or false, not {value!r}"
+    )

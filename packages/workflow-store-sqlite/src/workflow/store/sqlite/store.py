@@ -2,70 +2,92 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+import sqlalchemy as sa
 
-from workflow.runtime import codec
+from workflow.runtime import codec, validation
 from workflow.runtime.errors import InvalidArgumentError
-from workflow.store.sql import DEFAULT_TABLE_PREFIX, OWNED_ENGINE, SQLStore, opened
-from workflow.store.sql.sqlite_setup import configure_sqlite
+from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened
 from workflow.store.sql.urls import parse_store_url
 
+from .dialect import SQLiteDialect
+from .driver import SQLiteDriver
 
-class SQLiteStore(SQLStore):
+
+class SQLiteStore(ReturningClaims):
     """An execution store in one SQLite database file.
 
     Every write transaction is ``BEGIN IMMEDIATE`` (SQLite serializes writers per
-    database); claims are conditional ``UPDATE … RETURNING`` statements, which also run
-    on Cloudflare D1's SQLite dialect.
+    database); claims are conditional ``UPDATE … RETURNING`` statements. Operations run
+    on ``sqlite3`` connections, each on its own thread: an operation is one hop from
+    the event loop to that thread, however many statements it has.
+
+    ``connections``: at most this many (each with its thread; writers take turns
+    anyway, so more only helps readers). ``on_connect``: called with each new
+    ``sqlite3`` connection, on its thread, after the store's own settings (an
+    application's own ``PRAGMA``).
     """
 
     migrations: ClassVar[str] = "workflow.store.sqlite:migrations"
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        path: str | Path,
         *,
         table_prefix: str = DEFAULT_TABLE_PREFIX,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
         busy_timeout_ms: int = 10_000,
-        owns_engine: bool = False,
+        connections: int = 8,
+        on_connect: Callable[[sqlite3.Connection], None] | None = None,
         schema: None = None,
     ) -> None:
         if schema is not None:
             raise InvalidArgumentError(
                 "SQLite has no schemas: use table_prefix, or another database file"
             )
-        if engine.dialect.name != "sqlite":
+        if not isinstance(path, (str, Path)) or str(path) in ("", ":memory:"):
             raise InvalidArgumentError(
-                f"SQLiteStore needs a sqlite engine, got {engine.dialect.name}"
+                f"a SQLite store needs a file path, got {path!r} (no in-memory databases: "
+                "each connection would see its own)"
             )
-        configure_sqlite(engine, busy_timeout_ms=busy_timeout_ms, begin_immediate=False)
+        busy_timeout_ms = validation._check_int(busy_timeout_ms, "busy_timeout_ms", 0, 2**31 - 1)
+        connections = validation._check_int(connections, "connections", 1, 1024)
+        dialect = SQLiteDialect(busy_timeout_ms)
         super().__init__(
-            engine,
+            SQLiteDriver(str(path), dialect, connections, on_connect),
+            dialect,
+            sa.URL.create("sqlite+pysqlite", database=str(path)),
             table_prefix=table_prefix,
             max_payload_bytes=max_payload_bytes,
-            owns_engine=owns_engine,
         )
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return str(self._migration_url.database)
 
     @classmethod
     def from_path(cls, path: str | Path, **options: Any) -> SQLiteStore:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{path}", **OWNED_ENGINE)
-        return cls(engine, owns_engine=True, **options)
+        return cls(path, **options)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
         parsed, from_query = parse_store_url(
-            url, "sqlite+aiosqlite", ("sqlite",), extra=("busy_timeout_ms",)
+            url, "sqlite+pysqlite", ("sqlite",), extra=("busy_timeout_ms",)
         )
         if not parsed.database or parsed.database == ":memory:":
             raise InvalidArgumentError(
                 "a SQLite store needs a file: sqlite:///relative/path.db or sqlite:////abs/path.db"
             )
-        engine = create_async_engine(parsed, **OWNED_ENGINE)
-        return cls(engine, owns_engine=True, **{**from_query, **options})
+        if parsed.query:
+            raise InvalidArgumentError(
+                f"unknown SQLite store URL options: {', '.join(sorted(parsed.query))}"
+            )
+        return cls(parsed.database, **{**from_query, **options})
 
 
 async def open_store(url: str, *, verify_schema: bool = True, **options: Any) -> SQLiteStore:

@@ -1,9 +1,9 @@
-"""One-statement forms of the writes that touch several tables, for dialects with
-data-modifying CTEs (PostgreSQL).
+"""PostgreSQL's one-statement forms of the writes that touch several tables
+(data-modifying CTEs).
 
-Each builder returns one statement; the store runs it in autocommit, so the
-operation is one round trip and atomic. The generic path in
-:mod:`workflow.store.sql.store` stays correct by locking the run row first and only
+Each builder returns one SQLAlchemy statement, which the store compiles once and runs
+in autocommit, so the operation is one round trip and atomic. The portable bodies of
+:mod:`workflow.store.sql.store` stay correct by locking the run row first and only
 then reading other tables. One statement cannot do that: every table it reads is read
 at the statement's snapshot. So:
 
@@ -35,11 +35,14 @@ from sqlalchemy.dialects import postgresql
 from workflow.runtime.arguments import Delivery, LogWrite
 from workflow.runtime.records import InboxKind, RunStatus, WaitKind
 from workflow.runtime.validation import EncodedWait
+from workflow.store.sql import rows
+from workflow.store.sql.coltypes import ID, MS, PAYLOAD
+from workflow.store.sql.store import bound, lease_guard, lease_guard_params
+from workflow.store.sql.tables import StoreTables
 
-from . import rows
-from .coltypes import ID, MS, PAYLOAD
-from .prepared import Prepared, Statements, bound, built, lease_guard, lease_guard_params
-from .tables import StoreTables
+Params = dict[str, Any]
+Prepared = tuple[Hashable, Callable[[], sa.ClauseElement], Params]
+"""A statement's cache key (operation and shape), its builder and its values."""
 
 # Prefixes that keep the columns of the CTEs apart in one result row.
 LOCKED = "l_"
@@ -127,7 +130,7 @@ def consumed_refs(t: StoreTables) -> sa.ColumnElement[bool]:
     return sa.tuple_(inbox.c.kind, inbox.c.key).in_(sa.select(refs.c.kind, refs.c.key))
 
 
-def append_events(t: StoreTables, cache: Statements, log: LogWrite) -> Prepared:
+def append_events(t: StoreTables, log: LogWrite) -> Prepared:
     """Returns one row (the run id) when the lease and ``expected`` held, else none."""
     shape = (bool(log.events), bool(log.consume))
 
@@ -142,12 +145,11 @@ def append_events(t: StoreTables, cache: Statements, log: LogWrite) -> Prepared:
         )
         return sa.select(bumped.c.run_id).add_cte(*_log_writes(t, bumped, *shape))
 
-    return built(cache, ("append", shape), build), log_params(log)
+    return ("append", shape), build, log_params(log)
 
 
 def settle_run(
     t: StoreTables,
-    cache: Statements,
     log: LogWrite,
     values: dict[str, Any],
     wait: Hashable,
@@ -215,7 +217,7 @@ def settle_run(
     params.update((f"p_v_{name}", value) for name, value in values.items())
     if matches is not None:
         params.update((f"p_q_{name}", v) for name, v in queued.items() if name != "updated_at")
-    return built(cache, ("settle", shape), build), params
+    return ("settle", shape), build, params
 
 
 def wake_if_matched(
@@ -255,7 +257,7 @@ def _wakes(locked: Any, kind: InboxKind, with_step: bool) -> sa.ColumnElement[bo
     return sa.and_(paused, match)
 
 
-def deliver(t: StoreTables, cache: Statements, d: Delivery, terminal: Sequence[str]) -> Prepared:
+def deliver(t: StoreTables, d: Delivery, terminal: Sequence[str]) -> Prepared:
     """Store an inbox entry and wake the run when it waits for it.
 
     Returns no row when the run does not exist; otherwise one row with the locked run
@@ -292,7 +294,9 @@ def deliver(t: StoreTables, cache: Statements, d: Delivery, terminal: Sequence[s
         insert = postgresql.insert(inbox).from_select(
             list(entry),
             sa.select(*entry.values()).where(
-                locked.c.status.not_in(terminal), ~sa.exists(sa.select(existing.c.key))
+                # Literals, not one expanding IN parameter: compiled once, as text.
+                locked.c.status.not_in([sa.literal(s) for s in terminal]),
+                ~sa.exists(sa.select(existing.c.key)),
             ),
         )
         stored = insert.on_conflict_do_nothing().returning(inbox.c.run_id).cte("stored")
@@ -320,16 +324,16 @@ def deliver(t: StoreTables, cache: Statements, d: Delivery, terminal: Sequence[s
     params = {"p_run_id": d.run_id}
     params.update((f"p_e_{name}", value) for name, value in values.items())
     params.update((f"p_q_{name}", value) for name, value in rows.queued_values(d.now).items())
-    return built(cache, ("deliver", shape), build), params
+    return ("deliver", shape), build, params
 
 
-def fire_due_timers(t: StoreTables, cache: Statements, now: int, limit: int) -> Prepared:
+def fire_due_timers(t: StoreTables, now: int, limit: int) -> Prepared:
     """Fire up to ``limit`` due timers: each due run is queued and gets a fresh timer
     entry (replacing an earlier firing of the same step). Rows: the entries, in due
     order, with their ``run_id``."""
     params = {"p_now": now, "p_limit": limit}
     params.update((f"p_q_{name}", value) for name, value in rows.queued_values(now).items())
-    return built(cache, "fire_due_timers", lambda: _fire_due_timers(t)), params
+    return "fire_due_timers", lambda: _fire_due_timers(t), params
 
 
 def _fire_due_timers(t: StoreTables) -> sa.Select[Any]:
@@ -388,13 +392,7 @@ def _fire_due_timers(t: StoreTables) -> sa.Select[Any]:
     )
 
 
-def unprefixed(row: rows.Row, prefix: str) -> dict[str, Any]:
-    return {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
-
-
-def fire_schedules(
-    t: StoreTables, cache: Statements, plan: Sequence[dict[str, Any]], now: int
-) -> Prepared:
+def fire_schedules(t: StoreTables, plan: Sequence[dict[str, Any]], now: int) -> Prepared:
     """Apply ``plan`` (one dict per due schedule read at the statement's start: ``sid``,
     the ``next_fire_at``/``updated_at`` it was read with, the new ``nfa``, ``lfa``,
     ``lri`` and whether it ``fires``) in one statement.
@@ -406,7 +404,7 @@ def fire_schedules(
     params: dict[str, Any] = {"p_now": now}
     for name in _PLAN:
         params[f"p_plan_{name}"] = [p[name] for p in plan]
-    return built(cache, "fire_schedules", lambda: _fire_schedules(t)), params
+    return "fire_schedules", lambda: _fire_schedules(t), params
 
 
 _PLAN: dict[str, sa.types.TypeEngine[Any]] = {

@@ -1,0 +1,538 @@
+"""One round trip per hot operation on MySQL and MariaDB: multi-statement batches.
+
+Neither server has ``UPDATE … RETURNING`` or data-modifying CTEs, so an operation
+that writes, checks and reads is several statements. They are sent as **one text**
+(PyMySQL with ``CLIENT_MULTI_STATEMENTS``: the server runs them in order and answers
+them in one reply), ``BEGIN`` and ``COMMIT`` included, so an operation costs one round
+trip. The decisions the portable bodies make in Python between statements are made
+in SQL instead, with session variables (``@wf_*``, set before they are read in every
+batch, so nothing carries over from an earlier operation on the connection):
+
+- ``@wf_ok``: the guarded write matched (``ROW_COUNT()`` right after it); the writes
+  that depend on it carry ``WHERE @wf_ok = 1``;
+- ``@wf_ids``: the ids a ``SELECT … FOR UPDATE SKIP LOCKED`` picked and locked, as a
+  JSON array that ``JSON_TABLE`` turns back into rows for the ``UPDATE`` and the read.
+
+The locking model is the portable one (:mod:`workflow.store.sql.store`): the run's row
+is locked first, everything else is read after. The driver returns the rows of the
+batch's last statement that returns rows, and rolls back if any statement fails.
+The statement texts are in the package's golden file (``tests/golden``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from workflow.runtime import arguments
+from workflow.runtime.records import InboxEntry, InboxKind, Overlap, Run, RunStatus, WaitKind
+from workflow.runtime.results import (
+    Buffered,
+    Claimed,
+    ClaimResult,
+    Closed,
+    Delivered,
+    DeliveryResult,
+    Duplicate,
+    NotClaimable,
+    NotFound,
+    ScheduleTick,
+    TickOutcome,
+)
+from workflow.runtime.schedules import next_fire_at
+from workflow.store.sql import rows
+from workflow.store.sql.driver import Body
+from workflow.store.sql.store import (
+    MS_TYPE,
+    SQLStore,
+    bound,
+    lease_guard,
+    lease_guard_params,
+    prefixed,
+    unprefixed,
+)
+
+Parts = list[sa.ClauseElement | str]
+
+OK = sa.text("@wf_ok = 1")
+_PICKED = (
+    "JSON_TABLE(@wf_ids, '$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$')) "
+    "AS picked"
+)
+_TERMINAL = [s.value for s in RunStatus if s.terminal]
+
+
+def _utf8(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """An identifier (VARBINARY: UTF-8 bytes) as utf8mb4 text, for JSON."""
+    return sa.cast(column, mysql.CHAR(charset="utf8mb4"))
+
+
+def _picked_ids() -> sa.Select[Any]:
+    """The ids in ``@wf_ids``, as the binary identifiers the tables hold."""
+    return sa.select(sa.literal_column("CAST(picked.id AS BINARY)")).select_from(sa.text(_PICKED))
+
+
+def _pick_into_ids(candidates: sa.Select[Any]) -> sa.Select[Any]:
+    """``SELECT … INTO @wf_ids``: the run ids ``candidates`` locks (``NULL`` if none)."""
+    picked = candidates.subquery("candidates")
+    return sa.select(sa.func.JSON_ARRAYAGG(_utf8(picked.c.run_id))).suffix_with("INTO @wf_ids")
+
+
+class OneTripBatches(SQLStore):
+    """The hot operations of :class:`SQLStore` as one multi-statement batch each."""
+
+    # -- claims --------------------------------------------------------------------------
+    async def _claim(self, a: arguments.Claim) -> ClaimResult:
+        runs = self.tables.runs
+
+        def build() -> Parts:
+            run_id = runs.c.run_id == bound("run_id", runs.c.run_id.type)
+            return [
+                sa.update(runs)
+                .where(run_id, self._claimable())
+                .ordered_values(*self._claim_values()),
+                # ROW_COUNT(): the UPDATE just before (matched rows: CLIENT_FOUND_ROWS).
+                sa.select(
+                    sa.literal_column("ROW_COUNT()").label("claimed"),
+                    *self._claim_returning(a.with_history),
+                ).where(run_id),
+            ]
+
+        def claim() -> Body[ClaimResult]:
+            row = (
+                yield self._batch(
+                    ("claim_one", a.with_history),
+                    build,
+                    {"p_run_id": a.run_id, **self._claim_params(a)},
+                )
+            ).first()
+            if row is None:
+                return NotFound(a.run_id)
+            if row["claimed"] != 1:
+                return NotClaimable(rows.run_from_row(row))
+            return self._claimed(row, a.with_history)
+
+        return await self._run(claim())
+
+    async def _claim_runnable(self, a: arguments.ClaimMany) -> list[Claimed]:
+        runs = self.tables.runs
+
+        def build() -> Parts:
+            picked = runs.c.run_id.in_(_picked_ids())
+            return [
+                "BEGIN",
+                _pick_into_ids(self._claim_candidates()),
+                sa.update(runs).where(picked).ordered_values(*self._claim_values()),
+                sa.select(*self._claim_returning(a.with_history)).where(picked),
+                "COMMIT",
+            ]
+
+        def claim() -> Body[list[Claimed]]:
+            found = yield self._batch(
+                ("claim_many", a.with_history),
+                build,
+                {**self._claim_params(a), "p_limit": a.limit},
+            )
+            return [self._claimed(r, a.with_history) for r in found.mappings()]
+
+        return await self._run(claim())
+
+    # -- the log -------------------------------------------------------------------------
+    def _log_writes(self, n_events: int, n_consume: int) -> Parts:
+        """The events (``p_e<i>_*``) and the consumed entries (``p_c<i>_*``) of a log
+        write, each only if ``@wf_ok = 1``."""
+        t = self.tables
+        parts: Parts = []
+        if n_events:
+            events = t.events
+            columns = ("run_id", "event_index", "type", "step_id", "data", "created_at")
+            selects = [
+                sa.select(
+                    bound("run_id", events.c.run_id.type),
+                    *(
+                        bound(f"e{i}_{c}", events.c[c].type)
+                        for c in ("event_index", "type", "step_id", "data")
+                    ),
+                    bound("now", MS_TYPE),
+                ).where(OK)
+                for i in range(n_events)
+            ]
+            source = selects[0] if n_events == 1 else sa.union_all(*selects)
+            parts.append(sa.insert(events).from_select(columns, source))
+        if n_consume:
+            inbox = t.inbox
+            refs = (
+                sa.and_(
+                    inbox.c.kind == bound(f"c{i}_kind", inbox.c.kind.type),
+                    inbox.c.key == bound(f"c{i}_key", inbox.c.key.type),
+                )
+                for i in range(n_consume)
+            )
+            parts.append(
+                sa.update(inbox)
+                .where(OK, inbox.c.run_id == bound("run_id", inbox.c.run_id.type), sa.or_(*refs))
+                .values(consumed=True)
+            )
+        return parts
+
+    @staticmethod
+    def _log_params(log: arguments.LogWrite) -> dict[str, Any]:
+        values: dict[str, Any] = {**lease_guard_params(log), "p_now": log.now}
+        for i, e in enumerate(log.events):
+            values.update(
+                {
+                    f"p_e{i}_event_index": log.expected + i,
+                    f"p_e{i}_type": e.type,
+                    f"p_e{i}_step_id": e.step_id,
+                    f"p_e{i}_data": e.data,
+                }
+            )
+        for i, ref in enumerate(log.consume):
+            values[f"p_c{i}_kind"] = ref.kind.value
+            values[f"p_c{i}_key"] = ref.key
+        return values
+
+    async def _append_events(self, log: arguments.LogWrite) -> int:
+        runs = self.tables.runs
+        shape = (len(log.events), len(log.consume))
+
+        def build() -> Parts:
+            return [
+                "BEGIN",
+                sa.update(runs)
+                .where(lease_guard(runs))
+                .values(next_event_index=bound("next", runs.c.next_event_index.type)),
+                "SET @wf_ok = ROW_COUNT()",
+                *self._log_writes(*shape),
+                "SELECT @wf_ok AS ok",
+                "COMMIT",
+            ]
+
+        def append() -> Body[int]:
+            found = yield self._batch(
+                ("append", shape), build, {**self._log_params(log), "p_next": log.next_index}
+            )
+            if found.scalar() != 1:
+                raise (yield from self._lease_failure(log.run_id, log.lease, log.expected))
+            return log.next_index
+
+        return await self._run(append())
+
+    async def _settle(self, a: arguments.Settlement, values: dict[str, Any]) -> Run:
+        runs = self.tables.runs
+        log, wait = a.log, a.outcome.wait
+        shape = (
+            len(log.events),
+            len(log.consume),
+            tuple(values),
+            None if wait is None else (wait.kind, wait.wake_at is not None),
+        )
+
+        def build() -> Parts:
+            parts: Parts = [
+                "BEGIN",
+                sa.update(runs)
+                .where(lease_guard(runs))
+                .values({k: bound(f"v_{k}", runs.c[k].type) for k in values}),
+                "SET @wf_ok = ROW_COUNT()",
+                *self._log_writes(*shape[:2]),
+            ]
+            if wait is not None:
+                # We hold the run's lock: this sees every delivery committed before
+                # it, and later deliveries wait for us and then see `paused`.
+                parts.append(self._waking(wait).where(OK))
+            parts += [
+                sa.select(sa.literal_column("@wf_ok").label("ok"), *self._run_cols).where(
+                    runs.c.run_id == bound("run_id", runs.c.run_id.type)
+                ),
+                "COMMIT",
+            ]
+            return parts
+
+        params = {**self._log_params(log), **prefixed(values, "v_")}
+        if wait is not None:
+            params.update(
+                {
+                    "p_wait_step_id": wait.step_id,
+                    "p_wait_key": wait.key,
+                    **prefixed(rows.queued_values(log.now), "q_"),
+                }
+            )
+
+        def settle() -> Body[Run]:
+            row = (yield self._batch(("settle", shape), build, params)).first()
+            if row is None or row["ok"] != 1:
+                raise (yield from self._lease_failure(log.run_id, log.lease, log.expected))
+            return rows.run_from_row(row)
+
+        return await self._run(settle())
+
+    # -- wake-ups ------------------------------------------------------------------------
+    def _wakes(self, kind: InboxKind, with_step: bool) -> sa.ColumnElement[bool]:
+        """SQL spelling of ``Wait.matches(entry)`` for the entry being delivered
+        (``p_key``, ``p_name``, ``p_step_id``), on the run's columns."""
+        runs = self.tables.runs
+        if kind is InboxKind.SIGNAL:
+            match = sa.and_(
+                runs.c.wait_kind == WaitKind.SIGNAL.value,
+                runs.c.wait_key == bound("name", runs.c.wait_key.type),
+            )
+            if with_step:
+                match = sa.and_(
+                    match, runs.c.wait_step_id == bound("step_id", runs.c.wait_step_id.type)
+                )
+        else:
+            match = sa.and_(
+                runs.c.wait_kind == WaitKind.APPROVAL.value,
+                runs.c.wait_key == bound("key", runs.c.wait_key.type),
+            )
+        return sa.and_(runs.c.status == RunStatus.PAUSED.value, match)
+
+    async def _deliver(self, d: arguments.Delivery) -> DeliveryResult:
+        t = self.tables
+        runs, inbox = t.runs, t.inbox
+        values = d.entry_values()
+        shape = (d.kind, values["step_id"] is not None)
+
+        def build() -> Parts:
+            run_id = bound("run_id", runs.c.run_id.type)
+            same_key = sa.and_(
+                inbox.c.run_id == run_id,
+                inbox.c.kind == bound("kind", inbox.c.kind.type),
+                inbox.c.key == bound("key", inbox.c.key.type),
+            )
+            entry = [
+                run_id,
+                bound("kind", inbox.c.kind.type),
+                *(bound(c, inbox.c[c].type) for c in values),
+                sa.false(),
+            ]
+            seen = inbox.alias("seen")
+            return [
+                "BEGIN",
+                "SET @wf_status = NULL",
+                # Lock the run first: a concurrent settle(Pause) serializes with us.
+                sa.select(runs.c.status)
+                .where(runs.c.run_id == run_id)
+                .with_for_update()
+                .suffix_with("INTO @wf_status"),
+                sa.insert(inbox).from_select(
+                    ["run_id", "kind", *values, "consumed"],
+                    sa.select(*entry).where(
+                        sa.text("@wf_status IS NOT NULL"),
+                        sa.literal_column("@wf_status").not_in(
+                            [sa.literal(s) for s in _TERMINAL]
+                        ),
+                        ~sa.exists().where(same_key),
+                    ),
+                ),
+                "SET @wf_ok = ROW_COUNT()",
+                sa.update(runs)
+                .where(runs.c.run_id == run_id, OK, self._wakes(*shape))
+                .values(self._queued()),
+                sa.select(
+                    sa.literal_column("@wf_ok").label("stored"),
+                    sa.literal_column("ROW_COUNT()").label("woke"),
+                    *self._run_cols,
+                    *(seen.c[c.name].label(f"seen_{c.name}") for c in self._inbox_cols),
+                )
+                .select_from(
+                    runs.outerjoin(
+                        seen,
+                        sa.and_(
+                            seen.c.run_id == runs.c.run_id,
+                            seen.c.kind == bound("kind", seen.c.kind.type),
+                            seen.c.key == bound("key", seen.c.key.type),
+                        ),
+                    )
+                )
+                .where(runs.c.run_id == run_id),
+                "COMMIT",
+            ]
+
+        params = {
+            "p_run_id": d.run_id,
+            "p_kind": d.kind.value,
+            **prefixed(values, ""),
+            **prefixed(rows.queued_values(d.now), "q_"),
+        }
+
+        def deliver() -> Body[DeliveryResult]:
+            row = (yield self._batch(("deliver", shape), build, params)).first()
+            if row is None:
+                return NotFound(d.run_id)
+            if row["stored"] != 1:
+                if row["seen_kind"] is not None:
+                    return Duplicate(rows.entry_from_row(d.run_id, unprefixed(row, "seen_")))
+                return Closed(rows.run_from_row(row))
+            entry = rows.entry_from_row(
+                d.run_id, {"kind": d.kind.value, "consumed": False, **values}
+            )
+            run = rows.run_from_row(row)
+            return Delivered(run, entry) if row["woke"] == 1 else Buffered(run, entry)
+
+        return await self._run(deliver())
+
+    async def _fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
+        t = self.tables
+        runs, inbox = t.runs, t.inbox
+
+        def build() -> Parts:
+            picked = runs.c.run_id.in_(_picked_ids())
+            due = (
+                sa.select(runs.c.run_id)
+                .where(runs.c.wake_at.is_not(None), runs.c.wake_at <= bound("now", MS_TYPE))
+                .order_by(runs.c.wake_at, runs.c.run_id)
+                .limit(sa.bindparam("p_limit", type_=sa.Integer()))
+                .with_for_update(skip_locked=True)
+            )
+            # The payload codec.encode({"wake_at": n}) writes, built in SQL.
+            payload = sa.func.concat('{"wake_at":', runs.c.wake_at, "}")
+            columns = ["run_id", *rows.INBOX_COLUMNS]
+            fired = sa.select(
+                runs.c.run_id,
+                sa.literal(InboxKind.TIMER.value, inbox.c.kind.type),
+                runs.c.wait_step_id,
+                sa.case(
+                    (runs.c.wait_kind == WaitKind.SIGNAL.value, runs.c.wait_key), else_=sa.null()
+                ),
+                runs.c.wait_step_id,
+                payload,
+                sa.null(),
+                bound("now", MS_TYPE),
+                sa.false(),
+            ).where(picked)
+            # Each firing is a fresh entry, replacing an earlier firing of the same step.
+            upsert = mysql.insert(inbox).from_select(columns, fired)
+            upsert = upsert.on_duplicate_key_update(
+                {
+                    c: upsert.inserted[c]
+                    for c in ("name", "payload", "meta", "received_at", "consumed")
+                }
+            )
+            entries = (
+                sa.select(inbox.c.run_id, *self._inbox_cols)
+                .select_from(
+                    runs.join(
+                        inbox,
+                        sa.and_(
+                            inbox.c.run_id == runs.c.run_id,
+                            inbox.c.kind == InboxKind.TIMER.value,
+                            inbox.c.key == runs.c.wait_step_id,
+                        ),
+                    )
+                )
+                .where(picked)
+                .order_by(runs.c.wake_at, runs.c.run_id)
+            )
+            return [
+                "BEGIN",
+                _pick_into_ids(due),
+                upsert,
+                entries,  # before the runs are queued: the join needs their wait
+                sa.update(runs).where(picked).values(self._queued()),
+                "COMMIT",
+            ]
+
+        def fire() -> Body[list[InboxEntry]]:
+            found = yield self._batch(
+                "fire_timers",
+                build,
+                {"p_now": now, "p_limit": limit, **prefixed(rows.queued_values(now), "q_")},
+            )
+            return [rows.entry_from_row(r["run_id"], r) for r in found.mappings()]
+
+        return await self._run(fire())
+
+    async def _fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:
+        """Two round trips: read the due schedules, then one batch that moves each on
+        by compare-and-set on the values it was read with and inserts the runs of
+        those it moved (the next fire time comes from the cron library, so it cannot
+        be computed in SQL)."""
+
+        def read() -> Body[list[rows.Row]]:
+            found = yield self._q(
+                "due_schedules_read", self._due_schedules, {"p_now": now, "p_limit": limit}
+            )
+            return list(found.mappings())
+
+        due = await self._run(read())
+        if not due:
+            return []
+        ticks: list[ScheduleTick] = []
+        params: dict[str, Any] = {"p_now": now}
+        for i, d in enumerate(due):
+            s = rows.schedule_from_row(d)
+            fire_at, following = s.next_fire_at, next_fire_at(s.spec, now)
+            fires = not (s.overlap is Overlap.SKIP and d["busy"])
+            run_id = f"{s.schedule_id}@{fire_at}" if fires else None
+            params.update(
+                {
+                    f"p_sid{i}": s.schedule_id,
+                    f"p_seen_nfa{i}": fire_at,
+                    f"p_seen_updated{i}": s.updated_at,
+                    f"p_nfa{i}": following,
+                    f"p_lfa{i}": fire_at if fires else s.last_fired_at,
+                    f"p_lri{i}": run_id if fires else s.last_run_id,
+                    f"p_fires{i}": fires,
+                }
+            )
+            outcome = TickOutcome.FIRED if fires else TickOutcome.SKIPPED
+            ticks.append(ScheduleTick(s.schedule_id, fire_at, outcome, run_id, following))
+        n = len(due)
+        found = await self._run(self._move_schedules(n, params))
+        moved = found.first() or {}
+        return [tick for i, tick in enumerate(ticks) if moved.get(f"m{i}") == 1]
+
+    def _move_schedules(self, n: int, params: dict[str, Any]) -> Body[Any]:
+        t = self.tables
+        schedules, runs = t.schedules, t.runs
+
+        def build() -> Parts:
+            sid, ty = schedules.c.schedule_id, schedules.c.schedule_id.type
+            parts: Parts = ["BEGIN"]
+            for i in range(n):
+                parts += [
+                    sa.update(schedules)
+                    .where(
+                        sid == bound(f"sid{i}", ty),
+                        schedules.c.next_fire_at == bound(f"seen_nfa{i}", MS_TYPE),
+                        schedules.c.updated_at == bound(f"seen_updated{i}", MS_TYPE),
+                        schedules.c.enabled == sa.true(),
+                    )
+                    .values(
+                        next_fire_at=bound(f"nfa{i}", MS_TYPE),
+                        last_fired_at=bound(f"lfa{i}", MS_TYPE),
+                        last_run_id=bound(f"lri{i}", schedules.c.last_run_id.type),
+                    ),
+                    f"SET @wf_m{i} = ROW_COUNT()",
+                    self._dialect.insert_ignore(runs).from_select(
+                        list(self._RUN_INSERT),
+                        sa.select(
+                            bound(f"lri{i}", runs.c.run_id.type),
+                            schedules.c.workflow_id,
+                            schedules.c.workflow_version,
+                            sa.literal(RunStatus.QUEUED.value, runs.c.status.type),
+                            schedules.c.input,
+                            sa.literal(0, MS_TYPE),
+                            sa.literal(0, MS_TYPE),
+                            bound("now", MS_TYPE),
+                            bound("now", MS_TYPE),
+                            bound("now", MS_TYPE),
+                        ).where(
+                            sid == bound(f"sid{i}", ty),
+                            sa.text(f"@wf_m{i} = 1"),
+                            bound(f"fires{i}", sa.Boolean()) == sa.true(),
+                        ),
+                    ),
+                ]
+            parts += [
+                "SELECT " + ", ".join(f"@wf_m{i} AS m{i}" for i in range(n)),
+                "COMMIT",
+            ]
+            return parts
+
+        found = yield self._batch(("move_schedules", n), build, params)
+        return found
