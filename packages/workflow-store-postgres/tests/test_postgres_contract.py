@@ -113,7 +113,7 @@ async def _blocked_on_lock(engine: AsyncEngine, table: str, count: int) -> None:
 async def test_one_statement_settle_sees_a_delivery_that_committed_while_it_waited(
     server_schema: str,
 ) -> None:
-    # The race single_statement.py guards against, forced: a delivery commits after the
+    # The race one_statement.py guards against, forced: a delivery commits after the
     # settle took its snapshot but before it got the run's row lock. The settle's own
     # snapshot cannot see the entry; inbox_seq tells it to look again.
     store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="race_")

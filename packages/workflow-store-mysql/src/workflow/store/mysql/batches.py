@@ -58,8 +58,7 @@ Parts = list[sa.ClauseElement | str]
 
 OK = sa.text("@wf_ok = 1")
 _PICKED = (
-    "JSON_TABLE(@wf_ids, '$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$')) "
-    "AS picked"
+    "JSON_TABLE(@wf_ids, '$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$')) AS picked"
 )
 _TERMINAL = [s.value for s in RunStatus if s.terminal]
 
@@ -322,9 +321,7 @@ class OneTripBatches(SQLStore):
                     ["run_id", "kind", *values, "consumed"],
                     sa.select(*entry).where(
                         sa.text("@wf_status IS NOT NULL"),
-                        sa.literal_column("@wf_status").not_in(
-                            [sa.literal(s) for s in _TERMINAL]
-                        ),
+                        sa.literal_column("@wf_status").not_in([sa.literal(s) for s in _TERMINAL]),
                         ~sa.exists().where(same_key),
                     ),
                 ),

@@ -10,21 +10,22 @@ import sqlalchemy as sa
 from workflow.runtime import codec, validation
 from workflow.runtime.errors import InvalidArgumentError
 from workflow.runtime.registry import redact_url
-from workflow.store.sql import DEFAULT_TABLE_PREFIX, SQLStore, opened
+from workflow.store.sql import DEFAULT_TABLE_PREFIX, opened
 from workflow.store.sql.urls import parse_store_url
 
+from .batches import OneTripBatches
 from .dialect import MySQLDialect
 from .driver import DEFAULT_CONNECTIONS, Connection, PyMySQLDriver
 
 
-class MySQLStore(SQLStore):
-    """An execution store in MySQL 8.0.1+ or MariaDB 10.6+ (``SKIP LOCKED``).
+class MySQLStore(OneTripBatches):
+    """An execution store in MySQL 8.0.4+ or MariaDB 10.6+ (``SKIP LOCKED``, ``JSON_TABLE``).
 
-    Sessions run READ COMMITTED. MySQL has no ``UPDATE … RETURNING``: a claim takes a
-    ``SELECT … FOR UPDATE`` (``SKIP LOCKED`` when claiming many), an ``UPDATE`` and a
-    read in one transaction. Operations run on PyMySQL connections, each on its own
-    thread: an operation is one hop from the event loop to that thread, however many
-    statements it has. ``schema`` names another database on the same server.
+    Sessions run READ COMMITTED. MySQL has no ``UPDATE … RETURNING``, so an operation
+    that writes, checks and reads is several statements; each hot operation sends them
+    as one multi-statement batch, one round trip (:mod:`.batches`). Operations run on
+    PyMySQL connections, each on its own thread: an operation is one hop from the event
+    loop to that thread. ``schema`` names another database on the same server.
 
     ``url``: ``mysql://user:password@host:port/database`` (or an SQLAlchemy URL);
     migrations and the store's connections both use it. ``connections``: at most this

@@ -21,7 +21,7 @@ Column notes:
   exactly while it is terminal (retention); each has its own index, so the hot
   queries are index range scans in the order they return rows.
 * ``inbox_seq`` counts deliveries (bumped where settle is one statement, see
-  :mod:`workflow.store.sql.single_statement`).
+  :mod:`workflow.store.postgres.one_statement`).
 * ``lease_token`` is the last token handed out (0 = never claimed); the lease is
   present when ``lease_owner`` is non-NULL.
 """

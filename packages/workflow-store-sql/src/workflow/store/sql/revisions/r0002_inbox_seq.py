@@ -1,7 +1,7 @@
 """0002: ``runs.inbox_seq``, bumped by every delivery.
 
 It lets a one-statement ``settle_run`` (PostgreSQL) notice a delivery that committed
-while it waited for the run's row lock; see :mod:`workflow.store.sql.single_statement`.
+while it waited for the run's row lock; see :mod:`workflow.store.postgres.one_statement`.
 Existing rows start at 0, which is all the column needs (it is only compared with
 itself within one statement).
 """
