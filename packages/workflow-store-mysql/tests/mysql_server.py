@@ -13,5 +13,6 @@ SERVER = SQLServer(
     driver="mysql+pymysql",
     name="MySQL/MariaDB",
     default_port=3306,
+    drop="DROP DATABASE IF EXISTS {name}",
 )
 URL = SERVER.url

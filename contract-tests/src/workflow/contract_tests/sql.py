@@ -52,6 +52,9 @@ class SQLServer:
     """The synchronous SQLAlchemy ``dialect+driver`` the admin connection uses."""
     name: str
     default_port: int
+    drop: str = "DROP SCHEMA IF EXISTS {name} CASCADE"
+    """The statement that drops a test schema (``{name}``: its quoted name); MySQL's
+    schemas are databases (``DROP DATABASE IF EXISTS {name}``)."""
 
     def driver_url(self, url: str | None = None) -> str:
         return sa.make_url(url or self.url).set(drivername=self.driver).render_as_string(False)
@@ -83,10 +86,7 @@ class SQLServer:
 
     def drop_schema(self, schema: str) -> str:
         dialect = sa.make_url(self.driver_url()).get_dialect()()
-        name = dialect.identifier_preparer.quote_identifier(schema)
-        if dialect.name == "postgresql":
-            return f"DROP SCHEMA IF EXISTS {name} CASCADE"
-        return f"DROP DATABASE IF EXISTS {name}"
+        return self.drop.format(name=dialect.identifier_preparer.quote_identifier(schema))
 
     def schema(
         self, prefix: str, *, setup: Sequence[str] = (), teardown: Sequence[str] = ()
