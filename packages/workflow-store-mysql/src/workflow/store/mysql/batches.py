@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from workflow.runtime import arguments
-from workflow.runtime.records import InboxEntry, InboxKind, Overlap, Run, RunStatus, WaitKind
+from workflow.runtime.records import InboxEntry, InboxKind, Run, RunStatus, WaitKind
 from workflow.runtime.results import (
     Buffered,
     Claimed,
@@ -39,13 +39,12 @@ from workflow.runtime.results import (
     NotClaimable,
     NotFound,
     ScheduleTick,
-    TickOutcome,
 )
-from workflow.runtime.schedules import next_fire_at
 from workflow.store.sql import rows
 from workflow.store.sql.driver import Body
 from workflow.store.sql.store import (
     MS_TYPE,
+    RUN_INSERT,
     SQLStore,
     bound,
     lease_guard,
@@ -449,39 +448,16 @@ class OneTripBatches(SQLStore):
         those it moved (the next fire time comes from the cron library, so it cannot
         be computed in SQL)."""
 
-        def read() -> Body[list[rows.Row]]:
-            found = yield self._q(
-                "due_schedules_read", self._due_schedules, {"p_now": now, "p_limit": limit}
-            )
-            return list(found.mappings())
-
-        due = await self._run(read())
-        if not due:
+        moves = await self._due_schedule_moves(now, limit)
+        if not moves:
             return []
-        ticks: list[ScheduleTick] = []
         params: dict[str, Any] = {"p_now": now}
-        for i, d in enumerate(due):
-            s = rows.schedule_from_row(d)
-            fire_at, following = s.next_fire_at, next_fire_at(s.spec, now)
-            fires = not (s.overlap is Overlap.SKIP and d["busy"])
-            run_id = f"{s.schedule_id}@{fire_at}" if fires else None
-            params.update(
-                {
-                    f"p_sid{i}": s.schedule_id,
-                    f"p_seen_nfa{i}": fire_at,
-                    f"p_seen_updated{i}": s.updated_at,
-                    f"p_nfa{i}": following,
-                    f"p_lfa{i}": fire_at if fires else s.last_fired_at,
-                    f"p_lri{i}": run_id if fires else s.last_run_id,
-                    f"p_fires{i}": fires,
-                }
-            )
-            outcome = TickOutcome.FIRED if fires else TickOutcome.SKIPPED
-            ticks.append(ScheduleTick(s.schedule_id, fire_at, outcome, run_id, following))
-        n = len(due)
+        for i, m in enumerate(moves):
+            params.update({f"p_{name}{i}": value for name, value in m.params().items()})
+        n = len(moves)
         found = await self._run(self._move_schedules(n, params))
         moved = found.first() or {}
-        return [tick for i, tick in enumerate(ticks) if moved.get(f"m{i}") == 1]
+        return [m.tick for i, m in enumerate(moves) if moved.get(f"m{i}") == 1]
 
     def _move_schedules(self, n: int, params: dict[str, Any]) -> Body[Any]:
         t = self.tables
@@ -506,7 +482,7 @@ class OneTripBatches(SQLStore):
                     ),
                     f"SET @wf_m{i} = ROW_COUNT()",
                     self._dialect.insert_ignore(runs).from_select(
-                        list(self._RUN_INSERT),
+                        list(RUN_INSERT),
                         sa.select(
                             bound(f"lri{i}", runs.c.run_id.type),
                             schedules.c.workflow_id,

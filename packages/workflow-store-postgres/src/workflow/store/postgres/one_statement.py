@@ -37,7 +37,7 @@ from workflow.runtime.records import InboxKind, RunStatus, WaitKind
 from workflow.runtime.validation import EncodedWait
 from workflow.store.sql import rows
 from workflow.store.sql.coltypes import ID, MS, PAYLOAD
-from workflow.store.sql.store import bound, lease_guard, lease_guard_params
+from workflow.store.sql.store import RUN_INSERT, bound, lease_guard, lease_guard_params
 from workflow.store.sql.tables import StoreTables
 
 Params = dict[str, Any]
@@ -465,21 +465,7 @@ def _fire_schedules(t: StoreTables) -> sa.Select[Any]:
     )
     inserted = (
         postgresql.insert(runs)
-        .from_select(
-            [
-                "run_id",
-                "workflow_id",
-                "workflow_version",
-                "status",
-                "input",
-                "lease_token",
-                "next_event_index",
-                "created_at",
-                "updated_at",
-                "ready_at",
-            ],
-            new_runs,
-        )
+        .from_select(list(RUN_INSERT), new_runs)
         .on_conflict_do_nothing()
         .returning(runs.c.run_id)
         .cte("fired_runs")

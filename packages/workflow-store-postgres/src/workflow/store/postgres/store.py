@@ -10,7 +10,7 @@ from psycopg.conninfo import make_conninfo
 
 from workflow.runtime import arguments, codec
 from workflow.runtime.errors import InvalidArgumentError
-from workflow.runtime.records import InboxEntry, Overlap, Run, RunStatus
+from workflow.runtime.records import InboxEntry, Run, RunStatus
 from workflow.runtime.results import (
     Buffered,
     Closed,
@@ -19,9 +19,7 @@ from workflow.runtime.results import (
     Duplicate,
     NotFound,
     ScheduleTick,
-    TickOutcome,
 )
-from workflow.runtime.schedules import next_fire_at
 from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened, rows
 from workflow.store.sql.coltypes import ID
 from workflow.store.sql.driver import Body
@@ -196,43 +194,16 @@ class PostgresStore(ReturningClaims):
         """Two round trips: read the due schedules, then one statement that moves each
         on by compare-and-set and inserts the runs of those it moved (the next fire
         time comes from the cron library, so it cannot be computed in SQL)."""
-
-        def read() -> Body[list[rows.Row]]:
-            found = yield self._q(
-                "due_schedules_read", self._due_schedules, {"p_now": now, "p_limit": limit}
-            )
-            return list(found.mappings())
-
-        due = await self._run(read())
-        if not due:
+        moves = await self._due_schedule_moves(now, limit)
+        if not moves:
             return []
-        plan: list[dict[str, Any]] = []
-        ticks: dict[str, ScheduleTick] = {}
-        for d in due:
-            s = rows.schedule_from_row(d)
-            fire_at, following = s.next_fire_at, next_fire_at(s.spec, now)
-            fires = not (s.overlap is Overlap.SKIP and d["busy"])
-            run_id = f"{s.schedule_id}@{fire_at}" if fires else None
-            plan.append(
-                {
-                    "sid": s.schedule_id,
-                    "seen_nfa": fire_at,
-                    "seen_updated": s.updated_at,
-                    "nfa": following,
-                    "lfa": fire_at if fires else s.last_fired_at,
-                    "lri": run_id if fires else s.last_run_id,
-                    "fires": fires,
-                }
-            )
-            outcome = TickOutcome.FIRED if fires else TickOutcome.SKIPPED
-            ticks[s.schedule_id] = ScheduleTick(s.schedule_id, fire_at, outcome, run_id, following)
-        key, build, params = one.fire_schedules(self.tables, plan, now)
+        key, build, params = one.fire_schedules(self.tables, [m.params() for m in moves], now)
 
         def move() -> Body[set[str]]:
             return set((yield self._q(key, build, params)).scalars())
 
         moved = await self._run(move())
-        return [tick for sid, tick in ticks.items() if sid in moved]
+        return [m.tick for m in moves if m.tick.schedule_id in moved]
 
 
 def _conninfo(url: sa.URL) -> str:

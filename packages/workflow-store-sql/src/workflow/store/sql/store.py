@@ -71,7 +71,6 @@ from workflow.runtime.results import (
     NotFound,
     Outcome,
     ScheduleTick,
-    TickOutcome,
 )
 from workflow.runtime.schedules import next_fire_at
 from workflow.runtime.subscriptions import poll_events
@@ -84,12 +83,28 @@ from .driver import Body, Driver, DuplicateKey, Query
 from .failures import operation
 from .migrator import Migrator
 from .naming import DEFAULT_TABLE_PREFIX, check_schema
+from .schedule_moves import ScheduleMove, planned_moves
 from .tables import StoreTables, build_tables
 
 T = TypeVar("T")
 S = TypeVar("S", bound="SQLStore")
 
 Params = dict[str, Any]
+
+
+RUN_INSERT = (
+    "run_id",
+    "workflow_id",
+    "workflow_version",
+    "status",
+    "input",
+    "lease_token",
+    "next_event_index",
+    "created_at",
+    "updated_at",
+    "ready_at",
+)
+"""The columns a new run is inserted with (the rest take their defaults)."""
 
 
 def bound(name: str, type_: Any) -> sa.BindParameter[Any]:
@@ -417,18 +432,6 @@ class SQLStore:
             yield self._q(("consume", n), build, values)
 
     # -- run lifecycle -------------------------------------------------------------
-    _RUN_INSERT = (
-        "run_id",
-        "workflow_id",
-        "workflow_version",
-        "status",
-        "input",
-        "lease_token",
-        "next_event_index",
-        "created_at",
-        "updated_at",
-        "ready_at",
-    )
 
     @operation
     async def create_run(
@@ -460,7 +463,7 @@ class SQLStore:
             try:
                 yield self._q(
                     "insert_run",
-                    lambda: self._insert(self.tables.runs, self._RUN_INSERT),
+                    lambda: self._insert(self.tables.runs, RUN_INSERT),
                     prefixed(values, ""),
                 )
                 return None
@@ -1333,44 +1336,32 @@ class SQLStore:
         )
         if not due.rows:
             return []
-        ticks: list[ScheduleTick] = []
-        new_runs: list[Params] = []
-        updates: list[tuple[str, int, int | None, str | None]] = []
-        for d in due.mappings():
-            s = rows.schedule_from_row(d)
-            fire_at, following = s.next_fire_at, next_fire_at(s.spec, now)
-            if s.overlap is Overlap.SKIP and d["busy"]:
-                ticks.append(
-                    ScheduleTick(s.schedule_id, fire_at, TickOutcome.SKIPPED, None, following)
-                )
-                updates.append((s.schedule_id, following, s.last_fired_at, s.last_run_id))
-                continue
-            run_id = f"{s.schedule_id}@{fire_at}"
-            new_runs.append(
-                {
-                    "p_run_id": run_id,
-                    "p_workflow_id": s.workflow_id,
-                    "p_workflow_version": s.workflow_version,
-                    "p_status": RunStatus.QUEUED.value,
-                    "p_input": d["input"],
-                    "p_lease_token": 0,
-                    "p_next_event_index": 0,
-                    "p_created_at": now,
-                    "p_updated_at": now,
-                    "p_ready_at": now,
-                }
-            )
-            updates.append((s.schedule_id, following, fire_at, run_id))
-            ticks.append(ScheduleTick(s.schedule_id, fire_at, TickOutcome.FIRED, run_id, following))
+        moves = planned_moves(due.mappings(), now)
+        new_runs = [
+            {
+                "p_run_id": m.last_run_id,
+                "p_workflow_id": m.workflow_id,
+                "p_workflow_version": m.workflow_version,
+                "p_status": RunStatus.QUEUED.value,
+                "p_input": m.input,
+                "p_lease_token": 0,
+                "p_next_event_index": 0,
+                "p_created_at": now,
+                "p_updated_at": now,
+                "p_ready_at": now,
+            }
+            for m in moves
+            if m.fires
+        ]
         if new_runs:
             yield self._q(
                 "insert_fired_runs",
                 lambda: self._dialect.insert_ignore(runs).values(
-                    {c: bound(c, runs.c[c].type) for c in self._RUN_INSERT}
+                    {c: bound(c, runs.c[c].type) for c in RUN_INSERT}
                 ),
                 new_runs,
             )
-        n = len(updates)
+        n = len(moves)
 
         def move_on() -> sa.Update:
             # One UPDATE for all of them: an executemany is a round trip per row on
@@ -1397,10 +1388,29 @@ class SQLStore:
             )
 
         values: Params = {}
-        for i, (sid, nfa, lfa, lri) in enumerate(updates):
-            values.update({f"p_sid{i}": sid, f"p_nfa{i}": nfa, f"p_lfa{i}": lfa, f"p_lri{i}": lri})
+        for i, m in enumerate(moves):
+            values.update(
+                {
+                    f"p_sid{i}": m.tick.schedule_id,
+                    f"p_nfa{i}": m.tick.next_fire_at,
+                    f"p_lfa{i}": m.last_fired_at,
+                    f"p_lri{i}": m.last_run_id,
+                }
+            )
         yield self._q(("move_schedules", n), move_on, values)
-        return ticks
+        return [m.tick for m in moves]
+
+    async def _due_schedule_moves(self, now: int, limit: int) -> list[ScheduleMove]:
+        """The due schedules, read without locks, and how each moves on: the first of
+        the two round trips of a firing by compare-and-set (PostgreSQL, MySQL)."""
+
+        def read() -> Body[list[rows.Row]]:
+            found = yield self._q(
+                "due_schedules_read", self._due_schedules, {"p_now": now, "p_limit": limit}
+            )
+            return list(found.mappings())
+
+        return planned_moves(await self._run(read()), now)
 
     # -- operations and health -------------------------------------------------------
     @property
