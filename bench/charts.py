@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+from .cpu import CpuCost
 from .e2e import E2EReport
 from .report import Report
 from .scale import ScaleReport
@@ -60,8 +61,9 @@ def e2e_chart(report: E2EReport, path: Path) -> Path | None:
         "runtime": [r.runtime.median for r in report.results],
         "floor": [r.floor.median for r in report.results],
     }
-    fig, ax = plt.subplots(figsize=(10, 5))
+    fig, (ax, cpu_ax) = plt.subplots(2, 1, figsize=(10, 9))
     _grouped(ax, labels, series)
+    _e2e_cpu(cpu_ax, report, labels)
     if report.dbos is not None and not report.dbos.error:
         for (level, spread), style in zip(report.dbos.rates.items(), (":", "--"), strict=False):
             ax.axhline(
@@ -79,6 +81,36 @@ def e2e_chart(report: E2EReport, path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _e2e_cpu(ax: Axes, report: E2EReport, labels: list[str]) -> None:
+    """CPU ms per run, client and server (0 where not measured), DBOS as lines."""
+
+    def ms(cost: CpuCost | None, server: bool) -> float:
+        if cost is None:
+            return 0.0
+        spread = cost.server if server else cost.client
+        return 0.0 if spread is None else spread.median * 1e3
+
+    series = {
+        "runtime client": [ms(r.runtime_cpu, False) for r in report.results],
+        "runtime server": [ms(r.runtime_cpu, True) for r in report.results],
+        "floor client": [ms(r.floor_cpu, False) for r in report.results],
+        "floor server": [ms(r.floor_cpu, True) for r in report.results],
+    }
+    _grouped(ax, labels, series)
+    if report.dbos is not None and not report.dbos.error:
+        for (level, cost), style in zip(report.dbos.cpu.items(), (":", "--"), strict=False):
+            ax.axhline(
+                ms(cost, False) + ms(cost, True),
+                linestyle=style,
+                linewidth=1,
+                color="black",
+                label=f"DBOS client + server, {level} in flight",
+            )
+        ax.legend(fontsize=8)
+    ax.set_ylabel("CPU ms per run")
+    ax.set_title("CPU per run (lower is better; server: this process's backends)")
 
 
 def scale_chart(report: ScaleReport, path: Path) -> Path | None:

@@ -1,7 +1,12 @@
 """The same three-step workflow on DBOS, in a process of its own (DBOS keeps global
 state and background threads): ``python -m bench.dbos_side --runs N --rounds R
 --inflight 8,64``. Prints one line ``BENCH_RESULT {json}`` with runs/s per round for
-each in-flight level, or ``{"error": ...}``.
+each in-flight level and each round's CPU seconds (``cpu``: ``[process, server]``
+pairs, server ``null`` when its backends' CPU cannot be read), or ``{"error": ...}``.
+
+CPU is measured as for the runtime (``bench.cpu``): this process's CPU time (every
+thread, DBOS's background threads included) and the on-CPU time of the PostgreSQL
+backends serving this process's connections, sampled before and after each round.
 
 DBOS runs on the same PostgreSQL as the benchmark's PostgreSQL store, in a new
 database of its own (dropped at the end). Runs are started with DBOS's documented
@@ -25,6 +30,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
+
+from bench.cpu import Meter, PostgresCpu
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
 MARK = "BENCH_RESULT "
@@ -73,6 +80,7 @@ async def _measure(runs: int, rounds: int, inflight: list[int], database: str) -
         return {"total": value}
 
     DBOS.launch()
+    server = await PostgresCpu.open(_conninfo(POSTGRES_URL))
     try:
 
         async def caller(count: int) -> None:
@@ -81,18 +89,31 @@ async def _measure(runs: int, rounds: int, inflight: list[int], database: str) -
                 result = await handle.get_result()
                 assert result == {"total": 3}, result
 
-        async def one_round(level: int, n: int) -> float:
+        async def one_round(level: int, n: int) -> tuple[float, tuple[float, float | None]]:
             shares = [n // level + (1 if k < n % level else 0) for k in range(level)]
+            meter = Meter(server)
+            await meter.start()
             began = time.perf_counter()
             await asyncio.gather(*(caller(s) for s in shares if s))
-            return n / (time.perf_counter() - began)
+            rate = n / (time.perf_counter() - began)
+            return rate, await meter.stop()
 
         rates: dict[str, list[float]] = {}
+        cpu: dict[str, list[tuple[float, float | None]]] = {}
         for level in inflight:
             await one_round(level, level)  # warm-up
-            rates[str(level)] = [await one_round(level, runs) for _ in range(rounds)]
-        return {"rates": rates, "version": metadata.version("dbos"), "database": database}
+            done = [await one_round(level, runs) for _ in range(rounds)]
+            rates[str(level)] = [rate for rate, _ in done]
+            cpu[str(level)] = [spent for _, spent in done]
+        return {
+            "rates": rates,
+            "cpu": cpu,
+            "version": metadata.version("dbos"),
+            "database": database,
+        }
     finally:
+        if server is not None:
+            await server.close()
         DBOS.destroy()
 
 

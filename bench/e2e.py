@@ -9,8 +9,15 @@ written; runs/s counts from the first start. The floor round makes the same runs
 with :func:`three_steps.floor_run` on W handles with 8 callers each (the same runs in
 flight), and the two alternate (A B A B …) so the ratio is taken per round.
 
+Each timed round also reports its CPU time per run (``bench.cpu``): this process's
+(every thread: the event loop and the drivers' threads) and, where it can be read,
+the server's for this process's connections (PostgreSQL backends, MariaDB threads;
+on Redis the whole server). On a shared machine runs/s of a one-process asyncio
+runtime suffers from every neighbour; CPU per run does much less.
+
 DBOS runs the same workflow in a subprocess (``bench.dbos_side``) on the PostgreSQL
-server, after the stores, with 8 and 64 runs in flight (1 and 8 workers' slots).
+server, after the stores, with 8 and 64 runs in flight (1 and 8 workers' slots); it
+measures its own process's CPU and its PostgreSQL backends' the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from workflow.runtime import EventType, ExecutionStore, Runtime, StoredEvent
 from workflow.runtime.worker import Worker
 
 from .counting import Recorder
+from .cpu import CpuCost, Meter, ServerCpu, Spent, per_unit
 from .report import REPO_ROOT
 from .stats import Spread, ratios
 from .targets import TARGETS, ServerMissing, Target
@@ -67,12 +75,19 @@ class E2EResult:
     runtime_sent_per_run: float | None = None
     floor_sent_per_run: float | None = None
     unit: str = "stmts"
+    runtime_cpu: CpuCost | None = None
+    """CPU seconds per run through the runtime (client, and server where measured)."""
+    floor_cpu: CpuCost | None = None
+    whole_server: bool = False
+    """The server CPU is the whole server's (Redis), not only this process's share."""
 
 
 @dataclass
 class DbosResult:
     rates: dict[int, Spread] = field(default_factory=dict)
     """Runs/s by runs in flight."""
+    cpu: dict[int, CpuCost] = field(default_factory=dict)
+    """CPU seconds per run by runs in flight: DBOS's process, its PostgreSQL backends."""
     version: str | None = None
     error: str | None = None
 
@@ -100,8 +115,12 @@ class _Finished:
 
 
 async def runtime_round(
-    handles: Sequence[ExecutionStore], ids: Sequence[str], settings: E2ESettings
-) -> float:
+    handles: Sequence[ExecutionStore],
+    ids: Sequence[str],
+    settings: E2ESettings,
+    server: ServerCpu | None = None,
+) -> tuple[float, Spent]:
+    """Runs/s and the round's CPU cost (from the first start to the last finish)."""
     finished = _Finished(len(ids))
     runtimes = [
         Runtime(h, [THREE_STEPS], owner=f"bench-w{k}", concurrency=SLOTS, listener=finished)
@@ -114,6 +133,8 @@ async def runtime_round(
         async with gate:
             await runtimes[0].start(WORKFLOW_ID, None, run_id=run_id)
 
+    meter = Meter(server)
+    await meter.start()
     began = time.perf_counter()
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
@@ -125,33 +146,40 @@ async def runtime_round(
                 f"only {finished.seen} of {len(ids)} runs finished in {settings.timeout_s} s"
             ) from None
         elapsed = time.perf_counter() - began
+        spent = await meter.stop()
     finally:
         for w in workers:
             w.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return len(ids) / elapsed
+    return len(ids) / elapsed, spent
 
 
-async def floor_round(handles: Sequence[ExecutionStore], ids: Sequence[str]) -> float:
+async def floor_round(
+    handles: Sequence[ExecutionStore], ids: Sequence[str], server: ServerCpu | None = None
+) -> tuple[float, Spent]:
     callers = [(h, k) for h in handles for k in range(SLOTS)]
 
     async def caller(store: ExecutionStore, owner: str, mine: Sequence[str]) -> None:
         for run_id in mine:
             await floor_run(store, run_id, owner)
 
+    meter = Meter(server)
+    await meter.start()
     began = time.perf_counter()
     await asyncio.gather(
         *(caller(h, f"floor-{j}", ids[j :: len(callers)]) for j, (h, _) in enumerate(callers))
     )
-    return len(ids) / (time.perf_counter() - began)
+    rate = len(ids) / (time.perf_counter() - began)
+    return rate, await meter.stop()
 
 
-async def _counted(recorder: Recorder | None, runs: int, work: Any) -> tuple[float, float | None]:
+async def _counted(recorder: Recorder | None, runs: int, work: Any) -> float | None:
     if recorder is None:
-        return await work, None
+        await work
+        return None
     with recorder() as sent:
-        rate = await work
-    return rate, len(sent) / runs
+        await work
+    return len(sent) / runs
 
 
 async def run_config(target: Target, workers: int, settings: E2ESettings, tag: str) -> E2EResult:
@@ -171,15 +199,21 @@ async def run_config(target: Target, workers: int, settings: E2ESettings, tag: s
 
     try:
         warm = SLOTS
-        _, rt_sent = await _counted(
-            recorder, warm, runtime_round(handles, ids(warm, "rt"), settings)
-        )
-        _, fl_sent = await _counted(recorder, warm, floor_round(handles, ids(warm, "fl")))
+        rt_sent = await _counted(recorder, warm, runtime_round(handles, ids(warm, "rt"), settings))
+        fl_sent = await _counted(recorder, warm, floor_round(handles, ids(warm, "fl")))
+        server = target.server_cpu
         rt_rates: list[float] = []
         fl_rates: list[float] = []
+        rt_cpu: list[Spent] = []
+        fl_cpu: list[Spent] = []
+        n = settings.runs
         for _ in range(settings.rounds):
-            rt_rates.append(await runtime_round(handles, ids(settings.runs, "rt"), settings))
-            fl_rates.append(await floor_round(handles, ids(settings.runs, "fl")))
+            rate, spent = await runtime_round(handles, ids(n, "rt"), settings, server)
+            rt_rates.append(rate)
+            rt_cpu.append(per_unit(spent, n))
+            rate, spent = await floor_round(handles, ids(n, "fl"), server)
+            fl_rates.append(rate)
+            fl_cpu.append(per_unit(spent, n))
     finally:
         for h in extra:
             await h.close()
@@ -193,6 +227,9 @@ async def run_config(target: Target, workers: int, settings: E2ESettings, tag: s
         rt_sent,
         fl_sent,
         target.unit,
+        CpuCost.of(rt_cpu),
+        CpuCost.of(fl_cpu),
+        server is not None and server.whole_server,
     )
 
 
@@ -225,7 +262,13 @@ def run_dbos(settings: E2ESettings) -> DbosResult:
     if "error" in out:
         return DbosResult(error=str(out["error"]))
     rates = {int(k): Spread.of(v) for k, v in out["rates"].items()}
-    return DbosResult(rates, str(out["version"]))
+    cpu = {
+        int(k): CpuCost.of(
+            [(c / settings.runs, None if s is None else s / settings.runs) for c, s in v]
+        )
+        for k, v in out.get("cpu", {}).items()
+    }
+    return DbosResult(rates, cpu, str(out["version"]))
 
 
 async def run_e2e(stores: Sequence[str], settings: E2ESettings) -> E2EReport:
@@ -240,7 +283,8 @@ async def run_e2e(stores: Sequence[str], settings: E2ESettings) -> E2EReport:
                     report.results.append(result)
                     print(
                         f"  {name:<8} {workers} worker(s): runtime {result.runtime.median:,.0f}"
-                        f" runs/s, floor {result.floor.median:,.0f} runs/s"
+                        f" runs/s {cpu_brief(result.runtime_cpu)}, floor"
+                        f" {result.floor.median:,.0f} runs/s {cpu_brief(result.floor_cpu)}"
                         f"  ({time.perf_counter() - began:.1f} s)",
                         flush=True,
                     )
@@ -254,5 +298,17 @@ async def run_e2e(stores: Sequence[str], settings: E2ESettings) -> E2EReport:
             print(f"!!! DBOS failed: {report.dbos.error}", flush=True)
         else:
             for level, spread in report.dbos.rates.items():
-                print(f"  dbos     {level} in flight: {spread.median:,.0f} runs/s", flush=True)
+                print(
+                    f"  dbos     {level} in flight: {spread.median:,.0f} runs/s"
+                    f" {cpu_brief(report.dbos.cpu.get(level))}",
+                    flush=True,
+                )
     return report
+
+
+def cpu_brief(cost: CpuCost | None) -> str:
+    """``[cpu 1.23 + 0.98 ms/run]``: client + server medians (server ``—`` if unknown)."""
+    if cost is None:
+        return ""
+    server = "—" if cost.server is None else f"{cost.server.median * 1e3:.2f}"
+    return f"[cpu {cost.client.median * 1e3:.2f} + {server} ms/run]"

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .cpu import CpuCost
 from .e2e import SLOTS, E2EReport, E2EResult
 from .report import RESULTS_DIR, machine
 from .stats import Spread
@@ -17,10 +18,15 @@ HEADER = (
     "runtime runs/s",
     "floor runs/s",
     "runtime/floor",
+    "runtime CPU ms/run (client + server)",
+    "floor CPU ms/run (client + server)",
     "sent/run (runtime)",
     "sent/run (floor)",
     "runtime/DBOS",
+    "DBOS/runtime CPU",
 )
+WHOLE_SERVER = "*"
+"""Marks a server figure that is the whole server's (Redis), other clients included."""
 
 
 def _spread(s: Spread, digits: int = 0) -> str:
@@ -36,6 +42,29 @@ def dbos_ratio(report: E2EReport, r: E2EResult) -> float | None:
     return None if theirs is None else r.runtime.median / theirs.median
 
 
+def dbos_cpu_ratio(report: E2EReport, r: E2EResult) -> float | None:
+    """DBOS's CPU per run (process + PostgreSQL backends) over ours with as many runs
+    in flight: above 1, the runtime spends less CPU per run than DBOS."""
+    if r.store != "postgres" or report.dbos is None or report.dbos.error:
+        return None
+    theirs = report.dbos.cpu.get(r.workers * SLOTS)
+    if theirs is None or theirs.total is None or r.runtime_cpu is None:
+        return None
+    ours = r.runtime_cpu.total
+    return None if not ours else theirs.total / ours
+
+
+def cpu_cell(cost: CpuCost | None, whole_server: bool = False) -> str:
+    """``client + server`` medians in ms per run; ``—`` where not measured."""
+    if cost is None:
+        return "—"
+    client = f"{cost.client.median * 1e3:.2f}"
+    if cost.server is None:
+        return f"{client} + —"
+    mark = WHOLE_SERVER if whole_server else ""
+    return f"{client} + {cost.server.median * 1e3:.2f}{mark}"
+
+
 def _sent(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
@@ -46,6 +75,7 @@ def rows(report: E2EReport) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
     for r in report.results:
         vs_dbos = dbos_ratio(report, r)
+        cpu_vs_dbos = dbos_cpu_ratio(report, r)
         out.append(
             (
                 r.store,
@@ -53,11 +83,32 @@ def rows(report: E2EReport) -> list[tuple[str, ...]]:
                 _spread(r.runtime),
                 _spread(r.floor),
                 _spread(r.ratio, 2),
+                cpu_cell(r.runtime_cpu, r.whole_server),
+                cpu_cell(r.floor_cpu, r.whole_server),
                 _sent(r.runtime_sent_per_run, r.unit),
                 _sent(r.floor_sent_per_run, r.unit),
                 "—" if vs_dbos is None else f"{vs_dbos:.2f}",
+                "—" if cpu_vs_dbos is None else f"{cpu_vs_dbos:.2f}",
             )
         )
+    dbos = report.dbos
+    if dbos is not None and not dbos.error:
+        for level, rate in dbos.rates.items():
+            out.append(
+                (
+                    f"DBOS {dbos.version}",
+                    f"{level} in flight",
+                    _spread(rate),
+                    "—",
+                    "—",
+                    cpu_cell(dbos.cpu.get(level)),
+                    "—",
+                    "—",
+                    "—",
+                    "—",
+                    "—",
+                )
+            )
     return out
 
 
@@ -67,9 +118,24 @@ def dbos_lines(report: E2EReport) -> list[str]:
     if report.dbos.error:
         return [f"DBOS: FAILED — {report.dbos.error}"]
     return [
-        f"DBOS {report.dbos.version}: {level} runs in flight: {_spread(s)} runs/s"
+        f"DBOS {report.dbos.version}: {level} runs in flight: {_spread(s)} runs/s, "
+        f"CPU {cpu_cell(report.dbos.cpu.get(level))} ms/run (process + its PostgreSQL backends)"
         for level, s in report.dbos.rates.items()
     ]
+
+
+def cpu_note(report: E2EReport) -> str:
+    marked = any(r.whole_server for r in report.results)
+    return (
+        "CPU: medians over the rounds, client = this process (every thread), server = "
+        "the backends serving this process's connections (— where not readable)"
+        + (
+            f"; {WHOLE_SERVER} the whole Redis server's CPU, other clients included"
+            if marked
+            else ""
+        )
+        + "."
+    )
 
 
 def text_table(report: E2EReport) -> str:
@@ -77,7 +143,7 @@ def text_table(report: E2EReport) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join([*(ln.rstrip() for ln in lines), "", *dbos_lines(report)])
+    return "\n".join([*(ln.rstrip() for ln in lines), "", cpu_note(report), *dbos_lines(report)])
 
 
 def markdown(report: E2EReport) -> str:
@@ -88,7 +154,8 @@ def markdown(report: E2EReport) -> str:
             "",
             f"{s.runs} runs per round, {s.rounds} rounds (runtime and floor alternate), "
             f"worker poll interval {s.poll_s:g} s, {SLOTS} drive slots per worker; "
-            "workers are asyncio tasks in one process, each with its own store handle.",
+            "workers are asyncio tasks in one process, each with its own store handle. "
+            + cpu_note(report),
             "",
             "| " + " | ".join(HEADER) + " |",
             "|" + "---|" * len(HEADER),
@@ -108,6 +175,9 @@ def to_json(report: E2EReport) -> dict[str, Any]:
             "version": report.dbos.version,
             "error": report.dbos.error,
             "runs_per_s_by_inflight": {str(k): v.as_dict() for k, v in report.dbos.rates.items()},
+            "cpu_ms_per_run_by_inflight": {
+                str(k): v.as_dict(1e3) for k, v in report.dbos.cpu.items()
+            },
         }
     return {
         "suite": "e2e",
@@ -126,6 +196,12 @@ def to_json(report: E2EReport) -> dict[str, Any]:
                 "floor_sent_per_run": r.floor_sent_per_run,
                 "unit": r.unit,
                 "runtime_over_dbos": dbos_ratio(report, r),
+                "runtime_cpu_ms_per_run": None
+                if r.runtime_cpu is None
+                else r.runtime_cpu.as_dict(1e3),
+                "floor_cpu_ms_per_run": None if r.floor_cpu is None else r.floor_cpu.as_dict(1e3),
+                "server_cpu_whole_server": r.whole_server,
+                "dbos_cpu_over_runtime_cpu": dbos_cpu_ratio(report, r),
             }
             for r in report.results
         ],

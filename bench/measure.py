@@ -5,6 +5,11 @@ Two modes: one caller (sequential calls: the store uses one connection), and
 its calls one after another, so the store uses up to ``callers`` connections of its
 pool; the raw floor then runs on as many connections of its own, each writing its
 own floor row.
+
+Each timed batch also reports its CPU time per call (``bench.cpu``): this process's
+(every thread, so SQLite's and PyMySQL's connection threads too) and the server's
+for this process's connections where it can be read. The ops targets are stated in
+CPU per call, which a busy neighbour disturbs far less than calls per second.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from workflow.runtime import Claimed, Finish
 
 from .counting import Recorder, redis_commands
+from .cpu import CpuCost, Meter, ServerCpu, Spent, cpu_ratio, per_unit
 from .hot_ops import LEASE_MS, Call, Env, HotOp
 from .raw_floor import FLOOR_RUN, RawFloor
 from .stats import Spread, ratios
@@ -70,6 +76,15 @@ class OpResult:
     raw_batch: int | None = None
     ratio: Spread | None = None
     callers: int = 1
+    store_cpu: CpuCost | None = None
+    """CPU seconds per store call (client, and server where measured)."""
+    raw_cpu: CpuCost | None = None
+    """CPU seconds per raw floor statement."""
+    cpu_ratio: Spread | None = None
+    """raw client CPU per call / store client CPU per call, per round: the share of
+    the store's client CPU one raw statement would cost (≥ 0.8 is the target)."""
+    whole_server: bool = False
+    """The server CPU is the whole server's (Redis)."""
 
 
 async def timed(call: Call, n: int) -> float:
@@ -91,6 +106,23 @@ async def timed_together(calls: Sequence[Call], n: int) -> float:
     start = time.perf_counter()
     await asyncio.gather(*(loop(call) for call in calls))
     return len(calls) * n / (time.perf_counter() - start)
+
+
+async def metered(calls: Sequence[Call], n: int, server: ServerCpu | None) -> tuple[float, Spent]:
+    """:func:`timed` (one call sequence) or :func:`timed_together`, with the batch's
+    CPU cost per call (sampled outside the timing)."""
+    meter = Meter(server)
+    await meter.start()
+    rate = await (timed(calls[0], n) if len(calls) == 1 else timed_together(calls, n))
+    return rate, per_unit(await meter.stop(), n * len(calls))
+
+
+def _cpu(
+    store: Sequence[Spent], raw: Sequence[Spent]
+) -> tuple[CpuCost, CpuCost | None, Spread | None]:
+    if not raw:
+        return CpuCost.of(store), None, None
+    return CpuCost.of(store), CpuCost.of(raw), cpu_ratio(raw, store)
 
 
 def _batch_size(rate: float, settings: Settings, setup_per_call: int = 1) -> int:
@@ -145,9 +177,11 @@ async def measure(
     recorder: Recorder | None = None,
     floor: RawFloor | None = None,
     unit: str = "stmts",
+    server: ServerCpu | None = None,
 ) -> OpResult:
     """Warm up and size the batches, then time store and raw batches alternately
-    (A B A B ...) for ``settings.rounds`` rounds. ``env`` holds a store just emptied."""
+    (A B A B ...) for ``settings.rounds`` rounds. ``env`` holds a store just emptied;
+    ``server`` samples the server's CPU (None: client CPU only)."""
     if floor is not None:
         await add_floor_row(env)
     warm = await warm_up(env, op, settings, recorder, unit)
@@ -160,14 +194,22 @@ async def measure(
         raw_batch = _batch_size(raw_rate, settings)
     store_rates: list[float] = []
     raw_rates: list[float] = []
+    store_cpu: list[Spent] = []
+    raw_cpu: list[Spent] = []
     for _ in range(settings.rounds):
         call = await op.prepare(env, batch)
-        store_rates.append(await timed(call, batch))
+        rate, spent = await metered([call], batch, server)
+        store_rates.append(rate)
+        store_cpu.append(spent)
         if raw_call is not None:
-            raw_rates.append(await timed(raw_call, raw_batch))
+            rate, spent = await metered([raw_call], raw_batch, server)
+            raw_rates.append(rate)
+            raw_cpu.append(spent)
     statements = warm.statements
+    cpu = _cpu(store_cpu, raw_cpu)
+    whole = server is not None and server.whole_server
     if not raw_rates:
-        return OpResult(op, Spread.of(store_rates), batch, statements)
+        return OpResult(op, Spread.of(store_rates), batch, statements, store_cpu=cpu[0])
     return OpResult(
         op,
         Spread.of(store_rates),
@@ -176,6 +218,10 @@ async def measure(
         Spread.of(raw_rates),
         raw_batch,
         ratios(store_rates, raw_rates),
+        store_cpu=cpu[0],
+        raw_cpu=cpu[1],
+        cpu_ratio=cpu[2],
+        whole_server=whole,
     )
 
 
@@ -185,6 +231,7 @@ async def measure_together(
     settings: Settings,
     callers: int,
     floors: Sequence[RawFloor] = (),
+    server: ServerCpu | None = None,
 ) -> OpResult:
     """:func:`measure` with ``callers`` concurrent callers on both sides. Statements
     are not counted here (the one-caller mode does). ``floors``: one raw floor per
@@ -201,13 +248,22 @@ async def measure_together(
         raw_per_caller = max(2, _batch_size(raw_rate, settings) // callers)
     store_rates: list[float] = []
     raw_rates: list[float] = []
+    store_cpu: list[Spent] = []
+    raw_cpu: list[Spent] = []
     for _ in range(settings.rounds):
         calls = [await op.prepare(env, per_caller) for _ in range(callers)]
-        store_rates.append(await timed_together(calls, per_caller))
+        rate, spent = await metered(calls, per_caller, server)
+        store_rates.append(rate)
+        store_cpu.append(spent)
         if raw_calls:
-            raw_rates.append(await timed_together(raw_calls, raw_per_caller))
+            rate, spent = await metered(raw_calls, raw_per_caller, server)
+            raw_rates.append(rate)
+            raw_cpu.append(spent)
+    cpu = _cpu(store_cpu, raw_cpu)
     if not raw_rates:
-        return OpResult(op, Spread.of(store_rates), per_caller * callers, callers=callers)
+        return OpResult(
+            op, Spread.of(store_rates), per_caller * callers, callers=callers, store_cpu=cpu[0]
+        )
     return OpResult(
         op,
         Spread.of(store_rates),
@@ -217,4 +273,8 @@ async def measure_together(
         raw_per_caller * callers,
         ratios(store_rates, raw_rates),
         callers,
+        cpu[0],
+        cpu[1],
+        cpu[2],
+        server is not None and server.whole_server,
     )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from .hot_ops import HOT_OPS, Env, Floor
-from .measure import Settings, measure, measure_together
+from .measure import OpResult, Settings, measure, measure_together
 from .raw_floor import RawFloor
 from .report import Report, StoreRun, summary, text_table, write
 from .targets import TARGETS, ServerMissing, Target
@@ -57,9 +57,10 @@ async def run_store(name: str, settings: Settings, concurrent: bool = True) -> S
                     recorder=target.recorder,
                     floor=target.floor,
                     unit=target.unit,
+                    server=target.server_cpu,
                 )
                 run.results.append(result)
-                _progress(name, op.name, result.store_rate.median, 1, began)
+                _progress(name, result, began)
                 # The in-process store has no connections to spread callers over.
                 wanted = settings.concurrent_ops
                 if (
@@ -69,19 +70,28 @@ async def run_store(name: str, settings: Settings, concurrent: bool = True) -> S
                 ):
                     began = time.perf_counter()
                     env = Env(await target.fresh(), target.helper, target.setup_concurrency)
-                    result = await measure_together(op, env, settings, CALLERS, floors)
+                    result = await measure_together(
+                        op, env, settings, CALLERS, floors, target.server_cpu
+                    )
                     run.results.append(result)
-                    _progress(name, op.name, result.store_rate.median, CALLERS, began)
+                    _progress(name, result, began)
         finally:
             for floor in floors:
                 await floor.close()
         return run
 
 
-def _progress(store: str, op: str, rate: float, callers: int, began: float) -> None:
+def _progress(store: str, r: OpResult, began: float) -> None:
+    cpu = ""
+    if r.store_cpu is not None:
+        cpu = f", cpu {r.store_cpu.client.median * 1e6:,.0f} µs/call"
+        if r.raw_cpu is not None and r.cpu_ratio is not None:
+            cpu += (
+                f" (raw {r.raw_cpu.client.median * 1e6:,.0f}, raw/store {r.cpu_ratio.median:.2f})"
+            )
     print(
-        f"  {store:<8} {op:<20} x{callers:<2} {rate:>10,.0f} calls/s"
-        f"  ({time.perf_counter() - began:.1f} s)",
+        f"  {store:<8} {r.op.name:<20} x{r.callers:<2} {r.store_rate.median:>10,.0f} calls/s"
+        f"{cpu}  ({time.perf_counter() - began:.1f} s)",
         flush=True,
     )
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .cpu import CpuCost
 from .measure import OpResult, Settings
 from .stats import Spread
 
@@ -28,7 +29,13 @@ HEADER = (
     "raw floor",
     "raw calls/s",
     "store/raw",
+    "store CPU µs/call",
+    "raw CPU µs/call",
+    "raw/store CPU",
 )
+"""The CPU columns: ``client + server`` medians in µs per call (server ``—`` where
+not readable, ``*`` the whole Redis server's); raw/store CPU is the client side's
+ratio, per round (≥ 0.8: the store's CPU per call is within the target)."""
 
 
 @dataclass
@@ -74,6 +81,17 @@ def _statements(r: OpResult) -> str:
     return text
 
 
+def cpu_cell(cost: CpuCost | None, whole_server: bool = False) -> str:
+    """``client + server`` medians in µs per call."""
+    if cost is None:
+        return "—"
+    client = f"{cost.client.median * 1e6:,.0f}"
+    if cost.server is None:
+        return f"{client} + —"
+    mark = "*" if whole_server else ""
+    return f"{client} + {cost.server.median * 1e6:,.0f}{mark}"
+
+
 def rows(report: Report) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
     for run in report.runs:
@@ -89,6 +107,9 @@ def rows(report: Report) -> list[tuple[str, ...]]:
                     floor,
                     _rate(r.raw_rate),
                     _ratio(r.ratio),
+                    cpu_cell(r.store_cpu, r.whole_server),
+                    cpu_cell(r.raw_cpu, r.whole_server),
+                    _ratio(r.cpu_ratio),
                 )
             )
     return out
@@ -127,6 +148,18 @@ def summary(report: Report) -> list[str]:
             f"over {len(ranked)} ops (1 conn); closest {best_op} {best:.2f}, "
             f"furthest {worst_op} {worst:.2f}; 1-{unit} ops: {', '.join(single) or 'none'}"
         )
+        by_cpu = sorted(
+            (r.cpu_ratio.median, r.op.name)
+            for r in run.results
+            if r.cpu_ratio is not None and r.callers == 1
+        )
+        if by_cpu:
+            (worst, worst_op), (best, best_op) = by_cpu[0], by_cpu[-1]
+            lines.append(
+                f"{run.name}: raw/store client CPU per call, median "
+                f"{statistics.median(v for v, _ in by_cpu):.2f} over {len(by_cpu)} ops "
+                f"(1 conn); closest {best_op} {best:.2f}, furthest {worst_op} {worst:.2f}"
+            )
         together = [r.ratio.median for r in run.results if r.ratio is not None and r.callers > 1]
         if together:
             lines.append(
@@ -144,7 +177,11 @@ def markdown(report: Report) -> str:
         f"# bench {report.suite} — {report.started:%Y-%m-%d %H:%M:%S %Z}",
         "",
         f"{s.rounds} rounds, batches of ~{s.batch_seconds:g} s per side, "
-        f"medians (min-max); Python {platform.python_version()}, {os.cpu_count()} CPUs.",
+        f"medians (min-max); Python {platform.python_version()}, {os.cpu_count()} CPUs. "
+        "CPU columns: client + server medians in µs per call (client = this process, "
+        "every thread; server = the backends serving its connections, — where not "
+        "readable, * the whole Redis server's); raw/store CPU = raw client CPU per "
+        "call over the store's, per round.",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
@@ -181,6 +218,10 @@ def _result_json(r: OpResult) -> dict[str, Any]:
         "raw_calls_per_s": None if r.raw_rate is None else r.raw_rate.as_dict(),
         "raw_batch": r.raw_batch if r.raw_rate is not None else None,
         "store_over_raw": None if r.ratio is None else r.ratio.as_dict(),
+        "store_cpu_us_per_call": None if r.store_cpu is None else r.store_cpu.as_dict(1e6),
+        "raw_cpu_us_per_call": None if r.raw_cpu is None else r.raw_cpu.as_dict(1e6),
+        "raw_cpu_over_store_cpu": None if r.cpu_ratio is None else r.cpu_ratio.as_dict(),
+        "server_cpu_whole_server": r.whole_server,
     }
 
 

@@ -26,7 +26,7 @@ from workflow.store.sql import SQLStore
 from workflow.store.sqlite.store import SQLiteStore
 
 from .counting import Recorder, redis_round_trips, sql_recorder, thread_hops
-from .cpu import MySQLCpu, PostgresCpu, ServerCpu
+from .cpu import MySQLCpu, PostgresCpu, RedisCpu, ServerCpu
 from .raw_floor import MySQLFloor, PostgresFloor, RawFloor, SQLiteFloor
 from .raw_floor_redis import RedisFloor
 from .redis_layout import Layout
@@ -71,7 +71,7 @@ class Target:
     worker process would have); None for the in-process store, which is shared."""
     server_cpu: ServerCpu | None = None
     """Samples the server CPU of this process's connections (None: no server, or
-    its processes are not on this machine)."""
+    its processes are not on this machine); on Redis, the whole server's."""
 
 
 TargetOpener = Callable[[], contextlib.AbstractAsyncContextManager[Target]]
@@ -270,6 +270,7 @@ async def redis() -> AsyncIterator[Target]:
     prefix = f"{_schema_name()}:"
     store = RedisStore.from_url(REDIS_URL, prefix=prefix)
     helper = RedisStore.from_url(REDIS_URL, prefix=prefix)
+    server_cpu = await RedisCpu.open(REDIS_URL)
     try:
         await store.create_schema()
         floor = await RedisFloor.connect(REDIS_URL, Layout(store.keys))
@@ -288,10 +289,12 @@ async def redis() -> AsyncIterator[Target]:
                 store=store,
                 unit="round trips",
                 open_handle=lambda: RedisStore.from_url(REDIS_URL, prefix=prefix),
+                server_cpu=server_cpu,
             )
         finally:
             await floor.close()
     finally:
+        await server_cpu.close()
         await helper.close()
         await drop_keys(store)
         await store.close()
