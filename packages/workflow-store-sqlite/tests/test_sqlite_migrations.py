@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 
 import pytest
@@ -136,4 +137,8 @@ async def test_the_fix_in_the_message_keeps_the_table_prefix(tmp_path: Path) -> 
     url = f"{url_of(tmp_path / 'wf.db')}?table_prefix=app_"
     with pytest.raises(SchemaVersionError) as caught:
         await open_store(url)
-    assert f"workflow migrate upgrade --url {url}" in str(caught.value)
+    # Quoted for the shell (an unquoted `?` is a glob, an `&` would background it):
+    # pasted, the command gets the URL as one argument.
+    assert f"workflow migrate upgrade --url '{url}'" in str(caught.value)
+    command = str(caught.value).split("`")[1]
+    assert shlex.split(command) == ["workflow", "migrate", "upgrade", "--url", url]

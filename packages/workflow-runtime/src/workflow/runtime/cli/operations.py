@@ -17,6 +17,7 @@ import click
 
 from ..contract import ExecutionStore
 from ..driver import system_clock
+from ..hints import shell_command
 from ..records import JSON, Page, RunStatus, Schedule, Timeline, WaitKind
 from ..results import (
     AlreadyTerminal,
@@ -69,7 +70,8 @@ def list_runs(
         return
     render.emit(render.runs_table(page.items))
     if page.next_cursor is not None:
-        click.echo(f"more: workflow runs list --cursor {page.next_cursor}")
+        again = shell_command("workflow", "runs", "list", "--cursor", page.next_cursor)
+        click.echo(f"more: {again}")
 
 
 @runs.command("show")

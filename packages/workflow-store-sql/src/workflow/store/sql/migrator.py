@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from workflow.runtime.errors import SchemaVersionError
+from workflow.runtime.hints import shell_command
 from workflow.runtime.records import SchemaStatus
 
 from .autogenerate import version_table
@@ -169,7 +170,7 @@ class Migrator:
         current, head = await self.current(), self.head
         if current == head:
             return
-        fix = f"run `workflow migrate upgrade --url {self.url_hint}`"
+        fix = f"run `{shell_command('workflow', 'migrate', 'upgrade', '--url', self.url_hint)}`"
         where = f"schema {self.schema!r}, " if self.schema else ""
         where += f"table prefix {self.table_prefix!r}"
         if current is None:
