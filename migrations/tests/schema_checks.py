@@ -63,9 +63,12 @@ def table_names(engine: sa.Engine, schema: str | None) -> set[str]:
 
 
 def version_rows(engine: sa.Engine, *, table_prefix: str, schema: str | None) -> list[str]:
-    """Every row of the store's version table (Alembic keeps one per head)."""
+    """Every row of the store's version table (Alembic keeps one per head); none when
+    the table is absent (never migrated, or downgraded to base)."""
     table = sa.table(version_table(table_prefix), sa.column("version_num"), schema=schema)
     with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(table.name, schema=schema):
+            return []
         return [str(v) for v in conn.execute(sa.select(table.c.version_num)).scalars()]
 
 

@@ -123,9 +123,19 @@ async def test_memory_max_payload_bytes_option_is_applied() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"pool_size": 5}, "^unknown memory store options: pool_size$"),
-        ({"b": 1, "a": 2}, "^unknown memory store options: a, b$"),
+        (
+            {"pool_size": 5},
+            "^unknown memory store option: 'pool_size'; "
+            "valid options: max_payload_bytes, verify_schema$",
+        ),
+        ({"b": 1, "a": 2}, "^unknown memory store options: 'a', 'b'; valid options: "),
+        (
+            {"max_payload_byte": 5},
+            "did you mean 'max_payload_bytes'?",
+        ),
         ({"max_payload_bytes": "1MB"}, "max_payload_bytes must be an int"),
+        ({"max_payload_bytes": True}, "max_payload_bytes must be an int"),
+        ({"verify_schema": "yes"}, "verify_schema must be True or False, got 'yes'"),
         ({"max_payload_bytes": 1}, "max_payload_bytes must be between 2 and"),
     ],
 )
@@ -137,12 +147,20 @@ async def test_bad_memory_options_are_invalid_arguments(
     assert type(exc.value) is InvalidArgumentError
 
 
-@pytest.mark.parametrize(
-    "url", ["memory:///data", "memory://name/path", "memory://name?x=1", "memory://#frag"]
-)
+@pytest.mark.parametrize("url", ["memory:///data", "memory://name/path", "memory://#frag"])
 async def test_bad_memory_urls_are_invalid_arguments(url: str) -> None:
     with pytest.raises(InvalidArgumentError, match=r"^bad memory store URL .*use memory:// or"):
         await open_store(url)
+
+
+@pytest.mark.parametrize("query", ["x=1", "max_payload_bytes=10", "table_prefix="])
+async def test_memory_urls_take_no_options(query: str) -> None:
+    name = query.split("=")[0]
+    with pytest.raises(
+        InvalidArgumentError,
+        match=f"^unknown memory store URL option: '{name}'; valid options: none",
+    ):
+        await open_store(f"memory://name?{query}")
 
 
 # -- URL schemes -----------------------------------------------------------------------------

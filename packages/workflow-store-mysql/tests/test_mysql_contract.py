@@ -304,7 +304,7 @@ def test_store_and_driver_options_come_from_the_url() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("mysql://u@h/db?pool_size=3", "unknown MySQL store URL options: pool_size"),
+        ("mysql://u@h/db?pool_size=3", "unknown MySQL store URL option: 'pool_size'; valid"),
         ("mysql://u@h/db?connections=0", "connections"),
         ("mysql://u@h/db?connections=many", "connections must be an integer"),
         ("mysql://u@h/db?connect_timeout=soon", "bad MySQL store URL option"),

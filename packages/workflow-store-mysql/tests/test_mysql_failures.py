@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import shlex
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
@@ -196,7 +197,7 @@ async def test_missing_tables_name_the_migration_command(server_schema: str, whe
     finally:
         await store.close()
     assert caught.value.retryable is False
-    assert f"`workflow migrate upgrade --url {store.url_hint}`" in str(caught.value)
+    assert f"`workflow migrate upgrade --url {shlex.quote(store.url_hint)}`" in str(caught.value)
     assert _errno(caught.value) == 1146  # ER_NO_SUCH_TABLE
 
 

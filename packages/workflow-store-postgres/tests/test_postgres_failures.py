@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -156,7 +157,7 @@ async def test_missing_tables_name_the_migration_command(server_schema: str, whe
     finally:
         await store.close()
     assert caught.value.retryable is False
-    assert f"`workflow migrate upgrade --url {store.url_hint}`" in str(caught.value)
+    assert f"`workflow migrate upgrade --url {shlex.quote(store.url_hint)}`" in str(caught.value)
     assert _sqlstate(caught.value) == "42P01"
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from workflow.runtime.cli import _build
+from workflow.runtime.cli import _build, main
 from workflow.store.sqlite import SQLiteStore
 
 
@@ -40,6 +42,26 @@ def test_upgrade_then_check_current_history_downgrade(tmp_path: Path) -> None:
     code, out = invoke("migrate", "downgrade", "--revision", "base", "--url", url)
     assert (code, out.strip()) == (0, f"{url}: at revision (none)")
     assert invoke("migrate", "check", "--url", url)[0] == 1
+    # 'base' drops every table, the version table too (as docs/sql-stores.md says).
+    with sqlite3.connect(tmp_path / "wf.db") as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+@pytest.mark.parametrize("verb", ["upgrade", "downgrade"])
+def test_an_unknown_revision_is_one_line_listing_the_revisions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], verb: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'wf.db'}"
+    assert invoke("migrate", "upgrade", "--url", url)[0] == 0
+    with pytest.raises(SystemExit) as exited:
+        main(["migrate", verb, "--revision", "bogus", "--url", url])
+    _, err = capsys.readouterr()
+    assert exited.value.code == 1
+    assert len(err.splitlines()) == 1, err
+    history = SQLiteStore.from_path(tmp_path / "other.db").migrator.history()
+    assert err.startswith(f"Error: InvalidArgumentError: cannot {verb} to revision 'bogus'")
+    assert f"the revisions are base, {', '.join(r.revision for r in history)}" in err
+    assert "unexpected" not in err
 
 
 def test_offline_sql_writes_nothing(tmp_path: Path) -> None:

@@ -124,6 +124,9 @@ def test_the_demo_runs_twice_in_one_directory_and_the_cli_shows_its_runs(
         assert "[retry]    charge-card attempt 1 failed" in output
         assert "[sleep]" in output
         assert "auto-approving" in output
+        # The printed commands paste as they are: quoted, and on the demo's store.
+        assert "--yes --url sqlite:///workflow.db)" in output
+        assert "see it again: workflow runs show order-" in output
         assert "[done]     run finished" in output
         assert recorded(output) == [
             "validate-order",

@@ -47,6 +47,24 @@ async def test_directory_that_does_not_exist_is_a_configuration_error(tmp_path: 
     assert isinstance(caught.value.__cause__, sa_exc.OperationalError)
 
 
+async def test_messages_name_the_operation_not_the_method(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database\n" * 200)
+    store = SQLiteStore.from_path(path)
+    try:
+        with pytest.raises(StoreConfigurationError) as caught:
+            await store.migrator.current()
+        assert str(caught.value).startswith("sqlite store cannot read the schema revision: ")
+        with pytest.raises(StoreConfigurationError) as caught:
+            await store.load_run("r")
+        assert str(caught.value).startswith("sqlite store cannot read a run: ")
+        with pytest.raises(StoreConfigurationError) as caught:
+            await store.migrator.upgrade()
+        assert str(caught.value).startswith("sqlite store cannot upgrade the schema: ")
+    finally:
+        await store.close()
+
+
 async def test_file_that_is_not_a_database_is_a_configuration_error(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("not a database\n" * 200)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,8 @@ async def test_downgrade_to_base_and_up_again(tmp_path: Path) -> None:
     assert await store.migrator.current() is None
     with store.engine.connect() as conn:
         names = sa.inspect(conn).get_table_names()
-    # Only our (now empty) version table is left: every store table is gone.
-    assert set(names) <= {"workflow_alembic_version"}
+    # Nothing is left: every store table, and the version table too.
+    assert names == []
     await store.migrator.upgrade()
     assert await store.load_run("r") is None
     await store.close()
@@ -125,6 +126,35 @@ async def test_bad_urls_are_invalid_arguments(url: str) -> None:
         await open_store(url)
 
 
+async def test_unknown_revisions_are_invalid_arguments_naming_the_revisions(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore.from_path(tmp_path / "wf.db")
+    try:
+        await store.create_schema()
+        known = ", ".join(r.revision for r in store.migrator.history())
+        for attempt in (
+            store.migrator.upgrade("bogus"),
+            store.migrator.downgrade("bogus"),
+        ):
+            with pytest.raises(InvalidArgumentError) as caught:
+                await attempt
+            assert "revision 'bogus'" in str(caught.value)
+            assert f"the revisions are base, {known}" in str(caught.value)
+        with pytest.raises(InvalidArgumentError, match=f"the revisions are base, {known}"):
+            store.migrator.offline_sql("bogus")
+        # A database migrated by a newer adapter: its revision is the problem.
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE workflow_alembic_version SET version_num = 'f00dfeedbeef'")
+            )
+        with pytest.raises(SchemaVersionError, match="does not know") as unknown:
+            await store.migrator.upgrade()
+        assert unknown.value.current == "f00dfeedbeef"
+    finally:
+        await store.close()
+
+
 def test_the_history_has_one_head_and_starts_from_nothing(tmp_path: Path) -> None:
     migrator = SQLiteStore.from_path(tmp_path / "wf.db").migrator
     history = migrator.history()
@@ -136,4 +166,8 @@ async def test_the_fix_in_the_message_keeps_the_table_prefix(tmp_path: Path) -> 
     url = f"{url_of(tmp_path / 'wf.db')}?table_prefix=app_"
     with pytest.raises(SchemaVersionError) as caught:
         await open_store(url)
-    assert f"workflow migrate upgrade --url {url}" in str(caught.value)
+    # Quoted for the shell (an unquoted `?` is a glob, an `&` would background it):
+    # pasted, the command gets the URL as one argument.
+    assert f"workflow migrate upgrade --url '{url}'" in str(caught.value)
+    command = str(caught.value).split("`")[1]
+    assert shlex.split(command) == ["workflow", "migrate", "upgrade", "--url", url]

@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from workflow.runtime import (
     JSON,
     Context,
+    InboxEntry,
+    InboxKind,
     RunStatus,
     Runtime,
     approval_id_for,
@@ -60,6 +62,14 @@ def url(tmp_path: Path) -> str:
 
     asyncio.run(prepare())
     return f"sqlite:///{tmp_path / 'wf.db'}"
+
+
+async def _inbox(url: str, run_id: str) -> list[InboxEntry]:
+    store = SQLiteStore.from_url(url)
+    try:
+        return await store.read_inbox(run_id, include_consumed=True)
+    finally:
+        await store.close()
 
 
 async def _load(url: str, run_id: str) -> Any:
@@ -153,13 +163,36 @@ def test_signal_approve_and_show_drive_a_run_to_its_end(url: str) -> None:
     assert run.output == {"greeting": "hello ada", "reply": {"mood": "fine"}, "approved": True}
 
 
-def test_approving_an_id_the_run_does_not_wait_for_warns(
+def test_approving_an_id_the_run_does_not_wait_for_is_refused(
     url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = run_main(capsys, "approve", "run-ada", "apr-typo", "--yes", "--url", url)
-    assert code == 0
-    assert out.startswith("buffered approval of apr-typo")
-    assert "note: run run-ada is not waiting for apr-typo (it waits for no approval now)" in err
+    assert code == 1
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    assert (
+        "run run-ada is not waiting for approval apr-typo (it waits for signal 'reply'); "
+        "nothing was delivered" in err
+    )
+    assert f"`workflow runs show run-ada --url {url}`" in err
+    assert "--buffer" in err
+    inbox = asyncio.run(_inbox(url, "run-ada"))
+    assert [e.key for e in inbox if e.kind is InboxKind.APPROVAL] == []
+
+
+def test_buffer_delivers_an_approval_the_run_has_not_asked_for_yet(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("approve", "run-bob", "apr-later", "--no", "--buffer", "--url", url)
+    code, out, err = run_main(capsys, *args)
+    assert code == 0, err
+    assert out.startswith("buffered rejection of apr-later: run run-bob is queued")
+    inbox = asyncio.run(_inbox(url, "run-bob"))
+    assert [e.key for e in inbox if e.kind is InboxKind.APPROVAL] == ["apr-later"]
+    # Sent again without --buffer: the run has the answer, so it is a duplicate, not
+    # a refusal.
+    code, out, _ = run_main(capsys, *args[:-3], "--url", url)
+    assert (code, out.split(":")[0]) == (0, "duplicate rejection of apr-later")
 
 
 def test_runs_cancel(url: str) -> None:

@@ -87,3 +87,59 @@ async def test_on_connect_runs_after_the_store_settings(tmp_path: Path) -> None:
 def test_bad_pool_options_are_invalid_arguments(tmp_path: Path, option: str, value: Any) -> None:
     with pytest.raises(InvalidArgumentError, match=option):
         SQLiteStore(tmp_path / "wf.db", **{option: value})
+
+
+# -- one rule for every store: unknown or malformed options, before anything opens -------
+def test_a_misspelt_url_option_names_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        SQLiteStore.from_url(f"sqlite:///{tmp_path / 'wf.db'}?table_prefx=app_")
+    assert str(caught.value) == (
+        "unknown SQLite store URL option: 'table_prefx' (did you mean 'table_prefix'?); "
+        "valid options: busy_timeout_ms, connections, max_payload_bytes, schema, table_prefix"
+    )
+    assert not (tmp_path / "wf.db").exists()
+
+
+async def test_an_unknown_keyword_option_is_an_invalid_argument_not_a_type_error(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"^unknown SQLite store option: 'pool_size'; "):
+        await open_store(f"sqlite:///{tmp_path / 'wf.db'}", pool_size=3)
+    with pytest.raises(InvalidArgumentError, match="valid options: busy_timeout_ms, connections"):
+        SQLiteStore.from_url(f"sqlite:///{tmp_path / 'wf.db'}", tabel_prefix="x_")
+
+
+async def test_verify_schema_must_be_a_bool(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="verify_schema must be True or False"):
+        await open_store(f"sqlite:///{tmp_path / 'wf.db'}", verify_schema="yes")
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://user@/x.db", "sqlite://user:pw@/x.db", "sqlite://h:1/x.db"]
+)
+def test_a_url_naming_a_server_is_refused(url: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="names a file, not a server") as caught:
+        SQLiteStore.from_url(url)
+    assert "pw" not in str(caught.value)
+
+
+async def test_a_blank_table_prefix_is_the_empty_prefix_as_the_keyword_is(tmp_path: Path) -> None:
+    by_url = SQLiteStore.from_url(f"sqlite:///{tmp_path / 'wf.db'}?table_prefix=")
+    by_keyword = SQLiteStore.from_path(tmp_path / "wf.db", table_prefix="")
+    try:
+        assert by_url.tables.runs.name == by_keyword.tables.runs.name == "runs"
+        # The URL in the store's messages opens the same tables again.
+        again = SQLiteStore.from_url(by_keyword.url_hint)
+        assert again.tables.runs.name == "runs"
+        await again.close()
+    finally:
+        await by_url.close()
+        await by_keyword.close()
+
+
+async def test_connections_can_come_from_the_url(tmp_path: Path) -> None:
+    store = SQLiteStore.from_url(f"sqlite:///{tmp_path / 'wf.db'}?connections=2")
+    try:
+        assert store.driver._size == 2  # type: ignore[attr-defined]
+    finally:
+        await store.close()

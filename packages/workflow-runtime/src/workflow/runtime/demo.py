@@ -22,6 +22,7 @@ from .contract import ExecutionStore
 from .definitions import every, workflow
 from .driver import Runtime
 from .engine import Context, current_step
+from .hints import shell_command
 from .history import EventType, field_of
 from .records import JSON, Run, RunStatus, StoredEvent, WaitKind
 from .retry import RetryPolicy
@@ -182,8 +183,10 @@ async def run_demo(
     auto_approve: bool = True,
     poll: float = 0.05,
     lease_ms: int = 2_000,
+    url: str | None = None,
 ) -> Run:
-    """Run (or resume) one demo order to its end on ``store``; returns the final run."""
+    """Run (or resume) one demo order to its end on ``store``; returns the final run.
+    ``url``: the store's URL (password hidden), for the commands the demo prints."""
     global _say
     _say = say
     order_ids: set[str] = set()
@@ -236,11 +239,19 @@ async def run_demo(
         wait = run.wait
         if run.status is RunStatus.PAUSED and wait and wait.kind is WaitKind.APPROVAL:
             approval_id = wait.approval_id or ""
+            answer = shell_command(
+                "workflow",
+                "approve",
+                run.run_id,
+                approval_id,
+                "--yes",
+                *(("--url", url) if url is not None else ()),
+            )
             if auto_approve and approval_id not in announced:
                 announced.add(approval_id)
                 say(
                     f"  [approval] auto-approving {approval_id} (run with --manual-approve "
-                    f"and answer with: workflow approve {run.run_id} {approval_id} --yes)"
+                    f"and answer with: {answer})"
                 )
                 await runtime.approve(
                     run.run_id, approval_id, True, feedback="auto-approved by demo"
@@ -248,10 +259,7 @@ async def run_demo(
                 continue
             if approval_id not in announced:
                 announced.add(approval_id)
-                say(
-                    f"  [approval] waiting: in another terminal run "
-                    f"`workflow approve {run.run_id} {approval_id} --yes` (or --no)"
-                )
+                say(f"  [approval] waiting: in another terminal run `{answer}` (or --no)")
         lease = run.lease
         if run.status is RunStatus.RUNNING and lease and lease.owner != runtime.owner:
             key = f"lease:{lease.owner}:{lease.token}"

@@ -17,7 +17,7 @@ import contextlib
 import weakref
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field, replace
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from . import arguments, codec, validation
 from .contract import Capability
@@ -48,7 +48,7 @@ from .records import (
     Wait,
     WaitKind,
 )
-from .registry import redact_url
+from .registry import check_flag, redact_url, unknown_options
 from .results import (
     AlreadyTerminal,
     Buffered,
@@ -778,15 +778,22 @@ async def open_memory_store(url: str, **options: object) -> InMemoryStore:
     """Entry point for ``memory://`` (a private dataset) and ``memory://NAME`` (a
     dataset shared by every handle opened with that name in this process)."""
     parts = urlsplit(url)
-    if parts.scheme != "memory" or parts.path not in ("", "/") or parts.query or parts.fragment:
+    if parts.scheme != "memory" or parts.path not in ("", "/") or parts.fragment:
         raise InvalidArgumentError(
             f"bad memory store URL {redact_url(url)!r}: use memory:// or memory://NAME"
         )
+    if parts.query:
+        names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
+        raise unknown_options("memory store URL option", names or [parts.query], ())
+    unknown = set(options) - {"max_payload_bytes", "verify_schema"}
+    if unknown:
+        raise unknown_options(
+            "memory store option", unknown, ("max_payload_bytes", "verify_schema")
+        )
     max_bytes = options.pop("max_payload_bytes", codec.DEFAULT_MAX_PAYLOAD_BYTES)
-    options.pop("verify_schema", None)  # accepted by every store; memory has no schema
-    if options:
-        raise InvalidArgumentError(f"unknown memory store options: {', '.join(sorted(options))}")
-    if not isinstance(max_bytes, int):
+    # Accepted by every store; memory has no schema to verify.
+    check_flag("verify_schema", options.pop("verify_schema", True))
+    if type(max_bytes) is not int:
         raise InvalidArgumentError("max_payload_bytes must be an int")
     name = parts.netloc
     data: _Data | None = None

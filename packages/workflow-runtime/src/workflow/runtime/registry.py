@@ -8,7 +8,8 @@ what makes ``postgresql://`` work.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import difflib
+from collections.abc import Awaitable, Callable, Iterable
 from importlib.metadata import entry_points
 from typing import cast
 from urllib.parse import urlsplit
@@ -62,6 +63,40 @@ def redact_url(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return parts._replace(netloc=netloc).geturl()
     return url
+
+
+def unknown_options(
+    what: str,
+    unknown: Iterable[str],
+    valid: Iterable[str],
+    *,
+    driver: tuple[str, Iterable[str]] | None = None,
+) -> InvalidArgumentError:
+    """The error for options a store does not know, naming the valid ones (and the
+    closest valid name of each unknown one). ``what``: ``"SQLite store URL option"``;
+    ``driver``: the label and names of the options passed on to the driver."""
+    names, own = sorted(set(unknown)), sorted(set(valid))
+    every = [*own, *(driver[1] if driver else ())]
+    plural = "s" if len(names) > 1 else ""
+    message = f"unknown {what}{plural}: {', '.join(repr(n) for n in names)}"
+    close = {n: difflib.get_close_matches(n, every, n=1, cutoff=0.75) for n in names}
+    guesses = [
+        repr(m[0]) if len(names) == 1 else f"{m[0]!r} for {n!r}" for n, m in close.items() if m
+    ]
+    if guesses:
+        message += f" (did you mean {', '.join(guesses)}?)"
+    message += f"; valid options: {', '.join(own) if own else 'none'}"
+    if driver is not None:
+        message += f", and {driver[0]}: {', '.join(sorted(set(driver[1])))}"
+    return InvalidArgumentError(message)
+
+
+def check_flag(name: str, value: object) -> bool:
+    """``value`` if it is a bool; anything else (``"yes"``, ``1``) is refused, not read
+    by its truth."""
+    if type(value) is not bool:
+        raise InvalidArgumentError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def find_opener(url: str) -> Opener:

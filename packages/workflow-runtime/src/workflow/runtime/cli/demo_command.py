@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..demo import run_demo
+from ..hints import shell_command
 from ..records import RunStatus, Timeline
 from ..registry import open_store, redact_url
 from .common import CommandError, run_async, url_option
@@ -30,7 +31,9 @@ def demo(url: str, auto_approve: bool) -> None:
             if create_schema is not None:
                 await create_schema()
             click.echo(f"workflow demo on {redact_url(url)}")
-            run = await run_demo(store, say=click.echo, auto_approve=auto_approve)
+            run = await run_demo(
+                store, say=click.echo, auto_approve=auto_approve, url=redact_url(url)
+            )
             timeline = await store.get_timeline(run.run_id)
             assert timeline is not None
             return timeline
@@ -42,6 +45,7 @@ def demo(url: str, auto_approve: bool) -> None:
     print_timeline(timeline)
     run = timeline.run
     click.echo("")
-    click.echo(f"see it again: workflow runs show {run.run_id} --url {redact_url(url)}")
+    again = shell_command("workflow", "runs", "show", run.run_id, "--url", redact_url(url))
+    click.echo(f"see it again: {again}")
     if run.status is not RunStatus.FINISHED:
         raise CommandError(f"demo run {run.run_id} ended {run.status.value}")

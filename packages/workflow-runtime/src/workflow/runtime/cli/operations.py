@@ -5,7 +5,7 @@ schedules.
     workflow runs show RUN_ID
     workflow runs cancel RUN_ID [--reason TEXT]
     workflow signal RUN_ID NAME --payload '{"paid": true}'
-    workflow approve RUN_ID APPROVAL_ID --yes|--no [--feedback TEXT]
+    workflow approve RUN_ID APPROVAL_ID --yes|--no [--feedback TEXT] [--buffer]
     workflow schedules list
 """
 
@@ -17,7 +17,9 @@ import click
 
 from ..contract import ExecutionStore
 from ..driver import system_clock
-from ..records import JSON, Page, RunStatus, Schedule, Timeline, WaitKind
+from ..hints import shell_command
+from ..records import JSON, InboxKind, Page, Run, RunStatus, Schedule, Timeline, WaitKind
+from ..registry import redact_url
 from ..results import (
     AlreadyTerminal,
     Buffered,
@@ -69,7 +71,8 @@ def list_runs(
         return
     render.emit(render.runs_table(page.items))
     if page.next_cursor is not None:
-        click.echo(f"more: workflow runs list --cursor {page.next_cursor}")
+        again = shell_command("workflow", "runs", "list", "--cursor", page.next_cursor)
+        click.echo(f"more: {again}")
 
 
 @runs.command("show")
@@ -165,6 +168,12 @@ def signal(
 @click.option("--yes/--no", "approved", default=None, help="Approve or reject (one is required).")
 @click.option("--feedback", help="A note for the workflow (text, or JSON with --json-feedback).")
 @click.option("--json-feedback", is_flag=True, help="Parse --feedback as JSON.")
+@click.option(
+    "--buffer",
+    is_flag=True,
+    help="Deliver even if the run is not waiting for this approval now (it takes the "
+    "answer when it asks for it).",
+)
 def approve(
     url: str,
     run_id: str,
@@ -172,31 +181,59 @@ def approve(
     approved: bool | None,
     feedback: str | None,
     json_feedback: bool,
+    buffer: bool,
 ) -> None:
-    """Answer approval APPROVAL_ID of a run (see `workflow runs show RUN_ID`)."""
+    """Answer approval APPROVAL_ID of a run (see `workflow runs show RUN_ID`).
+
+    Refused, and nothing delivered, when the run is not waiting for APPROVAL_ID (a
+    mistyped id would otherwise wait in the run's inbox forever), unless --buffer."""
     if approved is None:
         raise click.UsageError("say --yes (approve) or --no (reject)")
     note: JSON = parse_json(feedback, "--feedback") if json_feedback else feedback
 
-    async def act(store: ExecutionStore) -> DeliveryResult:
+    async def act(store: ExecutionStore) -> DeliveryResult | Run:
+        if not buffer:
+            run = await store.load_run(run_id)
+            if run is not None and not await _may_answer(store, run, approval_id):
+                return run
         return await store.deliver_approval(
             run_id, approval_id, approved, system_clock(), feedback=note
         )
 
     verdict = "approval" if approved else "rejection"
     result = with_store(url, act)
-    _report_delivery(result, run_id, f"{verdict} of {approval_id}")
-    if isinstance(result, Buffered):
-        wait = result.run.wait
-        if wait is not None and wait.kind is WaitKind.APPROVAL:
-            hint = f"it waits for approval {wait.approval_id}"
-        else:
-            hint = "it waits for no approval now"
-        click.echo(
-            f"note: run {run_id} is not waiting for {approval_id} ({hint}); check the id "
-            f"with `workflow runs show {run_id}`",
-            err=True,
+    if isinstance(result, Run):
+        show = shell_command("workflow", "runs", "show", run_id, "--url", redact_url(url))
+        raise CommandError(
+            f"run {run_id} is not waiting for approval {approval_id} "
+            f"({_waits_for(result)}); nothing was delivered. Check the id with `{show}`, "
+            "or pass --buffer to deliver it for an approval the run has not asked for yet"
         )
+    _report_delivery(result, run_id, f"{verdict} of {approval_id}")
+
+
+async def _may_answer(store: ExecutionStore, run: Run, approval_id: str) -> bool:
+    """Whether delivering ``approval_id`` now is what the operator means: the run waits
+    for it, has ended (the delivery reports that), or already has the answer (the
+    delivery reports a duplicate)."""
+    wait = run.wait
+    if run.status.terminal or (
+        wait is not None and wait.kind is WaitKind.APPROVAL and wait.approval_id == approval_id
+    ):
+        return True
+    inbox = await store.read_inbox(run.run_id, include_consumed=True)
+    return any(e.kind is InboxKind.APPROVAL and e.key == approval_id for e in inbox)
+
+
+def _waits_for(run: Run) -> str:
+    wait = run.wait
+    if run.status is not RunStatus.PAUSED or wait is None:
+        return f"it is {run.status.value} and waits for nothing now"
+    if wait.kind is WaitKind.APPROVAL:
+        return f"it waits for approval {wait.approval_id}"
+    if wait.kind is WaitKind.SIGNAL:
+        return f"it waits for signal {wait.name!r}"
+    return f"it sleeps in step {wait.step_id!r}"
 
 
 @click.group()

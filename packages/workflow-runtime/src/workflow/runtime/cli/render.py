@@ -14,6 +14,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ..hints import shell_command
 from ..history import EventType, field_of
 from ..records import (
     JSON,
@@ -196,12 +197,14 @@ def run_summary(run: Run) -> Table:
         if run.wait.kind is WaitKind.APPROVAL:
             grid.add_row(
                 "approve with",
-                f"workflow approve {run.run_id} {run.wait.approval_id} --yes   (or --no)",
+                shell_command("workflow", "approve", run.run_id, run.wait.approval_id or "")
+                + " --yes   (or --no)",
             )
         elif run.wait.kind is WaitKind.SIGNAL:
             grid.add_row(
                 "signal with",
-                f"workflow signal {run.run_id} {run.wait.name} --payload '<json>'",
+                shell_command("workflow", "signal", run.run_id, run.wait.name or "")
+                + " --payload '<json>'",
             )
     if run.lease is not None:
         grid.add_row(

@@ -28,6 +28,7 @@ from pymysql.constants import CLIENT, FIELD_TYPE  # type: ignore[import-untyped]
 from sqlalchemy.dialects import mysql
 
 from workflow.runtime.errors import InvalidArgumentError
+from workflow.runtime.registry import unknown_options
 from workflow.store.sql.compiled import Rows
 from workflow.store.sql.driver import Query, ThreadDriver
 
@@ -89,9 +90,11 @@ def connect_arguments(url: sa.URL) -> dict[str, Any]:
     database and :data:`DRIVER_OPTIONS`), with the store's own settings."""
     unknown = set(url.query) - DRIVER_OPTIONS
     if unknown:
-        raise InvalidArgumentError(
-            f"unknown MySQL store URL options: {', '.join(sorted(unknown))} (known: schema, "
-            f"table_prefix, max_payload_bytes, connections, {', '.join(sorted(DRIVER_OPTIONS))})"
+        raise unknown_options(
+            "MySQL store URL option",
+            unknown,
+            ("schema", "table_prefix", "max_payload_bytes", "connections"),
+            driver=("PyMySQL's options", DRIVER_OPTIONS),
         )
     try:
         # SQLAlchemy's own reading of a PyMySQL URL (ssl_* into ssl=, types): the

@@ -9,13 +9,13 @@ import sqlalchemy as sa
 
 from workflow.runtime import codec, validation
 from workflow.runtime.errors import InvalidArgumentError
-from workflow.runtime.registry import redact_url
+from workflow.runtime.registry import check_flag, redact_url
 from workflow.store.sql import DEFAULT_TABLE_PREFIX, opened
-from workflow.store.sql.urls import parse_store_url
+from workflow.store.sql.urls import check_keywords, keyword_options, parse_store_url
 
 from .batches import OneTripBatches
 from .dialect import MySQLDialect
-from .driver import DEFAULT_CONNECTIONS, Connection, PyMySQLDriver
+from .driver import DEFAULT_CONNECTIONS, DRIVER_OPTIONS, Connection, PyMySQLDriver
 
 
 class MySQLStore(OneTripBatches):
@@ -79,12 +79,19 @@ class MySQLStore(OneTripBatches):
         ``mariadb://``); also ``connections``, and the PyMySQL options of
         :data:`~.driver.DRIVER_OPTIONS` (``unix_socket``, ``ssl_ca``…). Any other
         query option is refused."""
+        check_keywords("MySQL", options, keyword_options(cls))
         parsed, from_query = parse_store_url(
-            url, "mysql+pymysql", ("mysql", "mariadb"), extra=("connections",)
+            url,
+            "mysql+pymysql",
+            ("mysql", "mariadb"),
+            store="MySQL",
+            extra=("connections",),
+            driver_options=("PyMySQL's options", DRIVER_OPTIONS),
         )
         return cls(parsed, **{**from_query, **options})
 
 
 async def open_store(url: str, *, verify_schema: bool = True, **options: Any) -> MySQLStore:
     """Entry point for ``mysql://`` and ``mariadb://``: connects and checks the schema."""
+    check_flag("verify_schema", verify_schema)
     return await opened(MySQLStore.from_url(url, **options), verify_schema=verify_schema)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
+import psycopg
 import psycopg_pool
 import sqlalchemy as sa
+from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
 from workflow.runtime import arguments, codec
 from workflow.runtime.errors import InvalidArgumentError
 from workflow.runtime.records import InboxEntry, Run, RunStatus
+from workflow.runtime.registry import check_flag
 from workflow.runtime.results import (
     Buffered,
     Closed,
@@ -24,7 +28,7 @@ from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened, ro
 from workflow.store.sql.coltypes import ID
 from workflow.store.sql.driver import Body
 from workflow.store.sql.store import bound, unprefixed
-from workflow.store.sql.urls import parse_store_url
+from workflow.store.sql.urls import check_keywords, keyword_options, parse_store_url
 
 from . import one_statement as one
 from .dialect import PostgresDialect
@@ -91,12 +95,15 @@ class PostgresStore(ReturningClaims):
         """``postgresql://user:password@host:port/database?schema=…&table_prefix=…``;
         also ``pool_size``, ``prepare=true``. Other query options are libpq's
         connection parameters (``sslmode``, ``application_name``…), passed on."""
+        check_keywords("PostgreSQL", options, keyword_options(cls))
         parsed, from_query = parse_store_url(
             url,
             "postgresql+psycopg",
             ("postgresql", "postgres"),
+            store="PostgreSQL",
             extra=("pool_size",),
             flags=("prepare",),
+            driver_options=("libpq's connection parameters", libpq_parameters()),
         )
         return cls(parsed, **{**from_query, **options})
 
@@ -206,6 +213,12 @@ class PostgresStore(ReturningClaims):
         return [m.tick for m in moves if m.tick.schedule_id in moved]
 
 
+@functools.cache
+def libpq_parameters() -> frozenset[str]:
+    """The connection parameters the installed libpq knows (``PQconndefaults``)."""
+    return frozenset(option.keyword.decode() for option in pq.Conninfo.get_defaults())
+
+
 def _conninfo(url: sa.URL) -> str:
     """libpq's connection string for ``url`` (its query options are libpq's too)."""
     parts: dict[str, Any] = {
@@ -216,9 +229,13 @@ def _conninfo(url: sa.URL) -> str:
         "password": url.password,
     }
     parts.update(url.query)
-    return make_conninfo("", **{k: v for k, v in parts.items() if v is not None})
+    try:
+        return make_conninfo("", **{k: v for k, v in parts.items() if v is not None})
+    except psycopg.ProgrammingError as exc:  # a parameter libpq does not know
+        raise InvalidArgumentError(f"bad PostgreSQL connection parameter: {exc}") from None
 
 
 async def open_store(url: str, *, verify_schema: bool = True, **options: Any) -> PostgresStore:
     """Entry point for ``postgresql://``: connects and checks the schema revision."""
+    check_flag("verify_schema", verify_schema)
     return await opened(PostgresStore.from_url(url, **options), verify_schema=verify_schema)

@@ -32,6 +32,7 @@ from alembic.script.revision import RevisionError
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
+from workflow.runtime.hints import shell_command
 
 from .keys import Keyspace
 
@@ -127,7 +128,7 @@ class RedisMigrator:
         current, required = await self.current(), self.head
         if current == required:
             return
-        fix = f"run `workflow migrate upgrade --url {self.url_hint}`"
+        fix = f"run `{shell_command('workflow', 'migrate', 'upgrade', '--url', self.url_hint)}`"
         prefix = self.context.keys.prefix
         if current is None:
             message = (
@@ -235,7 +236,7 @@ class _Lock:
                 f"another process is migrating the keyspace under prefix "
                 f"{self._ctx.keys.prefix!r} (lock key {key!r}; {when}); retry when it is "
                 f"done. If no migration is running (one crashed), remove the stale lock "
-                f"by hand: redis-cli DEL '{key}' (with -c on a cluster)",
+                f"by hand: {shell_command('redis-cli', 'DEL', key)} (with -c on a cluster)",
                 current=None,
                 required=head(),
             )

@@ -20,8 +20,11 @@ which would break the contract's global order). docs/stores/redis.md tabulates t
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -30,7 +33,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import redis.asyncio as aioredis
 from redis import exceptions as rex
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection, SSLConnection
 from redis.commands.core import AsyncScript
+from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from workflow.runtime import arguments, codec, validation
 from workflow.runtime.contract import Capability
 from workflow.runtime.cursor import decode_cursor, encode_cursor
@@ -63,7 +68,7 @@ from workflow.runtime.records import (
     Wait,
     WaitKind,
 )
-from workflow.runtime.registry import redact_url
+from workflow.runtime.registry import check_flag, redact_url, unknown_options
 from workflow.runtime.results import (
     AlreadyTerminal,
     Buffered,
@@ -177,28 +182,35 @@ class RedisStore:
         url: str,
         *,
         prefix: str | None = None,
-        max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+        max_payload_bytes: int | None = None,
         cluster: bool | None = None,
         buckets: int | None = None,
     ) -> RedisStore:
         """A store on the server at ``url`` (``redis://`` or ``rediss://``); with
         ``cluster=True`` ``url`` names any node of a Redis Cluster.
 
-        The URL's ``prefix``, ``buckets`` and ``cluster`` query parameters are read
-        like :func:`open_store` reads them (an option given here wins over the URL's);
-        the other query parameters go to redis-py, which must know them."""
+        The URL's ``prefix``, ``buckets``, ``cluster`` and ``max_payload_bytes`` query
+        parameters are read like :func:`open_store` reads them (an option given here
+        wins over the URL's); the other query parameters go to redis-py, which must know
+        them (one it does not is an :class:`InvalidArgumentError` naming the valid
+        ones)."""
         parts = urlsplit(url)
         query = parse_qs(parts.query, keep_blank_values=True)
-        in_url = {
-            name: query.pop(name)[-1] for name in ("prefix", "buckets", "cluster") if name in query
-        }
+        in_url = {name: query.pop(name)[-1] for name in URL_OPTIONS if name in query}
         # The URL's values are read only where no option overrides them.
         if prefix is None:
             prefix = in_url.get("prefix", DEFAULT_PREFIX)
         if buckets is None:
-            buckets = _count(in_url.get("buckets", str(DEFAULT_BUCKETS)))
+            buckets = _count(in_url.get("buckets", str(DEFAULT_BUCKETS)), "buckets")
         if cluster is None:
             cluster = _flag(in_url.get("cluster", "false"))
+        if max_payload_bytes is None:
+            text = in_url.get("max_payload_bytes")
+            max_payload_bytes = (
+                codec.DEFAULT_MAX_PAYLOAD_BYTES
+                if text is None
+                else _count(text, "max_payload_bytes")
+            )
         # Check the options before a client (and its pool) exists, so nothing leaks.
         Keyspace(prefix, buckets)
         validation._check_int(max_payload_bytes, "max_payload_bytes", 2, 2**31)
@@ -224,9 +236,19 @@ class RedisStore:
                 # (no socket is opened) to refuse it here.
                 pool = client.connection_pool
                 pool.connection_class(**pool.connection_kwargs)
-        except (ValueError, TypeError, rex.RedisClusterException) as exc:
-            # TypeError: a query parameter redis-py does not know (it passes them on as
-            # keyword arguments).
+        except TypeError as exc:
+            # A query parameter redis-py does not know (it passes them on as keyword
+            # arguments).
+            found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            if found is None:
+                raise InvalidArgumentError(f"bad Redis URL {redact_url(url)!r}: {exc}") from None
+            raise unknown_options(
+                "Redis store URL option",
+                [found.group(1)],
+                URL_OPTIONS,
+                driver=("redis-py's connection options", redis_py_options()),
+            ) from None
+        except (ValueError, rex.RedisClusterException) as exc:
             raise InvalidArgumentError(f"bad Redis URL {redact_url(url)!r}: {exc}") from None
         # The URL a `workflow migrate` hint names: redis-py's part, and what creating
         # the keyspace needs (the prefix is added by __init__).
@@ -1171,17 +1193,18 @@ async def open_store(url: str, **options: object) -> RedisStore:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
         raise InvalidArgumentError(f"not a Redis URL: {redact_url(url)!r}")
+    unknown = set(options) - set(OPEN_OPTIONS)
+    if unknown:
+        raise unknown_options("Redis store option", unknown, OPEN_OPTIONS)
     prefix = options.pop("prefix", None)
-    max_bytes = options.pop("max_payload_bytes", codec.DEFAULT_MAX_PAYLOAD_BYTES)
-    verify = options.pop("verify_schema", True)
-    require_durable = options.pop("require_durable", False)
+    max_bytes = options.pop("max_payload_bytes", None)
+    verify = check_flag("verify_schema", options.pop("verify_schema", True))
+    require_durable = check_flag("require_durable", options.pop("require_durable", False))
     cluster = options.pop("cluster", None)
     buckets = options.pop("buckets", None)
-    if options:
-        raise InvalidArgumentError(f"unknown Redis store options: {', '.join(sorted(options))}")
     if prefix is not None and not isinstance(prefix, str):
         raise InvalidArgumentError("prefix must be a str")
-    if type(max_bytes) is not int:
+    if max_bytes is not None and type(max_bytes) is not int:
         raise InvalidArgumentError("max_payload_bytes must be an int")
     if cluster is not None and type(cluster) is not bool:
         raise InvalidArgumentError("cluster must be a bool")
@@ -1229,12 +1252,40 @@ def _raised_in_driver(exc: BaseException) -> bool:
     return module == "redis" or module.startswith("redis.")
 
 
-def _count(text: str) -> int:
-    """A URL's ``buckets=`` value (or the keyspace's stored count): ASCII digits only
+def _count(text: str, name: str) -> int:
+    """A URL's ``buckets=`` or ``max_payload_bytes=`` value: ASCII digits only
     (``str.isdigit`` also accepts ``²``, which ``int`` refuses)."""
     if not (text.isascii() and text.isdigit()):
-        raise InvalidArgumentError(f"buckets must be a whole number, not {text!r}")
+        raise InvalidArgumentError(f"{name} must be a whole number, not {text!r}")
     return int(text)
+
+
+URL_OPTIONS = ("prefix", "buckets", "cluster", "max_payload_bytes")
+"""The store's own query options; every other goes to redis-py."""
+OPEN_OPTIONS = (
+    "prefix",
+    "max_payload_bytes",
+    "verify_schema",
+    "require_durable",
+    "cluster",
+    "buckets",
+)
+"""The keyword options of :func:`open_store`."""
+
+
+@functools.cache
+def redis_py_options() -> frozenset[str]:
+    """The query options redis-py reads from a URL or passes to its connections."""
+    names = set(URL_QUERY_ARGUMENT_PARSERS)
+    for connection in (AbstractConnection, SSLConnection):
+        names.update(inspect.signature(connection.__init__).parameters)
+    # Not options a URL can set (objects, classes, the store's own settings) or
+    # redis-py's internal bookkeeping.
+    internal = ("orig_", "maint", "oss_", "event_", "himport", "_")
+    objects = {"self", "args", "kwargs", "host", "port", "parser_class", "encoder_class"}
+    objects |= {"redis_connect_func", "retry", "credential_provider", "driver_info"}
+    objects |= {"decode_responses", "ssl_context"}
+    return frozenset(n for n in names if n not in objects and not n.startswith(internal))
 
 
 def _flag(text: str) -> bool:

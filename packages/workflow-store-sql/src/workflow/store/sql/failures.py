@@ -33,6 +33,7 @@ from workflow.runtime.errors import (
     StoreUnavailableError,
     WorkflowStoreError,
 )
+from workflow.runtime.hints import shell_command
 
 if TYPE_CHECKING:
     from .dialect import Dialect
@@ -92,11 +93,54 @@ def fix(failure: Failure, dialect: Dialect, url: str) -> str:
             "(see 'Least privilege' in the SQL stores documentation)"
         ),
         Failure.NO_TABLES: (
-            f"the workflow tables are missing or incomplete: run "
-            f"`workflow migrate upgrade --url {url}`"
+            "the workflow tables are missing or incomplete: run "
+            f"`{shell_command('workflow', 'migrate', 'upgrade', '--url', url)}`"
         ),
         Failure.NOT_A_DATABASE: f"the file is not a database: correct the path in {url}",
     }[failure]
+
+
+OPERATION_NAMES: dict[str, str] = {
+    # The contract's operations.
+    "create_run": "create a run",
+    "load_run": "read a run",
+    "list_runs": "list runs",
+    "cancel_run": "cancel a run",
+    "delete_run": "delete a run",
+    "purge_runs": "purge finished runs",
+    "claim_run": "claim a run",
+    "claim_runnable": "claim runnable runs",
+    "heartbeat": "renew a lease",
+    "append_events": "append events to a run's log",
+    "read_events": "read a run's events",
+    "get_timeline": "read a run's timeline",
+    "settle_run": "record a run's progress",
+    "deliver_signal": "deliver a signal",
+    "deliver_approval": "deliver an approval",
+    "read_inbox": "read a run's inbox",
+    "fire_due_timers": "fire due timers",
+    "upsert_schedule": "save a schedule",
+    "delete_schedule": "delete a schedule",
+    "get_schedule": "read a schedule",
+    "list_schedules": "list schedules",
+    "fire_due_schedules": "fire due schedules",
+    "schema_status": "read the schema revision",
+    "verify_schema": "check the schema revision",
+    # The migrator's.
+    "current": "read the schema revision",
+    "status": "read the schema revision",
+    "verify": "check the schema revision",
+    "upgrade": "upgrade the schema",
+    "downgrade": "downgrade the schema",
+    "create_schema": "create the schema",
+}
+"""What each wrapped method does, as error messages say it (a user reads "cannot read
+the schema revision", never a method name)."""
+
+
+def operation_name(method: str) -> str:
+    """The user-facing name of the operation ``method`` implements."""
+    return OPERATION_NAMES.get(method, method.replace("_", " "))
 
 
 def driver_error(exc: BaseException) -> BaseException:
@@ -126,7 +170,7 @@ def operation(
 
     @functools.wraps(fn)
     async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
-        dialect, op = self._dialect, fn.__name__
+        dialect, op = self._dialect, operation_name(fn.__name__)
         for attempt in range(1, RETRIES + 1):
             try:
                 return await fn(self, *args, **kwargs)
@@ -150,8 +194,9 @@ def operation(
                         await asyncio.sleep(_backoff(attempt))
                         continue
                     raise StoreUnavailableError(
-                        f"{dialect.name} store gave up on {op} after {RETRIES} attempts, each "
-                        f"undone by contention (deadlock or lock): {_describe(exc)}"
+                        f"{dialect.name} store gave up trying to {op} after {RETRIES} "
+                        "attempts, each undone by contention (deadlock or lock): "
+                        f"{_describe(exc)}"
                     ) from exc
                 raise _error(failure, dialect, op, exc, self.url_hint) from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -164,10 +209,10 @@ def _error(
 ) -> WorkflowStoreError:
     name = dialect.name
     if failure is Failure.UNAVAILABLE:
-        return StoreUnavailableError(f"{name} store unavailable during {op}: {_describe(exc)}")
+        return StoreUnavailableError(f"{name} store unavailable, could not {op}: {_describe(exc)}")
     if failure is Failure.FAILED:
         return StoreOperationError(
-            f"{name} store failed during {op}: {_describe(exc)} (a bug in the store or a "
+            f"{name} store failed to {op}: {_describe(exc)} (a bug in the store or a "
             "server it does not support; not retryable: report it with this message)"
         )
     return StoreConfigurationError(

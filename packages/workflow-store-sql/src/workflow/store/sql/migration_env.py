@@ -146,3 +146,13 @@ def _run_online(
         _configure(schema, prefix, connection=connection, render_as_batch=dialect.render_as_batch)
         with context.begin_transaction():
             context.run_migrations()
+            if not context.get_context().get_current_heads():
+                # Down to base: drop the version table too, as Alembic's offline script
+                # does (online, Alembic would leave it behind, empty), so "base" leaves
+                # nothing of the store in the database. Still under the lock.
+                _version_table(prefix).drop(connection, checkfirst=True)
+
+
+def _version_table(prefix: str) -> sa.Table:
+    """The store's version table (its schema comes from the connection's translate map)."""
+    return sa.Table(version_table(prefix), sa.MetaData(), sa.Column("version_num", sa.String(32)))

@@ -19,8 +19,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
-from workflow.runtime.errors import SchemaVersionError
+from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
+from workflow.runtime.hints import shell_command
 from workflow.runtime.records import SchemaStatus
 
 from .autogenerate import version_table
@@ -110,8 +112,29 @@ class Migrator:
         await self._locked()
         try:
             await asyncio.to_thread(self._run_on_thread, verb, revision)
+        except CommandError as exc:
+            raise await self._revision_error(verb, revision, exc) from None
         finally:
             _ALEMBIC.release()
+
+    async def _revision_error(self, verb: str, revision: str, exc: CommandError) -> Exception:
+        """Alembic's error about a revision, as the contract's: the database is at a
+        revision this adapter does not know (:class:`SchemaVersionError`), or
+        ``revision`` names none of its revisions (:class:`InvalidArgumentError`)."""
+        current = await self.current()
+        if current is not None and not self.knows(current):
+            try:
+                await self.verify()
+            except SchemaVersionError as unknown:
+                return unknown
+        return self._bad_revision(verb, revision, exc)
+
+    def _bad_revision(self, verb: str, revision: str, exc: CommandError) -> Exception:
+        known = ", ".join(r.revision for r in self.history())
+        return InvalidArgumentError(
+            f"cannot {verb} to revision {revision!r}: {exc}; the revisions are base, "
+            f"{known} (oldest first; head is {self.head})"
+        )
 
     def _run_on_thread(self, verb: str, revision: str) -> None:
         with self.engine.connect() as conn:
@@ -151,10 +174,14 @@ class Migrator:
         config = self._config()
         config.set_main_option("sqlalchemy.url", f"{self.engine.dialect.name}://")
         with _ALEMBIC:
-            if downgrade_from is None:
-                command.upgrade(config, revision, sql=True)
-            else:
-                command.downgrade(config, f"{downgrade_from}:{revision}", sql=True)
+            try:
+                if downgrade_from is None:
+                    command.upgrade(config, revision, sql=True)
+                else:
+                    command.downgrade(config, f"{downgrade_from}:{revision}", sql=True)
+            except CommandError as exc:
+                verb = "upgrade" if downgrade_from is None else "downgrade"
+                raise self._bad_revision(verb, revision, exc) from None
         buffer = config.output_buffer
         assert isinstance(buffer, io.StringIO)
         return buffer.getvalue()
@@ -169,7 +196,7 @@ class Migrator:
         current, head = await self.current(), self.head
         if current == head:
             return
-        fix = f"run `workflow migrate upgrade --url {self.url_hint}`"
+        fix = f"run `{shell_command('workflow', 'migrate', 'upgrade', '--url', self.url_hint)}`"
         where = f"schema {self.schema!r}, " if self.schema else ""
         where += f"table prefix {self.table_prefix!r}"
         if current is None:

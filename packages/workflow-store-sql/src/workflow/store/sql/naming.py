@@ -16,13 +16,23 @@ _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,29}\Z")
 DEFAULT_TABLE_PREFIX = "workflow_"
 
 
+SYSTEM_SCHEMAS = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
+"""Schemas (MySQL: databases) the servers own; ``pg_*`` names are PostgreSQL's too."""
+
+
 def check_schema(schema: object) -> str | None:
-    """A schema (Postgres) or database (MySQL) name, or ``None`` for the default."""
+    """A schema (Postgres) or database (MySQL) name, or ``None`` for the default; never
+    one of the server's own (:data:`SYSTEM_SCHEMAS`, ``pg_*``)."""
     if schema is None:
         return None
     if type(schema) is not str or not _SCHEMA.match(schema):
         raise InvalidArgumentError(
             f"schema must match [a-z_][a-z0-9_]* and be at most 63 characters, got {schema!r}"
+        )
+    if schema in SYSTEM_SCHEMAS or schema.startswith("pg_"):
+        raise InvalidArgumentError(
+            f"schema {schema!r} belongs to the database server: name a schema of your own "
+            f"(not {', '.join(sorted(SYSTEM_SCHEMAS))} or pg_*)"
         )
     return schema
 

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 
 from workflow.runtime import codec, validation
 from workflow.runtime.errors import InvalidArgumentError
+from workflow.runtime.registry import check_flag, redact_url
 from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened
-from workflow.store.sql.urls import parse_store_url
+from workflow.store.sql.urls import check_keywords, keyword_options, parse_store_url
 
 from .dialect import SQLiteDialect
 from .driver import SQLiteDriver
@@ -76,20 +77,32 @@ class SQLiteStore(ReturningClaims):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
+        """``sqlite:///relative/path.db`` or ``sqlite:////abs/path.db``, with the query
+        options ``table_prefix``, ``max_payload_bytes``, ``busy_timeout_ms`` and
+        ``connections``; ``options``: the constructor's keyword options (they win over
+        the URL's). Any other option is an :class:`InvalidArgumentError`."""
+        check_keywords("SQLite", options, keyword_options(cls))
         parsed, from_query = parse_store_url(
-            url, "sqlite+pysqlite", ("sqlite",), extra=("busy_timeout_ms",)
+            url,
+            "sqlite+pysqlite",
+            ("sqlite",),
+            store="SQLite",
+            extra=("busy_timeout_ms", "connections"),
         )
+        if parsed.username or parsed.password or parsed.host or parsed.port:
+            raise InvalidArgumentError(
+                f"a sqlite:// URL names a file, not a server (no user, password, host or "
+                f"port), got {redact_url(url)!r}: sqlite:///relative/path.db or "
+                "sqlite:////abs/path.db"
+            )
         if not parsed.database or parsed.database == ":memory:":
             raise InvalidArgumentError(
                 "a SQLite store needs a file: sqlite:///relative/path.db or sqlite:////abs/path.db"
-            )
-        if parsed.query:
-            raise InvalidArgumentError(
-                f"unknown SQLite store URL options: {', '.join(sorted(parsed.query))}"
             )
         return cls(parsed.database, **{**from_query, **options})
 
 
 async def open_store(url: str, *, verify_schema: bool = True, **options: Any) -> SQLiteStore:
     """Entry point for ``sqlite:///path``: opens the file and checks its schema revision."""
+    check_flag("verify_schema", verify_schema)
     return await opened(SQLiteStore.from_url(url, **options), verify_schema=verify_schema)
