@@ -1,0 +1,149 @@
+"""Packaging facts read from each distribution's pyproject.toml and sources (tox env
+``namespace``, beside tools/check_wheels.py, which builds the wheels and looks inside).
+
+What a user installs: the stores need only the runtime (the command line is their
+``cli`` extra), internal pins have an upper bound, every distribution declares its
+license, classifiers and URLs and ships the LICENSE, and no distribution reaches into
+another's private names.
+"""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[2]
+DISTRIBUTIONS = sorted(
+    [p.parent for p in (ROOT / "packages").glob("*/pyproject.toml")] + [ROOT / "contract-tests"]
+)
+
+
+def project(directory: Path) -> dict[str, Any]:
+    found: dict[str, Any] = tomllib.loads((directory / "pyproject.toml").read_text())["project"]
+    return found
+
+
+PROJECTS: dict[str, dict[str, Any]] = {project(d)["name"]: project(d) for d in DISTRIBUTIONS}
+SOURCES: dict[str, Path] = {project(d)["name"]: d / "src" for d in DISTRIBUTIONS}
+STORES = sorted(
+    name
+    for name, p in PROJECTS.items()
+    if "workflow.stores" in p.get("entry-points", {}) and name != "workflow-runtime"
+)
+
+
+def requirements(name: str) -> list[tuple[str | None, Requirement]]:
+    """Every requirement of ``name``: (None, r) for a dependency, (extra, r) for one
+    of an extra."""
+    p = PROJECTS[name]
+    found: list[tuple[str | None, Requirement]] = [
+        (None, Requirement(r)) for r in p.get("dependencies", [])
+    ]
+    for extra, listed in p.get("optional-dependencies", {}).items():
+        found += [(extra, Requirement(r)) for r in listed]
+    return found
+
+
+def test_the_layout_is_what_this_module_expects() -> None:
+    assert set(PROJECTS) == {
+        "workflow-runtime",
+        "workflow-store-sql",
+        "workflow-store-sqlite",
+        "workflow-store-postgres",
+        "workflow-store-mysql",
+        "workflow-store-redis",
+        "workflow-contract-tests",
+    }
+    assert STORES == [
+        "workflow-store-mysql",
+        "workflow-store-postgres",
+        "workflow-store-redis",
+        "workflow-store-sqlite",
+    ]
+
+
+# -- the command line is an extra -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(set(PROJECTS) - {"workflow-runtime"}))
+def test_no_distribution_needs_the_command_line_to_run(name: str) -> None:
+    needs_cli = [str(r) for extra, r in requirements(name) if extra is None and "cli" in r.extras]
+    assert needs_cli == [], f"{name} forces the CLI (click, rich) on its users"
+
+
+@pytest.mark.parametrize("name", STORES)
+def test_each_store_offers_the_command_line_as_its_cli_extra(name: str) -> None:
+    cli = [Requirement(r) for r in PROJECTS[name].get("optional-dependencies", {}).get("cli", [])]
+    assert [(r.name, r.extras) for r in cli] == [("workflow-runtime", {"cli"})]
+
+
+# -- no private names across distributions -----------------------------------------------
+
+
+def owner_of(module: str) -> str | None:
+    """The distribution whose sources hold ``module`` (a dotted name)."""
+    relative = Path(*module.split("."))
+    for name, src in SOURCES.items():
+        if (src / relative).with_suffix(".py").is_file() or (src / relative).is_dir():
+            return name
+    return None
+
+
+def private_uses(name: str, src: Path | None = None) -> list[str]:
+    """``module._name`` and ``from module import _name`` in ``name``'s sources (or those
+    under ``src``) where ``module`` belongs to another distribution of this repository."""
+    found = []
+    src = src or SOURCES[name]
+    for path in sorted(src.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        modules: dict[str, str] = {}  # local name -> module of another distribution
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                other = owner_of(node.module)
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    if other not in (None, name) and alias.name.startswith("_"):
+                        found.append(f"{path.relative_to(src)}:{node.lineno} imports {full}")
+                    if owner_of(full) not in (None, name):
+                        modules[alias.asname or alias.name] = full
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname and owner_of(alias.name) not in (None, name):
+                        modules[alias.asname] = alias.name
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in modules
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                found.append(
+                    f"{path.relative_to(src)}:{node.lineno} uses {modules[node.value.id]}."
+                    f"{node.attr}"
+                )
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(PROJECTS))
+def test_no_distribution_uses_a_private_name_of_another(name: str) -> None:
+    assert private_uses(name) == []
+
+
+def test_the_private_name_check_finds_what_it_looks_for(tmp_path: Path) -> None:
+    (tmp_path / "probe.py").write_text(
+        "from workflow.runtime import validation\n"
+        "from workflow.runtime.codec import _check\n"
+        "from workflow.store.sqlite import store\n"
+        "validation._check_int(1, 'x', 0, 2)\n"
+        "store._own_private_is_fine\n"
+    )
+    assert private_uses("workflow-store-sqlite", tmp_path) == [
+        "probe.py:2 imports workflow.runtime.codec._check",
+        "probe.py:4 uses workflow.runtime.validation._check_int",
+    ]
