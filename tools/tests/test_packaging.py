@@ -147,3 +147,28 @@ def test_the_private_name_check_finds_what_it_looks_for(tmp_path: Path) -> None:
         "probe.py:2 imports workflow.runtime.codec._check",
         "probe.py:4 uses workflow.runtime.validation._check_int",
     ]
+
+
+# -- pins between this repository's distributions ----------------------------------------
+
+
+def internal_requirements() -> list[tuple[str, str | None, Requirement]]:
+    return [
+        (name, extra, r)
+        for name in sorted(PROJECTS)
+        for extra, r in requirements(name)
+        if r.name in PROJECTS
+    ]
+
+
+def test_every_internal_requirement_has_an_upper_bound_that_admits_this_checkout() -> None:
+    found = internal_requirements()
+    assert len(found) >= 12  # every store on the runtime (and the SQL layer), the extras
+    for name, extra, r in found:
+        where = f"{name}{f'[{extra}]' if extra else ''} -> {r}"
+        assert any(s.operator in ("<", "<=", "~=", "==") for s in r.specifier), where
+        assert r.specifier.contains(PROJECTS[r.name]["version"]), where
+
+
+def test_internal_requirements_use_one_range() -> None:
+    assert {str(r.specifier) for _, _, r in internal_requirements()} == {"<0.2,>=0.1.0"}
