@@ -10,12 +10,16 @@ another's private names.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import tomllib
+import zipfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTRIBUTIONS = sorted(
@@ -172,3 +176,108 @@ def test_every_internal_requirement_has_an_upper_bound_that_admits_this_checkout
 
 def test_internal_requirements_use_one_range() -> None:
     assert {str(r.specifier) for _, _, r in internal_requirements()} == {"<0.2,>=0.1.0"}
+
+
+# -- license, classifiers, URLs ----------------------------------------------------------
+
+URL_BASE = "https://workflow.example.invalid/"  # a placeholder: no public host yet
+REQUIRED_CLASSIFIERS = {
+    "Development Status :: 3 - Alpha",
+    "Framework :: AsyncIO",
+    "Intended Audience :: Developers",
+    "Programming Language :: Python :: 3 :: Only",
+    "Typing :: Typed",
+}
+
+
+def test_the_repository_has_an_mit_license() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License\n\nCopyright (c) ")
+    assert "Permission is hereby granted, free of charge" in text
+    assert 'THE SOFTWARE IS PROVIDED "AS IS"' in text
+
+
+@pytest.mark.parametrize("directory", DISTRIBUTIONS, ids=lambda d: d.name)
+def test_each_distribution_declares_and_ships_the_license(directory: Path) -> None:
+    p = project(directory)
+    assert p["license"] == "MIT"
+    assert p["license-files"] == ["LICENSE"]
+    # license-files may not point outside the project directory: each holds a copy.
+    assert (directory / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
+    build = tomllib.loads((directory / "pyproject.toml").read_text())["build-system"]
+    (hatchling,) = [Requirement(r) for r in build["requires"] if r.startswith("hatchling")]
+    assert not hatchling.specifier.contains("1.26.3"), "license-files needs hatchling 1.27"
+
+
+@pytest.mark.parametrize("name", sorted(PROJECTS))
+def test_each_distribution_has_its_classifiers(name: str) -> None:
+    classifiers = PROJECTS[name].get("classifiers", [])
+    assert set(classifiers) >= REQUIRED_CLASSIFIERS
+    assert classifiers == sorted(classifiers)
+    # PEP 639: a License classifier beside a license expression is deprecated (PyPI
+    # refuses the upload); `license = "MIT"` says it.
+    assert not [c for c in classifiers if c.startswith("License ::")]
+    # One classifier per Python minor version that requires-python admits, from 3.11 on.
+    requires_python = SpecifierSet(PROJECTS[name]["requires-python"])
+    versions = [
+        c.rsplit(" ", 1)[1]
+        for c in classifiers
+        if c.startswith("Programming Language :: Python :: 3.")
+    ]
+    assert versions == ["3.11", "3.12", "3.13"]
+    assert all(requires_python.contains(f"{v}.0") for v in versions)
+    assert not requires_python.contains("3.10.0")
+
+
+@pytest.mark.parametrize("name", sorted(PROJECTS))
+def test_each_distribution_has_its_urls(name: str) -> None:
+    urls = PROJECTS[name].get("urls", {})
+    assert sorted(urls) == ["Documentation", "Homepage", "Issues", "Source"]
+    assert all(url.startswith(URL_BASE) for url in urls.values()), urls
+    assert urls["Homepage"] == URL_BASE
+    # Documentation is the page mkdocs builds from docs/<path>.md (directory URLs), and
+    # the site's navigation has it.
+    page = urls["Documentation"].removeprefix(URL_BASE)
+    assert page.endswith("/")
+    source = f"{page.removesuffix('/')}.md"
+    assert (ROOT / "docs" / source).is_file(), source
+    assert f": {source}" in (ROOT / "mkdocs.yml").read_text()
+
+
+def load_check_wheels() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "check_wheels", ROOT / "tools" / "check_wheels.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_wheel_check_finds_a_missing_or_foreign_license(tmp_path: Path) -> None:
+    check = load_check_wheels()
+    info = "workflow_x-0.1.0.dist-info"
+    metadata = "Metadata-Version: 2.4\nName: workflow-x\nLicense-Expression: MIT\n"
+
+    def wheel(license: bytes | None, file_line: bool = True) -> list[str]:
+        path = tmp_path / "x.whl"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr(
+                f"{info}/METADATA",
+                metadata + ("License-File: LICENSE\n" if file_line else "") + "\nREADME\n",
+            )
+            if license is not None:
+                z.writestr(f"{info}/licenses/LICENSE", license)
+        with zipfile.ZipFile(path) as z:
+            problems: list[str] = check.license_problems(z)
+            return problems
+
+    assert wheel((ROOT / "LICENSE").read_bytes()) == []
+    assert wheel(None) == [f"ships no {info}/licenses/LICENSE"]
+    assert wheel(b"Apache") == [
+        f"ships a {info}/licenses/LICENSE that is not the repository's LICENSE"
+    ]
+    assert wheel((ROOT / "LICENSE").read_bytes(), file_line=False) == [
+        "METADATA has no 'License-File: LICENSE'"
+    ]
