@@ -281,3 +281,36 @@ def test_the_wheel_check_finds_a_missing_or_foreign_license(tmp_path: Path) -> N
     assert wheel((ROOT / "LICENSE").read_bytes(), file_line=False) == [
         "METADATA has no 'License-File: LICENSE'"
     ]
+
+
+# -- no SQLAlchemy asyncio layer ---------------------------------------------------------
+
+
+def test_the_sql_layer_asks_for_sqlalchemy_core_only() -> None:
+    # The stores run on the raw drivers (psycopg, PyMySQL, sqlite3): the [asyncio]
+    # extra would only force greenlet on every user.
+    (sqlalchemy,) = [r for _, r in requirements("workflow-store-sql") if r.name == "sqlalchemy"]
+    assert sqlalchemy.extras == set()
+    assert not [
+        (name, str(r))
+        for name in PROJECTS
+        for _, r in requirements(name)
+        if r.name == "sqlalchemy" and "asyncio" in r.extras
+    ]
+
+
+def test_nothing_imports_sqlalchemy_asyncio() -> None:
+    # Sources and tests alike: the tests run without greenlet too.
+    found = []
+    for top in ("packages", "contract-tests", "migrations", "tools"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                else:
+                    continue
+                if any(n.split(".")[:3] == ["sqlalchemy", "ext", "asyncio"] for n in names):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []
