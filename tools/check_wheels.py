@@ -2,7 +2,9 @@
 
 A wheel that ships ``workflow/__init__.py`` or ``workflow/store/__init__.py`` turns
 the shared namespace into a regular package and silently hides every other
-distribution's modules, so CI fails on it. Each wheel must also ship ``py.typed``.
+distribution's modules, so CI fails on it. Each wheel must also ship ``py.typed``, and
+the repository's LICENSE (PEP 639: ``*.dist-info/licenses/LICENSE``, named by a
+``License-File`` line beside ``License-Expression: MIT`` in its METADATA).
 """
 
 from __future__ import annotations
@@ -14,6 +16,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {"workflow/__init__.py", "workflow/store/__init__.py"}
+LICENSE = (ROOT / "LICENSE").read_bytes()
+
+
+def license_problems(wheel: zipfile.ZipFile) -> list[str]:
+    """What is wrong with the license a wheel ships (nothing: an empty list)."""
+    names = wheel.namelist()
+    dist_info = {n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")}
+    if len(dist_info) != 1:
+        return [f"has {len(dist_info)} .dist-info directories"]
+    (info,) = dist_info
+    problems = []
+    shipped = f"{info}/licenses/LICENSE"
+    if shipped not in names:
+        problems.append(f"ships no {shipped}")
+    elif wheel.read(shipped) != LICENSE:
+        problems.append(f"ships a {shipped} that is not the repository's LICENSE")
+    metadata = wheel.read(f"{info}/METADATA").decode().split("\n\n", 1)[0].splitlines()
+    for line in ("License-Expression: MIT", "License-File: LICENSE"):
+        if line not in metadata:
+            problems.append(f"METADATA has no '{line}'")
+    return problems
 
 
 def distributions() -> list[Path]:
@@ -42,14 +65,18 @@ def main(out: Path) -> int:
             stdout=subprocess.DEVNULL,
         )
         (wheel,) = set(out.glob("*.whl")) - before
-        names = set(zipfile.ZipFile(wheel).namelist())
+        with zipfile.ZipFile(wheel) as opened:
+            names = set(opened.namelist())
+            failures += [f"{wheel.name} {problem}" for problem in license_problems(opened)]
         bad = sorted(names & FORBIDDEN)
         if bad:
             failures.append(f"{wheel.name} ships {', '.join(bad)} (breaks the PEP 420 namespace)")
         if not any(n.endswith("/py.typed") for n in names):
             failures.append(f"{wheel.name} ships no py.typed marker")
         print(
-            f"{wheel.name}: {len(names)} files, namespace ok" if not bad else f"{wheel.name}: BAD"
+            f"{wheel.name}: {len(names)} files, namespace ok, LICENSE"
+            if not bad
+            else f"{wheel.name}: BAD"
         )
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)

@@ -5,7 +5,10 @@ never the source tree. A wheel that misses a migration revision, ``script.py.mak
 ``py.typed`` then fails the tests instead of passing on files only the checkout has.
 Every wheel is built anew on each call (into ``--out``): nothing stale from a cache.
 
-    python tools/install_wheels.py --out DIR runtime[cli] store-sql store-sqlite contract-tests
+    python tools/install_wheels.py --out DIR store-sqlite[cli] contract-tests
+
+Named with its extras, a package brings the packages of this repository it needs, with
+the extras it needs them with (``store-sqlite[cli]``: ``store-sql``, ``runtime[cli]``).
 
 The third-party dependencies are resolved by uv under the environment's constraints
 (``UV_CONSTRAINT``: the lock, requirements/ci.txt), or at the lowest versions each
@@ -34,6 +37,7 @@ DIRECTORIES = {
     "contract-tests": ROOT / "contract-tests",
 }
 _SPEC = re.compile(r"^(?P<name>[a-z-]+)(?:\[(?P<extras>[a-z0-9,_-]+)\])?$")
+_REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)\s*(?:\[(?P<extras>[^\]]*)\])?")
 
 
 def _uv() -> str:
@@ -49,25 +53,37 @@ def _project(short: str) -> dict[str, Any]:
     return project
 
 
-def _third_party(short: str, extras: str) -> list[str]:
-    """What ``short`` (with ``extras``) requires from outside this repository."""
+def _requirements(short: str, extras: str) -> list[str]:
+    """What ``short`` requires with ``extras`` (comma-separated) asked for."""
     project = _project(short)
     wanted = list(project.get("dependencies", []))
     for extra in filter(None, extras.split(",")):
         wanted += project.get("optional-dependencies", {}).get(extra, [])
+    return wanted
+
+
+def _third_party(short: str, extras: str) -> list[str]:
+    """What ``short`` (with ``extras``) requires from outside this repository."""
     internal = {_project(other)["name"] for other in DIRECTORIES}
-    return [r for r in wanted if re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0] not in internal]
+    return [
+        r
+        for r in _requirements(short, extras)
+        if re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0] not in internal
+    ]
 
 
-def _internal_dependencies(short: str) -> list[str]:
-    """The short names of this repository's packages that ``short`` depends on."""
+def _internal_dependencies(short: str, extras: str) -> dict[str, set[str]]:
+    """The short names of this repository's packages that ``short`` (with ``extras``)
+    depends on, each with the extras it is asked for (``store-sqlite[cli]`` needs
+    ``runtime[cli]``)."""
     by_name = {_project(other)["name"]: other for other in DIRECTORIES}
-    wanted = set()
-    for requirement in _project(short).get("dependencies", []):
-        name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]
-        if name in by_name:
-            wanted.add(by_name[name])
-    return sorted(wanted)
+    wanted: dict[str, set[str]] = {}
+    for requirement in _requirements(short, extras):
+        match = _REQUIREMENT.match(requirement)
+        if match is not None and match["name"] in by_name:
+            found = wanted.setdefault(by_name[match["name"]], set())
+            found.update(e.strip() for e in (match["extras"] or "").split(",") if e.strip())
+    return wanted
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,13 +103,16 @@ def main(argv: list[str] | None = None) -> None:
         if match is None or match["name"] not in DIRECTORIES:
             parser.error(f"unknown package {spec!r}")
         extras[match["name"]] = match["extras"] or ""
-    # Every package of this repository that one of them needs is built here too: a
-    # dependency left to the index could resolve to somebody else's distribution.
+    # Every package of this repository that one of them needs is built here too, with
+    # the extras it is needed with: a dependency left to the index could resolve to
+    # somebody else's distribution.
     todo = list(extras)
     while todo:
-        for needed in _internal_dependencies(todo.pop()):
-            if needed not in extras:
-                extras[needed] = ""
+        short = todo.pop()
+        for needed, needed_extras in _internal_dependencies(short, extras[short]).items():
+            have = set(filter(None, extras.get(needed, "").split(",")))
+            if needed not in extras or not needed_extras <= have:
+                extras[needed] = ",".join(sorted(have | needed_extras))
                 todo.append(needed)
 
     uv = _uv()

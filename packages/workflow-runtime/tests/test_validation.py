@@ -157,6 +157,20 @@ def test_check_lease_ms_accepts_1_and_max_and_rejects_0() -> None:
         v.check_lease_ms(30.0)
 
 
+def test_check_int_is_public_for_the_stores_own_options() -> None:
+    # Stores check their integer options (pool sizes, timeouts, max_payload_bytes) with
+    # it; a private helper of another distribution would break on any refactoring.
+    assert v.check_int(1, "connections", 1, 1024) == 1
+    assert v.check_int(1024, "connections", 1, 1024) == 1024
+    with pytest.raises(
+        InvalidArgumentError, match=r"^connections must be between 1 and 1024, got 0$"
+    ):
+        v.check_int(0, "connections", 1, 1024)
+    with pytest.raises(InvalidArgumentError, match=r"^connections must be an int, not bool$"):
+        v.check_int(True, "connections", 1, 1024)
+    assert not hasattr(v, "_check_int")
+
+
 @pytest.mark.parametrize("value", [1, 50, 1000])
 def test_check_limit_accepts_1_to_1000(value: int) -> None:
     assert v.check_limit(value) == value

@@ -8,9 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from postgres_server import SERVER, URL
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from postgres_server import SERVER, URL, RawConnection, raw_connection, scalar
 
 from workflow.contract_tests.sql import SQLServerContract, assert_golden
 from workflow.runtime import Buffered, Capability, Claimed, Pause, RunStatus, Wait
@@ -96,16 +94,17 @@ async def test_hot_operations_run_from_the_compiled_cache(server_schema: str) ->
         await store.close()
 
 
-async def _blocked_on_lock(engine: AsyncEngine, table: str, count: int) -> None:
-    """Wait (no assertion on time) until ``count`` statements on ``table`` wait for a lock."""
-    query = sa.text(
+async def _blocked_on_lock(conn: RawConnection, table: str, count: int) -> None:
+    """Wait (no assertion on time) until ``count`` statements on ``table`` wait for a lock.
+    ``conn`` is in autocommit: each look is a new transaction, so a fresh view of
+    pg_stat_activity."""
+    query = (
         "SELECT count(*) FROM pg_stat_activity "
-        "WHERE wait_event_type = 'Lock' AND position(:table in query) > 0"
+        "WHERE wait_event_type = 'Lock' AND position(%s in query) > 0"
     )
     for _ in range(1200):
-        async with engine.connect() as conn:
-            if (await conn.execute(query, {"table": table})).scalar() == count:
-                return
+        if await scalar(conn, query, (table,)) == count:
+            return
         await asyncio.sleep(0.05)
     pytest.fail(f"{count} statements never queued for the lock on {table}")
 
@@ -119,22 +118,23 @@ async def test_one_statement_settle_sees_a_delivery_that_committed_while_it_wait
     store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="race_")
     await store.create_schema()
     runs = f'"{server_schema}".race_runs'
-    # The lock holder and the watcher use their own engine: `recording` sees only the store.
-    other = create_async_engine(URL.replace("postgresql://", "postgresql+psycopg://"))
+    # The lock holder and the watcher are sessions of their own: `recording` sees only
+    # the store.
     try:
         await store.create_run("r", "wf", None, None, 1_000)
         claim = await store.claim_run("r", "w", 60_000, 1_000)
         assert isinstance(claim, Claimed)
-        async with other.connect() as holder:
-            await holder.execute(sa.text(f"SELECT 1 FROM {runs} WHERE run_id = 'r' FOR UPDATE"))
+        async with raw_connection() as holder, raw_connection() as watcher:
+            await holder.execute("BEGIN")
+            await holder.execute(f"SELECT 1 FROM {runs} WHERE run_id = 'r' FOR UPDATE")
             deliver = asyncio.create_task(store.deliver_signal("r", "s1", "go", None, 1_001))
-            await _blocked_on_lock(other, "race_runs", 1)
+            await _blocked_on_lock(watcher, "race_runs", 1)
             with recording(store) as seen:
                 settle = asyncio.create_task(
                     store.settle_run("r", claim.lease, 0, [], Pause(Wait.signal("st", "go")), 1_002)
                 )
-                await _blocked_on_lock(other, "race_runs", 2)
-                await holder.commit()
+                await _blocked_on_lock(watcher, "race_runs", 2)
+                await holder.execute("COMMIT")
                 delivered, settled = await deliver, await settle
         # Row locks queue in order: the delivery went first and found the run running.
         assert isinstance(delivered, Buffered), delivered
@@ -145,4 +145,3 @@ async def test_one_statement_settle_sees_a_delivery_that_committed_while_it_wait
         assert loaded.status is RunStatus.QUEUED
     finally:
         await store.close()
-        await other.dispose()

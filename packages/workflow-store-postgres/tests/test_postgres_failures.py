@@ -25,8 +25,7 @@ from typing import cast
 import psycopg
 import pytest
 import sqlalchemy as sa
-from postgres_server import SERVER, URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from postgres_server import SERVER, URL, RawConnection, raw_connection, scalar
 
 from workflow.contract_tests.sql import poll
 from workflow.runtime import (
@@ -62,14 +61,6 @@ async def store(server_schema: str) -> AsyncIterator[PostgresStore]:
     store = PostgresStore.from_url(URL, schema=server_schema)
     yield store
     await store.close()
-
-
-@pytest.fixture
-async def outsider() -> AsyncIterator[AsyncEngine]:
-    """Raw connections of another session (not the store's)."""
-    engine = create_async_engine(SERVER.driver_url())
-    yield engine
-    await engine.dispose()
 
 
 def _driver_error(error: BaseException) -> BaseException | None:
@@ -183,34 +174,30 @@ async def test_a_bug_in_our_sql_is_not_retryable(server_schema: str) -> None:
 
 
 # -- the server goes away mid-operation ------------------------------------------------
-async def _blocked_by(conn: AsyncConnection, holder: int) -> int | None:
+async def _blocked_by(conn: RawConnection, holder: int) -> int | None:
     """The backend waiting on a lock that backend ``holder`` holds."""
-    return (
-        await conn.execute(
-            sa.text("SELECT pid FROM pg_stat_activity WHERE :h = ANY(pg_blocking_pids(pid))"),
-            {"h": holder},
-        )
-    ).scalar()
+    pid = await scalar(
+        conn, "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", (holder,)
+    )
+    return None if pid is None else int(pid)
 
 
 async def test_backend_killed_mid_operation_is_unavailable_then_recovers(
-    store: PostgresStore, outsider: AsyncEngine
+    store: PostgresStore,
 ) -> None:
     run_id = _run_id()
     await store.create_run(run_id, "wf", None, None, T0)
     runs = f'"{store.schema}".{store.tables.runs.name}'
-    async with outsider.connect() as holder, outsider.connect() as watcher:
-        await holder.begin()
-        holder_pid = (await holder.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
-        await holder.execute(
-            sa.text(f"SELECT 1 FROM {runs} WHERE run_id = :r FOR UPDATE"), {"r": run_id}
-        )
+    async with raw_connection() as holder, raw_connection() as watcher:
+        await holder.execute("BEGIN")
+        holder_pid = int(await scalar(holder, "SELECT pg_backend_pid()"))
+        await holder.execute(f"SELECT 1 FROM {runs} WHERE run_id = %s FOR UPDATE", (run_id,))
         claim = asyncio.create_task(store.claim_run(run_id, "worker", 30_000, T0))
         victim = await poll(partial(_blocked_by, watcher, holder_pid), "the claim to block")
-        await watcher.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": victim})
+        await watcher.execute("SELECT pg_terminate_backend(%s)", (victim,))
         with pytest.raises(StoreUnavailableError) as caught:
             await asyncio.wait_for(claim, PATIENCE)
-        await holder.rollback()
+        await holder.execute("ROLLBACK")
     assert caught.value.retryable is True
     assert isinstance(caught.value.__cause__, psycopg.OperationalError)
     # The dead connection left the pool: the next operation works, and the
@@ -263,46 +250,40 @@ class _DeadlockingStore(PostgresStore):
         return self.attempts
 
 
-async def _lock_b_then_wait_for_a(
-    store: _DeadlockingStore, outsider: AsyncEngine, a: str, b: str, times: int
-) -> None:
+async def _lock_b_then_wait_for_a(store: _DeadlockingStore, a: str, b: str, times: int) -> None:
     """The other side of each deadlock: hold B, wait for A (first, so the store's
     later wait closes the cycle and its own short deadlock_timeout detects it)."""
     holding_a, go = store.holding_a, store.go
     runs = f'"{store.schema}".{store.tables.runs.name}'
-    touch = f"UPDATE {runs} SET updated_at = updated_at + 1 WHERE run_id = :r"
-    async with outsider.connect() as watcher:
+    touch = f"UPDATE {runs} SET updated_at = updated_at + 1 WHERE run_id = %s"
+    async with raw_connection() as watcher:
         for _ in range(times):
             store_pid = await asyncio.wait_for(holding_a.get(), PATIENCE)
-            async with outsider.connect() as other:
-                await other.begin()
-                await other.execute(sa.text("SET LOCAL deadlock_timeout = '60s'"))
-                await other.execute(sa.text(touch), {"r": b})
-                other_pid = (await other.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
-                waiting = asyncio.create_task(other.execute(sa.text(touch), {"r": a}))
+            async with raw_connection() as other:
+                await other.execute("BEGIN")
+                await other.execute("SET LOCAL deadlock_timeout = '60s'")
+                await other.execute(touch, (b,))
+                other_pid = int(await scalar(other, "SELECT pg_backend_pid()"))
+                waiting = asyncio.create_task(other.execute(touch, (a,)))
                 await poll(partial(_blocked_by, watcher, store_pid), "the other side to wait")
                 assert await _blocked_by(watcher, store_pid) == other_pid
                 await go.put(None)
                 await asyncio.wait_for(waiting, PATIENCE)
-                await other.commit()
+                await other.execute("COMMIT")
 
 
-async def _superuser(engine: AsyncEngine) -> bool:
-    async with engine.connect() as conn:
+async def _superuser() -> bool:
+    async with raw_connection() as conn:
         return bool(
-            (
-                await conn.execute(
-                    sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-                )
-            ).scalar()
+            await scalar(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         )
 
 
 @pytest.mark.parametrize("deadlocks", [1, RETRIES])
 async def test_deadlock_is_retried_then_reported_unavailable(
-    server_schema: str, outsider: AsyncEngine, deadlocks: int
+    server_schema: str, deadlocks: int
 ) -> None:
-    if not await _superuser(outsider):
+    if not await _superuser():
         # deadlock_timeout is a superuser setting. A local run under a plain role skips
         # loudly; under CI=true the contract plugin fails the run on this skip (only
         # capability declarations may skip there), and CI's role is a superuser.
@@ -318,7 +299,7 @@ async def test_deadlock_is_retried_then_reported_unavailable(
         # one side surfaces instead of hanging the other.
         result, other = await asyncio.gather(
             store.touch_a_then_b(a, b),
-            _lock_b_then_wait_for_a(store, outsider, a, b, deadlocks),
+            _lock_b_then_wait_for_a(store, a, b, deadlocks),
             return_exceptions=True,
         )
         assert other is None, other

@@ -65,7 +65,11 @@ def check_optional_id(value: object, what: str) -> str | None:
     return None if value is None else check_id(value, what)
 
 
-def _check_int(value: object, what: str, low: int, high: int) -> int:
+def check_int(value: object, what: str, low: int, high: int) -> int:
+    """An exact ``int`` (not ``bool``, not a subclass) in ``low..high``, both included;
+    ``what`` names it in the error. The other integer checks are made of it, and stores
+    check their own integer options with it (pool sizes, timeouts, ``max_payload_bytes``),
+    so a bad option fails the same way on every store."""
     if type(value) is not int:
         raise InvalidArgumentError(f"{what} must be an int, not {type(value).__name__}")
     if not low <= value <= high:
@@ -75,20 +79,20 @@ def _check_int(value: object, what: str, low: int, high: int) -> int:
 
 def check_now(now: object) -> int:
     """``now``: milliseconds since the Unix epoch, an int >= 0."""
-    return _check_int(now, "now", 0, MAX_MS)
+    return check_int(now, "now", 0, MAX_MS)
 
 
 def check_time(value: object, what: str) -> int:
-    return _check_int(value, what, 0, MAX_MS)
+    return check_int(value, what, 0, MAX_MS)
 
 
 def check_lease_ms(lease_ms: object) -> int:
-    return _check_int(lease_ms, "lease_ms", 1, MAX_MS)
+    return check_int(lease_ms, "lease_ms", 1, MAX_MS)
 
 
 def check_limit(limit: object, what: str = "limit") -> int:
     """Page and batch sizes: 1..1000."""
-    return _check_int(limit, what, 1, MAX_LIMIT)
+    return check_int(limit, what, 1, MAX_LIMIT)
 
 
 def check_optional_limit(limit: object) -> int | None:
@@ -96,7 +100,7 @@ def check_optional_limit(limit: object) -> int | None:
 
 
 def check_index(value: object, what: str) -> int:
-    return _check_int(value, what, 0, MAX_MS)
+    return check_int(value, what, 0, MAX_MS)
 
 
 def check_bool(value: object, what: str) -> bool:
@@ -109,7 +113,7 @@ def check_lease(lease: object) -> Lease:
     if not isinstance(lease, Lease):
         raise InvalidArgumentError(f"lease must be a Lease, not {type(lease).__name__}")
     check_id(lease.owner, "lease.owner")
-    _check_int(lease.token, "lease.token", 1, 2**63 - 1)
+    check_int(lease.token, "lease.token", 1, 2**63 - 1)
     check_time(lease.expires_at, "lease.expires_at")
     return lease
 

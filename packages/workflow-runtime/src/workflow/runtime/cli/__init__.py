@@ -1,4 +1,5 @@
-"""The ``workflow`` command line (needs the ``cli`` extra: ``pip install 'workflow-runtime[cli]'``).
+"""The ``workflow`` command line (needs the ``cli`` extra: ``pip install 'workflow-runtime[cli]'``,
+or a store's, which names it: ``pip install 'workflow-store-postgres[cli]'``).
 
 Built on click (a maintained CLI library: argument parsing, help, exit codes) and rich
 (tables). Every failure is one line on stderr and a non-zero exit, never a traceback
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     """The ``workflow`` console script."""
     if not HAVE_CLI_EXTRA:
         sys.stderr.write(
-            "the workflow command line needs its extra: pip install 'workflow-runtime[cli]'\n"
+            "the workflow command line needs its extra: pip install 'workflow-runtime[cli]'"
+            " (or the store's, e.g. 'workflow-store-postgres[cli]')\n"
         )
         sys.exit(2)
     try:

@@ -55,7 +55,7 @@ class MySQLStore(OneTripBatches):
             raise InvalidArgumentError(
                 f"MySQLStore needs a mysql:// or mariadb:// URL, got {parsed.drivername}://"
             )
-        connections = validation._check_int(connections, "connections", 1, 1024)
+        connections = validation.check_int(connections, "connections", 1, 1024)
         if connect is not None and not callable(connect):
             raise InvalidArgumentError(f"connect must be callable, got {connect!r}")
         dialect = MySQLDialect()

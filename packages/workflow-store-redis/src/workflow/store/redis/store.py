@@ -149,7 +149,7 @@ class RedisStore:
         self._url_hint = (
             url_hint if prefix == DEFAULT_PREFIX else f"{url_hint}{joint}prefix={prefix}"
         )
-        self.max_payload_bytes = validation._check_int(
+        self.max_payload_bytes = validation.check_int(
             max_payload_bytes, "max_payload_bytes", 2, 2**31
         )
         self._client = client
@@ -213,7 +213,7 @@ class RedisStore:
             )
         # Check the options before a client (and its pool) exists, so nothing leaks.
         Keyspace(prefix, buckets)
-        validation._check_int(max_payload_bytes, "max_payload_bytes", 2, 2**31)
+        validation.check_int(max_payload_bytes, "max_payload_bytes", 2, 2**31)
         if type(cluster) is not bool:
             raise InvalidArgumentError("cluster must be a bool")
         rest = parts._replace(query=urlencode(query, doseq=True)).geturl()

@@ -166,7 +166,7 @@ class SQLStore:
     ) -> None:
         self.schema = check_schema(schema)
         self.tables: StoreTables = build_tables(table_prefix)
-        self.max_payload_bytes = validation._check_int(
+        self.max_payload_bytes = validation.check_int(
             max_payload_bytes, "max_payload_bytes", 2, 2**31
         )
         self._driver = driver

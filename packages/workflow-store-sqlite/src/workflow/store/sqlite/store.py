@@ -55,8 +55,8 @@ class SQLiteStore(ReturningClaims):
                 f"a SQLite store needs a file path, got {path!r} (no in-memory databases: "
                 "each connection would see its own)"
             )
-        busy_timeout_ms = validation._check_int(busy_timeout_ms, "busy_timeout_ms", 0, 2**31 - 1)
-        connections = validation._check_int(connections, "connections", 1, 1024)
+        busy_timeout_ms = validation.check_int(busy_timeout_ms, "busy_timeout_ms", 0, 2**31 - 1)
+        connections = validation.check_int(connections, "connections", 1, 1024)
         dialect = SQLiteDialect(busy_timeout_ms)
         super().__init__(
             SQLiteDriver(str(path), dialect, connections, on_connect),
