@@ -9,7 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from workflow.runtime.cli import _build, main
+from workflow.runtime.errors import SchemaVersionError
 from workflow.store.sqlite import SQLiteStore
+from workflow.store.sqlite.store import open_store
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -94,3 +96,37 @@ def test_a_file_that_cannot_be_opened_is_one_line_naming_the_fix(tmp_path: Path)
     assert len(out.strip().splitlines()) == 1, out
     assert "StoreConfigurationError" in out
     assert "does its directory exist?" in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("runs", "list"), ("migrate", "check"), ("schedules", "list")],
+    ids=["runs-list", "migrate-check", "schedules-list"],
+)
+def test_a_command_on_a_missing_file_names_the_fix_and_creates_nothing(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    # sqlite3 creates a missing file on connect: a typo in a path must not leave an
+    # empty database behind.
+    db = tmp_path / "typo.db"
+    code, out = invoke(*args, "--url", f"sqlite:///{db}")
+    assert code == 1, out
+    assert "no SQLite database at" in out
+    assert "workflow migrate upgrade --url" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_open_store_on_a_missing_file_raises_before_creating_it(tmp_path: Path) -> None:
+    db = tmp_path / "missing.db"
+    with pytest.raises(SchemaVersionError) as caught:
+        await open_store(f"sqlite:///{db}")
+    assert caught.value.current is None
+    assert not db.exists()
+    # Without the check (a store that creates its schema itself), the file is made.
+    store = await open_store(f"sqlite:///{db}", verify_schema=False)
+    try:
+        await store.create_schema()
+        await store.verify_schema()
+    finally:
+        await store.close()
+    assert db.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 
 from workflow.runtime import codec, validation
-from workflow.runtime.errors import InvalidArgumentError
+from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
+from workflow.runtime.hints import shell_command
 from workflow.runtime.registry import check_flag, redact_url
 from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened
 from workflow.store.sql.urls import check_keywords, keyword_options, parse_store_url
@@ -70,6 +72,21 @@ class SQLiteStore(ReturningClaims):
     def path(self) -> str:
         """The database file."""
         return str(self._migration_url.database)
+
+    async def verify_schema(self) -> None:
+        """Raise :class:`SchemaVersionError` unless the file exists and is at the head
+        revision. A missing file is reported without opening it: sqlite3 would create
+        an empty one, and a typo in a read-only command's path would leave it behind."""
+        if not await asyncio.to_thread(Path(self.path).exists):
+            head = self.migrator.head
+            fix = shell_command("workflow", "migrate", "upgrade", "--url", self.url_hint)
+            raise SchemaVersionError(
+                f"no SQLite database at {self.path!r} (nothing was created); the adapter "
+                f"needs revision {head}: run `{fix}` to create it",
+                current=None,
+                required=head,
+            )
+        await super().verify_schema()
 
     @classmethod
     def from_path(cls, path: str | Path, **options: Any) -> SQLiteStore:
