@@ -76,8 +76,10 @@ class SQLiteStore(ReturningClaims):
     async def verify_schema(self) -> None:
         """Raise :class:`SchemaVersionError` unless the file exists and is at the head
         revision. A missing file is reported without opening it: sqlite3 would create
-        an empty one, and a typo in a read-only command's path would leave it behind."""
-        if not await asyncio.to_thread(Path(self.path).exists):
+        an empty one, and a typo in a read-only command's path would leave it behind.
+        (In a directory that does not exist, sqlite3 creates nothing and the store's
+        StoreConfigurationError says so.)"""
+        if await asyncio.to_thread(_missing_in_existing_directory, Path(self.path)):
             head = self.migrator.head
             fix = shell_command("workflow", "migrate", "upgrade", "--url", self.url_hint)
             raise SchemaVersionError(
@@ -117,6 +119,10 @@ class SQLiteStore(ReturningClaims):
                 "a SQLite store needs a file: sqlite:///relative/path.db or sqlite:////abs/path.db"
             )
         return cls(parsed.database, **{**from_query, **options})
+
+
+def _missing_in_existing_directory(path: Path) -> bool:
+    return not path.exists() and path.parent.is_dir()
 
 
 async def open_store(url: str, *, verify_schema: bool = True, **options: Any) -> SQLiteStore:
