@@ -474,6 +474,92 @@ async def test_a_worker_refills_freed_slots_without_firing_timers_each_time() ->
     assert store.fires == 1
 
 
+class _WriteLog(InMemoryStore):
+    """The in-memory store, recording the event types of each write a slice makes."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.writes: list[tuple[str, list[str]]] = []
+
+    async def append_events(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> int:
+        self.writes.append(("append", [e.type for e in events]))
+        return await super().append_events(
+            run_id, lease, expected_next_index, events, now, consume=consume
+        )
+
+    async def settle_run(self, run_id: str, lease: Lease, *args: Any, **kwargs: Any) -> Any:
+        self.writes.append(("settle", [e.type for e in args[1]]))
+        return await super().settle_run(run_id, lease, *args, **kwargs)
+
+
+async def test_a_step_result_is_written_before_the_next_step_and_the_last_with_the_settle() -> None:
+    # Three steps, three writes: the results of steps one and two each go out before the
+    # next step's function runs; the last one rides with the settle that finishes the run.
+    seen: list[list[str]] = []
+
+    def step(store: _WriteLog, value: int) -> int:
+        seen.append([t for _, types in store.writes for t in types])
+        return value + 1
+
+    store = _WriteLog()
+
+    @workflow("three")
+    async def three(ctx: Context, _: JSON) -> JSON:
+        value = 0
+        for step_id in ("one", "two", "three"):
+            value = await ctx.step(step_id, step, store, value)
+        return value
+
+    rt = Runtime(store, [three], clock=FakeClock())
+    await rt.start("three", None, run_id="r")
+    (drive,) = (await rt.sweep()).drives
+    assert drive.outcome is DriveOutcome.FINISHED
+    done, finished = EventType.STEP_COMPLETED, EventType.RUN_FINISHED
+    assert store.writes == [
+        ("append", [done]),
+        ("append", [done]),
+        ("settle", [done, finished]),
+    ]
+    # Each step ran after the results before it were durable.
+    assert seen == [[], [done], [done, done]]
+    assert await rt.result("r") == 3
+
+
+async def test_a_step_result_over_the_stores_payload_limit_fails_the_step_not_a_write() -> None:
+    # The result is written later, with the slice's next write: the size is checked when
+    # the step ends, so the failure is the step's (final: retrying cannot shrink it).
+    calls: list[int] = []
+
+    def big() -> str:
+        calls.append(1)
+        return "x" * 3000
+
+    @workflow("big")
+    async def big_result(ctx: Context, _: JSON) -> JSON:
+        try:
+            await ctx.step("big", big)
+        except StepFailedError as exc:
+            return [exc.error.type, exc.attempts]
+        return None
+
+    store = InMemoryStore(max_payload_bytes=2000)
+    rt = Runtime(store, [big_result], clock=FakeClock())
+    await rt.start("big", None, run_id="r")
+    (drive,) = (await rt.sweep()).drives
+    assert drive.outcome is DriveOutcome.FINISHED
+    assert await rt.result("r") == ["PayloadError", 1]
+    assert calls == [1]
+
+
 @pytest.mark.parametrize("limit", [0, -1, 1001])
 def test_a_worker_limit_out_of_range_is_refused(limit: int) -> None:
     rt, _ = runtime()
@@ -687,7 +773,9 @@ async def test_an_outage_writing_a_step_result_does_not_run_the_step_again(
 
     @workflow("pay")
     async def pay(ctx: Context, _: JSON) -> JSON:
-        return await ctx.step("charge", charge)
+        charged = await ctx.step("charge", charge)
+        # The next step makes the slice write charge's result (an append) before it runs.
+        return await ctx.step("receipt", str.upper, charged)
 
     store = StepResultWriteFailsOnce(applied)
     rt = Runtime(store, [pay], clock=FakeClock())
@@ -697,8 +785,8 @@ async def test_an_outage_writing_a_step_result_does_not_run_the_step_again(
     assert store.failed
     assert calls == [1]
     types = [e.type for e in await store.read_events("r")]
-    assert types.count(EventType.STEP_COMPLETED) == 1
-    assert await rt.result("r") == "charged"
+    assert types.count(EventType.STEP_COMPLETED) == 2
+    assert await rt.result("r") == "CHARGED"
 
 
 class HeartbeatsFail(InMemoryStore):

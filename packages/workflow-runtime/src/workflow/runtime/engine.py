@@ -9,13 +9,16 @@ satisfied yet ends the slice with a ``Pause``; the engine never blocks on one.
 
 Durability rules (what a crash can and cannot repeat):
 
-* Before a step's function runs, everything the slice recorded so far is written.
-* A step's result is written before :meth:`Context.step` returns it. A crash while
-  the function runs (or before its result is written) runs it again on the next
-  slice: steps are at-least-once, their recorded results exactly-once. Make side
-  effects idempotent with :func:`current_step` (``run_id`` + ``step_id``).
-* The slice's other records (waits, ``now()``, failed attempts) are written with the
-  step that follows them or with the slice's final ``settle_run``.
+* Before a step's function runs, everything the slice recorded so far is written:
+  the results of earlier steps included.
+* A step's result is written with the next write of the slice: before the next step's
+  function runs, or with the slice's final ``settle_run`` (so a run's last step and its
+  end are one write, not two). A crash while the function runs, or before its result
+  is written, runs it again on the next slice: steps are at-least-once, their recorded
+  results exactly-once. Make side effects idempotent with :func:`current_step`
+  (``run_id`` + ``step_id``).
+* The slice's other records (waits, ``now()``, failed attempts) are written the same
+  way: with the step that follows them or with the slice's final ``settle_run``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, cast, overload
 
 from . import codec
 from .contract import ExecutionStore
@@ -404,6 +407,7 @@ class Execution:
         self._suspension: Yield | Pause | None = None
         self._fatal: BaseException | None = None
         self._step_task: asyncio.Future[Any] | None = None
+        self._max_bytes = payload_limit(journal.store)
 
     @property
     def run_id(self) -> str:
@@ -639,16 +643,20 @@ class Execution:
             self._step_task = None
             _CURRENT_STEP.reset(token)
         try:
-            recorded = codec.decode(codec.encode(result, what=f"result of step {step_id!r}"))
-            await self._write(
-                NewEvent(
-                    EventType.STEP_COMPLETED, {"result": recorded, "attempt": attempt}, step_id
+            # Checked here against the store's limit, since the record is written later
+            # (with the next write of the slice): a refusal then would blame that write.
+            data = codec.decode(
+                codec.encode(
+                    {"result": result, "attempt": attempt},
+                    max_bytes=self._max_bytes,
+                    what=f"result of step {step_id!r}",
                 )
             )
         except PayloadError as exc:
             # Not a payload (or too large for the store): retrying cannot help.
             return self._step_failed(step_id, attempt, exc, RetryPolicy.never())
-        return recorded
+        self.journal.add(NewEvent(EventType.STEP_COMPLETED, data, step_id))
+        return cast("dict[str, JSON]", data)["result"]
 
     async def _write(self, *events: NewEvent) -> None:
         try:
