@@ -186,7 +186,9 @@ def assert_each_step_recorded_once(runs: list[tuple[Run, list[StoredEvent]]]) ->
 def test_workers_killed_at_many_points_finish_every_run_recording_each_step_once(
     workers: Workers,
 ) -> None:
-    runs: dict[str, JSON] = {f"crash-{n:02d}": {"n": n} for n in range(12)}
+    # Enough runs that the workers are still busy when the last victims get to work:
+    # workers wake for due naps at once now, so 12 runs could all end before 3 kills.
+    runs: dict[str, JSON] = {f"crash-{n:02d}": {"n": n} for n in range(40)}
     asyncio.run(_start(workers.url, "crashy", runs))
     rng = random.Random(20240501)
     live = [workers.spawn("w0"), workers.spawn("w1")]

@@ -20,7 +20,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,8 @@ from .results import (
     CancelResult,
     Claimed,
     Conflict,
+    Created,
+    Delivered,
     DeliveryResult,
     Fail,
     Finish,
@@ -197,6 +199,25 @@ class Runtime:
         self._stopping = False
         self._reconciled = False
         self._deferrals_logged: set[str] = set()
+        self._wakers: list[Callable[[], None]] = []
+        self.declared_schedules: list[Schedule] = []
+        """The schedules the last :meth:`reconcile_schedules` declared."""
+
+    # -- local wake-ups ----------------------------------------------------------------
+    def add_waker(self, waker: Callable[[], None]) -> None:
+        """Call ``waker`` (on this event loop) whenever this runtime makes a run
+        claimable: a start, or a signal or approval that queues the run. A
+        :class:`~workflow.runtime.worker.Worker` registers itself while it runs, so a run
+        started in its process is claimed at once rather than at its next poll."""
+        self._wakers.append(waker)
+
+    def remove_waker(self, waker: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._wakers.remove(waker)
+
+    def _work_appeared(self) -> None:
+        for waker in self._wakers:
+            waker()
 
     @property
     def store(self) -> ExecutionStore:
@@ -233,6 +254,8 @@ class Runtime:
         )
         if isinstance(result, Conflict):
             raise RunConflictError(result.run, workflow_id)
+        if isinstance(result, Created):
+            self._work_appeared()
         return result.run
 
     async def signal(
@@ -246,7 +269,7 @@ class Runtime:
     ) -> DeliveryResult:
         """Deliver a signal. ``signal_id`` makes retries of the delivery idempotent
         (default: a new random id)."""
-        return await self.store.deliver_signal(
+        result = await self.store.deliver_signal(
             run_id,
             signal_id if signal_id is not None else uuid.uuid4().hex,
             name,
@@ -254,14 +277,20 @@ class Runtime:
             self.clock(),
             step_id=step_id,
         )
+        if isinstance(result, Delivered):
+            self._work_appeared()
+        return result
 
     async def approve(
         self, run_id: str, approval_id: str, approved: bool = True, *, feedback: JSON = None
     ) -> DeliveryResult:
         """Answer an approval (the first answer wins; later ones are ``Duplicate``)."""
-        return await self.store.deliver_approval(
+        result = await self.store.deliver_approval(
             run_id, approval_id, approved, self.clock(), feedback=feedback
         )
+        if isinstance(result, Delivered):
+            self._work_appeared()
+        return result
 
     async def cancel(self, run_id: str, reason: str = "cancelled") -> CancelResult:
         """Cancel a run; a worker driving it stops at its next write."""
@@ -338,7 +367,8 @@ class Runtime:
                     extra={"schedule_id": stored.schedule_id},
                 )
         self._reconciled = True
-        return list(declared.values())
+        self.declared_schedules = list(declared.values())
+        return list(self.declared_schedules)
 
     # -- the work loop -----------------------------------------------------------------
     def request_stop(self) -> None:

@@ -1,12 +1,16 @@
 """The worker: polls in a loop until told to stop.
 
-* Each poll fires due schedules and timers and claims runs into the free drive slots
-  (``runtime.concurrency``); drives run as their own tasks, so a long step never holds
-  up timers, schedules or other runs.
+* Each poll claims runs into the free drive slots (``runtime.concurrency``); drives run
+  as their own tasks, so a long step never holds up timers, schedules or other runs.
+  Due schedules and timers are fired when they are due as far as this worker knows
+  (a run it drove paused until a time, a schedule's next tick), and at the latest once
+  per ``poll_interval`` for what other processes set up.
+* Wakes at once, without waiting for a poll, when this process starts a run or
+  delivers a signal or an approval that queues one (through its :class:`Runtime`), when
+  a drive ends and frees its slot, and when a due time it knows of comes.
 * Polls with jitter: after a poll that found work it polls again at once; after an idle
   one it waits ``poll_interval`` seconds spread by ``jitter`` (so many workers do not
-  hit the store in lockstep), or less when a drive ends and frees its slot. Store
-  outages back off exponentially.
+  hit the store in lockstep), or less when woken. Store outages back off exponentially.
 * Graceful stop (SIGTERM/SIGINT, or :meth:`Worker.stop`): no new claims; running
   slices yield at their next context operation (a step already running finishes) and
   settle, which releases their leases. A second signal cancels the slices at once;
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import random
 import signal
@@ -58,10 +63,41 @@ class Worker:
         self.limit = check_limit(limit)
         self.max_backoff = max_backoff
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
         self._drives: set[asyncio.Task[DriveReport]] = set()
         self._fire_after = 0.0
-        """When (``time.monotonic``) the next poll fires due schedules and timers."""
+        """When (``time.monotonic``) the next poll fires due schedules and timers at the
+        latest (for what other processes set up)."""
+        self._due: list[float] = []
+        """Heap of times (``time.monotonic``) when something this worker knows of falls
+        due: a timer of a run it paused, a schedule's next tick."""
+        self._schedules_seen = False
         self.sweeps = 0
+
+    def wake(self) -> None:
+        """Poll now rather than at the end of the idle wait (work may have appeared).
+
+        Safe to call from the worker's event loop only; the :class:`Runtime` calls it
+        when this process starts a run or a delivery queues one."""
+        self._wake.set()
+
+    def _due_in(self, at_ms: int | None) -> None:
+        """Remember that something falls due at ``at_ms`` (the runtime's clock), so
+        the worker fires it then instead of at its next periodic firing."""
+        if at_ms is None:
+            return
+        # 1 ms late: the store fires what is due at ``now``, never a moment before.
+        delay = (at_ms - self.runtime.clock() + 1) / 1000
+        heapq.heappush(self._due, time.monotonic() + max(0.0, delay))
+        if delay <= 0:
+            self._wake.set()
+
+    def _drive_ended(self, task: asyncio.Task[DriveReport]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        run = task.result().run
+        if run is not None and run.wait is not None:
+            self._due_in(run.wait.wake_at)
 
     def stop(self) -> None:
         """Graceful stop: finish or yield the current slices, then return from run()."""
@@ -72,6 +108,7 @@ class Worker:
             )
         self.runtime.request_stop()
         self._stop.set()
+        self._wake.set()
 
     def _delay(self, base: float) -> float:
         return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
@@ -87,26 +124,44 @@ class Worker:
         ticks: list[ScheduleTick] = []
         timers: list[InboxEntry] = []
         now = time.monotonic()
-        if now >= self._fire_after:
+        if now >= self._next_firing():
+            while self._due and self._due[0] <= now:
+                heapq.heappop(self._due)
             ticks, timers = await rt.fire_due(self.limit)
             more = len(ticks) >= self.limit or len(timers) >= self.limit
             self._fire_after = now if more else now + self._delay(self.poll_interval)
+            for tick in ticks:
+                self._due_in(tick.next_fire_at)
+            if not self._schedules_seen:
+                # The first firing declared the code's schedules: their first ticks.
+                self._schedules_seen = True
+                for schedule in rt.declared_schedules:
+                    if schedule.enabled:
+                        self._due_in(schedule.next_fire_at)
         free = min(rt.concurrency - len(self._drives), self.limit)
         claims = await rt.claim(free) if free > 0 else []
         for claim in claims:
-            self._drives.add(asyncio.create_task(rt.drive(claim)))
+            task = asyncio.create_task(rt.drive(claim))
+            task.add_done_callback(self._drive_ended)
+            self._drives.add(task)
         return bool(ticks or timers or claims)
 
+    def _next_firing(self) -> float:
+        return min(self._fire_after, self._due[0]) if self._due else self._fire_after
+
     async def _idle(self, delay: float) -> None:
-        """Wait ``delay`` seconds, or less: until a drive ends (its slot is free) or
-        :meth:`stop` is called."""
-        stopped = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait(
-                {stopped, *self._drives}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stopped.cancel()
+        """Wait ``delay`` seconds, or less: until a drive ends (its slot is free),
+        something known falls due, :meth:`wake` or :meth:`stop` is called."""
+        delay = min(delay, max(0.0, self._next_firing() - time.monotonic()))
+        if not self._wake.is_set():
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait(
+                    {woken, *self._drives}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                woken.cancel()
+        self._wake.clear()
         self._drives = {task for task in self._drives if not task.done()}
 
     async def run(self) -> None:
@@ -121,6 +176,7 @@ class Worker:
                 "concurrency": self.runtime.concurrency,
             },
         )
+        self.runtime.add_waker(self.wake)
         try:
             while not self._stop.is_set():
                 try:
@@ -154,6 +210,7 @@ class Worker:
             if self._drives:
                 await asyncio.wait(self._drives)
         finally:
+            self.runtime.remove_waker(self.wake)
             # A hard stop (cancellation) or a bug: stop the drives with the loop; each
             # tries to release its lease on the way out.
             running = [task for task in self._drives if not task.done()]

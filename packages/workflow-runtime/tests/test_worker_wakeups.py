@@ -1,0 +1,172 @@
+"""The worker wakes for work without waiting for its next poll: a run this process
+starts, a signal or approval this process delivers, a timer of a run it paused, a
+schedule's tick. Every worker here polls once a minute, so each test would hang (until
+its guard timeout fails it) if the wake-up were missing; the store counts the calls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from workflow.runtime import (
+    JSON,
+    Claimed,
+    Context,
+    InboxEntry,
+    InMemoryStore,
+    RunStatus,
+    Runtime,
+    ScheduleTick,
+    every,
+    workflow,
+)
+from workflow.runtime.worker import Worker
+
+GUARD_S = 10.0
+"""A failure guard only: every wait below ends long before it unless a wake-up is lost."""
+
+MINUTE = 60.0
+
+
+class CountingStore(InMemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer_firings = 0
+        self.schedule_firings = 0
+        self.claims = 0
+
+    async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
+        self.timer_firings += 1
+        return await super().fire_due_timers(now, limit)
+
+    async def fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:
+        self.schedule_firings += 1
+        return await super().fire_due_schedules(now, limit)
+
+    async def claim_runnable(
+        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+    ) -> list[Claimed]:
+        self.claims += 1
+        return await super().claim_runnable(owner, lease_ms, limit, now, with_history=with_history)
+
+
+@workflow("echo")
+async def echo(ctx: Context, input: JSON) -> JSON:
+    return await ctx.step("echo", lambda: input)
+
+
+@workflow("waits")
+async def waits(ctx: Context, _: JSON) -> JSON:
+    return await ctx.wait_for_signal("go")
+
+
+@workflow("naps")
+async def naps(ctx: Context, _: JSON) -> JSON:
+    await ctx.sleep(0.05)
+    return "rested"
+
+
+async def _until(check: Callable[[], Awaitable[bool]]) -> None:
+    """Return once ``check()`` holds; fail after the guard timeout."""
+    for _ in range(int(GUARD_S / 0.005)):
+        if await check():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"not reached in {GUARD_S} s")
+
+
+async def _swept(w: Worker) -> bool:
+    return w.sweeps >= 1
+
+
+async def _settled(rt: Runtime, run_id: str, status: RunStatus) -> None:
+    async def reached() -> bool:
+        run = await rt.store.load_run(run_id)
+        return run is not None and run.status is status
+
+    await _until(reached)
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[tuple[Runtime, Worker, CountingStore]]:
+    store = CountingStore()
+    rt = Runtime(store, [echo, waits, naps])
+    w = Worker(rt, poll_interval=MINUTE, jitter=0)
+    task = asyncio.create_task(w.run())
+    # The first poll (at start) fires and finds nothing; from then on only wake-ups
+    # bring the worker back within the minute.
+    await _until(lambda: _swept(w))
+    try:
+        yield rt, w, store
+    finally:
+        w.stop()
+        await asyncio.wait_for(task, GUARD_S)
+
+
+async def test_a_run_started_in_the_workers_process_is_claimed_at_once(
+    worker: tuple[Runtime, Worker, CountingStore],
+) -> None:
+    rt, _, store = worker
+    for i in range(3):
+        await rt.start("echo", i, run_id=f"r{i}")
+        assert await rt.result(f"r{i}", wait=GUARD_S, poll=0.005) == i
+    assert store.timer_firings == 1  # woken for the runs, not for a periodic firing
+
+
+async def test_a_signal_delivered_in_the_workers_process_resumes_the_run_at_once(
+    worker: tuple[Runtime, Worker, CountingStore],
+) -> None:
+    rt, _, _ = worker
+    await rt.start("waits", None, run_id="w")
+    await _settled(rt, "w", RunStatus.PAUSED)
+    await rt.signal("w", "go", "now")
+    assert await rt.result("w", wait=GUARD_S, poll=0.005) == "now"
+
+
+async def test_a_timer_of_a_run_the_worker_paused_fires_when_due_not_at_the_next_poll(
+    worker: tuple[Runtime, Worker, CountingStore],
+) -> None:
+    rt, _, store = worker
+    await rt.start("naps", None, run_id="n")
+    assert await rt.result("n", wait=GUARD_S, poll=0.005) == "rested"
+    assert store.timer_firings == 2  # the start's firing, then the one the nap asked for
+
+
+async def test_a_schedules_ticks_fire_when_due_not_at_the_next_poll() -> None:
+    @workflow("ticker", schedules=[every(0.05)])
+    async def ticker(ctx: Context, _: JSON) -> JSON:
+        return "tick"
+
+    store = CountingStore()
+    rt = Runtime(store, [ticker])
+    w = Worker(rt, poll_interval=MINUTE, jitter=0)
+    task = asyncio.create_task(w.run())
+    try:
+
+        async def three_ticks_ran() -> bool:
+            return len((await store.list_runs(status=RunStatus.FINISHED)).items) >= 3
+
+        await _until(three_ticks_ran)
+    finally:
+        w.stop()
+        await asyncio.wait_for(task, GUARD_S)
+    assert store.schedule_firings >= 3
+
+
+async def test_a_stopped_worker_no_longer_listens_to_its_runtime() -> None:
+    store = CountingStore()
+    rt = Runtime(store, [echo])
+    w = Worker(rt, poll_interval=MINUTE, jitter=0)
+    task = asyncio.create_task(w.run())
+    await _until(lambda: _swept(w))
+    w.stop()
+    await asyncio.wait_for(task, GUARD_S)
+    claims = store.claims
+    await rt.start("echo", 1, run_id="after")
+    await asyncio.sleep(0)
+    assert store.claims == claims
+    run = await store.load_run("after")
+    assert run is not None
+    assert run.status is RunStatus.QUEUED
