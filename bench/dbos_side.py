@@ -2,7 +2,9 @@
 state and background threads): ``python -m bench.dbos_side --runs N --rounds R
 --inflight 8,64``. Prints one line ``BENCH_RESULT {json}`` with runs/s per round for
 each in-flight level and each round's CPU seconds (``cpu``: ``[process, server]``
-pairs, server ``null`` when its backends' CPU cannot be read), or ``{"error": ...}``.
+pairs, server ``null`` when its backends' CPU cannot be read), with ``--latency N`` the
+seconds from start to result of N runs made one at a time (``latency``), or
+``{"error": ...}``.
 
 CPU is measured as for the runtime (``bench.cpu``): this process's CPU time (every
 thread, DBOS's background threads included) and the on-CPU time of the PostgreSQL
@@ -57,7 +59,9 @@ def _drop_database(name: str) -> None:
         )
 
 
-async def _measure(runs: int, rounds: int, inflight: list[int], database: str) -> dict[str, Any]:
+async def _measure(
+    runs: int, rounds: int, inflight: list[int], database: str, latency_runs: int = 0
+) -> dict[str, Any]:
     from dbos import DBOS, DBOSConfig  # imported here: the parent never imports dbos
 
     url = make_url(POSTGRES_URL).set(database=database).render_as_string(hide_password=False)
@@ -98,6 +102,16 @@ async def _measure(runs: int, rounds: int, inflight: list[int], database: str) -
             rate = n / (time.perf_counter() - began)
             return rate, await meter.stop()
 
+        latency: list[float] = []
+        if latency_runs:
+            for i in range(3 + latency_runs):  # three warm-up runs first
+                began = time.perf_counter()
+                handle = await DBOS.start_workflow_async(three_steps, 0)
+                result = await handle.get_result()
+                assert result == {"total": 3}, result
+                if i >= 3:
+                    latency.append(time.perf_counter() - began)
+
         rates: dict[str, list[float]] = {}
         cpu: dict[str, list[tuple[float, float | None]]] = {}
         for level in inflight:
@@ -109,6 +123,7 @@ async def _measure(runs: int, rounds: int, inflight: list[int], database: str) -
             "rates": rates,
             "cpu": cpu,
             "version": metadata.version("dbos"),
+            "latency": latency,
             "database": database,
         }
     finally:
@@ -122,11 +137,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, required=True)
     ap.add_argument("--rounds", type=int, required=True)
     ap.add_argument("--inflight", default="8")
+    ap.add_argument(
+        "--latency", type=int, default=0, help="runs one at a time for start-to-finish latency"
+    )
     args = ap.parse_args()
     inflight = [int(x) for x in args.inflight.split(",")]
     database = f"wf_bench_dbos_{uuid.uuid4().hex[:10]}"
     try:
-        out = asyncio.run(_measure(args.runs, args.rounds, inflight, database))
+        out = asyncio.run(_measure(args.runs, args.rounds, inflight, database, args.latency))
     except BaseException as exc:  # reported to the parent, which keeps the other results
         out = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     finally:

@@ -15,6 +15,13 @@ the server's for this process's connections (PostgreSQL backends, MariaDB thread
 on Redis the whole server). On a shared machine runs/s of a one-process asyncio
 runtime suffers from every neighbour; CPU per run does much less.
 
+Latency: one worker on an idle store, with the runtime's default poll interval (1 s),
+and one run at a time: the time from ``Runtime.start`` to its ``RUN_FINISHED`` being
+written, p50 and p99 over ``latency_runs`` runs; the store calls those runs sent,
+per run. A run started in the worker's process is claimed at once (the worker's
+wake-up), so no poll interval is in the figure. DBOS: the same, from
+``start_workflow_async`` to ``get_result``.
+
 DBOS runs the same workflow in a subprocess (``bench.dbos_side``) on the PostgreSQL
 server, after the stores, with 8 and 64 runs in flight (1 and 8 workers' slots); it
 measures its own process's CPU and its PostgreSQL backends' the same way.
@@ -38,7 +45,7 @@ from workflow.runtime.worker import Worker
 from .counting import Recorder
 from .cpu import CpuCost, Meter, ServerCpu, Spent, per_unit
 from .report import REPO_ROOT
-from .stats import Spread, ratios
+from .stats import Percentiles, Spread, ratios
 from .targets import TARGETS, ServerMissing, Target
 from .three_steps import THREE_STEPS, WORKFLOW_ID, floor_run
 
@@ -56,9 +63,11 @@ class E2ESettings:
     """Worker ``poll_interval``: how long an idle worker waits before it polls again
     (a finished drive wakes it sooner). The default 1 s would measure idle time."""
     timeout_s: float = 300.0
+    latency_runs: int = 200
+    """Runs, one at a time on an idle worker, for the start-to-finish latency."""
 
 
-QUICK = E2ESettings(runs=16, rounds=1)
+QUICK = E2ESettings(runs=16, rounds=1, latency_runs=20)
 FULL = E2ESettings(runs=200, rounds=5)
 
 
@@ -82,6 +91,15 @@ class E2EResult:
     """The server CPU is the whole server's (Redis), not only this process's share."""
 
 
+@dataclass(frozen=True)
+class LatencyResult:
+    store: str
+    latency: Percentiles
+    """Seconds from start to the run's end being written, one run at a time."""
+    sent_per_run: float | None
+    unit: str
+
+
 @dataclass
 class DbosResult:
     rates: dict[int, Spread] = field(default_factory=dict)
@@ -90,6 +108,8 @@ class DbosResult:
     """CPU seconds per run by runs in flight: DBOS's process, its PostgreSQL backends."""
     version: str | None = None
     error: str | None = None
+    latency: Percentiles | None = None
+    """Seconds from ``start_workflow_async`` to ``get_result``, one run at a time."""
 
 
 @dataclass
@@ -99,6 +119,7 @@ class E2EReport:
     results: list[E2EResult] = field(default_factory=list)
     dbos: DbosResult | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+    latencies: list[LatencyResult] = field(default_factory=list)
 
 
 class _Finished:
@@ -152,6 +173,50 @@ async def runtime_round(
             w.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
     return len(ids) / elapsed, spent
+
+
+class _Ends:
+    """One event per run id, set when the run's ``RUN_FINISHED`` is written."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, asyncio.Event] = {}
+
+    def expect(self, run_id: str) -> asyncio.Event:
+        return self.events.setdefault(run_id, asyncio.Event())
+
+    def __call__(self, event: StoredEvent) -> None:
+        if event.type == EventType.RUN_FINISHED:
+            self.expect(event.run_id).set()
+
+
+async def latency_config(target: Target, settings: E2ESettings) -> LatencyResult:
+    """Start-to-finish latency of single runs on an idle worker (see the module docs)."""
+    store = await target.fresh()
+    ends = _Ends()
+    rt = Runtime(store, [THREE_STEPS], owner="bench-latency", listener=ends)
+    worker = Worker(rt)  # the default poll interval: only wake-ups make it prompt
+    task = asyncio.create_task(worker.run())
+    samples: list[float] = []
+
+    async def one(run_id: str) -> float:
+        done = ends.expect(run_id)
+        began = time.perf_counter()
+        await rt.start(WORKFLOW_ID, None, run_id=run_id)
+        await asyncio.wait_for(done.wait(), settings.timeout_s)
+        return time.perf_counter() - began
+
+    async def all_runs() -> None:
+        for i in range(settings.latency_runs):
+            samples.append(await one(f"lat-{i}"))
+
+    try:
+        for i in range(3):  # warm-up: connections, statement caches
+            await one(f"lat-warm-{i}")
+        sent = await _counted(target.recorder, settings.latency_runs, all_runs())
+    finally:
+        worker.stop()
+        await asyncio.gather(task, return_exceptions=True)
+    return LatencyResult(target.name, Percentiles.of(samples), sent, target.unit)
 
 
 async def floor_round(
@@ -242,6 +307,7 @@ def run_dbos(settings: E2ESettings) -> DbosResult:
         f"--runs={settings.runs}",
         f"--rounds={settings.rounds}",
         f"--inflight={inflight}",
+        f"--latency={settings.latency_runs}",
     ]
     try:
         done = subprocess.run(
@@ -268,7 +334,10 @@ def run_dbos(settings: E2ESettings) -> DbosResult:
         )
         for k, v in out.get("cpu", {}).items()
     }
-    return DbosResult(rates, cpu, str(out["version"]))
+    latency = out.get("latency")
+    return DbosResult(
+        rates, cpu, str(out["version"]), latency=Percentiles.of(latency) if latency else None
+    )
 
 
 async def run_e2e(stores: Sequence[str], settings: E2ESettings) -> E2EReport:
@@ -288,6 +357,9 @@ async def run_e2e(stores: Sequence[str], settings: E2ESettings) -> E2EReport:
                         f"  ({time.perf_counter() - began:.1f} s)",
                         flush=True,
                     )
+                lat = await latency_config(target, settings)
+                report.latencies.append(lat)
+                print(f"  {name:<8} latency: {latency_brief(lat.latency)}", flush=True)
         except ServerMissing as exc:
             print(f"!!! SKIPPED {name}: {exc}", flush=True)
             report.skipped[name] = str(exc)
@@ -297,6 +369,8 @@ async def run_e2e(stores: Sequence[str], settings: E2ESettings) -> E2EReport:
         if report.dbos.error:
             print(f"!!! DBOS failed: {report.dbos.error}", flush=True)
         else:
+            if report.dbos.latency is not None:
+                print(f"  dbos     latency: {latency_brief(report.dbos.latency)}", flush=True)
             for level, spread in report.dbos.rates.items():
                 print(
                     f"  dbos     {level} in flight: {spread.median:,.0f} runs/s"
@@ -312,3 +386,7 @@ def cpu_brief(cost: CpuCost | None) -> str:
         return ""
     server = "—" if cost.server is None else f"{cost.server.median * 1e3:.2f}"
     return f"[cpu {cost.client.median * 1e3:.2f} + {server} ms/run]"
+
+
+def latency_brief(p: Percentiles) -> str:
+    return f"p50 {p.p50 * 1e3:.2f} ms, p99 {p.p99 * 1e3:.2f} ms ({p.n} runs, one at a time)"

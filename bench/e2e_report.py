@@ -138,12 +138,47 @@ def cpu_note(report: E2EReport) -> str:
     )
 
 
-def text_table(report: E2EReport) -> str:
-    table = [HEADER, *rows(report)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
+LATENCY_HEADER = ("store", "start-to-finish p50 ms", "p99 ms", "runs", "sent/run")
+
+
+def latency_rows(report: E2EReport) -> list[tuple[str, ...]]:
+    """One run at a time on an idle worker; DBOS the same (last row)."""
+    out = [
+        (
+            r.store,
+            f"{r.latency.p50 * 1e3:.2f}",
+            f"{r.latency.p99 * 1e3:.2f}",
+            str(r.latency.n),
+            _sent(r.sent_per_run, r.unit),
+        )
+        for r in report.latencies
+    ]
+    dbos = report.dbos
+    if dbos is not None and dbos.latency is not None:
+        out.append(
+            (
+                f"DBOS {dbos.version}",
+                f"{dbos.latency.p50 * 1e3:.2f}",
+                f"{dbos.latency.p99 * 1e3:.2f}",
+                str(dbos.latency.n),
+                "—",
+            )
+        )
+    return out
+
+
+def _aligned(header: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]:
+    table = [header, *body]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join([*(ln.rstrip() for ln in lines), "", cpu_note(report), *dbos_lines(report)])
+    return [ln.rstrip() for ln in lines]
+
+
+def text_table(report: E2EReport) -> str:
+    lines = _aligned(HEADER, rows(report))
+    latency = _aligned(LATENCY_HEADER, latency_rows(report)) if report.latencies else []
+    return "\n".join([*lines, "", cpu_note(report), *dbos_lines(report), "", *latency]).rstrip()
 
 
 def markdown(report: E2EReport) -> str:
@@ -164,6 +199,13 @@ def markdown(report: E2EReport) -> str:
             *(f"- {line}" for line in dbos_lines(report)),
             *(f"- {k}: SKIPPED — {v}" for k, v in report.skipped.items()),
             "",
+            "Start-to-finish latency, one run at a time on an idle worker (default poll "
+            "interval: the worker is woken by the start):",
+            "",
+            "| " + " | ".join(LATENCY_HEADER) + " |",
+            "|" + "---|" * len(LATENCY_HEADER),
+            *("| " + " | ".join(row) + " |" for row in latency_rows(report)),
+            "",
         ]
     )
 
@@ -178,6 +220,9 @@ def to_json(report: E2EReport) -> dict[str, Any]:
             "cpu_ms_per_run_by_inflight": {
                 str(k): v.as_dict(1e3) for k, v in report.dbos.cpu.items()
             },
+            "latency_seconds": None
+            if report.dbos.latency is None
+            else report.dbos.latency.as_dict(),
         }
     return {
         "suite": "e2e",
@@ -204,6 +249,15 @@ def to_json(report: E2EReport) -> dict[str, Any]:
                 "dbos_cpu_over_runtime_cpu": dbos_cpu_ratio(report, r),
             }
             for r in report.results
+        ],
+        "latency": [
+            {
+                "store": r.store,
+                "seconds": r.latency.as_dict(),
+                "sent_per_run": r.sent_per_run,
+                "unit": r.unit,
+            }
+            for r in report.latencies
         ],
         "dbos": dbos,
         "skipped": report.skipped,

@@ -22,7 +22,9 @@ STEPS = ("one", "two", "three")
 LEASE_MS = 60_000
 
 
-def _add_one(value: int) -> int:
+async def _add_one(value: int) -> int:
+    # Async, as DBOS's side of the comparison is (bench.dbos_side): the runtime calls
+    # an async step on its event loop; a plain function would hop to a thread.
     return value + 1
 
 

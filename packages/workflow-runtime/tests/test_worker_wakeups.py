@@ -113,6 +113,9 @@ async def test_a_run_started_in_the_workers_process_is_claimed_at_once(
         await rt.start("echo", i, run_id=f"r{i}")
         assert await rt.result(f"r{i}", wait=GUARD_S, poll=0.005) == i
     assert store.timer_firings == 1  # woken for the runs, not for a periodic firing
+    # The first poll's claim, then per run: the claim its start woke (one run, fewer
+    # than asked: no second claim at once) and the refill when its drive ended.
+    assert store.claims == 1 + 3 * 2
 
 
 async def test_a_signal_delivered_in_the_workers_process_resumes_the_run_at_once(

@@ -29,7 +29,7 @@ import random
 import signal
 import time
 
-from .driver import DriveReport, Runtime
+from .driver import DriveOutcome, DriveReport, Runtime
 from .errors import WorkflowStoreError
 from .records import InboxEntry
 from .results import ScheduleTick
@@ -72,6 +72,12 @@ class Worker:
         """Heap of times (``time.monotonic``) when something this worker knows of falls
         due: a timer of a run it paused, a schedule's next tick."""
         self._schedules_seen = False
+        self._maybe_more = True
+        """Whether the store may hold runs this worker could claim that its last claim
+        did not return (cleared by a claim that got fewer than it asked for)."""
+        self._told = False
+        """Whether the store tells this worker when other processes make runs
+        claimable (then a drive that ends claims only if there may be more)."""
         self.sweeps = 0
 
     def wake(self) -> None:
@@ -79,6 +85,7 @@ class Worker:
 
         Safe to call from the worker's event loop only; the :class:`Runtime` calls it
         when this process starts a run or a delivery queues one."""
+        self._maybe_more = True
         self._wake.set()
 
     def _due_in(self, at_ms: int | None) -> None:
@@ -95,7 +102,10 @@ class Worker:
     def _drive_ended(self, task: asyncio.Task[DriveReport]) -> None:
         if task.cancelled() or task.exception() is not None:
             return
-        run = task.result().run
+        report = task.result()
+        if report.outcome is DriveOutcome.YIELDED:
+            self._maybe_more = True  # the run is claimable again at once
+        run = report.run
         if run is not None and run.wait is not None:
             self._due_in(run.wait.wake_at)
 
@@ -116,13 +126,14 @@ class Worker:
     async def _poll(self) -> bool:
         """Fire due schedules and timers (at most once per poll interval, unless the
         last firing left more due), claim runs into the free slots and start driving
-        them. True when it found work.
+        them. True when it should poll again at once.
 
         A poll also follows every drive that ends, to refill its slot: firing on each
         of those would cost two store calls per run for nothing new."""
         rt = self.runtime
         ticks: list[ScheduleTick] = []
         timers: list[InboxEntry] = []
+        more = False
         now = time.monotonic()
         if now >= self._next_firing():
             while self._due and self._due[0] <= now:
@@ -130,6 +141,7 @@ class Worker:
             ticks, timers = await rt.fire_due(self.limit)
             more = len(ticks) >= self.limit or len(timers) >= self.limit
             self._fire_after = now if more else now + self._delay(self.poll_interval)
+            self._maybe_more = True  # fired or periodic: look for others' work too
             for tick in ticks:
                 self._due_in(tick.next_fire_at)
             if not self._schedules_seen:
@@ -139,12 +151,23 @@ class Worker:
                     if schedule.enabled:
                         self._due_in(schedule.next_fire_at)
         free = min(rt.concurrency - len(self._drives), self.limit)
+        if self._told and not self._maybe_more:
+            # Woken by a drive ending, and the store told of nothing new since a claim
+            # came back short: a claim would find nothing.
+            free = 0
         claims = await rt.claim(free) if free > 0 else []
+        if free > 0:
+            self._maybe_more = len(claims) == free
         for claim in claims:
             task = asyncio.create_task(rt.drive(claim))
             task.add_done_callback(self._drive_ended)
             self._drives.add(task)
-        return bool(ticks or timers or claims)
+        # Again at once only when there may be more to do right now: more due than one
+        # firing takes, or a full batch of claims with slots still free. Fewer claims
+        # than asked means nothing else was runnable: new work wakes the worker (a start
+        # or delivery in this process, a drive ending, a due time), or the next poll
+        # finds it; one more claim now would only cost a round trip.
+        return more or (free > 0 and len(claims) == free and len(self._drives) < rt.concurrency)
 
     def _next_firing(self) -> float:
         return min(self._fire_after, self._due[0]) if self._due else self._fire_after
@@ -180,7 +203,7 @@ class Worker:
         try:
             while not self._stop.is_set():
                 try:
-                    did_work = await self._poll()
+                    again = await self._poll()
                 except Exception as exc:
                     # A worker outlives store outages and its own bugs alike: log, back
                     # off. Drives already running hold their leases and go on.
@@ -200,7 +223,7 @@ class Worker:
                     continue
                 failures = 0
                 self.sweeps += 1
-                if did_work:
+                if again:
                     await asyncio.sleep(0)  # let signal handlers and drives in
                     self._drives = {task for task in self._drives if not task.done()}
                     continue
