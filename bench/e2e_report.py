@@ -143,7 +143,7 @@ LATENCY_HEADER = ("store", "start-to-finish p50 ms", "p99 ms", "runs", "sent/run
 
 def latency_rows(report: E2EReport) -> list[tuple[str, ...]]:
     """One run at a time on an idle worker; DBOS the same (last row)."""
-    out = [
+    out: list[tuple[str, ...]] = [
         (
             r.store,
             f"{r.latency.p50 * 1e3:.2f}",
