@@ -11,7 +11,7 @@ from workflow.runtime import Capability, ExecutionStore, InMemoryStore
 
 
 class TestInMemoryStore(StoreContract):
-    capabilities = frozenset({Capability.SUBSCRIBE_EVENTS})
+    capabilities = frozenset({Capability.SUBSCRIBE_EVENTS, Capability.CLAIM_ON_CREATE})
 
     @pytest.fixture
     async def store(self) -> AsyncIterator[ExecutionStore]:

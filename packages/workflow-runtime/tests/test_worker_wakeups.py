@@ -12,6 +12,7 @@ import pytest
 
 from workflow.runtime import (
     JSON,
+    Capability,
     Claimed,
     Context,
     InboxEntry,
@@ -105,17 +106,72 @@ async def worker() -> AsyncIterator[tuple[Runtime, Worker, CountingStore]]:
         await asyncio.wait_for(task, GUARD_S)
 
 
-async def test_a_run_started_in_the_workers_process_is_claimed_at_once(
+class ClaimsOnlyByClaiming(CountingStore):
+    """The counting store without ``CLAIM_ON_CREATE``: runs are created queued."""
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return super().capabilities - {Capability.CLAIM_ON_CREATE}
+
+
+async def test_a_run_started_in_the_workers_process_is_created_claimed_and_driven_there(
     worker: tuple[Runtime, Worker, CountingStore],
 ) -> None:
-    rt, _, store = worker
+    rt, w, store = worker
     for i in range(3):
-        await rt.start("echo", i, run_id=f"r{i}")
+        run = await rt.start("echo", i, run_id=f"r{i}")
+        assert run.status is RunStatus.RUNNING
+        assert run.lease is not None
+        assert run.lease.owner == rt.owner
         assert await rt.result(f"r{i}", wait=GUARD_S, poll=0.005) == i
-    assert store.timer_firings == 1  # woken for the runs, not for a periodic firing
+    assert store.timer_firings == 1  # no periodic firing meanwhile
+    # The first poll's claim, then per run only the refill when its drive ended.
+    assert store.claims == 1 + 3
+    assert w.reserved == 0
+
+
+async def test_without_claim_on_create_a_started_run_is_claimed_at_once() -> None:
+    store = ClaimsOnlyByClaiming()
+    rt = Runtime(store, [echo])
+    w = Worker(rt, poll_interval=MINUTE, jitter=0)
+    task = asyncio.create_task(w.run())
+    try:
+        await _until(lambda: _swept(w))
+        for i in range(3):
+            run = await rt.start("echo", i, run_id=f"r{i}")
+            assert run.status is RunStatus.QUEUED
+            assert await rt.result(f"r{i}", wait=GUARD_S, poll=0.005) == i
+    finally:
+        w.stop()
+        await asyncio.wait_for(task, GUARD_S)
     # The first poll's claim, then per run: the claim its start woke (one run, fewer
     # than asked: no second claim at once) and the refill when its drive ended.
     assert store.claims == 1 + 3 * 2
+
+
+async def test_a_start_with_every_slot_busy_leaves_the_run_queued_for_a_claim() -> None:
+    release = asyncio.Event()
+
+    @workflow("blocks")
+    async def blocks(ctx: Context, _: JSON) -> JSON:
+        return await ctx.step("wait", release.wait)
+
+    store = CountingStore()
+    rt = Runtime(store, [blocks, echo], concurrency=1)
+    w = Worker(rt, poll_interval=MINUTE, jitter=0)
+    task = asyncio.create_task(w.run())
+    try:
+        await _until(lambda: _swept(w))
+        busy = await rt.start("blocks", None, run_id="busy")
+        assert busy.status is RunStatus.RUNNING
+        queued = await rt.start("echo", "later", run_id="later")
+        assert queued.status is RunStatus.QUEUED  # no free slot: created queued
+        release.set()
+        assert await rt.result("later", wait=GUARD_S, poll=0.005) == "later"
+    finally:
+        release.set()
+        w.stop()
+        await asyncio.wait_for(task, GUARD_S)
 
 
 async def test_a_signal_delivered_in_the_workers_process_resumes_the_run_at_once(

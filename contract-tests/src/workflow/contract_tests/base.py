@@ -27,6 +27,7 @@ from workflow.runtime.codec import DEFAULT_MAX_PAYLOAD_BYTES
 
 from .cases.bad_input import BadInputCases
 from .cases.capabilities import CapabilityCases
+from .cases.claim_on_create import ClaimOnCreateCases
 from .cases.claims import ClaimCases
 from .cases.events import EventLogCases
 from .cases.listing import ListingCases
@@ -45,6 +46,7 @@ class StoreContract(
     RunLifecycleCases,
     ListingCases,
     ClaimCases,
+    ClaimOnCreateCases,
     EventLogCases,
     DeliveryCases,
     TimerCases,

@@ -25,6 +25,9 @@ class NewRun:
     workflow_version: str | None
     input: str | None
     now: int
+    owner: str | None = None
+    """Claim the new run for this owner (with ``expires_at``), or leave it queued."""
+    expires_at: int | None = None
 
 
 def new_run(
@@ -35,13 +38,32 @@ def new_run(
     now: object,
     *,
     max_bytes: int,
+    owner: object = None,
+    lease_ms: object = None,
 ) -> NewRun:
-    return NewRun(
+    checked = NewRun(
         validation.check_id(run_id, "run_id"),
         validation.check_id(workflow_id, "workflow_id"),
         validation.check_optional_id(workflow_version, "workflow_version"),
         codec.encode_optional(input, max_bytes=max_bytes, what="input"),
         validation.check_now(now),
+    )
+    if owner is None and lease_ms is None:
+        return checked
+    if owner is None or lease_ms is None:
+        raise InvalidArgumentError(
+            "owner and lease_ms go together: give both to claim the new run, or neither"
+        )
+    checked_owner = validation.check_id(owner, "owner")
+    checked_ms, checked_now = _lease_end(lease_ms, now)
+    return NewRun(
+        checked.run_id,
+        checked.workflow_id,
+        checked.workflow_version,
+        checked.input,
+        checked_now,
+        checked_owner,
+        checked_now + checked_ms,
     )
 
 

@@ -48,6 +48,10 @@ class Capability(enum.StrEnum):
     """Several processes (and machines) may share the data through the store's URL."""
     DURABLE = "durable"
     """Data outlives the process that wrote it."""
+    CLAIM_ON_CREATE = "claim_on_create"
+    """``create_run(..., owner=, lease_ms=)`` creates the run already claimed, in the
+    same atomic step (a process that starts a run and has a free worker slot saves the
+    claim's round trip and the wait for a poll)."""
 
 
 @runtime_checkable
@@ -65,9 +69,17 @@ class ExecutionStore(Protocol):
         workflow_version: str | None,
         input: JSON,
         now: int,
+        *,
+        owner: str | None = None,
+        lease_ms: int | None = None,
     ) -> CreateResult:
         """Create a ``queued`` run: ``Created`` | ``Existing`` (same workflow; the
-        original input is kept) | ``Conflict`` (different workflow)."""
+        original input is kept) | ``Conflict`` (different workflow).
+
+        With ``owner`` and ``lease_ms`` (stores declaring ``CLAIM_ON_CREATE``), a new
+        run is created ``running`` under a lease for ``owner`` (token 1, expiring at
+        ``now + lease_ms``), returned in ``Created.lease``; an existing run is left as
+        it is (not claimed)."""
         ...
 
     async def load_run(self, run_id: str) -> Run | None: ...

@@ -20,11 +20,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from .contract import ExecutionStore
+from .contract import Capability, ExecutionStore
 from .definitions import Workflow, WorkflowSet
 from .engine import (
     Clock,
@@ -89,6 +89,22 @@ for, so that a worker that registers it (mid rolling deploy) can take it."""
 
 MAX_DEFERRALS_REMEMBERED = 10_000
 """Bound on the run ids a runtime remembers having logged as put back."""
+
+
+class LocalWorker(Protocol):
+    """What a :class:`Runtime` asks of a worker attached to it (:meth:`Runtime.attach`)."""
+
+    def wake(self) -> None:
+        """Work may have appeared: poll now."""
+
+    def reserve(self) -> bool:
+        """Hold a free drive slot for a run about to be created claimed (False: none)."""
+
+    def unreserve(self) -> None:
+        """Give back a slot :meth:`reserve` held (the create claimed nothing)."""
+
+    def adopt(self, claim: Claimed) -> None:
+        """Drive ``claim`` in the slot :meth:`reserve` held."""
 
 
 def system_clock() -> int:
@@ -199,25 +215,33 @@ class Runtime:
         self._stopping = False
         self._reconciled = False
         self._deferrals_logged: set[str] = set()
-        self._wakers: list[Callable[[], None]] = []
+        self._workers: list[LocalWorker] = []
         self.declared_schedules: list[Schedule] = []
         """The schedules the last :meth:`reconcile_schedules` declared."""
 
-    # -- local wake-ups ----------------------------------------------------------------
-    def add_waker(self, waker: Callable[[], None]) -> None:
-        """Call ``waker`` (on this event loop) whenever this runtime makes a run
-        claimable: a start, or a signal or approval that queues the run. A
-        :class:`~workflow.runtime.worker.Worker` registers itself while it runs, so a run
-        started in its process is claimed at once rather than at its next poll."""
-        self._wakers.append(waker)
+    # -- the workers of this process -----------------------------------------------------
+    def attach(self, worker: LocalWorker) -> None:
+        """Tell ``worker`` (on this event loop) of the work this runtime makes: a run it
+        starts is created already claimed and handed to a worker with a free slot
+        (stores declaring ``CLAIM_ON_CREATE``; else the worker is woken to claim it), and
+        a signal or approval that queues a run wakes the workers. A
+        :class:`~workflow.runtime.worker.Worker` attaches itself while it runs."""
+        self._workers.append(worker)
 
-    def remove_waker(self, waker: Callable[[], None]) -> None:
+    def detach(self, worker: LocalWorker) -> None:
         with contextlib.suppress(ValueError):
-            self._wakers.remove(waker)
+            self._workers.remove(worker)
 
     def _work_appeared(self) -> None:
-        for waker in self._wakers:
-            waker()
+        for worker in self._workers:
+            worker.wake()
+
+    def _free_worker(self) -> LocalWorker | None:
+        """A worker of this process that reserved a slot for a run about to be created
+        (None: none has one, or the store cannot claim at create)."""
+        if self._stopping or Capability.CLAIM_ON_CREATE not in self.store.capabilities:
+            return None
+        return next((w for w in self._workers if w.reserve()), None)
 
     @property
     def store(self) -> ExecutionStore:
@@ -245,16 +269,35 @@ class Runtime:
         has that id.
         """
         wf = self.workflows.latest(workflow_id)
-        result = await self.store.create_run(
-            run_id if run_id is not None else uuid.uuid4().hex,
-            wf.workflow_id,
-            wf.version,
-            input,
-            self.clock(),
-        )
+        run_id = run_id if run_id is not None else uuid.uuid4().hex
+        worker = self._free_worker()
+        if worker is None:
+            result = await self.store.create_run(
+                run_id, wf.workflow_id, wf.version, input, self.clock()
+            )
+        else:
+            # A worker of this process has a slot: the run is created claimed for this
+            # runtime's owner (one round trip, no wait for a poll) and driven there.
+            try:
+                result = await self.store.create_run(
+                    run_id,
+                    wf.workflow_id,
+                    wf.version,
+                    input,
+                    self.clock(),
+                    owner=self.owner,
+                    lease_ms=self.lease_ms,
+                )
+            except BaseException:
+                worker.unreserve()
+                raise
+            if isinstance(result, Created) and result.lease is not None:
+                worker.adopt(Claimed(result.run, result.lease, [], []))
+            else:
+                worker.unreserve()
         if isinstance(result, Conflict):
             raise RunConflictError(result.run, workflow_id)
-        if isinstance(result, Created):
+        if isinstance(result, Created) and result.lease is None:
             self._work_appeared()
         return result.run
 

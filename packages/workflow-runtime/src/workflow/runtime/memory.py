@@ -172,7 +172,7 @@ class InMemoryStore:
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        return frozenset({Capability.SUBSCRIBE_EVENTS})
+        return frozenset({Capability.SUBSCRIBE_EVENTS, Capability.CLAIM_ON_CREATE})
 
     def handle(self) -> InMemoryStore:
         """Another handle on the same data (what a second connection is elsewhere)."""
@@ -282,9 +282,19 @@ class InMemoryStore:
         workflow_version: str | None,
         input: JSON,
         now: int,
+        *,
+        owner: str | None = None,
+        lease_ms: int | None = None,
     ) -> CreateResult:
         a = arguments.new_run(
-            run_id, workflow_id, workflow_version, input, now, max_bytes=self.max_payload_bytes
+            run_id,
+            workflow_id,
+            workflow_version,
+            input,
+            now,
+            max_bytes=self.max_payload_bytes,
+            owner=owner,
+            lease_ms=lease_ms,
         )
         data = self._open()
         existing = data.runs.get(a.run_id)
@@ -301,8 +311,12 @@ class InMemoryStore:
             a.now,
             a.now,
         )
+        if a.owner is not None and a.expires_at is not None:
+            row.status = RunStatus.RUNNING
+            row.last_token = 1
+            row.lease = Lease(a.owner, 1, a.expires_at)
         data.runs[a.run_id] = row
-        return Created(self._run(row))
+        return Created(self._run(row), row.lease)
 
     async def load_run(self, run_id: str) -> Run | None:
         run_id = validation.check_id(run_id, "run_id")

@@ -22,6 +22,9 @@ class NotFound:
 @dataclass(frozen=True, slots=True)
 class Created:
     run: Run
+    lease: Lease | None = None
+    """The lease on the new run when the create also claimed it (``owner`` given):
+    the run is ``running``, as if :meth:`claim_run` had claimed it at the same ``now``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ import time
 from .driver import DriveOutcome, DriveReport, Runtime
 from .errors import WorkflowStoreError
 from .records import InboxEntry
-from .results import ScheduleTick
+from .results import Claimed, ScheduleTick
 from .validation import check_limit
 
 log = logging.getLogger("workflow.runtime.worker")
@@ -72,6 +72,8 @@ class Worker:
         """Heap of times (``time.monotonic``) when something this worker knows of falls
         due: a timer of a run it paused, a schedule's next tick."""
         self._schedules_seen = False
+        self._reserved = 0
+        """Slots held for runs the runtime is creating claimed (see :meth:`reserve`)."""
         self._maybe_more = True
         """Whether the store may hold runs this worker could claim that its last claim
         did not return (cleared by a claim that got fewer than it asked for)."""
@@ -88,6 +90,31 @@ class Worker:
         self._maybe_more = True
         self._wake.set()
 
+    def reserve(self) -> bool:
+        """Hold a free slot for a run the runtime is about to create claimed."""
+        if self._stop.is_set() or len(self._drives) + self._reserved >= self.runtime.concurrency:
+            return False
+        self._reserved += 1
+        return True
+
+    def unreserve(self) -> None:
+        self._reserved -= 1
+
+    @property
+    def reserved(self) -> int:
+        """Slots held for runs being created claimed (0 between starts)."""
+        return self._reserved
+
+    def adopt(self, claim: Claimed) -> None:
+        """Drive a run the runtime created claimed, in the slot it reserved."""
+        self._reserved -= 1
+        self._start_drive(claim)
+
+    def _start_drive(self, claim: Claimed) -> None:
+        task = asyncio.create_task(self.runtime.drive(claim))
+        task.add_done_callback(self._drive_ended)
+        self._drives.add(task)
+
     def _due_in(self, at_ms: int | None) -> None:
         """Remember that something falls due at ``at_ms`` (the runtime's clock), so
         the worker fires it then instead of at its next periodic firing."""
@@ -100,6 +127,9 @@ class Worker:
             self._wake.set()
 
     def _drive_ended(self, task: asyncio.Task[DriveReport]) -> None:
+        # A slot is free: the loop looks at once whether to refill it (not setting
+        # _maybe_more: that is the store's to tell).
+        self._wake.set()
         if task.cancelled() or task.exception() is not None:
             return
         report = task.result()
@@ -150,7 +180,7 @@ class Worker:
                 for schedule in rt.declared_schedules:
                     if schedule.enabled:
                         self._due_in(schedule.next_fire_at)
-        free = min(rt.concurrency - len(self._drives), self.limit)
+        free = min(rt.concurrency - len(self._drives) - self._reserved, self.limit)
         if self._told and not self._maybe_more:
             # Woken by a drive ending, and the store told of nothing new since a claim
             # came back short: a claim would find nothing.
@@ -159,15 +189,15 @@ class Worker:
         if free > 0:
             self._maybe_more = len(claims) == free
         for claim in claims:
-            task = asyncio.create_task(rt.drive(claim))
-            task.add_done_callback(self._drive_ended)
-            self._drives.add(task)
+            self._start_drive(claim)
         # Again at once only when there may be more to do right now: more due than one
         # firing takes, or a full batch of claims with slots still free. Fewer claims
         # than asked means nothing else was runnable: new work wakes the worker (a start
         # or delivery in this process, a drive ending, a due time), or the next poll
         # finds it; one more claim now would only cost a round trip.
-        return more or (free > 0 and len(claims) == free and len(self._drives) < rt.concurrency)
+        return more or (
+            free > 0 and len(claims) == free and len(self._drives) + self._reserved < rt.concurrency
+        )
 
     def _next_firing(self) -> float:
         return min(self._fire_after, self._due[0]) if self._due else self._fire_after
@@ -177,13 +207,9 @@ class Worker:
         something known falls due, :meth:`wake` or :meth:`stop` is called."""
         delay = min(delay, max(0.0, self._next_firing() - time.monotonic()))
         if not self._wake.is_set():
-            woken = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait(
-                    {woken, *self._drives}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                woken.cancel()
+            # Drives that end set the event too (_drive_ended).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
         self._wake.clear()
         self._drives = {task for task in self._drives if not task.done()}
 
@@ -199,7 +225,7 @@ class Worker:
                 "concurrency": self.runtime.concurrency,
             },
         )
-        self.runtime.add_waker(self.wake)
+        self.runtime.attach(self)
         try:
             while not self._stop.is_set():
                 try:
@@ -233,7 +259,7 @@ class Worker:
             if self._drives:
                 await asyncio.wait(self._drives)
         finally:
-            self.runtime.remove_waker(self.wake)
+            self.runtime.detach(self)
             # A hard stop (cancellation) or a bug: stop the drives with the loop; each
             # tries to release its lease on the way out.
             running = [task for task in self._drives if not task.done()]
