@@ -145,11 +145,21 @@ class OverwritingCreate(InMemoryStore):
     """Replaces an existing run on create instead of answering ``Existing``."""
 
     async def create_run(
-        self, run_id: str, workflow_id: str, workflow_version: str | None, input: JSON, now: int
+        self,
+        run_id: str,
+        workflow_id: str,
+        workflow_version: str | None,
+        input: JSON,
+        now: int,
+        *,
+        owner: str | None = None,
+        lease_ms: int | None = None,
     ) -> CreateResult:
         if isinstance(run_id, str):
             self._data.runs.pop(run_id, None)
-        return await super().create_run(run_id, workflow_id, workflow_version, input, now)
+        return await super().create_run(
+            run_id, workflow_id, workflow_version, input, now, owner=owner, lease_ms=lease_ms
+        )
 
 
 class SettleKeepsLease(InMemoryStore):
@@ -177,13 +187,23 @@ class NoValidation(InMemoryStore):
     """Accepts empty ids and silently clamps bad limits."""
 
     async def create_run(
-        self, run_id: str, workflow_id: str, workflow_version: str | None, input: JSON, now: int
+        self,
+        run_id: str,
+        workflow_id: str,
+        workflow_version: str | None,
+        input: JSON,
+        now: int,
+        *,
+        owner: str | None = None,
+        lease_ms: int | None = None,
     ) -> CreateResult:
         if run_id == "":
             row = _RunRow("", workflow_id, workflow_version, RunStatus.QUEUED, None, now, now, now)
             self._data.runs[""] = row
             return Created(self._run(row))
-        return await super().create_run(run_id, workflow_id, workflow_version, input, now)
+        return await super().create_run(
+            run_id, workflow_id, workflow_version, input, now, owner=owner, lease_ms=lease_ms
+        )
 
 
 class LossyNumbers(InMemoryStore):

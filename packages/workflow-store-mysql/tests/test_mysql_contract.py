@@ -35,7 +35,12 @@ def server_schema() -> Iterator[str]:
 
 class TestMySQLStore(SQLServerContract):
     capabilities = frozenset(
-        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+        {
+            Capability.SUBSCRIBE_EVENTS,
+            Capability.DURABLE,
+            Capability.MULTI_PROCESS,
+            Capability.CLAIM_ON_CREATE,
+        }
     )
     server = SERVER
 

@@ -28,7 +28,12 @@ def server_schema() -> Iterator[str]:
 
 class TestPostgresStore(SQLServerContract):
     capabilities = frozenset(
-        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+        {
+            Capability.SUBSCRIBE_EVENTS,
+            Capability.DURABLE,
+            Capability.MULTI_PROCESS,
+            Capability.CLAIM_ON_CREATE,
+        }
     )
     server = SERVER
 

@@ -34,7 +34,12 @@ async def _drop(prefix: str) -> None:
 
 class TestRedisStore(StoreContract):
     capabilities = frozenset(
-        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+        {
+            Capability.SUBSCRIBE_EVENTS,
+            Capability.DURABLE,
+            Capability.MULTI_PROCESS,
+            Capability.CLAIM_ON_CREATE,
+        }
     )
 
     @pytest.fixture
@@ -95,7 +100,12 @@ def _drop_cluster(url: str, prefix: str) -> None:
 
 class TestRedisClusterStore(StoreContract):
     capabilities = frozenset(
-        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+        {
+            Capability.SUBSCRIBE_EVENTS,
+            Capability.DURABLE,
+            Capability.MULTI_PROCESS,
+            Capability.CLAIM_ON_CREATE,
+        }
     )
 
     @pytest.fixture

@@ -20,7 +20,12 @@ from workflow.store.sqlite.store import SQLiteStore
 
 class TestSQLiteStore(StoreContract):
     capabilities = frozenset(
-        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+        {
+            Capability.SUBSCRIBE_EVENTS,
+            Capability.DURABLE,
+            Capability.MULTI_PROCESS,
+            Capability.CLAIM_ON_CREATE,
+        }
     )
 
     @pytest.fixture

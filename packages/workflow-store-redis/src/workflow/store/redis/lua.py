@@ -219,10 +219,16 @@ end
 """
 
 CREATE_RUN = r"""
--- ARGV: T, h, run_id, workflow_id, version, input, now, created member, workflow hex
+-- ARGV: T, h, run_id, workflow_id, version, input, now, created member, workflow hex,
+-- owner ('' = leave it queued), lease expiry (with an owner: created claimed, token 1)
 local T, h = ARGV[1], ARGV[2]
 if redis.call('EXISTS', rk(T, h)) == 1 then return {'existing', run_of(T, h)} end
 create_run(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+if ARGV[10] ~= '' then
+  redis.call('HSET', rk(T, h), 'status', 'running', 'token', 1,
+    'l_owner', ARGV[10], 'l_token', 1, 'l_exp', ARGV[11])
+  sync(T, h)
+end
 return {'created', run_of(T, h)}
 """
 

@@ -279,7 +279,12 @@ class RedisStore:
     @property
     def capabilities(self) -> frozenset[Capability]:
         return frozenset(
-            {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+            {
+                Capability.SUBSCRIBE_EVENTS,
+                Capability.DURABLE,
+                Capability.MULTI_PROCESS,
+                Capability.CLAIM_ON_CREATE,
+            }
         )
 
     # -- plumbing --------------------------------------------------------------------
@@ -507,9 +512,19 @@ class RedisStore:
         workflow_version: str | None,
         input: JSON,
         now: int,
+        *,
+        owner: str | None = None,
+        lease_ms: int | None = None,
     ) -> CreateResult:
         a = arguments.new_run(
-            run_id, workflow_id, workflow_version, input, now, max_bytes=self.max_payload_bytes
+            run_id,
+            workflow_id,
+            workflow_version,
+            input,
+            now,
+            max_bytes=self.max_payload_bytes,
+            owner=owner,
+            lease_ms=lease_ms,
         )
         ks = await self._ks()
         kind, flat = await self._run_script(
@@ -524,10 +539,12 @@ class RedisStore:
             a.now,
             created_member(a.now, a.run_id),
             escape(a.workflow_id),
+            a.owner or "",
+            a.expires_at or 0,
         )
         run = self._run(flat)
         if kind == "created":
-            return Created(run)
+            return Created(run, run.lease)
         return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
 
     async def load_run(self, run_id: str) -> Run | None:

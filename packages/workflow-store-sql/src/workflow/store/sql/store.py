@@ -106,6 +106,9 @@ RUN_INSERT = (
 )
 """The columns a new run is inserted with (the rest take their defaults)."""
 
+CLAIMED_RUN_INSERT = (*RUN_INSERT, "lease_owner", "lease_expires_at")
+"""The columns of a run created claimed (``create_run(..., owner=, lease_ms=)``)."""
+
 
 def bound(name: str, type_: Any) -> sa.BindParameter[Any]:
     """The parameter ``p_<name>``, typed like the column it is compared with.
@@ -182,7 +185,12 @@ class SQLStore:
     @property
     def capabilities(self) -> frozenset[Capability]:
         return frozenset(
-            {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+            {
+                Capability.SUBSCRIBE_EVENTS,
+                Capability.DURABLE,
+                Capability.MULTI_PROCESS,
+                Capability.CLAIM_ON_CREATE,
+            }
         )
 
     @property
@@ -441,9 +449,19 @@ class SQLStore:
         workflow_version: str | None,
         input: JSON,
         now: int,
+        *,
+        owner: str | None = None,
+        lease_ms: int | None = None,
     ) -> CreateResult:
         a = arguments.new_run(
-            run_id, workflow_id, workflow_version, input, now, max_bytes=self.max_payload_bytes
+            run_id,
+            workflow_id,
+            workflow_version,
+            input,
+            now,
+            max_bytes=self.max_payload_bytes,
+            owner=owner,
+            lease_ms=lease_ms,
         )
         values = {
             "run_id": a.run_id,
@@ -457,15 +475,26 @@ class SQLStore:
             "updated_at": a.now,
             "ready_at": a.now,
         }
+        key = "insert_run"
+        columns: tuple[str, ...] = RUN_INSERT
+        if a.owner is not None:
+            # Created claimed: the row a claim at the same ``now`` would leave, in the
+            # same INSERT (one round trip); nobody else can see it queued.
+            values |= {
+                "status": RunStatus.RUNNING.value,
+                "lease_token": 1,
+                "lease_owner": a.owner,
+                "lease_expires_at": a.expires_at,
+            }
+            key, columns = "insert_claimed_run", CLAIMED_RUN_INSERT
+
+        def build() -> sa.Insert:
+            return self._insert(self.tables.runs, columns)
 
         def insert() -> Body[rows.Row | None]:
             """None when inserted, else the run that holds the id ({} if it vanished)."""
             try:
-                yield self._q(
-                    "insert_run",
-                    lambda: self._insert(self.tables.runs, RUN_INSERT),
-                    prefixed(values, ""),
-                )
+                yield self._q(key, build, prefixed(values, ""))
                 return None
             except DuplicateKey:
                 pass
@@ -474,7 +503,8 @@ class SQLStore:
         for _ in range(3):
             row = await self._run(insert())
             if row is None:
-                return Created(rows.run_from_row(_with_defaults(values)))
+                run = rows.run_from_row(_with_defaults(values))
+                return Created(run, run.lease)
             if row:
                 run = rows.run_from_row(row)
                 return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
