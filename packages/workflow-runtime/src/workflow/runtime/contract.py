@@ -48,6 +48,10 @@ class Capability(enum.StrEnum):
     """Several processes (and machines) may share the data through the store's URL."""
     DURABLE = "durable"
     """Data outlives the process that wrote it."""
+    NOTIFY_RUNNABLE = "notify_runnable"
+    """The store is a :class:`~workflow.runtime.wakeups.RunnableNotifier`: its
+    ``watch_runnable()`` yields when a run may have become claimable in any process
+    sharing the data (a hint: polling stays the guarantee)."""
 
 
 @runtime_checkable
