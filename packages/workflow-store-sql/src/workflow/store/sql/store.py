@@ -344,6 +344,12 @@ class SQLStore:
             return sa.false()
         return sa.and_(inbox.c.run_id == run_id, inbox.c.consumed == sa.false(), sa.or_(*options))
 
+    def _wake_notice(self) -> sa.ColumnElement[Any] | None:
+        """What a statement that can make a run claimable also evaluates, so that
+        watchers in other processes hear of it (PostgreSQL: ``pg_notify``, sent at
+        COMMIT); ``None`` for a store whose workers poll (SQLite, MySQL)."""
+        return None
+
     def _insert(self, table: sa.Table, columns: Sequence[str]) -> sa.Insert:
         """``INSERT`` of ``columns``, each bound as ``p_<column>``."""
         return sa.insert(table).values({c: bound(c, table.c[c].type) for c in columns})
@@ -461,11 +467,7 @@ class SQLStore:
         def insert() -> Body[rows.Row | None]:
             """None when inserted, else the run that holds the id ({} if it vanished)."""
             try:
-                yield self._q(
-                    "insert_run",
-                    lambda: self._insert(self.tables.runs, RUN_INSERT),
-                    prefixed(values, ""),
-                )
+                yield self._q("insert_run", self._run_insert, prefixed(values, ""))
                 return None
             except DuplicateKey:
                 pass
@@ -480,6 +482,12 @@ class SQLStore:
                 return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
             # Deleted between the two statements: try again.
         raise StoreUnavailableError(f"run {a.run_id!r} kept changing under create_run")
+
+    def _run_insert(self) -> sa.Insert:
+        """A new queued run's INSERT (it notifies watchers where the store can)."""
+        insert = self._insert(self.tables.runs, RUN_INSERT)
+        notice = self._wake_notice()
+        return insert if notice is None else insert.returning(notice.label("woke"))
 
     @operation
     async def load_run(self, run_id: str) -> Run | None:
