@@ -12,8 +12,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
+from watch_connections import kill_watchers
 
-from workflow.contract_tests import StoreContract, StoreFactory
+from workflow.contract_tests import StoreContract, StoreFactory, WatchKiller
 from workflow.contract_tests.servers import require_server
 from workflow.runtime import Capability, ExecutionStore
 from workflow.store.redis.keys import Keyspace
@@ -34,8 +35,17 @@ async def _drop(prefix: str) -> None:
 
 class TestRedisStore(StoreContract):
     capabilities = frozenset(
-        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+        {
+            Capability.SUBSCRIBE_EVENTS,
+            Capability.DURABLE,
+            Capability.MULTI_PROCESS,
+            Capability.NOTIFY_RUNNABLE,
+        }
     )
+
+    @pytest.fixture
+    def kill_watch_connections(self) -> WatchKiller:
+        return kill_watchers
 
     @pytest.fixture
     async def prefix(self) -> AsyncIterator[str]:
@@ -95,8 +105,17 @@ def _drop_cluster(url: str, prefix: str) -> None:
 
 class TestRedisClusterStore(StoreContract):
     capabilities = frozenset(
-        {Capability.SUBSCRIBE_EVENTS, Capability.DURABLE, Capability.MULTI_PROCESS}
+        {
+            Capability.SUBSCRIBE_EVENTS,
+            Capability.DURABLE,
+            Capability.MULTI_PROCESS,
+            Capability.NOTIFY_RUNNABLE,
+        }
     )
+
+    @pytest.fixture
+    def kill_watch_connections(self) -> WatchKiller:
+        return kill_watchers
 
     @pytest.fixture
     async def prefix(self, redis_cluster_url: str) -> AsyncIterator[str]:
