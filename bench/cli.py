@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Sequence
 
 from .suites import Choice, run, suites_of
-from .targets import TARGETS
+from .targets import OPT_IN, TARGETS
 
 
 def _stores(text: str) -> list[str]:
@@ -45,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--stores",
             type=_stores,
-            default=list(TARGETS),
+            default=[name for name in TARGETS if name not in OPT_IN],
             help=f"comma-separated subset of {','.join(TARGETS)} (default: all)",
         )
         size = sub.add_mutually_exclusive_group()

@@ -203,17 +203,19 @@ async def _sql_server(
 
 
 @contextlib.asynccontextmanager
-async def _postgres(name: str, prepare: bool) -> AsyncIterator[Target]:
+async def _postgres(name: str, prepare: bool, notify: bool = True) -> AsyncIterator[Target]:
     """``prepare``: server-side prepared statements, on the store's connections and
-    on the raw floor's alike (psycopg ``prepare_threshold=0`` against ``None``)."""
+    on the raw floor's alike (psycopg ``prepare_threshold=0`` against ``None``).
+    ``notify``: the store's wake-up NOTIFYs (``notify=false`` measures their cost)."""
     params = await _probe(POSTGRES_URL, "PostgreSQL", 5432)
     dbname = make_url(POSTGRES_URL).database
     conninfo = {**params, "dbname": dbname}
     prepared = ", prepared statements" if prepare else ""
+    prepared += "" if notify else ", notify=false"
     async with _sql_server(
         name,
         POSTGRES_URL,
-        functools.partial(PostgresStore.from_url, prepare=prepare),
+        functools.partial(PostgresStore.from_url, prepare=prepare, notify=notify),
         lambda schema, runs: PostgresFloor.connect(conninfo, schema, runs, prepare=prepare),
         f"{params['host']}:{params['port']}/{dbname}, schema {{}}{prepared}",
         'DROP SCHEMA IF EXISTS "{}" CASCADE',
@@ -228,6 +230,10 @@ def postgres() -> contextlib.AbstractAsyncContextManager[Target]:
 
 def postgres_prepared() -> contextlib.AbstractAsyncContextManager[Target]:
     return _postgres("postgres-prepared", prepare=True)
+
+
+def postgres_quiet() -> contextlib.AbstractAsyncContextManager[Target]:
+    return _postgres("postgres-quiet", prepare=False, notify=False)
 
 
 @contextlib.asynccontextmanager
@@ -305,6 +311,10 @@ TARGETS: dict[str, TargetOpener] = {
     "sqlite": sqlite,
     "postgres": postgres,
     "postgres-prepared": postgres_prepared,
+    "postgres-quiet": postgres_quiet,
     "mysql": mysql,
     "redis": redis,
 }
+OPT_IN = frozenset({"postgres-quiet"})
+"""Targets run only when named (``--stores postgres,postgres-quiet``): PostgreSQL
+without wake-up NOTIFYs, to measure what they cost."""

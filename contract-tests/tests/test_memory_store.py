@@ -6,12 +6,21 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from workflow.contract_tests import StoreContract, StoreFactory
+from workflow.contract_tests import StoreContract, StoreFactory, WatchKiller
 from workflow.runtime import Capability, ExecutionStore, InMemoryStore
 
 
 class TestInMemoryStore(StoreContract):
-    capabilities = frozenset({Capability.SUBSCRIBE_EVENTS, Capability.CLAIM_ON_CREATE})
+    capabilities = frozenset(
+        {Capability.SUBSCRIBE_EVENTS, Capability.NOTIFY_RUNNABLE, Capability.CLAIM_ON_CREATE}
+    )
+
+    @pytest.fixture
+    def kill_watch_connections(self) -> WatchKiller:
+        async def kill(store: ExecutionStore) -> int:
+            return 0  # its watchers are rung in process: no connection to lose
+
+        return kill
 
     @pytest.fixture
     async def store(self) -> AsyncIterator[ExecutionStore]:

@@ -51,6 +51,7 @@ class TestMySQLStore(SQLServerContract):
 # A change that adds one fails here.
 STATEMENT_BUDGET = {
     "create_run": 1,
+    "create_run_claimed": 1,
     "claim_run": 1,
     "heartbeat": 1,
     "append_events_1": 1,

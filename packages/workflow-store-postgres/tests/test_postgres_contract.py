@@ -10,14 +10,17 @@ from pathlib import Path
 import pytest
 from postgres_server import SERVER, URL, RawConnection, raw_connection, scalar
 
+from workflow.contract_tests import WatchKiller
 from workflow.contract_tests.sql import SQLServerContract, assert_golden
-from workflow.runtime import Buffered, Capability, Claimed, Pause, RunStatus, Wait
+from workflow.runtime import Buffered, Capability, Claimed, ExecutionStore, Pause, RunStatus, Wait
+from workflow.store.postgres.listener import listen_statement
 from workflow.store.postgres.store import PostgresStore
 from workflow.store.sql.statements import (
     hot_operation_sql,
     hot_operation_statements,
     recompiled,
     recording,
+    texts,
 )
 
 
@@ -33,9 +36,30 @@ class TestPostgresStore(SQLServerContract):
             Capability.DURABLE,
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
+            Capability.NOTIFY_RUNNABLE,
         }
     )
     server = SERVER
+
+    @pytest.fixture
+    def kill_watch_connections(self) -> WatchKiller:
+        return kill_listeners
+
+
+async def kill_listeners(store: ExecutionStore) -> int:
+    """pg_terminate_backend of every session that LISTENs on ``store``'s channel (the
+    channel names the test schema, so no other test run's listener is touched)."""
+    assert isinstance(store, PostgresStore)
+    async with raw_connection() as conn:
+        listen = listen_statement(store.wake_channel).as_string(conn)
+        killed = await scalar(
+            conn,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query = %s",
+            (listen,),
+        )
+    assert killed, f"no session found listening with {listen!r}"
+    return int(killed)
 
 
 # Round trips per hot operation (workflow.store.sql.statements.recording): the stores
@@ -43,6 +67,7 @@ class TestPostgresStore(SQLServerContract):
 # A change that adds one fails here; one that removes one updates the table.
 STATEMENT_BUDGET = {
     "create_run": 1,
+    "create_run_claimed": 1,
     "claim_run": 1,
     "heartbeat": 1,
     "append_events_1": 1,
@@ -66,6 +91,17 @@ async def test_hot_operations_send_the_budgeted_statements(server_schema: str) -
     finally:
         await store.close()
     assert {op: len(statements) for op, statements in seen.items()} == STATEMENT_BUDGET, seen
+
+
+async def test_notify_false_sends_no_notify_and_the_same_round_trips(server_schema: str) -> None:
+    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="quiet_", notify=False)
+    await store.create_schema()
+    try:
+        seen = await hot_operation_statements(store, record=texts)
+    finally:
+        await store.close()
+    assert {op: len(statements) for op, statements in seen.items()} == STATEMENT_BUDGET, seen
+    assert not [sql for statements in seen.values() for sql in statements if "pg_notify" in sql]
 
 
 GOLDEN = Path(__file__).parent / "golden" / "hot_operations.sql"
@@ -150,3 +186,35 @@ async def test_one_statement_settle_sees_a_delivery_that_committed_while_it_wait
         assert loaded.status is RunStatus.QUEUED
     finally:
         await store.close()
+
+
+async def _listening(store: PostgresStore, count: int) -> None:
+    """Wait (no assertion on time) until ``count`` sessions LISTEN on the store's
+    channel: a closed connection's backend leaves pg_stat_activity a moment later."""
+    async with raw_connection() as conn:
+        listen = listen_statement(store.wake_channel).as_string(conn)
+        query = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query = %s"
+        )
+        for _ in range(1200):
+            if await scalar(conn, query, (listen,)) == count:
+                return
+            await asyncio.sleep(0.05)
+    pytest.fail(f"never {count} sessions running {listen!r}")
+
+
+async def test_each_watcher_listens_on_a_connection_closed_when_it_ends(
+    server_schema: str,
+) -> None:
+    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="listen_")
+    try:
+        first, second = store.watch_runnable(), store.watch_runnable()
+        await asyncio.wait_for(anext(first), 10)
+        await asyncio.wait_for(anext(second), 10)
+        await _listening(store, 2)  # outside the pool: the pool never hands them out
+        await first.aclose()
+        await _listening(store, 1)
+    finally:
+        await store.close()
+    await _listening(store, 0)  # closing the store closed the other

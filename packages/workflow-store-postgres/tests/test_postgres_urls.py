@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from workflow.runtime import InvalidArgumentError, open_store
+from workflow.runtime import Capability, InvalidArgumentError, open_store
+from workflow.runtime.wakeups import watch
 from workflow.store.postgres import PostgresStore
+from workflow.store.postgres.listener import MAX_CHANNEL_BYTES, channel_for
 from workflow.store.postgres.store import _conninfo
 
 URL = "postgresql://app@127.0.0.1:1/app"
@@ -19,7 +21,8 @@ async def test_a_misspelt_store_option_names_the_valid_ones() -> None:
     message = str(caught.value)
     assert message.startswith(
         "unknown PostgreSQL store URL option: 'table_prefx' (did you mean 'table_prefix'?); "
-        "valid options: max_payload_bytes, pool_size, prepare, schema, table_prefix, and "
+        "valid options: max_payload_bytes, notify, pool_size, prepare, schema, table_prefix, "
+        "and "
         "libpq's connection parameters: application_name, "
     )
     assert "sslmode" in message
@@ -67,3 +70,38 @@ async def test_a_blank_table_prefix_is_the_empty_prefix() -> None:
         assert store.tables.runs.name == "runs"
     finally:
         await store.close()
+
+
+async def test_notify_false_turns_wake_up_hints_off() -> None:
+    # For PgBouncer in transaction mode, where LISTEN cannot work.
+    for store in (
+        PostgresStore.from_url(f"{URL}?notify=false"),
+        PostgresStore.from_url(URL, notify=False),
+    ):
+        try:
+            assert Capability.NOTIFY_RUNNABLE not in store.capabilities
+            assert watch(store) is None
+            with pytest.raises(InvalidArgumentError, match="notify=false"):
+                store.watch_runnable()
+        finally:
+            await store.close()
+    store = PostgresStore.from_url(URL)
+    try:
+        assert Capability.NOTIFY_RUNNABLE in store.capabilities
+    finally:
+        await store.close()
+
+
+async def test_notify_must_be_a_flag() -> None:
+    with pytest.raises(InvalidArgumentError, match="notify must be true or false, not 'maybe'"):
+        await open_store(f"{URL}?notify=maybe")
+    with pytest.raises(InvalidArgumentError, match="notify must be True or False"):
+        await open_store(URL, notify="no")
+
+
+def test_the_channel_names_schema_and_prefix_and_fits_postgres_identifiers() -> None:
+    assert channel_for(None, "workflow_") == "workflow_runnable"
+    assert channel_for("wf", "app_") == "wf.app_runnable"
+    long_a, long_b = channel_for("s" * 63, "a" * 30), channel_for("s" * 63, "b" * 30)
+    assert len(long_a) == len(long_b) == MAX_CHANNEL_BYTES
+    assert long_a != long_b

@@ -12,8 +12,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
+from watch_connections import kill_watchers
 
-from workflow.contract_tests import StoreContract, StoreFactory
+from workflow.contract_tests import StoreContract, StoreFactory, WatchKiller
 from workflow.contract_tests.servers import require_server
 from workflow.runtime import Capability, ExecutionStore
 from workflow.store.redis.keys import Keyspace
@@ -39,8 +40,13 @@ class TestRedisStore(StoreContract):
             Capability.DURABLE,
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
+            Capability.NOTIFY_RUNNABLE,
         }
     )
+
+    @pytest.fixture
+    def kill_watch_connections(self) -> WatchKiller:
+        return kill_watchers
 
     @pytest.fixture
     async def prefix(self) -> AsyncIterator[str]:
@@ -105,8 +111,13 @@ class TestRedisClusterStore(StoreContract):
             Capability.DURABLE,
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
+            Capability.NOTIFY_RUNNABLE,
         }
     )
+
+    @pytest.fixture
+    def kill_watch_connections(self) -> WatchKiller:
+        return kill_watchers
 
     @pytest.fixture
     async def prefix(self, redis_cluster_url: str) -> AsyncIterator[str]:

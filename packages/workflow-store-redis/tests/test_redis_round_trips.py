@@ -29,6 +29,7 @@ LEASE_MS = 30_000
 
 ONE_RUN = {
     "create_run": 1,
+    "create_run_claimed": 1,
     "load_run": 1,
     "claim_run": 1,
     "heartbeat": 1,
@@ -103,6 +104,12 @@ async def _drive(store: RedisStore, run_id: str, now: int) -> dict[str, int]:
         return result
 
     await count("create_run", lambda: store.create_run(run_id, "wf", None, {"a": 1}, now))
+    await count(
+        "create_run_claimed",
+        lambda: store.create_run(
+            f"{run_id}-c", "wf", None, None, now, owner="w", lease_ms=LEASE_MS
+        ),
+    )
     await count("load_run", lambda: store.load_run(run_id))
     claim = await count("claim_run", lambda: store.claim_run(run_id, "w", LEASE_MS, now))
     assert isinstance(claim, Claimed)

@@ -37,6 +37,7 @@ from .cases.runtime import RuntimeCases
 from .cases.schedules import ScheduleCases
 from .cases.signals import DeliveryCases
 from .cases.timers import TimerCases
+from .cases.wakeups import WakeupCases
 from .concurrency import ConcurrencyCases
 from .stateful import StatefulCases
 from .support import StoreFactory
@@ -57,6 +58,7 @@ class StoreContract(
     ConcurrencyCases,
     StatefulCases,
     RuntimeCases,
+    WakeupCases,
 ):
     """Every case of the execution-store contract.
 

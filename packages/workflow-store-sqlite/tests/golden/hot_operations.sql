@@ -1,6 +1,9 @@
 -- create_run: 1 round trip(s)
 INSERT INTO workflow_runs (run_id, workflow_id, workflow_version, status, input, lease_token, next_event_index, created_at, updated_at, ready_at) VALUES (:p_run_id, :p_workflow_id, :p_workflow_version, :p_status, :p_input, :p_lease_token, :p_next_event_index, :p_created_at, :p_updated_at, :p_ready_at);
 
+-- create_run_claimed: 1 round trip(s)
+INSERT INTO workflow_runs (run_id, workflow_id, workflow_version, status, input, lease_owner, lease_token, lease_expires_at, next_event_index, created_at, updated_at, ready_at) VALUES (:p_run_id, :p_workflow_id, :p_workflow_version, :p_status, :p_input, :p_lease_owner, :p_lease_token, :p_lease_expires_at, :p_next_event_index, :p_created_at, :p_updated_at, :p_ready_at);
+
 -- claim_run: 1 round trip(s)
 UPDATE workflow_runs SET updated_at=CASE WHEN (workflow_runs.status = :status_1) THEN workflow_runs.updated_at ELSE :p_now END, status=:status, lease_owner=:p_owner, lease_token=(workflow_runs.lease_token + :lease_token_1), lease_expires_at=:p_expires_at WHERE workflow_runs.run_id = :p_run_id AND (workflow_runs.status = :status_2 OR workflow_runs.status = :status_3 AND workflow_runs.lease_expires_at <= :p_now) RETURNING run_id, workflow_id, workflow_version, status, input, output, error, wait_kind, wait_step_id, wait_key, wait_meta, wake_at, lease_owner, lease_token, lease_expires_at, next_event_index, created_at, updated_at, ready_at, (SELECT json_group_array(json_array(workflow_inbox.kind, workflow_inbox."key", workflow_inbox.name, workflow_inbox.step_id, workflow_inbox.payload, workflow_inbox.meta, workflow_inbox.received_at, workflow_inbox.consumed)) AS json_group_array_1 
 FROM workflow_inbox 

@@ -78,6 +78,7 @@ from .results import (
 )
 from .retry import RetryPolicy
 from .schedules import next_fire_at
+from .wakeups import RunnableNotifier
 from .workflow_errors import (
     NonDeterminismError,
     ResultTimeoutError,
@@ -147,6 +148,7 @@ __all__ = [
     "RunFailedError",
     "RunNotFoundError",
     "RunStatus",
+    "RunnableNotifier",
     "Runtime",
     "Schedule",
     "ScheduleSpec",

@@ -52,6 +52,10 @@ class Capability(enum.StrEnum):
     """``create_run(..., owner=, lease_ms=)`` creates the run already claimed, in the
     same atomic step (a process that starts a run and has a free worker slot saves the
     claim's round trip and the wait for a poll)."""
+    NOTIFY_RUNNABLE = "notify_runnable"
+    """The store is a :class:`~workflow.runtime.wakeups.RunnableNotifier`: its
+    ``watch_runnable()`` yields when a run may have become claimable in any process
+    sharing the data (a hint: polling stays the guarantee)."""
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
 
@@ -72,6 +72,7 @@ from .results import (
 )
 from .schedules import next_fire_at
 from .validation import EncodedWait
+from .wakeups import Watchers
 
 SCHEMA_REVISION = "memory-1"
 
@@ -138,6 +139,13 @@ class _Data:
         self.runs: dict[str, _RunRow] = {}
         self.schedules: dict[str, _ScheduleRow] = {}
         self.changed: asyncio.Condition | None = None
+        self.bells: set[Callable[[], None]] = set()
+        """The ``ring`` of every watcher of any handle (wake-up hints)."""
+
+    def runnable(self) -> None:
+        """A run may have become claimable: ring every watcher."""
+        for ring in self.bells:
+            ring()
 
     def notify(self) -> None:
         if self.changed is not None:
@@ -169,10 +177,13 @@ class InMemoryStore:
         )
         self._data = _data if _data is not None else _Data()
         self._closed = False
+        self._watchers = Watchers("InMemoryStore")
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        return frozenset({Capability.SUBSCRIBE_EVENTS, Capability.CLAIM_ON_CREATE})
+        return frozenset(
+            {Capability.SUBSCRIBE_EVENTS, Capability.CLAIM_ON_CREATE, Capability.NOTIFY_RUNNABLE}
+        )
 
     def handle(self) -> InMemoryStore:
         """Another handle on the same data (what a second connection is elsewhere)."""
@@ -316,6 +327,8 @@ class InMemoryStore:
             row.last_token = 1
             row.lease = Lease(a.owner, 1, a.expires_at)
         data.runs[a.run_id] = row
+        if row.lease is None:  # created claimed: nobody else may take it
+            data.runnable()
         return Created(self._run(row), row.lease)
 
     async def load_run(self, run_id: str) -> Run | None:
@@ -495,6 +508,8 @@ class InMemoryStore:
             row.ready_at = None
             row.updated_at = now
         self._data.notify()
+        if row.status is RunStatus.QUEUED:
+            self._data.runnable()
         return self._run(row)
 
     async def read_events(
@@ -553,6 +568,7 @@ class InMemoryStore:
         stored = self._entry(run_id, entry)
         if row.status is RunStatus.PAUSED and row.wait and row.wait.wait.matches(stored):
             self._make_queued(row, now)
+            self._data.runnable()
             return Delivered(self._run(row), stored)
         return Buffered(self._run(row), stored)
 
@@ -628,6 +644,8 @@ class InMemoryStore:
             row.inbox[(InboxKind.TIMER, row.wait.step_id)] = entry
             self._make_queued(row, now)
             fired.append(self._entry(row.run_id, entry))
+        if fired:
+            self._data.runnable()
         return fired
 
     # -- schedules -----------------------------------------------------------------
@@ -770,6 +788,8 @@ class InMemoryStore:
             ticks.append(
                 ScheduleTick(row.schedule_id, fire_at, TickOutcome.FIRED, run_id, row.next_fire_at)
             )
+        if any(t.outcome is TickOutcome.FIRED for t in ticks):
+            data.runnable()
         return ticks
 
     # -- operations and health -------------------------------------------------------
@@ -777,8 +797,25 @@ class InMemoryStore:
         self._open()
         return SchemaStatus(SCHEMA_REVISION, SCHEMA_REVISION)
 
+    # -- wake-up hints ----------------------------------------------------------------
+    def watch_runnable(self) -> AsyncGenerator[None, None]:
+        """Yields when a run may have become claimable through any handle on this data
+        (in process: the rings are direct calls). See :class:`RunnableNotifier`."""
+        data = self._data
+
+        async def session(ring: Callable[[], None]) -> None:
+            data.bells.add(ring)
+            try:
+                ring()  # listening from now on
+                await asyncio.Future()  # until the watcher ends (cancelled)
+            finally:
+                data.bells.discard(ring)
+
+        return self._watchers.watch(session)
+
     async def close(self) -> None:
         self._closed = True
+        await self._watchers.close()
 
 
 def _wait(encoded: EncodedWait | None) -> Wait | None:

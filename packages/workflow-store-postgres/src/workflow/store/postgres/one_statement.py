@@ -154,6 +154,7 @@ def settle_run(
     values: dict[str, Any],
     wait: Hashable,
     matches: Callable[[dict[str, sa.BindParameter[Any]]], sa.ColumnElement[bool]] | None,
+    notice: sa.ColumnElement[Any] | None = None,
 ) -> Prepared:
     """Returns the settled run's columns (prefixed ``u_``) plus ``seq_locked`` and
     ``seq_snapshot``, or no row when the lease or ``expected`` did not hold.
@@ -162,7 +163,8 @@ def settle_run(
     is the shape of the wait (what :func:`matches` depends on) and ``matches`` builds,
     from the bound parameters of ``values``, the condition that an unconsumed inbox
     entry already satisfies the wait (at the snapshot); the run is then queued
-    instead."""
+    instead. ``notice`` (:func:`~.listener.notice`) is evaluated when the settled run
+    is ``queued`` (a yield, or a pause its inbox already satisfies)."""
     shape = (bool(log.events), bool(log.consume), tuple(values), wait)
     queued = rows.queued_values(log.now)
 
@@ -190,12 +192,12 @@ def settle_run(
             where = runs.c.run_id == woken.c.run_id
         else:
             where = runs.c.run_id == locked.c.run_id
+        returned = [runs.c[name].label(UPDATED + name) for name in rows.RUN_COLUMNS]
+        if notice is not None:
+            queued_now = runs.c.status == RunStatus.QUEUED.value
+            returned.append(sa.case((queued_now, notice)).label("woke"))
         settled = (
-            sa.update(runs)
-            .where(where)
-            .values(assignments)
-            .returning(*(runs.c[name].label(UPDATED + name) for name in rows.RUN_COLUMNS))
-            .cte("settled")
+            sa.update(runs).where(where).values(assignments).returning(*returned).cte("settled")
         )
         snapshot = runs.alias("snapshot")
         seq_snapshot = (
@@ -221,7 +223,12 @@ def settle_run(
 
 
 def wake_if_matched(
-    t: StoreTables, run_id: str, wait: EncodedWait, matched: sa.ColumnElement[bool], now: int
+    t: StoreTables,
+    run_id: str,
+    wait: EncodedWait,
+    matched: sa.ColumnElement[bool],
+    now: int,
+    notice: sa.ColumnElement[Any] | None = None,
 ) -> sa.Update:
     """Queue the run if it is still paused on ``wait`` and a matching entry exists:
     the second look a settle takes after a delivery raced it."""
@@ -236,7 +243,10 @@ def wake_if_matched(
             sa.exists().where(matched),
         )
         .values(rows.queued_values(now))
-        .returning(*(runs.c[name] for name in rows.RUN_COLUMNS))
+        .returning(
+            *(runs.c[name] for name in rows.RUN_COLUMNS),
+            *(() if notice is None else (notice.label("woke"),)),
+        )
     )
 
 
@@ -257,12 +267,18 @@ def _wakes(locked: Any, kind: InboxKind, with_step: bool) -> sa.ColumnElement[bo
     return sa.and_(paused, match)
 
 
-def deliver(t: StoreTables, d: Delivery, terminal: Sequence[str]) -> Prepared:
+def deliver(
+    t: StoreTables,
+    d: Delivery,
+    terminal: Sequence[str],
+    notice: sa.ColumnElement[Any] | None = None,
+) -> Prepared:
     """Store an inbox entry and wake the run when it waits for it.
 
     Returns no row when the run does not exist; otherwise one row with the locked run
     (``l_``), the existing entry of the same key if any (``d_``) and the run after the
-    delivery (``u_``, NULL when nothing was stored: duplicate or terminal run)."""
+    delivery (``u_``, NULL when nothing was stored: duplicate or terminal run).
+    ``notice`` is evaluated when the delivery queues the run."""
     values = d.entry_values()
     shape = (d.kind, values["step_id"] is not None, tuple(values))
 
@@ -306,11 +322,14 @@ def deliver(t: StoreTables, d: Delivery, terminal: Sequence[str]) -> Prepared:
             assignments[name] = sa.case(
                 (wakes, bound(f"q_{name}", runs.c[name].type)), else_=runs.c[name]
             )
+        returned = [runs.c[name].label(UPDATED + name) for name in rows.RUN_COLUMNS]
+        if notice is not None:
+            returned.append(sa.case((wakes, notice)).label("woke"))
         updated = (
             sa.update(runs)
             .where(runs.c.run_id == stored.c.run_id, runs.c.run_id == locked.c.run_id)
             .values(assignments)
-            .returning(*(runs.c[name].label(UPDATED + name) for name in rows.RUN_COLUMNS))
+            .returning(*returned)
             .cte("delivered")
         )
         return sa.select(
@@ -327,16 +346,18 @@ def deliver(t: StoreTables, d: Delivery, terminal: Sequence[str]) -> Prepared:
     return ("deliver", shape), build, params
 
 
-def fire_due_timers(t: StoreTables, now: int, limit: int) -> Prepared:
+def fire_due_timers(
+    t: StoreTables, now: int, limit: int, notice: sa.ColumnElement[Any] | None = None
+) -> Prepared:
     """Fire up to ``limit`` due timers: each due run is queued and gets a fresh timer
-    entry (replacing an earlier firing of the same step). Rows: the entries, in due
-    order, with their ``run_id``."""
+    entry (replacing an earlier firing of the same step), and ``notice`` is evaluated
+    for it. Rows: the entries, in due order, with their ``run_id``."""
     params = {"p_now": now, "p_limit": limit}
     params.update((f"p_q_{name}", value) for name, value in rows.queued_values(now).items())
-    return "fire_due_timers", lambda: _fire_due_timers(t), params
+    return "fire_due_timers", lambda: _fire_due_timers(t, notice), params
 
 
-def _fire_due_timers(t: StoreTables) -> sa.Select[Any]:
+def _fire_due_timers(t: StoreTables, notice: sa.ColumnElement[Any] | None) -> sa.Select[Any]:
     runs, inbox = t.runs, t.inbox
     now = bound("now", MS)
     due = (
@@ -354,7 +375,7 @@ def _fire_due_timers(t: StoreTables) -> sa.Select[Any]:
         sa.update(runs)
         .where(runs.c.run_id == due.c.run_id)
         .values({name: bound(f"q_{name}", runs.c[name].type) for name in rows.queued_values(0)})
-        .returning(runs.c.run_id)
+        .returning(runs.c.run_id, *(() if notice is None else (notice.label("woke"),)))
         .cte("woken")
     )
     # The payload codec.encode({"wake_at": n}) would produce, built in SQL.
@@ -392,7 +413,12 @@ def _fire_due_timers(t: StoreTables) -> sa.Select[Any]:
     )
 
 
-def fire_schedules(t: StoreTables, plan: Sequence[dict[str, Any]], now: int) -> Prepared:
+def fire_schedules(
+    t: StoreTables,
+    plan: Sequence[dict[str, Any]],
+    now: int,
+    notice: sa.ColumnElement[Any] | None = None,
+) -> Prepared:
     """Apply ``plan`` (one dict per due schedule read at the statement's start: ``sid``,
     the ``next_fire_at``/``updated_at`` it was read with, the new ``nfa``, ``lfa``,
     ``lri`` and whether it ``fires``) in one statement.
@@ -400,11 +426,12 @@ def fire_schedules(t: StoreTables, plan: Sequence[dict[str, Any]], now: int) -> 
     Each schedule moves on only if it still has the values it was read with (a
     compare-and-set: a concurrent firer or a re-declaration wins and this tick is not
     ours); a firing schedule's run is inserted only for the schedules that moved, with
-    the workflow and input of the row that was compared. Returns the moved ids."""
+    the workflow and input of the row that was compared (``notice`` is evaluated for
+    each run inserted). Returns the moved ids."""
     params: dict[str, Any] = {"p_now": now}
     for name in _PLAN:
         params[f"p_plan_{name}"] = [p[name] for p in plan]
-    return "fire_schedules", lambda: _fire_schedules(t), params
+    return "fire_schedules", lambda: _fire_schedules(t, notice), params
 
 
 _PLAN: dict[str, sa.types.TypeEngine[Any]] = {
@@ -420,7 +447,7 @@ _PLAN: dict[str, sa.types.TypeEngine[Any]] = {
 _PLAN_COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {"sid": ID, "lri": ID}
 
 
-def _fire_schedules(t: StoreTables) -> sa.Select[Any]:
+def _fire_schedules(t: StoreTables, notice: sa.ColumnElement[Any] | None) -> sa.Select[Any]:
     schedules, runs = t.schedules, t.runs
     now = bound("now", MS)
     v = (
@@ -467,7 +494,7 @@ def _fire_schedules(t: StoreTables) -> sa.Select[Any]:
         postgresql.insert(runs)
         .from_select(list(RUN_INSERT), new_runs)
         .on_conflict_do_nothing()
-        .returning(runs.c.run_id)
+        .returning(runs.c.run_id, *(() if notice is None else (notice.label("woke"),)))
         .cte("fired_runs")
     )
     return sa.select(moved.c.schedule_id).add_cte(inserted)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
 import psycopg
@@ -12,6 +13,7 @@ from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
 from workflow.runtime import arguments, codec
+from workflow.runtime.contract import Capability
 from workflow.runtime.errors import InvalidArgumentError
 from workflow.runtime.records import InboxEntry, Run, RunStatus
 from workflow.runtime.registry import check_flag
@@ -24,12 +26,14 @@ from workflow.runtime.results import (
     NotFound,
     ScheduleTick,
 )
+from workflow.runtime.wakeups import Watchers
 from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened, rows
 from workflow.store.sql.coltypes import ID
 from workflow.store.sql.driver import Body
 from workflow.store.sql.store import bound, unprefixed
 from workflow.store.sql.urls import check_keywords, keyword_options, parse_store_url
 
+from . import listener
 from . import one_statement as one
 from .dialect import PostgresDialect
 from .driver import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT_S, Connection, PsycopgDriver
@@ -49,6 +53,10 @@ class PostgresStore(ReturningClaims):
     ``pool``: an application's own :class:`psycopg_pool.AsyncConnectionPool` (opened,
     its connections in ``autocommit``); the store uses it and never closes it. ``url``
     is still needed: migrations run on a connection of their own.
+
+    ``notify`` (default ``True``): the statements that can make a run claimable send
+    a NOTIFY and :meth:`watch_runnable` LISTENs (:mod:`.listener`). ``False`` behind
+    PgBouncer in transaction mode, where LISTEN cannot work: workers then poll.
     """
 
     migrations: ClassVar[str] = "workflow.store.postgres:migrations"
@@ -64,8 +72,10 @@ class PostgresStore(ReturningClaims):
         pool_timeout: float = DEFAULT_POOL_TIMEOUT_S,
         prepare: bool = False,
         pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None,
+        notify: bool = True,
     ) -> None:
         parsed = sa.make_url(url) if isinstance(url, str) else url
+        self.notify = check_flag("notify", notify)
         if parsed.get_backend_name() != "postgresql":
             raise InvalidArgumentError(
                 f"PostgresStore needs a postgresql:// URL, got {parsed.drivername}://"
@@ -74,9 +84,10 @@ class PostgresStore(ReturningClaims):
             raise InvalidArgumentError(f"pool_size must be a positive integer, got {pool_size!r}")
         dialect = PostgresDialect()
         migration_url = parsed.set(drivername=dialect.sync_driver)
+        conninfo = _conninfo(migration_url)
         super().__init__(
             PsycopgDriver(
-                _conninfo(migration_url),
+                conninfo,
                 dialect,
                 size=pool_size,
                 timeout=pool_timeout,
@@ -89,11 +100,16 @@ class PostgresStore(ReturningClaims):
             table_prefix=table_prefix,
             max_payload_bytes=max_payload_bytes,
         )
+        self.wake_channel = listener.channel_for(self.schema, self.tables.prefix)
+        """The channel this store's NOTIFYs go to (``LISTEN "<it>"`` to watch by hand)."""
+        self._notice = listener.notice(self.wake_channel) if self.notify else None
+        self._listener_conninfo = listener.listener_conninfo(conninfo)
+        self._watchers = Watchers("PostgresStore")
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStore:
         """``postgresql://user:password@host:port/database?schema=…&table_prefix=…``;
-        also ``pool_size``, ``prepare=true``. Other query options are libpq's
+        also ``pool_size``, ``prepare=true``, ``notify=false``. Other query options are libpq's
         connection parameters (``sslmode``, ``application_name``…), passed on."""
         check_keywords("PostgreSQL", options, keyword_options(cls))
         parsed, from_query = parse_store_url(
@@ -102,10 +118,33 @@ class PostgresStore(ReturningClaims):
             ("postgresql", "postgres"),
             store="PostgreSQL",
             extra=("pool_size",),
-            flags=("prepare",),
+            flags=("prepare", "notify"),
             driver_options=("libpq's connection parameters", libpq_parameters()),
         )
         return cls(parsed, **{**from_query, **options})
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        if not self.notify:
+            return super().capabilities
+        return super().capabilities | {Capability.NOTIFY_RUNNABLE}
+
+    def _wake_notice(self) -> sa.ColumnElement[Any] | None:
+        return self._notice
+
+    def watch_runnable(self) -> AsyncGenerator[None, None]:
+        """Yields when a run may have become claimable (LISTEN on a connection of its
+        own; see :class:`workflow.runtime.RunnableNotifier`)."""
+        if not self.notify:
+            raise InvalidArgumentError(
+                "this PostgresStore was opened with notify=false: it sends no NOTIFY, so "
+                "there is nothing to watch (workers poll)"
+            )
+        return self._watchers.watch(listener.session(self._listener_conninfo, self.wake_channel))
+
+    async def close(self) -> None:
+        await self._watchers.close()
+        await super().close()
 
     # -- one statement per hot operation (data-modifying CTEs) -------------------------
     async def _append_events(self, log: arguments.LogWrite) -> int:
@@ -135,7 +174,7 @@ class PostgresStore(ReturningClaims):
                 return condition
 
         shape = None if wait is None else (wait.kind, wait.wake_at is not None)
-        key, build, params = one.settle_run(t, log, values, shape, matches)
+        key, build, params = one.settle_run(t, log, values, shape, matches, self._notice)
 
         def settle() -> Body[Run]:
             row = (yield self._q(key, build, params)).first()
@@ -149,7 +188,9 @@ class PostgresStore(ReturningClaims):
             ):
                 # A delivery committed while we waited for the row: look again.
                 woken = yield self._once(
-                    one.wake_if_matched(t, run_id, wait, self._matches(run_id, wait), log.now)
+                    one.wake_if_matched(
+                        t, run_id, wait, self._matches(run_id, wait), log.now, self._notice
+                    )
                 )
                 again = woken.first()
                 if again is not None:
@@ -160,7 +201,7 @@ class PostgresStore(ReturningClaims):
 
     async def _deliver(self, d: arguments.Delivery) -> DeliveryResult:
         run_id, values = d.run_id, d.entry_values()
-        key, build, params = one.deliver(self.tables, d, _TERMINAL)
+        key, build, params = one.deliver(self.tables, d, _TERMINAL, self._notice)
 
         def deliver() -> Body[DeliveryResult | None]:
             m = (yield self._q(key, build, params)).first()
@@ -189,7 +230,7 @@ class PostgresStore(ReturningClaims):
                 return result
 
     async def _fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
-        key, build, params = one.fire_due_timers(self.tables, now, limit)
+        key, build, params = one.fire_due_timers(self.tables, now, limit, self._notice)
 
         def fire() -> Body[list[InboxEntry]]:
             found = yield self._q(key, build, params)
@@ -204,7 +245,9 @@ class PostgresStore(ReturningClaims):
         moves = await self._due_schedule_moves(now, limit)
         if not moves:
             return []
-        key, build, params = one.fire_schedules(self.tables, [m.params() for m in moves], now)
+        key, build, params = one.fire_schedules(
+            self.tables, [m.params() for m in moves], now, self._notice
+        )
 
         def move() -> Body[set[str]]:
             return set((yield self._q(key, build, params)).scalars())

@@ -70,6 +70,16 @@ end
 
 local function run_of(T, h) return redis.call('HGETALL', rk(T, h)) end
 
+-- Wake-up hint: a run of the keyspace may have become claimable. At most one PUBLISH
+-- per script call, on the keyspace's channel (the bucket tag without its hash tag,
+-- then 'runnable': subscriber.channel_for).
+local woke = false
+local function wake(T)
+  if woke then return end
+  woke = true
+  redis.call('PUBLISH', string.match(T, '^(.*){b%d+}$') .. 'runnable', '')
+end
+
 -- Whether an index member's run still exists. One that does not (evicted, or deleted
 -- by hand) is dropped from the indexes, so it can never stall the many-run scripts.
 local function alive(T, h)
@@ -99,6 +109,7 @@ local function make_queued(T, h, now)
   local k = rk(T, h)
   redis.call('HSET', k, 'status', 'queued', 'ready', now, 'updated', now)
   redis.call('HDEL', k, unpack(WAIT_FIELDS))
+  wake(T)
 end
 
 -- Whether inbox entry (field, record) satisfies the wait (the rule of Wait.matches).
@@ -176,6 +187,7 @@ local function create_run(T, h, id, wf, ver, input, now, cm, wfh)
   redis.call('ZADD', gk(T, 'created'), 0, cm)
   redis.call('ZADD', gk(T, 'created:' .. wfh), 0, cm)
   sync(T, h)
+  wake(T)
 end
 
 local function delete_run(T, h)
@@ -223,6 +235,8 @@ CREATE_RUN = r"""
 -- owner ('' = leave it queued), lease expiry (with an owner: created claimed, token 1)
 local T, h = ARGV[1], ARGV[2]
 if redis.call('EXISTS', rk(T, h)) == 1 then return {'existing', run_of(T, h)} end
+-- A run created claimed is nobody else's to take: no wake-up hint for it.
+if ARGV[10] ~= '' then woke = true end
 create_run(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 if ARGV[10] ~= '' then
   redis.call('HSET', rk(T, h), 'status', 'running', 'token', 1,

@@ -25,7 +25,15 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -92,8 +100,9 @@ from workflow.runtime.results import (
 )
 from workflow.runtime.schedules import next_fire_at
 from workflow.runtime.subscriptions import poll_events
+from workflow.runtime.wakeups import Watchers
 
-from . import durability, lua
+from . import durability, lua, subscriber
 from .connections import client_options
 from .keys import DEFAULT_BUCKETS, DEFAULT_PREFIX, Keyspace, created_member, escape
 from .migrator import Client, RedisMigrator
@@ -155,6 +164,10 @@ class RedisStore:
         self._client = client
         self._cluster = isinstance(client, RedisCluster)
         self._closed = False
+        self._watchers = Watchers("RedisStore")
+        self._subscriptions = 0
+        self.wake_channel = subscriber.channel_for(prefix)
+        """The channel the scripts PUBLISH wake-up hints on (``SUBSCRIBE`` to watch)."""
 
         def script(body: str) -> AsyncScript:
             return client.register_script(lua.PRELUDE + body)
@@ -284,8 +297,31 @@ class RedisStore:
                 Capability.DURABLE,
                 Capability.MULTI_PROCESS,
                 Capability.CLAIM_ON_CREATE,
+                Capability.NOTIFY_RUNNABLE,
             }
         )
+
+    def watch_runnable(self) -> AsyncGenerator[None, None]:
+        """Yields when a run may have become claimable (a pub/sub subscriber of its
+        own; see :class:`workflow.runtime.RunnableNotifier` and :mod:`.subscriber`)."""
+        return self._watchers.watch(self._subscribe)
+
+    async def _subscribe(self, ring: Callable[[], None]) -> None:
+        """One subscription: on the server, or on the next primary of a cluster."""
+        name = subscriber.client_name(self.keys.prefix)
+        connection_class: type[Any]
+        kwargs: dict[str, Any]
+        if isinstance(self._client, RedisCluster):
+            await self._client.initialize()
+            nodes = self._client.get_primaries()
+            node = nodes[self._subscriptions % len(nodes)]
+            self._subscriptions += 1
+            connection_class, kwargs = node.connection_class, node.connection_kwargs
+        else:
+            pool = self._client.connection_pool
+            connection_class, kwargs = pool.connection_class, pool.connection_kwargs
+        listen = subscriber.session(connection_class, kwargs, self.wake_channel, name)
+        await listen(ring)
 
     # -- plumbing --------------------------------------------------------------------
     async def _io(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -1152,6 +1188,7 @@ class RedisStore:
 
     async def close(self) -> None:
         self._closed = True
+        await self._watchers.close()
         await self._client.aclose()
 
 

@@ -76,6 +76,10 @@ async def hot_operation_statements(
 
     r1 = f"r1{tag}"
     await run("create_run", store.create_run(r1, "wf", None, {"a": 1}, now))
+    await run(
+        "create_run_claimed",
+        store.create_run(f"c1{tag}", "wf", None, None, now, owner="w", lease_ms=1000),
+    )
     claim = await run("claim_run", store.claim_run(r1, "w", 1000, now))
     assert isinstance(claim, Claimed)
     await run("heartbeat", store.heartbeat(r1, claim.lease, 1000, now + 1))

@@ -352,6 +352,12 @@ class SQLStore:
             return sa.false()
         return sa.and_(inbox.c.run_id == run_id, inbox.c.consumed == sa.false(), sa.or_(*options))
 
+    def _wake_notice(self) -> sa.ColumnElement[Any] | None:
+        """What a statement that can make a run claimable also evaluates, so that
+        watchers in other processes hear of it (PostgreSQL: ``pg_notify``, sent at
+        COMMIT); ``None`` for a store whose workers poll (SQLite, MySQL)."""
+        return None
+
     def _insert(self, table: sa.Table, columns: Sequence[str]) -> sa.Insert:
         """``INSERT`` of ``columns``, each bound as ``p_<column>``."""
         return sa.insert(table).values({c: bound(c, table.c[c].type) for c in columns})
@@ -475,8 +481,7 @@ class SQLStore:
             "updated_at": a.now,
             "ready_at": a.now,
         }
-        key = "insert_run"
-        columns: tuple[str, ...] = RUN_INSERT
+        key, build = "insert_run", self._run_insert
         if a.owner is not None:
             # Created claimed: the row a claim at the same ``now`` would leave, in the
             # same INSERT (one round trip); nobody else can see it queued.
@@ -486,10 +491,8 @@ class SQLStore:
                 "lease_owner": a.owner,
                 "lease_expires_at": a.expires_at,
             }
-            key, columns = "insert_claimed_run", CLAIMED_RUN_INSERT
-
-        def build() -> sa.Insert:
-            return self._insert(self.tables.runs, columns)
+            # Not claimable, so no wake-up notice either.
+            key, build = "insert_claimed_run", self._claimed_run_insert
 
         def insert() -> Body[rows.Row | None]:
             """None when inserted, else the run that holds the id ({} if it vanished)."""
@@ -510,6 +513,16 @@ class SQLStore:
                 return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
             # Deleted between the two statements: try again.
         raise StoreUnavailableError(f"run {a.run_id!r} kept changing under create_run")
+
+    def _claimed_run_insert(self) -> sa.Insert:
+        """A run created claimed (``create_run(..., owner=, lease_ms=)``)."""
+        return self._insert(self.tables.runs, CLAIMED_RUN_INSERT)
+
+    def _run_insert(self) -> sa.Insert:
+        """A new queued run's INSERT (it notifies watchers where the store can)."""
+        insert = self._insert(self.tables.runs, RUN_INSERT)
+        notice = self._wake_notice()
+        return insert if notice is None else insert.returning(notice.label("woke"))
 
     @operation
     async def load_run(self, run_id: str) -> Run | None:
