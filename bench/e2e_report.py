@@ -188,7 +188,8 @@ def markdown(report: E2EReport) -> str:
             f"# bench e2e — {report.started:%Y-%m-%d %H:%M:%S %Z}",
             "",
             f"{s.runs} runs per round, {s.rounds} rounds (runtime and floor alternate), "
-            f"worker poll interval {s.poll_s:g} s, {SLOTS} drive slots per worker; "
+            f"worker poll interval {s.poll_s:g} s (1 s on stores whose wake-up hints wake "
+            f"the workers), {SLOTS} drive slots per worker; "
             "workers are asyncio tasks in one process, each with its own store handle. "
             + cpu_note(report),
             "",

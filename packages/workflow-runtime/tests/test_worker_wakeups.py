@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,8 @@ MINUTE = 60.0
 
 
 class CountingStore(InMemoryStore):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self.timer_firings = 0
         self.schedule_firings = 0
         self.claims = 0
@@ -82,6 +83,12 @@ async def _swept(w: Worker) -> bool:
     return w.sweeps >= 1
 
 
+async def _settled_in(w: Worker) -> bool:
+    # Listening to the store's hints, and past the poll the first hint woke (each
+    # watcher yields once when it starts listening).
+    return w.listening and w.sweeps >= 2
+
+
 async def _settled(rt: Runtime, run_id: str, status: RunStatus) -> None:
     async def reached() -> bool:
         run = await rt.store.load_run(run_id)
@@ -98,7 +105,7 @@ async def worker() -> AsyncIterator[tuple[Runtime, Worker, CountingStore]]:
     task = asyncio.create_task(w.run())
     # The first poll (at start) fires and finds nothing; from then on only wake-ups
     # bring the worker back within the minute.
-    await _until(lambda: _swept(w))
+    await _until(lambda: _settled_in(w))
     try:
         yield rt, w, store
     finally:
@@ -106,18 +113,20 @@ async def worker() -> AsyncIterator[tuple[Runtime, Worker, CountingStore]]:
         await asyncio.wait_for(task, GUARD_S)
 
 
-class ClaimsOnlyByClaiming(CountingStore):
-    """The counting store without ``CLAIM_ON_CREATE``: runs are created queued."""
+class PollingStore(CountingStore):
+    """The counting store as a store that can neither claim at create nor tell of
+    others' work: runs are created queued, and the worker polls for them."""
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        return super().capabilities - {Capability.CLAIM_ON_CREATE}
+        return super().capabilities - {Capability.CLAIM_ON_CREATE, Capability.NOTIFY_RUNNABLE}
 
 
 async def test_a_run_started_in_the_workers_process_is_created_claimed_and_driven_there(
     worker: tuple[Runtime, Worker, CountingStore],
 ) -> None:
     rt, w, store = worker
+    claims = store.claims
     for i in range(3):
         run = await rt.start("echo", i, run_id=f"r{i}")
         assert run.status is RunStatus.RUNNING
@@ -125,13 +134,14 @@ async def test_a_run_started_in_the_workers_process_is_created_claimed_and_drive
         assert run.lease.owner == rt.owner
         assert await rt.result(f"r{i}", wait=GUARD_S, poll=0.005) == i
     assert store.timer_firings == 1  # no periodic firing meanwhile
-    # The first poll's claim, then per run only the refill when its drive ended.
-    assert store.claims == 1 + 3
+    # Created claimed, and no refill when a drive ends: the store tells of new work
+    # (NOTIFY_RUNNABLE) and told of none.
+    assert store.claims == claims
     assert w.reserved == 0
 
 
 async def test_without_claim_on_create_a_started_run_is_claimed_at_once() -> None:
-    store = ClaimsOnlyByClaiming()
+    store = PollingStore()
     rt = Runtime(store, [echo])
     w = Worker(rt, poll_interval=MINUTE, jitter=0)
     task = asyncio.create_task(w.run())
@@ -229,3 +239,17 @@ async def test_a_stopped_worker_no_longer_listens_to_its_runtime() -> None:
     run = await store.load_run("after")
     assert run is not None
     assert run.status is RunStatus.QUEUED
+
+
+async def test_a_run_started_elsewhere_wakes_the_worker_through_the_stores_hint(
+    worker: tuple[Runtime, Worker, CountingStore],
+) -> None:
+    # Another process's runtime (another handle on the same data, no worker of its
+    # own): the run is created queued, and the store's hint (NOTIFY_RUNNABLE) wakes
+    # the worker long before its next poll.
+    rt, w, store = worker
+    assert w.listening
+    elsewhere = Runtime(store.handle(), [echo])
+    run = await elsewhere.start("echo", "far", run_id="far")
+    assert run.status is RunStatus.QUEUED
+    assert await rt.result("far", wait=GUARD_S, poll=0.005) == "far"

@@ -28,12 +28,14 @@ import logging
 import random
 import signal
 import time
+from collections.abc import AsyncGenerator
 
 from .driver import DriveOutcome, DriveReport, Runtime
 from .errors import WorkflowStoreError
 from .records import InboxEntry
 from .results import Claimed, ScheduleTick
 from .validation import check_limit
+from .wakeups import watch
 
 log = logging.getLogger("workflow.runtime.worker")
 
@@ -90,6 +92,26 @@ class Worker:
         self._maybe_more = True
         self._wake.set()
 
+    async def _listen(self, hints: AsyncGenerator[None, None]) -> None:
+        """Wake on the store's hints that other processes made runs claimable
+        (``Capability.NOTIFY_RUNNABLE``); once listening, a drive that ends claims only
+        when there may be more. Polling stays the guarantee: a watcher that fails only
+        takes the hints away."""
+        try:
+            async for _ in hints:
+                self._told = True
+                self.wake()
+        except Exception as exc:
+            log.warning(
+                "wake-up hints stopped (polling every %.1f s): %s",
+                self.poll_interval,
+                exc,
+                extra={"owner": self.runtime.owner},
+            )
+        finally:
+            self._told = False
+            await hints.aclose()
+
     def reserve(self) -> bool:
         """Hold a free slot for a run the runtime is about to create claimed."""
         if self._stop.is_set() or len(self._drives) + self._reserved >= self.runtime.concurrency:
@@ -99,6 +121,11 @@ class Worker:
 
     def unreserve(self) -> None:
         self._reserved -= 1
+
+    @property
+    def listening(self) -> bool:
+        """Whether the store's wake-up hints reach this worker (``NOTIFY_RUNNABLE``)."""
+        return self._told
 
     @property
     def reserved(self) -> int:
@@ -226,6 +253,8 @@ class Worker:
             },
         )
         self.runtime.attach(self)
+        hints = watch(self.runtime.store)
+        listening = None if hints is None else asyncio.create_task(self._listen(hints))
         try:
             while not self._stop.is_set():
                 try:
@@ -260,6 +289,9 @@ class Worker:
                 await asyncio.wait(self._drives)
         finally:
             self.runtime.detach(self)
+            if listening is not None:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
             # A hard stop (cancellation) or a bug: stop the drives with the loop; each
             # tries to release its lease on the way out.
             running = [task for task in self._drives if not task.done()]
