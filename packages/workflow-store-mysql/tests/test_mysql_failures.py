@@ -22,6 +22,8 @@ import pytest
 import sqlalchemy as sa
 from mysql_server import SERVER, URL
 
+from workflow.contract_tests import network
+from workflow.contract_tests.faults import FaultProxy, fault_proxy
 from workflow.contract_tests.sql import poll
 from workflow.runtime import (
     RunStatus,
@@ -357,3 +359,45 @@ async def test_deadlock_is_retried_then_reported_unavailable(
             assert _errno(result) == 1213  # ER_LOCK_DEADLOCK
     finally:
         await store.close()
+
+
+# -- the network stops answering (a black hole, a half-open connection) ---------------
+BOUND = 1.0  # operation_timeout of the stores below: the store's bound ends each call
+
+
+@pytest.fixture
+async def proxied(server_schema: str) -> AsyncIterator[tuple[MySQLStore, FaultProxy]]:
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 3306) as proxy:
+        store = MySQLStore.from_url(
+            SERVER.with_parts(host="127.0.0.1", port=proxy.port),
+            schema=server_schema,
+            operation_timeout=BOUND,
+        )
+        try:
+            yield store, proxy
+        finally:
+            await store.close()
+
+
+async def test_a_call_in_a_black_hole_fails_within_its_bound(
+    proxied: tuple[MySQLStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    await network.black_holed_call_fails_within_its_bound(store, proxy, BOUND, _run_id())
+
+
+async def test_a_connect_into_a_black_hole_fails_within_its_bound(
+    proxied: tuple[MySQLStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    await network.black_hole_on_connect_fails_within_its_bound(store, proxy, BOUND)
+
+
+def test_pymysql_gets_read_and_write_timeouts_from_the_bound() -> None:
+    store = MySQLStore.from_url(URL, operation_timeout=4)
+    arguments = store.driver._arguments  # type: ignore[attr-defined]
+    assert (arguments["read_timeout"], arguments["write_timeout"]) == (4, 4)
+    assert arguments["connect_timeout"] == 4
+    # The URL's own value wins.
+    store = MySQLStore.from_url(f"{URL}?read_timeout=30", operation_timeout=4)
+    assert store.driver._arguments["read_timeout"] == 30  # type: ignore[attr-defined]

@@ -27,6 +27,8 @@ import pytest
 import sqlalchemy as sa
 from postgres_server import SERVER, URL, RawConnection, raw_connection, scalar
 
+from workflow.contract_tests import network
+from workflow.contract_tests.faults import FaultProxy, fault_proxy
 from workflow.contract_tests.sql import poll
 from workflow.runtime import (
     RunStatus,
@@ -428,3 +430,46 @@ async def test_store_works_behind_pgbouncer_in_transaction_mode(
     finally:
         for store in stores:
             await store.close()
+
+
+# -- the network stops answering (a black hole, a half-open connection) ---------------
+BOUND = 1.0  # operation_timeout of the stores below: the store's bound ends each call
+
+
+@pytest.fixture
+async def proxied(server_schema: str) -> AsyncIterator[tuple[PostgresStore, FaultProxy]]:
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 5432) as proxy:
+        store = PostgresStore.from_url(
+            SERVER.with_parts(host="127.0.0.1", port=proxy.port),
+            schema=server_schema,
+            operation_timeout=BOUND,
+        )
+        try:
+            yield store, proxy
+        finally:
+            await store.close()
+
+
+async def test_a_call_in_a_black_hole_fails_within_its_bound(
+    proxied: tuple[PostgresStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    await network.black_holed_call_fails_within_its_bound(store, proxy, BOUND, _run_id())
+
+
+async def test_a_connect_into_a_black_hole_fails_within_its_bound(
+    proxied: tuple[PostgresStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    await network.black_hole_on_connect_fails_within_its_bound(store, proxy, BOUND)
+
+
+def test_libpq_gets_keepalives_and_tcp_user_timeout_from_the_bound() -> None:
+    store = PostgresStore.from_url(URL, operation_timeout=4)
+    query = sa.make_url(store._migration_url).query
+    assert query["tcp_user_timeout"] == "4000"
+    assert query["keepalives"] == "1"
+    assert query["connect_timeout"] == "4"
+    # The URL's own value wins.
+    store = PostgresStore.from_url(f"{URL}?tcp_user_timeout=0", operation_timeout=4)
+    assert sa.make_url(store._migration_url).query["tcp_user_timeout"] == "0"

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
 from redis.asyncio.cluster import RedisCluster
 
+from workflow.contract_tests import network
 from workflow.contract_tests.faults import FaultProxy, fault_proxy
 from workflow.contract_tests.servers import poll, require_server
 from workflow.runtime import (
@@ -171,11 +172,13 @@ async def _at_eof(conn: Any) -> bool:
 
 
 @asynccontextmanager
-async def _through_a_proxy(prefix: str) -> AsyncIterator[tuple[RedisStore, FaultProxy]]:
+async def _through_a_proxy(
+    prefix: str, **options: Any
+) -> AsyncIterator[tuple[RedisStore, FaultProxy]]:
     parts = urlsplit(URL)
     async with fault_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
         url = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
-        store = RedisStore.from_url(url, prefix=prefix)
+        store = RedisStore.from_url(url, prefix=prefix, **options)
         try:
             await store.create_schema()
             yield store, proxy
@@ -420,3 +423,30 @@ async def test_a_stored_bucket_count_that_is_not_ascii_digits_is_an_operation_er
             await store.load_run("r")
     finally:
         await store.close()
+
+
+# -- the network stops answering (a black hole, a half-open connection) ---------------
+BOUND = 1.0  # operation_timeout of the stores below: the store's bound ends each call
+
+
+async def test_a_call_in_a_black_hole_fails_within_its_bound(prefix: str) -> None:
+    async with _through_a_proxy(prefix, operation_timeout=BOUND) as (store, proxy):
+        await network.black_holed_call_fails_within_its_bound(store, proxy, BOUND, "r")
+
+
+async def test_a_connect_into_a_black_hole_fails_within_its_bound(prefix: str) -> None:
+    parts = urlsplit(URL)
+    async with fault_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        url = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+        store = RedisStore.from_url(url, prefix=prefix, operation_timeout=BOUND)
+        try:
+            await network.black_hole_on_connect_fails_within_its_bound(store, proxy, BOUND)
+        finally:
+            await store.close()
+
+
+def test_the_socket_timeout_is_the_bound() -> None:
+    store = RedisStore.from_url(f"{URL}?operation_timeout=2.5")
+    kwargs = store.client.connection_pool.connection_kwargs  # type: ignore[union-attr]
+    assert store.operation_timeout == 2.5
+    assert kwargs["socket_timeout"] == 2.5
