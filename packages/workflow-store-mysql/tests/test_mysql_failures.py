@@ -15,6 +15,7 @@ import shlex
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any, cast
 
 import pymysql  # type: ignore[import-untyped]
@@ -22,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from mysql_server import SERVER, URL
 
-from workflow.contract_tests import network
+from workflow.contract_tests import network, worker_stop
 from workflow.contract_tests.faults import FaultProxy, fault_proxy
 from workflow.contract_tests.sql import poll
 from workflow.runtime import (
@@ -401,3 +402,42 @@ def test_pymysql_gets_read_and_write_timeouts_from_the_bound() -> None:
     # The URL's own value wins.
     store = MySQLStore.from_url(f"{URL}?read_timeout=30", operation_timeout=4)
     assert store.driver._arguments["read_timeout"] == 30  # type: ignore[attr-defined]
+
+
+# -- stop means stop: a worker whose store calls hang in a black hole -----------------
+async def _hung_worker(
+    server_schema: str, tmp_path: Path, *, signals: int, grace_period: float
+) -> worker_stop.StoppedWorker:
+    run_id = _run_id()
+    direct = MySQLStore.from_url(URL, schema=server_schema)
+    try:
+        await worker_stop.start_hang(direct, run_id)
+    finally:
+        await direct.close()
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 3306) as proxy:
+        # A bound far beyond the test: only the stop can end the hung calls.
+        url = sa.make_url(SERVER.with_parts(host="127.0.0.1", port=proxy.port))
+        url = url.update_query_dict({"schema": server_schema, "operation_timeout": "600"})
+        return await worker_stop.stop_while_hung(
+            url.render_as_string(hide_password=False),
+            proxy,
+            tmp_path,
+            signals=signals,
+            grace_period=grace_period,
+            run_id=run_id,
+        )
+
+
+async def test_sigterm_stops_a_worker_hung_in_a_black_hole_after_the_grace_period(
+    server_schema: str, tmp_path: Path
+) -> None:
+    stopped = await _hung_worker(server_schema, tmp_path, signals=1, grace_period=1)
+    worker_stop.assert_stopped_after_the_grace_period(stopped, 1)
+
+
+async def test_a_second_sigterm_stops_a_hung_worker_at_once(
+    server_schema: str, tmp_path: Path
+) -> None:
+    # The grace period is longer than the test's guard: only the second signal ends it.
+    stopped = await _hung_worker(server_schema, tmp_path, signals=2, grace_period=3600)
+    worker_stop.assert_stopped_hard(stopped)

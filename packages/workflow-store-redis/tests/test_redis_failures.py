@@ -8,15 +8,16 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import redis.asyncio as aioredis
 from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
 from redis.asyncio.cluster import RedisCluster
 
-from workflow.contract_tests import network
+from workflow.contract_tests import network, worker_stop
 from workflow.contract_tests.faults import FaultProxy, fault_proxy
 from workflow.contract_tests.servers import poll, require_server
 from workflow.runtime import (
@@ -450,3 +451,36 @@ def test_the_socket_timeout_is_the_bound() -> None:
     kwargs = store.client.connection_pool.connection_kwargs  # type: ignore[union-attr]
     assert store.operation_timeout == 2.5
     assert kwargs["socket_timeout"] == 2.5
+
+
+# -- stop means stop: a worker whose store calls hang in a black hole -----------------
+async def _hung_worker(
+    prefix: str, tmp_path: Path, *, signals: int, grace_period: float
+) -> worker_stop.StoppedWorker:
+    direct = RedisStore.from_url(URL, prefix=prefix)
+    try:
+        await direct.create_schema()
+        await worker_stop.start_hang(direct, "hang-1")
+    finally:
+        await direct.close()
+    parts = urlsplit(URL)
+    async with fault_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        # A bound far beyond the test: only the stop can end the hung calls.
+        query = urlencode({"prefix": prefix, "operation_timeout": "600"})
+        url = parts._replace(netloc=f"127.0.0.1:{proxy.port}", query=query).geturl()
+        return await worker_stop.stop_while_hung(
+            url, proxy, tmp_path, signals=signals, grace_period=grace_period, run_id="hang-1"
+        )
+
+
+async def test_sigterm_stops_a_worker_hung_in_a_black_hole_after_the_grace_period(
+    prefix: str, tmp_path: Path
+) -> None:
+    stopped = await _hung_worker(prefix, tmp_path, signals=1, grace_period=1)
+    worker_stop.assert_stopped_after_the_grace_period(stopped, 1)
+
+
+async def test_a_second_sigterm_stops_a_hung_worker_at_once(prefix: str, tmp_path: Path) -> None:
+    # The grace period is longer than the test's guard: only the second signal ends it.
+    stopped = await _hung_worker(prefix, tmp_path, signals=2, grace_period=3600)
+    worker_stop.assert_stopped_hard(stopped)
