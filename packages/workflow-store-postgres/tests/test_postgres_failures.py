@@ -512,3 +512,35 @@ async def test_a_second_sigterm_stops_a_hung_worker_at_once(
     # The grace period is longer than the test's guard: only the second signal ends it.
     stopped = await _hung_worker(server_schema, tmp_path, signals=2, grace_period=3600)
     worker_stop.assert_stopped_hard(stopped)
+
+
+# -- a partitioned worker's lease runs out locally ------------------------------------
+@pytest.fixture
+async def partitioned(
+    server_schema: str,
+) -> AsyncIterator[tuple[PostgresStore, PostgresStore, FaultProxy]]:
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 5432) as proxy:
+        # The store's bound is far beyond the lease: only the lease ends the slice.
+        proxied = PostgresStore.from_url(
+            SERVER.with_parts(host="127.0.0.1", port=proxy.port),
+            schema=server_schema,
+            operation_timeout=30,
+        )
+        direct = PostgresStore.from_url(URL, schema=server_schema)
+        try:
+            yield proxied, direct, proxy
+        finally:
+            await proxied.close()
+            await direct.close()
+
+
+async def test_a_partitioned_workers_step_is_cancelled_once_its_lease_is_gone(
+    partitioned: tuple[PostgresStore, PostgresStore, FaultProxy],
+) -> None:
+    await network.partitioned_step_is_cancelled(*partitioned, _run_id())
+
+
+async def test_a_partitioned_workers_sync_step_result_is_discarded(
+    partitioned: tuple[PostgresStore, PostgresStore, FaultProxy],
+) -> None:
+    await network.late_sync_step_result_is_discarded(*partitioned, _run_id())

@@ -484,3 +484,32 @@ async def test_a_second_sigterm_stops_a_hung_worker_at_once(prefix: str, tmp_pat
     # The grace period is longer than the test's guard: only the second signal ends it.
     stopped = await _hung_worker(prefix, tmp_path, signals=2, grace_period=3600)
     worker_stop.assert_stopped_hard(stopped)
+
+
+# -- a partitioned worker's lease runs out locally ------------------------------------
+@pytest.fixture
+async def partitioned(prefix: str) -> AsyncIterator[tuple[RedisStore, RedisStore, FaultProxy]]:
+    direct = RedisStore.from_url(URL, prefix=prefix)
+    await direct.create_schema()
+    parts = urlsplit(URL)
+    async with fault_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        # The store's bound is far beyond the lease: only the lease ends the slice.
+        url = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+        proxied = RedisStore.from_url(url, prefix=prefix, operation_timeout=30)
+        try:
+            yield proxied, direct, proxy
+        finally:
+            await proxied.close()
+            await direct.close()
+
+
+async def test_a_partitioned_workers_step_is_cancelled_once_its_lease_is_gone(
+    partitioned: tuple[RedisStore, RedisStore, FaultProxy],
+) -> None:
+    await network.partitioned_step_is_cancelled(*partitioned, "r-async")
+
+
+async def test_a_partitioned_workers_sync_step_result_is_discarded(
+    partitioned: tuple[RedisStore, RedisStore, FaultProxy],
+) -> None:
+    await network.late_sync_step_result_is_discarded(*partitioned, "r-sync")

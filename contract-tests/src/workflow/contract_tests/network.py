@@ -6,14 +6,21 @@ Each takes a store whose URL points at the proxy, opened with a small
 clock of its own), and asserts what the issue of half-open connections asks for: a call
 in a black hole fails with :class:`StoreUnavailableError` naming the operation and the
 bound; the connection it used is never reused; the store works again once the network
-heals.
+heals. The runtime scenarios check the worker's local lease deadline: a partitioned
+worker's step is cancelled once its lease is gone, and nothing more is written.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from typing import Any
+
 import pytest
 
+from workflow.runtime import Context, Runtime, workflow
 from workflow.runtime.contract import ExecutionStore
+from workflow.runtime.driver import DriveOutcome, DriveReport
 from workflow.runtime.errors import StoreUnavailableError
 from workflow.runtime.results import Claimed, Created
 
@@ -66,3 +73,99 @@ async def black_hole_on_connect_fails_within_its_bound(
     assert f"operation_timeout={bound:g} s" in str(caught.value), str(caught.value)
     proxy.heal(cut=True)
     assert await store.load_run("absent") is None
+
+
+GUARD_S = 60.0
+"""Upper bound on any wait in the runtime scenarios: a hang fails the test."""
+LEASE_MS = 1_500
+"""The runtime's lease in the scenarios below (renewed every 500 ms): short, so a
+partition outlives it; the store's own bound is far longer, so only the lease ends
+the slice."""
+
+
+async def _drive(rt: Runtime, store: ExecutionStore, run_id: str) -> DriveReport:
+    """Claim ``run_id`` (only it: a run another scenario left behind on the same
+    tables is not this one's) and drive it."""
+    claimed = await store.claim_run(run_id, rt.owner, rt.lease_ms, rt.clock())
+    assert isinstance(claimed, Claimed), claimed
+    return await rt.drive(claimed)
+
+
+async def partitioned_step_is_cancelled(
+    proxied: ExecutionStore, direct: ExecutionStore, proxy: FaultProxy, run_id: str
+) -> None:
+    """A worker whose network black-holes mid-step: its heartbeat hangs, and once the
+    lease runs out locally the running (async) step is cancelled, the slice ends
+    ``lost`` and nothing more is written (the log stays empty), so no step runs on
+    beside a new owner's copy."""
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    later: list[str] = []
+
+    async def long_step() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def next_step() -> None:
+        later.append("next")
+
+    @workflow("partitioned")
+    async def partitioned(ctx: Context, _: Any) -> None:
+        await ctx.step("long", long_step)
+        await ctx.step("next", next_step)
+
+    rt = Runtime(proxied, [partitioned], lease_ms=LEASE_MS, heartbeat_ms=LEASE_MS // 3)
+    await rt.bind(direct).start("partitioned", run_id=run_id)
+    async with asyncio.timeout(GUARD_S):
+        drive_task = asyncio.create_task(_drive(rt, proxied, run_id))
+        await started.wait()
+        proxy.set_mode("black_hole")
+        await cancelled.wait()  # the lease ran out locally: the step was cancelled
+        drive = await drive_task
+    assert drive.outcome is DriveOutcome.LOST, drive
+    assert "ran out locally" in (drive.detail or ""), drive.detail
+    assert later == []
+    proxy.heal(cut=True)
+    assert await direct.read_events(run_id) == []
+
+
+async def late_sync_step_result_is_discarded(
+    proxied: ExecutionStore, direct: ExecutionStore, proxy: FaultProxy, run_id: str
+) -> None:
+    """A synchronous step (in a thread, which cannot be cancelled) still running when
+    the lease runs out locally: the slice ends ``lost`` at the deadline, the thread's
+    result, when it comes, is discarded (never written), and the next step never
+    starts."""
+    entered, gate = threading.Event(), threading.Event()
+    later: list[str] = []
+
+    def blocking_step() -> str:
+        entered.set()
+        gate.wait(GUARD_S)
+        return "late"
+
+    def next_step() -> None:
+        later.append("next")
+
+    @workflow("partitioned-sync")
+    async def partitioned_sync(ctx: Context, _: Any) -> None:
+        await ctx.step("blocking", blocking_step)
+        await ctx.step("next", next_step)
+
+    rt = Runtime(proxied, [partitioned_sync], lease_ms=LEASE_MS, heartbeat_ms=LEASE_MS // 3)
+    await rt.bind(direct).start("partitioned-sync", run_id=run_id)
+    try:
+        async with asyncio.timeout(GUARD_S):
+            drive_task = asyncio.create_task(_drive(rt, proxied, run_id))
+            await asyncio.to_thread(entered.wait, GUARD_S)
+            proxy.set_mode("black_hole")
+            drive = await drive_task  # ends at the local deadline
+    finally:
+        gate.set()  # the thread finishes now, after its slice was given up
+    assert drive.outcome is DriveOutcome.LOST, drive
+    assert later == []
+    proxy.heal(cut=True)
+    assert await direct.read_events(run_id) == []
