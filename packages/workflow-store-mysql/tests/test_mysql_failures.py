@@ -473,3 +473,10 @@ async def test_a_partitioned_workers_sync_step_result_is_discarded(
     partitioned: tuple[MySQLStore, MySQLStore, FaultProxy],
 ) -> None:
     await network.late_sync_step_result_is_discarded(*partitioned, _run_id())
+
+
+async def test_pooled_connections_cut_while_idle_are_replaced_not_failed(
+    partitioned: tuple[MySQLStore, MySQLStore, FaultProxy],
+) -> None:
+    proxied, _, proxy = partitioned
+    await network.cut_idle_connections_are_replaced(proxied, proxy)

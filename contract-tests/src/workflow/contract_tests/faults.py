@@ -87,6 +87,19 @@ class FaultProxy:
                     w.close()
                     self._writers.discard(w)
 
+    async def cut_all(self) -> None:
+        """Close every connection open now, both sides (as a failover or a NAT that
+        forgot them all), idle pooled connections too; returns once the sockets are
+        closed, so a client's next call meets closed connections, not a race."""
+        writers = list(self._writers)
+        self._writers.clear()
+        self._held.clear()
+        for w in writers:
+            w.close()
+        for w in writers:
+            with contextlib.suppress(OSError):
+                await w.wait_closed()
+
     async def start(self) -> FaultProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         return self

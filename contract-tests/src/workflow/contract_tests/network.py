@@ -75,6 +75,20 @@ async def black_hole_on_connect_fails_within_its_bound(
     assert await store.load_run("absent") is None
 
 
+async def cut_idle_connections_are_replaced(store: ExecutionStore, proxy: FaultProxy) -> None:
+    """Every pooled connection is cut while idle (a reset each: a failover, a NAT or
+    load balancer that forgot them): the next calls open new connections and succeed,
+    none fails on a dead pooled one (each such failure would count as a failed poll
+    and back the worker off)."""
+    # Several connections in the pool: concurrent calls each take one.
+    await asyncio.gather(*(store.load_run(f"absent-{i}") for i in range(4)))
+    before = proxy.connections
+    await proxy.cut_all()
+    for i in range(8):
+        assert await store.load_run(f"absent-{i}") is None
+    assert proxy.connections > before
+
+
 GUARD_S = 60.0
 """Upper bound on any wait in the runtime scenarios: a hang fails the test."""
 LEASE_MS = 1_500

@@ -34,6 +34,7 @@ from workflow.runtime.registry import unknown_options
 from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S
 from workflow.store.sql.compiled import Rows
 from workflow.store.sql.driver import Query, ThreadDriver
+from workflow.store.sql.sockets import closed_by_peer
 
 from .dialect import MySQLDialect, connection_lost, set_up
 
@@ -178,7 +179,12 @@ class PyMySQLDriver(ThreadDriver[Connection]):
 
     def stale(self, raw: Connection) -> bool:
         opened_at = self._opened_at.get(raw)
-        return opened_at is None or time.monotonic() - opened_at > self._recycle_s
+        if opened_at is None or time.monotonic() - opened_at > self._recycle_s:
+            return True
+        # Closed or reset by the peer while idle: replaced now rather than failing the
+        # operation that would use it next.
+        sock = getattr(raw, "_sock", None)
+        return sock is None or closed_by_peer(sock.fileno())
 
     def execute(self, raw: Connection, query: Query) -> Rows:
         statement = query.statement
