@@ -480,3 +480,9 @@ async def test_pooled_connections_cut_while_idle_are_replaced_not_failed(
 ) -> None:
     proxied, _, proxy = partitioned
     await network.cut_idle_connections_are_replaced(proxied, proxy)
+
+
+async def test_a_partitioned_worker_recovers_by_itself_after_a_heal(
+    partitioned: tuple[MySQLStore, MySQLStore, FaultProxy],
+) -> None:
+    await network.worker_recovers_after_a_heal(*partitioned, _run_id())

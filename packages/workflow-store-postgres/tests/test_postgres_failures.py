@@ -544,3 +544,9 @@ async def test_a_partitioned_workers_sync_step_result_is_discarded(
     partitioned: tuple[PostgresStore, PostgresStore, FaultProxy],
 ) -> None:
     await network.late_sync_step_result_is_discarded(*partitioned, _run_id())
+
+
+async def test_a_partitioned_worker_recovers_by_itself_after_a_heal(
+    partitioned: tuple[PostgresStore, PostgresStore, FaultProxy],
+) -> None:
+    await network.worker_recovers_after_a_heal(*partitioned, _run_id())

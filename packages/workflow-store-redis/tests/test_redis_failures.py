@@ -513,3 +513,9 @@ async def test_a_partitioned_workers_sync_step_result_is_discarded(
     partitioned: tuple[RedisStore, RedisStore, FaultProxy],
 ) -> None:
     await network.late_sync_step_result_is_discarded(*partitioned, "r-sync")
+
+
+async def test_a_partitioned_worker_recovers_by_itself_after_a_heal(
+    partitioned: tuple[RedisStore, RedisStore, FaultProxy],
+) -> None:
+    await network.worker_recovers_after_a_heal(*partitioned, "r-heal")

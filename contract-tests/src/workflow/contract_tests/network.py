@@ -22,7 +22,9 @@ from workflow.runtime import Context, Runtime, workflow
 from workflow.runtime.contract import ExecutionStore
 from workflow.runtime.driver import DriveOutcome, DriveReport
 from workflow.runtime.errors import StoreUnavailableError
+from workflow.runtime.records import RunStatus
 from workflow.runtime.results import Claimed, Created
+from workflow.runtime.worker import Worker
 
 from .faults import FaultProxy
 
@@ -183,3 +185,51 @@ async def late_sync_step_result_is_discarded(
     assert later == []
     proxy.heal(cut=True)
     assert await direct.read_events(run_id) == []
+
+
+async def worker_recovers_after_a_heal(
+    proxied: ExecutionStore, direct: ExecutionStore, proxy: FaultProxy, run_id: str
+) -> None:
+    """A worker whose network black-holes mid-step and heals (its stale connections
+    cut) carries on by itself: its slice was given up at the local lease deadline, the
+    lease expires, the same worker claims the run again and finishes it. The step that
+    was cut short runs again (its completion was never recorded); the other once."""
+    started, gave_up = asyncio.Event(), asyncio.Event()
+    executions: list[str] = []
+
+    async def first() -> None:
+        executions.append("first")
+        if len(executions) == 1:
+            started.set()
+            try:
+                await asyncio.Event().wait()  # the first attempt hangs until cancelled
+            except asyncio.CancelledError:
+                gave_up.set()
+                raise
+
+    async def second() -> None:
+        executions.append("second")
+
+    @workflow("healing")
+    async def healing(ctx: Context, _: Any) -> None:
+        await ctx.step("first", first)
+        await ctx.step("second", second)
+
+    rt = Runtime(proxied, [healing], lease_ms=LEASE_MS, heartbeat_ms=LEASE_MS // 3)
+    await rt.bind(direct).start("healing", run_id=run_id)
+    worker = Worker(rt, poll_interval=0.05, grace_period=0)
+    running = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(GUARD_S):
+            await started.wait()
+            proxy.set_mode("black_hole")
+            await gave_up.wait()  # the lease ran out locally
+            proxy.heal(cut=True)
+            # The worker's own progress: nothing to wait on but the store.
+            while (loaded := await direct.load_run(run_id)) is None or not loaded.status.terminal:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        worker.stop()
+        await running
+    assert loaded.status is RunStatus.FINISHED, loaded
+    assert executions == ["first", "first", "second"], executions
