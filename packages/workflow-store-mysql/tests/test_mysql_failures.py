@@ -486,3 +486,10 @@ async def test_a_partitioned_worker_recovers_by_itself_after_a_heal(
     partitioned: tuple[MySQLStore, MySQLStore, FaultProxy],
 ) -> None:
     await network.worker_recovers_after_a_heal(*partitioned, _run_id())
+
+
+async def test_lost_replies_have_the_documented_answers(
+    partitioned: tuple[MySQLStore, MySQLStore, FaultProxy],
+) -> None:
+    proxied, _, proxy = partitioned
+    await network.lost_replies_have_the_documented_answers(proxied, proxy, _run_id())

@@ -21,8 +21,8 @@ import pytest
 from workflow.runtime import Context, Runtime, workflow
 from workflow.runtime.contract import ExecutionStore
 from workflow.runtime.driver import DriveOutcome, DriveReport
-from workflow.runtime.errors import StoreUnavailableError
-from workflow.runtime.records import RunStatus
+from workflow.runtime.errors import LogConflictError, StoreUnavailableError
+from workflow.runtime.records import NewEvent, RunStatus
 from workflow.runtime.results import Claimed, Created
 from workflow.runtime.worker import Worker
 
@@ -233,3 +233,37 @@ async def worker_recovers_after_a_heal(
         await running
     assert loaded.status is RunStatus.FINISHED, loaded
     assert executions == ["first", "first", "second"], executions
+
+
+async def lost_replies_have_the_documented_answers(
+    store: ExecutionStore, proxy: FaultProxy, run_id: str
+) -> None:
+    """A reply lost after the server ran the statement (``drop_replies``): the call
+    raises ``StoreUnavailableError`` (retryable), and sending it again answers as
+    docs/semantics.md says for a write that was applied: an append again is a
+    ``LogConflictError`` whose ``current`` is just past the lost write (the runtime
+    then reads the events back and counts the write as done), a renewal again renews
+    the same lease (same token)."""
+    assert isinstance(await store.create_run(run_id, "wf", None, None, T0), Created)
+    claimed = await store.claim_run(run_id, "worker", 60_000, T0)
+    assert isinstance(claimed, Claimed)
+    event = NewEvent("step_completed", {"v": 1}, "s1")
+
+    proxy.set_mode("drop_replies")
+    with pytest.raises(StoreUnavailableError) as caught:
+        await store.append_events(run_id, claimed.lease, 0, [event], T0 + 1)
+    assert proxy.fired.is_set(), "the reply was never dropped"
+    assert caught.value.retryable
+    with pytest.raises(LogConflictError) as conflict:
+        await store.append_events(run_id, claimed.lease, 0, [event], T0 + 1)
+    assert conflict.value.current == 1  # the lost write was applied, once
+    (stored,) = await store.read_events(run_id)
+    assert (stored.type, stored.step_id, stored.data) == ("step_completed", "s1", {"v": 1})
+
+    proxy.set_mode("drop_replies")
+    with pytest.raises(StoreUnavailableError):
+        await store.heartbeat(run_id, claimed.lease, 60_000, T0 + 2)
+    assert proxy.fired.is_set()
+    renewed = await store.heartbeat(run_id, claimed.lease, 60_000, T0 + 3)
+    assert renewed.token == claimed.lease.token
+    assert renewed.expires_at == T0 + 3 + 60_000
