@@ -552,8 +552,17 @@ async def test_a_partitioned_worker_recovers_by_itself_after_a_heal(
     await network.worker_recovers_after_a_heal(*partitioned, _run_id())
 
 
-async def test_lost_replies_have_the_documented_answers(
-    partitioned: tuple[PostgresStore, PostgresStore, FaultProxy],
-) -> None:
-    proxied, _, proxy = partitioned
-    await network.lost_replies_have_the_documented_answers(proxied, proxy, _run_id())
+async def test_lost_replies_have_the_documented_answers(server_schema: str) -> None:
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 5432) as proxy:
+        # One connection: the pool never opens another in the background, whose
+        # startup reply the staged fault would drop instead of the call's.
+        store = PostgresStore.from_url(
+            SERVER.with_parts(host="127.0.0.1", port=proxy.port),
+            schema=server_schema,
+            operation_timeout=30,
+            pool_size=1,
+        )
+        try:
+            await network.lost_replies_have_the_documented_answers(store, proxy, _run_id())
+        finally:
+            await store.close()
