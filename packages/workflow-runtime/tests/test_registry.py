@@ -126,7 +126,7 @@ async def test_memory_max_payload_bytes_option_is_applied() -> None:
         (
             {"pool_size": 5},
             "^unknown memory store option: 'pool_size'; "
-            "valid options: max_payload_bytes, verify_schema$",
+            "valid options: max_payload_bytes, operation_timeout, verify_schema$",
         ),
         ({"b": 1, "a": 2}, "^unknown memory store options: 'a', 'b'; valid options: "),
         (

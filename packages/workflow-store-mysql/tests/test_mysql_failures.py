@@ -15,6 +15,7 @@ import shlex
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any, cast
 
 import pymysql  # type: ignore[import-untyped]
@@ -22,6 +23,8 @@ import pytest
 import sqlalchemy as sa
 from mysql_server import SERVER, URL
 
+from workflow.contract_tests import network, worker_stop
+from workflow.contract_tests.faults import FaultProxy, fault_proxy
 from workflow.contract_tests.sql import poll
 from workflow.runtime import (
     RunStatus,
@@ -357,3 +360,136 @@ async def test_deadlock_is_retried_then_reported_unavailable(
             assert _errno(result) == 1213  # ER_LOCK_DEADLOCK
     finally:
         await store.close()
+
+
+# -- the network stops answering (a black hole, a half-open connection) ---------------
+BOUND = 1.0  # operation_timeout of the stores below: the store's bound ends each call
+
+
+@pytest.fixture
+async def proxied(server_schema: str) -> AsyncIterator[tuple[MySQLStore, FaultProxy]]:
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 3306) as proxy:
+        store = MySQLStore.from_url(
+            SERVER.with_parts(host="127.0.0.1", port=proxy.port),
+            schema=server_schema,
+            operation_timeout=BOUND,
+        )
+        try:
+            yield store, proxy
+        finally:
+            await store.close()
+
+
+async def test_a_call_in_a_black_hole_fails_within_its_bound(
+    proxied: tuple[MySQLStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    await network.black_holed_call_fails_within_its_bound(store, proxy, BOUND, _run_id())
+
+
+async def test_a_connect_into_a_black_hole_fails_within_its_bound(
+    proxied: tuple[MySQLStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    await network.black_hole_on_connect_fails_within_its_bound(store, proxy, BOUND)
+
+
+def test_pymysql_gets_read_and_write_timeouts_from_the_bound() -> None:
+    store = MySQLStore.from_url(URL, operation_timeout=4)
+    arguments = store.driver._arguments  # type: ignore[attr-defined]
+    assert (arguments["read_timeout"], arguments["write_timeout"]) == (4, 4)
+    assert arguments["connect_timeout"] == 4
+    # The URL's own value wins.
+    store = MySQLStore.from_url(f"{URL}?read_timeout=30", operation_timeout=4)
+    assert store.driver._arguments["read_timeout"] == 30  # type: ignore[attr-defined]
+
+
+# -- stop means stop: a worker whose store calls hang in a black hole -----------------
+async def _hung_worker(
+    server_schema: str, tmp_path: Path, *, signals: int, grace_period: float
+) -> worker_stop.StoppedWorker:
+    run_id = _run_id()
+    direct = MySQLStore.from_url(URL, schema=server_schema)
+    try:
+        await worker_stop.start_hang(direct, run_id)
+    finally:
+        await direct.close()
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 3306) as proxy:
+        # A bound far beyond the test: only the stop can end the hung calls.
+        url = sa.make_url(SERVER.with_parts(host="127.0.0.1", port=proxy.port))
+        url = url.update_query_dict({"schema": server_schema, "operation_timeout": "600"})
+        return await worker_stop.stop_while_hung(
+            url.render_as_string(hide_password=False),
+            proxy,
+            tmp_path,
+            signals=signals,
+            grace_period=grace_period,
+            run_id=run_id,
+        )
+
+
+async def test_sigterm_stops_a_worker_hung_in_a_black_hole_after_the_grace_period(
+    server_schema: str, tmp_path: Path
+) -> None:
+    stopped = await _hung_worker(server_schema, tmp_path, signals=1, grace_period=1)
+    worker_stop.assert_stopped_after_the_grace_period(stopped, 1)
+
+
+async def test_a_second_sigterm_stops_a_hung_worker_at_once(
+    server_schema: str, tmp_path: Path
+) -> None:
+    # The grace period is longer than the test's guard: only the second signal ends it.
+    stopped = await _hung_worker(server_schema, tmp_path, signals=2, grace_period=3600)
+    worker_stop.assert_stopped_hard(stopped)
+
+
+# -- a partitioned worker's lease runs out locally ------------------------------------
+@pytest.fixture
+async def partitioned(
+    server_schema: str,
+) -> AsyncIterator[tuple[MySQLStore, MySQLStore, FaultProxy]]:
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 3306) as proxy:
+        # The store's bound is far beyond the lease: only the lease ends the slice.
+        proxied = MySQLStore.from_url(
+            SERVER.with_parts(host="127.0.0.1", port=proxy.port),
+            schema=server_schema,
+            operation_timeout=30,
+        )
+        direct = MySQLStore.from_url(URL, schema=server_schema)
+        try:
+            yield proxied, direct, proxy
+        finally:
+            await proxied.close()
+            await direct.close()
+
+
+async def test_a_partitioned_workers_step_is_cancelled_once_its_lease_is_gone(
+    partitioned: tuple[MySQLStore, MySQLStore, FaultProxy],
+) -> None:
+    await network.partitioned_step_is_cancelled(*partitioned, _run_id())
+
+
+async def test_a_partitioned_workers_sync_step_result_is_discarded(
+    partitioned: tuple[MySQLStore, MySQLStore, FaultProxy],
+) -> None:
+    await network.late_sync_step_result_is_discarded(*partitioned, _run_id())
+
+
+async def test_pooled_connections_cut_while_idle_are_replaced_not_failed(
+    partitioned: tuple[MySQLStore, MySQLStore, FaultProxy],
+) -> None:
+    proxied, _, proxy = partitioned
+    await network.cut_idle_connections_are_replaced(proxied, proxy)
+
+
+async def test_a_partitioned_worker_recovers_by_itself_after_a_heal(
+    partitioned: tuple[MySQLStore, MySQLStore, FaultProxy],
+) -> None:
+    await network.worker_recovers_after_a_heal(*partitioned, _run_id())
+
+
+async def test_lost_replies_have_the_documented_answers(
+    partitioned: tuple[MySQLStore, MySQLStore, FaultProxy],
+) -> None:
+    proxied, _, proxy = partitioned
+    await network.lost_replies_have_the_documented_answers(proxied, proxy, _run_id())

@@ -17,7 +17,8 @@ async def test_a_misspelt_store_option_names_the_valid_ones() -> None:
         await open_store(f"{URL}?table_prefx=app_")
     assert str(caught.value).startswith(
         "unknown MySQL store URL option: 'table_prefx' (did you mean 'table_prefix'?); "
-        "valid options: connections, max_payload_bytes, schema, table_prefix, and "
+        "valid options: connections, max_payload_bytes, operation_timeout, schema, "
+        "table_prefix, and "
         "PyMySQL's options: charset, connect_timeout, "
     )
 
@@ -27,7 +28,7 @@ async def test_an_unknown_keyword_option_is_an_invalid_argument() -> None:
         await open_store(URL, pool_size=3)
     assert str(caught.value) == (
         "unknown MySQL store option: 'pool_size'; valid options: connect, connections, "
-        "max_payload_bytes, schema, table_prefix"
+        "max_payload_bytes, operation_timeout, schema, table_prefix"
     )
 
 

@@ -27,6 +27,8 @@ import pytest
 import sqlalchemy as sa
 from postgres_server import SERVER, URL, RawConnection, raw_connection, scalar
 
+from workflow.contract_tests import network, worker_stop
+from workflow.contract_tests.faults import FaultProxy, fault_proxy
 from workflow.contract_tests.sql import poll
 from workflow.runtime import (
     RunStatus,
@@ -427,4 +429,140 @@ async def test_store_works_behind_pgbouncer_in_transaction_mode(
         pytest.fail(f"through PgBouncer: {exc!r} (cause {exc.__cause__!r})")
     finally:
         for store in stores:
+            await store.close()
+
+
+# -- the network stops answering (a black hole, a half-open connection) ---------------
+BOUND = 1.0  # operation_timeout of the stores below: the store's bound ends each call
+
+
+@pytest.fixture
+async def proxied(server_schema: str) -> AsyncIterator[tuple[PostgresStore, FaultProxy]]:
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 5432) as proxy:
+        store = PostgresStore.from_url(
+            SERVER.with_parts(host="127.0.0.1", port=proxy.port),
+            schema=server_schema,
+            operation_timeout=BOUND,
+        )
+        try:
+            yield store, proxy
+        finally:
+            await store.close()
+
+
+async def test_a_call_in_a_black_hole_fails_within_its_bound(
+    proxied: tuple[PostgresStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    await network.black_holed_call_fails_within_its_bound(store, proxy, BOUND, _run_id())
+
+
+async def test_a_connect_into_a_black_hole_fails_within_its_bound(
+    proxied: tuple[PostgresStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    await network.black_hole_on_connect_fails_within_its_bound(store, proxy, BOUND)
+
+
+def test_libpq_gets_keepalives_and_tcp_user_timeout_from_the_bound() -> None:
+    store = PostgresStore.from_url(URL, operation_timeout=4)
+    query = sa.make_url(store._migration_url).query
+    assert query["tcp_user_timeout"] == "4000"
+    assert query["keepalives"] == "1"
+    assert query["connect_timeout"] == "4"
+    # The URL's own value wins.
+    store = PostgresStore.from_url(f"{URL}?tcp_user_timeout=0", operation_timeout=4)
+    assert sa.make_url(store._migration_url).query["tcp_user_timeout"] == "0"
+
+
+# -- stop means stop: a worker whose store calls hang in a black hole -----------------
+async def _hung_worker(
+    server_schema: str, tmp_path: Path, *, signals: int, grace_period: float
+) -> worker_stop.StoppedWorker:
+    run_id = _run_id()
+    direct = PostgresStore.from_url(URL, schema=server_schema)
+    try:
+        await worker_stop.start_hang(direct, run_id)
+    finally:
+        await direct.close()
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 5432) as proxy:
+        # A bound far beyond the test: only the stop can end the hung calls.
+        url = sa.make_url(SERVER.with_parts(host="127.0.0.1", port=proxy.port))
+        url = url.update_query_dict({"schema": server_schema, "operation_timeout": "600"})
+        return await worker_stop.stop_while_hung(
+            url.render_as_string(hide_password=False),
+            proxy,
+            tmp_path,
+            signals=signals,
+            grace_period=grace_period,
+            run_id=run_id,
+        )
+
+
+async def test_sigterm_stops_a_worker_hung_in_a_black_hole_after_the_grace_period(
+    server_schema: str, tmp_path: Path
+) -> None:
+    stopped = await _hung_worker(server_schema, tmp_path, signals=1, grace_period=1)
+    worker_stop.assert_stopped_after_the_grace_period(stopped, 1)
+
+
+async def test_a_second_sigterm_stops_a_hung_worker_at_once(
+    server_schema: str, tmp_path: Path
+) -> None:
+    # The grace period is longer than the test's guard: only the second signal ends it.
+    stopped = await _hung_worker(server_schema, tmp_path, signals=2, grace_period=3600)
+    worker_stop.assert_stopped_hard(stopped)
+
+
+# -- a partitioned worker's lease runs out locally ------------------------------------
+@pytest.fixture
+async def partitioned(
+    server_schema: str,
+) -> AsyncIterator[tuple[PostgresStore, PostgresStore, FaultProxy]]:
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 5432) as proxy:
+        # The store's bound is far beyond the lease: only the lease ends the slice.
+        proxied = PostgresStore.from_url(
+            SERVER.with_parts(host="127.0.0.1", port=proxy.port),
+            schema=server_schema,
+            operation_timeout=30,
+        )
+        direct = PostgresStore.from_url(URL, schema=server_schema)
+        try:
+            yield proxied, direct, proxy
+        finally:
+            await proxied.close()
+            await direct.close()
+
+
+async def test_a_partitioned_workers_step_is_cancelled_once_its_lease_is_gone(
+    partitioned: tuple[PostgresStore, PostgresStore, FaultProxy],
+) -> None:
+    await network.partitioned_step_is_cancelled(*partitioned, _run_id())
+
+
+async def test_a_partitioned_workers_sync_step_result_is_discarded(
+    partitioned: tuple[PostgresStore, PostgresStore, FaultProxy],
+) -> None:
+    await network.late_sync_step_result_is_discarded(*partitioned, _run_id())
+
+
+async def test_a_partitioned_worker_recovers_by_itself_after_a_heal(
+    partitioned: tuple[PostgresStore, PostgresStore, FaultProxy],
+) -> None:
+    await network.worker_recovers_after_a_heal(*partitioned, _run_id())
+
+
+async def test_lost_replies_have_the_documented_answers(server_schema: str) -> None:
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 5432) as proxy:
+        # One connection: the pool never opens another in the background, whose
+        # startup reply the staged fault would drop instead of the call's.
+        store = PostgresStore.from_url(
+            SERVER.with_parts(host="127.0.0.1", port=proxy.port),
+            schema=server_schema,
+            operation_timeout=30,
+            pool_size=1,
+        )
+        try:
+            await network.lost_replies_have_the_documented_answers(store, proxy, _run_id())
+        finally:
             await store.close()

@@ -21,8 +21,8 @@ async def test_a_misspelt_store_option_names_the_valid_ones() -> None:
     message = str(caught.value)
     assert message.startswith(
         "unknown PostgreSQL store URL option: 'table_prefx' (did you mean 'table_prefix'?); "
-        "valid options: max_payload_bytes, notify, pool_size, prepare, schema, table_prefix, "
-        "and "
+        "valid options: max_payload_bytes, notify, operation_timeout, pool_size, prepare, "
+        "schema, table_prefix, and "
         "libpq's connection parameters: application_name, "
     )
     assert "sslmode" in message

@@ -8,14 +8,16 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import redis.asyncio as aioredis
 from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
 from redis.asyncio.cluster import RedisCluster
 
+from workflow.contract_tests import network, worker_stop
 from workflow.contract_tests.faults import FaultProxy, fault_proxy
 from workflow.contract_tests.servers import poll, require_server
 from workflow.runtime import (
@@ -171,11 +173,13 @@ async def _at_eof(conn: Any) -> bool:
 
 
 @asynccontextmanager
-async def _through_a_proxy(prefix: str) -> AsyncIterator[tuple[RedisStore, FaultProxy]]:
+async def _through_a_proxy(
+    prefix: str, **options: Any
+) -> AsyncIterator[tuple[RedisStore, FaultProxy]]:
     parts = urlsplit(URL)
     async with fault_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
         url = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
-        store = RedisStore.from_url(url, prefix=prefix)
+        store = RedisStore.from_url(url, prefix=prefix, **options)
         try:
             await store.create_schema()
             yield store, proxy
@@ -420,3 +424,98 @@ async def test_a_stored_bucket_count_that_is_not_ascii_digits_is_an_operation_er
             await store.load_run("r")
     finally:
         await store.close()
+
+
+# -- the network stops answering (a black hole, a half-open connection) ---------------
+BOUND = 1.0  # operation_timeout of the stores below: the store's bound ends each call
+
+
+async def test_a_call_in_a_black_hole_fails_within_its_bound(prefix: str) -> None:
+    async with _through_a_proxy(prefix, operation_timeout=BOUND) as (store, proxy):
+        await network.black_holed_call_fails_within_its_bound(store, proxy, BOUND, "r")
+
+
+async def test_a_connect_into_a_black_hole_fails_within_its_bound(prefix: str) -> None:
+    parts = urlsplit(URL)
+    async with fault_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        url = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+        store = RedisStore.from_url(url, prefix=prefix, operation_timeout=BOUND)
+        try:
+            await network.black_hole_on_connect_fails_within_its_bound(store, proxy, BOUND)
+        finally:
+            await store.close()
+
+
+def test_the_socket_timeout_is_the_bound() -> None:
+    store = RedisStore.from_url(f"{URL}?operation_timeout=2.5")
+    kwargs = store.client.connection_pool.connection_kwargs  # type: ignore[union-attr]
+    assert store.operation_timeout == 2.5
+    assert kwargs["socket_timeout"] == 2.5
+
+
+# -- stop means stop: a worker whose store calls hang in a black hole -----------------
+async def _hung_worker(
+    prefix: str, tmp_path: Path, *, signals: int, grace_period: float
+) -> worker_stop.StoppedWorker:
+    direct = RedisStore.from_url(URL, prefix=prefix)
+    try:
+        await direct.create_schema()
+        await worker_stop.start_hang(direct, "hang-1")
+    finally:
+        await direct.close()
+    parts = urlsplit(URL)
+    async with fault_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        # A bound far beyond the test: only the stop can end the hung calls.
+        query = urlencode({"prefix": prefix, "operation_timeout": "600"})
+        url = parts._replace(netloc=f"127.0.0.1:{proxy.port}", query=query).geturl()
+        return await worker_stop.stop_while_hung(
+            url, proxy, tmp_path, signals=signals, grace_period=grace_period, run_id="hang-1"
+        )
+
+
+async def test_sigterm_stops_a_worker_hung_in_a_black_hole_after_the_grace_period(
+    prefix: str, tmp_path: Path
+) -> None:
+    stopped = await _hung_worker(prefix, tmp_path, signals=1, grace_period=1)
+    worker_stop.assert_stopped_after_the_grace_period(stopped, 1)
+
+
+async def test_a_second_sigterm_stops_a_hung_worker_at_once(prefix: str, tmp_path: Path) -> None:
+    # The grace period is longer than the test's guard: only the second signal ends it.
+    stopped = await _hung_worker(prefix, tmp_path, signals=2, grace_period=3600)
+    worker_stop.assert_stopped_hard(stopped)
+
+
+# -- a partitioned worker's lease runs out locally ------------------------------------
+@pytest.fixture
+async def partitioned(prefix: str) -> AsyncIterator[tuple[RedisStore, RedisStore, FaultProxy]]:
+    direct = RedisStore.from_url(URL, prefix=prefix)
+    await direct.create_schema()
+    parts = urlsplit(URL)
+    async with fault_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        # The store's bound is far beyond the lease: only the lease ends the slice.
+        url = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+        proxied = RedisStore.from_url(url, prefix=prefix, operation_timeout=30)
+        try:
+            yield proxied, direct, proxy
+        finally:
+            await proxied.close()
+            await direct.close()
+
+
+async def test_a_partitioned_workers_step_is_cancelled_once_its_lease_is_gone(
+    partitioned: tuple[RedisStore, RedisStore, FaultProxy],
+) -> None:
+    await network.partitioned_step_is_cancelled(*partitioned, "r-async")
+
+
+async def test_a_partitioned_workers_sync_step_result_is_discarded(
+    partitioned: tuple[RedisStore, RedisStore, FaultProxy],
+) -> None:
+    await network.late_sync_step_result_is_discarded(*partitioned, "r-sync")
+
+
+async def test_a_partitioned_worker_recovers_by_itself_after_a_heal(
+    partitioned: tuple[RedisStore, RedisStore, FaultProxy],
+) -> None:
+    await network.worker_recovers_after_a_heal(*partitioned, "r-heal")

@@ -19,7 +19,8 @@ async def test_a_misspelt_option_names_the_valid_ones(cluster: str) -> None:
     message = str(caught.value)
     assert message.startswith(
         "unknown Redis store URL option: 'prefx' (did you mean 'prefix'?); valid options: "
-        "buckets, cluster, max_payload_bytes, prefix, and redis-py's connection options: "
+        "buckets, cluster, max_payload_bytes, operation_timeout, prefix, "
+        "and redis-py's connection options: "
     )
     assert "socket_timeout" in message
 
@@ -44,7 +45,7 @@ async def test_an_unknown_keyword_option_names_the_valid_ones() -> None:
         await open_store(URL, table_prefix="x_")
     assert str(caught.value) == (
         "unknown Redis store option: 'table_prefix'; valid options: buckets, cluster, "
-        "max_payload_bytes, prefix, require_durable, verify_schema"
+        "max_payload_bytes, operation_timeout, prefix, require_durable, verify_schema"
     )
 
 
@@ -52,3 +53,24 @@ async def test_an_unknown_keyword_option_names_the_valid_ones() -> None:
 async def test_flags_must_be_bools(name: str) -> None:
     with pytest.raises(InvalidArgumentError, match=f"{name} must be True or False"):
         await open_store(URL, **{name: "yes"})
+
+
+async def test_operation_timeout_from_the_url_or_a_keyword() -> None:
+    store = RedisStore.from_url(f"{URL}?operation_timeout=2.5")
+    try:
+        assert store.operation_timeout == 2.5
+    finally:
+        await store.close()
+    store = RedisStore.from_url(f"{URL}?operation_timeout=2.5", operation_timeout=4)
+    try:
+        assert store.operation_timeout == 4.0
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("query", ["operation_timeout=soon", "operation_timeout=0"])
+async def test_a_bad_operation_timeout_is_refused(query: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="operation_timeout must be"):
+        await open_store(f"{URL}?{query}")
+    with pytest.raises(InvalidArgumentError, match="operation_timeout must be"):
+        await open_store(URL, operation_timeout=False)

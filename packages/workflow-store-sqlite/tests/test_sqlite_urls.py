@@ -95,7 +95,8 @@ def test_a_misspelt_url_option_names_the_valid_ones(tmp_path: Path) -> None:
         SQLiteStore.from_url(f"sqlite:///{tmp_path / 'wf.db'}?table_prefx=app_")
     assert str(caught.value) == (
         "unknown SQLite store URL option: 'table_prefx' (did you mean 'table_prefix'?); "
-        "valid options: busy_timeout_ms, connections, max_payload_bytes, schema, table_prefix"
+        "valid options: busy_timeout_ms, connections, max_payload_bytes, operation_timeout, "
+        "schema, table_prefix"
     )
     assert not (tmp_path / "wf.db").exists()
 
@@ -143,3 +144,37 @@ async def test_connections_can_come_from_the_url(tmp_path: Path) -> None:
         assert store.driver._size == 2  # type: ignore[attr-defined]
     finally:
         await store.close()
+
+
+async def test_operation_timeout_from_the_url_or_a_keyword(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wf.db'}?operation_timeout=2.5"
+    store = SQLiteStore.from_url(url)
+    assert store.operation_timeout == 2.5
+    assert store.driver.operation_timeout == 2.5
+    assert SQLiteStore.from_url(url, operation_timeout=3).operation_timeout == 3.0
+    assert SQLiteStore(tmp_path / "wf.db").operation_timeout == 10.0  # the default
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("soon", "operation_timeout must be a number of seconds, not 'soon'"),
+        ("0", "operation_timeout must be above 0 and at most 86400 seconds, got 0.0"),
+        ("-1", "operation_timeout must be above 0"),
+        ("nan", "operation_timeout must be above 0"),
+        ("inf", "operation_timeout must be above 0"),
+    ],
+)
+async def test_a_bad_operation_timeout_is_refused_before_anything_opens(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    path = tmp_path / "wf.db"
+    with pytest.raises(InvalidArgumentError, match=message):
+        await open_store(f"sqlite:///{path}?operation_timeout={value}")
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("value", [True, "3", 0, None])
+def test_a_bad_operation_timeout_keyword_is_refused(tmp_path: Path, value: Any) -> None:
+    with pytest.raises(InvalidArgumentError, match="operation_timeout must be"):
+        SQLiteStore(tmp_path / "wf.db", operation_timeout=value)

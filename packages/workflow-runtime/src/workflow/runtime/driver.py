@@ -80,6 +80,12 @@ from .workflow_errors import (
 
 log = logging.getLogger("workflow.runtime")
 
+LEASE_SAFETY_MARGIN = 0.1
+"""Part of the lease this worker does not count on: its local deadline (monotonic
+clock) is the lease less a tenth from the moment the claim or renewal was sent, so it
+stops before another worker can take the run over, as long as the workers' wall clocks
+are within that margin of each other (3 s of the default 30 s lease)."""
+
 RELEASE_TIMEOUT_S = 2.0
 """How long a cancelled drive tries to settle (release) its run before giving up."""
 
@@ -105,6 +111,12 @@ class LocalWorker(Protocol):
 
     def adopt(self, claim: Claimed) -> None:
         """Drive ``claim`` in the slot :meth:`reserve` held."""
+
+
+def _ignore_outcome(call: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned call's outcome (asyncio would log it as never retrieved)."""
+    if not call.cancelled():
+        call.exception()
 
 
 def system_clock() -> int:
@@ -544,7 +556,14 @@ class Runtime:
 
     async def _drive_claimed(self, claim: Claimed, clock: Clock) -> DriveReport:
         run = claim.run
-        box = LeaseBox(claim.lease)
+        # The claim was sent at the latest now (its ``now`` was read before it): a
+        # deadline counted from here errs on the safe side.
+        box = LeaseBox(
+            claim.lease,
+            time.monotonic()
+            + (claim.lease.expires_at - clock()) / 1000
+            - self.lease_ms * LEASE_SAFETY_MARGIN / 1000,
+        )
         events = claim.events
         if events is None:
             events = await self.store.read_events(run.run_id)
@@ -621,6 +640,11 @@ class Runtime:
             return await self._failed_attempt(run, journal, history, exc, clock)
         return await self._settle(run, journal, history, outcome, clock)
 
+    def _local_deadline(self, sent: float) -> float:
+        """When (``time.monotonic()``) a lease claimed or renewed by a call sent at
+        ``sent`` stops being trusted here: the lease, less the safety margin."""
+        return sent + self.lease_ms * (1 - LEASE_SAFETY_MARGIN) / 1000
+
     async def _heartbeat(
         self,
         run_id: str,
@@ -631,15 +655,41 @@ class Runtime:
         task: asyncio.Task[Outcome],
     ) -> None:
         """Renew the lease every ``heartbeat_ms`` until ``stop`` is set. When the lease
-        is lost, abort the slice; if its code still runs a lease later, cancel it."""
-        while not stop.is_set():
+        is lost, or runs out locally (``box.deadline``: no renewal within the lease,
+        less its margin, whether the renewals fail or hang), abort the slice: the
+        running step is cancelled at once; if workflow code still runs a lease later,
+        its task is cancelled."""
+        lost: LeaseLostError | None = None
+        while lost is None and not stop.is_set():
+            # Never sleep past the local deadline: it is checked on waking.
+            left = box.deadline - time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.heartbeat_ms / 1000)
+                await asyncio.wait_for(stop.wait(), max(0.0, min(self.heartbeat_ms / 1000, left)))
             if stop.is_set():
                 return
-            lost: LeaseLostError | None = None
+            if box.expired():
+                lost = box.lost(run_id)
+                break
+            sent = time.monotonic()
+            # A renewal that hangs is given up at the deadline, not cancelled (a
+            # driver's cancellation may itself wait on the dead network): it ends
+            # within the store's operation_timeout, and its answer is ignored.
+            call = asyncio.ensure_future(
+                self.store.heartbeat(run_id, box.lease, self.lease_ms, clock())
+            )
+            await asyncio.wait({call}, timeout=max(0.0, box.deadline - sent))
+            if not call.done():
+                call.add_done_callback(_ignore_outcome)
+                lost = box.lost(run_id)
+                log.warning(
+                    "heartbeat of run %s got no answer before its lease ran out locally",
+                    run_id,
+                    extra={"run_id": run_id},
+                )
+                break
             try:
-                box.lease = await self.store.heartbeat(run_id, box.lease, self.lease_ms, clock())
+                renewed = call.result()
+                box.lease, box.deadline = renewed, self._local_deadline(sent)
             except LeaseLostError as exc:
                 lost = exc
             except Exception as exc:
@@ -655,15 +705,14 @@ class Runtime:
                         f"lease on run {run_id!r} expires without a successful heartbeat "
                         f"(last error: {exc}); stopping the slice",
                     )
-            if lost is not None:
-                execution.abort(lost)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.lease_ms / 1000)
-                if not stop.is_set():
-                    # Workflow code awaiting something other than the context: the
-                    # last resort is to cancel it.
-                    task.cancel()
-                return
+        if lost is not None:
+            execution.abort(lost)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.lease_ms / 1000)
+            if not stop.is_set():
+                # Workflow code awaiting something other than the context: the
+                # last resort is to cancel it.
+                task.cancel()
 
     async def _settle(
         self, run: Run, journal: Journal, history: History, outcome: Outcome, clock: Clock

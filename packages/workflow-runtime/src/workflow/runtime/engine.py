@@ -29,6 +29,8 @@ import hashlib
 import inspect
 import json
 import logging
+import math
+import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,6 +42,7 @@ from .contract import ExecutionStore
 from .definitions import Workflow
 from .errors import (
     InvalidArgumentError,
+    LeaseLostError,
     LogConflictError,
     PayloadError,
     StoreUnavailableError,
@@ -100,9 +103,32 @@ MAX_ERROR_CODE_BYTES = 64
 
 @dataclass(slots=True)
 class LeaseBox:
-    """The slice's current lease; the driver's heartbeat renews it in place."""
+    """The slice's current lease; the driver's heartbeat renews it in place.
+
+    ``deadline``: when (``time.monotonic()``) this worker stops trusting the lease: the
+    moment the claim or the last renewal was *sent*, plus the lease, minus a safety
+    margin (the driver sets it). Past it no step starts and no write is sent until a
+    renewal moves it on; a partitioned worker thus stops before another worker can
+    take the run over, whatever its store calls are doing."""
 
     lease: Lease
+    deadline: float = math.inf
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def lost(self, run_id: str) -> LeaseLostError:
+        return LeaseLostError(
+            run_id,
+            f"lease on run {run_id!r} ran out locally (no renewal reached the store "
+            "within the lease, less its safety margin): nothing more is started or "
+            "written for this slice",
+        )
+
+    def check(self, run_id: str) -> None:
+        """Raise :class:`LeaseLostError` once the local deadline has passed."""
+        if time.monotonic() >= self.deadline:
+            raise self.lost(run_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +315,7 @@ class Journal:
         delays = iter(WRITE_RETRY_DELAYS_S)
         maybe_applied = False
         while True:
+            self.lease.check(self.run_id)
             try:
                 return await self.store.append_events(
                     self.run_id, self.lease.lease, self.next_index, batch, now, consume=self.consume
@@ -328,6 +355,7 @@ class Journal:
         """End the slice: write everything left, apply ``outcome``, release the lease."""
         batch = [*self.pending, *events]
         now = self.clock()
+        self.lease.check(self.run_id)
         run = await self.store.settle_run(
             self.run_id,
             self.lease.lease,
@@ -514,6 +542,8 @@ class Execution:
             raise self._fatal
         if self._suspension is not None:
             raise _Suspend(self._suspension)
+        if self.journal.lease.expired():
+            self._fail(self.journal.lease.lost(self.run_id))
         if self._busy:
             self._fail(
                 WorkflowDefinitionError(

@@ -71,6 +71,7 @@ from .results import (
     TickOutcome,
 )
 from .schedules import next_fire_at
+from .timeouts import DEFAULT_OPERATION_TIMEOUT_S, check_operation_timeout
 from .validation import EncodedWait
 from .wakeups import Watchers
 
@@ -836,11 +837,12 @@ async def open_memory_store(url: str, **options: object) -> InMemoryStore:
     if parts.query:
         names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
         raise unknown_options("memory store URL option", names or [parts.query], ())
-    unknown = set(options) - {"max_payload_bytes", "verify_schema"}
+    valid = ("max_payload_bytes", "verify_schema", "operation_timeout")
+    unknown = set(options) - set(valid)
     if unknown:
-        raise unknown_options(
-            "memory store option", unknown, ("max_payload_bytes", "verify_schema")
-        )
+        raise unknown_options("memory store option", unknown, valid)
+    # Accepted by every store (and checked); nothing in memory waits on a network.
+    check_operation_timeout(options.pop("operation_timeout", DEFAULT_OPERATION_TIMEOUT_S))
     max_bytes = options.pop("max_payload_bytes", codec.DEFAULT_MAX_PAYLOAD_BYTES)
     # Accepted by every store; memory has no schema to verify.
     check_flag("verify_schema", options.pop("verify_schema", True))

@@ -11,10 +11,16 @@
 * Polls with jitter: after a poll that found work it polls again at once; after an idle
   one it waits ``poll_interval`` seconds spread by ``jitter`` (so many workers do not
   hit the store in lockstep), or less when woken. Store outages back off exponentially.
-* Graceful stop (SIGTERM/SIGINT, or :meth:`Worker.stop`): no new claims; running
-  slices yield at their next context operation (a step already running finishes) and
-  settle, which releases their leases. A second signal cancels the slices at once;
-  the worker still tries to release each lease on the way out.
+* Graceful stop (SIGTERM/SIGINT, or :meth:`Worker.stop`): no new claims (a poll in
+  flight is cancelled, even one stuck on a store call); running slices yield at their
+  next context operation (a step already running finishes) and settle, which releases
+  their leases. **Stop means stop**: after ``grace_period`` seconds the slices still
+  running are cancelled (each tries to release its lease), and :meth:`run` returns
+  after at most :data:`RELEASE_BUDGET_S` more, abandoning a drive stuck beyond that
+  (:attr:`Worker.cut_short` says so; its lease then expires). A second signal does the
+  same at once, without the grace period, and gives the releases
+  :data:`~workflow.runtime.driver.RELEASE_TIMEOUT_S`. Nothing a stop waits on is
+  unbounded.
 * Structured logs: every record carries ``run_id``/``schedule_id``/... as fields;
   :func:`configure_logging` renders them as ``key=value`` text or JSON lines.
 """
@@ -25,19 +31,30 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import math
 import random
 import signal
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
+from typing import Any, TypeVar
 
-from .driver import DriveOutcome, DriveReport, Runtime
-from .errors import WorkflowStoreError
+from .driver import RELEASE_TIMEOUT_S, DriveOutcome, DriveReport, Runtime
+from .errors import InvalidArgumentError, WorkflowStoreError
 from .records import InboxEntry
 from .results import Claimed, ScheduleTick
 from .validation import check_limit
 from .wakeups import watch
 
 log = logging.getLogger("workflow.runtime.worker")
+T = TypeVar("T")
+
+DEFAULT_GRACE_PERIOD_S = 30.0
+"""Seconds a graceful stop lets the running slices finish or yield before cancelling
+them."""
+RELEASE_BUDGET_S = 2 * RELEASE_TIMEOUT_S + 1.0
+"""Seconds cancelled drives get to end (a drive waits up to ``RELEASE_TIMEOUT_S`` for
+its step to stop, then as long again to release its lease); one still running then is
+abandoned: its lease expires and another worker takes the run over."""
 
 
 class Worker:
@@ -47,7 +64,8 @@ class Worker:
     Drives run as their own tasks, up to ``runtime.concurrency`` at once: a poll never
     waits for them, so a long step holds up neither timers and schedules nor the
     claim of other runs into the free slots. ``limit`` bounds the ticks, timers and
-    claims of one poll.
+    claims of one poll. ``grace_period``: seconds a graceful stop waits for the running
+    slices before cancelling them (:data:`DEFAULT_GRACE_PERIOD_S`).
     """
 
     def __init__(
@@ -58,8 +76,18 @@ class Worker:
         jitter: float = 0.2,
         limit: int = 100,
         max_backoff: float = 30.0,
+        grace_period: float = DEFAULT_GRACE_PERIOD_S,
     ) -> None:
+        if (
+            isinstance(grace_period, bool)
+            or not isinstance(grace_period, int | float)
+            or not (math.isfinite(grace_period) and grace_period >= 0)
+        ):
+            raise InvalidArgumentError(
+                f"grace_period must be a number of seconds >= 0, got {grace_period!r}"
+            )
         self.runtime = runtime
+        self.grace_period = float(grace_period)
         self.poll_interval = poll_interval
         self.jitter = jitter
         self.limit = check_limit(limit)
@@ -83,6 +111,15 @@ class Worker:
         """Whether the store tells this worker when other processes make runs
         claimable (then a drive that ends claims only if there may be more)."""
         self.sweeps = 0
+        self.cut_short = False
+        """Whether the last stop cancelled slices (the grace period ran out, or a second
+        signal): a step in a thread may still be running, and a drive that did not end
+        within :data:`RELEASE_BUDGET_S` was abandoned. ``workflow worker`` then exits
+        without waiting for them."""
+        self._hard = asyncio.Event()
+        self._stray: set[asyncio.Future[Any]] = set()
+        """Polls cancelled by a stop, still ending (a driver's own cancellation may take
+        a while): waited for with the drives, within the same bound."""
 
     def wake(self) -> None:
         """Poll now rather than at the end of the idle wait (work may have appeared).
@@ -177,6 +214,12 @@ class Worker:
         self._stop.set()
         self._wake.set()
 
+    def stop_now(self) -> None:
+        """Hard stop: as :meth:`stop`, and cancel the running slices at once (no grace
+        period); :meth:`run` returns within :data:`RELEASE_BUDGET_S`."""
+        self.stop()
+        self._hard.set()
+
     def _delay(self, base: float) -> float:
         return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
 
@@ -258,7 +301,9 @@ class Worker:
         try:
             while not self._stop.is_set():
                 try:
-                    again = await self._poll()
+                    again = await self._until_stopped(self._poll())
+                except _Stopped:
+                    break
                 except Exception as exc:
                     # A worker outlives store outages and its own bugs alike: log, back
                     # off. Drives already running hold their leases and go on.
@@ -284,29 +329,93 @@ class Worker:
                     continue
                 await self._idle(self._delay(self.poll_interval))
             # Graceful stop: the slices yield at their next context operation (a
-            # running step finishes) and settle, which releases their leases.
-            if self._drives:
-                await asyncio.wait(self._drives)
+            # running step finishes) and settle, which releases their leases; those
+            # still running after the grace period (or a hard stop) are cancelled.
+            await self._grace()
         finally:
             self.runtime.detach(self)
             if listening is not None:
                 listening.cancel()
                 await asyncio.gather(listening, return_exceptions=True)
-            # A hard stop (cancellation) or a bug: stop the drives with the loop; each
-            # tries to release its lease on the way out.
-            running = [task for task in self._drives if not task.done()]
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
-            self._drives.clear()
+            # The grace period ran out, a hard stop, a cancellation or a bug: stop the
+            # drives with the loop; each tries to release its lease on the way out,
+            # within a bounded time.
+            await self._cancel_drives()
         log.info("worker stopped", extra={"owner": self.runtime.owner})
 
-    async def run_until_signalled(self) -> None:
-        """:meth:`run`, stopping gracefully on the first SIGTERM/SIGINT and hard on
-        the second (the slices are cancelled; their leases are released if possible)."""
+    async def _grace(self) -> None:
+        """Wait for the running drives, at most ``grace_period`` seconds, or until a
+        hard stop."""
         loop = asyncio.get_running_loop()
-        main = asyncio.current_task()
+        deadline = loop.time() + self.grace_period
+        hard = asyncio.ensure_future(self._hard.wait())
+        try:
+            while not self._hard.is_set():
+                pending = {task for task in self._drives if not task.done()}
+                left = deadline - loop.time()
+                if not pending or left <= 0:
+                    return
+                await asyncio.wait(
+                    {hard, *pending}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+        finally:
+            hard.cancel()
+
+    async def _until_stopped(self, call: Awaitable[T]) -> T:
+        """``call``, cancelled if the worker is stopped meanwhile (a poll stuck on a
+        store call must not hold up a stop: the claims it may have made expire)."""
+        task = asyncio.ensure_future(call)
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()  # the worker itself is cancelled: the poll with it
+            raise
+        finally:
+            stopped.cancel()
+        if not task.done():
+            task.cancel()
+            self._stray.add(task)
+            raise _Stopped
+        return task.result()
+
+    async def _cancel_drives(self) -> None:
+        running = [task for task in self._drives if not task.done()]
+        stray = [task for task in self._stray if not task.done()]
+        self._drives.clear()
+        self._stray.clear()
+        # A hard stop gives releases one store round trip's worth of time, not two.
+        budget = RELEASE_TIMEOUT_S if self._hard.is_set() else RELEASE_BUDGET_S
+        if not running:
+            if stray:
+                await asyncio.wait(stray, timeout=budget)
+            return
+        self.cut_short = True
+        log.warning(
+            "cancelling %d running slices (%s); each releases its lease if the store lets it",
+            len(running),
+            "hard stop" if self._hard.is_set() else f"grace period of {self.grace_period:g} s over",
+            extra={"owner": self.runtime.owner},
+        )
+        for task in running:
+            task.cancel()
+        _, stuck = await asyncio.wait([*running, *stray], timeout=budget)
+        stuck -= set(stray)
+        if stuck:
+            log.warning(
+                "abandoning %d drives that did not end within %.0f s of their cancellation "
+                "(their leases expire)",
+                len(stuck),
+                budget,
+                extra={"owner": self.runtime.owner},
+            )
+
+    async def run_until_signalled(self) -> None:
+        """:meth:`run`, stopping gracefully on the first SIGTERM/SIGINT (slices still
+        running after ``grace_period`` are cancelled) and hard on the second (the
+        slices are cancelled at once; their leases are released if the store answers
+        within :data:`RELEASE_BUDGET_S`)."""
+        loop = asyncio.get_running_loop()
         signals = (signal.SIGTERM, signal.SIGINT)
         seen: list[int] = []
 
@@ -315,23 +424,22 @@ class Worker:
             if len(seen) == 1:
                 log.info("received %s", signal.Signals(signum).name)
                 self.stop()
-            elif main is not None:
+            else:
                 log.warning(
                     "received %s again: cancelling running slices", signal.Signals(signum).name
                 )
-                main.cancel()
+                self.stop_now()
 
         for signum in signals:
             loop.add_signal_handler(signum, on_signal, signum)
         try:
             await self.run()
-        except asyncio.CancelledError:
-            if len(seen) < 2 or main is None:
-                raise
-            # Our own hard stop: the slices were cancelled (and released where the
-            # store let them); end like a normal stop, not with a traceback.
-            main.uncancel()
-            log.warning("worker stopped hard", extra={"owner": self.runtime.owner})
+            if len(seen) >= 2:
+                log.warning("worker stopped hard", extra={"owner": self.runtime.owner})
         finally:
             for signum in signals:
                 loop.remove_signal_handler(signum)
+
+
+class _Stopped(Exception):
+    """The worker was stopped while a poll was in flight (the poll was cancelled)."""

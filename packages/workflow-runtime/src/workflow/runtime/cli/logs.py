@@ -1,4 +1,10 @@
-"""The worker's log lines: ``workflow.*`` records to stderr, as text or JSON lines.
+"""The worker's log lines: every record to stderr, as text or JSON lines.
+
+Every logger goes through the one handler, not only ``workflow.*``: a library's
+record (psycopg's "query cancellation failed", redis-py's) and a Python warning would
+otherwise be printed raw by Python's last-resort handler, and a JSON log would carry
+lines that are not JSON. ``workflow.*`` records at the chosen level, other loggers'
+from ``WARNING`` (or the chosen level, if higher), warnings as ``py.warnings`` records.
 
 JSON comes from python-json-logger (maintained, handles exceptions, extra fields and
 values JSON cannot hold); the text form is ours: a timestamp, the level, the message,
@@ -56,10 +62,18 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def configure_logging(level: str = "info", fmt: str = "text") -> None:
-    """Log ``workflow.*`` records to stderr as text or JSON lines."""
+    """Log every record to stderr as text or JSON lines (see the module docs)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(json_formatter() if fmt == "json" else TextFormatter())
-    root = logging.getLogger("workflow")
+    chosen = logging.getLevelName(level.upper())
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    root.setLevel(max(chosen, logging.WARNING))
+    ours = logging.getLogger("workflow")
+    ours.handlers[:] = []
+    ours.setLevel(chosen)
+    ours.propagate = True
+    # Off, then on: a no-op if an earlier call left it on, even after something else
+    # (a test harness) put its own ``warnings.showwarning`` back in the meantime.
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)

@@ -7,6 +7,7 @@ of them. The current directory is importable, as with other Python app servers.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import os
@@ -18,9 +19,9 @@ import click
 
 from ..contract import ExecutionStore
 from ..definitions import Workflow
-from ..driver import Runtime
+from ..driver import RELEASE_TIMEOUT_S, Runtime
 from ..registry import open_store, redact_url
-from ..worker import Worker
+from ..worker import DEFAULT_GRACE_PERIOD_S, RELEASE_BUDGET_S, Worker
 from .common import CommandError, run_async, url_option
 from .logs import configure_logging
 
@@ -80,6 +81,14 @@ def load_runtime(target: str) -> Runtime:
 @click.option("--slice-ms", type=click.IntRange(1), help="A slice yields after this long (ms).")
 @click.option("--owner", help="Lease owner id (default: host:pid:random, unique per process).")
 @click.option(
+    "--grace-period",
+    default=DEFAULT_GRACE_PERIOD_S,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds after SIGTERM/SIGINT for running slices to finish or yield; then they "
+    "are cancelled. A second signal cancels them at once.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -97,6 +106,7 @@ def worker(
     lease_ms: int | None,
     slice_ms: int | None,
     owner: str | None,
+    grace_period: float,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -116,6 +126,7 @@ def worker(
 
     async def go() -> None:
         store: ExecutionStore = await open_store(url)
+        worker: Worker | None = None
         try:
             replaced = template._store
             if replaced is not None and replaced is not store:
@@ -127,8 +138,26 @@ def worker(
                     log.warning("closing the module's own store failed: %s", exc)
             runtime = template.bind(store, **options)
             log.info("store %s", redact_url(url), extra={"owner": runtime.owner})
-            await Worker(runtime, poll_interval=poll, jitter=jitter).run_until_signalled()
+            worker = Worker(runtime, poll_interval=poll, jitter=jitter, grace_period=grace_period)
+            await worker.run_until_signalled()
         finally:
-            await store.close()
+            # Bounded like everything a stop waits on: a store on a dead network must
+            # not keep a stopped worker alive.
+            cut = worker is not None and worker.cut_short
+            try:
+                await asyncio.wait_for(
+                    store.close(), RELEASE_TIMEOUT_S if cut else RELEASE_BUDGET_S
+                )
+            except Exception as exc:
+                log.warning("closing the store failed: %r", exc)
+        if worker is not None and worker.cut_short:
+            # Slices were cancelled: a step running in a thread (or a driver thread
+            # blocked on a dead connection) cannot be cancelled, and the interpreter
+            # would wait for it at exit. What could be released was: exit now.
+            log.info("exiting without waiting for cancelled steps' threads")
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
     run_async(go)

@@ -17,6 +17,8 @@ set up for the store (:data:`~.dialect.SESSION_SETUP`).
 from __future__ import annotations
 
 import contextlib
+import math
+import socket
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -29,8 +31,10 @@ from sqlalchemy.dialects import mysql
 
 from workflow.runtime.errors import InvalidArgumentError
 from workflow.runtime.registry import unknown_options
+from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S
 from workflow.store.sql.compiled import Rows
 from workflow.store.sql.driver import Query, ThreadDriver
+from workflow.store.sql.sockets import closed_by_peer
 
 from .dialect import MySQLDialect, connection_lost, set_up
 
@@ -45,7 +49,8 @@ DEFAULT_CONNECTIONS = 10
 """Connections a store opens at most (per process): the runtime's default 8 drives
 plus its polling."""
 CONNECT_TIMEOUT_S = 10
-"""How long opening a connection may take before the operation is unavailable."""
+"""How long opening a connection may take before the operation is unavailable (at most
+the store's ``operation_timeout``)."""
 RECYCLE_S = 1800.0
 """Connections are replaced after this long, well before servers drop idle ones
 (``wait_timeout``: 8 h by default, often less behind proxies and managed services)."""
@@ -85,15 +90,20 @@ _STRING_TYPES = frozenset(
 )
 
 
-def connect_arguments(url: sa.URL) -> dict[str, Any]:
+def connect_arguments(
+    url: sa.URL, operation_timeout: float = DEFAULT_OPERATION_TIMEOUT_S
+) -> dict[str, Any]:
     """The ``pymysql.connect`` arguments for ``url`` (its host, port, user, password,
-    database and :data:`DRIVER_OPTIONS`), with the store's own settings."""
+    database and :data:`DRIVER_OPTIONS`), with the store's own settings: unless the URL
+    says otherwise, a socket read or write waits at most ``operation_timeout`` (PyMySQL
+    then drops the connection: "Lost connection"), a connect no longer than that or
+    :data:`CONNECT_TIMEOUT_S`."""
     unknown = set(url.query) - DRIVER_OPTIONS
     if unknown:
         raise unknown_options(
             "MySQL store URL option",
             unknown,
-            ("schema", "table_prefix", "max_payload_bytes", "connections"),
+            ("schema", "table_prefix", "max_payload_bytes", "operation_timeout", "connections"),
             driver=("PyMySQL's options", DRIVER_OPTIONS),
         )
     try:
@@ -102,7 +112,9 @@ def connect_arguments(url: sa.URL) -> dict[str, Any]:
         _, options = mysql.pymysql.dialect().create_connect_args(url)
     except ValueError as exc:
         raise InvalidArgumentError(f"bad MySQL store URL option: {exc}") from None
-    options.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    options.setdefault("connect_timeout", min(CONNECT_TIMEOUT_S, math.ceil(operation_timeout)))
+    options.setdefault("read_timeout", operation_timeout)
+    options.setdefault("write_timeout", operation_timeout)
     options.update(
         charset="utf8mb4",
         autocommit=True,
@@ -129,9 +141,10 @@ class PyMySQLDriver(ThreadDriver[Connection]):
         *,
         connect: Callable[[], Connection] | None = None,
         recycle_s: float = RECYCLE_S,
+        operation_timeout: float = DEFAULT_OPERATION_TIMEOUT_S,
     ) -> None:
         super().__init__(dialect.is_duplicate, size)
-        self._arguments = connect_arguments(url)
+        self._arguments = connect_arguments(url, operation_timeout)
         self._connect = connect
         self._recycle_s = recycle_s
         self._opened_at: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
@@ -166,7 +179,12 @@ class PyMySQLDriver(ThreadDriver[Connection]):
 
     def stale(self, raw: Connection) -> bool:
         opened_at = self._opened_at.get(raw)
-        return opened_at is None or time.monotonic() - opened_at > self._recycle_s
+        if opened_at is None or time.monotonic() - opened_at > self._recycle_s:
+            return True
+        # Closed or reset by the peer while idle: replaced now rather than failing the
+        # operation that would use it next.
+        sock = getattr(raw, "_sock", None)
+        return sock is None or closed_by_peer(sock.fileno())
 
     def execute(self, raw: Connection, query: Query) -> Rows:
         statement = query.statement
@@ -192,6 +210,15 @@ class PyMySQLDriver(ThreadDriver[Connection]):
                         raw.rollback()
                 raise
             return found
+
+    def abort(self, raw: Connection) -> None:
+        # Shut the socket down under the connection's thread: its blocked read returns
+        # at once and PyMySQL raises "Lost connection" there, instead of waiting out
+        # read_timeout.
+        sock = getattr(raw, "_sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def keep_after(self, exc: BaseException) -> bool:
         return not connection_lost(exc)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from workflow.runtime import codec, validation
 from workflow.runtime.errors import InvalidArgumentError
 from workflow.runtime.registry import check_flag, redact_url
+from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S, check_operation_timeout
 from workflow.store.sql import DEFAULT_TABLE_PREFIX, opened
 from workflow.store.sql.urls import check_keywords, keyword_options, parse_store_url
 
@@ -46,6 +47,7 @@ class MySQLStore(OneTripBatches):
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
         connections: int = DEFAULT_CONNECTIONS,
         connect: Callable[[], Connection] | None = None,
+        operation_timeout: float = DEFAULT_OPERATION_TIMEOUT_S,
     ) -> None:
         try:
             parsed = sa.make_url(url) if isinstance(url, str) else url
@@ -56,6 +58,7 @@ class MySQLStore(OneTripBatches):
                 f"MySQLStore needs a mysql:// or mariadb:// URL, got {parsed.drivername}://"
             )
         connections = validation.check_int(connections, "connections", 1, 1024)
+        operation_timeout = check_operation_timeout(operation_timeout)
         if connect is not None and not callable(connect):
             raise InvalidArgumentError(f"connect must be callable, got {connect!r}")
         dialect = MySQLDialect()
@@ -65,12 +68,19 @@ class MySQLStore(OneTripBatches):
             {"charset": "utf8mb4"}
         )
         super().__init__(
-            PyMySQLDriver(migration_url, dialect, connections, connect=connect),
+            PyMySQLDriver(
+                migration_url,
+                dialect,
+                connections,
+                connect=connect,
+                operation_timeout=operation_timeout,
+            ),
             dialect,
             migration_url,
             schema=schema,
             table_prefix=table_prefix,
             max_payload_bytes=max_payload_bytes,
+            operation_timeout=operation_timeout,
         )
 
     @classmethod

@@ -11,7 +11,11 @@ to different server connections, where a statement prepared on one is unknown.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
+import os
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +24,7 @@ import psycopg_pool
 from psycopg.rows import TupleRow
 
 from workflow.store.sql.compiled import Rows
-from workflow.store.sql.driver import AsyncDriver, Query
+from workflow.store.sql.driver import AsyncDriver, OperationTimedOut, Query
 
 from .dialect import PostgresDialect
 
@@ -30,6 +34,23 @@ DEFAULT_POOL_SIZE = 10
 """Connections a store opens at most (per process)."""
 DEFAULT_POOL_TIMEOUT_S = 30.0
 """How long an operation waits for a free connection before it is unavailable."""
+
+
+def network_parameters(operation_timeout: float) -> dict[str, str]:
+    """libpq's parameters that let the kernel find a dead peer within about
+    ``operation_timeout`` (a URL's own values win): a connect that gets no answer,
+    unacknowledged bytes (``tcp_user_timeout``), and an idle connection whose peer
+    went away (keepalives). They bound what the driver waits for on its own; the
+    store's deadline bounds the rest (a server that acknowledges but never replies)."""
+    seconds = max(1, math.ceil(operation_timeout))
+    return {
+        "connect_timeout": str(max(2, seconds)),  # libpq's minimum is 2
+        "tcp_user_timeout": str(max(1, round(operation_timeout * 1000))),
+        "keepalives": "1",
+        "keepalives_idle": str(seconds),
+        "keepalives_interval": str(max(1, seconds // 3)),
+        "keepalives_count": "3",
+    }
 
 
 def connection_options(prepare: bool) -> dict[str, Any]:
@@ -93,13 +114,30 @@ class PsycopgDriver(AsyncDriver[Connection]):
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         pool = await self._opened()
+        # No longer than the operation has left (the pool's own timeout otherwise).
+        left = self.deadline() - asyncio.get_running_loop().time()
         try:
-            async with pool.connection() as conn:
-                yield conn
+            async with pool.connection(timeout=max(0.0, min(self._timeout, left))) as conn:
+                try:
+                    yield conn
+                except (OperationTimedOut, asyncio.CancelledError):
+                    # Its state is unknown (a statement may still be running, a reply
+                    # may arrive late): closed, the pool drops it instead of reusing it.
+                    await conn.close()
+                    raise
         except psycopg_pool.PoolTimeout:
             # No connection in time: if the server is down, say so with its own error.
             await self._probe()
             raise
+
+    def abort(self, raw: Connection) -> None:
+        # Shut the socket down under libpq: the read it waits on returns at once
+        # ("server closed the connection"), instead of a query cancellation that would
+        # itself wait on a network that does not answer.
+        with contextlib.suppress(OSError, psycopg.Error):
+            fd = os.dup(raw.pgconn.socket)
+            with socket.socket(fileno=fd) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
 
     async def execute(self, raw: Connection, query: Query) -> Rows:
         statement = query.statement

@@ -26,6 +26,7 @@ from workflow.runtime.results import (
     NotFound,
     ScheduleTick,
 )
+from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S, check_operation_timeout
 from workflow.runtime.wakeups import Watchers
 from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened, rows
 from workflow.store.sql.coltypes import ID
@@ -36,7 +37,13 @@ from workflow.store.sql.urls import check_keywords, keyword_options, parse_store
 from . import listener
 from . import one_statement as one
 from .dialect import PostgresDialect
-from .driver import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT_S, Connection, PsycopgDriver
+from .driver import (
+    DEFAULT_POOL_SIZE,
+    DEFAULT_POOL_TIMEOUT_S,
+    Connection,
+    PsycopgDriver,
+    network_parameters,
+)
 
 _TERMINAL = [s.value for s in RunStatus if s.terminal]
 
@@ -73,6 +80,7 @@ class PostgresStore(ReturningClaims):
         prepare: bool = False,
         pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None,
         notify: bool = True,
+        operation_timeout: float = DEFAULT_OPERATION_TIMEOUT_S,
     ) -> None:
         parsed = sa.make_url(url) if isinstance(url, str) else url
         self.notify = check_flag("notify", notify)
@@ -80,6 +88,11 @@ class PostgresStore(ReturningClaims):
             raise InvalidArgumentError(
                 f"PostgresStore needs a postgresql:// URL, got {parsed.drivername}://"
             )
+        operation_timeout = check_operation_timeout(operation_timeout)
+        network = network_parameters(operation_timeout)
+        parsed = parsed.update_query_dict(
+            {k: v for k, v in network.items() if k not in parsed.query}
+        )
         if not isinstance(pool_size, int) or isinstance(pool_size, bool) or pool_size < 1:
             raise InvalidArgumentError(f"pool_size must be a positive integer, got {pool_size!r}")
         dialect = PostgresDialect()
@@ -99,6 +112,7 @@ class PostgresStore(ReturningClaims):
             schema=schema,
             table_prefix=table_prefix,
             max_payload_bytes=max_payload_bytes,
+            operation_timeout=operation_timeout,
         )
         self.wake_channel = listener.channel_for(self.schema, self.tables.prefix)
         """The channel this store's NOTIFYs go to (``LISTEN "<it>"`` to watch by hand)."""

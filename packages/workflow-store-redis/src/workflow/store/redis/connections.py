@@ -17,6 +17,12 @@ Cluster: redis-py's cluster client must retry to follow a failover or a reshardi
 node that stopped answering is replaced by its replica; the client reloads the slot
 map and sends the command again), so a transition may run twice there; the same
 answers apply. The budget is explicit, not redis-py's.
+
+Every round trip is bounded by the store's ``operation_timeout`` (default
+:data:`~workflow.runtime.timeouts.DEFAULT_OPERATION_TIMEOUT_S`): the socket timeout
+(a reply that does not come within it fails the call and redis-py disconnects that
+connection, so it is never reused), and the store's own deadline around the call,
+for what the socket timeout does not cover.
 """
 
 from __future__ import annotations
@@ -25,23 +31,26 @@ from typing import Any
 
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
+from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S
 
 CONNECT_TIMEOUT_S = 10.0
-"""Seconds to open a TCP connection before the call fails (``StoreUnavailableError``)."""
-SOCKET_TIMEOUT_S = 60.0
-"""Seconds to wait on a reply: a connection dropped without a reset fails the call
-instead of hanging it."""
+"""Seconds to open a TCP connection before the call fails (``StoreUnavailableError``),
+at most ``operation_timeout``."""
 CLUSTER_RETRIES = 6
 """Attempts the cluster client adds after a connection error or timeout, backing off
 10 ms doubling to 1 s (about 0.6 s in all, enough for the slot map to be reloaded)."""
 
 
-def client_options(*, cluster: bool) -> dict[str, Any]:
+def client_options(
+    *, cluster: bool, operation_timeout: float = DEFAULT_OPERATION_TIMEOUT_S
+) -> dict[str, Any]:
     """Keyword arguments for ``Redis.from_url`` / ``RedisCluster.from_url``. Options in
-    the URL's query string (``socket_timeout=…``) win over these."""
+    the URL's query string (``socket_timeout=…``) win over these. A reply is waited
+    for ``operation_timeout`` seconds at most: a connection dropped without a reset
+    (half-open, a black hole) fails the call instead of hanging it."""
     options: dict[str, Any] = {
-        "socket_connect_timeout": CONNECT_TIMEOUT_S,
-        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": min(CONNECT_TIMEOUT_S, operation_timeout),
+        "socket_timeout": operation_timeout,
         "socket_keepalive": True,
         "health_check_interval": 0,
     }

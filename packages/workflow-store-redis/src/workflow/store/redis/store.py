@@ -25,6 +25,7 @@ import inspect
 import json
 import logging
 import re
+import sys
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -35,6 +36,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -100,6 +102,13 @@ from workflow.runtime.results import (
 )
 from workflow.runtime.schedules import next_fire_at
 from workflow.runtime.subscriptions import poll_events
+from workflow.runtime.timeouts import (
+    DEFAULT_OPERATION_TIMEOUT_S,
+    OPERATION_NAMES,
+    check_operation_timeout,
+    parse_operation_timeout,
+    timed_out,
+)
 from workflow.runtime.wakeups import Watchers
 
 from . import durability, lua, subscriber
@@ -149,6 +158,7 @@ class RedisStore:
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
         url_hint: str = "redis://HOST:PORT/DB",
         buckets: int = DEFAULT_BUCKETS,
+        operation_timeout: float = DEFAULT_OPERATION_TIMEOUT_S,
     ) -> None:
         # The keyspace's own bucket count (P{g}:buckets) replaces ``buckets`` once read:
         # ``buckets`` only decides the count of a keyspace that create_schema creates.
@@ -161,6 +171,9 @@ class RedisStore:
         self.max_payload_bytes = validation.check_int(
             max_payload_bytes, "max_payload_bytes", 2, 2**31
         )
+        self.operation_timeout = check_operation_timeout(operation_timeout)
+        """Seconds a round trip may take before it raises :class:`StoreUnavailableError`
+        (the client's socket timeout is the same bound when :meth:`from_url` made it)."""
         self._client = client
         self._cluster = isinstance(client, RedisCluster)
         self._closed = False
@@ -198,11 +211,13 @@ class RedisStore:
         max_payload_bytes: int | None = None,
         cluster: bool | None = None,
         buckets: int | None = None,
+        operation_timeout: float | None = None,
     ) -> RedisStore:
         """A store on the server at ``url`` (``redis://`` or ``rediss://``); with
         ``cluster=True`` ``url`` names any node of a Redis Cluster.
 
-        The URL's ``prefix``, ``buckets``, ``cluster`` and ``max_payload_bytes`` query
+        The URL's ``prefix``, ``buckets``, ``cluster``, ``max_payload_bytes`` and
+        ``operation_timeout`` query
         parameters are read like :func:`open_store` reads them (an option given here
         wins over the URL's); the other query parameters go to redis-py, which must know
         them (one it does not is an :class:`InvalidArgumentError` naming the valid
@@ -224,6 +239,14 @@ class RedisStore:
                 if text is None
                 else _count(text, "max_payload_bytes")
             )
+        if operation_timeout is None:
+            text = in_url.get("operation_timeout")
+            operation_timeout = (
+                DEFAULT_OPERATION_TIMEOUT_S
+                if text is None
+                else parse_operation_timeout(text, f"Redis URL {redact_url(url)!r}")
+            )
+        operation_timeout = check_operation_timeout(operation_timeout)
         # Check the options before a client (and its pool) exists, so nothing leaks.
         Keyspace(prefix, buckets)
         validation.check_int(max_payload_bytes, "max_payload_bytes", 2, 2**31)
@@ -238,11 +261,15 @@ class RedisStore:
                 if parts.path.strip("/") not in ("", "0"):
                     raise ValueError("a Redis Cluster has only database 0")
                 client = RedisCluster.from_url(
-                    rest, decode_responses=True, **client_options(cluster=True)
+                    rest,
+                    decode_responses=True,
+                    **client_options(cluster=True, operation_timeout=operation_timeout),
                 )
             else:
                 client = aioredis.Redis.from_url(
-                    rest, decode_responses=True, **client_options(cluster=False)
+                    rest,
+                    decode_responses=True,
+                    **client_options(cluster=False, operation_timeout=operation_timeout),
                 )
                 # redis-py hands unknown query parameters to each new connection, so a
                 # misspelt one would fail only at the first command: build one now
@@ -277,6 +304,7 @@ class RedisStore:
             max_payload_bytes=max_payload_bytes,
             url_hint=hint,
             buckets=buckets,
+            operation_timeout=operation_timeout,
         )
 
     @property
@@ -324,13 +352,21 @@ class RedisStore:
         await listen(ring)
 
     # -- plumbing --------------------------------------------------------------------
-    async def _io(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run one round trip, mapping driver errors onto the contract's errors."""
+    async def _io(self, call: Callable[[], Awaitable[T]], *, bounded: bool = True) -> T:
+        """Run one round trip, mapping driver errors onto the contract's errors; past
+        ``operation_timeout`` it is cancelled (redis-py then disconnects the connection:
+        a late reply never answers another call). ``bounded=False``: a migration, as
+        long as it takes."""
         if self._closed:
             # redis-py would silently open a new connection; a closed store stays closed.
             raise StoreUnavailableError("this RedisStore is closed")
         try:
-            return await call()
+            if not bounded:
+                return await call()
+            async with asyncio.timeout(self.operation_timeout):
+                return await call()
+        except (TimeoutError, rex.TimeoutError) as exc:
+            raise timed_out("Redis", _operation(), self.operation_timeout) from exc
         except rex.AuthenticationError as exc:
             raise StoreConfigurationError(f"Redis rejected the credentials: {exc}") from exc
         except rex.NoPermissionError as exc:
@@ -1166,7 +1202,7 @@ class RedisStore:
 
     async def create_schema(self) -> None:
         """Upgrade the keyspace to the adapter's head revision (idempotent)."""
-        await self._io(lambda: self.migrator.upgrade("head"))
+        await self._io(lambda: self.migrator.upgrade("head"), bounded=False)
         self._buckets_known = False  # read the count the keyspace now has
 
     async def schema_status(self) -> SchemaStatus:
@@ -1242,7 +1278,8 @@ async def open_store(url: str, **options: object) -> RedisStore:
     acknowledged writes are logged as warnings; ``True`` raises
     :class:`StoreConfigurationError` instead), ``cluster`` (default ``False``; also the
     URL's ``cluster=true``: the URL names a node of a Redis Cluster), ``buckets``
-    (default 16; only used when ``create_schema`` creates the keyspace).
+    (default 16; only used when ``create_schema`` creates the keyspace),
+    ``operation_timeout`` (seconds a round trip may take, default 10; also the URL's).
     """
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
@@ -1256,6 +1293,9 @@ async def open_store(url: str, **options: object) -> RedisStore:
     require_durable = check_flag("require_durable", options.pop("require_durable", False))
     cluster = options.pop("cluster", None)
     buckets = options.pop("buckets", None)
+    operation_timeout = options.pop("operation_timeout", None)
+    if operation_timeout is not None:
+        operation_timeout = check_operation_timeout(operation_timeout)
     if prefix is not None and not isinstance(prefix, str):
         raise InvalidArgumentError("prefix must be a str")
     if max_bytes is not None and type(max_bytes) is not int:
@@ -1266,7 +1306,12 @@ async def open_store(url: str, **options: object) -> RedisStore:
         raise InvalidArgumentError("buckets must be an int")
     # The URL's prefix, buckets and cluster are read by from_url (options win).
     store = RedisStore.from_url(
-        url, prefix=prefix, max_payload_bytes=max_bytes, cluster=cluster, buckets=buckets
+        url,
+        prefix=prefix,
+        max_payload_bytes=max_bytes,
+        cluster=cluster,
+        buckets=buckets,
+        operation_timeout=operation_timeout,
     )
     try:
         if verify:
@@ -1314,7 +1359,7 @@ def _count(text: str, name: str) -> int:
     return int(text)
 
 
-URL_OPTIONS = ("prefix", "buckets", "cluster", "max_payload_bytes")
+URL_OPTIONS = ("prefix", "buckets", "cluster", "max_payload_bytes", "operation_timeout")
 """The store's own query options; every other goes to redis-py."""
 OPEN_OPTIONS = (
     "prefix",
@@ -1323,8 +1368,22 @@ OPEN_OPTIONS = (
     "require_durable",
     "cluster",
     "buckets",
+    "operation_timeout",
 )
 """The keyword options of :func:`open_store`."""
+
+
+def _operation() -> str:
+    """The store method running the current round trip (for an error message): the
+    innermost frame on the stack that is one of the contract's operations. Looked up
+    only when a call fails, so the hot path pays nothing for it."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_name
+        if name in OPERATION_NAMES and frame.f_globals.get("__name__") == __name__:
+            return name
+        frame = frame.f_back
+    return "reach the server"
 
 
 @functools.cache

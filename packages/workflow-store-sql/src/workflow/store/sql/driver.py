@@ -21,6 +21,14 @@ otherwise, so one statement outside a transaction is one round trip and nothing 
 is sent. A primary-key violation is thrown into the body as :class:`DuplicateKey`
 (a body that inserts may catch it); every other driver error leaves the body and is
 classified by the store (:mod:`.failures`).
+
+Every operation has a deadline (:data:`DEADLINE`, set by the store's operation
+wrapper; ``operation_timeout`` seconds from now otherwise). A statement still
+unanswered then is not waited for: the driver breaks its connection from the event
+loop (:meth:`Driver.abort`: the socket shut down, SQLite's interrupt), so the call
+blocked on it returns at once with a driver error, which becomes
+:class:`OperationTimedOut`; the connection is discarded, never reused (a late reply
+would answer the next statement sent on it).
 """
 
 from __future__ import annotations
@@ -28,12 +36,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from workflow.runtime.errors import StoreUnavailableError
+from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S
 
 from .compiled import Rows, Statement, text_statement
 
@@ -69,6 +79,14 @@ class DuplicateKey(Exception):
     """Thrown into a body whose statement violated a primary key or unique index."""
 
 
+class OperationTimedOut(Exception):
+    """The operation's deadline passed with a statement unanswered: the driver broke
+    its connection (the original driver error is the ``__cause__``)."""
+
+
+DEADLINE: ContextVar[float | None] = ContextVar("workflow_store_deadline", default=None)
+"""The event loop time (``loop.time()``) by which the current operation must end."""
+
 COMMIT = text_statement("COMMIT")
 ROLLBACK = text_statement("ROLLBACK")
 
@@ -85,6 +103,8 @@ class Driver(abc.ABC):
         self.hops = 0
         """Operations handed to a connection (ThreadDriver: hops to its thread)."""
         self.closed = False
+        self.operation_timeout = DEFAULT_OPERATION_TIMEOUT_S
+        """Seconds an operation may take (the store sets it from its option)."""
 
     @abc.abstractmethod
     async def run(self, body: Body[T], begin: Statement | None = None) -> T:
@@ -93,6 +113,41 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Close every connection; later calls raise :class:`StoreUnavailableError`."""
+
+    def abort(self, raw: Any) -> None:  # noqa: B027 (a hook; doing nothing is a valid one)
+        """Break ``raw``'s connection, from the event loop thread, so a call blocked on
+        it returns now with an error. Not every driver can (the default does nothing:
+        the store's backstop then cancels the call)."""
+
+    def deadline(self) -> float:
+        """The current operation's deadline (event loop time)."""
+        found = DEADLINE.get()
+        if found is None:
+            return asyncio.get_running_loop().time() + self.operation_timeout
+        return found
+
+    @contextlib.contextmanager
+    def _watch(self, raw: Callable[[], Any]) -> Iterator[None]:
+        """Abort the connection ``raw()`` returns if the block is still running at the
+        deadline; the error the abort caused leaves as :class:`OperationTimedOut`."""
+        fired = False
+
+        def expire() -> None:
+            nonlocal fired
+            fired = True
+            connection = raw()
+            if connection is not None:
+                self.abort(connection)
+
+        handle = asyncio.get_running_loop().call_at(self.deadline(), expire)
+        try:
+            yield
+        except Exception as exc:
+            if fired:
+                raise OperationTimedOut(str(exc)) from exc
+            raise
+        finally:
+            handle.cancel()
 
     def _check_open(self) -> None:
         if self.closed:
@@ -163,7 +218,14 @@ class ThreadDriver(Driver, Generic[C]):
             try:
                 yield conn
             except BaseException as exc:
-                keep = conn.raw is not None and self.keep_after(exc)
+                # Cancelled or timed out: the thread may still be using the connection
+                # (and its state is unknown): never back in the pool.
+                keep = (
+                    conn.raw is not None
+                    and isinstance(exc, Exception)
+                    and not isinstance(exc, OperationTimedOut)
+                    and self.keep_after(exc)
+                )
                 raise
             finally:
                 if keep and not self.closed:
@@ -189,7 +251,8 @@ class ThreadDriver(Driver, Generic[C]):
         async with self._connection() as conn:
             self.hops += 1
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(conn.executor, self._on_thread, conn, body, begin)
+            with self._watch(lambda: conn.raw):
+                return await loop.run_in_executor(conn.executor, self._on_thread, conn, body, begin)
 
     def _on_thread(self, conn: ThreadConnection[C], body: Body[T], begin: Statement | None) -> T:
         if conn.raw is not None and self.stale(conn.raw):
@@ -261,19 +324,20 @@ class AsyncDriver(Driver, Generic[C]):
         self._check_open()
         async with self.connection() as raw:
             self.hops += 1
-            if begin is None:
-                return await self._drive(raw, body)
-            await self._send(raw, Query(begin, {}))
-            try:
-                result = await self._drive(raw, body)
-                await self._send(raw, Query(COMMIT, {}))
-            except BaseException:
-                # A connection that cannot even roll back is left broken and the pool
-                # discards it.
-                with contextlib.suppress(Exception):
-                    await self._send(raw, Query(ROLLBACK, {}))
-                raise
-            return result
+            with self._watch(lambda: raw):
+                if begin is None:
+                    return await self._drive(raw, body)
+                await self._send(raw, Query(begin, {}))
+                try:
+                    result = await self._drive(raw, body)
+                    await self._send(raw, Query(COMMIT, {}))
+                except BaseException:
+                    # A connection that cannot even roll back is left broken and the
+                    # pool discards it.
+                    with contextlib.suppress(Exception):
+                        await self._send(raw, Query(ROLLBACK, {}))
+                    raise
+                return result
 
     async def _send(self, raw: C, query: Query) -> Rows:
         self._record(query.statement)

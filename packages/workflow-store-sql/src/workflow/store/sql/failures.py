@@ -14,6 +14,13 @@ classify`), and the failure decides the error:
   :class:`StoreConfigurationError`, naming the fix; retrying cannot help;
 - :attr:`Failure.FAILED` (syntax, data and every other unexpected error):
   :class:`StoreOperationError`, not retryable.
+
+A store's operation (not a migration) is also bounded in time, retries included: the
+driver breaks the connection of a statement still unanswered at the deadline
+(``operation_timeout`` seconds after the call began, :mod:`.driver`), and a backstop
+cancels the call :data:`BACKSTOP_S` later if the driver could not be interrupted;
+either way the call raises :class:`StoreUnavailableError` naming the operation and the
+bound (:func:`workflow.runtime.timeouts.timed_out`).
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ from workflow.runtime.errors import (
     WorkflowStoreError,
 )
 from workflow.runtime.hints import shell_command
+from workflow.runtime.timeouts import OPERATION_NAMES, operation_name, timed_out
+
+from .driver import DEADLINE, OperationTimedOut
 
 if TYPE_CHECKING:
     from .dialect import Dialect
@@ -55,8 +65,14 @@ class _Operations(Protocol):
 
 S = TypeVar("S", bound=_Operations)
 
+__all__ = ["OPERATION_NAMES", "Failure", "fix", "operation", "operation_name"]
+
 RETRIES = 3
 """Attempts in all for an operation whose transaction the server rolled back."""
+BACKSTOP_S = 1.0
+"""Seconds past an operation's deadline before it is cancelled from outside: the
+driver's own abort (a socket shut down, SQLite's interrupt) ends it at the deadline;
+the backstop covers waits it cannot reach (a connect, a pool checkout)."""
 
 
 class Failure(enum.Enum):
@@ -100,49 +116,6 @@ def fix(failure: Failure, dialect: Dialect, url: str) -> str:
     }[failure]
 
 
-OPERATION_NAMES: dict[str, str] = {
-    # The contract's operations.
-    "create_run": "create a run",
-    "load_run": "read a run",
-    "list_runs": "list runs",
-    "cancel_run": "cancel a run",
-    "delete_run": "delete a run",
-    "purge_runs": "purge finished runs",
-    "claim_run": "claim a run",
-    "claim_runnable": "claim runnable runs",
-    "heartbeat": "renew a lease",
-    "append_events": "append events to a run's log",
-    "read_events": "read a run's events",
-    "get_timeline": "read a run's timeline",
-    "settle_run": "record a run's progress",
-    "deliver_signal": "deliver a signal",
-    "deliver_approval": "deliver an approval",
-    "read_inbox": "read a run's inbox",
-    "fire_due_timers": "fire due timers",
-    "upsert_schedule": "save a schedule",
-    "delete_schedule": "delete a schedule",
-    "get_schedule": "read a schedule",
-    "list_schedules": "list schedules",
-    "fire_due_schedules": "fire due schedules",
-    "schema_status": "read the schema revision",
-    "verify_schema": "check the schema revision",
-    # The migrator's.
-    "current": "read the schema revision",
-    "status": "read the schema revision",
-    "verify": "check the schema revision",
-    "upgrade": "upgrade the schema",
-    "downgrade": "downgrade the schema",
-    "create_schema": "create the schema",
-}
-"""What each wrapped method does, as error messages say it (a user reads "cannot read
-the schema revision", never a method name)."""
-
-
-def operation_name(method: str) -> str:
-    """The user-facing name of the operation ``method`` implements."""
-    return OPERATION_NAMES.get(method, method.replace("_", " "))
-
-
 def driver_error(exc: BaseException) -> BaseException:
     """The driver's own exception (SQLAlchemy, on the migration path, wraps it)."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
@@ -170,11 +143,30 @@ def operation(
 
     @functools.wraps(fn)
     async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+        bound: float | None = getattr(self, "operation_timeout", None)
+        if bound is None:  # a migration: as long as it takes
+            return await attempts(self, *args, **kwargs)
+        deadline = asyncio.get_running_loop().time() + bound
+        token = DEADLINE.set(deadline)
+        backstop = asyncio.timeout_at(deadline + BACKSTOP_S)
+        try:
+            async with backstop:
+                return await attempts(self, *args, **kwargs)
+        except OperationTimedOut as exc:
+            raise timed_out(self._dialect.name, fn.__name__, bound) from exc
+        except TimeoutError as exc:
+            if not backstop.expired():
+                raise
+            raise timed_out(self._dialect.name, fn.__name__, bound) from exc
+        finally:
+            DEADLINE.reset(token)
+
+    async def attempts(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
         dialect, op = self._dialect, operation_name(fn.__name__)
         for attempt in range(1, RETRIES + 1):
             try:
                 return await fn(self, *args, **kwargs)
-            except WorkflowStoreError:
+            except (WorkflowStoreError, OperationTimedOut):
                 raise
             except Exception as exc:
                 failure = dialect.classify(driver_error(exc))

@@ -74,6 +74,7 @@ from workflow.runtime.results import (
 )
 from workflow.runtime.schedules import next_fire_at
 from workflow.runtime.subscriptions import poll_events
+from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S, check_operation_timeout
 from workflow.runtime.validation import EncodedEvent, EncodedWait
 
 from . import rows
@@ -166,8 +167,13 @@ class SQLStore:
         schema: str | None = None,
         table_prefix: str = DEFAULT_TABLE_PREFIX,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+        operation_timeout: float = DEFAULT_OPERATION_TIMEOUT_S,
     ) -> None:
         self.schema = check_schema(schema)
+        self.operation_timeout = check_operation_timeout(operation_timeout)
+        """Seconds an operation may take, retries included, before it raises
+        :class:`StoreUnavailableError` (:mod:`workflow.runtime.timeouts`)."""
+        driver.operation_timeout = self.operation_timeout
         self.tables: StoreTables = build_tables(table_prefix)
         self.max_payload_bytes = validation.check_int(
             max_payload_bytes, "max_payload_bytes", 2, 2**31

@@ -18,8 +18,9 @@ from sqlalchemy.engine import make_url
 
 from workflow.runtime.errors import InvalidArgumentError
 from workflow.runtime.registry import redact_url, unknown_options
+from workflow.runtime.timeouts import parse_operation_timeout
 
-STORE_OPTIONS = ("schema", "table_prefix", "max_payload_bytes")
+STORE_OPTIONS = ("schema", "table_prefix", "max_payload_bytes", "operation_timeout")
 """Options a URL's query string may carry (``?schema=wf&table_prefix=app_``).
 
 A blank value is that value: ``?table_prefix=`` is the empty prefix (tables named
@@ -69,6 +70,8 @@ def parse_store_url(
             options[name] = _flag(url, name, value)
         elif name in INTEGER_OPTIONS:
             options[name] = _integer(url, name, value)
+        elif name == "operation_timeout":
+            options[name] = parse_operation_timeout(value, f"store URL {redact_url(url)!r}")
         else:
             options[name] = value
     query = {k: v for k, v in parsed.query.items() if k not in own}

@@ -58,6 +58,12 @@ class SQLiteDriver(ThreadDriver[sqlite3.Connection]):
         finally:
             cursor.close()
 
+    def abort(self, raw: sqlite3.Connection) -> None:
+        # sqlite3_interrupt is safe from another thread: the statement running on the
+        # connection's thread stops at its next step ("interrupted"). A wait for the
+        # write lock is bounded by the busy timeout instead.
+        raw.interrupt()
+
     def close_raw(self, raw: sqlite3.Connection) -> None:
         with contextlib.suppress(Exception):
             raw.close()

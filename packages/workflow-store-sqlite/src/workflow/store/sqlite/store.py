@@ -14,6 +14,7 @@ from workflow.runtime import codec, validation
 from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
 from workflow.runtime.hints import shell_command
 from workflow.runtime.registry import check_flag, redact_url
+from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S
 from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened
 from workflow.store.sql.urls import check_keywords, keyword_options, parse_store_url
 
@@ -44,6 +45,7 @@ class SQLiteStore(ReturningClaims):
         table_prefix: str = DEFAULT_TABLE_PREFIX,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
         busy_timeout_ms: int = 10_000,
+        operation_timeout: float = DEFAULT_OPERATION_TIMEOUT_S,
         connections: int = 8,
         on_connect: Callable[[sqlite3.Connection], None] | None = None,
         schema: None = None,
@@ -66,6 +68,7 @@ class SQLiteStore(ReturningClaims):
             sa.URL.create("sqlite+pysqlite", database=str(path)),
             table_prefix=table_prefix,
             max_payload_bytes=max_payload_bytes,
+            operation_timeout=operation_timeout,
         )
 
     @property
