@@ -18,6 +18,7 @@ import pytest
 
 from workflow.runtime import (
     Buffered,
+    Claimed,
     ExecutionStore,
     Finish,
     InboxKind,
@@ -31,7 +32,7 @@ from workflow.runtime import (
     Wait,
 )
 
-from ..support import T0, event, started
+from ..support import LEASE_MS, T0, create, event, started
 from .runs import ALL_STATUSES, make_run
 
 StatusFilter = RunStatus | str | Collection[RunStatus | str]
@@ -210,3 +211,30 @@ class ArgumentFormCases:
         # The first tick's run is still queued when the second tick is due.
         ticks = await store.fire_due_schedules(T0 + 2 * every, 10)
         assert [t.outcome for t in ticks] == second_tick
+
+    async def test_omitted_optional_arguments_take_their_documented_defaults(
+        self, store: ExecutionStore
+    ) -> None:
+        # list_runs: limit 50; read_events/get_timeline: from index 0, no limit;
+        # read_inbox: unconsumed entries only.
+        for i in range(51):
+            await create(store, f"run-{i:02d}", now=T0 + i)
+        first = await store.list_runs()
+        assert [r.run_id for r in first.items] == [f"run-{i:02d}" for i in range(50, 0, -1)]
+        assert first.next_cursor is not None
+        rest = await store.list_runs(cursor=first.next_cursor)
+        assert ([r.run_id for r in rest.items], rest.next_cursor) == (["run-00"], None)
+
+        claim = await store.claim_run("run-00", "worker-a", LEASE_MS, T0 + 100)
+        assert isinstance(claim, Claimed), claim
+        await store.deliver_signal("run-00", "sig-1", "go", None, T0 + 100)
+        await store.deliver_signal("run-00", "sig-2", "go", None, T0 + 100)
+        events = [event(n) for n in range(3)]
+        consume = [InboxRef(InboxKind.SIGNAL, "sig-1")]
+        await store.append_events("run-00", claim.lease, 0, events, T0 + 101, consume=consume)
+        logged = await store.read_events("run-00")
+        assert [e.index for e in logged] == [0, 1, 2]
+        timeline = await store.get_timeline("run-00")
+        assert timeline is not None
+        assert timeline.events == logged
+        assert [e.key for e in await store.read_inbox("run-00")] == ["sig-2"]
