@@ -27,6 +27,7 @@ from workflow.runtime import (
     RunStatus,
     SchemaStatus,
     StoredEvent,
+    StoreUnavailableError,
     Wait,
 )
 
@@ -114,6 +115,19 @@ class CapabilityCases:
     async def test_close_is_idempotent(self, store: ExecutionStore) -> None:
         await store.close()
         await store.close()
+
+    async def test_a_closed_handle_refuses_operations_as_unavailable(
+        self, store: ExecutionStore, store_factory: StoreFactory
+    ) -> None:
+        run = await create(store)
+        other = await store_factory()
+        assert await other.load_run("run-1") == run
+        await other.close()
+        with pytest.raises(StoreUnavailableError):
+            await other.load_run("run-1")
+        with pytest.raises(StoreUnavailableError):
+            await other.create_run("run-2", "wf", None, None, T0)
+        assert await store.load_run("run-2") is None
 
     async def test_closing_one_handle_leaves_the_others_working(
         self, store: ExecutionStore, store_factory: StoreFactory
