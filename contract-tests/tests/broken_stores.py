@@ -24,12 +24,17 @@ from workflow.runtime import (
     InboxRef,
     InMemoryStore,
     Lease,
+    LeaseLostError,
     NewEvent,
     Outcome,
+    Overlap,
     Page,
     Run,
     RunStatus,
+    Schedule,
+    ScheduleSpec,
     ScheduleTick,
+    StoredEvent,
 )
 from workflow.runtime.arguments import Delivery, LogWrite
 from workflow.runtime.cursor import decode_cursor, encode_cursor
@@ -238,6 +243,196 @@ class PurgesLiveRuns(InMemoryStore):
         return count + len(live)
 
 
+# -- lease identity, tie-breaks and argument forms (issue 17) ------------------------------
+# Each breaks a rule only on valid input the older cases never sent: a lease with the
+# right token but another owner, ties on the first sort key, a second accepted form.
+
+
+class TokenOnlyFencing(InMemoryStore):
+    """Fences by token alone: a stale worker of a deleted and recreated run gets in."""
+
+    def _held(self, data: _Data, run_id: str, lease: Lease) -> _RunRow:
+        row = data.runs.get(run_id)
+        if row is not None and row.lease is not None and row.lease.token == lease.token:
+            lease = replace(lease, owner=row.lease.owner)
+        return super()._held(data, run_id, lease)
+
+
+class OwnerOnlyLogFencing(InMemoryStore):
+    """Appends and settles check the owner only (heartbeats still check the token)."""
+
+    async def append_events(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> int:
+        return await super().append_events(
+            run_id, self._current(run_id, lease), expected_next_index, events, now, consume=consume
+        )
+
+    async def settle_run(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        outcome: Outcome,
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> Run:
+        return await super().settle_run(
+            run_id,
+            self._current(run_id, lease),
+            expected_next_index,
+            events,
+            outcome,
+            now,
+            consume=consume,
+        )
+
+    def _current(self, run_id: str, lease: Lease) -> Lease:
+        row = self._data.runs.get(run_id) if isinstance(run_id, str) else None
+        held = None if row is None else row.lease
+        if isinstance(lease, Lease) and held is not None and held.owner == lease.owner:
+            return held
+        return lease
+
+
+class ExpiryComparedFencing(InMemoryStore):
+    """Compares the whole lease, expires_at included, on appends and settles."""
+
+    @staticmethod
+    def _append(row: _RunRow, log: LogWrite) -> None:
+        if row.lease != log.lease:
+            raise LeaseLostError(row.run_id)
+        InMemoryStore._append(row, log)
+
+
+class InboxTiesByKey(InMemoryStore):
+    """Orders the inbox by (received_at, key), forgetting the kind."""
+
+    def _inbox(self, row: _RunRow, include_consumed: bool) -> list[InboxEntry]:
+        entries = super()._inbox(row, include_consumed)
+        return sorted(entries, key=lambda e: (e.received_at, e.key))
+
+
+class ClaimTiesByArrival(InMemoryStore):
+    """Claims the right runs but returns ties on ready_at in creation order."""
+
+    async def claim_runnable(
+        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+    ) -> list[Claimed]:
+        claims = await super().claim_runnable(
+            owner, lease_ms, limit, now, with_history=with_history
+        )
+        order = list(self._data.runs)
+        return sorted(claims, key=lambda c: (c.run.ready_at, order.index(c.run.run_id)))
+
+
+class TimerTiesByArrival(InMemoryStore):
+    """Fires the right timers but returns ties on wake_at in creation order."""
+
+    async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
+        fired = await super().fire_due_timers(now, limit)
+        order = list(self._data.runs)
+        return sorted(fired, key=lambda e: (json.dumps(e.payload), order.index(e.run_id)))
+
+
+class ScheduleTiesByArrival(InMemoryStore):
+    """Returns a batch of ticks by fire_at alone; ties in declaration order."""
+
+    async def fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:
+        ticks = await super().fire_due_schedules(now, limit)
+        order = list(self._data.schedules)
+        return sorted(ticks, key=lambda t: (t.fire_at, order.index(t.schedule_id)))
+
+
+class EventsByCreatedAt(InMemoryStore):
+    """Reads the log ordered by created_at (then index), not by index."""
+
+    @staticmethod
+    def _events(row: _RunRow, from_index: int, limit: int | None) -> list[StoredEvent]:
+        events = InMemoryStore._events(row, 0, None)
+        events.sort(key=lambda e: (e.created_at, e.index))
+        end = None if limit is None else from_index + limit
+        return events[from_index:end]
+
+
+class PlainStatusStringIgnored(InMemoryStore):
+    """Takes a status filter given as a plain string for no filter at all."""
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        # The contract's type says RunStatus; a plain value is accepted at run time.
+        plain: object = status
+        if isinstance(plain, str) and not isinstance(plain, RunStatus):
+            status = None
+        return await super().list_runs(
+            workflow_id=workflow_id, status=status, limit=limit, cursor=cursor
+        )
+
+
+class TupleConsumeIgnored(InMemoryStore):
+    """Appends consume only a list; a tuple passes validation and is then dropped."""
+
+    async def append_events(
+        self,
+        run_id: str,
+        lease: Lease,
+        expected_next_index: int,
+        events: Sequence[NewEvent],
+        now: int,
+        *,
+        consume: Sequence[InboxRef] = (),
+    ) -> int:
+        kept = () if isinstance(consume, tuple) else consume
+        return await super().append_events(
+            run_id, lease, expected_next_index, events, now, consume=kept
+        )
+
+
+class PlainOverlapIsSkip(InMemoryStore):
+    """Stores an overlap given as its plain value as the default policy (skip)."""
+
+    async def upsert_schedule(
+        self,
+        schedule_id: str,
+        workflow_id: str,
+        spec: ScheduleSpec,
+        now: int,
+        *,
+        workflow_version: str | None = None,
+        overlap: Overlap = Overlap.SKIP,
+        input: JSON = None,
+        enabled: bool = True,
+    ) -> Schedule:
+        plain: object = overlap
+        if isinstance(plain, str) and not isinstance(plain, Overlap):
+            overlap = Overlap.SKIP
+        return await super().upsert_schedule(
+            schedule_id,
+            workflow_id,
+            spec,
+            now,
+            workflow_version=workflow_version,
+            overlap=overlap,
+            input=input,
+            enabled=enabled,
+        )
+
+
 BROKEN_STORES: dict[str, type[InMemoryStore]] = {
     cls.__name__: cls
     for cls in (
@@ -256,5 +451,16 @@ BROKEN_STORES: dict[str, type[InMemoryStore]] = {
         LossyNumbers,
         RepeatingSchedules,
         PurgesLiveRuns,
+        TokenOnlyFencing,
+        OwnerOnlyLogFencing,
+        ExpiryComparedFencing,
+        InboxTiesByKey,
+        ClaimTiesByArrival,
+        TimerTiesByArrival,
+        ScheduleTiesByArrival,
+        EventsByCreatedAt,
+        PlainStatusStringIgnored,
+        TupleConsumeIgnored,
+        PlainOverlapIsSkip,
     )
 }

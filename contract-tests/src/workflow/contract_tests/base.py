@@ -25,12 +25,15 @@ import pytest
 from workflow.runtime import Capability, ExecutionStore
 from workflow.runtime.codec import DEFAULT_MAX_PAYLOAD_BYTES
 
+from .cases.argument_forms import ArgumentFormCases
 from .cases.bad_input import BadInputCases
 from .cases.capabilities import CapabilityCases
 from .cases.claim_on_create import ClaimOnCreateCases
 from .cases.claims import ClaimCases
 from .cases.events import EventLogCases
+from .cases.fencing import LeaseIdentityCases
 from .cases.listing import ListingCases
+from .cases.ordering import TieBreakCases
 from .cases.payloads import PayloadFidelityCases
 from .cases.runs import RunLifecycleCases
 from .cases.runtime import RuntimeCases
@@ -48,7 +51,10 @@ class StoreContract(
     ListingCases,
     ClaimCases,
     ClaimOnCreateCases,
+    LeaseIdentityCases,
     EventLogCases,
+    TieBreakCases,
+    ArgumentFormCases,
     DeliveryCases,
     TimerCases,
     ScheduleCases,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import enum
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -771,6 +772,37 @@ def _bad_cases() -> list[Any]:
 
 BAD_CASES = _bad_cases()
 
+SCALAR_ARGS = {
+    "terminal_before",
+    "lease_ms",
+    "limit",
+    "from_index",
+    "expected_next_index",
+    "with_history",
+    "include_consumed",
+    "approved",
+    "enabled",
+}
+
+
+def _named_cases() -> list[Any]:
+    """One bad value per plain argument (ids, times, ints, flags): the error names it."""
+    cases: list[Any] = []
+    for op, names in ID_ARGS.items():
+        cases += [pytest.param(op, name, 7, id=f"{op}-{name}") for name in names]
+    for op, names in OPTIONAL_ID_ARGS.items():
+        cases += [pytest.param(op, name, 7, id=f"{op}-{name}") for name in names]
+    cases += [pytest.param(op, "now", -1, id=f"{op}-now") for op in TIME_OPS]
+    cases += [
+        pytest.param(op, name, -1, id=f"{op}-{name}")
+        for op, name, _ in OTHER_ARGS
+        if name in SCALAR_ARGS
+    ]
+    return cases
+
+
+NAMED_CASES = _named_cases()
+
 
 # -- legal identifiers --------------------------------------------------------------------
 
@@ -832,6 +864,18 @@ class BadInputCases:
             # A payload error is for payloads; anything else is a plain bad argument.
             assert not isinstance(raised.value, PayloadError), repr(raised.value)
         assert await _state(store) == before
+
+    @pytest.mark.parametrize(("op", "name", "value"), NAMED_CASES)
+    async def test_bad_argument_error_names_the_argument(
+        self, store: ExecutionStore, op: str, name: str, value: object
+    ) -> None:
+        # "InvalidArgumentError naming the argument": a caller with six arguments of
+        # one type learns which one was wrong.
+        prepared = await _prepare(store)
+        with pytest.raises(InvalidArgumentError) as raised:
+            await OPS[op][0](store, prepared, {name: value})
+        # As a word: "run_id", not "XXrun_idXX" or "RUN_ID".
+        assert re.search(rf"(?<!\w){name}(?!\w)", str(raised.value)), (name, str(raised.value))
 
     @pytest.mark.parametrize("slot", EXACT_LIMIT_SLOTS)
     @pytest.mark.parametrize("alphabet", ["ascii", "astral"])

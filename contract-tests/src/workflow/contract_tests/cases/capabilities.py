@@ -27,6 +27,7 @@ from workflow.runtime import (
     RunStatus,
     SchemaStatus,
     StoredEvent,
+    StoreUnavailableError,
     Wait,
 )
 
@@ -45,6 +46,10 @@ async def _collect(
         flag = reached.get(len(out))
         if flag is not None:
             flag.set()
+
+
+async def _drain(events: AsyncIterator[StoredEvent]) -> list[StoredEvent]:
+    return [item async for item in events]
 
 
 async def _finish_task(task: asyncio.Task[None]) -> None:
@@ -111,6 +116,19 @@ class CapabilityCases:
         await store.close()
         await store.close()
 
+    async def test_a_closed_handle_refuses_operations_as_unavailable(
+        self, store: ExecutionStore, store_factory: StoreFactory
+    ) -> None:
+        run = await create(store)
+        other = await store_factory()
+        assert await other.load_run("run-1") == run
+        await other.close()
+        with pytest.raises(StoreUnavailableError):
+            await other.load_run("run-1")
+        with pytest.raises(StoreUnavailableError):
+            await other.create_run("run-2", "wf", None, None, T0)
+        assert await store.load_run("run-2") is None
+
     async def test_closing_one_handle_leaves_the_others_working(
         self, store: ExecutionStore, store_factory: StoreFactory
     ) -> None:
@@ -154,6 +172,31 @@ class CapabilityCases:
         assert [e.data for e in out] == [{"n": n} for n in range(1, 6)]
         assert out[3].step_id == "s"
         assert {e.created_at for e in out[2:4]} == {T0 + 2}
+
+    @requires(Capability.SUBSCRIBE_EVENTS)
+    async def test_subscribe_events_from_the_start_sees_an_event_appended_between_reads(
+        self, store: ExecutionStore
+    ) -> None:
+        # from_index left out: the whole log. The second event lands while the consumer
+        # holds the first (the store's wake-up for it has come and gone): the next read
+        # must still yield it rather than wait for a later write.
+        claim = await started(store)
+        await store.append_events("run-1", claim.lease, 0, [event(0)], T0 + 1)
+        events = store.subscribe_events("run-1")
+        try:
+            first = await asyncio.wait_for(anext(events), GUARD_S)
+            assert (first.index, first.data) == (0, {"n": 0})
+            await store.append_events("run-1", claim.lease, 1, [event(1)], T0 + 2)
+            await asyncio.sleep(0)  # let any wake-up the append scheduled run now
+            second = await asyncio.wait_for(anext(events), GUARD_S)
+            assert (second.index, second.data) == (1, {"n": 1})
+            await store.settle_run("run-1", claim.lease, 2, [], Finish(None), T0 + 3)
+            rest = await asyncio.wait_for(_drain(events), GUARD_S)
+            assert rest == []
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     @requires(Capability.SUBSCRIBE_EVENTS)
     async def test_subscribe_events_ends_when_the_run_is_deleted(

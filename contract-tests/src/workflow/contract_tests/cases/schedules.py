@@ -401,6 +401,20 @@ class ScheduleCases:
         assert after.last_run_id == first
         assert len((await store.list_runs()).items) == 1
 
+    async def test_a_skipped_tick_does_not_end_the_batch(self, store: ExecutionStore) -> None:
+        # Three ticks due at once; "a" goes first and is skipped (its previous run is
+        # still queued), and "b" and "c" behind it in the same call still fire.
+        await store.upsert_schedule("a", "wf", SPEC, T0, overlap=Overlap.SKIP)
+        assert [t.schedule_id for t in await store.fire_due_schedules(tick(1), 10)] == ["a"]
+        for schedule_id in ("c", "b"):
+            await store.upsert_schedule(schedule_id, "wf", SPEC, tick(1), overlap=Overlap.SKIP)
+        ticks = await store.fire_due_schedules(tick(2), 10)
+        assert ticks == [
+            ScheduleTick("a", tick(2), TickOutcome.SKIPPED, None, tick(3)),
+            _fired("b", tick(2), tick(3)),
+            _fired("c", tick(2), tick(3)),
+        ]
+
     @pytest.mark.parametrize("overlap", [Overlap.SKIP, Overlap.BUFFER_ONE])
     @pytest.mark.parametrize("ending", ["finished", "errored", "cancelled"])
     async def test_overlap_policy_fires_once_previous_run_is_terminal(
