@@ -351,6 +351,28 @@ class ClaimCases:
         with pytest.raises(LeaseLostError):
             await store.heartbeat("stale", stale.lease, LEASE_MS, now + 1)
 
+    @pytest.mark.parametrize("ready", ["tied", "older"])
+    async def test_stale_runs_are_claimed_by_ready_at_then_run_id_not_by_lease_expiry(
+        self, store: ExecutionStore, ready: str
+    ) -> None:
+        # The runs that became ready first (or at the same ms and sort first by id) hold
+        # the leases that expire last: claims of one stale run at a time must still go
+        # in (ready_at, run_id) order. Forty runs, so that a store that shards its runs
+        # (a Redis cluster once offered only each shard's earliest-expired leases) has
+        # several in one shard.
+        n = 40
+        ids = [f"stale-{i:02d}" for i in range(n)]
+        for i, run_id in enumerate(ids):
+            ready_at = T0 if ready == "tied" else T0 + i
+            await started(store, run_id, now=ready_at, lease_ms=LEASE_MS * 2 - i * 10)
+        now = T0 + n + LEASE_MS * 2
+        order = []
+        for _ in ids:
+            (claim,) = await store.claim_runnable("worker-b", LEASE_MS, 1, now)
+            assert claim.lease.token == 2
+            order.append(claim.run.run_id)
+        assert order == ids
+
     async def test_claim_runnable_skips_paused_terminal_and_live_leased_runs(
         self, store: ExecutionStore
     ) -> None:

@@ -46,6 +46,10 @@ end
 local TERMINAL = {finished = true, errored = true, cancelled = true}
 local WAIT_FIELDS = {'w_kind', 'w_step', 'w_key', 'w_wake', 'w_meta'}
 local LEASE_FIELDS = {'l_owner', 'l_token', 'l_exp'}
+-- Expired leases a claim looks at per bucket: the claim order is exact up to this many
+-- expired leases in one bucket (a mass failure of workers), the earliest-expired first
+-- beyond it.
+local EXPIRED_SCAN = 1000
 local STATUSES = {'queued', 'running', 'paused', 'finished', 'errored', 'cancelled'}
 
 local function sync(T, h)
@@ -311,9 +315,9 @@ CLAIM_RUNNABLE = r"""
 -- ARGV: n, tags, owner, expires_at, limit, now, with_history, dry, m, m members (see
 -- named). Claimable runs are the queued ones and the running ones whose lease expired;
 -- both are ordered by (ready_at, run_id). Each bucket offers its first `limit` queued
--- runs and its `limit` earliest-expired leases (bounded work however many leases
--- expired); the first `limit` of those in (ready_at, run_id) order are claimed (dry:
--- listed). Named members: those still claimable are claimed. Returns
+-- runs and its expired leases, the EXPIRED_SCAN earliest-expired at most (bounded work
+-- however many leases expired); the first `limit` of those in (ready_at, run_id) order
+-- are claimed (dry: listed). Named members: those still claimable are claimed. Returns
 -- {ready_at, h, claim} per run (no claim when dry).
 local tags, a = buckets()
 local owner, expires, limit = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
@@ -332,7 +336,10 @@ else
     for i = 1, #queued, 2 do
       if alive(T, queued[i]) then c[#c + 1] = {tonumber(queued[i + 1]), queued[i], T} end
     end
-    local expired = redis.call('ZRANGEBYSCORE', gk(T, 'leases'), '-inf', now, 'LIMIT', 0, limit)
+    -- Every expired lease up to EXPIRED_SCAN, not only the `limit` earliest-expired:
+    -- stale runs go in (ready_at, run_id) order, which expiry order is not.
+    local expired = redis.call('ZRANGEBYSCORE', gk(T, 'leases'), '-inf', now, 'LIMIT', 0,
+      math.max(limit, EXPIRED_SCAN))
     for _, h in ipairs(expired) do
       if alive(T, h) then c[#c + 1] = {ready(T, h), h, T} end
     end
