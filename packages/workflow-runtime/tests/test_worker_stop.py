@@ -7,7 +7,15 @@ import asyncio
 
 import pytest
 
-from workflow.runtime import JSON, Context, InMemoryStore, InvalidArgumentError, Runtime, workflow
+from workflow.runtime import (
+    JSON,
+    Claimed,
+    Context,
+    InMemoryStore,
+    InvalidArgumentError,
+    Runtime,
+    workflow,
+)
 from workflow.runtime.records import RunStatus
 from workflow.runtime.worker import Worker
 
@@ -52,3 +60,55 @@ async def test_a_stop_with_nothing_running_is_not_cut_short() -> None:
 def test_a_bad_grace_period_is_refused(grace: object) -> None:
     with pytest.raises(InvalidArgumentError, match="grace_period"):
         Worker(Runtime(InMemoryStore(), []), grace_period=grace)  # type: ignore[arg-type]
+
+
+class ClaimAnswersLate(InMemoryStore):
+    """The in-memory store, except that a claim is held up (as a statement still on its
+    way to the server) until the test lets it go; it then claims as usual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+        self.answer = asyncio.Event()
+        self.in_flight: set[asyncio.Future[list[Claimed]]] = set()
+
+    async def claim_runnable(
+        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+    ) -> list[Claimed]:
+        async def on_the_server() -> list[Claimed]:
+            self.asked.set()
+            await self.answer.wait()
+            return await super(ClaimAnswersLate, self).claim_runnable(
+                owner, lease_ms, limit, now, with_history=with_history
+            )
+
+        # Shielded, as a statement the server runs whether or not its caller was
+        # cancelled (a driver thread, a query already sent).
+        task = asyncio.ensure_future(on_the_server())
+        self.in_flight.add(task)
+        return await asyncio.shield(task)
+
+
+async def test_a_claim_in_flight_at_a_stop_is_handed_back_not_left_leased() -> None:
+    # A poll cancelled at once would leave what the store's claim took leased to a
+    # stopped worker until the lease expires; within the grace period it ends, and the
+    # drive its claim starts yields the run back at once.
+    @workflow("echo")
+    async def echo(ctx: Context, input: JSON) -> JSON:
+        return await ctx.step("echo", lambda: input)
+
+    store = ClaimAnswersLate()
+    rt = Runtime(store, [echo])
+    await store.create_run("r", "echo", "1", "x", rt.clock())
+    worker = Worker(rt, poll_interval=60, grace_period=30)
+    running = asyncio.create_task(worker.run())
+    await store.asked.wait()
+    worker.stop()
+    await asyncio.sleep(0)
+    store.answer.set()
+    await asyncio.wait_for(running, 30)  # a guard: a hang fails instead of blocking
+    await asyncio.gather(*store.in_flight)
+    assert not worker.cut_short
+    run = await store.load_run("r")
+    assert run is not None
+    assert (run.status, run.lease) == (RunStatus.QUEUED, None)

@@ -102,6 +102,9 @@ class Worker:
         """Heap of times (``time.monotonic``) when something this worker knows of falls
         due: a timer of a run it paused, a schedule's next tick."""
         self._schedules_seen = False
+        self._stopped_at = 0.0
+        """When (``time.monotonic``) :meth:`stop` was first called: the grace period
+        counts from there."""
         self._reserved = 0
         """Slots held for runs the runtime is creating claimed (see :meth:`reserve`)."""
         self._maybe_more = True
@@ -210,6 +213,8 @@ class Worker:
                 "stopping: no new claims, current slices yield and release their leases",
                 extra={"owner": self.runtime.owner},
             )
+        if not self._stop.is_set():
+            self._stopped_at = time.monotonic()
         self.runtime.request_stop()
         self._stop.set()
         self._wake.set()
@@ -346,13 +351,13 @@ class Worker:
     async def _grace(self) -> None:
         """Wait for the running drives, at most ``grace_period`` seconds, or until a
         hard stop."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.grace_period
+        # Counted from the stop, so that a poll that used part of it leaves the rest.
+        deadline = self._stopped_at + self.grace_period
         hard = asyncio.ensure_future(self._hard.wait())
         try:
             while not self._hard.is_set():
                 pending = {task for task in self._drives if not task.done()}
-                left = deadline - loop.time()
+                left = deadline - time.monotonic()
                 if not pending or left <= 0:
                     return
                 await asyncio.wait(
@@ -362,17 +367,30 @@ class Worker:
             hard.cancel()
 
     async def _until_stopped(self, call: Awaitable[T]) -> T:
-        """``call``, cancelled if the worker is stopped meanwhile (a poll stuck on a
-        store call must not hold up a stop: the claims it may have made expire)."""
+        """``call``; if the worker is stopped meanwhile, it gets the grace period to
+        end (its store calls are bounded by the store's ``operation_timeout``) and is
+        cancelled after it or on a hard stop. A poll stuck on a store call must not
+        hold up a stop; but one cancelled at once would leave what its claim took
+        (the store still runs a statement whose caller was cancelled) leased to a
+        stopped worker until the lease expires, while one that ends hands its claims
+        to drives that yield them back at once."""
         task = asyncio.ensure_future(call)
         stopped = asyncio.ensure_future(self._stop.wait())
+        hard = asyncio.ensure_future(self._hard.wait())
         try:
             await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done() and not self._hard.is_set():
+                left = self._stopped_at + self.grace_period - time.monotonic()
+                if left > 0:
+                    await asyncio.wait(
+                        {task, hard}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                    )
         except BaseException:
             task.cancel()  # the worker itself is cancelled: the poll with it
             raise
         finally:
             stopped.cancel()
+            hard.cancel()
         if not task.done():
             task.cancel()
             self._stray.add(task)
