@@ -890,6 +890,21 @@ class BadInputCases:
         assert type(stored) is str
         assert stored == value
 
+    async def test_store_declares_the_payload_limit_it_enforces(
+        self, store: ExecutionStore
+    ) -> None:
+        # The runtime cuts what it records to the limit the store declares
+        # (ExecutionStore.max_payload_bytes): a store enforcing another limit would
+        # refuse a cut error or accept a step result the runtime failed.
+        limit = store.max_payload_bytes
+        assert limit == self.max_payload_bytes, (limit, self.max_payload_bytes)
+        with pytest.raises(PayloadError):
+            await store.create_run("over", "wf", None, sized_string(limit + 1, "ascii"), T0)
+        assert await store.load_run("over") is None
+        at_limit = sized_string(limit, "ascii")
+        created = await create(store, "at", input=at_limit)
+        assert created.input == at_limit
+
     @pytest.mark.parametrize("legal_id", [pytest.param(v, id=k) for k, v in LEGAL_IDS])
     async def test_unusual_but_legal_ids_round_trip_exactly(
         self, store: ExecutionStore, legal_id: str

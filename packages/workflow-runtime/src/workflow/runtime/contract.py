@@ -1,6 +1,6 @@
 """The execution-store contract as a typed Protocol.
 
-``CONTRACT.md`` is normative; this module is its Python spelling. Every operation is
+``docs/semantics.md`` is normative; this module is its Python spelling. Every operation is
 one atomic state transition, also under concurrent callers on many connections and
 machines. Time is always the caller's ``now`` (ms since the Unix epoch): stores never
 read a clock.
@@ -60,10 +60,17 @@ class Capability(enum.StrEnum):
 
 @runtime_checkable
 class ExecutionStore(Protocol):
-    """What every store does. See ``CONTRACT.md`` for the full semantics."""
+    """What every store does. See ``docs/semantics.md`` for the full semantics."""
 
     @property
     def capabilities(self) -> frozenset[Capability]: ...
+
+    @property
+    def max_payload_bytes(self) -> int:
+        """The largest payload (its compact JSON text, in UTF-8 bytes) the store
+        accepts; a larger one raises ``PayloadError`` before anything is written. The
+        runtime cuts what it records (errors, step results) to fit it."""
+        ...
 
     # -- run lifecycle -------------------------------------------------------------
     async def create_run(

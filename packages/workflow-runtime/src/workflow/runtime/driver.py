@@ -33,7 +33,6 @@ from .engine import (
     Journal,
     LeaseBox,
     error_info,
-    payload_limit,
 )
 from .errors import (
     InvalidArgumentError,
@@ -753,7 +752,7 @@ class Runtime:
         # slice wrote, or writes with its failure, are progress that starts a new count.
         progressed = journal.next_index > run.next_event_index or bool(journal.pending)
         attempt = 1 if progressed else history.run_attempts_failed + 1
-        error = error_info(exc, "run_error", max_bytes=payload_limit(self.store))
+        error = error_info(exc, "run_error", max_bytes=self.store.max_payload_bytes)
         retry = not isinstance(exc, WorkflowFailed) and self.run_retry.should_retry(exc, attempt)
         outcome: Outcome
         if retry:

@@ -193,12 +193,6 @@ class _Suspend(BaseException):
         self.outcome = outcome
 
 
-def payload_limit(store: object) -> int:
-    """The store's ``max_payload_bytes`` (the default for stores without that option)."""
-    limit = getattr(store, "max_payload_bytes", None)
-    return limit if isinstance(limit, int) else codec.DEFAULT_MAX_PAYLOAD_BYTES
-
-
 def error_info(
     exc: BaseException, code: str = "error", *, max_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES
 ) -> ErrorInfo:
@@ -435,7 +429,7 @@ class Execution:
         self._suspension: Yield | Pause | None = None
         self._fatal: BaseException | None = None
         self._step_task: asyncio.Future[Any] | None = None
-        self._max_bytes = payload_limit(journal.store)
+        self._max_bytes = journal.store.max_payload_bytes
 
     @property
     def run_id(self) -> str:
@@ -524,7 +518,7 @@ class Execution:
 
     # -- bookkeeping shared by the operations ---------------------------------------
     def _error_info(self, exc: BaseException, code: str) -> ErrorInfo:
-        return error_info(exc, code, max_bytes=payload_limit(self.journal.store))
+        return error_info(exc, code, max_bytes=self.journal.store.max_payload_bytes)
 
     def _fail(self, exc: BaseException) -> NoReturn:
         self._fatal = exc
@@ -817,7 +811,7 @@ class Execution:
             try:
                 codec.encode(
                     meta,
-                    max_bytes=payload_limit(self.journal.store),
+                    max_bytes=self.journal.store.max_payload_bytes,
                     what=f"meta of approval {step_id!r}",
                 )
             except PayloadError as exc:
@@ -1053,5 +1047,4 @@ __all__ = [
     "current_step",
     "error_info",
     "fit_error",
-    "payload_limit",
 ]
