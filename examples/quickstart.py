@@ -21,6 +21,7 @@ from workflow.runtime import (
     Finish,
     NewEvent,
     Pause,
+    SchemaOwner,
     Wait,
     open_store,
 )
@@ -30,9 +31,8 @@ async def main() -> None:
     url = sys.argv[1] if len(sys.argv) > 1 else "sqlite:///workflow-quickstart.db"
     store = await open_store(url, verify_schema=False)
     # Demos may create their schema; deploys run `workflow migrate upgrade --url ...`.
-    create_schema = getattr(store, "create_schema", None)
-    if create_schema is not None:
-        await create_schema()
+    if isinstance(store, SchemaOwner):
+        await store.create_schema()
     print(f"store: {url} (schema {(await store.schema_status()).current})")
     now = int(time.time() * 1000)
     run_id = f"order-{uuid.uuid4().hex[:8]}"

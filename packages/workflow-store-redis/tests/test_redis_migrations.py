@@ -12,7 +12,17 @@ from local_cluster import (  # noqa: F401  (fixture redis_cluster_url)
     standalone_or_cluster,
 )
 
-from workflow.runtime import Claimed, Finish, IntervalSpec, NewEvent, Pause, Wait
+from workflow.runtime import (
+    Claimed,
+    Finish,
+    IntervalSpec,
+    NewEvent,
+    Pause,
+    SchemaMigrator,
+    SchemaOwner,
+    SchemaRevision,
+    Wait,
+)
 from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
 from workflow.store.redis.keys import escape
 from workflow.store.redis.migrator import _Lock, head
@@ -264,3 +274,12 @@ async def test_the_bucket_count_is_the_keyspaces_not_the_handles(store: RedisSto
     assert store.keys.buckets == 4
     claims = await store.claim_runnable("w", 60_000, 3, T0 + 100)
     assert [c.run.run_id for c in claims] == ["r0", "r1", "r2"]
+
+
+async def test_the_store_is_a_schema_owner(store: RedisStore) -> None:
+    # workflow migrate and workflow demo find the migrations through these Protocols
+    # only (no getattr): a store that stopped satisfying them would lose both.
+    assert isinstance(store, SchemaOwner)
+    migrator = store.migrator
+    assert isinstance(migrator, SchemaMigrator)
+    assert all(isinstance(r, SchemaRevision) for r in migrator.history())

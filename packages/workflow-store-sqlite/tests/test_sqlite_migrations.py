@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from workflow.runtime import InvalidArgumentError, SchemaVersionError, open_store
+from workflow.runtime import (
+    InvalidArgumentError,
+    SchemaMigrator,
+    SchemaOwner,
+    SchemaRevision,
+    SchemaVersionError,
+    open_store,
+)
 from workflow.store.sqlite import SQLiteStore
 
 
@@ -171,3 +178,16 @@ async def test_the_fix_in_the_message_keeps_the_table_prefix(tmp_path: Path) -> 
     assert f"workflow migrate upgrade --url '{url}'" in str(caught.value)
     command = str(caught.value).split("`")[1]
     assert shlex.split(command) == ["workflow", "migrate", "upgrade", "--url", url]
+
+
+async def test_what_open_store_returns_is_a_schema_owner(tmp_path: Path) -> None:
+    # workflow migrate and workflow demo find the migrations through these Protocols
+    # only (no getattr): a SQL store that stopped satisfying them would lose both.
+    store = await open_store(url_of(tmp_path / "wf.db"), verify_schema=False)
+    assert isinstance(store, SchemaOwner)
+    migrator = store.migrator
+    assert isinstance(migrator, SchemaMigrator)
+    assert all(isinstance(r, SchemaRevision) for r in migrator.history())
+    await store.create_schema()
+    assert await migrator.current() == migrator.head
+    await store.close()

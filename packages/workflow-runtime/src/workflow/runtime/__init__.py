@@ -78,6 +78,7 @@ from .results import (
 )
 from .retry import RetryPolicy
 from .schedules import next_fire_at
+from .schema import SchemaMigrator, SchemaOwner, SchemaRevision
 from .wakeups import RunnableNotifier
 from .workflow_errors import (
     NonDeterminismError,
@@ -154,6 +155,9 @@ __all__ = [
     "ScheduleSpec",
     "ScheduleTick",
     "Scheduled",
+    "SchemaMigrator",
+    "SchemaOwner",
+    "SchemaRevision",
     "SchemaStatus",
     "SchemaVersionError",
     "StepCall",

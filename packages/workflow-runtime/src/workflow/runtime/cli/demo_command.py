@@ -8,6 +8,7 @@ from ..demo import run_demo
 from ..hints import shell_command
 from ..records import RunStatus, Timeline
 from ..registry import open_store, redact_url
+from ..schema import SchemaOwner
 from .common import CommandError, run_async, url_option
 from .operations import print_timeline
 
@@ -27,9 +28,8 @@ def demo(url: str, auto_approve: bool) -> None:
         # A demo may set up its own schema; deploys run `workflow migrate upgrade`.
         store = await open_store(url, verify_schema=False)
         try:
-            create_schema = getattr(store, "create_schema", None)
-            if create_schema is not None:
-                await create_schema()
+            if isinstance(store, SchemaOwner):
+                await store.create_schema()
             click.echo(f"workflow demo on {redact_url(url)}")
             run = await run_demo(
                 store, say=click.echo, auto_approve=auto_approve, url=redact_url(url)

@@ -7,41 +7,36 @@ workflow migrate upgrade --url mysql://... --sql > upgrade.sql   # for a DBA
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import click
 
 from ..contract import ExecutionStore
 from ..registry import redact_url
+from ..schema import SchemaMigrator, SchemaOwner, SchemaRevision
 from .common import CommandError, url_option, with_store
 
 T = TypeVar("T")
 
 
-class _Migrator(Protocol):
-    head: str
-
-    def history(self) -> list[Any]: ...
-    async def upgrade(self, revision: str = "head") -> None: ...
-    async def downgrade(self, revision: str) -> None: ...
-    async def current(self) -> str | None: ...
-    async def verify(self) -> None: ...
-    def offline_sql(self, revision: str = "head", *, downgrade_from: str | None = None) -> str: ...
+def _migrator(store: ExecutionStore, url: str) -> SchemaMigrator:
+    if not isinstance(store, SchemaOwner):
+        raise CommandError(f"the store at {redact_url(url)} has no migrations")
+    return store.migrator
 
 
-def _run(url: str, action: Callable[[_Migrator], Awaitable[T]]) -> T:
+def _run(url: str, action: Callable[[SchemaMigrator], Awaitable[T]]) -> T:
     async def go(store: ExecutionStore) -> T:
-        migrator: _Migrator | None = getattr(store, "migrator", None)
-        if migrator is None:
-            raise CommandError(f"the store at {redact_url(url)} has no migrations")
-        return await action(migrator)
+        return await action(_migrator(store, url))
 
     return with_store(url, go, verify_schema=False)
 
 
-def _offline(revision: str, downgrade_from: str | None) -> Callable[[_Migrator], Awaitable[str]]:
-    async def act(m: _Migrator) -> str:
+def _offline(
+    revision: str, downgrade_from: str | None
+) -> Callable[[SchemaMigrator], Awaitable[str]]:
+    async def act(m: SchemaMigrator) -> str:
         return m.offline_sql(revision, downgrade_from=downgrade_from)
 
     return act
@@ -62,7 +57,7 @@ def upgrade(url: str, revision: str, sql: bool) -> None:
         click.echo(_run(url, _offline(revision, None)), nl=False)
         return
 
-    async def act(m: _Migrator) -> str | None:
+    async def act(m: SchemaMigrator) -> str | None:
         await m.upgrade(revision)
         return await m.current()
 
@@ -77,14 +72,14 @@ def downgrade(url: str, revision: str, sql: bool) -> None:
     """Downgrade the schema to --revision."""
     if sql:
 
-        async def script(m: _Migrator) -> str:
+        async def script(m: SchemaMigrator) -> str:
             # One store: the script runs down from the adapter's head.
             return m.offline_sql(revision, downgrade_from=m.head)
 
         click.echo(_run(url, script), nl=False)
         return
 
-    async def act(m: _Migrator) -> str | None:
+    async def act(m: SchemaMigrator) -> str | None:
         await m.downgrade(revision)
         return await m.current()
 
@@ -96,7 +91,7 @@ def downgrade(url: str, revision: str, sql: bool) -> None:
 def current(url: str) -> None:
     """Print the database's revision and the adapter's head."""
 
-    async def act(m: _Migrator) -> tuple[str | None, str]:
+    async def act(m: SchemaMigrator) -> tuple[str | None, str]:
         return await m.current(), m.head
 
     now, head = _run(url, act)
@@ -109,10 +104,7 @@ def check(url: str) -> None:
     """Exit 0 when the database is at the adapter's head, 1 (with the fix) otherwise."""
 
     async def act(store: ExecutionStore) -> str:
-        migrator: _Migrator | None = getattr(store, "migrator", None)
-        if migrator is None:
-            raise CommandError(f"the store at {redact_url(url)} has no migrations")
-        return migrator.head
+        return _migrator(store, url).head
 
     # The check is open_store's own (the same error and fix), which on SQLite also
     # reports a missing file without creating it.
@@ -124,7 +116,7 @@ def check(url: str) -> None:
 def history(url: str) -> None:
     """List the adapter's revisions, oldest first."""
 
-    async def act(m: _Migrator) -> list[Any]:
+    async def act(m: SchemaMigrator) -> Sequence[SchemaRevision]:
         return m.history()
 
     for rev in _run(url, act):
