@@ -64,7 +64,7 @@ class FakeClock:
 
 
 def _runtime(
-    store: ExecutionStore, clock: FakeClock, *workflows: Workflow, **options: Any
+    store: ExecutionStore, clock: FakeClock, *workflows: Workflow[Any, Any], **options: Any
 ) -> Runtime:
     options.setdefault("run_retry", NO_RETRY)
     return Runtime(store, workflows, clock=clock, **options)

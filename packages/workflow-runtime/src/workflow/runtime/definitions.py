@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
-from .records import JSON, CronSpec, IntervalSpec, Overlap, ScheduleSpec
+from .records import JSON, CronSpec, IntervalSpec, JSONLike, Overlap, ScheduleSpec
 from .schedules import validate_spec
 from .validation import check_id, check_optional_id, check_schedule_id
 from .workflow_errors import UnknownWorkflowError, WorkflowDefinitionError
@@ -24,7 +24,12 @@ from .workflow_errors import UnknownWorkflowError, WorkflowDefinitionError
 if TYPE_CHECKING:
     from .engine import Context
 
-Handler = Callable[["Context", Any], Awaitable[Any]]
+InputT = TypeVar("InputT", bound=JSONLike)
+"""A workflow's input type."""
+OutputT = TypeVar("OutputT", bound=JSONLike)
+"""A workflow's output type."""
+
+Handler: TypeAlias = Callable[["Context", InputT], Awaitable[OutputT]]
 """``async def handler(ctx, input) -> output``: input and output are payloads (JSON)."""
 
 
@@ -82,11 +87,15 @@ def _scheduled(
 
 
 @dataclass(frozen=True, slots=True)
-class Workflow:
-    """A workflow: ``handler`` registered as ``workflow_id`` at ``version``."""
+class Workflow(Generic[InputT, OutputT]):
+    """A workflow: ``handler`` registered as ``workflow_id`` at ``version``.
+
+    Generic in the handler's input and output types, so that
+    ``Runtime.start(wf, input)`` and ``Runtime.result(run_id, workflow=wf)`` are
+    checked against them."""
 
     workflow_id: str
-    handler: Handler
+    handler: Handler[InputT, OutputT]
     version: str | None = "1"
     schedules: tuple[Scheduled, ...] = field(default=())
 
@@ -104,10 +113,10 @@ class Workflow:
 
 def workflow(
     workflow_id: str, *, version: str | None = "1", schedules: Sequence[Scheduled] = ()
-) -> Callable[[Handler], Workflow]:
+) -> Callable[[Handler[InputT, OutputT]], Workflow[InputT, OutputT]]:
     """Decorator: register ``async def handler(ctx, input)`` as a :class:`Workflow`."""
 
-    def register(handler: Handler) -> Workflow:
+    def register(handler: Handler[InputT, OutputT]) -> Workflow[InputT, OutputT]:
         return Workflow(workflow_id, handler, version, tuple(schedules))
 
     return register
@@ -120,9 +129,9 @@ class WorkflowSet:
     registered last, runs in flight replay on the version they started with.
     """
 
-    def __init__(self, workflows: Iterable[Workflow]) -> None:
-        self._by_key: dict[tuple[str, str | None], Workflow] = {}
-        self._latest: dict[str, Workflow] = {}
+    def __init__(self, workflows: Iterable[Workflow[Any, Any]]) -> None:
+        self._by_key: dict[tuple[str, str | None], Workflow[Any, Any]] = {}
+        self._latest: dict[str, Workflow[Any, Any]] = {}
         for wf in workflows:
             if not isinstance(wf, Workflow):
                 raise WorkflowDefinitionError(
@@ -148,7 +157,7 @@ class WorkflowSet:
                         f"and workflow {wf.workflow_id!r}; give each schedule its own id"
                     )
 
-    def __iter__(self) -> Iterator[Workflow]:
+    def __iter__(self) -> Iterator[Workflow[Any, Any]]:
         return iter(self._by_key.values())
 
     def __len__(self) -> int:
@@ -158,7 +167,7 @@ class WorkflowSet:
     def ids(self) -> frozenset[str]:
         return frozenset(self._latest)
 
-    def latest(self, workflow_id: str) -> Workflow:
+    def latest(self, workflow_id: str) -> Workflow[Any, Any]:
         try:
             return self._latest[workflow_id]
         except KeyError:
@@ -167,7 +176,7 @@ class WorkflowSet:
                 f"no workflow {workflow_id!r} is registered with this runtime (registered: {known})"
             ) from None
 
-    def get(self, workflow_id: str, version: str | None) -> Workflow:
+    def get(self, workflow_id: str, version: str | None) -> Workflow[Any, Any]:
         wf = self._by_key.get((workflow_id, version))
         if wf is None:
             have = sorted(str(v) for (w, v) in self._by_key if w == workflow_id)

@@ -22,10 +22,10 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from .contract import Capability, ExecutionStore
-from .definitions import Workflow, WorkflowSet
+from .definitions import InputT, OutputT, Workflow, WorkflowSet
 from .engine import (
     Clock,
     EventListener,
@@ -187,7 +187,7 @@ class Runtime:
     def __init__(
         self,
         store: ExecutionStore | None = None,
-        workflows: Iterable[Workflow] = (),
+        workflows: Iterable[Workflow[Any, Any]] = (),
         *,
         owner: str | None = None,
         lease_ms: int = 30_000,
@@ -270,15 +270,32 @@ class Runtime:
         return Runtime(store, self.workflows, **merged)
 
     # -- client side -----------------------------------------------------------------
+    @overload
+    async def start(
+        self, workflow: Workflow[InputT, Any], /, input: InputT, *, run_id: str | None = None
+    ) -> Run: ...
+
+    @overload
     async def start(
         self, workflow_id: str, input: JSON = None, *, run_id: str | None = None
+    ) -> Run: ...
+
+    async def start(
+        self,
+        workflow_id: str | Workflow[Any, Any],
+        input: JSON = None,
+        *,
+        run_id: str | None = None,
     ) -> Run:
-        """Start a run of the latest registered version of ``workflow_id``.
+        """Start a run of the latest registered version of ``workflow_id`` (or of the
+        given :class:`Workflow`'s id, ``input`` then checked against its handler's type).
 
         Idempotent on ``run_id``: starting it again returns the existing run (with its
         original input). Raises :class:`RunConflictError` when a run of another workflow
         has that id.
         """
+        if isinstance(workflow_id, Workflow):
+            workflow_id = workflow_id.workflow_id
         wf = self.workflows.latest(workflow_id)
         run_id = run_id if run_id is not None else uuid.uuid4().hex
         worker = self._free_worker()
@@ -350,9 +367,33 @@ class Runtime:
         """Cancel a run; a worker driving it stops at its next write."""
         return await self.store.cancel_run(run_id, reason, self.clock())
 
-    async def result(self, run_id: str, *, wait: float | None = 0.0, poll: float = 0.1) -> JSON:
+    @overload
+    async def result(
+        self,
+        run_id: str,
+        *,
+        workflow: Workflow[Any, OutputT],
+        wait: float | None = 0.0,
+        poll: float = 0.1,
+    ) -> OutputT: ...
+
+    @overload
+    async def result(
+        self, run_id: str, *, workflow: None = None, wait: float | None = 0.0, poll: float = 0.1
+    ) -> JSON: ...
+
+    async def result(
+        self,
+        run_id: str,
+        *,
+        workflow: Workflow[Any, Any] | None = None,
+        wait: float | None = 0.0,
+        poll: float = 0.1,
+    ) -> JSON:
         """The output of a finished run.
 
+        ``workflow``: the run's :class:`Workflow`, which types the output as its
+        handler's; a run of another workflow raises :class:`InvalidArgumentError`.
         ``wait``: seconds to wait for the run to end (``None``: no limit; ``0``: look
         once). Raises :class:`RunFailedError` (errored or cancelled),
         :class:`RunNotFoundError`, or :class:`ResultTimeoutError`.
@@ -362,6 +403,12 @@ class Runtime:
             run = await self.store.load_run(run_id)
             if run is None:
                 raise RunNotFoundError(run_id)
+            if workflow is not None and run.workflow_id != workflow.workflow_id:
+                # The output would not be of the type the caller's workflow declares.
+                raise InvalidArgumentError(
+                    f"run {run_id!r} is a run of workflow {run.workflow_id!r}, "
+                    f"not of {workflow.workflow_id!r}"
+                )
             if run.status is RunStatus.FINISHED:
                 return run.output
             if run.status.terminal:

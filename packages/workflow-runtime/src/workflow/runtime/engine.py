@@ -35,7 +35,7 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar, cast, overload
+from typing import Any, NoReturn, TypeVar, TypeVarTuple, cast, overload
 
 from . import codec
 from .contract import ExecutionStore
@@ -64,6 +64,7 @@ from .records import (
     InboxEntry,
     InboxKind,
     InboxRef,
+    JSONLike,
     Lease,
     NewEvent,
     Run,
@@ -82,7 +83,10 @@ from .workflow_errors import (
     WorkflowFailed,
 )
 
-T = TypeVar("T")
+R = TypeVar("R", bound=JSONLike)
+"""What a step returns: recorded as a payload, so a JSON value."""
+Ts = TypeVarTuple("Ts")
+"""A step's positional arguments."""
 log = logging.getLogger("workflow.runtime")
 
 Clock = Callable[[], int]
@@ -410,7 +414,7 @@ class Execution:
         journal: Journal,
         history: History,
         inbox: list[InboxEntry],
-        workflow: Workflow,
+        workflow: Workflow[Any, Any],
         clock: Clock,
         should_yield: Callable[[], bool] = lambda: False,
     ) -> None:
@@ -948,31 +952,36 @@ class Context:
         """``True`` while the code is still catching up with the recorded log."""
         return self._x.replaying
 
+    # The step's arguments are typed with a TypeVarTuple, not a ParamSpec: step takes
+    # its own keyword options (retry=, timeout=) next to fn's positional arguments, and
+    # a ParamSpec's P.args cannot be followed by keyword parameters without P.kwargs
+    # (fn's keywords), which would take retry= and timeout= away from step. So fn is
+    # called with positional arguments only (functools.partial binds keywords).
     @overload
     async def step(
         self,
         step_id: str,
-        fn: Callable[..., Awaitable[T]],
-        *args: Any,
+        fn: Callable[[*Ts], Awaitable[R]],
+        *args: *Ts,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - bounds each attempt (asyncio.timeout inside)
-    ) -> T: ...
+    ) -> R: ...
 
     @overload
     async def step(
         self,
         step_id: str,
-        fn: Callable[..., T],
-        *args: Any,
+        fn: Callable[[*Ts], R],
+        *args: *Ts,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - bounds each attempt (asyncio.timeout inside)
-    ) -> T: ...
+    ) -> R: ...
 
     async def step(
         self,
         step_id: str,
-        fn: Callable[..., Any],
-        *args: Any,
+        fn: Callable[[*Ts], Any],
+        *args: *Ts,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - bounds each attempt (asyncio.timeout inside)
     ) -> Any:

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
 """A JSON value as the contract allows it (see :mod:`workflow.runtime.codec`)."""
+
+JSONLike: TypeAlias = bool | int | float | str | list[Any] | dict[str, Any] | None
+"""What a step, or a workflow, may declare it returns: a JSON value at the top.
+
+Below the top the items are not checked: ``list`` and ``dict`` are invariant, so
+``list[str]`` or ``dict[str, int]`` (what functions declare) are not ``JSON``, and the
+covariant ``Sequence`` and ``Mapping`` would accept tuples and other mappings, which
+the codec refuses at run time (it takes exactly ``list`` and ``dict``). A ``TypedDict``
+is not accepted: type checkers do not treat it as a ``dict`` (it may be any mapping).
+The codec still checks every value when it is recorded."""
 
 
 class RunStatus(enum.StrEnum):

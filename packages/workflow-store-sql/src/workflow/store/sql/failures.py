@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
 
 
 class _Operations(Protocol):
@@ -135,11 +136,18 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, 0.01 * 2**attempt)
 
 
-def operation(
-    fn: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
-) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+def operation(fn: F) -> F:
     """Map driver errors to the contract's errors (the original is kept as
     ``__cause__``); run the operation again when the server rolled it back whole."""
+    # Typed as fn's own type: to pyright an ``async def`` returns ``CoroutineType``,
+    # and a method rebuilt as ``Callable[..., Coroutine]`` would no longer satisfy the
+    # ``async def`` methods of ExecutionStore (nor SchemaMigrator).
+    return cast(F, _wrapped(fn))
+
+
+def _wrapped(
+    fn: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
 
     @functools.wraps(fn)
     async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
