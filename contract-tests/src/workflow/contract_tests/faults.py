@@ -45,19 +45,19 @@ class FaultProxy:
     """A loopback TCP proxy to ``(host, port)`` whose faults the test switches on."""
 
     def __init__(self, host: str, port: int) -> None:
-        self.upstream = (host, port)
+        self.upstream: tuple[str, int] = (host, port)
         self.mode: Mode = "pass"
-        self.fired = asyncio.Event()
+        self.fired: asyncio.Event = asyncio.Event()
         """Set when a fault fired (cleared by :meth:`set_mode`)."""
-        self.connections = 0
+        self.connections: int = 0
         """Client connections accepted so far."""
-        self.dropped = b""
+        self.dropped: bytes = b""
         """The bytes the last fault threw away."""
-        self.swallowed = 0
+        self.swallowed: int = 0
         """Bytes the black holes swallowed so far."""
-        self.latency = 0.0
+        self.latency: float = 0.0
         """Seconds each forwarded chunk waits (``"pass"``)."""
-        self.jitter = 0.0
+        self.jitter: float = 0.0
         """Up to this many more seconds, at random, per chunk."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()

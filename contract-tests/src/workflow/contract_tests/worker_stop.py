@@ -46,7 +46,7 @@ async def hang(ctx: Context, input: Any) -> None:
     await ctx.step("forever", _forever)
 
 
-runtime = Runtime(workflows=[hang])
+runtime: Runtime = Runtime(workflows=[hang])
 
 
 async def start_hang(store: ExecutionStore, run_id: str) -> None:

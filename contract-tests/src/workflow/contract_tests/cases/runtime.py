@@ -53,7 +53,7 @@ class FakeClock:
     """Milliseconds the case moves forward by hand."""
 
     def __init__(self, now: int = T0) -> None:
-        self.now = now
+        self.now: int = now
 
     def __call__(self) -> int:
         return self.now

@@ -77,7 +77,7 @@ from .workflow_errors import (
     WorkflowFailed,
 )
 
-log = logging.getLogger("workflow.runtime")
+log: logging.Logger = logging.getLogger("workflow.runtime")
 
 LEASE_SAFETY_MARGIN = 0.1
 """Part of the lease this worker does not count on: its local deadline (monotonic
@@ -199,18 +199,20 @@ class Runtime:
         listener: EventListener | None = None,
     ) -> None:
         self._store = store
-        self.workflows = workflows if isinstance(workflows, WorkflowSet) else WorkflowSet(workflows)
-        self.owner = owner or default_owner()
-        self.lease_ms = check_lease_ms(lease_ms)
-        self.heartbeat_ms = check_lease_ms(heartbeat_ms or max(1, self.lease_ms // 3))
+        self.workflows: WorkflowSet = (
+            workflows if isinstance(workflows, WorkflowSet) else WorkflowSet(workflows)
+        )
+        self.owner: str = owner or default_owner()
+        self.lease_ms: int = check_lease_ms(lease_ms)
+        self.heartbeat_ms: int = check_lease_ms(heartbeat_ms or max(1, self.lease_ms // 3))
         if self.heartbeat_ms >= self.lease_ms:
             # Each renewal would come after the lease it renews had expired.
             raise InvalidArgumentError(
                 f"heartbeat_ms ({self.heartbeat_ms}) must be less than lease_ms "
                 f"({self.lease_ms}); a third of it is the default"
             )
-        self.slice_ms = check_lease_ms(slice_ms)
-        self.concurrency = check_limit(concurrency, "concurrency")
+        self.slice_ms: int = check_lease_ms(slice_ms)
+        self.concurrency: int = check_limit(concurrency, "concurrency")
         self.run_retry = run_retry
         self.clock = clock
         self.listener = listener

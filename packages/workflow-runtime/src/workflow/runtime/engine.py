@@ -87,7 +87,7 @@ R = TypeVar("R", bound=JSONLike)
 """What a step returns: recorded as a payload, so a JSON value."""
 Ts = TypeVarTuple("Ts")
 """A step's positional arguments."""
-log = logging.getLogger("workflow.runtime")
+log: logging.Logger = logging.getLogger("workflow.runtime")
 
 Clock = Callable[[], int]
 """Milliseconds since the Unix epoch."""
@@ -278,7 +278,7 @@ class Journal:
         self.store = store
         self.run_id = run_id
         self.lease = lease
-        self.next_index = next_index
+        self.next_index: int = next_index
         self.clock = clock
         self.listener = listener
         self.pending: list[NewEvent] = []

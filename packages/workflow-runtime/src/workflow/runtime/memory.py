@@ -173,7 +173,7 @@ class InMemoryStore:
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
         _data: _Data | None = None,
     ) -> None:
-        self.max_payload_bytes = validation.check_int(
+        self.max_payload_bytes: int = validation.check_int(
             max_payload_bytes, "max_payload_bytes", 2, 2**31
         )
         self._data = _data if _data is not None else _Data()

@@ -45,7 +45,7 @@ from .results import Claimed, ScheduleTick
 from .validation import check_limit
 from .wakeups import watch
 
-log = logging.getLogger("workflow.runtime.worker")
+log: logging.Logger = logging.getLogger("workflow.runtime.worker")
 T = TypeVar("T")
 
 DEFAULT_GRACE_PERIOD_S = 30.0
@@ -87,10 +87,10 @@ class Worker:
                 f"grace_period must be a number of seconds >= 0, got {grace_period!r}"
             )
         self.runtime = runtime
-        self.grace_period = float(grace_period)
+        self.grace_period: float = float(grace_period)
         self.poll_interval = poll_interval
         self.jitter = jitter
-        self.limit = check_limit(limit)
+        self.limit: int = check_limit(limit)
         self.max_backoff = max_backoff
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -113,8 +113,8 @@ class Worker:
         self._told = False
         """Whether the store tells this worker when other processes make runs
         claimable (then a drive that ends claims only if there may be more)."""
-        self.sweeps = 0
-        self.cut_short = False
+        self.sweeps: int = 0
+        self.cut_short: bool = False
         """Whether the last stop cancelled slices (the grace period ran out, or a second
         signal): a step in a thread may still be running, and a drive that did not end
         within :data:`RELEASE_BUDGET_S` was abandoned. ``workflow worker`` then exits

@@ -25,7 +25,7 @@ from ..worker import DEFAULT_GRACE_PERIOD_S, RELEASE_BUDGET_S, Worker
 from .common import CommandError, run_async, url_option
 from .logs import configure_logging
 
-log = logging.getLogger("workflow.runtime.worker")
+log: logging.Logger = logging.getLogger("workflow.runtime.worker")
 
 
 def load_runtime(target: str) -> Runtime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import psycopg_pool
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.dml import Insert
 
-from workflow.store.sql.compiled import text_statement
+from workflow.store.sql.compiled import Statement, text_statement
 from workflow.store.sql.dialect import Dialect
 from workflow.store.sql.failures import Failure
 from workflow.store.sql.migration_env import lock_key
@@ -68,7 +68,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     sync_driver = "postgresql+psycopg"
     # Stated, not assumed: a server or role may default to another level.
-    begin = text_statement("BEGIN ISOLATION LEVEL READ COMMITTED")
+    begin: ClassVar[Statement] = text_statement("BEGIN ISOLATION LEVEL READ COMMITTED")
 
     def compiler_dialect(self) -> sa.Dialect:
         # psycopg takes %(name)s placeholders and a dict: the store's values as they are.

@@ -83,7 +83,7 @@ class PostgresStore(ReturningClaims):
         operation_timeout: float = DEFAULT_OPERATION_TIMEOUT_S,
     ) -> None:
         parsed = sa.make_url(url) if isinstance(url, str) else url
-        self.notify = check_flag("notify", notify)
+        self.notify: bool = check_flag("notify", notify)
         if parsed.get_backend_name() != "postgresql":
             raise InvalidArgumentError(
                 f"PostgresStore needs a postgresql:// URL, got {parsed.drivername}://"
@@ -114,7 +114,7 @@ class PostgresStore(ReturningClaims):
             max_payload_bytes=max_payload_bytes,
             operation_timeout=operation_timeout,
         )
-        self.wake_channel = listener.channel_for(self.schema, self.tables.prefix)
+        self.wake_channel: str = listener.channel_for(self.schema, self.tables.prefix)
         """The channel this store's NOTIFYs go to (``LISTEN "<it>"`` to watch by hand)."""
         self._notice = listener.notice(self.wake_channel) if self.notify else None
         self._listener_conninfo = listener.listener_conninfo(conninfo)

@@ -101,7 +101,7 @@ class RedisMigrator:
     """The migrations of one keyspace (one prefix); what ``workflow migrate`` drives."""
 
     def __init__(self, client: Client, keys: Keyspace, *, url_hint: str) -> None:
-        self.context = MigrationContext(client, keys)
+        self.context: MigrationContext = MigrationContext(client, keys)
         self.url_hint = url_hint
 
     @property

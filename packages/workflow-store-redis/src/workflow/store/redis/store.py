@@ -162,16 +162,16 @@ class RedisStore:
     ) -> None:
         # The keyspace's own bucket count (P{g}:buckets) replaces ``buckets`` once read:
         # ``buckets`` only decides the count of a keyspace that create_schema creates.
-        self.keys = Keyspace(prefix, buckets)
+        self.keys: Keyspace = Keyspace(prefix, buckets)
         self._buckets_known = False
         joint = "&" if "?" in url_hint else "?"
         self._url_hint = (
             url_hint if prefix == DEFAULT_PREFIX else f"{url_hint}{joint}prefix={prefix}"
         )
-        self.max_payload_bytes = validation.check_int(
+        self.max_payload_bytes: int = validation.check_int(
             max_payload_bytes, "max_payload_bytes", 2, 2**31
         )
-        self.operation_timeout = check_operation_timeout(operation_timeout)
+        self.operation_timeout: float = check_operation_timeout(operation_timeout)
         """Seconds a round trip may take before it raises :class:`StoreUnavailableError`
         (the client's socket timeout is the same bound when :meth:`from_url` made it)."""
         self._client = client
@@ -179,7 +179,7 @@ class RedisStore:
         self._closed = False
         self._watchers = Watchers("RedisStore")
         self._subscriptions = 0
-        self.wake_channel = subscriber.channel_for(prefix)
+        self.wake_channel: str = subscriber.channel_for(prefix)
         """The channel the scripts PUBLISH wake-up hints on (``SUBSCRIBE`` to watch)."""
 
         def script(body: str) -> AsyncScript:

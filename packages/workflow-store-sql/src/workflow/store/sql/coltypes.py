@@ -20,8 +20,8 @@ class Utf8Bytes(sa.TypeDecorator[str]):
     compare byte by byte with no padding, and UTF-8 byte order is code-point order.
     """
 
-    impl = mysql.VARBINARY(1020)  # 255 characters of at most 4 bytes
-    cache_ok = True
+    impl: sa.types.TypeEngine[Any] = mysql.VARBINARY(1020)  # 255 characters of at most 4 bytes
+    cache_ok: bool | None = True
 
     def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> bytes | None:
         return None if value is None else value.encode("utf-8")

@@ -168,9 +168,9 @@ class Rows:
     __slots__ = ("names", "rowcount", "rows")
 
     def __init__(self, names: Sequence[str], rows: Sequence[Sequence[Any]], rowcount: int) -> None:
-        self.names = names
-        self.rows = rows
-        self.rowcount = rowcount
+        self.names: Sequence[str] = names
+        self.rows: Sequence[Sequence[Any]] = rows
+        self.rowcount: int = rowcount
 
     def first(self) -> dict[str, Any] | None:
         """The first row by column name, or ``None``."""

@@ -169,13 +169,13 @@ class SQLStore:
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
         operation_timeout: float = DEFAULT_OPERATION_TIMEOUT_S,
     ) -> None:
-        self.schema = check_schema(schema)
-        self.operation_timeout = check_operation_timeout(operation_timeout)
+        self.schema: str | None = check_schema(schema)
+        self.operation_timeout: float = check_operation_timeout(operation_timeout)
         """Seconds an operation may take, retries included, before it raises
         :class:`StoreUnavailableError` (:mod:`workflow.runtime.timeouts`)."""
         driver.operation_timeout = self.operation_timeout
         self.tables: StoreTables = build_tables(table_prefix)
-        self.max_payload_bytes = validation.check_int(
+        self.max_payload_bytes: int = validation.check_int(
             max_payload_bytes, "max_payload_bytes", 2, 2**31
         )
         self._driver = driver

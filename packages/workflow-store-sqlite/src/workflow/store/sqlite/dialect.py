@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.dml import Insert
 
-from workflow.store.sql.compiled import text_statement
+from workflow.store.sql.compiled import Statement, text_statement
 from workflow.store.sql.dialect import Dialect
 from workflow.store.sql.failures import Failure
 
@@ -51,7 +51,7 @@ class SQLiteDialect(Dialect):
     # Multi-statement writes run in BEGIN IMMEDIATE: SQLite serializes writers per
     # database, and taking the write lock up front avoids the lock-upgrade deadlock of
     # a deferred BEGIN. Single statements run in autocommit and take no lock to read.
-    begin = text_statement("BEGIN IMMEDIATE")
+    begin: ClassVar[Statement] = text_statement("BEGIN IMMEDIATE")
     render_as_batch = True
 
     def __init__(self, busy_timeout_ms: int = 10_000) -> None:
