@@ -78,6 +78,7 @@ from .results import (
 )
 from .retry import RetryPolicy
 from .schedules import next_fire_at
+from .sync_client import SyncClient
 from .wakeups import RunnableNotifier
 from .workflow_errors import (
     NonDeterminismError,
@@ -164,6 +165,7 @@ __all__ = [
     "StoreUnavailableError",
     "StoredEvent",
     "SweepReport",
+    "SyncClient",
     "TickOutcome",
     "Timeline",
     "UnknownStoreError",
