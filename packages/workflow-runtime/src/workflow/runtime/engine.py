@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar, cast, overload
 
-from . import codec
+from . import codec, telemetry
 from .contract import ExecutionStore
 from .definitions import Workflow
 from .errors import (
@@ -656,7 +656,11 @@ class Execution:
         try:
             # Its own task (which copies the context, current_step() included), so that
             # abort() can cancel the step's code without touching anything else.
-            self._step_task = asyncio.ensure_future(_call(fn, args, step_id, timeout_s))
+            self._step_task = asyncio.ensure_future(
+                telemetry.traced_step(
+                    self.run_id, step_id, attempt, _call(fn, args, step_id, timeout_s)
+                )
+            )
             result = await self._step_task
         except asyncio.CancelledError:
             current = asyncio.current_task()

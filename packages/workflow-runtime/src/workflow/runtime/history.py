@@ -58,6 +58,10 @@ class EventType:
     RUN_FINISHED: Final = "RUN_FINISHED"
     RUN_FAILED: Final = "RUN_FAILED"
     """Run level: ``{"error": {...}}``."""
+    TRACE_CONTEXT: Final = "TRACE_CONTEXT"
+    """Run level, the run's first event when ``start()`` ran inside a recorded span: the
+    propagator's carrier (``{"traceparent": str, ...}``), so that the worker driving the
+    run, in any process, continues that trace (:mod:`workflow.runtime.telemetry`)."""
 
 
 KIND_OF: dict[str, OpKind] = {
