@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +35,9 @@ INSTRUMENTATION_NAME = "workflow.runtime"
 @dataclass(frozen=True, slots=True)
 class _Instruments:
     tracer: Tracer
+    tracer_provider: Callable[[], object]
+    default_providers: tuple[type, ...]
+    """The API's own providers (a proxy until one is set, or the no-op one)."""
     runs_started: Counter
     runs_finished: Counter
     runs_failed: Counter
@@ -53,6 +56,8 @@ def _instruments() -> _Instruments | None:
     meter = metrics.get_meter(INSTRUMENTATION_NAME)
     return _Instruments(
         tracer=trace.get_tracer(INSTRUMENTATION_NAME),
+        tracer_provider=trace.get_tracer_provider,
+        default_providers=(trace.ProxyTracerProvider, trace.NoOpTracerProvider),
         runs_started=meter.create_counter(
             "workflow.runs.started", unit="{run}", description="Runs created by start()"
         ),
@@ -78,15 +83,22 @@ def available() -> bool:
     return _instruments() is not None
 
 
+_tracing_set = False
+"""Whether a real tracer provider was seen: the API sets the global one once for good,
+so once seen it stays (and the check is one global read)."""
+
+
 def tracing_on() -> bool:
     """Whether spans would be recorded: the API is installed and an SDK (or any real)
     tracer provider is set. The API's default providers record nothing."""
-    if _instruments() is None:
+    global _tracing_set
+    if _tracing_set:
+        return True
+    instruments = _instruments()
+    if instruments is None:
         return False
-    from opentelemetry import trace
-
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    _tracing_set = not isinstance(instruments.tracer_provider(), instruments.default_providers)
+    return _tracing_set
 
 
 def tracer() -> Tracer | None:

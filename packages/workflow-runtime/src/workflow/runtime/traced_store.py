@@ -13,10 +13,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from . import telemetry
 from .contract import ExecutionStore
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 OPERATIONS: Final = frozenset(
     name
@@ -50,19 +53,25 @@ class TracedStore:
         attributes = {**self._attributes, "db.operation.name": name}
 
         @functools.wraps(operation)
-        async def call(*args: Any, **kwargs: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Awaitable[Any]:
             tracer = telemetry.tracer()
             if tracer is None:
-                return await operation(*args, **kwargs)
-            from opentelemetry.trace import SpanKind
-
-            with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes):
-                return await operation(*args, **kwargs)
+                return operation(*args, **kwargs)  # no coroutine of its own: no cost
+            return _in_span(tracer, name, attributes, operation(*args, **kwargs))
 
         return call
 
     def __repr__(self) -> str:
         return f"TracedStore({self.inner!r})"
+
+
+async def _in_span(
+    tracer: Tracer, name: str, attributes: dict[str, str], call: Awaitable[Any]
+) -> Any:
+    from opentelemetry.trace import SpanKind
+
+    with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes):
+        return await call
 
 
 def traced(store: ExecutionStore) -> ExecutionStore:
