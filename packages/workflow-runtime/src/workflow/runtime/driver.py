@@ -71,7 +71,7 @@ from .results import (
 )
 from .retry import DEFAULT_RUN_RETRY, RetryPolicy
 from .traced_store import traced
-from .validation import check_lease_ms, check_limit
+from .validation import MAX_MS, check_int, check_lease_ms, check_limit
 from .workflow_errors import (
     ResultTimeoutError,
     RunConflictError,
@@ -429,6 +429,14 @@ class Runtime:
             if wait is not None and waited >= wait:
                 raise ResultTimeoutError(run, waited)
             await asyncio.sleep(poll if wait is None else max(0.0, min(poll, wait - waited)))
+
+    async def purge_finished(self, older_than_ms: int, limit: int = 100) -> int:
+        """Delete up to ``limit`` runs that ended (finished, failed or cancelled) more
+        than ``older_than_ms`` ago, oldest first, with everything they own; returns how
+        many. One bounded store call: call again while it returns ``limit``."""
+        older_than_ms = check_int(older_than_ms, "older_than_ms", 0, MAX_MS)
+        before = max(0, self.clock() - older_than_ms)
+        return await self.store.purge_runs(before, check_limit(limit))
 
     # -- schedules -------------------------------------------------------------------
     async def reconcile_schedules(self, now: int | None = None) -> list[Schedule]:
