@@ -186,6 +186,10 @@ class Runtime:
     ``run_retry``: attempts and backoff for failing slices.
     ``clock``: ms since the epoch (tests pass a fake one).
     ``listener``: called with every event once it is durably written.
+
+    With OpenTelemetry installed (the ``otel`` extra), :attr:`store` is the store given
+    inside a :class:`~workflow.runtime.traced_store.TracedStore` (the same operations,
+    each in a span; the store itself is its ``inner``).
     """
 
     def __init__(
