@@ -48,6 +48,22 @@ async def double(ctx: Context, input: JSON) -> JSON:
     return await ctx.step("double", lambda: 2 * int(str(input)))
 
 
+CALLED_FROM_STEP: list[SyncClient] = []
+"""The client the ``sync-reentrant`` workflow's step calls (set by its case)."""
+
+
+@workflow("sync-reentrant")
+async def reentrant(ctx: Context, input: JSON) -> JSON:
+    async def call_the_client() -> str:
+        try:
+            CALLED_FROM_STEP[0].load("any")
+        except InvalidArgumentError as exc:
+            return str(exc)
+        return "answered"
+
+    return await ctx.step("call", call_the_client)
+
+
 def in_threads(count: int, work: Callable[[int], JSON]) -> list[JSON]:
     """``work(0..count-1)``, each on a plain thread of its own, all at once; their
     answers in order (an exception in any thread is re-raised here)."""
@@ -145,11 +161,23 @@ def check_closed_client_refuses_calls(open_client: OpenClient) -> None:
         client.start("sync-double", 1)
 
 
+def check_a_call_from_its_own_loop_is_refused(open_client: OpenClient) -> None:
+    """An async step runs on the client's loop: a blocking call to the client from there
+    would wait for itself for ever, so it is refused (the step returns the message)."""
+    with open_client([reentrant]) as client:
+        CALLED_FROM_STEP[:] = [client]
+        client.run_worker(poll_interval=0.05)
+        answer = client.result(client.start("sync-reentrant").run_id, wait=GUARD_S)
+        assert isinstance(answer, str)
+        assert "its own loop" in answer
+
+
 ALL_CASES = [
     check_start_and_result_from_threads,
     check_signal_and_approve_from_threads,
     check_cancel_from_a_thread,
     check_worker_stops_and_runs_again,
     check_closed_client_refuses_calls,
+    check_a_call_from_its_own_loop_is_refused,
 ]
 """Every case: a store's test module parametrizes over these."""
