@@ -59,3 +59,21 @@ async def test_the_order_example_runs_to_shipped_after_its_approval(tmp_path: Pa
         assert failed.error.code == "invalid_order"
     finally:
         await store.close()
+
+
+async def test_the_patching_example_keeps_the_old_path_for_the_run_in_flight(
+    tmp_path: Path,
+) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "patching_example", EXAMPLE.with_name("patching.py")
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    patching = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(patching)
+    results = await patching.main(f"sqlite:///{tmp_path / 'patching.db'}")
+    (old, old_output), (new, new_output) = results.items()
+    assert old.startswith("old-")
+    assert old_output == ["reserved A-1", "paid", "shipped A-1"]
+    assert new.startswith("new-")
+    assert new_output == ["reserved B-2", "checked B-2", "paid", "shipped B-2"]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import crash_app
@@ -43,7 +43,11 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(
-        self, owner: str, log_level: str = "warning", lease_ms: int = LEASE_MS
+        self,
+        owner: str,
+        log_level: str = "warning",
+        lease_ms: int = LEASE_MS,
+        extra: Sequence[str] = (),
     ) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
@@ -70,6 +74,7 @@ class Workers:
                 owner,
                 "--log-level",
                 log_level,
+                *extra,
             ],
             env=env,
             stdout=log,
@@ -295,3 +300,26 @@ def test_three_workers_never_run_one_run_at_once(workers: Workers) -> None:
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
         assert proc.wait(30) == 0
+
+
+async def _cancelled_at(url: str, when: Mapping[str, int]) -> None:
+    store = SQLiteStore.from_url(url)
+    try:
+        for run_id, now in when.items():
+            await store.cancel_run(run_id, "retention test", now)
+    finally:
+        await store.close()
+
+
+def test_a_worker_with_retention_purges_the_runs_that_ended_longer_ago(workers: Workers) -> None:
+    old = [f"old-{i}" for i in range(3)]
+    asyncio.run(_start(workers.url, "slow", dict.fromkeys([*old, "recent"])))
+    now = int(time.time() * 1000)
+    two_days = 2 * 86_400_000
+    asyncio.run(_cancelled_at(workers.url, {**dict.fromkeys(old, now - two_days), "recent": now}))
+    workers.spawn("keeper", log_level="info", extra=["--retention", "1d"])
+    deadline = time.monotonic() + GUARD_S
+    while {run.run_id for run, _ in snapshot(workers.url)} != {"recent"}:
+        assert time.monotonic() < deadline, snapshot(workers.url)
+        time.sleep(0.1)
+    assert "purged 3 runs that ended more than 86400 s ago" in workers.log_of("keeper")

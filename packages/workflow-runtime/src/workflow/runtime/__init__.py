@@ -80,6 +80,7 @@ from .results import (
 from .retry import RetryPolicy
 from .schedules import next_fire_at
 from .schema import SchemaMigrator, SchemaOwner, SchemaRevision
+from .sync_client import SyncClient
 from .wakeups import RunnableNotifier
 from .workflow_errors import (
     NonDeterminismError,
@@ -170,6 +171,7 @@ __all__ = [
     "StoreUnavailableError",
     "StoredEvent",
     "SweepReport",
+    "SyncClient",
     "TickOutcome",
     "Timeline",
     "UnknownStoreError",

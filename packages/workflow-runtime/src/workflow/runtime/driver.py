@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, overload
 
+from . import telemetry
 from .contract import Capability, ExecutionStore
 from .definitions import InputT, OutputT, Workflow, WorkflowSet
 from .engine import (
@@ -57,6 +58,7 @@ from .results import (
     Claimed,
     Conflict,
     Created,
+    CreateResult,
     Delivered,
     DeliveryResult,
     Fail,
@@ -67,7 +69,8 @@ from .results import (
     Yield,
 )
 from .retry import DEFAULT_RUN_RETRY, RetryPolicy
-from .validation import check_lease_ms, check_limit
+from .traced_store import traced
+from .validation import MAX_MS, check_int, check_lease_ms, check_limit
 from .workflow_errors import (
     ResultTimeoutError,
     RunConflictError,
@@ -182,6 +185,10 @@ class Runtime:
     ``run_retry``: attempts and backoff for failing slices.
     ``clock``: ms since the epoch (tests pass a fake one).
     ``listener``: called with every event once it is durably written.
+
+    With OpenTelemetry installed (the ``otel`` extra), :attr:`store` is the store given
+    inside a :class:`~workflow.runtime.traced_store.TracedStore` (the same operations,
+    each in a span; the store itself is its ``inner``).
     """
 
     def __init__(
@@ -198,7 +205,8 @@ class Runtime:
         clock: Clock = system_clock,
         listener: EventListener | None = None,
     ) -> None:
-        self._store = store
+        # In a span per operation when OpenTelemetry is installed (telemetry.py).
+        self._store = None if store is None else traced(store)
         self.workflows: WorkflowSet = (
             workflows if isinstance(workflows, WorkflowSet) else WorkflowSet(workflows)
         )
@@ -300,6 +308,21 @@ class Runtime:
             workflow_id = workflow_id.workflow_id
         wf = self.workflows.latest(workflow_id)
         run_id = run_id if run_id is not None else uuid.uuid4().hex
+        with telemetry.start_span(wf.workflow_id, run_id) as trace_context:
+            result = await self._create(wf, run_id, input, trace_context)
+        if isinstance(result, Conflict):
+            raise RunConflictError(result.run, workflow_id)
+        if isinstance(result, Created):
+            telemetry.run_started(wf.workflow_id)
+            if result.lease is None:
+                self._work_appeared()
+        return result.run
+
+    async def _create(
+        self, wf: Workflow[Any, Any], run_id: str, input: JSON, trace_context: dict[str, str] | None
+    ) -> CreateResult:
+        if trace_context is not None:
+            return await self._create_traced(wf, run_id, input, trace_context)
         worker = self._free_worker()
         if worker is None:
             result = await self.store.create_run(
@@ -325,11 +348,50 @@ class Runtime:
                 worker.adopt(Claimed(result.run, result.lease, [], []))
             else:
                 worker.unreserve()
-        if isinstance(result, Conflict):
-            raise RunConflictError(result.run, workflow_id)
-        if isinstance(result, Created) and result.lease is None:
-            self._work_appeared()
-        return result.run
+        return result
+
+    async def _create_traced(
+        self, wf: Workflow[Any, Any], run_id: str, input: JSON, trace_context: dict[str, str]
+    ) -> CreateResult:
+        """Create the run with ``trace_context`` as its first event, so that the worker
+        that drives it, in any process, continues the caller's trace. The contract has
+        no create with events: the run is created claimed by this runtime (or claimed
+        right after, on stores without ``CLAIM_ON_CREATE``), and one ``settle_run``
+        writes the event and queues it. Only while tracing is on: one more round trip.
+        """
+        claim_on_create = Capability.CLAIM_ON_CREATE in self.store.capabilities
+        lease_args: dict[str, Any] = (
+            {"owner": self.owner, "lease_ms": self.lease_ms} if claim_on_create else {}
+        )
+        result = await self.store.create_run(
+            run_id, wf.workflow_id, wf.version, input, self.clock(), **lease_args
+        )
+        if not isinstance(result, Created):
+            return result
+        events = [NewEvent(EventType.TRACE_CONTEXT, dict(trace_context))]
+        try:
+            lease, next_index = result.lease, 0
+            if lease is None:
+                claim = await self.store.claim_run(run_id, self.owner, self.lease_ms, self.clock())
+                if not isinstance(claim, Claimed):
+                    return result  # a worker took it first: it runs without the context
+                lease, next_index = claim.lease, claim.run.next_event_index
+                if next_index != 0:
+                    events = []  # and drove a slice already: only hand it back
+            run = await self.store.settle_run(
+                run_id, lease, next_index, events, Yield(), self.clock()
+            )
+        except WorkflowStoreError as exc:
+            # The run exists: the context is best effort (a lease this left behind
+            # expires, and a worker claims the run then).
+            log.warning(
+                "run %s started without its trace context: %s",
+                run_id,
+                exc,
+                extra={"run_id": run_id},
+            )
+            return Created(result.run)
+        return Created(run)
 
     async def signal(
         self,
@@ -419,6 +481,14 @@ class Runtime:
             if wait is not None and waited >= wait:
                 raise ResultTimeoutError(run, waited)
             await asyncio.sleep(poll if wait is None else max(0.0, min(poll, wait - waited)))
+
+    async def purge_finished(self, older_than_ms: int, limit: int = 100) -> int:
+        """Delete up to ``limit`` runs that ended (finished, failed or cancelled) more
+        than ``older_than_ms`` ago, oldest first, with everything they own; returns how
+        many. One bounded store call: call again while it returns ``limit``."""
+        older_than_ms = check_int(older_than_ms, "older_than_ms", 0, MAX_MS)
+        before = max(0, self.clock() - older_than_ms)
+        return await self.store.purge_runs(before, check_limit(limit))
 
     # -- schedules -------------------------------------------------------------------
     async def reconcile_schedules(self, now: int | None = None) -> list[Schedule]:
@@ -593,6 +663,12 @@ class Runtime:
         """Drive a claimed run until it pauses, finishes or its slice ends (never raises
         for the run's own failures: the report says what happened)."""
         clock = clock or self.clock
+        with telemetry.slice_span(claim.run, claim.events, clock()) as span:
+            report = await self._drive_guarded(claim, clock)
+            span.ended(report.outcome.value)
+            return report
+
+    async def _drive_guarded(self, claim: Claimed, clock: Clock) -> DriveReport:
         run = claim.run
         try:
             return await self._drive_claimed(claim, clock)

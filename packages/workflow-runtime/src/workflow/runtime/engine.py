@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar, TypeVarTuple, cast, overload
 
-from . import codec
+from . import codec, telemetry
 from .contract import ExecutionStore
 from .definitions import Workflow
 from .errors import (
@@ -49,6 +49,7 @@ from .errors import (
     WorkflowStoreError,
 )
 from .history import (
+    PATCH_STEP_PREFIX,
     RESERVED_PREFIX,
     EventType,
     History,
@@ -73,7 +74,7 @@ from .records import (
 )
 from .results import Fail, Finish, Outcome, Pause, Yield
 from .retry import DEFAULT_STEP_RETRY, RetryPolicy
-from .validation import check_id
+from .validation import MAX_ID_LENGTH, check_id
 from .workflow_errors import (
     NonDeterminismError,
     StepFailedError,
@@ -430,6 +431,8 @@ class Execution:
         self._seen: set[str] = set()
         self._busy = False
         self._counters = _Counters()
+        self._patches: dict[str, bool] = {}
+        """``ctx.patched`` answers so far: the same for every call with one id."""
         self._suspension: Yield | Pause | None = None
         self._fatal: BaseException | None = None
         self._step_task: asyncio.Future[Any] | None = None
@@ -654,7 +657,11 @@ class Execution:
         try:
             # Its own task (which copies the context, current_step() included), so that
             # abort() can cancel the step's code without touching anything else.
-            self._step_task = asyncio.ensure_future(_call(fn, args, step_id, timeout_s))
+            self._step_task = asyncio.ensure_future(
+                telemetry.traced_step(
+                    self.run_id, step_id, attempt, _call(fn, args, step_id, timeout_s)
+                )
+            )
             result = await self._step_task
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -879,6 +886,63 @@ class Execution:
         self.journal.add(NewEvent(EventType.NOW_RECORDED, {"now": value}, step_id))
         return value
 
+    def patched(self, patch_id: str) -> bool:
+        """Whether this run takes the patched path (see :meth:`Context.patched`)."""
+        known = self._patches.get(patch_id)
+        if known is not None:
+            return known
+        self._check_patch_id(patch_id)
+        if patch_id in self.history.patches:
+            taken = True  # recorded under the patched code
+        elif self.replaying:
+            taken = False  # recorded under the old code, which is being replayed
+        else:
+            # Past the end of the log: what happens from here on is recorded by this
+            # code, so the run takes the new path, and says so in its log.
+            taken = True
+            self.journal.add(
+                NewEvent(
+                    EventType.PATCH_APPLIED,
+                    {"patch_id": patch_id},
+                    PATCH_STEP_PREFIX + patch_id,
+                )
+            )
+        self._patches[patch_id] = taken
+        return taken
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """Fail fast on a run recorded before the patch (see
+        :meth:`Context.deprecate_patch`)."""
+        if patch_id in self._patches:
+            return
+        self._check_patch_id(patch_id)
+        if patch_id not in self.history.patches and self.replaying:
+            self._fail(
+                NonDeterminismError(
+                    self.run_id,
+                    self._position,
+                    None,
+                    None,
+                    detail=(
+                        f"the run was recorded before patch {patch_id!r} and is still "
+                        "replaying that code, but the code now calls "
+                        f"ctx.deprecate_patch({patch_id!r}), which drops the old path; "
+                        "keep ctx.patched(...) until every run started before the patch "
+                        "has ended"
+                    ),
+                )
+            )
+        self._patches[patch_id] = True
+
+    def _check_patch_id(self, patch_id: str) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+        try:
+            # Its event's step id is the prefix and the patch id: both fit an id.
+            check_id(patch_id, "patch_id", max_length=MAX_ID_LENGTH - len(PATCH_STEP_PREFIX))
+        except InvalidArgumentError as exc:
+            self._fail(WorkflowDefinitionError(str(exc)))
+
     def uuid(self) -> str:
         step_id = f"{RESERVED_PREFIX}uuid#{self._counters.next(RESERVED_PREFIX + 'uuid')}"
         op = self._begin(OpKind.UUID, step_id, internal=True)
@@ -1041,6 +1105,30 @@ class Context:
     def uuid(self) -> str:
         """A random UUID (text), recorded: replays see the same."""
         return self._x.uuid()
+
+    def patched(self, patch_id: str) -> bool:
+        """Change a workflow's code under runs in flight: ``True`` where the run may take
+        the new path, ``False`` where it must replay the old one::
+
+            if ctx.patched("fraud-check"):
+                await ctx.step("fraud-check", check, order)
+
+        A run that reaches the call with nothing of its log left to replay (a new run,
+        or one that stopped before this point) takes the new path and records that it
+        did (a ``PATCH_APPLIED`` event, written with its next write); a run replaying a
+        log recorded by the old code gets ``False`` and replays it. Every call with one
+        id in one run gives the same answer. Once no run started before the patch is in
+        flight, replace the call with :meth:`deprecate_patch` and the old path can go.
+        """
+        return self._x.patched(patch_id)
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """The step after :meth:`patched`, once every run started before the patch has
+        ended: the code keeps only the new path, and a run recorded before the patch
+        that would still need the old one fails at once with
+        :class:`NonDeterminismError` naming the patch (instead of a mismatch further
+        on). Records nothing; remove the call when no such run can remain."""
+        self._x.deprecate_patch(patch_id)
 
 
 __all__ = [

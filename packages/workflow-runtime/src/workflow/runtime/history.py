@@ -53,11 +53,18 @@ class EventType:
     """``{"now": ms}``"""
     UUID_RECORDED: Final = "UUID_RECORDED"
     """``{"uuid": str}``"""
+    PATCH_APPLIED: Final = "PATCH_APPLIED"
+    """``{"patch_id": str}``: the run took the patched path of ``ctx.patched(patch_id)``.
+    Not an operation of the replay: its position does not matter, only that it is there."""
     RUN_ATTEMPT_FAILED: Final = "RUN_ATTEMPT_FAILED"
     """Run level: ``{"attempt": n, "error": {...}, "retry_at": ms}``."""
     RUN_FINISHED: Final = "RUN_FINISHED"
     RUN_FAILED: Final = "RUN_FAILED"
     """Run level: ``{"error": {...}}``."""
+    TRACE_CONTEXT: Final = "TRACE_CONTEXT"
+    """Run level, the run's first event when ``start()`` ran inside a recorded span: the
+    propagator's carrier (``{"traceparent": str, ...}``), so that the worker driving the
+    run, in any process, continues that trace (:mod:`workflow.runtime.telemetry`)."""
 
 
 KIND_OF: dict[str, OpKind] = {
@@ -79,6 +86,9 @@ KIND_OF: dict[str, OpKind] = {
 RESERVED_PREFIX = "$"
 """Step ids the engine keeps for itself (``$now#1``, ``$retry``); user ids may not
 start with it."""
+
+PATCH_STEP_PREFIX = f"{RESERVED_PREFIX}patch:"
+"""The step id of a ``PATCH_APPLIED`` event is this followed by the patch id."""
 
 RUN_RETRY_STEP = "$retry"
 """The step id of the sleep a run waits on between failed attempts."""
@@ -112,13 +122,20 @@ class History:
     run_attempts_failed: int
     """Failed attempts since the last event of any other kind: a run that makes
     progress between failures is not given up on for failures it got past."""
+    patches: frozenset[str] = frozenset()
+    """The patch ids the run took the patched path of (``PATCH_APPLIED``)."""
 
     @classmethod
     def read(cls, events: list[StoredEvent]) -> History:
         ops: list[RecordedOp] = []
         by_id: dict[str, RecordedOp] = {}
         run_attempts = 0
+        patches: set[str] = set()
         for event in events:
+            if event.type == EventType.PATCH_APPLIED:
+                patch_id = field_of(event, "patch_id")
+                if isinstance(patch_id, str):
+                    patches.add(patch_id)
             if event.type == EventType.RUN_ATTEMPT_FAILED:
                 run_attempts += 1
             else:
@@ -132,7 +149,7 @@ class History:
                 by_id[event.step_id] = op
                 ops.append(op)
             op.events.append(event)
-        return cls(ops, run_attempts)
+        return cls(ops, run_attempts, frozenset(patches))
 
 
 def error_data(error: ErrorInfo) -> dict[str, JSON]:

@@ -167,6 +167,9 @@ _NAMED: weakref.WeakValueDictionary[str, _Data] = weakref.WeakValueDictionary()
 class InMemoryStore:
     """The reference :class:`~workflow.runtime.ExecutionStore`, kept in process memory."""
 
+    db_system = "memory"
+    """``db.system`` on its OpenTelemetry spans (:mod:`~workflow.runtime.traced_store`)."""
+
     def __init__(
         self,
         *,

@@ -21,6 +21,10 @@
   same at once, without the grace period, and gives the releases
   :data:`~workflow.runtime.driver.RELEASE_TIMEOUT_S`. Nothing a stop waits on is
   unbounded.
+* Retention (``retention``, seconds; off by default): runs that ended longer ago are
+  deleted with everything they own, ``limit`` at a time (one bounded store call, oldest
+  first), at most once per ``purge_interval`` unless the last batch was full. Without
+  it a store keeps every run for ever (Redis: in memory).
 * Structured logs: every record carries ``run_id``/``schedule_id``/... as fields;
   :func:`configure_logging` renders them as ``key=value`` text or JSON lines.
 """
@@ -51,6 +55,8 @@ T = TypeVar("T")
 DEFAULT_GRACE_PERIOD_S = 30.0
 """Seconds a graceful stop lets the running slices finish or yield before cancelling
 them."""
+DEFAULT_PURGE_INTERVAL_S = 60.0
+"""Seconds between two retention purges of a worker (when the last one was not full)."""
 RELEASE_BUDGET_S = 2 * RELEASE_TIMEOUT_S + 1.0
 """Seconds cancelled drives get to end (a drive waits up to ``RELEASE_TIMEOUT_S`` for
 its step to stop, then as long again to release its lease); one still running then is
@@ -65,7 +71,10 @@ class Worker:
     waits for them, so a long step holds up neither timers and schedules nor the
     claim of other runs into the free slots. ``limit`` bounds the ticks, timers and
     claims of one poll. ``grace_period``: seconds a graceful stop waits for the running
-    slices before cancelling them (:data:`DEFAULT_GRACE_PERIOD_S`).
+    slices before cancelling them (:data:`DEFAULT_GRACE_PERIOD_S`). ``retention``:
+    seconds a run is kept after it ended; polls then purge older ones, ``limit`` at a
+    time and at most once per ``purge_interval`` seconds unless a batch was full
+    (``None``, the default: nothing is purged).
     """
 
     def __init__(
@@ -77,17 +86,20 @@ class Worker:
         limit: int = 100,
         max_backoff: float = 30.0,
         grace_period: float = DEFAULT_GRACE_PERIOD_S,
+        retention: float | None = None,
+        purge_interval: float = DEFAULT_PURGE_INTERVAL_S,
     ) -> None:
-        if (
-            isinstance(grace_period, bool)
-            or not isinstance(grace_period, int | float)
-            or not (math.isfinite(grace_period) and grace_period >= 0)
-        ):
-            raise InvalidArgumentError(
-                f"grace_period must be a number of seconds >= 0, got {grace_period!r}"
-            )
         self.runtime = runtime
-        self.grace_period: float = float(grace_period)
+        self.grace_period: float = _seconds(grace_period, "grace_period")
+        self.retention: float | None = (
+            None if retention is None else _seconds(retention, "retention")
+        )
+        """Seconds a run is kept after it ended (``None``: for ever)."""
+        self.purge_interval: float = _seconds(purge_interval, "purge_interval")
+        self._purge_after = 0.0
+        """When (``time.monotonic``) the next poll purges at the earliest."""
+        self.purged: int = 0
+        """Runs this worker's retention has deleted."""
         self.poll_interval = poll_interval
         self.jitter = jitter
         self.limit: int = check_limit(limit)
@@ -255,6 +267,8 @@ class Worker:
                 for schedule in rt.declared_schedules:
                     if schedule.enabled:
                         self._due_in(schedule.next_fire_at)
+        if self.retention is not None and now >= self._purge_after:
+            more = await self._purge(now, self.retention) or more
         free = min(rt.concurrency - len(self._drives) - self._reserved, self.limit)
         if self._told and not self._maybe_more:
             # Woken by a drive ending, and the store told of nothing new since a claim
@@ -273,6 +287,21 @@ class Worker:
         return more or (
             free > 0 and len(claims) == free and len(self._drives) + self._reserved < rt.concurrency
         )
+
+    async def _purge(self, now: float, retention: float) -> bool:
+        """One retention batch; True when it was full (more may be due)."""
+        purged = await self.runtime.purge_finished(round(retention * 1000), self.limit)
+        self.purged += purged
+        full = purged >= self.limit
+        self._purge_after = now if full else now + self._delay(self.purge_interval)
+        if purged:
+            log.info(
+                "purged %d runs that ended more than %g s ago",
+                purged,
+                retention,
+                extra={"owner": self.runtime.owner, "purged": purged},
+            )
+        return full
 
     def _next_firing(self) -> float:
         return min(self._fire_after, self._due[0]) if self._due else self._fire_after
@@ -457,6 +486,16 @@ class Worker:
         finally:
             for signum in signals:
                 loop.remove_signal_handler(signum)
+
+
+def _seconds(value: object, what: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value >= 0)
+    ):
+        raise InvalidArgumentError(f"{what} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 class _Stopped(Exception):

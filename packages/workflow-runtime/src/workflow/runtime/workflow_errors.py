@@ -34,15 +34,21 @@ class NonDeterminismError(WorkflowError):
         position: int,
         recorded: tuple[str, str] | None,
         requested: tuple[str, str] | None,
+        *,
+        detail: str | None = None,
     ) -> None:
         def name(op: tuple[str, str] | None) -> str:
             return "the end of the workflow" if op is None else f"{op[0]} {op[1]!r}"
 
         super().__init__(
-            f"non-deterministic replay of run {run_id!r}: at position {position} the log "
-            f"recorded {name(recorded)}, but the workflow code asked for {name(requested)}; "
-            "keep the code of a workflow version unchanged while runs of it are in flight "
-            "(register changed code under a new version)"
+            f"non-deterministic replay of run {run_id!r}: "
+            + (
+                detail
+                or f"at position {position} the log recorded {name(recorded)}, but the "
+                f"workflow code asked for {name(requested)}; keep the code of a workflow "
+                "version unchanged while runs of it are in flight (register changed code "
+                "under a new version, or branch on ctx.patched(...))"
+            )
         )
         self.run_id = run_id
         self.position = position

@@ -23,6 +23,7 @@ from ..driver import RELEASE_TIMEOUT_S, Runtime
 from ..registry import open_store, redact_url
 from ..worker import DEFAULT_GRACE_PERIOD_S, RELEASE_BUDGET_S, Worker
 from .common import CommandError, run_async, url_option
+from .durations import DURATION
 from .logs import configure_logging
 
 log: logging.Logger = logging.getLogger("workflow.runtime.worker")
@@ -89,6 +90,12 @@ def load_runtime(target: str) -> Runtime:
     "are cancelled. A second signal cancels them at once.",
 )
 @click.option(
+    "--retention",
+    type=DURATION,
+    help="Delete runs that ended longer ago than this (90s, 15m, 12h, 7d), in batches, "
+    "about once a minute. Default: keep them.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -107,6 +114,7 @@ def worker(
     slice_ms: int | None,
     owner: str | None,
     grace_period: float,
+    retention: float | None,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -138,7 +146,13 @@ def worker(
                     log.warning("closing the module's own store failed: %s", exc)
             runtime = template.bind(store, **options)
             log.info("store %s", redact_url(url), extra={"owner": runtime.owner})
-            worker = Worker(runtime, poll_interval=poll, jitter=jitter, grace_period=grace_period)
+            worker = Worker(
+                runtime,
+                poll_interval=poll,
+                jitter=jitter,
+                grace_period=grace_period,
+                retention=retention,
+            )
             await worker.run_until_signalled()
         finally:
             # Bounded like everything a stop waits on: a store on a dead network must

@@ -150,6 +150,9 @@ _NOT_A_CLUSTER = "Cluster mode is not enabled"
 class RedisStore:
     """The :class:`~workflow.runtime.ExecutionStore` on Redis (standalone or Cluster)."""
 
+    db_system = "redis"
+    """``db.system`` on its OpenTelemetry spans (:mod:`workflow.runtime.traced_store`)."""
+
     def __init__(
         self,
         client: Client,

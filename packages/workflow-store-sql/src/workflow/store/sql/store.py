@@ -200,6 +200,12 @@ class SQLStore:
         )
 
     @property
+    def db_system(self) -> str:
+        """What its OpenTelemetry spans name as ``db.system`` (the dialect's name:
+        ``sqlite``, ``postgresql``, ``mysql``; :mod:`workflow.runtime.traced_store`)."""
+        return self._dialect.name
+
+    @property
     def driver(self) -> Driver:
         """The driver the operations run on (statement counting hooks in here)."""
         return self._driver
