@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast, runtime_checkable
 
 from . import telemetry
 from .contract import ExecutionStore
@@ -30,12 +30,23 @@ OPERATIONS: Final = frozenset(
 run lives: a span around it would say nothing about the store)."""
 
 
+@runtime_checkable
+class NamesItsDatabase(Protocol):
+    """A store that names its database system for the spans (``db_system``); not part
+    of the contract, as a store that owns a schema is not (:mod:`.schema`)."""
+
+    @property
+    def db_system(self) -> str:
+        """The semantic conventions' ``db.system`` value: ``postgresql``, ``redis``..."""
+        ...
+
+
 class TracedStore:
     """Delegates everything to ``store``; the contract operations run in a span."""
 
     def __init__(self, store: ExecutionStore) -> None:
         self.inner = store
-        system = getattr(store, "db_system", None)
+        system = store.db_system if isinstance(store, NamesItsDatabase) else None
         self._attributes = {"db.system": system if isinstance(system, str) else "other"}
 
     def __getattr__(self, name: str) -> Any:
