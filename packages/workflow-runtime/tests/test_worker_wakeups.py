@@ -155,8 +155,11 @@ async def test_without_claim_on_create_a_started_run_is_claimed_at_once() -> Non
         w.stop()
         await asyncio.wait_for(task, GUARD_S)
     # The first poll's claim, then per run: the claim its start woke (one run, fewer
-    # than asked: no second claim at once) and the refill when its drive ended.
-    assert store.claims == 1 + 3 * 2
+    # than asked: no second claim at once) and the refill when its drive ended. The
+    # refill and the next start's wake-up may fall into one poll (the test starts the
+    # next run as soon as it sees the result, which may be before the worker's refill):
+    # so at least one claim per run and at most two, never a second claim at once.
+    assert 1 + 3 <= store.claims <= 1 + 3 * 2
 
 
 async def test_a_start_with_every_slot_busy_leaves_the_run_queued_for_a_claim() -> None:
