@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -44,6 +46,7 @@ from workflow.runtime.errors import (
     StoreUnavailableError,
     WorkflowStoreError,
 )
+from workflow.store.redis import durability
 from workflow.store.redis.durability import problems, read_settings
 from workflow.store.redis.keys import Keyspace
 from workflow.store.redis.migrator import head
@@ -316,8 +319,9 @@ async def test_bad_url_or_options_raise_invalid_argument(
 
 
 async def test_opening_names_the_persistence_settings_that_can_lose_writes(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(durability, "_warned", set())  # nothing warned yet in this process
     # Read the real server's settings; the test's expectation follows from them.
     probe = RedisStore.from_url(URL)
     try:
@@ -327,10 +331,15 @@ async def test_opening_names_the_persistence_settings_that_can_lose_writes(
     found = problems(settings)
     prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
     url = f"{URL}{'&' if '?' in URL else '?'}prefix={prefix}"
-    with caplog.at_level(logging.WARNING, logger="workflow.store.redis"):
+    with caplog.at_level(logging.WARNING, logger="workflow.durability"):
         store = await open_store(url, verify_schema=False)
-    await store.close()
-    logged = [r.getMessage() for r in caplog.records if r.name == "workflow.store.redis"]
+        await store.close()
+        # Once per process and server: a second store on the same server says nothing.
+        other = await open_store(
+            f"{URL}{'&' if '?' in URL else '?'}prefix=x{prefix}", verify_schema=False
+        )
+        await other.close()
+    logged = [r.getMessage() for r in caplog.records if r.name == "workflow.durability"]
     assert len(logged) == len(found)
     if found:
         with pytest.raises(StoreConfigurationError, match="may lose acknowledged writes"):
@@ -519,3 +528,30 @@ async def test_a_partitioned_worker_recovers_by_itself_after_a_heal(
     partitioned: tuple[RedisStore, RedisStore, FaultProxy],
 ) -> None:
     await network.worker_recovers_after_a_heal(*partitioned, "r-heal")
+
+
+async def test_only_commands_that_write_print_the_durability_warning(prefix: str) -> None:
+    probe = RedisStore.from_url(URL)
+    try:
+        found = problems(await read_settings(probe.client))
+    finally:
+        await probe.close()
+    url = f"{URL}{'&' if '?' in URL else '?'}prefix={prefix}"
+    workflow = str(Path(sys.executable).parent / "workflow")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [workflow, *args, "--url", url], capture_output=True, text=True, check=False
+        )
+
+    assert run("migrate", "upgrade").returncode == 0
+    cancel = run("runs", "cancel", "no-such-run")
+    # A write warns of each setting once (the test's expectation follows from the
+    # server's settings: the local server runs without the append-only file).
+    assert [line for line in cancel.stderr.splitlines() if "may lose" in line] == [
+        f"Redis at {url} may lose acknowledged writes: {problem}" for problem in found
+    ]
+    for command in (("runs", "list"), ("schedules", "list"), ("migrate", "current")):
+        done = run(*command)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == "", command

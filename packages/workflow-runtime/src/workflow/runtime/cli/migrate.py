@@ -30,14 +30,14 @@ class _Migrator(Protocol):
     def offline_sql(self, revision: str = "head", *, downgrade_from: str | None = None) -> str: ...
 
 
-def _run(url: str, action: Callable[[_Migrator], Awaitable[T]]) -> T:
+def _run(url: str, action: Callable[[_Migrator], Awaitable[T]], *, reads_only: bool = False) -> T:
     async def go(store: ExecutionStore) -> T:
         migrator: _Migrator | None = getattr(store, "migrator", None)
         if migrator is None:
             raise CommandError(f"the store at {redact_url(url)} has no migrations")
         return await action(migrator)
 
-    return with_store(url, go, verify_schema=False)
+    return with_store(url, go, verify_schema=False, reads_only=reads_only)
 
 
 def _offline(revision: str, downgrade_from: str | None) -> Callable[[_Migrator], Awaitable[str]]:
@@ -59,7 +59,7 @@ def migrate() -> None:
 def upgrade(url: str, revision: str, sql: bool) -> None:
     """Upgrade the schema (default: to the adapter's head)."""
     if sql:
-        click.echo(_run(url, _offline(revision, None)), nl=False)
+        click.echo(_run(url, _offline(revision, None), reads_only=True), nl=False)
         return
 
     async def act(m: _Migrator) -> str | None:
@@ -81,7 +81,7 @@ def downgrade(url: str, revision: str, sql: bool) -> None:
             # One store: the script runs down from the adapter's head.
             return m.offline_sql(revision, downgrade_from=m.head)
 
-        click.echo(_run(url, script), nl=False)
+        click.echo(_run(url, script, reads_only=True), nl=False)
         return
 
     async def act(m: _Migrator) -> str | None:
@@ -99,7 +99,7 @@ def current(url: str) -> None:
     async def act(m: _Migrator) -> tuple[str | None, str]:
         return await m.current(), m.head
 
-    now, head = _run(url, act)
+    now, head = _run(url, act, reads_only=True)
     click.echo(f"current: {now or '(none)'}\nhead:    {head}")
 
 
@@ -116,7 +116,8 @@ def check(url: str) -> None:
 
     # The check is open_store's own (the same error and fix), which on SQLite also
     # reports a missing file without creating it.
-    click.echo(f"{redact_url(url)}: up to date at revision {with_store(url, act)}")
+    head = with_store(url, act, reads_only=True)
+    click.echo(f"{redact_url(url)}: up to date at revision {head}")
 
 
 @migrate.command()
@@ -127,6 +128,6 @@ def history(url: str) -> None:
     async def act(m: _Migrator) -> list[Any]:
         return m.history()
 
-    for rev in _run(url, act):
+    for rev in _run(url, act, reads_only=True):
         title = rev.doc.splitlines()[0] if rev.doc else ""
         click.echo(f"{rev.down_revision or '<base>'} -> {rev.revision}  {title}")

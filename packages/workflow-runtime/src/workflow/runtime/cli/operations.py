@@ -65,7 +65,7 @@ def list_runs(
             cursor=cursor,
         )
 
-    page = with_store(url, act)
+    page = with_store(url, act, reads_only=True)
     if not page.items:
         click.echo("no runs")
         return
@@ -84,7 +84,7 @@ def show_run(url: str, run_id: str) -> None:
     async def act(store: ExecutionStore) -> Timeline | None:
         return await store.get_timeline(run_id)
 
-    timeline = with_store(url, act)
+    timeline = with_store(url, act, reads_only=True)
     if timeline is None:
         raise CommandError(f"no run {run_id!r} in this store")
     print_timeline(timeline)
@@ -250,7 +250,7 @@ def list_schedules(url: str, workflow_id: str | None) -> None:
     async def act(store: ExecutionStore) -> list[Schedule]:
         return await store.list_schedules(workflow_id=workflow_id)
 
-    found = with_store(url, act)
+    found = with_store(url, act, reads_only=True)
     if not found:
         click.echo("no schedules")
         return
