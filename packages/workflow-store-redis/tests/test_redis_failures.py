@@ -482,6 +482,29 @@ async def _hung_worker(
         )
 
 
+@pytest.mark.parametrize("comes_back", [True, False], ids=["store-comes-back", "stopped-first"])
+async def test_a_worker_started_while_the_store_is_unreachable_waits_for_it(
+    prefix: str, tmp_path: Path, comes_back: bool
+) -> None:
+    # It used to exit 1 at once; now it logs and backs off as a running worker does,
+    # and SIGTERM while it waits is a clean stop (exit 0).
+    direct = RedisStore.from_url(URL, prefix=prefix)
+    try:
+        await direct.create_schema()
+        await worker_stop.start_hang(direct, "hang-1")
+    finally:
+        await direct.close()
+    parts = urlsplit(URL)
+    async with fault_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        # Each attempt in the black hole gives up after 1 s.
+        query = urlencode({"prefix": prefix, "operation_timeout": "1"})
+        url = parts._replace(netloc=f"127.0.0.1:{proxy.port}", query=query).geturl()
+        stopped = await worker_stop.start_while_unreachable(
+            url, proxy, tmp_path, run_id="hang-1", comes_back=comes_back
+        )
+    worker_stop.assert_waited_for_the_store(stopped, came_back=comes_back)
+
+
 async def test_sigterm_stops_a_worker_hung_in_a_black_hole_after_the_grace_period(
     prefix: str, tmp_path: Path
 ) -> None:
