@@ -103,7 +103,7 @@ def demo(url: str, auto_approve: bool) -> None:
     except _Terminated:
         raise _TerminatedExit(url) from None
     click.echo("")
-    print_timeline(timeline)
+    print_timeline(timeline, url)
     run = timeline.run
     click.echo("")
     again = shell_command("workflow", "runs", "show", run.run_id, "--url", redact_url(url))

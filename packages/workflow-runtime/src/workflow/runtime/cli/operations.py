@@ -71,7 +71,22 @@ def list_runs(
         return
     render.emit(render.runs_table(page.items))
     if page.next_cursor is not None:
-        again = shell_command("workflow", "runs", "list", "--cursor", page.next_cursor)
+        # The same query's next page: its filters, limit and store, or the pasted
+        # command would page through another listing (or another store).
+        filters = [("--workflow", workflow_id)] if workflow_id else []
+        filters += [("--status", s) for s in statuses]
+        again = shell_command(
+            "workflow",
+            "runs",
+            "list",
+            *(part for pair in filters for part in pair),
+            "--limit",
+            str(limit),
+            "--cursor",
+            page.next_cursor,
+            "--url",
+            redact_url(url),
+        )
         click.echo(f"more: {again}")
 
 
@@ -87,11 +102,12 @@ def show_run(url: str, run_id: str) -> None:
     timeline = with_store(url, act, reads_only=True)
     if timeline is None:
         raise CommandError(f"no run {run_id!r} in this store")
-    print_timeline(timeline)
+    print_timeline(timeline, url)
 
 
-def print_timeline(timeline: Timeline) -> None:
-    render.emit(render.run_summary(timeline.run))
+def print_timeline(timeline: Timeline, url: str | None = None) -> None:
+    """The run and its events; ``url``: the store's, named in the commands printed."""
+    render.emit(render.run_summary(timeline.run, None if url is None else redact_url(url)))
     click.echo("")
     if timeline.events:
         render.emit(render.timeline_table(timeline))
