@@ -37,7 +37,7 @@ from .common import CommandError, parse_json, url_option, with_store
 
 @click.group()
 def runs() -> None:
-    """Inspect and cancel runs."""
+    """Start, inspect, cancel and purge runs."""
 
 
 @runs.command("list")
