@@ -194,19 +194,49 @@ def test_missing_store_factory_fails_telling_the_author_to_override_it(
     assert len(told) == outcomes["errors"]
 
 
-def test_strict_asyncio_mode_is_a_usage_error_naming_the_fix(pytester: pytest.Pytester) -> None:
-    make_project(pytester, mode="strict")
-    result = run(pytester)
+BROKEN_LOAD = """
+import pytest_asyncio
 
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [
-            "ERROR: workflow-contract-tests needs pytest-asyncio in auto mode: add "
-            '`asyncio_mode = "auto"` to [[]tool.pytest.ini_options[]] '
-            "(or pass --asyncio-mode=auto)"
-        ]
+from workflow.contract_tests import StoreContract
+from workflow.runtime import InMemoryStore
+
+
+class ForgetfulStore(InMemoryStore):
+    async def load_run(self, run_id):
+        return None
+
+
+class TestForgetfulStore(StoreContract):
+    @pytest_asyncio.fixture
+    async def store(self):
+        store = ForgetfulStore()
+        yield store
+        await store.close()
+"""
+
+
+def test_strict_asyncio_mode_runs_the_cases_and_shows_what_a_failing_one_compared(
+    pytester: pytest.Pytester,
+) -> None:
+    # pytest-asyncio's default mode, strict, runs only coroutines marked asyncio: the
+    # plugin marks its own. A case's assert is rewritten like a test module's, so the
+    # failure shows the values it compared, not a bare AssertionError.
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\nasyncio_mode = "strict"\n'
+        'asyncio_default_fixture_loop_scope = "function"\n'
     )
-    assert "passed" not in result.stdout.str()
+    pytester.makepyfile(test_forgetful=BROKEN_LOAD)
+    result = run(
+        pytester,
+        "-k",
+        "create_run_then_load_run_returns_the_same_run or "
+        "create_run_returns_created_queued_run_with_exact_fields",
+    )
+
+    outcomes = result.parseoutcomes()
+    assert (outcomes.get("failed"), outcomes.get("passed")) == (1, 1), result.stdout.str()
+    result.stdout.fnmatch_lines(["E *assert None == Run(run_id='run-1'*"])
+    assert not [line for line in result.outlines if line.split() == ["E", "AssertionError"]]
 
 
 @pytest.mark.parametrize(

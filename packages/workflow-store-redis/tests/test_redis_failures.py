@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -44,6 +46,7 @@ from workflow.runtime.errors import (
     StoreUnavailableError,
     WorkflowStoreError,
 )
+from workflow.store.redis import durability
 from workflow.store.redis.durability import problems, read_settings
 from workflow.store.redis.keys import Keyspace
 from workflow.store.redis.migrator import head
@@ -316,8 +319,9 @@ async def test_bad_url_or_options_raise_invalid_argument(
 
 
 async def test_opening_names_the_persistence_settings_that_can_lose_writes(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(durability, "_warned", set())  # nothing warned yet in this process
     # Read the real server's settings; the test's expectation follows from them.
     probe = RedisStore.from_url(URL)
     try:
@@ -327,10 +331,15 @@ async def test_opening_names_the_persistence_settings_that_can_lose_writes(
     found = problems(settings)
     prefix = f"wftest:{uuid.uuid4().hex[:12]}:"
     url = f"{URL}{'&' if '?' in URL else '?'}prefix={prefix}"
-    with caplog.at_level(logging.WARNING, logger="workflow.store.redis"):
+    with caplog.at_level(logging.WARNING, logger="workflow.durability"):
         store = await open_store(url, verify_schema=False)
-    await store.close()
-    logged = [r.getMessage() for r in caplog.records if r.name == "workflow.store.redis"]
+        await store.close()
+        # Once per process and server: a second store on the same server says nothing.
+        other = await open_store(
+            f"{URL}{'&' if '?' in URL else '?'}prefix=x{prefix}", verify_schema=False
+        )
+        await other.close()
+    logged = [r.getMessage() for r in caplog.records if r.name == "workflow.durability"]
     assert len(logged) == len(found)
     if found:
         with pytest.raises(StoreConfigurationError, match="may lose acknowledged writes"):
@@ -473,6 +482,29 @@ async def _hung_worker(
         )
 
 
+@pytest.mark.parametrize("comes_back", [True, False], ids=["store-comes-back", "stopped-first"])
+async def test_a_worker_started_while_the_store_is_unreachable_waits_for_it(
+    prefix: str, tmp_path: Path, comes_back: bool
+) -> None:
+    # It used to exit 1 at once; now it logs and backs off as a running worker does,
+    # and SIGTERM while it waits is a clean stop (exit 0).
+    direct = RedisStore.from_url(URL, prefix=prefix)
+    try:
+        await direct.create_schema()
+        await worker_stop.start_hang(direct, "hang-1")
+    finally:
+        await direct.close()
+    parts = urlsplit(URL)
+    async with fault_proxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        # Each attempt in the black hole gives up after 1 s.
+        query = urlencode({"prefix": prefix, "operation_timeout": "1"})
+        url = parts._replace(netloc=f"127.0.0.1:{proxy.port}", query=query).geturl()
+        stopped = await worker_stop.start_while_unreachable(
+            url, proxy, tmp_path, run_id="hang-1", comes_back=comes_back
+        )
+    worker_stop.assert_waited_for_the_store(stopped, came_back=comes_back)
+
+
 async def test_sigterm_stops_a_worker_hung_in_a_black_hole_after_the_grace_period(
     prefix: str, tmp_path: Path
 ) -> None:
@@ -519,3 +551,30 @@ async def test_a_partitioned_worker_recovers_by_itself_after_a_heal(
     partitioned: tuple[RedisStore, RedisStore, FaultProxy],
 ) -> None:
     await network.worker_recovers_after_a_heal(*partitioned, "r-heal")
+
+
+async def test_only_commands_that_write_print_the_durability_warning(prefix: str) -> None:
+    probe = RedisStore.from_url(URL)
+    try:
+        found = problems(await read_settings(probe.client))
+    finally:
+        await probe.close()
+    url = f"{URL}{'&' if '?' in URL else '?'}prefix={prefix}"
+    workflow = str(Path(sys.executable).parent / "workflow")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [workflow, *args, "--url", url], capture_output=True, text=True, check=False
+        )
+
+    assert run("migrate", "upgrade").returncode == 0
+    cancel = run("runs", "cancel", "no-such-run")
+    # A write warns of each setting once (the test's expectation follows from the
+    # server's settings: the local server runs without the append-only file).
+    assert [line for line in cancel.stderr.splitlines() if "may lose" in line] == [
+        f"Redis at {url} may lose acknowledged writes: {problem}" for problem in found
+    ]
+    for command in (("runs", "list"), ("schedules", "list"), ("migrate", "current")):
+        done = run(*command)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == "", command

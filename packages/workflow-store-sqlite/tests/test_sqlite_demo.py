@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from workflow.runtime import RunStatus
@@ -120,7 +122,10 @@ def test_the_demo_runs_twice_in_one_directory_and_the_cli_shows_its_runs(
     first = run_demo(tmp_path, url)
     second = run_demo(tmp_path, url)
     for output in (first, second):
-        assert "started run order-" in output
+        # The order's items in words: a line cut to a width ended JSON mid-key.
+        started = [line for line in output.splitlines() if line.startswith("started run ")]
+        assert len(started) == 1
+        assert started[0].endswith(": 2 x tea, 1 x cup"), started
         assert "[retry]    charge-card attempt 1 failed" in output
         assert "[sleep]" in output
         assert "auto-approving" in output
@@ -181,3 +186,39 @@ def test_a_killed_demo_resumes_where_it_stopped_and_never_repeats_a_recorded_ste
     assert completed == dict.fromkeys(ORDER_STEPS, 1)
     assert sum(kind == EventType.STEP_ATTEMPT_FAILED for kind, _ in events) == 1
     assert run_id in outputs[-1]
+
+
+@pytest.mark.parametrize(
+    ("stop", "code", "how"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_a_stopped_demo_says_its_run_is_saved_and_how_to_resume_it(
+    tmp_path: Path, stop: signal.Signals, code: int, how: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    with subprocess.Popen(
+        demo_command(url),
+        cwd=tmp_path,
+        env=demo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                if "[ok]       validate-order" in line:
+                    proc.send_signal(stop)
+                    break
+            _, err = proc.communicate(timeout=GUARD_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(GUARD_S)
+    assert proc.returncode == code, err
+    assert err == (
+        f"Error: {how}: the demo run is saved in the store and resumes where it stopped "
+        f"with `workflow demo --url {shlex.quote(url)}`\n"
+    )
+    assert "resuming run order-" in run_demo(tmp_path, url)

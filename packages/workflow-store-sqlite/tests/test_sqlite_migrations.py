@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,70 @@ async def test_what_open_store_returns_is_a_schema_owner(tmp_path: Path) -> None
     await store.create_schema()
     assert await migrator.current() == migrator.head
     await store.close()
+
+
+ALEMBIC_INI = """
+[workflow]
+script_location = workflow.store.sqlite:migrations
+sqlalchemy.url = sqlite:///{db}
+
+[loggers]
+keys = root,alembic
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
+"""
+
+
+def test_alembic_from_an_ini_logs_as_the_ini_says(tmp_path: Path) -> None:
+    # The store's env must apply the ini's logging, as Alembic's own env template does:
+    # without it `alembic --name workflow upgrade head` ran and printed nothing.
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(ALEMBIC_INI.format(db=tmp_path / "app.db"))
+    alembic = Path(sys.executable).parent / "alembic"
+    done = subprocess.run(
+        [str(alembic), "-c", str(ini), "--name", "workflow", "upgrade", "head"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "INFO  [alembic.runtime.migration] Running upgrade  -> " in done.stderr
+
+
+def test_alembic_from_an_ini_without_logging_sections_still_migrates(tmp_path: Path) -> None:
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(ALEMBIC_INI.format(db=tmp_path / "app.db").split("[loggers]")[0])
+    alembic = Path(sys.executable).parent / "alembic"
+    done = subprocess.run(
+        [str(alembic), "-c", str(ini), "--name", "workflow", "upgrade", "head"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    with sa.create_engine(f"sqlite:///{tmp_path / 'app.db'}").connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM workflow_alembic_version")).scalar()

@@ -4,6 +4,7 @@ file, and the rule that every failure is one line on stderr with a non-zero exit
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,11 @@ def test_runs_list_filters_and_pages(url: str) -> None:
     code, out = invoke("runs", "list", "--url", url, "--limit", "1")
     assert "run-bob" in out
     assert "run-ada" not in out
-    cursor = out.strip().splitlines()[-1].split("--cursor ")[1]
-    code, out = invoke("runs", "list", "--url", url, "--limit", "1", "--cursor", cursor)
+    # The printed command, pasted as it is, lists the next page of the same query.
+    more = out.strip().splitlines()[-1]
+    assert more.startswith("more: workflow runs list --limit 1 --cursor ")
+    assert more.endswith(f" --url {shlex.quote(url)}")
+    code, out = invoke(*shlex.split(more.removeprefix("more: workflow ")))
     assert code == 0
     assert "run-ada" in out
     assert "--cursor" not in out
@@ -140,7 +144,7 @@ def test_signal_approve_and_show_drive_a_run_to_its_end(url: str) -> None:
     approval = approval_id_for("run-ada", "send-ok")
     code, out = invoke("runs", "show", "run-ada", "--url", url)
     assert code == 0
-    assert f"workflow approve run-ada {approval} --yes" in out
+    assert f"workflow approve run-ada {approval} --url {shlex.quote(url)} --yes" in out
     code, out = invoke("approve", "run-ada", approval, "--yes", "--feedback", "ok", "--url", url)
     assert code == 0, out
     assert "delivered" in out

@@ -1,16 +1,18 @@
 """The base class adapter authors subclass to run the contract suite.
 
 ```python
+import pytest_asyncio  # its fixtures run in pytest-asyncio's strict and auto modes alike
+
 from workflow.contract_tests import StoreContract
 
 class TestMyStore(StoreContract):
     capabilities = frozenset({Capability.DURABLE})
 
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def store(self):                 # a fresh, isolated store
         ...
 
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def store_factory(self, store):  # opens more handles on the SAME data
         ...
 ```
@@ -86,12 +88,14 @@ class StoreContract(
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     max_payload_bytes: ClassVar[int] = DEFAULT_MAX_PAYLOAD_BYTES
 
+    # Plain functions: they only fail, which needs no event loop in either of
+    # pytest-asyncio's modes; the overrides are async.
     @pytest.fixture
-    async def store(self) -> ExecutionStore:
+    def store(self) -> ExecutionStore:
         pytest.fail(f"{type(self).__name__} must override the `store` fixture")
 
     @pytest.fixture
-    async def store_factory(self, store: ExecutionStore) -> StoreFactory:
+    def store_factory(self, store: ExecutionStore) -> StoreFactory:
         pytest.fail(f"{type(self).__name__} must override the `store_factory` fixture")
 
     @pytest.fixture

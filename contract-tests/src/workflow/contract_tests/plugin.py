@@ -8,7 +8,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -46,19 +49,34 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _LEDGERS.remove(ledger)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> Generator[None, Any, None]:
+    """Mark the suite's own async cases ``asyncio``, so they run whatever pytest-asyncio's
+    mode: its default, strict, runs only marked coroutines (auto marks them all).
+
+    Innermost of the wrappers (``trylast``): the mark is on each case by the time
+    pytest-asyncio's wrapper, outside this one, turns marked coroutines into its items.
+    """
+    outcome = yield
+    cls = getattr(collector, "cls", None)
+    if cls is None or not _is_contract(cls):
+        return
+    made = outcome.get_result()
+    for item in made if isinstance(made, list) else [made]:
+        if (
+            isinstance(item, pytest.Function)
+            and inspect.iscoroutinefunction(item.obj)
+            and item.get_closest_marker("asyncio") is None
+        ):
+            item.add_marker(pytest.mark.asyncio)
+
+
+def _is_contract(cls: type) -> bool:
     from .base import StoreContract
 
-    if not any(
-        isinstance(i, pytest.Function) and i.cls and issubclass(i.cls, StoreContract) for i in items
-    ):
-        return
-    mode = config.getoption("asyncio_mode", None) or config.getini("asyncio_mode")
-    if str(mode) != "auto":
-        raise pytest.UsageError(
-            "workflow-contract-tests needs pytest-asyncio in auto mode: add "
-            '`asyncio_mode = "auto"` to [tool.pytest.ini_options] (or pass --asyncio-mode=auto)'
-        )
+    return issubclass(cls, StoreContract)
 
 
 @pytest.hookimpl(tryfirst=True)

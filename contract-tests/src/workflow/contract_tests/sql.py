@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import pytest_asyncio
 import sqlalchemy as sa
 
 from workflow.runtime import ExecutionStore
@@ -168,15 +169,21 @@ class SQLServerContract(StoreContract):
         # What open_store() opens on the same data as `store` (multi-process cases).
         return self.server.store_url(server_schema)
 
-    @pytest.fixture
-    async def store(self, server_schema: str) -> AsyncIterator[ExecutionStore]:
+    # pytest_asyncio.fixture: these run in pytest-asyncio's strict mode too. mypy sees
+    # the base's pytest.fixture objects here (pytest overrides fixtures by name).
+    @pytest_asyncio.fixture
+    async def store(  # type: ignore[override]
+        self, server_schema: str
+    ) -> AsyncIterator[ExecutionStore]:
         store = self.server.store(server_schema, max_payload_bytes=self.max_payload_bytes)
         await empty_tables(store)
         yield store
         await store.close()
 
-    @pytest.fixture
-    async def store_factory(self, server_schema: str) -> AsyncIterator[StoreFactory]:
+    @pytest_asyncio.fixture
+    async def store_factory(  # type: ignore[override]
+        self, server_schema: str
+    ) -> AsyncIterator[StoreFactory]:
         opened: list[SQLStore] = []
 
         async def open_handle() -> ExecutionStore:

@@ -86,12 +86,73 @@ async def stop_while_hung(
     until its step runs, black-hole the network, wait until a store call of the
     worker is stuck in it, then send ``signals`` SIGTERMs (the second once the first
     was logged). Returns once the process exited."""
-    ledger = tmp / "ledger.txt"
+    ledger, log_path = tmp / "ledger.txt", tmp / "worker.log"
+    proc = await _start_worker(url, tmp, grace_period)
+    try:
+        await _until(lambda: f"enter {run_id}" in ledger.read_text(), "the step never started")
+        proxy.set_mode("black_hole")
+        async with asyncio.timeout(GUARD_S):
+            await proxy.fired.wait()  # a store call of the worker is stuck now
+        proc.send_signal(signal.SIGTERM)
+        if signals > 1:
+            await _until(
+                lambda: "received SIGTERM" in log_path.read_text(errors="replace"),
+                "the first SIGTERM was never handled",
+            )
+            proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(GUARD_S):
+            returncode = await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        proxy.heal(cut=True)
+    return StoppedWorker(returncode, _log_lines(log_path))
+
+
+async def start_while_unreachable(
+    url: str, proxy: FaultProxy, tmp: Path, *, run_id: str, comes_back: bool
+) -> StoppedWorker:
+    """Start a worker on ``url`` (through ``proxy``, ``run_id`` already created) while
+    the network is a black hole, wait until it has said twice that the store is
+    unreachable (it keeps trying), then either heal the network and wait until the
+    worker runs the step (``comes_back``) or not, and send SIGTERM. Returns once the
+    process exited. ``url`` should bound store calls (``operation_timeout``) well
+    below :data:`GUARD_S`."""
+    ledger, log_path = tmp / "ledger.txt", tmp / "worker.log"
+    proxy.set_mode("black_hole")
+    proc = await _start_worker(url, tmp, 0)
+    try:
+        await _until(
+            lambda: (
+                proc.returncode is not None
+                or log_path.read_text(errors="replace").count("unreachable at start-up") >= 2
+            ),
+            "the worker never said the store was unreachable, twice",
+        )
+        assert proc.returncode is None, log_path.read_text(errors="replace")  # it waits
+        if comes_back:
+            proxy.heal(cut=True)
+            await _until(lambda: f"enter {run_id}" in ledger.read_text(), "the step never started")
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(GUARD_S):
+            returncode = await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        proxy.heal(cut=True)
+    return StoppedWorker(returncode, _log_lines(log_path))
+
+
+async def _start_worker(url: str, tmp: Path, grace_period: float) -> asyncio.subprocess.Process:
+    """``workflow worker`` on :data:`runtime`, its ledger ``tmp/ledger.txt``, logging
+    JSON lines to ``tmp/worker.log``."""
+    ledger, log_path = tmp / "ledger.txt", tmp / "worker.log"
     ledger.touch()
-    log_path = tmp / "worker.log"
     env = {**os.environ, "WORKFLOW_TEST_LEDGER": str(ledger)}
     with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "workflow.runtime.cli",
@@ -113,25 +174,9 @@ async def stop_while_hung(
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
-    try:
-        await _until(lambda: f"enter {run_id}" in ledger.read_text(), "the step never started")
-        proxy.set_mode("black_hole")
-        async with asyncio.timeout(GUARD_S):
-            await proxy.fired.wait()  # a store call of the worker is stuck now
-        proc.send_signal(signal.SIGTERM)
-        if signals > 1:
-            await _until(
-                lambda: "received SIGTERM" in log_path.read_text(errors="replace"),
-                "the first SIGTERM was never handled",
-            )
-            proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(GUARD_S):
-            returncode = await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        proxy.heal(cut=True)
+
+
+def _log_lines(log_path: Path) -> list[dict[str, Any]]:
     text = log_path.read_text(errors="replace")
     lines = []
     for raw in text.splitlines():
@@ -139,7 +184,7 @@ async def stop_while_hung(
             lines.append(json.loads(raw))
         except ValueError:
             raise AssertionError(f"a log line that is not JSON: {raw!r}\n{text}") from None
-    return StoppedWorker(returncode, lines)
+    return lines
 
 
 def assert_stopped_after_the_grace_period(stopped: StoppedWorker, grace_period: float) -> None:
@@ -148,6 +193,18 @@ def assert_stopped_after_the_grace_period(stopped: StoppedWorker, grace_period: 
     messages = stopped.messages()
     assert any(f"grace period of {grace_period:g} s over" in m for m in messages), messages
     assert "worker stopped" in messages
+
+
+def assert_waited_for_the_store(stopped: StoppedWorker, *, came_back: bool) -> None:
+    """Exit 0 (a stop, not a failure), after saying the store was unreachable; the
+    worker started once the store came back, or stopped before it was reached."""
+    assert stopped.returncode == 0, stopped.lines
+    messages = stopped.messages()
+    assert any("unreachable at start-up (retrying in" in m for m in messages), messages
+    if came_back:
+        assert "worker stopped" in messages
+    else:
+        assert "stopped before the store was reached" in messages
 
 
 def assert_stopped_hard(stopped: StoppedWorker) -> None:

@@ -138,6 +138,18 @@ def _short(value: JSON, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _items_text(items: JSON) -> str:
+    """An order's items in words (``2 x tea, 1 x cup``): whole, where JSON cut to a
+    width would end mid-key."""
+    if not isinstance(items, list):
+        return _short(items)
+    parts = [
+        f"{item.get('qty')} x {item.get('sku')}" if isinstance(item, dict) else _short(item)
+        for item in items
+    ]
+    return ", ".join(parts) or "no items"
+
+
 def describe(event: StoredEvent, started_at: int | None = None) -> str | None:
     """A progress line for an order event (``None``: not worth a line)."""
     step = event.step_id
@@ -219,7 +231,7 @@ async def run_demo(
     else:
         order = new_order()
         run = await runtime.start(ORDER, order, run_id=order["order_id"])
-        say(f"started run {run.run_id}: {_short(order['items'])}")
+        say(f"started run {run.run_id}: {_items_text(order['items'])}")
     order_ids.add(run.run_id)
 
     announced: set[str] = set()

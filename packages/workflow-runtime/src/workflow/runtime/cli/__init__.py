@@ -7,10 +7,12 @@ Built on click (a maintained CLI library: argument parsing, help, exit codes) an
 
     workflow demo                                    # the README's main job
     workflow worker myapp.workflows:runtime --url postgresql://app@db/app
+    workflow runs start myapp.workflows:runtime order --input '{"sku": "A1"}'
     workflow runs list --status paused
     workflow runs show RUN_ID
     workflow signal RUN_ID payment --payload '{"eur": 9.5}'
     workflow approve RUN_ID APPROVAL_ID --yes
+    workflow runs purge --finished-before 30d
     workflow migrate upgrade --url sqlite:///workflow.db
 """
 
@@ -32,6 +34,7 @@ DEFAULT_URL = "sqlite:///workflow.db"
 
 
 def _build() -> click.Group:
+    from . import lifecycle  # noqa: F401  (adds `runs start` and `runs purge` to `runs`)
     from .demo_command import demo
     from .migrate import migrate
     from .operations import approve, runs, schedules, signal

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -60,10 +62,36 @@ async def _call(coro_fn: Callable[[], Awaitable[T]]) -> T:
     return await coro_fn()
 
 
+DURABILITY_LOGGER = "workflow.durability"
+"""Where stores warn that their server may lose acknowledged writes (Redis without the
+append-only file)."""
+
+
+@contextmanager
+def quiet_durability_warnings() -> Iterator[None]:
+    """Drop durability warnings while a read-only command runs: it writes nothing the
+    server could lose, and the warning would drown its output on every call."""
+    logger = logging.getLogger(DURABILITY_LOGGER)
+
+    def drop_all(record: logging.LogRecord) -> bool:
+        return False
+
+    logger.addFilter(drop_all)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop_all)
+
+
 def with_store(
-    url: str, action: Callable[[ExecutionStore], Awaitable[T]], *, verify_schema: bool = True
+    url: str,
+    action: Callable[[ExecutionStore], Awaitable[T]],
+    *,
+    verify_schema: bool = True,
+    reads_only: bool = False,
 ) -> T:
-    """Open the store at ``url``, run ``action`` on it, close it."""
+    """Open the store at ``url``, run ``action`` on it, close it. ``reads_only``: the
+    action writes nothing, so durability warnings are not printed."""
 
     async def go() -> T:
         store = await open_store(url, verify_schema=verify_schema)
@@ -72,6 +100,9 @@ def with_store(
         finally:
             await store.close()
 
+    if reads_only:
+        with quiet_durability_warnings():
+            return run_async(go)
     return run_async(go)
 
 

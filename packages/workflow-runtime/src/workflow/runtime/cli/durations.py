@@ -18,6 +18,16 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<unit>[smhdw]?)")
 
 
+def seconds_in(text: str, *, unit_required: bool = False) -> float | None:
+    """``text`` as a duration in seconds, or ``None`` if it is not one (nor a bare number
+    with ``unit_required``: where a time is also accepted, ``2021`` is a year)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None or (unit_required and not match["unit"]):
+        return None
+    seconds = float(match["value"]) * _UNITS[match["unit"] or "s"]
+    return seconds if math.isfinite(seconds) else None
+
+
 class Duration(_ParamType):
     """A duration, converted to seconds (a float)."""
 
@@ -28,11 +38,8 @@ class Duration(_ParamType):
     ) -> float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-        match = _DURATION.fullmatch(str(value).strip().lower())
-        seconds = (
-            float(match["value"]) * _UNITS[match["unit"] or "s"] if match is not None else math.nan
-        )
-        if not math.isfinite(seconds):
+        seconds = seconds_in(str(value))
+        if seconds is None:
             self.fail(
                 f"{value!r} is not a duration: a number with an optional unit "
                 "s, m, h, d or w (90, 15m, 12h, 7d)",

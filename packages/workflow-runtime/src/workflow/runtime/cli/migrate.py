@@ -26,11 +26,13 @@ def _migrator(store: ExecutionStore, url: str) -> SchemaMigrator:
     return store.migrator
 
 
-def _run(url: str, action: Callable[[SchemaMigrator], Awaitable[T]]) -> T:
+def _run(
+    url: str, action: Callable[[SchemaMigrator], Awaitable[T]], *, reads_only: bool = False
+) -> T:
     async def go(store: ExecutionStore) -> T:
         return await action(_migrator(store, url))
 
-    return with_store(url, go, verify_schema=False)
+    return with_store(url, go, verify_schema=False, reads_only=reads_only)
 
 
 def _offline(
@@ -54,7 +56,7 @@ def migrate() -> None:
 def upgrade(url: str, revision: str, sql: bool) -> None:
     """Upgrade the schema (default: to the adapter's head)."""
     if sql:
-        click.echo(_run(url, _offline(revision, None)), nl=False)
+        click.echo(_run(url, _offline(revision, None), reads_only=True), nl=False)
         return
 
     async def act(m: SchemaMigrator) -> str | None:
@@ -76,7 +78,7 @@ def downgrade(url: str, revision: str, sql: bool) -> None:
             # One store: the script runs down from the adapter's head.
             return m.offline_sql(revision, downgrade_from=m.head)
 
-        click.echo(_run(url, script), nl=False)
+        click.echo(_run(url, script, reads_only=True), nl=False)
         return
 
     async def act(m: SchemaMigrator) -> str | None:
@@ -94,7 +96,7 @@ def current(url: str) -> None:
     async def act(m: SchemaMigrator) -> tuple[str | None, str]:
         return await m.current(), m.head
 
-    now, head = _run(url, act)
+    now, head = _run(url, act, reads_only=True)
     click.echo(f"current: {now or '(none)'}\nhead:    {head}")
 
 
@@ -108,7 +110,8 @@ def check(url: str) -> None:
 
     # The check is open_store's own (the same error and fix), which on SQLite also
     # reports a missing file without creating it.
-    click.echo(f"{redact_url(url)}: up to date at revision {with_store(url, act)}")
+    head = with_store(url, act, reads_only=True)
+    click.echo(f"{redact_url(url)}: up to date at revision {head}")
 
 
 @migrate.command()
@@ -119,6 +122,6 @@ def history(url: str) -> None:
     async def act(m: SchemaMigrator) -> Sequence[SchemaRevision]:
         return m.history()
 
-    for rev in _run(url, act):
+    for rev in _run(url, act, reads_only=True):
         title = rev.doc.splitlines()[0] if rev.doc else ""
         click.echo(f"{rev.down_revision or '<base>'} -> {rev.revision}  {title}")

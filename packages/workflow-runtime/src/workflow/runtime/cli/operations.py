@@ -37,7 +37,7 @@ from .common import CommandError, parse_json, url_option, with_store
 
 @click.group()
 def runs() -> None:
-    """Inspect and cancel runs."""
+    """Start, inspect, cancel and purge runs."""
 
 
 @runs.command("list")
@@ -65,13 +65,28 @@ def list_runs(
             cursor=cursor,
         )
 
-    page = with_store(url, act)
+    page = with_store(url, act, reads_only=True)
     if not page.items:
         click.echo("no runs")
         return
     render.emit(render.runs_table(page.items))
     if page.next_cursor is not None:
-        again = shell_command("workflow", "runs", "list", "--cursor", page.next_cursor)
+        # The same query's next page: its filters, limit and store, or the pasted
+        # command would page through another listing (or another store).
+        filters = [("--workflow", workflow_id)] if workflow_id else []
+        filters += [("--status", s) for s in statuses]
+        again = shell_command(
+            "workflow",
+            "runs",
+            "list",
+            *(part for pair in filters for part in pair),
+            "--limit",
+            str(limit),
+            "--cursor",
+            page.next_cursor,
+            "--url",
+            redact_url(url),
+        )
         click.echo(f"more: {again}")
 
 
@@ -84,14 +99,15 @@ def show_run(url: str, run_id: str) -> None:
     async def act(store: ExecutionStore) -> Timeline | None:
         return await store.get_timeline(run_id)
 
-    timeline = with_store(url, act)
+    timeline = with_store(url, act, reads_only=True)
     if timeline is None:
         raise CommandError(f"no run {run_id!r} in this store")
-    print_timeline(timeline)
+    print_timeline(timeline, url)
 
 
-def print_timeline(timeline: Timeline) -> None:
-    render.emit(render.run_summary(timeline.run))
+def print_timeline(timeline: Timeline, url: str | None = None) -> None:
+    """The run and its events; ``url``: the store's, named in the commands printed."""
+    render.emit(render.run_summary(timeline.run, None if url is None else redact_url(url)))
     click.echo("")
     if timeline.events:
         render.emit(render.timeline_table(timeline))
@@ -250,7 +266,7 @@ def list_schedules(url: str, workflow_id: str | None) -> None:
     async def act(store: ExecutionStore) -> list[Schedule]:
         return await store.list_schedules(workflow_id=workflow_id)
 
-    found = with_store(url, act)
+    found = with_store(url, act, reads_only=True)
     if not found:
         click.echo("no schedules")
         return

@@ -178,7 +178,9 @@ def timeline_table(timeline: Timeline) -> Table:
     return table
 
 
-def run_summary(run: Run) -> Table:
+def run_summary(run: Run, url: str | None = None) -> Table:
+    """The run's fields; ``url`` (password hidden) goes into the commands it prints."""
+    on_store = ("--url", url) if url is not None else ()
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
@@ -197,13 +199,15 @@ def run_summary(run: Run) -> Table:
         if run.wait.kind is WaitKind.APPROVAL:
             grid.add_row(
                 "approve with",
-                shell_command("workflow", "approve", run.run_id, run.wait.approval_id or "")
+                shell_command(
+                    "workflow", "approve", run.run_id, run.wait.approval_id or "", *on_store
+                )
                 + " --yes   (or --no)",
             )
         elif run.wait.kind is WaitKind.SIGNAL:
             grid.add_row(
                 "signal with",
-                shell_command("workflow", "signal", run.run_id, run.wait.name or "")
+                shell_command("workflow", "signal", run.run_id, run.wait.name or "", *on_store)
                 + " --payload '<json>'",
             )
     if run.lease is not None:

@@ -8,9 +8,12 @@ of them. The current directory is importable, as with other Python app servers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
+import random
+import signal
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -20,6 +23,7 @@ import click
 from ..contract import ExecutionStore
 from ..definitions import Workflow
 from ..driver import RELEASE_TIMEOUT_S, Runtime
+from ..errors import StoreUnavailableError
 from ..registry import open_store, redact_url
 from ..worker import DEFAULT_GRACE_PERIOD_S, RELEASE_BUDGET_S, Worker
 from .common import CommandError, run_async, url_option
@@ -27,6 +31,11 @@ from .durations import DURATION
 from .logs import configure_logging
 
 log: logging.Logger = logging.getLogger("workflow.runtime.worker")
+
+MAX_OPEN_BACKOFF_S = 30.0
+"""The longest wait between two attempts to reach the store at start-up (the worker's
+own backoff once it runs has the same cap)."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def load_runtime(target: str) -> Runtime:
@@ -120,6 +129,12 @@ def worker(
 ) -> None:
     """Run workflows from MODULE:RUNTIME on the store until SIGTERM/SIGINT."""
     configure_logging(log_level, log_format)
+    # From here a stop signal ends start-up cleanly (exit 0), as it ends a running
+    # worker: noted now, acted on once the event loop runs (importing MODULE may take a
+    # while; the store may be unreachable for longer).
+    early: list[int] = []
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda signum, frame: early.append(signum))
     template = load_runtime(target)
     options: dict[str, Any] = {
         k: v
@@ -133,7 +148,23 @@ def worker(
     }
 
     async def go() -> None:
-        store: ExecutionStore = await open_store(url)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def on_signal(signum: int) -> None:
+            log.info("received %s during start-up", signal.Signals(signum).name)
+            stop.set()
+
+        for signum in STOP_SIGNALS:
+            # Until the worker takes the signals over (Worker.run_until_signalled).
+            loop.add_signal_handler(signum, on_signal, signum)
+        if early:
+            on_signal(early[0])
+        opened = await open_when_reachable(url, stop, poll, jitter)
+        if opened is None:
+            log.info("stopped before the store was reached")
+            return
+        store: ExecutionStore = opened
         worker: Worker | None = None
         try:
             replaced = template._store
@@ -146,6 +177,9 @@ def worker(
                     log.warning("closing the module's own store failed: %s", exc)
             runtime = template.bind(store, **options)
             log.info("store %s", redact_url(url), extra={"owner": runtime.owner})
+            if stop.is_set():
+                log.info("stopped before the worker started")
+                return
             worker = Worker(
                 runtime,
                 poll_interval=poll,
@@ -175,3 +209,41 @@ def worker(
             os._exit(0)
 
     run_async(go)
+
+
+async def open_when_reachable(
+    url: str, stop: asyncio.Event, poll: float, jitter: float
+) -> ExecutionStore | None:
+    """``open_store(url)``, tried again with backoff while the store is unreachable
+    (:class:`StoreUnavailableError`: a worker started before its database, or during an
+    outage, waits for it as a running worker does); ``None`` once ``stop`` is set.
+    Any other error (bad URL, credentials, schema) is raised: waiting cannot fix it."""
+    failures = 0
+    while not stop.is_set():
+        opening = asyncio.ensure_future(open_store(url))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({opening, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not opening.done():
+            opening.cancel()
+            with contextlib.suppress(BaseException):
+                # Cancelled before it opened, or it had opened just then: close that.
+                await (await opening).close()
+            return None
+        try:
+            return opening.result()
+        except StoreUnavailableError as exc:
+            failures += 1
+            delay = min(MAX_OPEN_BACKOFF_S, poll * 2 ** min(failures, 10))
+            delay *= random.uniform(1 - jitter, 1 + jitter)
+            log.warning(
+                "store %s unreachable at start-up (retrying in %.1f s): %s",
+                redact_url(url),
+                delay,
+                exc,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    return None

@@ -9,7 +9,10 @@ then the check says it could not tell, rather than guess.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from redis import exceptions as rex
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -17,6 +20,28 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from .migrator import Client
 
 SETTINGS = ("appendonly", "appendfsync", "maxmemory-policy")
+
+log = logging.getLogger("workflow.durability")
+"""Where the warnings go: a name of its own, so an application (or a read-only command
+of the ``workflow`` CLI) can silence them without silencing the store's other logs."""
+
+_warned: set[tuple[str, str]] = set()
+"""(server, problem) pairs already warned about in this process."""
+_warned_lock = threading.Lock()
+
+
+def warn_once(url_hint: str, found: list[str]) -> None:
+    """Log each of ``found`` for the server of ``url_hint``, unless this process has
+    already: the settings are the server's, so a process that opens many stores on it
+    (every ``workflow`` command, a worker reconnecting) says so once, not each time."""
+    parts = urlsplit(url_hint)
+    server = f"{parts.scheme}://{parts.netloc}"
+    for problem in found:
+        with _warned_lock:
+            if (server, problem) in _warned:
+                continue
+            _warned.add((server, problem))
+        log.warning("Redis at %s may lose acknowledged writes: %s", url_hint, problem)
 
 
 async def read_settings(client: Client, node: ClusterNode | None = None) -> dict[str, str] | None:

@@ -23,7 +23,6 @@ import asyncio
 import functools
 import inspect
 import json
-import logging
 import re
 import sys
 from collections.abc import (
@@ -1327,8 +1326,7 @@ async def open_store(url: str, **options: object) -> RedisStore:
     except BaseException:
         await store.close()
         raise
-    for problem in problems:
-        _log.warning("Redis at %s may lose acknowledged writes: %s", store._url_hint, problem)
+    durability.warn_once(store._url_hint, problems)
     return store
 
 
@@ -1412,6 +1410,3 @@ def _flag(text: str) -> bool:
     if value in ("false", "0", "no"):
         return False
     raise InvalidArgumentError(f"cluster must be true or false, not {text!r}")
-
-
-_log = logging.getLogger("workflow.store.redis")

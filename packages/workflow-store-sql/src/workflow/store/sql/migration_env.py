@@ -19,6 +19,7 @@ current revision only after taking it, so concurrent upgrades apply each revisio
 from __future__ import annotations
 
 import hashlib
+import logging.config
 from typing import Any
 
 import sqlalchemy as sa
@@ -112,9 +113,16 @@ def _configure(schema: str | None, prefix: str, **options: Any) -> None:
 def run_env(dialect: Dialect) -> None:
     """Run the migrations Alembic asked for (online or ``--sql`` offline), on
     ``dialect``'s database (the adapter's ``env.py`` names it)."""
+    config = context.config
+    if config.config_file_name is not None and config.file_config.has_section("loggers"):
+        # The alembic command line: the ini's [loggers] decide what it prints, as in
+        # Alembic's own env template (without this, `upgrade head` printed nothing). An
+        # ini without logging sections is left alone (fileConfig would raise on it).
+        # Loggers the process already has stay enabled: an application may run
+        # Alembic's command API in-process with its ini.
+        logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
     schema = check_schema(_setting("workflow_schema", None))
     prefix = check_table_prefix(_setting("workflow_table_prefix", DEFAULT_TABLE_PREFIX))
-    config = context.config
     if context.is_offline_mode():
         _configure(schema, prefix, url=config.get_main_option("sqlalchemy.url"), literal_binds=True)
         with context.begin_transaction():
