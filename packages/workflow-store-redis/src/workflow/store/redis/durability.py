@@ -21,7 +21,7 @@ from .migrator import Client
 
 SETTINGS = ("appendonly", "appendfsync", "maxmemory-policy")
 
-log = logging.getLogger("workflow.durability")
+log: logging.Logger = logging.getLogger("workflow.durability")
 """Where the warnings go: a name of its own, so an application (or a read-only command
 of the ``workflow`` CLI) can silence them without silencing the store's other logs."""
 
