@@ -34,6 +34,7 @@ DIRECTORIES = {
     "store-postgres": ROOT / "packages" / "workflow-store-postgres",
     "store-mysql": ROOT / "packages" / "workflow-store-mysql",
     "store-redis": ROOT / "packages" / "workflow-store-redis",
+    "store-d1": ROOT / "packages" / "workflow-store-d1",
     "contract-tests": ROOT / "contract-tests",
 }
 _SPEC = re.compile(r"^(?P<name>[a-z-]+)(?:\[(?P<extras>[a-z0-9,_-]+)\])?$")

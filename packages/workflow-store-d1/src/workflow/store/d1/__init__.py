@@ -1,0 +1,8 @@
+"""workflow.store.d1: Cloudflare D1 through the Workers binding's interface."""
+
+from __future__ import annotations
+
+from .http import D1HttpDatabase, D1QueryError
+from .interface import D1Database, D1Meta, D1Result, D1Statement
+
+__all__ = ["D1Database", "D1HttpDatabase", "D1Meta", "D1QueryError", "D1Result", "D1Statement"]

@@ -1,0 +1,159 @@
+"""The REST client (D1HttpDatabase) against a real local D1."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from local_d1 import ACCOUNT_ID, DATABASE_ID, LocalD1, local_d1  # noqa: F401 (fixture)
+
+from workflow.runtime.errors import (
+    InvalidArgumentError,
+    StoreConfigurationError,
+    StoreUnavailableError,
+)
+from workflow.store.d1 import D1HttpDatabase, D1QueryError
+from workflow.store.d1.limits import MAX_BOUND_PARAMETERS, MAX_SAFE_INTEGER, MAX_STATEMENT_BYTES
+
+
+@pytest.fixture
+async def db(local_d1: LocalD1) -> AsyncIterator[D1HttpDatabase]:  # noqa: F811
+    database = local_d1.database()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def table(db: D1HttpDatabase) -> str:
+    name = f"t_{uuid.uuid4().hex}"
+    await db.prepare(f"CREATE TABLE {name} (k INTEGER PRIMARY KEY, v TEXT)").run()
+    return name
+
+
+async def test_statement_binds_and_returns_rows(db: D1HttpDatabase, table: str) -> None:
+    done = (
+        await db.prepare(f"INSERT INTO {table} VALUES (?, ?), (?, ?)").bind(1, "a", 2, None).run()
+    )
+    assert done.meta.changes == 2
+    found = await db.prepare(f"SELECT k, v FROM {table} ORDER BY k").all()
+    assert found.results == [{"k": 1, "v": "a"}, {"k": 2, "v": None}]
+    assert await db.prepare(f"SELECT v FROM {table} WHERE k = ?").bind(1).first() == {"v": "a"}
+    assert await db.prepare(f"SELECT v FROM {table} WHERE k = ?").bind(9).first() is None
+
+
+async def test_batch_is_atomic(db: D1HttpDatabase, table: str) -> None:
+    insert = db.prepare(f"INSERT INTO {table} VALUES (?, ?)")
+    await insert.bind(1, "kept").run()
+    with pytest.raises(D1QueryError, match="UNIQUE constraint failed"):
+        await db.batch([insert.bind(2, "rolled back"), insert.bind(1, "duplicate")])
+    found = await db.prepare(f"SELECT k FROM {table}").all()
+    assert found.results == [{"k": 1}]
+
+
+async def test_batch_results_are_in_order(db: D1HttpDatabase, table: str) -> None:
+    insert = db.prepare(f"INSERT INTO {table} VALUES (?, ?) RETURNING k")
+    found = await db.batch(
+        [insert.bind(1, "a"), insert.bind(2, "b"), db.prepare(f"SELECT count(*) AS n FROM {table}")]
+    )
+    assert [r.results for r in found] == [[{"k": 1}], [{"k": 2}], [{"n": 2}]]
+
+
+async def test_conditional_claim_is_taken_once(db: D1HttpDatabase, table: str) -> None:
+    await db.prepare(f"INSERT INTO {table} VALUES (1, NULL)").run()
+    claim = db.prepare(f"UPDATE {table} SET v = ? WHERE k = 1 AND v IS NULL RETURNING v")
+    assert (await claim.bind("first").all()).results == [{"v": "first"}]
+    assert (await claim.bind("second").all()).results == []
+
+
+async def test_transactions_are_rejected_by_d1(db: D1HttpDatabase) -> None:
+    # Why every operation of the D1 store is one statement or one batch.
+    with pytest.raises(D1QueryError, match="transaction"):
+        await db.prepare("BEGIN IMMEDIATE").run()
+
+
+async def test_limits_are_checked_before_sending(db: D1HttpDatabase) -> None:
+    too_many = ", ".join("?" * (MAX_BOUND_PARAMETERS + 1))
+    with pytest.raises(InvalidArgumentError, match="at most 100 parameters"):
+        db.prepare(f"SELECT {too_many}").bind(*range(MAX_BOUND_PARAMETERS + 1))
+    with pytest.raises(InvalidArgumentError, match="bytes"):
+        db.prepare("SELECT '" + "x" * MAX_STATEMENT_BYTES + "'")
+    with pytest.raises(InvalidArgumentError, match="exactly"):
+        db.prepare("SELECT ?").bind(MAX_SAFE_INTEGER + 1)
+    with pytest.raises(InvalidArgumentError, match="binds None, int, float or str"):
+        db.prepare("SELECT ?").bind(b"bytes")
+    largest = await db.prepare("SELECT ? AS n").bind(MAX_SAFE_INTEGER).first()
+    assert largest == {"n": MAX_SAFE_INTEGER}
+
+
+async def test_a_batch_takes_only_its_own_statements(
+    db: D1HttpDatabase,
+    local_d1: LocalD1,  # noqa: F811
+) -> None:
+    other = local_d1.database()
+    with pytest.raises(InvalidArgumentError, match="same database"):
+        await db.batch([other.prepare("SELECT 1")])
+    await other.close()
+
+
+async def test_a_wrong_token_is_a_configuration_error_that_hides_it(
+    local_d1: LocalD1,  # noqa: F811
+) -> None:
+    wrong = "wrong-" + local_d1.token
+    db = D1HttpDatabase(ACCOUNT_ID, DATABASE_ID, base_url=local_d1.base_url, api_token=wrong)
+    with pytest.raises(StoreConfigurationError, match="CLOUDFLARE_API_TOKEN") as caught:
+        await db.prepare("SELECT 1").run()
+    assert wrong not in str(caught.value)
+    assert wrong not in repr(db)
+    await db.close()
+
+
+def test_the_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
+    with pytest.raises(StoreConfigurationError, match="CLOUDFLARE_API_TOKEN"):
+        D1HttpDatabase.from_url(f"d1://{ACCOUNT_ID}/{DATABASE_ID}")
+    monkeypatch.setenv("MY_D1_TOKEN", "secret-value")
+    db = D1HttpDatabase.from_url(f"d1://{ACCOUNT_ID}/{DATABASE_ID}?api_token_env=MY_D1_TOKEN")
+    assert "secret-value" not in repr(db)
+    assert db.base_url == "https://api.cloudflare.com/client/v4"
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        (f"d1://{ACCOUNT_ID}/{DATABASE_ID}?api_token=x", "does not carry the API token"),
+        (f"d1://{ACCOUNT_ID}/{DATABASE_ID}?colour=red", "unknown D1 URL option"),
+        (f"d1://{ACCOUNT_ID}/{DATABASE_ID}?timeout=soon", "must be a number"),
+        (f"d1://{ACCOUNT_ID}/a/b", "database_id"),
+        (f"d1://{ACCOUNT_ID}", "database_id"),
+        (f"d1://user:pw@{ACCOUNT_ID}/{DATABASE_ID}", "d1://ACCOUNT_ID/DATABASE_ID"),
+        (f"sqlite://{ACCOUNT_ID}/{DATABASE_ID}", "d1://ACCOUNT_ID/DATABASE_ID"),
+        (f"d1://{ACCOUNT_ID}/{DATABASE_ID}?base_url=ftp://x", "base_url"),
+    ],
+)
+def test_bad_urls_are_refused(url: str, match: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=match):
+        D1HttpDatabase.from_url(url, api_token="t")
+
+
+async def test_an_unreachable_server_is_unavailable() -> None:
+    db = D1HttpDatabase(
+        ACCOUNT_ID, DATABASE_ID, base_url="http://127.0.0.1:9/client/v4", api_token="t"
+    )
+    with pytest.raises(StoreUnavailableError, match="did not answer"):
+        await db.prepare("SELECT 1").run()
+    await db.close()
+
+
+async def test_an_unknown_endpoint_is_a_configuration_error(local_d1: LocalD1) -> None:  # noqa: F811
+    base = local_d1.base_url.replace("/client/v4", "/elsewhere")
+    db = D1HttpDatabase(ACCOUNT_ID, DATABASE_ID, base_url=base, api_token=local_d1.token)
+    with pytest.raises(StoreConfigurationError, match="correct the d1:// URL"):
+        await db.prepare("SELECT 1").run()
+    await db.close()
+
+
+async def test_a_closed_database_refuses_work(db: D1HttpDatabase) -> None:
+    await db.close()
+    with pytest.raises(StoreUnavailableError, match="closed"):
+        await db.prepare("SELECT 1").run()
