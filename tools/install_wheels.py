@@ -37,7 +37,7 @@ DIRECTORIES = {
     "store-d1": ROOT / "packages" / "workflow-store-d1",
     "contract-tests": ROOT / "contract-tests",
 }
-_SPEC = re.compile(r"^(?P<name>[a-z-]+)(?:\[(?P<extras>[a-z0-9,_-]+)\])?$")
+_SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9-]*)(?:\[(?P<extras>[a-z0-9,_-]+)\])?$")
 _REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)\s*(?:\[(?P<extras>[^\]]*)\])?")
 
 

@@ -73,3 +73,5 @@ def local_d1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalD1]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from .binding import D1Binding
 from .http import D1HttpDatabase, D1QueryError
 from .interface import D1Database, D1Meta, D1Result, D1Statement
 
-__all__ = ["D1Database", "D1HttpDatabase", "D1Meta", "D1QueryError", "D1Result", "D1Statement"]
+__all__ = [
+    "D1Binding",
+    "D1Database",
+    "D1HttpDatabase",
+    "D1Meta",
+    "D1QueryError",
+    "D1Result",
+    "D1Statement",
+]

@@ -30,7 +30,14 @@ from workflow.runtime.errors import (
     StoreUnavailableError,
 )
 
-from .interface import D1Meta, D1Result, D1Statement, Param, check_statement
+from .interface import (
+    D1Result,
+    D1Statement,
+    Param,
+    PreparedStatement,
+    check_statement,
+    result_from_json,
+)
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 DEFAULT_TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
@@ -51,29 +58,18 @@ class D1QueryError(StoreOperationError):
         self.message = message
 
 
-class HttpStatement:
+class HttpStatement(PreparedStatement):
     """A statement of a :class:`D1HttpDatabase` (``db.prepare(sql).bind(...)``)."""
 
     def __init__(self, database: D1HttpDatabase, sql: str, params: tuple[Param, ...]) -> None:
-        self._database = database
-        self.sql = sql
-        self.params = params
+        super().__init__(sql, params)
+        self.database = database
 
-    def bind(self, *params: Any) -> HttpStatement:
-        return HttpStatement(self._database, self.sql, check_statement(self.sql, params))
-
-    async def first(self) -> dict[str, Any] | None:
-        found = (await self.all()).results
-        return found[0] if found else None
+    def with_params(self, params: tuple[Param, ...]) -> HttpStatement:
+        return HttpStatement(self.database, self.sql, params)
 
     async def all(self) -> D1Result:
-        return (await self._database.send({"sql": self.sql, "params": list(self.params)}))[0]
-
-    async def run(self) -> D1Result:
-        return await self.all()
-
-    def __repr__(self) -> str:
-        return f"HttpStatement({self.sql!r}, {len(self.params)} params)"
+        return (await self.database.send({"sql": self.sql, "params": list(self.params)}))[0]
 
 
 class D1HttpDatabase:
@@ -169,7 +165,7 @@ class D1HttpDatabase:
     async def batch(self, statements: Sequence[D1Statement]) -> list[D1Result]:
         """Run ``statements`` in order as one atomic unit; their results, in order."""
         for statement in statements:
-            if not isinstance(statement, HttpStatement) or statement._database is not self:
+            if not isinstance(statement, HttpStatement) or statement.database is not self:
                 raise InvalidArgumentError("a batch takes statements prepared on the same database")
         if not statements:
             return []
@@ -262,7 +258,7 @@ class D1HttpDatabase:
         found = answer.get("result")
         if not isinstance(found, list):
             raise StoreOperationError(f"D1 answered without results ({said})")
-        return [_result(r) for r in found]
+        return [result_from_json(r) for r in found]
 
     async def close(self) -> None:
         self._closed = True
@@ -276,19 +272,3 @@ class D1HttpDatabase:
             f"D1HttpDatabase(account_id={self.account_id!r}, database_id={self.database_id!r}, "
             f"base_url={self.base_url!r})"
         )
-
-
-def _result(raw: Any) -> D1Result:
-    if not isinstance(raw, dict):
-        raise StoreOperationError(f"D1 answered a statement with {type(raw).__name__}")
-    meta = raw.get("meta") or {}
-    return D1Result(
-        list(raw.get("results") or []),
-        D1Meta(
-            changes=int(meta.get("changes") or 0),
-            last_row_id=int(meta.get("last_row_id") or 0),
-            rows_read=int(meta.get("rows_read") or 0),
-            rows_written=int(meta.get("rows_written") or 0),
-            duration_ms=float(meta.get("duration") or 0.0),
-        ),
-    )

@@ -10,12 +10,13 @@ and :class:`~workflow.store.d1.binding.D1Binding` (a Python Worker's binding).
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
-from workflow.runtime.errors import InvalidArgumentError
+from workflow.runtime.errors import InvalidArgumentError, StoreOperationError
 
 from . import limits
 
@@ -56,6 +57,54 @@ class D1Statement(Protocol):
 class D1Database(Protocol):
     def prepare(self, sql: str) -> D1Statement: ...
     async def batch(self, statements: Sequence[D1Statement]) -> list[D1Result]: ...
+
+
+class PreparedStatement(abc.ABC):
+    """What both implementations' statements share: binding (checked against D1's
+    limits), and ``first``/``run`` in terms of ``all``."""
+
+    def __init__(self, sql: str, params: tuple[Param, ...]) -> None:
+        self.sql = sql
+        self.params = params
+
+    @abc.abstractmethod
+    def with_params(self, params: tuple[Param, ...]) -> PreparedStatement:
+        """The same statement with ``params`` bound (already checked)."""
+
+    @abc.abstractmethod
+    async def all(self) -> D1Result:
+        """Run the statement alone: its rows and what D1 reports."""
+
+    def bind(self, *params: Any) -> PreparedStatement:
+        return self.with_params(check_statement(self.sql, params))
+
+    async def first(self) -> dict[str, Any] | None:
+        found = (await self.all()).results
+        return found[0] if found else None
+
+    async def run(self) -> D1Result:
+        return await self.all()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.sql!r}, {len(self.params)} params)"
+
+
+def result_from_json(raw: Any) -> D1Result:
+    """A statement's result as D1 gives it (``{"results": [...], "meta": {...}}``, the
+    REST API's JSON and the binding's object alike)."""
+    if not isinstance(raw, dict):
+        raise StoreOperationError(f"D1 answered a statement with {type(raw).__name__}")
+    meta = raw.get("meta") or {}
+    return D1Result(
+        list(raw.get("results") or []),
+        D1Meta(
+            changes=int(meta.get("changes") or 0),
+            last_row_id=int(meta.get("last_row_id") or 0),
+            rows_read=int(meta.get("rows_read") or 0),
+            rows_written=int(meta.get("rows_written") or 0),
+            duration_ms=float(meta.get("duration") or 0.0),
+        ),
+    )
 
 
 def check_statement(sql: str, params: Sequence[Any]) -> tuple[Param, ...]:
