@@ -157,3 +157,28 @@ async def test_a_closed_database_refuses_work(db: D1HttpDatabase) -> None:
     await db.close()
     with pytest.raises(StoreUnavailableError, match="closed"):
         await db.prepare("SELECT 1").run()
+
+
+# What the store's batches are built on: D1 has no BEGIN, so a write that depends on an
+# earlier one's outcome is guarded in SQL. changes() still counts the batch's previous
+# write, and a guard that fails raises (json() of text that is not JSON), which rolls
+# back everything the batch did before it.
+GUARD = "SELECT CASE WHEN changes() = 1 THEN 1 ELSE json('guard failed') END AS ok"
+
+
+async def test_a_guard_sees_the_previous_write_of_its_batch(db: D1HttpDatabase, table: str) -> None:
+    await db.prepare(f"INSERT INTO {table} VALUES (1, NULL)").run()
+    claim = db.prepare(f"UPDATE {table} SET v = ? WHERE k = 1 AND v IS NULL")
+    insert = db.prepare(f"INSERT INTO {table} VALUES (?, ?)")
+    found = await db.batch([claim.bind("a"), db.prepare(GUARD), insert.bind(2, "after")])
+    assert found[1].results == [{"ok": 1}]
+    with pytest.raises(D1QueryError, match="malformed JSON"):
+        await db.batch([insert.bind(3, "rolled back"), claim.bind("b"), db.prepare(GUARD)])
+    rows = await db.prepare(f"SELECT k, v FROM {table} ORDER BY k").all()
+    assert rows.results == [{"k": 1, "v": "a"}, {"k": 2, "v": "after"}]
+
+
+async def test_named_parameters_bind_in_order_of_first_appearance(db: D1HttpDatabase) -> None:
+    # The SQL stores compile :name placeholders; D1 binds them by position.
+    found = await db.prepare("SELECT :b AS b, :a AS a, :b AS b2").bind("first", "second").first()
+    assert found == {"b": "first", "a": "second", "b2": "first"}
