@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from local_d1 import ACCOUNT_ID, DATABASE_ID, LocalD1, local_d1  # noqa: F401 (fixture)
@@ -182,3 +187,57 @@ async def test_named_parameters_bind_in_order_of_first_appearance(db: D1HttpData
     # The SQL stores compile :name placeholders; D1 binds them by position.
     found = await db.prepare("SELECT :b AS b, :a AS a, :b AS b2").bind("first", "second").first()
     assert found == {"b": "first", "a": "second", "b2": "first"}
+
+
+class _ClosesAfterEachAnswer(BaseHTTPRequestHandler):
+    """Answers like D1, keeps the connection open in the headers, then closes it: as a
+    server closing an idle keep-alive connection does."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps(
+            {"success": True, "errors": [], "messages": [], "result": [{"results": [{"n": 1}]}]}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    closed = threading.Semaphore(0)
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        self.closed.release()  # the connection is closed on the server's side
+
+
+@pytest.fixture
+def closing_server() -> Iterator[_Server]:
+    server = _Server(("127.0.0.1", 0), _ClosesAfterEachAnswer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+async def test_a_connection_the_server_closed_is_not_reused(closing_server: _Server) -> None:
+    port = closing_server.server_address[1]
+    db = D1HttpDatabase(
+        ACCOUNT_ID, DATABASE_ID, base_url=f"http://127.0.0.1:{port}/client/v4", api_token="t"
+    )
+    try:
+        for _ in range(3):
+            assert await db.prepare("SELECT 1 AS n").first() == {"n": 1}
+            await asyncio.to_thread(closing_server.closed.acquire)
+    finally:
+        await db.close()

@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import re
+import select
 import threading
 import time
 import urllib.parse
@@ -46,6 +47,20 @@ _ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # is used rather than failing a write whose fate would then be unknown.
 _MAX_IDLE_S = 20.0
 _URL_OPTIONS = ("base_url", "api_token_env", "timeout", "connections")
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """Whether the server closed this idle connection: an idle socket turns readable
+    only then (end of file). Sending a request on it would fail with its fate unknown,
+    so it is replaced before use, not retried after."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 class D1QueryError(StoreOperationError):
@@ -192,7 +207,7 @@ class D1HttpDatabase:
         with self._idle_lock:
             while self._idle:
                 connection, since = self._idle.pop()
-                if now - since < _MAX_IDLE_S:
+                if now - since < _MAX_IDLE_S and not _dropped(connection):
                     return connection
                 connection.close()
         kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
