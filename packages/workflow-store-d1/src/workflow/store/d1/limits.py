@@ -19,3 +19,8 @@ MAX_ROW_BYTES = 2_000_000
 MAX_SAFE_INTEGER = 2**53 - 1
 """Parameters travel as JSON to JavaScript, whose numbers are doubles: a larger integer
 would arrive rounded (the local D1 turns 2**53 + 1 into 2**53 without an error)."""
+
+MAX_PAYLOAD_BYTES = 240_000
+"""The store's largest payload (a run's input, output or error, an event's data, an
+inbox entry's payload): a run row holds three of them besides its other columns and
+must stay under :data:`MAX_ROW_BYTES`, with room to spare."""
