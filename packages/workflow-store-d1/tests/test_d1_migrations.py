@@ -107,3 +107,21 @@ async def test_the_wrangler_files_applied_in_order_give_a_store_at_head(url: str
         assert (await store.create_run("r", "wf", None, None, 1)).run is not None
     finally:
         await store.close()
+
+
+def test_the_revisions_are_the_logical_changes_in_order() -> None:
+    # migrations/CHANGES.md: one row per logical change, a column per adapter.
+    changes = Path(__file__).resolve().parents[3] / "migrations" / "CHANGES.md"
+    rows = [
+        [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+        for line in changes.read_text().splitlines()
+        if line.startswith("|")
+    ]
+    header, body = rows[0], rows[2:]
+    column, bodies = header.index("d1"), header.index("body")
+    # The files are numbered in the history's order, oldest first.
+    history = [name[5:].removesuffix(".sql") for name in migration_files()]
+    assert history == [row[column] for row in body]
+    for revision, row in zip(history, body, strict=True):
+        module = SHIPPED.parent / "versions" / f"{revision}_{row[bodies][6:]}.py"
+        assert f"import {row[bodies]} as body" in module.read_text()
