@@ -3,6 +3,7 @@ the ``.sql`` files ``wrangler d1 migrations apply`` runs."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import subprocess
@@ -70,6 +71,16 @@ async def test_downgrade_to_base_removes_everything_and_upgrade_restores(url: st
         await store.verify_schema()
     finally:
         await store.close()
+
+
+async def test_concurrent_upgrades_both_succeed_and_apply_each_revision_once(url: str) -> None:
+    stores = [D1Store.from_url(url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(s.migrator.upgrade("head") for s in stores))
+        await stores[0].verify_schema()
+    finally:
+        for store in stores:
+            await store.close()
 
 
 async def test_an_unknown_revision_is_refused_naming_the_fix(url: str) -> None:

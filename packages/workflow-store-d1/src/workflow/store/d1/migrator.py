@@ -5,6 +5,8 @@ same text ``wrangler d1 migrations apply`` runs from the package's ``.sql`` file
 the statements are sent as **one D1 batch**: the schema change and the version table's
 new revision are applied together or not at all. D1 refuses ``BEGIN``/``COMMIT``, so
 the script's own transaction lines are left out (the batch is the transaction).
+Two upgrades at once cannot both apply a revision: the second batch fails on the
+first's tables and applies nothing.
 """
 
 from __future__ import annotations
@@ -63,6 +65,16 @@ class D1Migrator(Migrator):
             # As the shared environment does online: "base" leaves nothing of the store
             # (Alembic's script only empties the version table).
             found.append(f'DROP TABLE IF EXISTS "{version_table(self.table_prefix)}"')
-        if found:
-            database = self.driver.database
+        if not found:
+            return
+        database = self.driver.database
+        try:
             await database.batch([database.prepare(sql) for sql in found])
+        except D1QueryError:
+            # D1 has no lock to hold across the read and the batch: a concurrent
+            # upgrade may have applied the same revisions first (ours then failed on
+            # its first CREATE or ALTER and applied nothing). That one's work is ours.
+            wanted_head = verb == "upgrade" and revision in ("head", self.head)
+            if wanted_head and await self.current() == self.head:
+                return
+            raise
