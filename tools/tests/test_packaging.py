@@ -65,6 +65,7 @@ def test_the_layout_is_what_this_module_expects() -> None:
         "workflow-contract-tests",
     }
     assert STORES == [
+        "workflow-store-d1",
         "workflow-store-mysql",
         "workflow-store-postgres",
         "workflow-store-redis",
