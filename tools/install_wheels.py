@@ -34,9 +34,10 @@ DIRECTORIES = {
     "store-postgres": ROOT / "packages" / "workflow-store-postgres",
     "store-mysql": ROOT / "packages" / "workflow-store-mysql",
     "store-redis": ROOT / "packages" / "workflow-store-redis",
+    "store-d1": ROOT / "packages" / "workflow-store-d1",
     "contract-tests": ROOT / "contract-tests",
 }
-_SPEC = re.compile(r"^(?P<name>[a-z-]+)(?:\[(?P<extras>[a-z0-9,_-]+)\])?$")
+_SPEC = re.compile(r"^(?P<name>[a-z][a-z0-9-]*)(?:\[(?P<extras>[a-z0-9,_-]+)\])?$")
 _REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)\s*(?:\[(?P<extras>[^\]]*)\])?")
 
 

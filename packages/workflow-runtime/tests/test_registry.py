@@ -211,7 +211,13 @@ def test_known_schemes_name_their_distributions() -> None:
         "mariadb": "workflow-store-mysql",
         "redis": "workflow-store-redis",
         "rediss": "workflow-store-redis",
+        "d1": "workflow-store-d1",
     }
+
+
+async def test_a_d1_url_without_the_d1_store_names_it(installed: list[Any]) -> None:
+    with pytest.raises(UnknownStoreError, match=r"pip install workflow-store-d1$"):
+        await open_store("d1://0123456789abcdef0123456789abcdef/db")
 
 
 # -- discovery through entry points ---------------------------------------------------------
@@ -265,7 +271,7 @@ async def test_unknown_scheme_lists_known_and_installed_schemes(installed: list[
         await open_store("cassandra://node1/ks")
     assert str(exc.value) == (
         "no workflow store handles URL scheme 'cassandra' (cassandra://node1/ks); known schemes: "
-        "acme, mariadb, memory, mysql, postgres, postgresql, redis, rediss, sqlite"
+        "acme, d1, mariadb, memory, mysql, postgres, postgresql, redis, rediss, sqlite"
     )
 
 

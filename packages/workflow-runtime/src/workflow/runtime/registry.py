@@ -31,6 +31,7 @@ KNOWN_SCHEMES: dict[str, str] = {
     "mariadb": "workflow-store-mysql",
     "redis": "workflow-store-redis",
     "rediss": "workflow-store-redis",
+    "d1": "workflow-store-d1",
 }
 
 

@@ -268,26 +268,6 @@ class OneTripBatches(SQLStore):
         return await self._run(settle())
 
     # -- wake-ups ------------------------------------------------------------------------
-    def _wakes(self, kind: InboxKind, with_step: bool) -> sa.ColumnElement[bool]:
-        """SQL spelling of ``Wait.matches(entry)`` for the entry being delivered
-        (``p_key``, ``p_name``, ``p_step_id``), on the run's columns."""
-        runs = self.tables.runs
-        if kind is InboxKind.SIGNAL:
-            match = sa.and_(
-                runs.c.wait_kind == WaitKind.SIGNAL.value,
-                runs.c.wait_key == bound("name", runs.c.wait_key.type),
-            )
-            if with_step:
-                match = sa.and_(
-                    match, runs.c.wait_step_id == bound("step_id", runs.c.wait_step_id.type)
-                )
-        else:
-            match = sa.and_(
-                runs.c.wait_kind == WaitKind.APPROVAL.value,
-                runs.c.wait_key == bound("key", runs.c.wait_key.type),
-            )
-        return sa.and_(runs.c.status == RunStatus.PAUSED.value, match)
-
     async def _deliver(self, d: arguments.Delivery) -> DeliveryResult:
         t = self.tables
         runs, inbox = t.runs, t.inbox

@@ -169,14 +169,22 @@ class Migrator:
 
         return await asyncio.to_thread(read)
 
-    def offline_sql(self, revision: str = "head", *, downgrade_from: str | None = None) -> str:
-        """The SQL an upgrade (or a downgrade from ``downgrade_from``) would run, for DBAs."""
+    def offline_sql(
+        self,
+        revision: str = "head",
+        *,
+        downgrade_from: str | None = None,
+        upgrade_from: str | None = None,
+    ) -> str:
+        """The SQL an upgrade (from ``upgrade_from``, by default from an empty
+        database), or a downgrade from ``downgrade_from``, would run, for DBAs."""
         config = self._config()
         config.set_main_option("sqlalchemy.url", f"{self.engine.dialect.name}://")
         with _ALEMBIC:
             try:
                 if downgrade_from is None:
-                    command.upgrade(config, revision, sql=True)
+                    target = revision if upgrade_from is None else f"{upgrade_from}:{revision}"
+                    command.upgrade(config, target, sql=True)
                 else:
                     command.downgrade(config, f"{downgrade_from}:{revision}", sql=True)
             except CommandError as exc:

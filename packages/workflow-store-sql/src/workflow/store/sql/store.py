@@ -1022,6 +1022,27 @@ class SQLStore:
     async def _deliver(self, d: arguments.Delivery) -> DeliveryResult:
         return await self._run(self._deliver_body(d), transaction=True)
 
+    def _wakes(self, kind: InboxKind, with_step: bool) -> sa.ColumnElement[bool]:
+        """SQL spelling of ``Wait.matches(entry)`` for the entry being delivered
+        (``p_key``, ``p_name``, ``p_step_id``), on the run's columns: the stores that
+        deliver in one batch (MySQL, D1) decide the wake-up in SQL."""
+        runs = self.tables.runs
+        if kind is InboxKind.SIGNAL:
+            match = sa.and_(
+                runs.c.wait_kind == WaitKind.SIGNAL.value,
+                runs.c.wait_key == bound("name", runs.c.wait_key.type),
+            )
+            if with_step:
+                match = sa.and_(
+                    match, runs.c.wait_step_id == bound("step_id", runs.c.wait_step_id.type)
+                )
+        else:
+            match = sa.and_(
+                runs.c.wait_kind == WaitKind.APPROVAL.value,
+                runs.c.wait_key == bound("key", runs.c.wait_key.type),
+            )
+        return sa.and_(runs.c.status == RunStatus.PAUSED.value, match)
+
     def _locking_for_delivery(self) -> sa.Select[Any]:
         """The run (p_run_id), row-locked, with the entry of kind p_kind and key p_key
         it already has, if any (columns ``seen_*``)."""
@@ -1258,11 +1279,16 @@ class SQLStore:
                 changes = dict(values)
                 if old.spec != spec or (enabled and not old.enabled):
                     changes["next_fire_at"] = next_fire_at(spec, now)
-                yield self._once(
+                # A compare-and-set on the row as read: under the row lock it always
+                # matches; a store that runs this without one (D1) learns of a
+                # concurrent change and tries again.
+                done = yield self._once(
                     sa.update(schedules)
-                    .where(schedules.c.schedule_id == schedule_id)
+                    .where(*(schedules.c[k].is_not_distinct_from(v) for k, v in existing.items()))
                     .values(changes)
                 )
+                if done.rowcount != 1:
+                    return None
                 return rows.schedule_from_row({**existing, **changes})
             new = {
                 **values,
@@ -1284,11 +1310,17 @@ class SQLStore:
                 return None
             return rows.schedule_from_row(new)
 
-        for _ in range(2):
-            schedule = await self._run(upsert(), transaction=True)
+        for _ in range(3):
+            schedule = await self._run_schedule_upsert(upsert())
             if schedule is not None:
                 return schedule
         raise StoreUnavailableError(f"schedule {schedule_id!r} kept changing under upsert")
+
+    async def _run_schedule_upsert(self, body: Body[Schedule | None]) -> Schedule | None:
+        """Run an attempt of ``upsert_schedule``: in a transaction, under the schedule's
+        row lock (a store without transactions runs it in autocommit: its writes are
+        compare-and-set or insert-if-absent, and a lost race is tried again)."""
+        return await self._run(body, transaction=True)
 
     @operation
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
