@@ -25,6 +25,7 @@ PACKAGES = (
     "workflow.store.postgres",
     "workflow.store.mysql",
     "workflow.store.redis",
+    "workflow.store.d1",
     "workflow.contract_tests",
 )
 

@@ -14,6 +14,7 @@ from workflow.runtime import (
     SchemaRevision,
     open_store,
 )
+from workflow.store.d1 import D1Store
 from workflow.store.mysql import MySQLStore
 from workflow.store.postgres import PostgresStore
 from workflow.store.redis import RedisStore
@@ -25,15 +26,15 @@ def every_store_declares_its_payload_limit(store: ExecutionStore) -> int:
 
 
 def stores(
-    sqlite: SQLiteStore, postgres: PostgresStore, mysql: MySQLStore, redis: RedisStore
+    sqlite: SQLiteStore, postgres: PostgresStore, mysql: MySQLStore, redis: RedisStore, d1: D1Store
 ) -> list[ExecutionStore]:
-    return [sqlite, postgres, mysql, redis, InMemoryStore()]
+    return [sqlite, postgres, mysql, redis, d1, InMemoryStore()]
 
 
 def schema_owners(
-    sqlite: SQLiteStore, postgres: PostgresStore, mysql: MySQLStore, redis: RedisStore
+    sqlite: SQLiteStore, postgres: PostgresStore, mysql: MySQLStore, redis: RedisStore, d1: D1Store
 ) -> list[SchemaOwner]:
-    return [sqlite, postgres, mysql, redis]
+    return [sqlite, postgres, mysql, redis, d1]
 
 
 def the_memory_store_owns_no_schema() -> SchemaOwner:

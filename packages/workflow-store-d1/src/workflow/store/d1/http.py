@@ -124,8 +124,8 @@ class D1HttpDatabase:
             )
         self.account_id = account_id
         self.database_id = database_id
-        self.base_url = base_url.rstrip("/")
-        self.timeout = float(timeout)
+        self.base_url: str = base_url.rstrip("/")
+        self.timeout: float = float(timeout)
         self._token_env = api_token_env
         self._token = token
         self._https = base.scheme == "https"
