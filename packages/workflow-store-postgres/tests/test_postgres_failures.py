@@ -464,6 +464,13 @@ async def test_a_connect_into_a_black_hole_fails_within_its_bound(
     await network.black_hole_on_connect_fails_within_its_bound(store, proxy, BOUND)
 
 
+async def test_pooled_connections_cut_while_idle_are_replaced_not_failed(
+    proxied: tuple[PostgresStore, FaultProxy],
+) -> None:
+    store, proxy = proxied
+    await network.cut_idle_connections_are_replaced(store, proxy)
+
+
 def test_libpq_gets_keepalives_and_tcp_user_timeout_from_the_bound() -> None:
     store = PostgresStore.from_url(URL, operation_timeout=4)
     query = sa.make_url(store._migration_url).query

@@ -25,6 +25,7 @@ from psycopg.rows import TupleRow
 
 from workflow.store.sql.compiled import Rows
 from workflow.store.sql.driver import AsyncDriver, OperationTimedOut, Query
+from workflow.store.sql.sockets import closed_by_peer
 
 from .dialect import PostgresDialect
 
@@ -58,6 +59,16 @@ def connection_options(prepare: bool) -> dict[str, Any]:
     # prepare_threshold=None: never prepare; 0: prepare every statement at first use
     # (the store's statements are few and all hot).
     return {"autocommit": True, "prepare_threshold": 0 if prepare else None}
+
+
+def _closed_while_idle(conn: Connection) -> bool:
+    if conn.closed or conn.broken:
+        return True
+    try:
+        fd = conn.pgconn.socket
+    except psycopg.OperationalError:  # no socket: the connection is gone
+        return True
+    return closed_by_peer(fd)
 
 
 class PsycopgDriver(AsyncDriver[Connection]):
@@ -117,18 +128,36 @@ class PsycopgDriver(AsyncDriver[Connection]):
         # No longer than the operation has left (the pool's own timeout otherwise).
         left = self.deadline() - asyncio.get_running_loop().time()
         try:
-            async with pool.connection(timeout=max(0.0, min(self._timeout, left))) as conn:
-                try:
-                    yield conn
-                except (OperationTimedOut, asyncio.CancelledError):
-                    # Its state is unknown (a statement may still be running, a reply
-                    # may arrive late): closed, the pool drops it instead of reusing it.
-                    await conn.close()
-                    raise
+            conn = await self._checkout(pool, max(0.0, min(self._timeout, left)))
         except psycopg_pool.PoolTimeout:
             # No connection in time: if the server is down, say so with its own error.
             await self._probe()
             raise
+        try:
+            yield conn
+        except (OperationTimedOut, asyncio.CancelledError):
+            # Its state is unknown (a statement may still be running, a reply may
+            # arrive late): closed, the pool drops it instead of reusing it.
+            await conn.close()
+            raise
+        finally:
+            await pool.putconn(conn)
+
+    async def _checkout(
+        self, pool: psycopg_pool.AsyncConnectionPool[Connection], wait_s: float
+    ) -> Connection:
+        """A pooled connection that was not closed by the server (or a proxy, a
+        failover) while it sat idle: psycopg_pool finds that out only when the next
+        operation fails on it, which a worker counts as a failed poll. One ``poll()``
+        of its socket tells (no round trip); a dead one is closed, so the pool drops
+        it and opens a new one, and the next is taken. Up to a pool's worth."""
+        for _ in range(self._size):
+            conn = await pool.getconn(timeout=wait_s)
+            if not _closed_while_idle(conn):
+                return conn
+            await conn.close()
+            await pool.putconn(conn)
+        return await pool.getconn(timeout=wait_s)
 
     def abort(self, raw: Connection) -> None:
         # Shut the socket down under libpq: the read it waits on returns at once
