@@ -562,9 +562,13 @@ async def test_only_commands_that_write_print_the_durability_warning(prefix: str
     url = f"{URL}{'&' if '?' in URL else '?'}prefix={prefix}"
     workflow = str(Path(sys.executable).parent / "workflow")
 
+    # Without the test env's development mode: asyncio's debug mode would add its own
+    # lines to stderr on a loaded machine ("Executing <Task ...> took 0.333 seconds").
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDEVMODE"}
+
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [workflow, *args, "--url", url], capture_output=True, text=True, check=False
+            [workflow, *args, "--url", url], capture_output=True, text=True, check=False, env=env
         )
 
     assert run("migrate", "upgrade").returncode == 0
@@ -577,4 +581,4 @@ async def test_only_commands_that_write_print_the_durability_warning(prefix: str
     for command in (("runs", "list"), ("schedules", "list"), ("migrate", "current")):
         done = run(*command)
         assert done.returncode == 0, done.stderr
-        assert done.stderr == "", command
+        assert "may lose" not in done.stderr, command
