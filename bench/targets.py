@@ -330,3 +330,6 @@ OPT_IN = frozenset({"postgres-quiet", "d1-local"})
 """Targets run only when named (``--stores postgres,postgres-quiet``): PostgreSQL
 without wake-up NOTIFYs, to measure what they cost; the D1 store against a local D1
 (miniflare, from the d1 package's test tree: needs the d1 package and ``npm ci``)."""
+OPS_ONLY = frozenset({"d1-local"})
+"""Targets the ops suite alone measures: scale seeds SQL stores through their
+SQLAlchemy engine, which a D1 store does not connect, and e2e was not run on D1."""
