@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Sequence
 
 from .suites import Choice, run, suites_of
-from .targets import OPT_IN, TARGETS
+from .targets import OPS_ONLY, OPT_IN, TARGETS
 
 
 def _stores(text: str) -> list[str]:
@@ -58,7 +58,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    top = parser()
+    args = top.parse_args(argv)
+    not_here = sorted(OPS_ONLY.intersection(args.stores))
+    if not_here and args.suite != "ops":
+        top.error(f"{', '.join(not_here)}: the ops suite only (python -m bench ops --stores ...)")
     mode = "quick" if args.quick else "full" if args.full else "default"
     choice = Choice(suites_of(args.suite), tuple(args.stores), mode, args.rounds)
     try:

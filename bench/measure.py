@@ -159,7 +159,9 @@ async def warm_up(
     if recorder is None:
         return Warmup(rate, None)
     sent = [*second, *rest]
-    commands = None if unit == "stmts" else redis_commands(sent) / (n - 1)
+    # Commands behind round trips are Redis's (pipelines); SQLite hops and D1 requests
+    # have none.
+    commands = redis_commands(sent) / (n - 1) if unit == "round trips" else None
     return Warmup(rate, Statements(len(sent) / (n - 1), tuple(second), unit, commands))
 
 

@@ -142,7 +142,9 @@ def summary(report: Report) -> list[str]:
             continue
         single = [r.op.name for r in run.results if r.statements and r.statements.per_call == 1]
         (worst, worst_op), (best, best_op) = ranked[0], ranked[-1]
-        unit = {"redis": "round-trip", "sqlite": "hop"}.get(run.name, "statement")
+        unit = {"redis": "round-trip", "sqlite": "hop", "d1-local": "request"}.get(
+            run.name, "statement"
+        )
         lines.append(
             f"{run.name}: store/raw median {statistics.median(v for v, _ in ranked):.2f} "
             f"over {len(ranked)} ops (1 conn); closest {best_op} {best:.2f}, "

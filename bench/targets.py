@@ -306,6 +306,16 @@ async def redis() -> AsyncIterator[Target]:
         await store.close()
 
 
+@contextlib.asynccontextmanager
+async def d1_local() -> AsyncIterator[Target]:
+    # Imported here: the d1 package (and Node for the local D1) are optional, and the
+    # default targets run without them (the bench tox env does not install them).
+    from .d1_local import d1_local as opened
+
+    async with opened() as target:
+        yield target
+
+
 TARGETS: dict[str, TargetOpener] = {
     "memory": memory,
     "sqlite": sqlite,
@@ -314,7 +324,12 @@ TARGETS: dict[str, TargetOpener] = {
     "postgres-quiet": postgres_quiet,
     "mysql": mysql,
     "redis": redis,
+    "d1-local": d1_local,
 }
-OPT_IN = frozenset({"postgres-quiet"})
+OPT_IN = frozenset({"postgres-quiet", "d1-local"})
 """Targets run only when named (``--stores postgres,postgres-quiet``): PostgreSQL
-without wake-up NOTIFYs, to measure what they cost."""
+without wake-up NOTIFYs, to measure what they cost; the D1 store against a local D1
+(miniflare, from the d1 package's test tree: needs the d1 package and ``npm ci``)."""
+OPS_ONLY = frozenset({"d1-local"})
+"""Targets the ops suite alone measures: scale seeds SQL stores through their
+SQLAlchemy engine, which a D1 store does not connect, and e2e was not run on D1."""
