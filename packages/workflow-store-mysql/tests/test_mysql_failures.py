@@ -443,6 +443,33 @@ async def test_a_second_sigterm_stops_a_hung_worker_at_once(
     worker_stop.assert_stopped_hard(stopped)
 
 
+# -- a worker started while its store is unreachable waits for it ---------------------
+@pytest.mark.parametrize("comes_back", [True, False], ids=["store-comes-back", "stopped-first"])
+async def test_a_worker_started_while_the_store_is_unreachable_waits_for_it(
+    server_schema: str, tmp_path: Path, comes_back: bool
+) -> None:
+    # Logs and backs off as a running worker does (it used to exit 1 at once), and
+    # SIGTERM while it waits is a clean stop (exit 0), not a kill (-15).
+    run_id = _run_id()
+    direct = MySQLStore.from_url(URL, schema=server_schema)
+    try:
+        await worker_stop.start_hang(direct, run_id)
+    finally:
+        await direct.close()
+    async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 3306) as proxy:
+        # Each attempt in the black hole gives up after 1 s.
+        url = sa.make_url(SERVER.with_parts(host="127.0.0.1", port=proxy.port))
+        url = url.update_query_dict({"schema": server_schema, "operation_timeout": "1"})
+        stopped = await worker_stop.start_while_unreachable(
+            url.render_as_string(hide_password=False),
+            proxy,
+            tmp_path,
+            run_id=run_id,
+            comes_back=comes_back,
+        )
+    worker_stop.assert_waited_for_the_store(stopped, came_back=comes_back)
+
+
 # -- a partitioned worker's lease runs out locally ------------------------------------
 @pytest.fixture
 async def partitioned(
