@@ -323,3 +323,44 @@ def test_a_worker_with_retention_purges_the_runs_that_ended_longer_ago(workers: 
         assert time.monotonic() < deadline, snapshot(workers.url)
         time.sleep(0.1)
     assert "purged 3 runs that ended more than 86400 s ago" in workers.log_of("keeper")
+
+
+def test_sigterm_while_the_workflow_module_imports_is_a_clean_stop(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wf.db'}"
+
+    async def migrated() -> None:
+        store = SQLiteStore.from_url(url)
+        await store.create_schema()
+        await store.close()
+
+    asyncio.run(migrated())
+    marker = tmp_path / "importing"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "WORKFLOW_TEST_MARKER": str(marker),
+    }
+    command = [sys.executable, "-m", "workflow.runtime.cli", "worker", "slow_import_app:runtime"]
+    with subprocess.Popen(
+        [*command, "--url", url, "--log-level", "info"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        try:
+            deadline = time.monotonic() + GUARD_S
+            while not marker.exists():
+                assert proc.poll() is None, proc.communicate()[0]
+                assert time.monotonic() < deadline, "the module's import never started"
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGTERM)  # the import sleeps 2 s more
+            output, _ = proc.communicate(timeout=GUARD_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(GUARD_S)
+    # A clean stop (0), not the default action of the signal (-15), and said so.
+    assert proc.returncode == 0, output
+    assert "received SIGTERM during start-up" in output
+    assert "worker started" not in output
