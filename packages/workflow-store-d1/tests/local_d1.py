@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from local_d1_server import ACCOUNT_ID, DATABASE_ID, LocalD1, LocalD1Missing, started
 
-from workflow.contract_tests.servers import in_ci
+from workflow.contract_tests.servers import missing
 
 __all__ = ["ACCOUNT_ID", "DATABASE_ID", "LocalD1", "local_d1"]
 
@@ -24,6 +24,4 @@ def local_d1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalD1]:
             return
     except LocalD1Missing as exc:
         message = str(exc)
-    if in_ci():
-        pytest.fail(f"CI=true: {message}", pytrace=False)
-    pytest.skip(f"LOCAL D1 MISSING: {message}")
+    missing("local D1", message)

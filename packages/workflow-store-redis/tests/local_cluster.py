@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow.contract_tests.servers import in_ci, require_server
+from workflow.contract_tests.servers import missing, require_server
 from workflow.store.redis.keys import Keyspace
 from workflow.store.redis.store import RedisStore
 
@@ -35,10 +35,7 @@ _START_SECONDS = 60
 
 
 def _missing(what: str) -> None:
-    message = f"{what}: cannot start a Redis Cluster for the cluster tests"
-    if in_ci():
-        pytest.fail(f"CI=true: {message}", pytrace=False)
-    pytest.skip(f"SERVER MISSING: {message}")
+    missing("server", f"{what}: cannot start a Redis Cluster for the cluster tests")
 
 
 def _free_port() -> int:

@@ -11,7 +11,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,6 +19,14 @@ import pytest
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def missing(what: str, message: str) -> NoReturn:
+    """A part of the test environment is missing: skip loudly (``WHAT MISSING: ...``,
+    naming the fix) on a local run, fail a CI run (``CI=true``)."""
+    if in_ci():
+        pytest.fail(f"CI=true: {message}", pytrace=False)
+    pytest.skip(f"{what.upper()} MISSING: {message}")
 
 
 def require_server(url: str, what: str, *, default_port: int) -> None:
@@ -33,9 +41,7 @@ def require_server(url: str, what: str, *, default_port: int) -> None:
             f"{what} is not reachable at {host}:{port} ({exc}); start it or point the "
             "tests elsewhere with the documented environment variable"
         )
-    if in_ci():
-        pytest.fail(f"CI=true: {message}", pytrace=False)
-    pytest.skip(f"SERVER MISSING: {message}")
+    missing("server", message)
 
 
 async def poll(
