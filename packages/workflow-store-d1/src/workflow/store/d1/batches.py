@@ -139,16 +139,7 @@ class D1Batches(ReturningClaims):
     @operation
     async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
         a = arguments.cancellation(run_id, reason, now, max_bytes=self.max_payload_bytes)
-        values = {
-            "status": RunStatus.CANCELLED.value,
-            "error": a.error,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "ready_at": None,
-            "finished_at": a.now,
-            "updated_at": a.now,
-            **rows.wait_values(None),
-        }
+        values = self._cancelled_values(a)
 
         def build() -> sa.Update:
             runs = self.tables.runs
@@ -356,18 +347,7 @@ class D1Batches(ReturningClaims):
         if wait is not None:
             # In the same batch: D1 runs it alone, so every delivery is either before
             # it (its entry is seen here) or after it (it sees the run paused).
-            batch.append(
-                self._q(
-                    ("wake", wait.kind, wait.wake_at is not None),
-                    lambda: self._waking(wait),
-                    {
-                        "p_run_id": log.run_id,
-                        "p_wait_step_id": wait.step_id,
-                        "p_wait_key": wait.key,
-                        **prefixed(rows.queued_values(log.now), "q_"),
-                    },
-                )
-            )
+            batch.append(self._wake_query(log.run_id, wait, log.now))
         batch.append(next(self._load(log.run_id)))
         found = await self._guarded(batch, log)
         row = found[-1].first()

@@ -643,10 +643,10 @@ class SQLStore:
         # One transaction so the run and its events are one consistent snapshot.
         return await self._run(read(), transaction=True)
 
-    @operation
-    async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
-        a = arguments.cancellation(run_id, reason, now, max_bytes=self.max_payload_bytes)
-        values = {
+    @staticmethod
+    def _cancelled_values(a: arguments.Cancellation) -> dict[str, Any]:
+        """The columns of a run ``cancel_run`` cancels: its error, no lease, no wait."""
+        return {
             "status": RunStatus.CANCELLED.value,
             "error": a.error,
             "lease_owner": None,
@@ -656,6 +656,11 @@ class SQLStore:
             "updated_at": a.now,
             **rows.wait_values(None),
         }
+
+    @operation
+    async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
+        a = arguments.cancellation(run_id, reason, now, max_bytes=self.max_payload_bytes)
+        values = self._cancelled_values(a)
 
         def build() -> sa.Update:
             runs = self.tables.runs
@@ -952,19 +957,23 @@ class SQLStore:
         if wait is not None:
             # We hold the run's lock: this statement sees every delivery committed
             # before it, and later deliveries wait for us and then see `paused`.
-            woken = yield self._q(
-                ("wake", wait.kind, wait.wake_at is not None),
-                lambda: self._waking(wait),
-                {
-                    "p_run_id": log.run_id,
-                    "p_wait_step_id": wait.step_id,
-                    "p_wait_key": wait.key,
-                    **prefixed(rows.queued_values(log.now), "q_"),
-                },
-            )
+            woken = yield self._wake_query(log.run_id, wait, log.now)
             if woken.rowcount == 1:
                 settled.update(rows.queued_values(log.now))
         return rows.run_from_row(settled)
+
+    def _wake_query(self, run_id: str, wait: EncodedWait, now: int) -> Query:
+        """:meth:`_waking` for the run ``run_id`` pausing on ``wait`` at ``now``."""
+        return self._q(
+            ("wake", wait.kind, wait.wake_at is not None),
+            lambda: self._waking(wait),
+            {
+                "p_run_id": run_id,
+                "p_wait_step_id": wait.step_id,
+                "p_wait_key": wait.key,
+                **prefixed(rows.queued_values(now), "q_"),
+            },
+        )
 
     def _waking(self, wait: EncodedWait) -> sa.Update:
         """Queue the run (p_run_id) if an unconsumed entry matches a wait of this
