@@ -3,15 +3,14 @@ migrated database for the module, every client on it, called from plain threads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from mysql_server import SERVER
 
-from workflow.contract_tests import sync_client as cases
-from workflow.runtime import ExecutionStore, Workflow
-from workflow.runtime.sync_client import SyncClient
+from workflow.contract_tests.sync_client import SyncClientTests
+from workflow.runtime import ExecutionStore
+from workflow.runtime.sync_client import StoreOpener
 
 
 @pytest.fixture(scope="module")
@@ -19,19 +18,10 @@ def schema() -> Iterator[str]:
     yield from SERVER.schema("wf_sync")
 
 
-@pytest.fixture
-def open_client(schema: str) -> cases.OpenClient:
-    async def opened() -> ExecutionStore:
-        return SERVER.store(schema)
+class TestSyncClient(SyncClientTests):
+    @pytest.fixture
+    def store_opener(self, schema: str) -> StoreOpener:
+        async def opened() -> ExecutionStore:
+            return SERVER.store(schema)
 
-    def open_client(workflows: Iterable[Workflow[Any, Any]]) -> SyncClient:
-        return SyncClient(opened, workflows)
-
-    return open_client
-
-
-@pytest.mark.parametrize("case", cases.ALL_CASES, ids=lambda case: case.__name__)
-def test_sync_client(
-    case: Callable[[cases.OpenClient], None], open_client: cases.OpenClient
-) -> None:
-    case(open_client)
+        return opened

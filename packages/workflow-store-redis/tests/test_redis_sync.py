@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from workflow.contract_tests import sync_client as cases
 from workflow.contract_tests.servers import require_server
-from workflow.runtime import ExecutionStore, Workflow
-from workflow.runtime.sync_client import SyncClient
+from workflow.contract_tests.sync_client import SyncClientTests
+from workflow.runtime import ExecutionStore
+from workflow.runtime.sync_client import StoreOpener
 from workflow.store.redis.store import RedisStore
 
 URL = os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -48,19 +47,10 @@ def prefix() -> Iterator[str]:
         asyncio.run(_drop(prefix))
 
 
-@pytest.fixture
-def open_client(prefix: str) -> cases.OpenClient:
-    async def opened() -> ExecutionStore:
-        return RedisStore.from_url(URL, prefix=prefix)
+class TestSyncClient(SyncClientTests):
+    @pytest.fixture
+    def store_opener(self, prefix: str) -> StoreOpener:
+        async def opened() -> ExecutionStore:
+            return RedisStore.from_url(URL, prefix=prefix)
 
-    def open_client(workflows: Iterable[Workflow[Any, Any]]) -> SyncClient:
-        return SyncClient(opened, workflows)
-
-    return open_client
-
-
-@pytest.mark.parametrize("case", cases.ALL_CASES, ids=lambda case: case.__name__)
-def test_sync_client(
-    case: Callable[[cases.OpenClient], None], open_client: cases.OpenClient
-) -> None:
-    case(open_client)
+        return opened

@@ -28,7 +28,7 @@ from workflow.runtime import (
     approval_id_for,
     workflow,
 )
-from workflow.runtime.sync_client import SyncClient
+from workflow.runtime.sync_client import StoreOpener, SyncClient
 
 GUARD_S = 30.0
 
@@ -181,4 +181,20 @@ ALL_CASES = [
     check_closed_client_refuses_calls,
     check_a_call_from_its_own_loop_is_refused,
 ]
-"""Every case: a store's test module parametrizes over these."""
+"""Every case (:class:`SyncClientTests` runs them all)."""
+
+
+class SyncClientTests:
+    """Every case on a store: subclass it as ``Test...`` in the store's tests and give
+    the ``store_opener`` fixture, an async function that opens a new handle on the
+    test's data (each client opens its own, on its own loop)."""
+
+    @pytest.fixture
+    def store_opener(self) -> StoreOpener:
+        raise NotImplementedError("override the store_opener fixture in the store's tests")
+
+    @pytest.mark.parametrize("case", ALL_CASES, ids=lambda case: case.__name__)
+    def test_sync_client(
+        self, case: Callable[[OpenClient], None], store_opener: StoreOpener
+    ) -> None:
+        case(lambda workflows: SyncClient(store_opener, workflows))
