@@ -416,10 +416,8 @@ async def _hung_worker(
         await direct.close()
     async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 3306) as proxy:
         # A bound far beyond the test: only the stop can end the hung calls.
-        url = sa.make_url(SERVER.with_parts(host="127.0.0.1", port=proxy.port))
-        url = url.update_query_dict({"schema": server_schema, "operation_timeout": "600"})
         return await worker_stop.stop_while_hung(
-            url.render_as_string(hide_password=False),
+            SERVER.via(proxy.port, server_schema, operation_timeout="600"),
             proxy,
             tmp_path,
             signals=signals,
@@ -458,10 +456,8 @@ async def test_a_worker_started_while_the_store_is_unreachable_waits_for_it(
         await direct.close()
     async with fault_proxy("127.0.0.1", sa.make_url(URL).port or 3306) as proxy:
         # Each attempt in the black hole gives up after 1 s.
-        url = sa.make_url(SERVER.with_parts(host="127.0.0.1", port=proxy.port))
-        url = url.update_query_dict({"schema": server_schema, "operation_timeout": "1"})
         stopped = await worker_stop.start_while_unreachable(
-            url.render_as_string(hide_password=False),
+            SERVER.via(proxy.port, server_schema, operation_timeout="1"),
             proxy,
             tmp_path,
             run_id=run_id,

@@ -64,6 +64,14 @@ class SQLServer:
         """The URL with another port, database or user (a real URL, not a string edit)."""
         return sa.make_url(self.url).set(**parts).render_as_string(hide_password=False)
 
+    def via(self, port: int, schema: str, **query: str) -> str:
+        """The store's URL through a local proxy on ``port`` (a
+        :class:`~workflow.contract_tests.faults.FaultProxy`), on ``schema``, with
+        ``query``'s options (``operation_timeout="1"``)."""
+        url = sa.make_url(self.with_parts(host="127.0.0.1", port=port))
+        url = url.update_query_dict({"schema": schema, **query})
+        return url.render_as_string(hide_password=False)
+
     def store_url(self, schema: str) -> str:
         return f"{self.url}{'&' if '?' in self.url else '?'}schema={schema}"
 
