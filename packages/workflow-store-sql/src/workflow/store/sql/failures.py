@@ -26,6 +26,7 @@ bound (:func:`workflow.runtime.timeouts.timed_out`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
 import random
@@ -167,7 +168,11 @@ def _wrapped(
                 raise
             raise timed_out(self._dialect.name, fn.__name__, bound) from exc
         finally:
-            DEADLINE.reset(token)
+            # ValueError: closed outside the context it ran in (a coroutine abandoned
+            # with its task when a loop was torn down mid-call, closed later by the
+            # garbage collector). That context is gone; there is nothing to restore.
+            with contextlib.suppress(ValueError):
+                DEADLINE.reset(token)
 
     async def attempts(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
         dialect, op = self._dialect, operation_name(fn.__name__)
