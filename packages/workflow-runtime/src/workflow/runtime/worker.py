@@ -7,7 +7,10 @@
   per ``poll_interval`` for what other processes set up.
 * Wakes at once, without waiting for a poll, when this process starts a run or
   delivers a signal or an approval that queues one (through its :class:`Runtime`), when
-  a drive ends and frees its slot, and when a due time it knows of comes.
+  a drive ends and frees its slot, and when a due time it knows of comes. Other
+  processes' work reaches it through the store's wake-up hints, from one listener
+  shared by every worker of the process, in turns: one worker with a free slot claims
+  per hint (after ``hint_delay``), not every worker (:class:`~.wakeups.Turns`).
 * Polls with jitter: after a poll that found work it polls again at once; after an idle
   one it waits ``poll_interval`` seconds spread by ``jitter`` (so many workers do not
   hit the store in lockstep), or less when woken. Store outages back off exponentially.
