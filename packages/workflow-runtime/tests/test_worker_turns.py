@@ -112,6 +112,11 @@ async def workers(
         await asyncio.wait_for(asyncio.gather(*tasks), GUARD_S)
 
 
+def _granted(w: Worker) -> bool:
+    """Whether the hub handed ``w`` the process's next claim."""
+    return w._turns is not None and w._turns.granted
+
+
 async def _finished(store: InMemoryStore, n: int) -> None:
     async def count() -> int:
         return len((await store.list_runs(status=RunStatus.FINISHED, limit=500)).items)
@@ -197,14 +202,26 @@ async def test_busy_workers_are_not_woken_by_hints_and_a_freed_slot_claims_the_w
 
 
 async def test_a_worker_that_stops_holding_the_turn_hands_it_on() -> None:
+    release = asyncio.Event()
+
+    @workflow("blocks")
+    async def blocks(ctx: Context, _: JSON) -> JSON:
+        return await ctx.step("wait", release.wait)
+
     store = counting_store()
     other = store.handle()
-    async with workers(store, [echo], concurrency=8) as (ws, hub):
-        # The first worker gets the next turn; it stops before it claims.
+    async with workers(store, [blocks, echo], concurrency=8) as (ws, hub):
+        # The first worker drives a run that holds up its stop's grace period ...
+        rt = ws[0].runtime
+        await rt.start("blocks", None, run_id="slow")
+        # ... gets the next turn, and stops before it claims.
         ws[0].hint_delay = MINUTE
         hub._next = 0
         await other.create_run("r", "echo", "1", None, T0)
-        assert ws[0]._turns is not None
-        assert ws[0]._turns.granted
+        assert _granted(ws[0])
         ws[0].stop()
-        await _finished(store, 1)
+        assert not _granted(ws[0])
+        # Another worker claims and finishes the run while the first one still waits.
+        assert await rt.result("r", wait=GUARD_S, poll=0.005) is None
+        assert not release.is_set()
+        release.set()

@@ -277,6 +277,10 @@ class Worker:
         self.runtime.request_stop()
         self._stop.set()
         self._wake.set()
+        if self._turns is not None:
+            # It claims nothing more: the process's next claim is another worker's (its
+            # watcher, and with it its place among the claimers, ends after the grace).
+            self._turns.pass_on()
 
     def stop_now(self) -> None:
         """Hard stop: as :meth:`stop`, and cancel the running slices at once (no grace
