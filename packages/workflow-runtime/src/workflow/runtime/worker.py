@@ -80,7 +80,9 @@ class Worker:
     slices before cancelling them (:data:`DEFAULT_GRACE_PERIOD_S`). ``retention``:
     seconds a run is kept after it ended; polls then purge older ones, ``limit`` at a
     time and at most once per ``purge_interval`` seconds unless a batch was full
-    (``None``, the default: nothing is purged).
+    (``None``, the default: nothing is purged). ``hint_delay``: seconds between the
+    store's hint handing this worker its process's next claim and the claim
+    (:data:`DEFAULT_HINT_DELAY_S`), so that hints of that moment make one claim.
     """
 
     def __init__(
