@@ -122,9 +122,9 @@ class Turns:
 
     def __init__(self, hub: Hub, bell: Doorbell, free: Free) -> None:
         self._hub = hub
-        self.bell = bell
-        self.free = free
-        self.granted = False
+        self.bell: Doorbell = bell
+        self.free: Free = free
+        self.granted: bool = False
         """Whether the hub handed this claimer the process's next claim."""
 
     def claiming(self) -> int:
@@ -166,14 +166,14 @@ class Hub:
         self._listening = False
         self._next = 0
         self._holder: Turns | None = None
-        self.hints = 0
+        self.hints: int = 0
         """Hints received (a reconnect and a full claim count as one: something may
         be runnable that no notification told of)."""
-        self.served = 0
+        self.served: int = 0
         """Hints a short claim covered (every hint up to it)."""
-        self.sessions = 0
+        self.sessions: int = 0
         """Sessions (listener connections) started: one per hub unless reconnected."""
-        self.granted = 0
+        self.granted: int = 0
         """Turns handed out."""
 
     @staticmethod
