@@ -225,3 +225,30 @@ async def test_a_worker_that_stops_holding_the_turn_hands_it_on() -> None:
         assert await rt.result("r", wait=GUARD_S, poll=0.005) is None
         assert not release.is_set()
         release.set()
+
+
+async def test_a_start_is_created_claimed_for_any_worker_of_the_process_with_a_free_slot() -> None:
+    release = asyncio.Event()
+
+    @workflow("blocks")
+    async def blocks(ctx: Context, _: JSON) -> JSON:
+        return await ctx.step("wait", release.wait)
+
+    store = counting_store()
+    async with workers(store, [blocks, echo], concurrency=2) as (ws, _):
+        claims = len(store.claims.got)
+        starter = ws[0].runtime
+        owners = set()
+        for i in range(WORKERS * 2):
+            run = await starter.start("blocks", None, run_id=f"b{i}")
+            # Created claimed (one store call): the starter's own worker's two slots,
+            # then the other workers' of this process.
+            assert run.status is RunStatus.RUNNING
+            assert run.lease is not None
+            owners.add(run.lease.owner)
+        assert owners == {w.runtime.owner for w in ws}
+        full = await starter.start("echo", None, run_id="queued")
+        assert full.status is RunStatus.QUEUED  # no free slot in the process
+        assert len(store.claims.got) == claims  # no claim: every start was created claimed
+        release.set()
+        await _finished(store, WORKERS * 2 + 1)

@@ -120,10 +120,12 @@ class Turns:
     granted or not, reports how it went (:meth:`claiming`, :meth:`claimed`): a claim
     that came back short served every hint received before it was sent."""
 
-    def __init__(self, hub: Hub, bell: Doorbell, free: Free) -> None:
+    def __init__(self, hub: Hub, bell: Doorbell, free: Free, peer: object = None) -> None:
         self._hub = hub
         self.bell: Doorbell = bell
         self.free: Free = free
+        self.peer: object = peer
+        """The claimer itself (a worker), for the others to find (:meth:`peers`)."""
         self.granted: bool = False
         """Whether the hub handed this claimer the process's next claim."""
 
@@ -144,6 +146,10 @@ class Turns:
     def slot_freed(self) -> None:
         """A drive slot of this claimer is free: a waiting hint may be served now."""
         self._hub.dispatch()
+
+    def peers(self) -> list[object]:
+        """The other claimers of this hub (their :attr:`peer`), in turn order."""
+        return self._hub.peers(self)
 
 
 class Hub:
@@ -181,11 +187,13 @@ class Hub:
         """The live hub of ``key`` on the running loop (``None``: nobody watches)."""
         return _HUBS.get(asyncio.get_running_loop(), {}).get(key)
 
-    def join(self, bell: Doorbell, session: Session, free: Free | None) -> Turns | None:
+    def join(
+        self, bell: Doorbell, session: Session, free: Free | None, peer: object = None
+    ) -> Turns | None:
         self._subs[bell] = session
         turns = None
         if free is not None:
-            turns = Turns(self, bell, free)
+            turns = Turns(self, bell, free, peer)
             self._claimers.append(turns)
         if self._task is None:
             self._task = asyncio.create_task(self._relay(), name=f"{self._what} listener")
@@ -261,6 +269,11 @@ class Hub:
         self.dispatch()
 
     # -- turns -----------------------------------------------------------------------
+    def peers(self, asking: Turns) -> list[object]:
+        n = len(self._claimers)
+        ordered = [self._claimers[(self._next + i) % n] for i in range(n)]
+        return [t.peer for t in ordered if t is not asking and t.peer is not None]
+
     def dispatch(self) -> None:
         """Hand the next claim to one claimer with a free slot, if a hint waits for
         one and no claimer holds the turn."""
@@ -304,17 +317,20 @@ class Watch(AsyncGenerator[None, None]):
 
     def __init__(self, watchers: Watchers, session: Session, key: Hashable) -> None:
         self._free: Free | None = None
+        self._peer: object = None
         self.turns: Turns | None = None
         """The claimer's share once the watch listens (with :meth:`take_turns`)."""
         self.hub: Hub | None = None
         """The listener this watch is fanned out from, while it runs."""
         self._gen = watchers.iterate(self, session, key)
 
-    def take_turns(self, free: Free) -> None:
+    def take_turns(self, free: Free, peer: object = None) -> None:
         """Join as a claimer (before the first iteration): yield when the hub hands
         this worker a turn (:attr:`Turns.granted`) or when it (re)subscribes, not on
-        every hint. ``free`` tells the hub whether this claimer could claim now."""
+        every hint. ``free`` tells the hub whether this claimer could claim now;
+        ``peer`` (the worker) is what the other claimers find in :meth:`Turns.peers`."""
         self._free = free
+        self._peer = peer
 
     async def __anext__(self) -> None:
         return await self._gen.__anext__()
@@ -358,7 +374,7 @@ class Watchers:
         bell = Doorbell()
         self._live[bell] = hub
         watch.hub = hub
-        watch.turns = hub.join(bell, session, watch._free)
+        watch.turns = hub.join(bell, session, watch._free, watch._peer)
         try:
             while await bell.wait():
                 yield

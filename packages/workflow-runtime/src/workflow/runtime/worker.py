@@ -51,6 +51,7 @@ from .records import InboxEntry
 from .results import Claimed, ScheduleTick
 from .validation import check_limit
 from .wakeups import Turns, Watch, watch
+from .workflow_errors import UnknownWorkflowError
 
 log: logging.Logger = logging.getLogger("workflow.runtime.worker")
 T = TypeVar("T")
@@ -182,7 +183,7 @@ class Worker:
         if turns is not None:
             # One claim per hint in this process, by a worker with a free slot, rather
             # than one by every worker (see wakeups.Turns).
-            turns.take_turns(self._free)
+            turns.take_turns(self._free, self)
         try:
             async for _ in hints:
                 self._told = True
@@ -220,6 +221,32 @@ class Worker:
 
     def unreserve(self) -> None:
         self._reserved -= 1
+
+    @property
+    def claim_as(self) -> tuple[str, int]:
+        """The lease owner and length of a run created claimed for this worker."""
+        return self.runtime.owner, self.runtime.lease_ms
+
+    def lend(self, workflow_id: str, version: str | None) -> Worker | None:
+        """Another worker of this process, on the same store listener, that registers
+        ``workflow_id`` at ``version`` and reserved a slot for a run about to be created
+        claimed for it (``None``: none has one). So a process whose starting runtime's
+        own slots are full still creates its runs claimed (one store call, no hint, no
+        claim) while any of its workers has a free slot."""
+        turns = self._turns
+        if turns is None:
+            return None
+        for peer in turns.peers():
+            if isinstance(peer, Worker) and peer.registers(workflow_id, version) and peer.reserve():
+                return peer
+        return None
+
+    def registers(self, workflow_id: str, version: str | None) -> bool:
+        try:
+            self.runtime.workflows.get(workflow_id, version)
+        except UnknownWorkflowError:
+            return False
+        return True
 
     @property
     def listening(self) -> bool:
