@@ -114,6 +114,14 @@ class LocalWorker(Protocol):
     def adopt(self, claim: Claimed) -> None:
         """Drive ``claim`` in the slot :meth:`reserve` held."""
 
+    @property
+    def claim_as(self) -> tuple[str, int]:
+        """The lease owner and length (ms) of a run created claimed for it."""
+
+    def lend(self, workflow_id: str, version: str | None) -> LocalWorker | None:
+        """Another worker of the process that reserved a slot for a run of that
+        workflow version (``None``: none has one)."""
+
 
 def _ignore_outcome(call: asyncio.Future[Any]) -> None:
     """Retrieve an abandoned call's outcome (asyncio would log it as never retrieved)."""
@@ -257,12 +265,20 @@ class Runtime:
         for worker in self._workers:
             worker.wake()
 
-    def _free_worker(self) -> LocalWorker | None:
+    def _free_worker(self, wf: Workflow[Any, Any]) -> LocalWorker | None:
         """A worker of this process that reserved a slot for a run about to be created
-        (None: none has one, or the store cannot claim at create)."""
+        (None: none has one, or the store cannot claim at create): this runtime's own
+        first, else one its workers know (:meth:`LocalWorker.lend`)."""
         if self._stopping or Capability.CLAIM_ON_CREATE not in self.store.capabilities:
             return None
-        return next((w for w in self._workers if w.reserve()), None)
+        own = next((w for w in self._workers if w.reserve()), None)
+        if own is not None:
+            return own
+        for worker in self._workers:
+            lent = worker.lend(wf.workflow_id, wf.version)
+            if lent is not None:
+                return lent
+        return None
 
     @property
     def store(self) -> ExecutionStore:
@@ -323,14 +339,15 @@ class Runtime:
     ) -> CreateResult:
         if trace_context is not None:
             return await self._create_traced(wf, run_id, input, trace_context)
-        worker = self._free_worker()
+        worker = self._free_worker(wf)
         if worker is None:
             result = await self.store.create_run(
                 run_id, wf.workflow_id, wf.version, input, self.clock()
             )
         else:
-            # A worker of this process has a slot: the run is created claimed for this
+            # A worker of this process has a slot: the run is created claimed for its
             # runtime's owner (one round trip, no wait for a poll) and driven there.
+            owner, lease_ms = worker.claim_as
             try:
                 result = await self.store.create_run(
                     run_id,
@@ -338,8 +355,8 @@ class Runtime:
                     wf.version,
                     input,
                     self.clock(),
-                    owner=self.owner,
-                    lease_ms=self.lease_ms,
+                    owner=owner,
+                    lease_ms=lease_ms,
                 )
             except BaseException:
                 worker.unreserve()

@@ -815,7 +815,7 @@ class InMemoryStore:
             finally:
                 data.bells.discard(ring)
 
-        return self._watchers.watch(session)
+        return self._watchers.watch(session, data)  # one hub per dataset
 
     async def close(self) -> None:
         self._closed = True

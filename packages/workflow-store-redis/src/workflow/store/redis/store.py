@@ -31,6 +31,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Collection,
+    Hashable,
     Iterable,
     Sequence,
 )
@@ -181,6 +182,12 @@ class RedisStore:
         self._closed = False
         self._watchers = Watchers("RedisStore")
         self._subscriptions = 0
+        # A cluster's seeds as given (the client replaces them by the nodes it finds).
+        self._seeds: tuple[str, ...] = (
+            tuple(sorted(client.nodes_manager.startup_nodes))
+            if isinstance(client, RedisCluster)
+            else ()
+        )
         self.wake_channel: str = subscriber.channel_for(prefix)
         """The channel the scripts PUBLISH wake-up hints on (``SUBSCRIBE`` to watch)."""
 
@@ -333,8 +340,19 @@ class RedisStore:
 
     def watch_runnable(self) -> AsyncGenerator[None, None]:
         """Yields when a run may have become claimable (a pub/sub subscriber of its
-        own; see :class:`workflow.runtime.RunnableNotifier` and :mod:`.subscriber`)."""
-        return self._watchers.watch(self._subscribe)
+        own, shared by every watcher in the process on the same server and prefix;
+        see :class:`workflow.runtime.RunnableNotifier` and :mod:`.subscriber`)."""
+        return self._watchers.watch(self._subscribe, self._watch_key())
+
+    def _watch_key(self) -> Hashable:
+        """What this handle's watchers share one subscriber per process by: the
+        server (a cluster's seed nodes) and the channel."""
+        if isinstance(self._client, RedisCluster):
+            return ("redis-cluster", self._seeds, self.wake_channel)
+        pool = self._client.connection_pool
+        plain = (str, int, float, bool, type(None))
+        kwargs = sorted((k, v) for k, v in pool.connection_kwargs.items() if isinstance(v, plain))
+        return ("redis", pool.connection_class, tuple(kwargs), self.wake_channel)
 
     async def _subscribe(self, ring: Callable[[], None]) -> None:
         """One subscription: on the server, or on the next primary of a cluster."""
