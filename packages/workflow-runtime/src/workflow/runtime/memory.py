@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
@@ -29,6 +30,12 @@ from .errors import (
     RunCancelledError,
     StoreUnavailableError,
 )
+from .queues import (
+    DEFAULT_PLACEMENT,
+    Placement,
+    queue_config,
+    window_start,
+)
 from .records import (
     JSON,
     InboxEntry,
@@ -38,6 +45,8 @@ from .records import (
     NewEvent,
     Overlap,
     Page,
+    Queue,
+    RateLimit,
     Run,
     RunStatus,
     Schedule,
@@ -95,6 +104,15 @@ class _RunRow:
     last_token: int = 0
     events: list[tuple[str, str | None, str | None, int]] = field(default_factory=list)
     inbox: dict[tuple[InboxKind, str], _InboxRow] = field(default_factory=dict)
+    placement: Placement = DEFAULT_PLACEMENT
+
+    def leased(self, now: int) -> bool:
+        """Holds a place in its queue: running under a lease that has not expired."""
+        return (
+            self.status is RunStatus.RUNNING
+            and self.lease is not None
+            and self.lease.expires_at > now
+        )
 
     def claimable(self, now: int) -> bool:
         if self.status is RunStatus.QUEUED:
@@ -133,12 +151,69 @@ class _ScheduleRow:
     last_run_id: str | None = None
 
 
+class _Gate:
+    """The queue limits, as one operation at one ``now`` sees them: the places taken
+    are counted once (a scan, as the reference store does everything), then kept up to
+    date as the operation hands out leases."""
+
+    def __init__(self, data: _Data, now: int) -> None:
+        self._data = data
+        self._now = now
+        self._leased: Counter[str] = Counter()
+        self._keyed: Counter[tuple[str, str]] = Counter()
+        if data.queues:
+            for row in data.runs.values():
+                if row.leased(now):
+                    self._count(row.placement)
+
+    def _count(self, p: Placement) -> None:
+        self._leased[p.queue] += 1
+        if p.partition_key is not None:
+            self._keyed[(p.queue, p.partition_key)] += 1
+
+    def _window(self, queue: Queue) -> tuple[int, int]:
+        assert queue.rate_limit is not None
+        start = window_start(self._now, queue.rate_limit.period_ms)
+        latest, used = self._data.windows.get(queue.name, (start, 0))
+        # A caller whose clock is behind counts in the latest window: never a reset.
+        return (start, 0) if start > latest else (latest, used)
+
+    def has_room(self, p: Placement, *, claim: bool = True) -> bool:
+        """Whether one more run of ``p`` may be leased (``claim``: and the rate window
+        has a claim left; a heartbeat is not a claim)."""
+        queue = self._data.queues.get(p.queue)
+        if queue is None:
+            return True
+        if queue.concurrency is not None and self._leased[p.queue] >= queue.concurrency:
+            return False
+        if (
+            queue.per_key_concurrency is not None
+            and p.partition_key is not None
+            and self._keyed[(p.queue, p.partition_key)] >= queue.per_key_concurrency
+        ):
+            return False
+        if claim and queue.rate_limit is not None:
+            return self._window(queue)[1] < queue.rate_limit.count
+        return True
+
+    def take(self, p: Placement, *, claim: bool = True) -> None:
+        """One more run of ``p`` leased (after :meth:`has_room` said yes)."""
+        self._count(p)
+        queue = self._data.queues.get(p.queue)
+        if claim and queue is not None and queue.rate_limit is not None:
+            start, used = self._window(queue)
+            self._data.windows[queue.name] = (start, used + 1)
+
+
 class _Data:
     """One dataset, shared by every handle opened on it."""
 
     def __init__(self) -> None:
         self.runs: dict[str, _RunRow] = {}
         self.schedules: dict[str, _ScheduleRow] = {}
+        self.queues: dict[str, Queue] = {}
+        self.windows: dict[str, tuple[int, int]] = {}
+        """Per rate-limited queue: the start of its latest window and its claims in it."""
         self.changed: asyncio.Condition | None = None
         self.bells: set[Callable[[], None]] = set()
         """The ``ring`` of every watcher of any handle (wake-up hints)."""
@@ -186,7 +261,12 @@ class InMemoryStore:
     @property
     def capabilities(self) -> frozenset[Capability]:
         return frozenset(
-            {Capability.SUBSCRIBE_EVENTS, Capability.CLAIM_ON_CREATE, Capability.NOTIFY_RUNNABLE}
+            {
+                Capability.SUBSCRIBE_EVENTS,
+                Capability.CLAIM_ON_CREATE,
+                Capability.NOTIFY_RUNNABLE,
+                Capability.QUEUES,
+            }
         )
 
     def handle(self) -> InMemoryStore:
@@ -214,6 +294,9 @@ class InMemoryStore:
             created_at=row.created_at,
             updated_at=row.updated_at,
             ready_at=row.ready_at,
+            queue=row.placement.queue,
+            priority=row.placement.priority,
+            partition_key=row.placement.partition_key,
         )
 
     @staticmethod
@@ -300,6 +383,9 @@ class InMemoryStore:
         *,
         owner: str | None = None,
         lease_ms: int | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> CreateResult:
         a = arguments.new_run(
             run_id,
@@ -310,6 +396,9 @@ class InMemoryStore:
             max_bytes=self.max_payload_bytes,
             owner=owner,
             lease_ms=lease_ms,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
         )
         data = self._open()
         existing = data.runs.get(a.run_id)
@@ -325,8 +414,12 @@ class InMemoryStore:
             a.now,
             a.now,
             a.now,
+            placement=a.placement,
         )
-        if a.owner is not None and a.expires_at is not None:
+        gate = _Gate(data, a.now)
+        if a.owner is not None and a.expires_at is not None and gate.has_room(a.placement):
+            # A queue at a limit: the run is created queued, claimed by nobody.
+            gate.take(a.placement)
             row.status = RunStatus.RUNNING
             row.last_token = 1
             row.lease = Lease(a.owner, 1, a.expires_at)
@@ -421,21 +514,51 @@ class InMemoryStore:
             return NotFound(a.run_id)
         if not row.claimable(a.now):
             return NotClaimable(self._run(row))
+        gate = _Gate(self._data, a.now)
+        if not gate.has_room(row.placement):
+            return NotClaimable(self._run(row))
+        gate.take(row.placement)
         return self._claim(row, a.owner, a.lease_ms, a.now, a.with_history)
 
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
-        a = arguments.claim_many(owner, lease_ms, limit, now, with_history)
-        rows = sorted(
-            (r for r in self._open().runs.values() if r.claimable(a.now)),
-            key=lambda r: (r.ready_at or 0, r.run_id),
-        )[: a.limit]
-        return [self._claim(r, a.owner, a.lease_ms, a.now, a.with_history) for r in rows]
+        a = arguments.claim_many(owner, lease_ms, limit, now, with_history, queues)
+        data = self._open()
+        gate = _Gate(data, a.now)
+        claimed: list[Claimed] = []
+        for row in sorted(
+            (
+                r
+                for r in data.runs.values()
+                if r.claimable(a.now) and (a.queues is None or r.placement.queue in a.queues)
+            ),
+            key=lambda r: (-r.placement.priority, r.ready_at or 0, r.run_id),
+        ):
+            if len(claimed) == a.limit:
+                break
+            # A full queue or key skips its run, never the runs behind it.
+            if gate.has_room(row.placement):
+                gate.take(row.placement)
+                claimed.append(self._claim(row, a.owner, a.lease_ms, a.now, a.with_history))
+        return claimed
 
     async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
         a = arguments.renewal(run_id, lease, lease_ms, now)
-        row = self._held(self._open(), a.run_id, a.lease)
+        data = self._open()
+        row = self._held(data, a.run_id, a.lease)
+        if not row.leased(a.now) and not _Gate(data, a.now).has_room(row.placement, claim=False):
+            # Its place was freed when the lease expired, and is taken by now.
+            raise LeaseLostError(
+                a.run_id, f"run {a.run_id!r}: the lease expired and its queue is full"
+            )
         row.lease = Lease(a.lease.owner, a.lease.token, a.now + a.lease_ms)
         return row.lease
 
@@ -795,6 +918,30 @@ class InMemoryStore:
         if any(t.outcome is TickOutcome.FIRED for t in ticks):
             data.runnable()
         return ticks
+
+    # -- queues --------------------------------------------------------------------
+    async def upsert_queue(
+        self,
+        name: str,
+        now: int,
+        *,
+        concurrency: int | None = None,
+        per_key_concurrency: int | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> Queue:
+        queue = queue_config(name, now, concurrency, per_key_concurrency, rate_limit)
+        data = self._open()
+        data.queues[queue.name] = queue
+        # More room (a raised or removed limit) may make runs claimable.
+        data.runnable()
+        return queue
+
+    async def get_queue(self, name: str) -> Queue | None:
+        return self._open().queues.get(validation.check_id(name, "name"))
+
+    async def list_queues(self) -> list[Queue]:
+        data = self._open()
+        return [data.queues[name] for name in sorted(data.queues)]
 
     # -- operations and health -------------------------------------------------------
     async def schema_status(self) -> SchemaStatus:

@@ -34,6 +34,7 @@ from workflow.runtime.errors import (
     StoreUnavailableError,
     WorkflowStoreError,
 )
+from workflow.runtime.queues import refuse_placement, serves_default
 from workflow.runtime.records import (
     JSON,
     InboxEntry,
@@ -470,6 +471,9 @@ class SQLStore:
         *,
         owner: str | None = None,
         lease_ms: int | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> CreateResult:
         a = arguments.new_run(
             run_id,
@@ -480,7 +484,11 @@ class SQLStore:
             max_bytes=self.max_payload_bytes,
             owner=owner,
             lease_ms=lease_ms,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
         )
+        refuse_placement(a.placement)  # no Capability.QUEUES (yet)
         values = {
             "run_id": a.run_id,
             "workflow_id": a.workflow_id,
@@ -781,9 +789,18 @@ class SQLStore:
 
     @operation
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
-        a = arguments.claim_many(owner, lease_ms, limit, now, with_history)
+        a = arguments.claim_many(owner, lease_ms, limit, now, with_history, queues)
+        if not serves_default(a.queues):
+            return []  # every run of this store is in the default queue
         claims = await self._claim_runnable(a)
         claims.sort(key=lambda c: (c.run.ready_at or 0, c.run.run_id))
         return claims
