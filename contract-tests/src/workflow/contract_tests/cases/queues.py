@@ -291,7 +291,7 @@ class QueueCases:
         assert await claim_ids(store, T0 + 16) == ["run-3"]
 
     @requires(Capability.QUEUES)
-    async def test_a_heartbeat_after_expiry_fails_once_its_place_is_taken(
+    async def test_an_expired_lease_in_a_queue_that_limits_places_cannot_be_renewed(
         self, store: ExecutionStore
     ) -> None:
         await queues_of(store).upsert_queue("q", T0, concurrency=1)
@@ -299,15 +299,28 @@ class QueueCases:
         await placed(store, "run-b", "q", now=T0 + 1)
         a = await store.claim_run("run-a", "worker-a", LEASE_MS, T0)
         assert isinstance(a, Claimed)
-        # Expired, place still free: the heartbeat takes it again.
-        lease = await store.heartbeat("run-a", a.lease, LEASE_MS, T0 + LEASE_MS)
-        late = T0 + 2 * LEASE_MS
+        # Within its lease a heartbeat never fails for a limit.
+        lease = await store.heartbeat("run-a", a.lease, LEASE_MS, T0 + 1)
+        late = lease.expires_at
+        # Expired: the place is given up, so the lease cannot come back (another run
+        # may hold the place by now, as run-b does below).
+        with pytest.raises(LeaseLostError):
+            await store.heartbeat("run-a", lease, LEASE_MS, late)
         b = await store.claim_run("run-b", "worker-b", LEASE_MS, late)
         assert isinstance(b, Claimed), b
         with pytest.raises(LeaseLostError):
             await store.heartbeat("run-a", lease, LEASE_MS, late + 1)
-        # Within its lease a heartbeat never fails for a limit.
-        await store.heartbeat("run-b", b.lease, LEASE_MS, late + 2)
+
+    @requires(Capability.QUEUES)
+    async def test_an_expired_lease_in_a_queue_without_place_limits_renews(
+        self, store: ExecutionStore
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, rate_limit=RateLimit(5, 1000))
+        await placed(store, "run-a", "q")
+        a = await store.claim_run("run-a", "worker-a", LEASE_MS, T0)
+        assert isinstance(a, Claimed)
+        lease = await store.heartbeat("run-a", a.lease, LEASE_MS, T0 + LEASE_MS)
+        assert lease.expires_at == T0 + 2 * LEASE_MS
 
     # -- per key -----------------------------------------------------------------------
     @requires(Capability.QUEUES)

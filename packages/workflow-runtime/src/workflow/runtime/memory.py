@@ -30,12 +30,7 @@ from .errors import (
     RunCancelledError,
     StoreUnavailableError,
 )
-from .queues import (
-    DEFAULT_PLACEMENT,
-    Placement,
-    queue_config,
-    window_start,
-)
+from .queues import DEFAULT_PLACEMENT, LimitGate, Placement, holds_places, queue_config
 from .records import (
     JSON,
     InboxEntry,
@@ -151,60 +146,6 @@ class _ScheduleRow:
     last_run_id: str | None = None
 
 
-class _Gate:
-    """The queue limits, as one operation at one ``now`` sees them: the places taken
-    are counted once (a scan, as the reference store does everything), then kept up to
-    date as the operation hands out leases."""
-
-    def __init__(self, data: _Data, now: int) -> None:
-        self._data = data
-        self._now = now
-        self._leased: Counter[str] = Counter()
-        self._keyed: Counter[tuple[str, str]] = Counter()
-        if data.queues:
-            for row in data.runs.values():
-                if row.leased(now):
-                    self._count(row.placement)
-
-    def _count(self, p: Placement) -> None:
-        self._leased[p.queue] += 1
-        if p.partition_key is not None:
-            self._keyed[(p.queue, p.partition_key)] += 1
-
-    def _window(self, queue: Queue) -> tuple[int, int]:
-        assert queue.rate_limit is not None
-        start = window_start(self._now, queue.rate_limit.period_ms)
-        latest, used = self._data.windows.get(queue.name, (start, 0))
-        # A caller whose clock is behind counts in the latest window: never a reset.
-        return (start, 0) if start > latest else (latest, used)
-
-    def has_room(self, p: Placement, *, claim: bool = True) -> bool:
-        """Whether one more run of ``p`` may be leased (``claim``: and the rate window
-        has a claim left; a heartbeat is not a claim)."""
-        queue = self._data.queues.get(p.queue)
-        if queue is None:
-            return True
-        if queue.concurrency is not None and self._leased[p.queue] >= queue.concurrency:
-            return False
-        if (
-            queue.per_key_concurrency is not None
-            and p.partition_key is not None
-            and self._keyed[(p.queue, p.partition_key)] >= queue.per_key_concurrency
-        ):
-            return False
-        if claim and queue.rate_limit is not None:
-            return self._window(queue)[1] < queue.rate_limit.count
-        return True
-
-    def take(self, p: Placement, *, claim: bool = True) -> None:
-        """One more run of ``p`` leased (after :meth:`has_room` said yes)."""
-        self._count(p)
-        queue = self._data.queues.get(p.queue)
-        if claim and queue is not None and queue.rate_limit is not None:
-            start, used = self._window(queue)
-            self._data.windows[queue.name] = (start, used + 1)
-
-
 class _Data:
     """One dataset, shared by every handle opened on it."""
 
@@ -217,6 +158,27 @@ class _Data:
         self.changed: asyncio.Condition | None = None
         self.bells: set[Callable[[], None]] = set()
         """The ``ring`` of every watcher of any handle (wake-up hints)."""
+
+    def gate(self, now: int) -> LimitGate:
+        """The queue limits at ``now`` (the leased runs counted by a scan, as the
+        reference store does everything)."""
+        leased: Counter[str] = Counter()
+        keyed: Counter[tuple[str, str]] = Counter()
+        if self.queues:
+            for row in self.runs.values():
+                if row.leased(now):
+                    leased[row.placement.queue] += 1
+                    if row.placement.partition_key is not None:
+                        keyed[(row.placement.queue, row.placement.partition_key)] += 1
+        return LimitGate(self.queues, self.windows, leased, keyed, now)
+
+    def admit(self, gate: LimitGate, p: Placement) -> bool:
+        """Take a place for a run of ``p`` if its queue has room (windows kept)."""
+        if not gate.has_room(p.queue, p.partition_key):
+            return False
+        gate.take(p.queue, p.partition_key)
+        self.windows.update(gate.windows)
+        return True
 
     def runnable(self) -> None:
         """A run may have become claimable: ring every watcher."""
@@ -416,10 +378,12 @@ class InMemoryStore:
             a.now,
             placement=a.placement,
         )
-        gate = _Gate(data, a.now)
-        if a.owner is not None and a.expires_at is not None and gate.has_room(a.placement):
-            # A queue at a limit: the run is created queued, claimed by nobody.
-            gate.take(a.placement)
+        # A queue at a limit: the run is created queued, claimed by nobody.
+        if (
+            a.owner is not None
+            and a.expires_at is not None
+            and data.admit(data.gate(a.now), a.placement)
+        ):
             row.status = RunStatus.RUNNING
             row.last_token = 1
             row.lease = Lease(a.owner, 1, a.expires_at)
@@ -514,10 +478,8 @@ class InMemoryStore:
             return NotFound(a.run_id)
         if not row.claimable(a.now):
             return NotClaimable(self._run(row))
-        gate = _Gate(self._data, a.now)
-        if not gate.has_room(row.placement):
+        if not self._data.admit(self._data.gate(a.now), row.placement):
             return NotClaimable(self._run(row))
-        gate.take(row.placement)
         return self._claim(row, a.owner, a.lease_ms, a.now, a.with_history)
 
     async def claim_runnable(
@@ -532,7 +494,7 @@ class InMemoryStore:
     ) -> list[Claimed]:
         a = arguments.claim_many(owner, lease_ms, limit, now, with_history, queues)
         data = self._open()
-        gate = _Gate(data, a.now)
+        gate = data.gate(a.now)
         claimed: list[Claimed] = []
         for row in sorted(
             (
@@ -545,8 +507,7 @@ class InMemoryStore:
             if len(claimed) == a.limit:
                 break
             # A full queue or key skips its run, never the runs behind it.
-            if gate.has_room(row.placement):
-                gate.take(row.placement)
+            if data.admit(gate, row.placement):
                 claimed.append(self._claim(row, a.owner, a.lease_ms, a.now, a.with_history))
         return claimed
 
@@ -554,10 +515,10 @@ class InMemoryStore:
         a = arguments.renewal(run_id, lease, lease_ms, now)
         data = self._open()
         row = self._held(data, a.run_id, a.lease)
-        if not row.leased(a.now) and not _Gate(data, a.now).has_room(row.placement, claim=False):
-            # Its place was freed when the lease expired, and is taken by now.
+        if not row.leased(a.now) and holds_places(data.queues.get(row.placement.queue)):
+            # The expired lease gave its place up (another run may hold it by now).
             raise LeaseLostError(
-                a.run_id, f"run {a.run_id!r}: the lease expired and its queue is full"
+                a.run_id, f"run {a.run_id!r}: the lease expired and its queue limits places"
             )
         row.lease = Lease(a.lease.owner, a.lease.token, a.now + a.lease_ms)
         return row.lease

@@ -9,7 +9,8 @@ arithmetic of the rate limit, which every store must compute alike from the call
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections import Counter
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from . import validation
@@ -117,3 +118,72 @@ def queue_config(
 def window_start(now: int, period_ms: int) -> int:
     """The start of the fixed rate window holding ``now`` (aligned to the epoch)."""
     return now - now % period_ms
+
+
+class LimitGate:
+    """The queue limits as one claim sees them at one ``now``: every store decides
+    with it, so they all count alike. Give it the configured queues, their rate
+    windows (``name -> (window_start, claims in it)``) and the runs leased now, per
+    queue and per ``(queue, key)``; ask :meth:`has_room`, then :meth:`take` each place
+    handed out. :attr:`windows` ends up holding the windows to write back."""
+
+    def __init__(
+        self,
+        queues: Mapping[str, Queue],
+        windows: Mapping[str, tuple[int, int]],
+        leased: Mapping[str, int],
+        keyed: Mapping[tuple[str, str], int],
+        now: int,
+    ) -> None:
+        self._queues = queues
+        self._now = now
+        self._leased = Counter(leased)
+        self._keyed = Counter(keyed)
+        self.windows: dict[str, tuple[int, int]] = dict(windows)
+        self.changed: set[str] = set()
+        """The queues whose window a claim used (the rows to write back)."""
+
+    def _window(self, queue: Queue) -> tuple[int, int]:
+        assert queue.rate_limit is not None
+        start = window_start(self._now, queue.rate_limit.period_ms)
+        latest, used = self.windows.get(queue.name, (start, 0))
+        # A caller whose clock is behind counts in the latest window: never a reset.
+        return (start, 0) if start > latest else (latest, used)
+
+    def has_room(self, queue_name: str, key: str | None) -> bool:
+        """Whether one more run of ``queue_name`` with ``key`` may be claimed."""
+        queue = self._queues.get(queue_name)
+        if queue is None:
+            return True
+        if queue.concurrency is not None and self._leased[queue_name] >= queue.concurrency:
+            return False
+        if (
+            queue.per_key_concurrency is not None
+            and key is not None
+            and self._keyed[(queue_name, key)] >= queue.per_key_concurrency
+        ):
+            return False
+        return queue.rate_limit is None or self._window(queue)[1] < queue.rate_limit.count
+
+    def take(self, queue_name: str, key: str | None) -> None:
+        """One more run leased (after :meth:`has_room` said yes)."""
+        self._leased[queue_name] += 1
+        if key is not None:
+            self._keyed[(queue_name, key)] += 1
+        queue = self._queues.get(queue_name)
+        if queue is not None and queue.rate_limit is not None:
+            start, used = self._window(queue)
+            self.windows[queue_name] = (start, used + 1)
+            self.changed.add(queue_name)
+
+
+def holds_places(queue: Queue | None) -> bool:
+    """Whether the queue limits how many runs are leased at once: then a lease that
+    expired has given its place up, and a heartbeat cannot take it back."""
+    return queue is not None and (
+        queue.concurrency is not None or queue.per_key_concurrency is not None
+    )
+
+
+def is_limited(queue: Queue | None) -> bool:
+    return queue is not None and (holds_places(queue) or queue.rate_limit is not None)
