@@ -43,6 +43,7 @@ from .errors import (
 )
 from .history import RUN_RETRY_STEP, EventType, History, error_data
 from .records import (
+    DEFAULT_QUEUE,
     JSON,
     ErrorInfo,
     InboxEntry,
@@ -282,12 +283,27 @@ class Runtime:
     # -- client side -----------------------------------------------------------------
     @overload
     async def start(
-        self, workflow: Workflow[InputT, Any], /, input: InputT, *, run_id: str | None = None
+        self,
+        workflow: Workflow[InputT, Any],
+        /,
+        input: InputT,
+        *,
+        run_id: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> Run: ...
 
     @overload
     async def start(
-        self, workflow_id: str, input: JSON = None, *, run_id: str | None = None
+        self,
+        workflow_id: str,
+        input: JSON = None,
+        *,
+        run_id: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> Run: ...
 
     async def start(
@@ -296,20 +312,28 @@ class Runtime:
         input: JSON = None,
         *,
         run_id: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> Run:
         """Start a run of the latest registered version of ``workflow_id`` (or of the
         given :class:`Workflow`'s id, ``input`` then checked against its handler's type).
 
+        ``queue``, ``priority`` and ``partition_key`` place the run (stores declaring
+        ``Capability.QUEUES``; see docs/runtime.md, Queues): its queue's limits decide
+        when a worker may claim it, higher priorities are claimed first.
+
         Idempotent on ``run_id``: starting it again returns the existing run (with its
-        original input). Raises :class:`RunConflictError` when a run of another workflow
-        has that id.
+        original input and placement). Raises :class:`RunConflictError` when a run of
+        another workflow has that id.
         """
         if isinstance(workflow_id, Workflow):
             workflow_id = workflow_id.workflow_id
         wf = self.workflows.latest(workflow_id)
         run_id = run_id if run_id is not None else uuid.uuid4().hex
         with telemetry.start_span(wf.workflow_id, run_id) as trace_context:
-            result = await self._create(wf, run_id, input, trace_context)
+            placement = {"queue": queue, "priority": priority, "partition_key": partition_key}
+            result = await self._create(wf, run_id, input, trace_context, placement)
         if isinstance(result, Conflict):
             raise RunConflictError(result.run, workflow_id)
         if isinstance(result, Created):
@@ -319,14 +343,19 @@ class Runtime:
         return result.run
 
     async def _create(
-        self, wf: Workflow[Any, Any], run_id: str, input: JSON, trace_context: dict[str, str] | None
+        self,
+        wf: Workflow[Any, Any],
+        run_id: str,
+        input: JSON,
+        trace_context: dict[str, str] | None,
+        placement: dict[str, Any],
     ) -> CreateResult:
         if trace_context is not None:
-            return await self._create_traced(wf, run_id, input, trace_context)
+            return await self._create_traced(wf, run_id, input, trace_context, placement)
         worker = self._free_worker()
         if worker is None:
             result = await self.store.create_run(
-                run_id, wf.workflow_id, wf.version, input, self.clock()
+                run_id, wf.workflow_id, wf.version, input, self.clock(), **placement
             )
         else:
             # A worker of this process has a slot: the run is created claimed for this
@@ -340,6 +369,7 @@ class Runtime:
                     self.clock(),
                     owner=self.owner,
                     lease_ms=self.lease_ms,
+                    **placement,
                 )
             except BaseException:
                 worker.unreserve()
@@ -347,11 +377,18 @@ class Runtime:
             if isinstance(result, Created) and result.lease is not None:
                 worker.adopt(Claimed(result.run, result.lease, [], []))
             else:
+                # Existing, or created queued because its queue is at a limit: a
+                # worker claims it once the queue has room.
                 worker.unreserve()
         return result
 
     async def _create_traced(
-        self, wf: Workflow[Any, Any], run_id: str, input: JSON, trace_context: dict[str, str]
+        self,
+        wf: Workflow[Any, Any],
+        run_id: str,
+        input: JSON,
+        trace_context: dict[str, str],
+        placement: dict[str, Any],
     ) -> CreateResult:
         """Create the run with ``trace_context`` as its first event, so that the worker
         that drives it, in any process, continues the caller's trace. The contract has
@@ -364,7 +401,7 @@ class Runtime:
             {"owner": self.owner, "lease_ms": self.lease_ms} if claim_on_create else {}
         )
         result = await self.store.create_run(
-            run_id, wf.workflow_id, wf.version, input, self.clock(), **lease_args
+            run_id, wf.workflow_id, wf.version, input, self.clock(), **lease_args, **placement
         )
         if not isinstance(result, Created):
             return result
@@ -643,8 +680,9 @@ class Runtime:
                         break
                     claimed += len(claims)
                     active.update(asyncio.create_task(self.drive(c, clock=clock)) for c in claims)
-                    # Fewer than asked: nothing else is runnable right now. Runs that
-                    # become runnable during this sweep wait for the next one.
+                    # Fewer than asked: nothing else is runnable right now (or the
+                    # rest wait for room in their queues). Runs that become runnable
+                    # during this sweep wait for the next one.
                     exhausted = len(claims) < want
                 if not active:
                     return reports
