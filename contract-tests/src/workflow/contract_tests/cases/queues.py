@@ -20,8 +20,10 @@ import pytest
 from workflow.runtime import (
     Capability,
     Claimed,
+    Conflict,
     Created,
     ExecutionStore,
+    Existing,
     Finish,
     InvalidArgumentError,
     LeaseLostError,
@@ -272,6 +274,24 @@ class QueueCases:
         assert second.run.status is RunStatus.QUEUED
         assert second.run.lease is None
         assert await store.load_run("run-b") == second.run
+
+    @requires(Capability.QUEUES)
+    @requires(Capability.CLAIM_ON_CREATE)
+    async def test_create_with_owner_of_an_existing_id_in_a_limited_queue_claims_nothing(
+        self, store: ExecutionStore
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, concurrency=5)
+        first = await placed(store, "run-a", "q")
+        again = await store.create_run(
+            "run-a", "wf", None, None, T0 + 1, owner="worker-a", lease_ms=LEASE_MS, queue="q"
+        )
+        assert isinstance(again, Existing), again
+        assert again.run == first
+        other = await store.create_run(
+            "run-a", "other-wf", None, None, T0 + 1, owner="w", lease_ms=LEASE_MS, queue="q"
+        )
+        assert isinstance(other, Conflict), other
+        assert await store.load_run("run-a") == first
 
     @requires(Capability.QUEUES)
     async def test_a_lowered_limit_keeps_leases_and_holds_new_claims(

@@ -559,13 +559,12 @@ class SQLStore:
             row = await self._run(insert())
             if row is LIMITED:
                 try:
-                    claimed = await self._run(
-                        self._create_limited(a, values, queued), transaction=True
-                    )
+                    row = await self._run(self._create_limited(a, values, queued), transaction=True)
                 except DuplicateKey:
-                    continue  # created meanwhile: answered by the plain insert
-                run = rows.run_from_row(_with_defaults(values if claimed else queued))
-                return Created(run, run.lease)
+                    continue  # created meanwhile: the next round answers it
+                if row is None or row is LIMITED:
+                    run = rows.run_from_row(_with_defaults(values if row is None else queued))
+                    return Created(run, run.lease)
             if row is None:
                 run = rows.run_from_row(_with_defaults(values))
                 return Created(run, run.lease)
@@ -591,10 +590,14 @@ class SQLStore:
 
     def _create_limited(
         self, a: arguments.NewRun, claimed: dict[str, Any], queued: dict[str, Any]
-    ) -> Body[bool]:
+    ) -> Body[rows.Row | None]:
         """Insert a new run of a limited queue, claimed if the queue has room (the
-        queue's row locked while it counts); whether it was claimed. A duplicate id
-        raises DuplicateKey (the caller answers it)."""
+        queue's row locked while it counts): None when inserted claimed, ``LIMITED``
+        when inserted queued, else the run that holds the id. A duplicate id that
+        appears meanwhile raises DuplicateKey (the caller tries again)."""
+        existing = yield from self._load(a.run_id)
+        if existing is not None:
+            return existing
         gate = yield from self._gate(a.now, a.placement.queue)
         p = a.placement
         room = gate.has_room(p.queue, p.partition_key)
@@ -606,7 +609,7 @@ class SQLStore:
         else:
             yield self._q("insert_run", self._run_insert, prefixed(queued, ""))
         yield from self._write_windows(gate)
-        return room
+        return None if room else LIMITED
 
     def _claimed_run_plain_insert(self) -> sa.Insert:
         return self._insert(self.tables.runs, CLAIMED_RUN_INSERT)
