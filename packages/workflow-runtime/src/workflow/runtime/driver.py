@@ -20,7 +20,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, overload
 
@@ -42,6 +42,7 @@ from .errors import (
     WorkflowStoreError,
 )
 from .history import RUN_RETRY_STEP, EventType, History, error_data
+from .queues import check_queues
 from .records import (
     DEFAULT_QUEUE,
     JSON,
@@ -186,6 +187,8 @@ class Runtime:
     ``run_retry``: attempts and backoff for failing slices.
     ``clock``: ms since the epoch (tests pass a fake one).
     ``listener``: called with every event once it is durably written.
+    ``queues``: claim only runs of these queues (``None``: every queue); a run this
+    runtime starts in another queue is left to the workers that serve it.
 
     With OpenTelemetry installed (the ``otel`` extra), :attr:`store` is the store given
     inside a :class:`~workflow.runtime.traced_store.TracedStore` (the same operations,
@@ -205,6 +208,7 @@ class Runtime:
         run_retry: RetryPolicy = DEFAULT_RUN_RETRY,
         clock: Clock = system_clock,
         listener: EventListener | None = None,
+        queues: Collection[str] | None = None,
     ) -> None:
         # In a span per operation when OpenTelemetry is installed (telemetry.py).
         self._store = None if store is None else traced(store)
@@ -225,7 +229,10 @@ class Runtime:
         self.run_retry = run_retry
         self.clock = clock
         self.listener = listener
+        self.queues: frozenset[str] | None = check_queues(queues)
+        """The queues this runtime's sweeps and workers claim from (``None``: all)."""
         self._options: dict[str, Any] = {
+            "queues": queues,
             "lease_ms": lease_ms,
             "heartbeat_ms": heartbeat_ms,
             "slice_ms": slice_ms,
@@ -352,7 +359,9 @@ class Runtime:
     ) -> CreateResult:
         if trace_context is not None:
             return await self._create_traced(wf, run_id, input, trace_context, placement)
-        worker = self._free_worker()
+        # A run of a queue this runtime does not serve is left to the workers that do.
+        serves = self.queues is None or placement["queue"] in self.queues
+        worker = self._free_worker() if serves else None
         if worker is None:
             result = await self.store.create_run(
                 run_id, wf.workflow_id, wf.version, input, self.clock(), **placement
@@ -638,7 +647,7 @@ class Runtime:
         if self._stopping or want <= 0:
             return []
         return await self.store.claim_runnable(
-            self.owner, self.lease_ms, want, clock(), with_history=True
+            self.owner, self.lease_ms, want, clock(), with_history=True, queues=self.queues
         )
 
     async def run_until_idle(self, *, max_sweeps: int = 1000, now: int | None = None) -> int:
