@@ -10,7 +10,7 @@ that lost a wake-up would wait for the next poll, a minute, and its guard fails 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -49,9 +49,18 @@ class CountingStore(InMemoryStore):
     claims: Claims
 
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
-        got = await super().claim_runnable(owner, lease_ms, limit, now, with_history=with_history)
+        got = await super().claim_runnable(
+            owner, lease_ms, limit, now, with_history=with_history, queues=queues
+        )
         self.claims.got.append(len(got))
         return got
 

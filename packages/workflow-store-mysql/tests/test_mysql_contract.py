@@ -40,6 +40,7 @@ class TestMySQLStore(SQLServerContract):
             Capability.DURABLE,
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
+            Capability.QUEUES,
         }
     )
     server = SERVER

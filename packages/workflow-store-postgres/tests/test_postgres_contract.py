@@ -58,6 +58,7 @@ class TestPostgresStore(SQLServerContract):
             Capability.DURABLE,
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
+            Capability.QUEUES,
             Capability.NOTIFY_RUNNABLE,
         }
     )

@@ -25,6 +25,7 @@ class TestSQLiteStore(StoreContract):
             Capability.DURABLE,
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
+            Capability.QUEUES,
         }
     )
 

@@ -14,7 +14,17 @@ from typing import Any
 
 from . import codec, validation
 from .errors import InvalidArgumentError
-from .records import JSON, ErrorInfo, InboxKind, InboxRef, Lease, Overlap, ScheduleSpec
+from .queues import DEFAULT_PLACEMENT, Placement, check_queues, placement
+from .records import (
+    DEFAULT_QUEUE,
+    JSON,
+    ErrorInfo,
+    InboxKind,
+    InboxRef,
+    Lease,
+    Overlap,
+    ScheduleSpec,
+)
 from .validation import EncodedEvent, EncodedOutcome
 
 
@@ -28,6 +38,7 @@ class NewRun:
     owner: str | None = None
     """Claim the new run for this owner (with ``expires_at``), or leave it queued."""
     expires_at: int | None = None
+    placement: Placement = DEFAULT_PLACEMENT
 
 
 def new_run(
@@ -40,6 +51,9 @@ def new_run(
     max_bytes: int,
     owner: object = None,
     lease_ms: object = None,
+    queue: object = DEFAULT_QUEUE,
+    priority: object = 0,
+    partition_key: object = None,
 ) -> NewRun:
     checked = NewRun(
         validation.check_id(run_id, "run_id"),
@@ -47,6 +61,7 @@ def new_run(
         validation.check_optional_id(workflow_version, "workflow_version"),
         codec.encode_optional(input, max_bytes=max_bytes, what="input"),
         validation.check_now(now),
+        placement=placement(queue, priority, partition_key),
     )
     if owner is None and lease_ms is None:
         return checked
@@ -64,6 +79,7 @@ def new_run(
         checked_now,
         checked_owner,
         checked_now + checked_ms,
+        checked.placement,
     )
 
 
@@ -123,10 +139,17 @@ class ClaimMany:
     limit: int
     now: int
     with_history: bool
+    queues: frozenset[str] | None = None
+    """Only runs of these queues (``None``: every queue)."""
 
 
 def claim_many(
-    owner: object, lease_ms: object, limit: object, now: object, with_history: object
+    owner: object,
+    lease_ms: object,
+    limit: object,
+    now: object,
+    with_history: object,
+    queues: object = None,
 ) -> ClaimMany:
     checked_owner = validation.check_id(owner, "owner")
     checked_ms, checked_now = _lease_end(lease_ms, now)
@@ -136,6 +159,7 @@ def claim_many(
         validation.check_limit(limit),
         checked_now,
         validation.check_bool(with_history, "with_history"),
+        check_queues(queues),
     )
 
 

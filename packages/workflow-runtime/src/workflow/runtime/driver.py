@@ -20,7 +20,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, overload
 
@@ -42,7 +42,9 @@ from .errors import (
     WorkflowStoreError,
 )
 from .history import RUN_RETRY_STEP, EventType, History, error_data
+from .queues import check_queues
 from .records import (
+    DEFAULT_QUEUE,
     JSON,
     ErrorInfo,
     InboxEntry,
@@ -118,9 +120,9 @@ class LocalWorker(Protocol):
     def claim_as(self) -> tuple[str, int]:
         """The lease owner and length (ms) of a run created claimed for it."""
 
-    def lend(self, workflow_id: str, version: str | None) -> LocalWorker | None:
-        """Another worker of the process that reserved a slot for a run of that
-        workflow version (``None``: none has one)."""
+    def lend(self, workflow_id: str, version: str | None, queue: str) -> LocalWorker | None:
+        """Another worker of the process, serving ``queue``, that reserved a slot for a
+        run of that workflow version (``None``: none has one)."""
 
 
 def _ignore_outcome(call: asyncio.Future[Any]) -> None:
@@ -193,6 +195,8 @@ class Runtime:
     ``run_retry``: attempts and backoff for failing slices.
     ``clock``: ms since the epoch (tests pass a fake one).
     ``listener``: called with every event once it is durably written.
+    ``queues``: claim only runs of these queues (``None``: every queue); a run this
+    runtime starts in another queue is left to the workers that serve it.
 
     With OpenTelemetry installed (the ``otel`` extra), :attr:`store` is the store given
     inside a :class:`~workflow.runtime.traced_store.TracedStore` (the same operations,
@@ -212,6 +216,7 @@ class Runtime:
         run_retry: RetryPolicy = DEFAULT_RUN_RETRY,
         clock: Clock = system_clock,
         listener: EventListener | None = None,
+        queues: Collection[str] | None = None,
     ) -> None:
         # In a span per operation when OpenTelemetry is installed (telemetry.py).
         self._store = None if store is None else traced(store)
@@ -232,7 +237,10 @@ class Runtime:
         self.run_retry = run_retry
         self.clock = clock
         self.listener = listener
+        self.queues: frozenset[str] | None = check_queues(queues)
+        """The queues this runtime's sweeps and workers claim from (``None``: all)."""
         self._options: dict[str, Any] = {
+            "queues": queues,
             "lease_ms": lease_ms,
             "heartbeat_ms": heartbeat_ms,
             "slice_ms": slice_ms,
@@ -265,20 +273,26 @@ class Runtime:
         for worker in self._workers:
             worker.wake()
 
-    def _free_worker(self, wf: Workflow[Any, Any]) -> LocalWorker | None:
-        """A worker of this process that reserved a slot for a run about to be created
-        (None: none has one, or the store cannot claim at create): this runtime's own
-        first, else one its workers know (:meth:`LocalWorker.lend`)."""
+    def _free_worker(self, wf: Workflow[Any, Any], queue: str) -> LocalWorker | None:
+        """A worker of this process that serves ``queue`` and reserved a slot for a run
+        about to be created (None: none has one, or the store cannot claim at create):
+        this runtime's own first, else one its workers know (:meth:`LocalWorker.lend`).
+        A run of a queue no such worker serves is left to the workers that do."""
         if self._stopping or Capability.CLAIM_ON_CREATE not in self.store.capabilities:
             return None
-        own = next((w for w in self._workers if w.reserve()), None)
-        if own is not None:
-            return own
+        if self.serves(queue):
+            own = next((w for w in self._workers if w.reserve()), None)
+            if own is not None:
+                return own
         for worker in self._workers:
-            lent = worker.lend(wf.workflow_id, wf.version)
+            lent = worker.lend(wf.workflow_id, wf.version, queue)
             if lent is not None:
                 return lent
         return None
+
+    def serves(self, queue: str) -> bool:
+        """Whether this runtime's workers claim runs of ``queue``."""
+        return self.queues is None or queue in self.queues
 
     @property
     def store(self) -> ExecutionStore:
@@ -298,12 +312,27 @@ class Runtime:
     # -- client side -----------------------------------------------------------------
     @overload
     async def start(
-        self, workflow: Workflow[InputT, Any], /, input: InputT, *, run_id: str | None = None
+        self,
+        workflow: Workflow[InputT, Any],
+        /,
+        input: InputT,
+        *,
+        run_id: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> Run: ...
 
     @overload
     async def start(
-        self, workflow_id: str, input: JSON = None, *, run_id: str | None = None
+        self,
+        workflow_id: str,
+        input: JSON = None,
+        *,
+        run_id: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> Run: ...
 
     async def start(
@@ -312,20 +341,28 @@ class Runtime:
         input: JSON = None,
         *,
         run_id: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> Run:
         """Start a run of the latest registered version of ``workflow_id`` (or of the
         given :class:`Workflow`'s id, ``input`` then checked against its handler's type).
 
+        ``queue``, ``priority`` and ``partition_key`` place the run (stores declaring
+        ``Capability.QUEUES``; see docs/runtime.md, Queues): its queue's limits decide
+        when a worker may claim it, higher priorities are claimed first.
+
         Idempotent on ``run_id``: starting it again returns the existing run (with its
-        original input). Raises :class:`RunConflictError` when a run of another workflow
-        has that id.
+        original input and placement). Raises :class:`RunConflictError` when a run of
+        another workflow has that id.
         """
         if isinstance(workflow_id, Workflow):
             workflow_id = workflow_id.workflow_id
         wf = self.workflows.latest(workflow_id)
         run_id = run_id if run_id is not None else uuid.uuid4().hex
         with telemetry.start_span(wf.workflow_id, run_id) as trace_context:
-            result = await self._create(wf, run_id, input, trace_context)
+            placement = {"queue": queue, "priority": priority, "partition_key": partition_key}
+            result = await self._create(wf, run_id, input, trace_context, placement)
         if isinstance(result, Conflict):
             raise RunConflictError(result.run, workflow_id)
         if isinstance(result, Created):
@@ -335,14 +372,19 @@ class Runtime:
         return result.run
 
     async def _create(
-        self, wf: Workflow[Any, Any], run_id: str, input: JSON, trace_context: dict[str, str] | None
+        self,
+        wf: Workflow[Any, Any],
+        run_id: str,
+        input: JSON,
+        trace_context: dict[str, str] | None,
+        placement: dict[str, Any],
     ) -> CreateResult:
         if trace_context is not None:
-            return await self._create_traced(wf, run_id, input, trace_context)
-        worker = self._free_worker(wf)
+            return await self._create_traced(wf, run_id, input, trace_context, placement)
+        worker = self._free_worker(wf, placement["queue"])
         if worker is None:
             result = await self.store.create_run(
-                run_id, wf.workflow_id, wf.version, input, self.clock()
+                run_id, wf.workflow_id, wf.version, input, self.clock(), **placement
             )
         else:
             # A worker of this process has a slot: the run is created claimed for its
@@ -357,6 +399,7 @@ class Runtime:
                     self.clock(),
                     owner=owner,
                     lease_ms=lease_ms,
+                    **placement,
                 )
             except BaseException:
                 worker.unreserve()
@@ -364,11 +407,18 @@ class Runtime:
             if isinstance(result, Created) and result.lease is not None:
                 worker.adopt(Claimed(result.run, result.lease, [], []))
             else:
+                # Existing, or created queued because its queue is at a limit: a
+                # worker claims it once the queue has room.
                 worker.unreserve()
         return result
 
     async def _create_traced(
-        self, wf: Workflow[Any, Any], run_id: str, input: JSON, trace_context: dict[str, str]
+        self,
+        wf: Workflow[Any, Any],
+        run_id: str,
+        input: JSON,
+        trace_context: dict[str, str],
+        placement: dict[str, Any],
     ) -> CreateResult:
         """Create the run with ``trace_context`` as its first event, so that the worker
         that drives it, in any process, continues the caller's trace. The contract has
@@ -381,7 +431,7 @@ class Runtime:
             {"owner": self.owner, "lease_ms": self.lease_ms} if claim_on_create else {}
         )
         result = await self.store.create_run(
-            run_id, wf.workflow_id, wf.version, input, self.clock(), **lease_args
+            run_id, wf.workflow_id, wf.version, input, self.clock(), **lease_args, **placement
         )
         if not isinstance(result, Created):
             return result
@@ -618,7 +668,7 @@ class Runtime:
         if self._stopping or want <= 0:
             return []
         return await self.store.claim_runnable(
-            self.owner, self.lease_ms, want, clock(), with_history=True
+            self.owner, self.lease_ms, want, clock(), with_history=True, queues=self.queues
         )
 
     async def run_until_idle(self, *, max_sweeps: int = 1000, now: int | None = None) -> int:
@@ -660,8 +710,9 @@ class Runtime:
                         break
                     claimed += len(claims)
                     active.update(asyncio.create_task(self.drive(c, clock=clock)) for c in claims)
-                    # Fewer than asked: nothing else is runnable right now. Runs that
-                    # become runnable during this sweep wait for the next one.
+                    # Fewer than asked: nothing else is runnable right now (or the
+                    # rest wait for room in their queues). Runs that become runnable
+                    # during this sweep wait for the next one.
                     exhausted = len(claims) < want
                 if not active:
                     return reports

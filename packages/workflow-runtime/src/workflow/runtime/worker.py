@@ -227,17 +227,22 @@ class Worker:
         """The lease owner and length of a run created claimed for this worker."""
         return self.runtime.owner, self.runtime.lease_ms
 
-    def lend(self, workflow_id: str, version: str | None) -> Worker | None:
+    def lend(self, workflow_id: str, version: str | None, queue: str) -> Worker | None:
         """Another worker of this process, on the same store listener, that registers
-        ``workflow_id`` at ``version`` and reserved a slot for a run about to be created
-        claimed for it (``None``: none has one). So a process whose starting runtime's
-        own slots are full still creates its runs claimed (one store call, no hint, no
-        claim) while any of its workers has a free slot."""
+        ``workflow_id`` at ``version``, serves ``queue`` and reserved a slot for a run
+        about to be created claimed for it (``None``: none has one). So a process whose
+        starting runtime's own slots are full still creates its runs claimed (one store
+        call, no hint, no claim) while any of its workers has a free slot."""
         turns = self._turns
         if turns is None:
             return None
         for peer in turns.peers():
-            if isinstance(peer, Worker) and peer.registers(workflow_id, version) and peer.reserve():
+            if (
+                isinstance(peer, Worker)
+                and peer.runtime.serves(queue)
+                and peer.registers(workflow_id, version)
+                and peer.reserve()
+            ):
                 return peer
         return None
 

@@ -34,8 +34,18 @@ PURGE_BATCH = 1000
 @click.option(
     "--id", "run_id", help="Run id (default: a new one); starting the same id again is a no-op."
 )
+@click.option("--queue", default="default", show_default=True, help="The run's queue.")
+@click.option("--priority", default=0, show_default=True, help="Higher is claimed first.")
+@click.option("--key", "partition_key", help="The run's partition key (per-key limits).")
 def start_run(
-    url: str, target: str, workflow_id: str, input_json: str | None, run_id: str | None
+    url: str,
+    target: str,
+    workflow_id: str,
+    input_json: str | None,
+    run_id: str | None,
+    queue: str,
+    priority: int,
+    partition_key: str | None,
 ) -> None:
     """Start a run of WORKFLOW (its latest version in MODULE:RUNTIME, as for `workflow
     worker`); a worker on the store drives it."""
@@ -43,7 +53,14 @@ def start_run(
     template = load_runtime(target)
 
     async def act(store: ExecutionStore) -> Run:
-        return await template.bind(store).start(workflow_id, value, run_id=run_id)
+        return await template.bind(store).start(
+            workflow_id,
+            value,
+            run_id=run_id,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
+        )
 
     run = with_store(url, act)
     version = run.workflow_version or "-"

@@ -59,6 +59,7 @@ from workflow.runtime.errors import (
     StoreUnavailableError,
     WorkflowStoreError,
 )
+from workflow.runtime.queues import refuse_placement, serves_default
 from workflow.runtime.records import (
     JSON,
     InboxEntry,
@@ -607,6 +608,9 @@ class RedisStore:
         *,
         owner: str | None = None,
         lease_ms: int | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> CreateResult:
         a = arguments.new_run(
             run_id,
@@ -617,7 +621,11 @@ class RedisStore:
             max_bytes=self.max_payload_bytes,
             owner=owner,
             lease_ms=lease_ms,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
         )
+        refuse_placement(a.placement)  # no Capability.QUEUES (yet)
         ks = await self._ks()
         kind, flat = await self._run_script(
             self._create,
@@ -804,9 +812,18 @@ class RedisStore:
         return self._claimed(reply[1], a.with_history)
 
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
-        a = arguments.claim_many(owner, lease_ms, limit, now, with_history)
+        a = arguments.claim_many(owner, lease_ms, limit, now, with_history, queues)
+        if not serves_default(a.queues):
+            return []  # every run of this store is in the default queue
         history = "1" if a.with_history else "0"
         rows = await self._merged(
             self._claim_many,
