@@ -261,3 +261,32 @@ async def test_a_start_is_created_claimed_for_any_worker_of_the_process_with_a_f
         assert len(store.claims.got) == claims  # no claim: every start was created claimed
         release.set()
         await _finished(store, WORKERS * 2 + 1)
+
+
+async def test_a_start_is_created_claimed_only_for_a_worker_that_serves_its_queue() -> None:
+    store = counting_store()
+    ws = [
+        Worker(Runtime(store.handle(), [echo], queues=queues), poll_interval=MINUTE, jitter=0)
+        for queues in (["a"], ["b"])
+    ]
+    tasks = [asyncio.create_task(w.run()) for w in ws]
+    try:
+        await _until(lambda: all(w.listening and w.sweeps >= 1 for w in ws))
+        starter, serves_b = ws[0].runtime, ws[1].runtime
+        own = await starter.start("echo", 1, run_id="in-a", queue="a")
+        assert own.lease is not None
+        assert own.lease.owner == starter.owner
+        lent = await starter.start("echo", 2, run_id="in-b", queue="b")
+        # The starter's worker does not serve "b": the run goes to the worker that does.
+        assert lent.lease is not None
+        assert lent.lease.owner == serves_b.owner
+        nobody = await starter.start("echo", 3, run_id="in-c", queue="c")
+        assert nobody.status is RunStatus.QUEUED  # no worker of the process serves "c"
+        await _finished(store, 2)
+        left = await store.load_run("in-c")
+        assert left is not None
+        assert left.status is RunStatus.QUEUED
+    finally:
+        for w in ws:
+            w.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), GUARD_S)
