@@ -159,11 +159,19 @@ class OverwritingCreate(InMemoryStore):
         *,
         owner: str | None = None,
         lease_ms: int | None = None,
+        deadline_at: int | None = None,
     ) -> CreateResult:
         if isinstance(run_id, str):
             self._data.runs.pop(run_id, None)
         return await super().create_run(
-            run_id, workflow_id, workflow_version, input, now, owner=owner, lease_ms=lease_ms
+            run_id,
+            workflow_id,
+            workflow_version,
+            input,
+            now,
+            owner=owner,
+            lease_ms=lease_ms,
+            deadline_at=deadline_at,
         )
 
 
@@ -201,13 +209,21 @@ class NoValidation(InMemoryStore):
         *,
         owner: str | None = None,
         lease_ms: int | None = None,
+        deadline_at: int | None = None,
     ) -> CreateResult:
         if run_id == "":
             row = _RunRow("", workflow_id, workflow_version, RunStatus.QUEUED, None, now, now, now)
             self._data.runs[""] = row
             return Created(self._run(row))
         return await super().create_run(
-            run_id, workflow_id, workflow_version, input, now, owner=owner, lease_ms=lease_ms
+            run_id,
+            workflow_id,
+            workflow_version,
+            input,
+            now,
+            owner=owner,
+            lease_ms=lease_ms,
+            deadline_at=deadline_at,
         )
 
 

@@ -12,7 +12,12 @@ from workflow.runtime import Capability, ExecutionStore, InMemoryStore
 
 class TestInMemoryStore(StoreContract):
     capabilities = frozenset(
-        {Capability.SUBSCRIBE_EVENTS, Capability.NOTIFY_RUNNABLE, Capability.CLAIM_ON_CREATE}
+        {
+            Capability.SUBSCRIBE_EVENTS,
+            Capability.NOTIFY_RUNNABLE,
+            Capability.CLAIM_ON_CREATE,
+            Capability.DEADLINES,
+        }
     )
 
     @pytest.fixture

@@ -1,11 +1,11 @@
 -- create_run: 1 round trip(s)
-INSERT INTO workflow_runs (run_id, workflow_id, workflow_version, status, input, lease_token, next_event_index, created_at, updated_at, ready_at) VALUES (:p_run_id, :p_workflow_id, :p_workflow_version, :p_status, :p_input, :p_lease_token, :p_next_event_index, :p_created_at, :p_updated_at, :p_ready_at);
+INSERT INTO workflow_runs (run_id, workflow_id, workflow_version, status, input, lease_token, next_event_index, created_at, updated_at, ready_at, deadline_at) VALUES (:p_run_id, :p_workflow_id, :p_workflow_version, :p_status, :p_input, :p_lease_token, :p_next_event_index, :p_created_at, :p_updated_at, :p_ready_at, :p_deadline_at);
 
 -- create_run_claimed: 1 round trip(s)
-INSERT INTO workflow_runs (run_id, workflow_id, workflow_version, status, input, lease_owner, lease_token, lease_expires_at, next_event_index, created_at, updated_at, ready_at) VALUES (:p_run_id, :p_workflow_id, :p_workflow_version, :p_status, :p_input, :p_lease_owner, :p_lease_token, :p_lease_expires_at, :p_next_event_index, :p_created_at, :p_updated_at, :p_ready_at);
+INSERT INTO workflow_runs (run_id, workflow_id, workflow_version, status, input, lease_owner, lease_token, lease_expires_at, next_event_index, created_at, updated_at, ready_at, deadline_at) VALUES (:p_run_id, :p_workflow_id, :p_workflow_version, :p_status, :p_input, :p_lease_owner, :p_lease_token, :p_lease_expires_at, :p_next_event_index, :p_created_at, :p_updated_at, :p_ready_at, :p_deadline_at);
 
 -- claim_run: 1 round trip(s)
-UPDATE workflow_runs SET updated_at=CASE WHEN (workflow_runs.status = :status_1) THEN workflow_runs.updated_at ELSE :p_now END, status=:status, lease_owner=:p_owner, lease_token=(workflow_runs.lease_token + :lease_token_1), lease_expires_at=:p_expires_at WHERE workflow_runs.run_id = :p_run_id AND (workflow_runs.status = :status_2 OR workflow_runs.status = :status_3 AND workflow_runs.lease_expires_at <= :p_now) RETURNING run_id, workflow_id, workflow_version, status, input, output, error, wait_kind, wait_step_id, wait_key, wait_meta, wake_at, lease_owner, lease_token, lease_expires_at, next_event_index, created_at, updated_at, ready_at, (SELECT json_group_array(json_array(workflow_inbox.kind, workflow_inbox."key", workflow_inbox.name, workflow_inbox.step_id, workflow_inbox.payload, workflow_inbox.meta, workflow_inbox.received_at, workflow_inbox.consumed)) AS json_group_array_1 
+UPDATE workflow_runs SET updated_at=CASE WHEN (workflow_runs.status = :status_1) THEN workflow_runs.updated_at ELSE :p_now END, status=:status, lease_owner=:p_owner, lease_token=(workflow_runs.lease_token + :lease_token_1), lease_expires_at=:p_expires_at WHERE workflow_runs.run_id = :p_run_id AND (workflow_runs.status = :status_2 OR workflow_runs.status = :status_3 AND workflow_runs.lease_expires_at <= :p_now) RETURNING run_id, workflow_id, workflow_version, status, input, output, error, wait_kind, wait_step_id, wait_key, wait_meta, wake_at, lease_owner, lease_token, lease_expires_at, next_event_index, created_at, updated_at, ready_at, deadline_at, (SELECT json_group_array(json_array(workflow_inbox.kind, workflow_inbox."key", workflow_inbox.name, workflow_inbox.step_id, workflow_inbox.payload, workflow_inbox.meta, workflow_inbox.received_at, workflow_inbox.consumed)) AS json_group_array_1 
 FROM workflow_inbox 
 WHERE run_id = workflow_runs.run_id AND consumed = 0) AS inbox_json;
 
@@ -26,14 +26,18 @@ COMMIT;
 
 -- settle_run: 4 round trip(s)
 BEGIN IMMEDIATE;
-UPDATE workflow_runs SET status=:p_v_status, wait_kind=:p_v_wait_kind, wait_step_id=:p_v_wait_step_id, wait_key=:p_v_wait_key, wait_meta=:p_v_wait_meta, wake_at=:p_v_wake_at, lease_owner=:p_v_lease_owner, lease_expires_at=:p_v_lease_expires_at, next_event_index=:p_v_next_event_index, updated_at=:p_v_updated_at, ready_at=:p_v_ready_at WHERE workflow_runs.run_id = :p_run_id AND workflow_runs.lease_owner = :p_owner AND workflow_runs.lease_token = :p_token AND workflow_runs.next_event_index = :p_expected RETURNING run_id, workflow_id, workflow_version, status, input, output, error, wait_kind, wait_step_id, wait_key, wait_meta, wake_at, lease_owner, lease_token, lease_expires_at, next_event_index, created_at, updated_at, ready_at;
+UPDATE workflow_runs SET status=:p_v_status, wait_kind=:p_v_wait_kind, wait_step_id=:p_v_wait_step_id, wait_key=:p_v_wait_key, wait_meta=:p_v_wait_meta, wake_at=:p_v_wake_at, lease_owner=:p_v_lease_owner, lease_expires_at=:p_v_lease_expires_at, next_event_index=:p_v_next_event_index, updated_at=:p_v_updated_at, ready_at=:p_v_ready_at WHERE workflow_runs.run_id = :p_run_id AND workflow_runs.lease_owner = :p_owner AND workflow_runs.lease_token = :p_token AND workflow_runs.next_event_index = :p_expected RETURNING run_id, workflow_id, workflow_version, status, input, output, error, wait_kind, wait_step_id, wait_key, wait_meta, wake_at, lease_owner, lease_token, lease_expires_at, next_event_index, created_at, updated_at, ready_at, deadline_at;
 UPDATE workflow_runs SET status=:p_q_status, wait_kind=:p_q_wait_kind, wait_step_id=:p_q_wait_step_id, wait_key=:p_q_wait_key, wait_meta=:p_q_wait_meta, wake_at=:p_q_wake_at, updated_at=:p_q_updated_at, ready_at=:p_q_ready_at WHERE workflow_runs.run_id = :p_run_id AND (EXISTS (SELECT * 
 FROM workflow_inbox 
 WHERE workflow_inbox.run_id = :p_run_id AND workflow_inbox.consumed = 0 AND (workflow_inbox.kind = :kind_1 AND workflow_inbox."key" = :p_wait_step_id OR workflow_inbox.kind = :kind_2 AND workflow_inbox.name = :p_wait_key AND (workflow_inbox.step_id IS NULL OR workflow_inbox.step_id = :p_wait_step_id))));
 COMMIT;
 
--- fire_due_timers: 5 round trip(s)
+-- fire_due_timers: 6 round trip(s)
 BEGIN IMMEDIATE;
+SELECT workflow_runs.run_id, workflow_runs.deadline_at 
+FROM workflow_runs 
+WHERE workflow_runs.finished_at IS NULL AND workflow_runs.deadline_at <= :p_now ORDER BY workflow_runs.deadline_at, workflow_runs.run_id
+ LIMIT :p_limit OFFSET :param_1;
 SELECT workflow_runs.run_id, workflow_runs.wait_kind, workflow_runs.wait_step_id, workflow_runs.wait_key, workflow_runs.wake_at 
 FROM workflow_runs 
 WHERE workflow_runs.wake_at IS NOT NULL AND workflow_runs.wake_at <= :p_now ORDER BY workflow_runs.wake_at, workflow_runs.run_id
@@ -44,7 +48,7 @@ COMMIT;
 
 -- deliver_signal: 5 round trip(s)
 BEGIN IMMEDIATE;
-SELECT workflow_runs.run_id, workflow_runs.workflow_id, workflow_runs.workflow_version, workflow_runs.status, workflow_runs.input, workflow_runs.output, workflow_runs.error, workflow_runs.wait_kind, workflow_runs.wait_step_id, workflow_runs.wait_key, workflow_runs.wait_meta, workflow_runs.wake_at, workflow_runs.lease_owner, workflow_runs.lease_token, workflow_runs.lease_expires_at, workflow_runs.next_event_index, workflow_runs.created_at, workflow_runs.updated_at, workflow_runs.ready_at, seen.kind AS seen_kind, seen."key" AS seen_key, seen.name AS seen_name, seen.step_id AS seen_step_id, seen.payload AS seen_payload, seen.meta AS seen_meta, seen.received_at AS seen_received_at, seen.consumed AS seen_consumed 
+SELECT workflow_runs.run_id, workflow_runs.workflow_id, workflow_runs.workflow_version, workflow_runs.status, workflow_runs.input, workflow_runs.output, workflow_runs.error, workflow_runs.wait_kind, workflow_runs.wait_step_id, workflow_runs.wait_key, workflow_runs.wait_meta, workflow_runs.wake_at, workflow_runs.lease_owner, workflow_runs.lease_token, workflow_runs.lease_expires_at, workflow_runs.next_event_index, workflow_runs.created_at, workflow_runs.updated_at, workflow_runs.ready_at, workflow_runs.deadline_at, seen.kind AS seen_kind, seen."key" AS seen_key, seen.name AS seen_name, seen.step_id AS seen_step_id, seen.payload AS seen_payload, seen.meta AS seen_meta, seen.received_at AS seen_received_at, seen.consumed AS seen_consumed 
 FROM workflow_runs LEFT OUTER JOIN workflow_inbox AS seen ON seen.run_id = workflow_runs.run_id AND seen.kind = :p_kind AND seen."key" = :p_key 
 WHERE workflow_runs.run_id = :p_run_id;
 INSERT INTO workflow_inbox (run_id, kind, "key", name, step_id, payload, meta, received_at, consumed) VALUES (:p_run_id, :p_kind, :p_key, :p_name, :p_step_id, :p_payload, :p_meta, :p_received_at, :p_consumed);
@@ -57,7 +61,7 @@ WITH picked AS MATERIALIZED
 FROM workflow_runs 
 WHERE workflow_runs.ready_at IS NOT NULL AND (workflow_runs.status = :status_2 OR workflow_runs.status = :status_3 AND workflow_runs.lease_expires_at <= :p_now) ORDER BY workflow_runs.ready_at, workflow_runs.run_id
  LIMIT :p_limit OFFSET :param_1)
- UPDATE workflow_runs SET updated_at=CASE WHEN (workflow_runs.status = :status_1) THEN workflow_runs.updated_at ELSE :p_now END, status=:status, lease_owner=:p_owner, lease_token=(workflow_runs.lease_token + :lease_token_1), lease_expires_at=:p_expires_at FROM picked WHERE workflow_runs.run_id = picked.run_id AND (workflow_runs.status = :status_4 OR workflow_runs.status = :status_5 AND workflow_runs.lease_expires_at <= :p_now) RETURNING run_id, workflow_id, workflow_version, status, input, output, error, wait_kind, wait_step_id, wait_key, wait_meta, wake_at, lease_owner, lease_token, lease_expires_at, next_event_index, created_at, updated_at, ready_at, (SELECT json_group_array(json_array(workflow_inbox.kind, workflow_inbox."key", workflow_inbox.name, workflow_inbox.step_id, workflow_inbox.payload, workflow_inbox.meta, workflow_inbox.received_at, workflow_inbox.consumed)) AS json_group_array_1 
+ UPDATE workflow_runs SET updated_at=CASE WHEN (workflow_runs.status = :status_1) THEN workflow_runs.updated_at ELSE :p_now END, status=:status, lease_owner=:p_owner, lease_token=(workflow_runs.lease_token + :lease_token_1), lease_expires_at=:p_expires_at FROM picked WHERE workflow_runs.run_id = picked.run_id AND (workflow_runs.status = :status_4 OR workflow_runs.status = :status_5 AND workflow_runs.lease_expires_at <= :p_now) RETURNING run_id, workflow_id, workflow_version, status, input, output, error, wait_kind, wait_step_id, wait_key, wait_meta, wake_at, lease_owner, lease_token, lease_expires_at, next_event_index, created_at, updated_at, ready_at, deadline_at, (SELECT json_group_array(json_array(workflow_inbox.kind, workflow_inbox."key", workflow_inbox.name, workflow_inbox.step_id, workflow_inbox.payload, workflow_inbox.meta, workflow_inbox.received_at, workflow_inbox.consumed)) AS json_group_array_1 
 FROM workflow_inbox 
 WHERE run_id = workflow_runs.run_id AND consumed = 0) AS inbox_json;
 
@@ -80,11 +84,11 @@ UPDATE workflow_schedules SET next_fire_at=CASE WHEN (workflow_schedules.schedul
 COMMIT;
 
 -- list_runs: 1 round trip(s)
-SELECT workflow_runs.run_id, workflow_runs.workflow_id, workflow_runs.workflow_version, workflow_runs.status, workflow_runs.input, workflow_runs.output, workflow_runs.error, workflow_runs.wait_kind, workflow_runs.wait_step_id, workflow_runs.wait_key, workflow_runs.wait_meta, workflow_runs.wake_at, workflow_runs.lease_owner, workflow_runs.lease_token, workflow_runs.lease_expires_at, workflow_runs.next_event_index, workflow_runs.created_at, workflow_runs.updated_at, workflow_runs.ready_at 
+SELECT workflow_runs.run_id, workflow_runs.workflow_id, workflow_runs.workflow_version, workflow_runs.status, workflow_runs.input, workflow_runs.output, workflow_runs.error, workflow_runs.wait_kind, workflow_runs.wait_step_id, workflow_runs.wait_key, workflow_runs.wait_meta, workflow_runs.wake_at, workflow_runs.lease_owner, workflow_runs.lease_token, workflow_runs.lease_expires_at, workflow_runs.next_event_index, workflow_runs.created_at, workflow_runs.updated_at, workflow_runs.ready_at, workflow_runs.deadline_at 
 FROM workflow_runs ORDER BY workflow_runs.created_at DESC, workflow_runs.run_id DESC
  LIMIT :p_limit OFFSET :param_1;
 
 -- load_run: 1 round trip(s)
-SELECT workflow_runs.run_id, workflow_runs.workflow_id, workflow_runs.workflow_version, workflow_runs.status, workflow_runs.input, workflow_runs.output, workflow_runs.error, workflow_runs.wait_kind, workflow_runs.wait_step_id, workflow_runs.wait_key, workflow_runs.wait_meta, workflow_runs.wake_at, workflow_runs.lease_owner, workflow_runs.lease_token, workflow_runs.lease_expires_at, workflow_runs.next_event_index, workflow_runs.created_at, workflow_runs.updated_at, workflow_runs.ready_at 
+SELECT workflow_runs.run_id, workflow_runs.workflow_id, workflow_runs.workflow_version, workflow_runs.status, workflow_runs.input, workflow_runs.output, workflow_runs.error, workflow_runs.wait_kind, workflow_runs.wait_step_id, workflow_runs.wait_key, workflow_runs.wait_meta, workflow_runs.wake_at, workflow_runs.lease_owner, workflow_runs.lease_token, workflow_runs.lease_expires_at, workflow_runs.next_event_index, workflow_runs.created_at, workflow_runs.updated_at, workflow_runs.ready_at, workflow_runs.deadline_at 
 FROM workflow_runs 
 WHERE workflow_runs.run_id = :p_run_id;

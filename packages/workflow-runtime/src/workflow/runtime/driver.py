@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import os
 import socket
 import time
@@ -39,6 +40,7 @@ from .errors import (
     InvalidArgumentError,
     LeaseLostError,
     RunCancelledError,
+    RunTimedOutError,
     WorkflowStoreError,
 )
 from .history import RUN_RETRY_STEP, EventType, History, error_data
@@ -282,12 +284,23 @@ class Runtime:
     # -- client side -----------------------------------------------------------------
     @overload
     async def start(
-        self, workflow: Workflow[InputT, Any], /, input: InputT, *, run_id: str | None = None
+        self,
+        workflow: Workflow[InputT, Any],
+        /,
+        input: InputT,
+        *,
+        run_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's deadline, not this call's
     ) -> Run: ...
 
     @overload
     async def start(
-        self, workflow_id: str, input: JSON = None, *, run_id: str | None = None
+        self,
+        workflow_id: str,
+        input: JSON = None,
+        *,
+        run_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's deadline, not this call's
     ) -> Run: ...
 
     async def start(
@@ -296,20 +309,28 @@ class Runtime:
         input: JSON = None,
         *,
         run_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's deadline, not this call's
     ) -> Run:
         """Start a run of the latest registered version of ``workflow_id`` (or of the
         given :class:`Workflow`'s id, ``input`` then checked against its handler's type).
 
         Idempotent on ``run_id``: starting it again returns the existing run (with its
-        original input). Raises :class:`RunConflictError` when a run of another workflow
-        has that id.
+        original input and deadline). Raises :class:`RunConflictError` when a run of
+        another workflow has that id.
+
+        ``timeout`` (seconds) gives the run a deadline, ``now + timeout``: a worker's
+        ``fire_due_timers`` ends it ``timed_out`` then, whatever it is doing (stores
+        declaring ``Capability.DEADLINES``).
         """
         if isinstance(workflow_id, Workflow):
             workflow_id = workflow_id.workflow_id
         wf = self.workflows.latest(workflow_id)
         run_id = run_id if run_id is not None else uuid.uuid4().hex
+        deadline: dict[str, Any] = {}
+        if timeout is not None:
+            deadline["deadline_at"] = self.clock() + _timeout_ms(timeout)
         with telemetry.start_span(wf.workflow_id, run_id) as trace_context:
-            result = await self._create(wf, run_id, input, trace_context)
+            result = await self._create(wf, run_id, input, trace_context, deadline)
         if isinstance(result, Conflict):
             raise RunConflictError(result.run, workflow_id)
         if isinstance(result, Created):
@@ -319,14 +340,21 @@ class Runtime:
         return result.run
 
     async def _create(
-        self, wf: Workflow[Any, Any], run_id: str, input: JSON, trace_context: dict[str, str] | None
+        self,
+        wf: Workflow[Any, Any],
+        run_id: str,
+        input: JSON,
+        trace_context: dict[str, str] | None,
+        deadline: dict[str, Any],
     ) -> CreateResult:
+        """``deadline``: ``{"deadline_at": ms}`` or nothing (stores without deadlines
+        never see the keyword)."""
         if trace_context is not None:
-            return await self._create_traced(wf, run_id, input, trace_context)
+            return await self._create_traced(wf, run_id, input, trace_context, deadline)
         worker = self._free_worker()
         if worker is None:
             result = await self.store.create_run(
-                run_id, wf.workflow_id, wf.version, input, self.clock()
+                run_id, wf.workflow_id, wf.version, input, self.clock(), **deadline
             )
         else:
             # A worker of this process has a slot: the run is created claimed for this
@@ -340,6 +368,7 @@ class Runtime:
                     self.clock(),
                     owner=self.owner,
                     lease_ms=self.lease_ms,
+                    **deadline,
                 )
             except BaseException:
                 worker.unreserve()
@@ -351,7 +380,12 @@ class Runtime:
         return result
 
     async def _create_traced(
-        self, wf: Workflow[Any, Any], run_id: str, input: JSON, trace_context: dict[str, str]
+        self,
+        wf: Workflow[Any, Any],
+        run_id: str,
+        input: JSON,
+        trace_context: dict[str, str],
+        deadline: dict[str, Any],
     ) -> CreateResult:
         """Create the run with ``trace_context`` as its first event, so that the worker
         that drives it, in any process, continues the caller's trace. The contract has
@@ -364,7 +398,7 @@ class Runtime:
             {"owner": self.owner, "lease_ms": self.lease_ms} if claim_on_create else {}
         )
         result = await self.store.create_run(
-            run_id, wf.workflow_id, wf.version, input, self.clock(), **lease_args
+            run_id, wf.workflow_id, wf.version, input, self.clock(), **lease_args, **deadline
         )
         if not isinstance(result, Created):
             return result
@@ -976,7 +1010,13 @@ class Runtime:
         log.info(
             "run %s: %s",
             run.run_id,
-            "cancelled while running" if cancelled else f"lease lost ({exc})",
+            (
+                "timed out while running (its deadline fired)"
+                if isinstance(exc, RunTimedOutError)
+                else "cancelled while running"
+            )
+            if cancelled
+            else f"lease lost ({exc})",
             extra={"run_id": run.run_id},
         )
         return DriveReport(
@@ -995,3 +1035,15 @@ class Runtime:
             extra={"run_id": run.run_id},
         )
         return DriveReport(run.run_id, run.workflow_id, DriveOutcome.ABANDONED, None, str(exc))
+
+
+def _timeout_ms(timeout: object) -> int:
+    """A run's ``timeout`` (seconds, > 0, finite) in whole milliseconds (at least 1)."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise InvalidArgumentError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return max(1, round(timeout * 1000))

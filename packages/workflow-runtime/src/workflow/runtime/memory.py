@@ -27,6 +27,7 @@ from .errors import (
     LeaseLostError,
     LogConflictError,
     RunCancelledError,
+    RunTimedOutError,
     StoreUnavailableError,
 )
 from .records import (
@@ -91,6 +92,7 @@ class _RunRow:
     output: str | None = None
     error: str | None = None
     wait: EncodedWait | None = None
+    deadline_at: int | None = None
     lease: Lease | None = None
     last_token: int = 0
     events: list[tuple[str, str | None, str | None, int]] = field(default_factory=list)
@@ -186,7 +188,12 @@ class InMemoryStore:
     @property
     def capabilities(self) -> frozenset[Capability]:
         return frozenset(
-            {Capability.SUBSCRIBE_EVENTS, Capability.CLAIM_ON_CREATE, Capability.NOTIFY_RUNNABLE}
+            {
+                Capability.SUBSCRIBE_EVENTS,
+                Capability.CLAIM_ON_CREATE,
+                Capability.NOTIFY_RUNNABLE,
+                Capability.DEADLINES,
+            }
         )
 
     def handle(self) -> InMemoryStore:
@@ -214,6 +221,7 @@ class InMemoryStore:
             created_at=row.created_at,
             updated_at=row.updated_at,
             ready_at=row.ready_at,
+            deadline_at=row.deadline_at,
         )
 
     @staticmethod
@@ -253,6 +261,8 @@ class InMemoryStore:
             raise LeaseLostError(run_id, f"run {run_id!r} does not exist (deleted?)")
         if row.status is RunStatus.CANCELLED:
             raise RunCancelledError(run_id)
+        if row.status is RunStatus.TIMED_OUT:
+            raise RunTimedOutError(run_id)
         # Token and owner: a token alone restarts at 1 when a run id is deleted and
         # created again, and a stale worker must not pass for the new holder.
         if row.lease is None or row.lease.token != lease.token or row.lease.owner != lease.owner:
@@ -300,6 +310,7 @@ class InMemoryStore:
         *,
         owner: str | None = None,
         lease_ms: int | None = None,
+        deadline_at: int | None = None,
     ) -> CreateResult:
         a = arguments.new_run(
             run_id,
@@ -310,6 +321,7 @@ class InMemoryStore:
             max_bytes=self.max_payload_bytes,
             owner=owner,
             lease_ms=lease_ms,
+            deadline_at=deadline_at,
         )
         data = self._open()
         existing = data.runs.get(a.run_id)
@@ -325,6 +337,7 @@ class InMemoryStore:
             a.now,
             a.now,
             a.now,
+            deadline_at=a.deadline_at,
         )
         if a.owner is not None and a.expires_at is not None:
             row.status = RunStatus.RUNNING
@@ -619,6 +632,7 @@ class InMemoryStore:
     async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
         now = validation.check_now(now)
         limit = validation.check_limit(limit)
+        fired = self._fire_deadlines(now, limit)
         due = sorted(
             (
                 r
@@ -629,8 +643,7 @@ class InMemoryStore:
                 and r.wait.wake_at <= now
             ),
             key=lambda r: (r.wait.wake_at if r.wait else 0, r.run_id),
-        )[:limit]
-        fired: list[InboxEntry] = []
+        )[: limit - len(fired)]
         for row in due:
             assert row.wait is not None
             assert row.wait.wake_at is not None
@@ -650,6 +663,43 @@ class InMemoryStore:
             fired.append(self._entry(row.run_id, entry))
         if fired:
             self._data.runnable()
+        return fired
+
+    def _fire_deadlines(self, now: int, limit: int) -> list[InboxEntry]:
+        """End up to ``limit`` runs whose deadline passed ``timed_out``, oldest
+        ``(deadline_at, run_id)`` first, each with its deadline entry."""
+        data = self._open()
+        due = sorted(
+            (
+                r
+                for r in data.runs.values()
+                if not r.status.terminal and r.deadline_at is not None and r.deadline_at <= now
+            ),
+            key=lambda r: (r.deadline_at or 0, r.run_id),
+        )[:limit]
+        fired: list[InboxEntry] = []
+        error = codec.encode_error(arguments.TIMED_OUT_ERROR)
+        for row in due:
+            assert row.deadline_at is not None
+            entry = _InboxRow(
+                InboxKind.DEADLINE,
+                arguments.DEADLINE_KEY,
+                None,
+                None,
+                arguments.deadline_payload(row.deadline_at),
+                None,
+                now,
+            )
+            row.inbox[(InboxKind.DEADLINE, arguments.DEADLINE_KEY)] = entry
+            row.status = RunStatus.TIMED_OUT
+            row.error = error
+            row.lease = None
+            row.wait = None
+            row.ready_at = None
+            row.updated_at = now
+            fired.append(self._entry(row.run_id, entry))
+        if fired:
+            data.notify()
         return fired
 
     # -- schedules -----------------------------------------------------------------

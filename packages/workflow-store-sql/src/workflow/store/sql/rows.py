@@ -43,6 +43,7 @@ RUN_COLUMNS = (
     "created_at",
     "updated_at",
     "ready_at",
+    "deadline_at",
 )
 INBOX_COLUMNS = ("kind", "key", "name", "step_id", "payload", "meta", "received_at", "consumed")
 EVENT_COLUMNS = ("event_index", "type", "step_id", "data", "created_at")
@@ -95,6 +96,7 @@ def run_from_row(row: Row) -> Run:
         created_at=_int(row["created_at"]),
         updated_at=_int(row["updated_at"]),
         ready_at=_opt_int(row["ready_at"]),
+        deadline_at=_opt_int(row["deadline_at"]),
     )
 
 
