@@ -2,6 +2,7 @@
 purge``.
 
     workflow runs start myapp.workflows:runtime order --input '{"sku": "A1"}' [--id RUN_ID]
+        [--timeout 2h]
     workflow runs purge --finished-before 30d [--limit 1000]
     workflow runs purge --finished-before 2026-01-01T00:00:00Z
 """
@@ -18,7 +19,7 @@ from ..hints import shell_command
 from ..records import Run
 from ..registry import redact_url
 from .common import parse_json, url_option, with_store
-from .durations import seconds_in
+from .durations import Duration, seconds_in
 from .operations import runs
 from .worker_command import load_runtime
 
@@ -34,8 +35,19 @@ PURGE_BATCH = 1000
 @click.option(
     "--id", "run_id", help="Run id (default: a new one); starting the same id again is a no-op."
 )
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=Duration(),
+    help="The run's deadline from now (90s, 15m, 2h, 7d): it ends timed_out then.",
+)
 def start_run(
-    url: str, target: str, workflow_id: str, input_json: str | None, run_id: str | None
+    url: str,
+    target: str,
+    workflow_id: str,
+    input_json: str | None,
+    run_id: str | None,
+    timeout_s: float | None,
 ) -> None:
     """Start a run of WORKFLOW (its latest version in MODULE:RUNTIME, as for `workflow
     worker`); a worker on the store drives it."""
@@ -43,7 +55,9 @@ def start_run(
     template = load_runtime(target)
 
     async def act(store: ExecutionStore) -> Run:
-        return await template.bind(store).start(workflow_id, value, run_id=run_id)
+        return await template.bind(store).start(
+            workflow_id, value, run_id=run_id, timeout=timeout_s
+        )
 
     run = with_store(url, act)
     version = run.workflow_version or "-"
