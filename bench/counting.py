@@ -28,6 +28,20 @@ def sql_recorder(store: SQLStore) -> Recorder:
 
 
 @contextlib.contextmanager
+def all_statements(stores: Iterable[SQLStore]) -> Iterator[list[str]]:
+    """What :func:`sql_recorder` collects, on every one of ``stores`` (the handles of
+    several workers): the list is filled when the block ends."""
+    total: list[str] = []
+    with contextlib.ExitStack() as stack:
+        seen = [stack.enter_context(recording(store)) for store in stores]
+        try:
+            yield total
+        finally:
+            for statements in seen:
+                total.extend(statements)
+
+
+@contextlib.contextmanager
 def thread_hops() -> Iterator[list[str]]:
     """One label (the function's name) per callable handed to a thread pool: SQLite
     has no server, so hops to the connection's thread are its round trips. The store

@@ -30,6 +30,7 @@ measures its own process's CPU and its PostgreSQL backends' the same way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import subprocess
 import sys
@@ -41,8 +42,9 @@ from typing import Any
 
 from workflow.runtime import Capability, EventType, ExecutionStore, Runtime, StoredEvent
 from workflow.runtime.worker import Worker
+from workflow.store.sql import SQLStore
 
-from .counting import Recorder
+from .counting import Recorder, all_statements
 from .cpu import CpuCost, Meter, ServerCpu, Spent, per_unit
 from .report import REPO_ROOT
 from .stats import Percentiles, Spread, ratios
@@ -260,15 +262,21 @@ async def run_config(target: Target, workers: int, settings: E2ESettings, tag: s
     else:
         extra = [target.open_handle() for _ in range(workers - 1)]
         handles = [store, *extra]
-    # Counted on the first handle: with one worker, every call goes through it.
-    recorder = target.recorder if workers == 1 else None
+    # Counted on the first handle: with one worker, every call goes through it; with
+    # more, on every handle (SQL), or process-wide (the Redis and SQLite recorders).
+    recorder = target.recorder
+    if workers > 1 and all(isinstance(h, SQLStore) for h in handles):
+        sql_handles = [h for h in handles if isinstance(h, SQLStore)]
+        recorder = functools.partial(all_statements, sql_handles)
     counter = iter(range(10**9))
 
     def ids(n: int, side: str) -> list[str]:
         return [f"{tag}-{side}-{next(counter)}" for _ in range(n)]
 
     try:
-        warm = SLOTS
+        # Warm-up rounds, counted: one run per slot with one worker; with more, a full
+        # round (a few runs would all be created claimed by the starting worker).
+        warm = SLOTS if workers == 1 else settings.runs
         rt_sent = await _counted(recorder, warm, runtime_round(handles, ids(warm, "rt"), settings))
         fl_sent = await _counted(recorder, warm, floor_round(handles, ids(warm, "fl")))
         server = target.server_cpu

@@ -90,7 +90,7 @@ def _delete_all(store: SQLStore) -> None:
     t = store.tables
     with store.engine.connect() as conn:
         # Children first: MySQL will not delete rows other rows still reference.
-        for table in (t.events, t.inbox, t.schedules, t.runs):
+        for table in (t.events, t.inbox, t.schedules, t.runs, t.queues):
             conn.execute(sa.delete(table))
 
 

@@ -160,6 +160,9 @@ class OverwritingCreate(InMemoryStore):
         owner: str | None = None,
         lease_ms: int | None = None,
         deadline_at: int | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> CreateResult:
         if isinstance(run_id, str):
             self._data.runs.pop(run_id, None)
@@ -172,6 +175,9 @@ class OverwritingCreate(InMemoryStore):
             owner=owner,
             lease_ms=lease_ms,
             deadline_at=deadline_at,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
         )
 
 
@@ -210,6 +216,9 @@ class NoValidation(InMemoryStore):
         owner: str | None = None,
         lease_ms: int | None = None,
         deadline_at: int | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> CreateResult:
         if run_id == "":
             row = _RunRow("", workflow_id, workflow_version, RunStatus.QUEUED, None, now, now, now)
@@ -224,6 +233,9 @@ class NoValidation(InMemoryStore):
             owner=owner,
             lease_ms=lease_ms,
             deadline_at=deadline_at,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
         )
 
 
@@ -342,10 +354,17 @@ class ClaimTiesByArrival(InMemoryStore):
     """Claims the right runs but returns ties on ready_at in creation order."""
 
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
         claims = await super().claim_runnable(
-            owner, lease_ms, limit, now, with_history=with_history
+            owner, lease_ms, limit, now, with_history=with_history, queues=queues
         )
         order = list(self._data.runs)
         return sorted(claims, key=lambda c: (c.run.ready_at, order.index(c.run.run_id)))
@@ -449,11 +468,34 @@ class PlainOverlapIsSkip(InMemoryStore):
         )
 
 
+class QueueLimitsIgnoredByClaimRunnable(InMemoryStore):
+    """Checks queue limits on claim_run and create, but not in claim_runnable."""
+
+    async def claim_runnable(
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
+    ) -> list[Claimed]:
+        configured, self._data.queues = self._data.queues, {}
+        try:  # no await in between: no other caller sees the queues gone
+            return await super().claim_runnable(
+                owner, lease_ms, limit, now, with_history=with_history, queues=queues
+            )
+        finally:
+            self._data.queues = configured
+
+
 BROKEN_STORES: dict[str, type[InMemoryStore]] = {
     cls.__name__: cls
     for cls in (
         NoCompareAndSwap,
         NoFencing,
+        QueueLimitsIgnoredByClaimRunnable,
         ReentrantClaim,
         ExpiryExclusive,
         TokenNotIncremented,

@@ -17,6 +17,7 @@ class TestInMemoryStore(StoreContract):
             Capability.NOTIFY_RUNNABLE,
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
+            Capability.QUEUES,
         }
     )
 

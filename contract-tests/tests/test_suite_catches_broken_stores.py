@@ -21,7 +21,7 @@ from workflow.runtime import Capability
 
 
 class TestBrokenStore(StoreContract):
-    capabilities = frozenset({{Capability.SUBSCRIBE_EVENTS}})
+    capabilities = frozenset({{Capability.SUBSCRIBE_EVENTS, Capability.QUEUES}})
 
     @pytest.fixture
     async def store(self):
@@ -66,6 +66,7 @@ FAMILY = {
     "PlainStatusStringIgnored": "status_filter_in_each_accepted_form",
     "TupleConsumeIgnored": "list_or_tuple",
     "PlainOverlapIsSkip": "plain_value",
+    "QueueLimitsIgnoredByClaimRunnable": "32_claimers",
 }
 
 

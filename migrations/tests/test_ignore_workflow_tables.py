@@ -13,8 +13,15 @@ from workflow.store.sql import ignore_workflow_tables, workflow_table_names
 OURS = sorted(workflow_table_names("wf_"))
 
 
-def test_the_names_are_the_four_tables_and_the_version_table() -> None:
-    assert OURS == ["wf_alembic_version", "wf_events", "wf_inbox", "wf_runs", "wf_schedules"]
+def test_the_names_are_the_five_tables_and_the_version_table() -> None:
+    assert OURS == [
+        "wf_alembic_version",
+        "wf_events",
+        "wf_inbox",
+        "wf_queues",
+        "wf_runs",
+        "wf_schedules",
+    ]
 
 
 @pytest.mark.parametrize("name", OURS)

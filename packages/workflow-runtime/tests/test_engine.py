@@ -10,7 +10,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import pytest
@@ -445,10 +445,19 @@ class _CountingStore(InMemoryStore):
         return await super().fire_due_timers(now, limit)
 
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
         self.claims += 1
-        return await super().claim_runnable(owner, lease_ms, limit, now, with_history=with_history)
+        return await super().claim_runnable(
+            owner, lease_ms, limit, now, with_history=with_history, queues=queues
+        )
 
 
 async def test_a_worker_refills_freed_slots_without_firing_timers_each_time() -> None:

@@ -4,6 +4,7 @@ cancelled and releases its lease; a bad grace period is refused."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 
 import pytest
 
@@ -73,13 +74,20 @@ class ClaimAnswersLate(InMemoryStore):
         self.in_flight: set[asyncio.Future[list[Claimed]]] = set()
 
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
         async def on_the_server() -> list[Claimed]:
             self.asked.set()
             await self.answer.wait()
             return await super(ClaimAnswersLate, self).claim_runnable(
-                owner, lease_ms, limit, now, with_history=with_history
+                owner, lease_ms, limit, now, with_history=with_history, queues=queues
             )
 
         # Shielded, as a statement the server runs whether or not its caller was

@@ -6,7 +6,7 @@ its guard timeout fails it) if the wake-up were missing; the store counts the ca
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
 import pytest
@@ -48,10 +48,19 @@ class CountingStore(InMemoryStore):
         return await super().fire_due_schedules(now, limit)
 
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
         self.claims += 1
-        return await super().claim_runnable(owner, lease_ms, limit, now, with_history=with_history)
+        return await super().claim_runnable(
+            owner, lease_ms, limit, now, with_history=with_history, queues=queues
+        )
 
 
 @workflow("echo")

@@ -41,6 +41,7 @@ class TestMySQLStore(SQLServerContract):
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
+            Capability.QUEUES,
         }
     )
     server = SERVER

@@ -12,7 +12,21 @@ from postgres_server import SERVER, URL, RawConnection, raw_connection, scalar
 
 from workflow.contract_tests import WatchKiller
 from workflow.contract_tests.sql import SQLServerContract, assert_golden
-from workflow.runtime import Buffered, Capability, Claimed, ExecutionStore, Pause, RunStatus, Wait
+from workflow.runtime import (
+    JSON,
+    Buffered,
+    Capability,
+    Claimed,
+    Context,
+    ExecutionStore,
+    Pause,
+    RunStatus,
+    Runtime,
+    Wait,
+    workflow,
+)
+from workflow.runtime.wakeups import Watch
+from workflow.runtime.worker import Worker
 from workflow.store.postgres.listener import listen_statement
 from workflow.store.postgres.store import PostgresStore
 from workflow.store.sql.statements import (
@@ -22,6 +36,14 @@ from workflow.store.sql.statements import (
     recording,
     texts,
 )
+
+T0 = 1_700_000_000_000
+WORKERS = 8
+
+
+@workflow("echo")
+async def echo(ctx: Context, input: JSON) -> JSON:
+    return await ctx.step("echo", lambda: input)
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +59,7 @@ class TestPostgresStore(SQLServerContract):
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
+            Capability.QUEUES,
             Capability.NOTIFY_RUNNABLE,
         }
     )
@@ -205,17 +228,65 @@ async def _listening(store: PostgresStore, count: int) -> None:
     pytest.fail(f"never {count} sessions running {listen!r}")
 
 
-async def test_each_watcher_listens_on_a_connection_closed_when_it_ends(
+async def test_the_watchers_of_a_process_share_one_connection_closed_with_the_last(
     server_schema: str,
 ) -> None:
-    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="listen_")
+    stores = [
+        PostgresStore.from_url(URL, schema=server_schema, table_prefix="listen_")
+        for _ in range(WORKERS)
+    ]
+    await stores[0].create_schema()
+    watches = [store.watch_runnable() for store in stores] + [stores[0].watch_runnable()]
     try:
-        first, second = store.watch_runnable(), store.watch_runnable()
-        await asyncio.wait_for(anext(first), 10)
-        await asyncio.wait_for(anext(second), 10)
-        await _listening(store, 2)  # outside the pool: the pool never hands them out
-        await first.aclose()
-        await _listening(store, 1)
+        for watch in watches:
+            await asyncio.wait_for(anext(watch), 10)  # each listens from now on
+        # One LISTEN session (outside the pool) for nine watchers on eight handles.
+        await _listening(stores[0], 1)
+        hubs = {id(watch.hub) for watch in watches if isinstance(watch, Watch)}
+        assert len(hubs) == 1
+        await watches[0].aclose()
+        await stores[0].close()  # ends its other watcher; the other handles' go on
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(watches[-1]), 10)
+        await stores[1].create_run("r", "wf", None, None, T0)
+        for watch in watches[1:-1]:
+            await asyncio.wait_for(anext(watch), 10)
+        await _listening(stores[0], 1)
     finally:
-        await store.close()
-    await _listening(store, 0)  # closing the store closed the other
+        for store in stores:
+            await store.close()
+    await _listening(stores[0], 0)  # the last watcher out closed it
+
+
+async def test_eight_workers_share_one_listener_and_finish_runs_started_elsewhere(
+    server_schema: str,
+) -> None:
+    stores = [
+        PostgresStore.from_url(URL, schema=server_schema, table_prefix="workers_")
+        for _ in range(WORKERS + 1)
+    ]
+    await stores[0].create_schema()
+    workers = [
+        Worker(Runtime(store, [echo], concurrency=2), poll_interval=60, jitter=0)
+        for store in stores[1:]
+    ]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        for _ in range(1200):
+            if all(w.listening for w in workers):
+                break
+            await asyncio.sleep(0.01)
+        await _listening(stores[0], 1)
+        # Runs made by a handle without a worker (another process): only the hints
+        # bring the workers (their next poll is a minute away).
+        elsewhere = Runtime(stores[0], [echo])
+        for i in range(20):
+            await elsewhere.start("echo", i, run_id=f"r{i}")
+        for i in range(20):
+            assert await elsewhere.result(f"r{i}", wait=30, poll=0.01) == i
+    finally:
+        for w in workers:
+            w.stop()
+        await asyncio.gather(*tasks)
+        for store in stores:
+            await store.close()

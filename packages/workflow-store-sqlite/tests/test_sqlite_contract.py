@@ -26,6 +26,7 @@ class TestSQLiteStore(StoreContract):
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
+            Capability.QUEUES,
         }
     )
 

@@ -110,6 +110,24 @@ def test_runs_start_with_a_timeout_gives_the_run_its_deadline(url: str, app: str
     assert load(url, "o-u") is None
 
 
+def test_runs_start_places_the_run_and_runs_show_prints_its_queue(url: str, app: str) -> None:
+    code, out = invoke(
+        "runs", "start", app, "order", "--id", "q-1", "--url", url,
+        "--queue", "emails", "--priority", "7", "--key", "tenant-a",
+    )  # fmt: skip
+    assert code == 0, out
+    run = load(url, "q-1")
+    assert run is not None
+    assert (run.queue, run.priority, run.partition_key) == ("emails", 7, "tenant-a")
+    code, out = invoke("runs", "show", "q-1", "--url", url)
+    assert code == 0, out
+    assert "emails (priority 7, key tenant-a)" in out
+    code, out = invoke("runs", "start", app, "order", "--id", "q-2", "--url", url)
+    assert code == 0, out
+    code, out = invoke("runs", "show", "q-2", "--url", url)
+    assert "default (priority 0, key -)" in out
+
+
 def test_runs_start_again_with_the_same_id_keeps_the_first_run(url: str, app: str) -> None:
     assert (
         invoke(

@@ -38,6 +38,7 @@ from .cases.fencing import LeaseIdentityCases
 from .cases.listing import ListingCases
 from .cases.ordering import TieBreakCases
 from .cases.payloads import PayloadFidelityCases
+from .cases.queues import QueueCases
 from .cases.runs import RunLifecycleCases
 from .cases.runtime import RuntimeCases
 from .cases.schedules import ScheduleCases
@@ -45,6 +46,7 @@ from .cases.signals import DeliveryCases
 from .cases.timers import TimerCases
 from .cases.wakeups import WakeupCases
 from .concurrency import ConcurrencyCases
+from .queue_races import QueueRaceCases
 from .stateful import StatefulCases
 from .support import StoreFactory
 
@@ -66,6 +68,8 @@ class StoreContract(
     PayloadFidelityCases,
     CapabilityCases,
     ConcurrencyCases,
+    QueueCases,
+    QueueRaceCases,
     StatefulCases,
     RuntimeCases,
     WakeupCases,

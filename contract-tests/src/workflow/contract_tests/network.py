@@ -193,7 +193,8 @@ async def worker_recovers_after_a_heal(
     """A worker whose network black-holes mid-step and heals (its stale connections
     cut) carries on by itself: its slice was given up at the local lease deadline, the
     lease expires, the same worker claims the run again and finishes it. The step that
-    was cut short runs again (its completion was never recorded); the other once."""
+    was cut short runs again (its completion was never recorded); each step's completion
+    is recorded once."""
     started, gave_up = asyncio.Event(), asyncio.Event()
     executions: list[str] = []
 
@@ -232,7 +233,13 @@ async def worker_recovers_after_a_heal(
         worker.stop()
         await running
     assert loaded.status is RunStatus.FINISHED, loaded
-    assert executions == ["first", "first", "second"], executions
+    # The cut-short step ran again. On a loaded machine a later slice may also outlive
+    # its short lease before its write lands, and run a step again whose completion was
+    # not recorded (at least once); what must never happen is a step completed twice.
+    assert executions[:2] == ["first", "first"], executions
+    assert executions[-1] == "second", executions
+    completed = [e.step_id for e in await direct.read_events(run_id) if e.type == "STEP_COMPLETED"]
+    assert completed == ["first", "second"], completed
 
 
 async def lost_replies_have_the_documented_answers(

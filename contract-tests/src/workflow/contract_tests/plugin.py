@@ -81,13 +81,13 @@ def _is_contract(cls: type) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    marker = item.get_closest_marker("workflow_requires")
-    if marker is None:
-        return
-    needed = Capability(marker.args[0])
     cls = getattr(item, "cls", None)
     declared: frozenset[Capability] = getattr(cls, "capabilities", frozenset())
-    if needed not in declared:
+    # A case may need several capabilities (one mark each): the skip names the first missing one.
+    for marker in item.iter_markers("workflow_requires"):
+        needed = Capability(marker.args[0])
+        if needed in declared:
+            continue
         owner = cls.__name__ if cls else item.nodeid
         item.config.stash[_STATE_KEY].capability.setdefault(owner, set()).add(needed.value)
         names = ", ".join(sorted(c.value for c in declared)) or "none"

@@ -160,7 +160,7 @@ async def empty_tables(store: SQLStore) -> None:
 
     def empty() -> None:
         with store.engine.connect() as conn:
-            for table in (t.events, t.inbox, t.schedules, t.runs):
+            for table in (t.events, t.inbox, t.schedules, t.runs, t.queues):
                 conn.execute(sa.delete(table))
 
     await asyncio.to_thread(empty)

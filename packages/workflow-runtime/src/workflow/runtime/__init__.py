@@ -7,7 +7,7 @@ unless their docs say otherwise (``codec`` and ``validation`` are for store auth
 
 from __future__ import annotations
 
-from .contract import Capability, ExecutionStore
+from .contract import Capability, ExecutionStore, QueueStore
 from .cursor import decode_cursor, encode_cursor
 from .definitions import Scheduled, Workflow, WorkflowSet, cron, every, workflow
 from .driver import DriveOutcome, DriveReport, Runtime, SweepReport, default_owner, system_clock
@@ -42,6 +42,8 @@ from .records import (
     NewEvent,
     Overlap,
     Page,
+    Queue,
+    RateLimit,
     Run,
     RunStatus,
     Schedule,
@@ -145,6 +147,9 @@ __all__ = [
     "Page",
     "Pause",
     "PayloadError",
+    "Queue",
+    "QueueStore",
+    "RateLimit",
     "ResultTimeoutError",
     "RetryPolicy",
     "Run",

@@ -14,7 +14,17 @@ from typing import Any
 
 from . import codec, validation
 from .errors import InvalidArgumentError
-from .records import JSON, ErrorInfo, InboxKind, InboxRef, Lease, Overlap, ScheduleSpec
+from .queues import DEFAULT_PLACEMENT, Placement, check_queues, placement
+from .records import (
+    DEFAULT_QUEUE,
+    JSON,
+    ErrorInfo,
+    InboxKind,
+    InboxRef,
+    Lease,
+    Overlap,
+    ScheduleSpec,
+)
 from .validation import EncodedEvent, EncodedOutcome
 
 
@@ -30,6 +40,7 @@ class NewRun:
     expires_at: int | None = None
     deadline_at: int | None = None
     """When the run times out (``None``: never)."""
+    placement: Placement = DEFAULT_PLACEMENT
 
 
 def new_run(
@@ -44,6 +55,9 @@ def new_run(
     lease_ms: object = None,
     deadline_at: object = None,
     deadlines: bool = True,
+    queue: object = DEFAULT_QUEUE,
+    priority: object = 0,
+    partition_key: object = None,
 ) -> NewRun:
     """``deadlines=False``: the store does not declare ``DEADLINES`` and refuses one."""
     checked = NewRun(
@@ -52,6 +66,7 @@ def new_run(
         validation.check_optional_id(workflow_version, "workflow_version"),
         codec.encode_optional(input, max_bytes=max_bytes, what="input"),
         validation.check_now(now),
+        placement=placement(queue, priority, partition_key),
     )
     checked_deadline = None
     if deadline_at is not None:
@@ -77,6 +92,7 @@ def new_run(
         checked_owner,
         checked_now + checked_ms,
         checked_deadline,
+        checked.placement,
     )
 
 
@@ -148,10 +164,17 @@ class ClaimMany:
     limit: int
     now: int
     with_history: bool
+    queues: frozenset[str] | None = None
+    """Only runs of these queues (``None``: every queue)."""
 
 
 def claim_many(
-    owner: object, lease_ms: object, limit: object, now: object, with_history: object
+    owner: object,
+    lease_ms: object,
+    limit: object,
+    now: object,
+    with_history: object,
+    queues: object = None,
 ) -> ClaimMany:
     checked_owner = validation.check_id(owner, "owner")
     checked_ms, checked_now = _lease_end(lease_ms, now)
@@ -161,6 +184,7 @@ def claim_many(
         validation.check_limit(limit),
         checked_now,
         validation.check_bool(with_history, "with_history"),
+        check_queues(queues),
     )
 
 

@@ -20,6 +20,8 @@ from .records import (
     NewEvent,
     Overlap,
     Page,
+    Queue,
+    RateLimit,
     Run,
     RunStatus,
     Schedule,
@@ -60,6 +62,11 @@ class Capability(enum.StrEnum):
     """``create_run(..., deadline_at=)`` gives a run a deadline that ``fire_due_timers``
     fires exactly once: the run ends ``timed_out`` (see ``docs/semantics.md``). A store
     without it rejects ``deadline_at`` with ``InvalidArgumentError``."""
+    QUEUES = "queues"
+    """Runs have a queue, a priority and a partition key, and the store is a
+    :class:`QueueStore`: every claim keeps the queue's limits in the same atomic step
+    (``docs/semantics.md``, Queues). A store without it refuses a non-default queue,
+    priority or partition key."""
 
 
 @runtime_checkable
@@ -88,6 +95,9 @@ class ExecutionStore(Protocol):
         owner: str | None = None,
         lease_ms: int | None = None,
         deadline_at: int | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> CreateResult:
         """Create a ``queued`` run: ``Created`` | ``Existing`` (same workflow; the
         original input is kept) | ``Conflict`` (different workflow).
@@ -98,7 +108,11 @@ class ExecutionStore(Protocol):
         With ``owner`` and ``lease_ms`` (stores declaring ``CLAIM_ON_CREATE``), a new
         run is created ``running`` under a lease for ``owner`` (token 1, expiring at
         ``now + lease_ms``), returned in ``Created.lease``; an existing run is left as
-        it is (not claimed)."""
+        it is (not claimed). A new run whose queue is at a limit is created ``queued``
+        and not claimed (``lease`` is ``None``).
+
+        ``queue``, ``priority`` and ``partition_key`` (stores declaring ``QUEUES``;
+        the others refuse values other than the defaults) place the run in a queue."""
         ...
 
     async def load_run(self, run_id: str) -> Run | None: ...
@@ -142,10 +156,18 @@ class ExecutionStore(Protocol):
         ...
 
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
-        """Claim up to ``limit`` claimable runs, oldest ``ready_at`` first; concurrent
-        callers never get the same run."""
+        """Claim up to ``limit`` claimable runs, highest priority then oldest
+        ``ready_at`` first, within their queues' limits; concurrent callers never get
+        the same run. ``queues`` restricts the claim to runs of those queues."""
         ...
 
     async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
@@ -250,3 +272,26 @@ class ExecutionStore(Protocol):
     async def schema_status(self) -> SchemaStatus: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class QueueStore(Protocol):
+    """The queue configuration of a store declaring ``Capability.QUEUES``."""
+
+    async def upsert_queue(
+        self,
+        name: str,
+        now: int,
+        *,
+        concurrency: int | None = None,
+        per_key_concurrency: int | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> Queue:
+        """Create or replace a queue's limits (``None``: unlimited)."""
+        ...
+
+    async def get_queue(self, name: str) -> Queue | None: ...
+
+    async def list_queues(self) -> list[Queue]:
+        """Every configured queue, by name."""
+        ...

@@ -21,7 +21,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, overload
 
@@ -44,7 +44,9 @@ from .errors import (
     WorkflowStoreError,
 )
 from .history import RUN_RETRY_STEP, EventType, History, error_data
+from .queues import check_queues
 from .records import (
+    DEFAULT_QUEUE,
     JSON,
     ErrorInfo,
     InboxEntry,
@@ -115,6 +117,14 @@ class LocalWorker(Protocol):
 
     def adopt(self, claim: Claimed) -> None:
         """Drive ``claim`` in the slot :meth:`reserve` held."""
+
+    @property
+    def claim_as(self) -> tuple[str, int]:
+        """The lease owner and length (ms) of a run created claimed for it."""
+
+    def lend(self, workflow_id: str, version: str | None, queue: str) -> LocalWorker | None:
+        """Another worker of the process, serving ``queue``, that reserved a slot for a
+        run of that workflow version (``None``: none has one)."""
 
 
 def _ignore_outcome(call: asyncio.Future[Any]) -> None:
@@ -187,6 +197,8 @@ class Runtime:
     ``run_retry``: attempts and backoff for failing slices.
     ``clock``: ms since the epoch (tests pass a fake one).
     ``listener``: called with every event once it is durably written.
+    ``queues``: claim only runs of these queues (``None``: every queue); a run this
+    runtime starts in another queue is left to the workers that serve it.
 
     With OpenTelemetry installed (the ``otel`` extra), :attr:`store` is the store given
     inside a :class:`~workflow.runtime.traced_store.TracedStore` (the same operations,
@@ -206,6 +218,7 @@ class Runtime:
         run_retry: RetryPolicy = DEFAULT_RUN_RETRY,
         clock: Clock = system_clock,
         listener: EventListener | None = None,
+        queues: Collection[str] | None = None,
     ) -> None:
         # In a span per operation when OpenTelemetry is installed (telemetry.py).
         self._store = None if store is None else traced(store)
@@ -226,7 +239,10 @@ class Runtime:
         self.run_retry = run_retry
         self.clock = clock
         self.listener = listener
+        self.queues: frozenset[str] | None = check_queues(queues)
+        """The queues this runtime's sweeps and workers claim from (``None``: all)."""
         self._options: dict[str, Any] = {
+            "queues": queues,
             "lease_ms": lease_ms,
             "heartbeat_ms": heartbeat_ms,
             "slice_ms": slice_ms,
@@ -259,12 +275,26 @@ class Runtime:
         for worker in self._workers:
             worker.wake()
 
-    def _free_worker(self) -> LocalWorker | None:
-        """A worker of this process that reserved a slot for a run about to be created
-        (None: none has one, or the store cannot claim at create)."""
+    def _free_worker(self, wf: Workflow[Any, Any], queue: str) -> LocalWorker | None:
+        """A worker of this process that serves ``queue`` and reserved a slot for a run
+        about to be created (None: none has one, or the store cannot claim at create):
+        this runtime's own first, else one its workers know (:meth:`LocalWorker.lend`).
+        A run of a queue no such worker serves is left to the workers that do."""
         if self._stopping or Capability.CLAIM_ON_CREATE not in self.store.capabilities:
             return None
-        return next((w for w in self._workers if w.reserve()), None)
+        if self.serves(queue):
+            own = next((w for w in self._workers if w.reserve()), None)
+            if own is not None:
+                return own
+        for worker in self._workers:
+            lent = worker.lend(wf.workflow_id, wf.version, queue)
+            if lent is not None:
+                return lent
+        return None
+
+    def serves(self, queue: str) -> bool:
+        """Whether this runtime's workers claim runs of ``queue``."""
+        return self.queues is None or queue in self.queues
 
     @property
     def store(self) -> ExecutionStore:
@@ -291,6 +321,9 @@ class Runtime:
         *,
         run_id: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the run's deadline, not this call's
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> Run: ...
 
     @overload
@@ -301,6 +334,9 @@ class Runtime:
         *,
         run_id: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the run's deadline, not this call's
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> Run: ...
 
     async def start(
@@ -310,13 +346,20 @@ class Runtime:
         *,
         run_id: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the run's deadline, not this call's
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> Run:
         """Start a run of the latest registered version of ``workflow_id`` (or of the
         given :class:`Workflow`'s id, ``input`` then checked against its handler's type).
 
+        ``queue``, ``priority`` and ``partition_key`` place the run (stores declaring
+        ``Capability.QUEUES``; see docs/runtime.md, Queues): its queue's limits decide
+        when a worker may claim it, higher priorities are claimed first.
+
         Idempotent on ``run_id``: starting it again returns the existing run (with its
-        original input and deadline). Raises :class:`RunConflictError` when a run of
-        another workflow has that id.
+        original input, placement and deadline). Raises :class:`RunConflictError` when a
+        run of another workflow has that id.
 
         ``timeout`` (seconds) gives the run a deadline, ``now + timeout``: a worker's
         ``fire_due_timers`` ends it ``timed_out`` then, whatever it is doing (stores
@@ -330,7 +373,13 @@ class Runtime:
         if timeout is not None:
             deadline["deadline_at"] = self.clock() + _timeout_ms(timeout)
         with telemetry.start_span(wf.workflow_id, run_id) as trace_context:
-            result = await self._create(wf, run_id, input, trace_context, deadline)
+            placement = {
+                "queue": queue,
+                "priority": priority,
+                "partition_key": partition_key,
+                **deadline,
+            }
+            result = await self._create(wf, run_id, input, trace_context, placement)
         if isinstance(result, Conflict):
             raise RunConflictError(result.run, workflow_id)
         if isinstance(result, Created):
@@ -345,20 +394,22 @@ class Runtime:
         run_id: str,
         input: JSON,
         trace_context: dict[str, str] | None,
-        deadline: dict[str, Any],
+        placement: dict[str, Any],
     ) -> CreateResult:
-        """``deadline``: ``{"deadline_at": ms}`` or nothing (stores without deadlines
-        never see the keyword)."""
+        """``placement``: the run's queue, priority and partition key, and
+        ``deadline_at`` when it has a deadline (stores without deadlines never see that
+        keyword)."""
         if trace_context is not None:
-            return await self._create_traced(wf, run_id, input, trace_context, deadline)
-        worker = self._free_worker()
+            return await self._create_traced(wf, run_id, input, trace_context, placement)
+        worker = self._free_worker(wf, placement["queue"])
         if worker is None:
             result = await self.store.create_run(
-                run_id, wf.workflow_id, wf.version, input, self.clock(), **deadline
+                run_id, wf.workflow_id, wf.version, input, self.clock(), **placement
             )
         else:
-            # A worker of this process has a slot: the run is created claimed for this
+            # A worker of this process has a slot: the run is created claimed for its
             # runtime's owner (one round trip, no wait for a poll) and driven there.
+            owner, lease_ms = worker.claim_as
             try:
                 result = await self.store.create_run(
                     run_id,
@@ -366,9 +417,9 @@ class Runtime:
                     wf.version,
                     input,
                     self.clock(),
-                    owner=self.owner,
-                    lease_ms=self.lease_ms,
-                    **deadline,
+                    owner=owner,
+                    lease_ms=lease_ms,
+                    **placement,
                 )
             except BaseException:
                 worker.unreserve()
@@ -376,6 +427,8 @@ class Runtime:
             if isinstance(result, Created) and result.lease is not None:
                 worker.adopt(Claimed(result.run, result.lease, [], []))
             else:
+                # Existing, or created queued because its queue is at a limit: a
+                # worker claims it once the queue has room.
                 worker.unreserve()
         return result
 
@@ -385,7 +438,7 @@ class Runtime:
         run_id: str,
         input: JSON,
         trace_context: dict[str, str],
-        deadline: dict[str, Any],
+        placement: dict[str, Any],
     ) -> CreateResult:
         """Create the run with ``trace_context`` as its first event, so that the worker
         that drives it, in any process, continues the caller's trace. The contract has
@@ -398,7 +451,7 @@ class Runtime:
             {"owner": self.owner, "lease_ms": self.lease_ms} if claim_on_create else {}
         )
         result = await self.store.create_run(
-            run_id, wf.workflow_id, wf.version, input, self.clock(), **lease_args, **deadline
+            run_id, wf.workflow_id, wf.version, input, self.clock(), **lease_args, **placement
         )
         if not isinstance(result, Created):
             return result
@@ -635,7 +688,7 @@ class Runtime:
         if self._stopping or want <= 0:
             return []
         return await self.store.claim_runnable(
-            self.owner, self.lease_ms, want, clock(), with_history=True
+            self.owner, self.lease_ms, want, clock(), with_history=True, queues=self.queues
         )
 
     async def run_until_idle(self, *, max_sweeps: int = 1000, now: int | None = None) -> int:
@@ -677,8 +730,9 @@ class Runtime:
                         break
                     claimed += len(claims)
                     active.update(asyncio.create_task(self.drive(c, clock=clock)) for c in claims)
-                    # Fewer than asked: nothing else is runnable right now. Runs that
-                    # become runnable during this sweep wait for the next one.
+                    # Fewer than asked: nothing else is runnable right now (or the
+                    # rest wait for room in their queues). Runs that become runnable
+                    # during this sweep wait for the next one.
                     exhausted = len(claims) < want
                 if not active:
                     return reports

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
@@ -30,6 +31,7 @@ from .errors import (
     RunTimedOutError,
     StoreUnavailableError,
 )
+from .queues import DEFAULT_PLACEMENT, LimitGate, Placement, holds_places, queue_config
 from .records import (
     JSON,
     InboxEntry,
@@ -39,6 +41,8 @@ from .records import (
     NewEvent,
     Overlap,
     Page,
+    Queue,
+    RateLimit,
     Run,
     RunStatus,
     Schedule,
@@ -97,6 +101,15 @@ class _RunRow:
     last_token: int = 0
     events: list[tuple[str, str | None, str | None, int]] = field(default_factory=list)
     inbox: dict[tuple[InboxKind, str], _InboxRow] = field(default_factory=dict)
+    placement: Placement = DEFAULT_PLACEMENT
+
+    def leased(self, now: int) -> bool:
+        """Holds a place in its queue: running under a lease that has not expired."""
+        return (
+            self.status is RunStatus.RUNNING
+            and self.lease is not None
+            and self.lease.expires_at > now
+        )
 
     def claimable(self, now: int) -> bool:
         if self.status is RunStatus.QUEUED:
@@ -141,9 +154,33 @@ class _Data:
     def __init__(self) -> None:
         self.runs: dict[str, _RunRow] = {}
         self.schedules: dict[str, _ScheduleRow] = {}
+        self.queues: dict[str, Queue] = {}
+        self.windows: dict[str, tuple[int, int]] = {}
+        """Per rate-limited queue: the start of its latest window and its claims in it."""
         self.changed: asyncio.Condition | None = None
         self.bells: set[Callable[[], None]] = set()
         """The ``ring`` of every watcher of any handle (wake-up hints)."""
+
+    def gate(self, now: int) -> LimitGate:
+        """The queue limits at ``now`` (the leased runs counted by a scan, as the
+        reference store does everything)."""
+        leased: Counter[str] = Counter()
+        keyed: Counter[tuple[str, str]] = Counter()
+        if self.queues:
+            for row in self.runs.values():
+                if row.leased(now):
+                    leased[row.placement.queue] += 1
+                    if row.placement.partition_key is not None:
+                        keyed[(row.placement.queue, row.placement.partition_key)] += 1
+        return LimitGate(self.queues, self.windows, leased, keyed, now)
+
+    def admit(self, gate: LimitGate, p: Placement) -> bool:
+        """Take a place for a run of ``p`` if its queue has room (windows kept)."""
+        if not gate.has_room(p.queue, p.partition_key):
+            return False
+        gate.take(p.queue, p.partition_key)
+        self.windows.update(gate.windows)
+        return True
 
     def runnable(self) -> None:
         """A run may have become claimable: ring every watcher."""
@@ -193,6 +230,7 @@ class InMemoryStore:
                 Capability.CLAIM_ON_CREATE,
                 Capability.NOTIFY_RUNNABLE,
                 Capability.DEADLINES,
+                Capability.QUEUES,
             }
         )
 
@@ -222,6 +260,9 @@ class InMemoryStore:
             updated_at=row.updated_at,
             ready_at=row.ready_at,
             deadline_at=row.deadline_at,
+            queue=row.placement.queue,
+            priority=row.placement.priority,
+            partition_key=row.placement.partition_key,
         )
 
     @staticmethod
@@ -311,6 +352,9 @@ class InMemoryStore:
         owner: str | None = None,
         lease_ms: int | None = None,
         deadline_at: int | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> CreateResult:
         a = arguments.new_run(
             run_id,
@@ -322,6 +366,9 @@ class InMemoryStore:
             owner=owner,
             lease_ms=lease_ms,
             deadline_at=deadline_at,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
         )
         data = self._open()
         existing = data.runs.get(a.run_id)
@@ -338,8 +385,14 @@ class InMemoryStore:
             a.now,
             a.now,
             deadline_at=a.deadline_at,
+            placement=a.placement,
         )
-        if a.owner is not None and a.expires_at is not None:
+        # A queue at a limit: the run is created queued, claimed by nobody.
+        if (
+            a.owner is not None
+            and a.expires_at is not None
+            and data.admit(data.gate(a.now), a.placement)
+        ):
             row.status = RunStatus.RUNNING
             row.last_token = 1
             row.lease = Lease(a.owner, 1, a.expires_at)
@@ -434,21 +487,48 @@ class InMemoryStore:
             return NotFound(a.run_id)
         if not row.claimable(a.now):
             return NotClaimable(self._run(row))
+        if not self._data.admit(self._data.gate(a.now), row.placement):
+            return NotClaimable(self._run(row))
         return self._claim(row, a.owner, a.lease_ms, a.now, a.with_history)
 
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
-        a = arguments.claim_many(owner, lease_ms, limit, now, with_history)
-        rows = sorted(
-            (r for r in self._open().runs.values() if r.claimable(a.now)),
-            key=lambda r: (r.ready_at or 0, r.run_id),
-        )[: a.limit]
-        return [self._claim(r, a.owner, a.lease_ms, a.now, a.with_history) for r in rows]
+        a = arguments.claim_many(owner, lease_ms, limit, now, with_history, queues)
+        data = self._open()
+        gate = data.gate(a.now)
+        claimed: list[Claimed] = []
+        for row in sorted(
+            (
+                r
+                for r in data.runs.values()
+                if r.claimable(a.now) and (a.queues is None or r.placement.queue in a.queues)
+            ),
+            key=lambda r: (-r.placement.priority, r.ready_at or 0, r.run_id),
+        ):
+            if len(claimed) == a.limit:
+                break
+            # A full queue or key skips its run, never the runs behind it.
+            if data.admit(gate, row.placement):
+                claimed.append(self._claim(row, a.owner, a.lease_ms, a.now, a.with_history))
+        return claimed
 
     async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
         a = arguments.renewal(run_id, lease, lease_ms, now)
-        row = self._held(self._open(), a.run_id, a.lease)
+        data = self._open()
+        row = self._held(data, a.run_id, a.lease)
+        if not row.leased(a.now) and holds_places(data.queues.get(row.placement.queue)):
+            # The expired lease gave its place up (another run may hold it by now).
+            raise LeaseLostError(
+                a.run_id, f"run {a.run_id!r}: the lease expired and its queue limits places"
+            )
         row.lease = Lease(a.lease.owner, a.lease.token, a.now + a.lease_ms)
         return row.lease
 
@@ -846,6 +926,30 @@ class InMemoryStore:
             data.runnable()
         return ticks
 
+    # -- queues --------------------------------------------------------------------
+    async def upsert_queue(
+        self,
+        name: str,
+        now: int,
+        *,
+        concurrency: int | None = None,
+        per_key_concurrency: int | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> Queue:
+        queue = queue_config(name, now, concurrency, per_key_concurrency, rate_limit)
+        data = self._open()
+        data.queues[queue.name] = queue
+        # More room (a raised or removed limit) may make runs claimable.
+        data.runnable()
+        return queue
+
+    async def get_queue(self, name: str) -> Queue | None:
+        return self._open().queues.get(validation.check_id(name, "name"))
+
+    async def list_queues(self) -> list[Queue]:
+        data = self._open()
+        return [data.queues[name] for name in sorted(data.queues)]
+
     # -- operations and health -------------------------------------------------------
     async def schema_status(self) -> SchemaStatus:
         self._open()
@@ -865,7 +969,7 @@ class InMemoryStore:
             finally:
                 data.bells.discard(ring)
 
-        return self._watchers.watch(session)
+        return self._watchers.watch(session, data)  # one hub per dataset
 
     async def close(self) -> None:
         self._closed = True

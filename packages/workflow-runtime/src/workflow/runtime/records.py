@@ -157,6 +157,36 @@ class Run:
     deadline_at: int | None = None
     """When the run times out unless it ended before (``create_run(..., deadline_at=)``);
     kept after it ended."""
+    queue: str = "default"
+    """The queue the run belongs to (``docs/semantics.md``, Queues); fixed at creation."""
+    priority: int = 0
+    """Higher is claimed first; fixed at creation."""
+    partition_key: str | None = None
+    """The key ``per_key_concurrency`` counts by (e.g. a tenant); fixed at creation."""
+
+
+DEFAULT_QUEUE = "default"
+"""The queue of a run created without ``queue=``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``count`` claims of a queue's runs in each fixed window of ``period_ms``
+    (windows aligned to the epoch: ``[k * period_ms, (k + 1) * period_ms)``)."""
+
+    count: int
+    period_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """A queue's limits, as ``upsert_queue`` stored them (``None``: unlimited)."""
+
+    name: str
+    concurrency: int | None
+    per_key_concurrency: int | None
+    rate_limit: RateLimit | None
+    updated_at: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,9 +76,27 @@ class SyncClient:
         loop: call them through this client)."""
 
     # -- the calls ---------------------------------------------------------------------
-    def start(self, workflow_id: str, input: JSON = None, *, run_id: str | None = None) -> Run:
+    def start(
+        self,
+        workflow_id: str,
+        input: JSON = None,
+        *,
+        run_id: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        partition_key: str | None = None,
+    ) -> Run:
         """:meth:`Runtime.start <workflow.runtime.Runtime.start>`."""
-        return self._call(self.runtime.start(workflow_id, input, run_id=run_id))
+        return self._call(
+            self.runtime.start(
+                workflow_id,
+                input,
+                run_id=run_id,
+                queue=queue,
+                priority=priority,
+                partition_key=partition_key,
+            )
+        )
 
     def signal(
         self,

@@ -7,7 +7,10 @@
   per ``poll_interval`` for what other processes set up.
 * Wakes at once, without waiting for a poll, when this process starts a run or
   delivers a signal or an approval that queues one (through its :class:`Runtime`), when
-  a drive ends and frees its slot, and when a due time it knows of comes.
+  a drive ends and frees its slot, and when a due time it knows of comes. Other
+  processes' work reaches it through the store's wake-up hints, from one listener
+  shared by every worker of the process, in turns: one worker with a free slot claims
+  per hint (after ``hint_delay``), not every worker (:class:`~.wakeups.Turns`).
 * Polls with jitter: after a poll that found work it polls again at once; after an idle
   one it waits ``poll_interval`` seconds spread by ``jitter`` (so many workers do not
   hit the store in lockstep), or less when woken. Store outages back off exponentially.
@@ -47,7 +50,8 @@ from .errors import InvalidArgumentError, WorkflowStoreError
 from .records import InboxEntry
 from .results import Claimed, ScheduleTick
 from .validation import check_limit
-from .wakeups import watch
+from .wakeups import Turns, Watch, watch
+from .workflow_errors import UnknownWorkflowError
 
 log: logging.Logger = logging.getLogger("workflow.runtime.worker")
 T = TypeVar("T")
@@ -57,6 +61,9 @@ DEFAULT_GRACE_PERIOD_S = 30.0
 them."""
 DEFAULT_PURGE_INTERVAL_S = 60.0
 """Seconds between two retention purges of a worker (when the last one was not full)."""
+DEFAULT_HINT_DELAY_S = 0.002
+"""Seconds a worker handed a claim by a store's hint waits before it claims: the hints
+of that moment (runs started together elsewhere) then lead to one claim."""
 RELEASE_BUDGET_S = 2 * RELEASE_TIMEOUT_S + 1.0
 """Seconds cancelled drives get to end (a drive waits up to ``RELEASE_TIMEOUT_S`` for
 its step to stop, then as long again to release its lease); one still running then is
@@ -74,7 +81,9 @@ class Worker:
     slices before cancelling them (:data:`DEFAULT_GRACE_PERIOD_S`). ``retention``:
     seconds a run is kept after it ended; polls then purge older ones, ``limit`` at a
     time and at most once per ``purge_interval`` seconds unless a batch was full
-    (``None``, the default: nothing is purged).
+    (``None``, the default: nothing is purged). ``hint_delay``: seconds between the
+    store's hint handing this worker its process's next claim and the claim
+    (:data:`DEFAULT_HINT_DELAY_S`), so that hints of that moment make one claim.
     """
 
     def __init__(
@@ -88,8 +97,11 @@ class Worker:
         grace_period: float = DEFAULT_GRACE_PERIOD_S,
         retention: float | None = None,
         purge_interval: float = DEFAULT_PURGE_INTERVAL_S,
+        hint_delay: float = DEFAULT_HINT_DELAY_S,
     ) -> None:
         self.runtime = runtime
+        self.hint_delay: float = _seconds(hint_delay, "hint_delay")
+        """Seconds between a store's hint handing this worker a claim and the claim."""
         self.grace_period: float = _seconds(grace_period, "grace_period")
         self.retention: float | None = (
             None if retention is None else _seconds(retention, "retention")
@@ -125,6 +137,13 @@ class Worker:
         self._told = False
         """Whether the store tells this worker when other processes make runs
         claimable (then a drive that ends claims only if there may be more)."""
+        self._turns: Turns | None = None
+        """This worker's share of its process's listener, when the store's watcher
+        hands hints out in turns (:class:`~workflow.runtime.wakeups.Watch`): then the
+        store's news reach it as a granted turn, not as :attr:`_maybe_more`."""
+        self._wakes = 0
+        """Counts :meth:`_more`: a claim that came back short clears
+        :attr:`_maybe_more` only when nothing set it meanwhile."""
         self.sweeps: int = 0
         self.cut_short: bool = False
         """Whether the last stop cancelled slices (the grace period ran out, or a second
@@ -141,18 +160,39 @@ class Worker:
 
         Safe to call from the worker's event loop only; the :class:`Runtime` calls it
         when this process starts a run or a delivery queues one."""
-        self._maybe_more = True
+        self._more()
         self._wake.set()
+
+    def _more(self) -> None:
+        self._maybe_more = True
+        self._wakes += 1
+
+    def _free(self) -> int:
+        """Drive slots free right now (0 once stopping)."""
+        if self._stop.is_set():
+            return 0
+        running = sum(1 for task in self._drives if not task.done())
+        return max(0, self.runtime.concurrency - running - self._reserved)
 
     async def _listen(self, hints: AsyncGenerator[None, None]) -> None:
         """Wake on the store's hints that other processes made runs claimable
         (``Capability.NOTIFY_RUNNABLE``); once listening, a drive that ends claims only
         when there may be more. Polling stays the guarantee: a watcher that fails only
         takes the hints away."""
+        turns = hints if isinstance(hints, Watch) else None
+        if turns is not None:
+            # One claim per hint in this process, by a worker with a free slot, rather
+            # than one by every worker (see wakeups.Turns).
+            turns.take_turns(self._free, self)
         try:
             async for _ in hints:
                 self._told = True
-                self.wake()
+                if turns is None:
+                    self.wake()
+                    continue
+                self._turns = turns.turns
+                if self._turns is not None and self._turns.granted:
+                    self._claim_soon()
         except Exception as exc:
             log.warning(
                 "wake-up hints stopped (polling every %.1f s): %s",
@@ -162,7 +202,15 @@ class Worker:
             )
         finally:
             self._told = False
+            self._turns = None
             await hints.aclose()
+
+    def _claim_soon(self) -> None:
+        """Poll after :attr:`hint_delay` (the poll claims with the granted turn)."""
+        if self.hint_delay <= 0:
+            self._wake.set()
+        else:
+            asyncio.get_running_loop().call_later(self.hint_delay, self._wake.set)
 
     def reserve(self) -> bool:
         """Hold a free slot for a run the runtime is about to create claimed."""
@@ -173,6 +221,37 @@ class Worker:
 
     def unreserve(self) -> None:
         self._reserved -= 1
+
+    @property
+    def claim_as(self) -> tuple[str, int]:
+        """The lease owner and length of a run created claimed for this worker."""
+        return self.runtime.owner, self.runtime.lease_ms
+
+    def lend(self, workflow_id: str, version: str | None, queue: str) -> Worker | None:
+        """Another worker of this process, on the same store listener, that registers
+        ``workflow_id`` at ``version``, serves ``queue`` and reserved a slot for a run
+        about to be created claimed for it (``None``: none has one). So a process whose
+        starting runtime's own slots are full still creates its runs claimed (one store
+        call, no hint, no claim) while any of its workers has a free slot."""
+        turns = self._turns
+        if turns is None:
+            return None
+        for peer in turns.peers():
+            if (
+                isinstance(peer, Worker)
+                and peer.runtime.serves(queue)
+                and peer.registers(workflow_id, version)
+                and peer.reserve()
+            ):
+                return peer
+        return None
+
+    def registers(self, workflow_id: str, version: str | None) -> bool:
+        try:
+            self.runtime.workflows.get(workflow_id, version)
+        except UnknownWorkflowError:
+            return False
+        return True
 
     @property
     def listening(self) -> bool:
@@ -209,13 +288,15 @@ class Worker:
 
     def _drive_ended(self, task: asyncio.Task[DriveReport]) -> None:
         # A slot is free: the loop looks at once whether to refill it (not setting
-        # _maybe_more: that is the store's to tell).
+        # _maybe_more: that is the store's to tell, or the hub's to hand out).
         self._wake.set()
+        if self._turns is not None:
+            self._turns.slot_freed()
         if task.cancelled() or task.exception() is not None:
             return
         report = task.result()
         if report.outcome is DriveOutcome.YIELDED:
-            self._maybe_more = True  # the run is claimable again at once
+            self._more()  # the run is claimable again at once
         run = report.run
         if run is not None and run.wait is not None:
             self._due_in(run.wait.wake_at)
@@ -234,6 +315,10 @@ class Worker:
         self.runtime.request_stop()
         self._stop.set()
         self._wake.set()
+        if self._turns is not None:
+            # It claims nothing more: the process's next claim is another worker's (its
+            # watcher, and with it its place among the claimers, ends after the grace).
+            self._turns.pass_on()
 
     def stop_now(self) -> None:
         """Hard stop: as :meth:`stop`, and cancel the running slices at once (no grace
@@ -262,7 +347,7 @@ class Worker:
             ticks, timers = await rt.fire_due(self.limit)
             more = len(ticks) >= self.limit or len(timers) >= self.limit
             self._fire_after = now if more else now + self._delay(self.poll_interval)
-            self._maybe_more = True  # fired or periodic: look for others' work too
+            self._more()  # fired or periodic: look for others' work too
             for tick in ticks:
                 self._due_in(tick.next_fire_at)
             if not self._schedules_seen:
@@ -273,14 +358,16 @@ class Worker:
                         self._due_in(schedule.next_fire_at)
         if self.retention is not None and now >= self._purge_after:
             more = await self._purge(now, self.retention) or more
-        free = min(rt.concurrency - len(self._drives) - self._reserved, self.limit)
-        if self._told and not self._maybe_more:
+        free = min(self._free(), self.limit)
+        turns = self._turns
+        turn = turns is not None and turns.granted
+        if self._told and not (self._maybe_more or turn):
             # Woken by a drive ending, and the store told of nothing new since a claim
-            # came back short: a claim would find nothing.
+            # came back short (nor handed this worker a turn): a claim would find nothing.
             free = 0
-        claims = await rt.claim(free) if free > 0 else []
-        if free > 0:
-            self._maybe_more = len(claims) == free
+        claims = await self._claim(free, turns) if free > 0 else []
+        if turns is not None and turns.granted and free <= 0:
+            turns.pass_on()  # no slot after all: another worker's turn
         for claim in claims:
             self._start_drive(claim)
         # Again at once only when there may be more to do right now: more due than one
@@ -291,6 +378,29 @@ class Worker:
         return more or (
             free > 0 and len(claims) == free and len(self._drives) + self._reserved < rt.concurrency
         )
+
+    async def _claim(self, free: int, turns: Turns | None) -> list[Claimed]:
+        """Claim up to ``free`` runs, telling the hub (if any) what the claim found."""
+        token = turns.claiming() if turns is not None else 0
+        wakes = self._wakes
+        try:
+            claims = await self.runtime.claim(free)
+        except BaseException:
+            if turns is not None:
+                turns.claimed(token, None)
+            raise
+        full = len(claims) == free
+        if turns is not None:
+            turns.claimed(token, full)
+        if full:
+            # There may be more: this worker looks again when a slot frees, unless the
+            # hub hands the rest out (to whichever worker has a free slot first).
+            self._maybe_more = turns is None or self._wakes != wakes
+        elif self._wakes == wakes:
+            # Nothing else was runnable (a wake-up during the claim, which may have come
+            # after the claim's snapshot, keeps the flag).
+            self._maybe_more = False
+        return claims
 
     async def _purge(self, now: float, retention: float) -> bool:
         """One retention batch; True when it was full (more may be due)."""
@@ -346,6 +456,8 @@ class Worker:
                     # A worker outlives store outages and its own bugs alike: log, back
                     # off. Drives already running hold their leases and go on.
                     failures += 1
+                    if self._turns is not None:
+                        self._turns.pass_on()  # not hold the process's claim while backing off
                     delay = min(self.max_backoff, self.poll_interval * 2 ** min(failures, 10))
                     log.warning(
                         "sweep failed (retrying in %.1f s): %s",

@@ -41,6 +41,9 @@ PURGE_BATCH = 1000
     type=Duration(),
     help="The run's deadline from now (90s, 15m, 2h, 7d): it ends timed_out then.",
 )
+@click.option("--queue", default="default", show_default=True, help="The run's queue.")
+@click.option("--priority", default=0, show_default=True, help="Higher is claimed first.")
+@click.option("--key", "partition_key", help="The run's partition key (per-key limits).")
 def start_run(
     url: str,
     target: str,
@@ -48,6 +51,9 @@ def start_run(
     input_json: str | None,
     run_id: str | None,
     timeout_s: float | None,
+    queue: str,
+    priority: int,
+    partition_key: str | None,
 ) -> None:
     """Start a run of WORKFLOW (its latest version in MODULE:RUNTIME, as for `workflow
     worker`); a worker on the store drives it."""
@@ -56,7 +62,13 @@ def start_run(
 
     async def act(store: ExecutionStore) -> Run:
         return await template.bind(store).start(
-            workflow_id, value, run_id=run_id, timeout=timeout_s
+            workflow_id,
+            value,
+            run_id=run_id,
+            timeout=timeout_s,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
         )
 
     run = with_store(url, act)

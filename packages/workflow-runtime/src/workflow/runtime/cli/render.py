@@ -188,6 +188,10 @@ def run_summary(run: Run, url: str | None = None) -> Table:
     grid.add_row("run", run.run_id)
     grid.add_row("workflow", f"{run.workflow_id} (version {run.workflow_version or '-'})")
     grid.add_row("status", status_text(run.status))
+    grid.add_row(
+        "queue",
+        f"{run.queue} (priority {run.priority}, key {run.partition_key or '-'})",
+    )
     grid.add_row("created", when(run.created_at))
     grid.add_row("updated", when(run.updated_at))
     if run.deadline_at is not None:

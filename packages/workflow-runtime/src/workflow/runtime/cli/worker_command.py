@@ -91,6 +91,12 @@ def load_runtime(target: str) -> Runtime:
 @click.option("--slice-ms", type=click.IntRange(1), help="A slice yields after this long (ms).")
 @click.option("--owner", help="Lease owner id (default: host:pid:random, unique per process).")
 @click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    help="Claim only runs of this queue (repeat for several; default: every queue).",
+)
+@click.option(
     "--grace-period",
     default=DEFAULT_GRACE_PERIOD_S,
     show_default=True,
@@ -122,6 +128,7 @@ def worker(
     lease_ms: int | None,
     slice_ms: int | None,
     owner: str | None,
+    queues: tuple[str, ...],
     grace_period: float,
     retention: float | None,
     log_level: str,
@@ -143,6 +150,7 @@ def worker(
             "lease_ms": lease_ms,
             "slice_ms": slice_ms,
             "owner": owner,
+            "queues": list(queues) or None,
         }.items()
         if v is not None
     }

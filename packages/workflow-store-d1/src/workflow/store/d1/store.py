@@ -37,6 +37,10 @@ class D1Store(D1Batches):
     """
 
     migrations: ClassVar[str] = "workflow.store.d1:migrations"
+    queue_limits: ClassVar[bool] = False
+    """No ``Capability.QUEUES``: a claim that keeps queue limits locks the queue's row,
+    counts, then decides, and D1 has no interactive transaction to do that in (a
+    batch cannot branch on what it read). The runs keep the default placement."""
 
     def __init__(
         self,

@@ -148,13 +148,18 @@ class PostgresStore(ReturningClaims):
 
     def watch_runnable(self) -> AsyncGenerator[None, None]:
         """Yields when a run may have become claimable (LISTEN on a connection of its
-        own; see :class:`workflow.runtime.RunnableNotifier`)."""
+        own, shared by every watcher in the process on the same server and channel; see
+        :class:`workflow.runtime.RunnableNotifier`)."""
         if not self.notify:
             raise InvalidArgumentError(
                 "this PostgresStore was opened with notify=false: it sends no NOTIFY, so "
                 "there is nothing to watch (workers poll)"
             )
-        return self._watchers.watch(listener.session(self._listener_conninfo, self.wake_channel))
+        # One LISTEN per process for every handle on the same server and channel.
+        key = ("postgresql", self._listener_conninfo, self.wake_channel)
+        return self._watchers.watch(
+            listener.session(self._listener_conninfo, self.wake_channel), key
+        )
 
     async def close(self) -> None:
         await self._watchers.close()

@@ -31,6 +31,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Collection,
+    Hashable,
     Iterable,
     Sequence,
 )
@@ -59,6 +60,7 @@ from workflow.runtime.errors import (
     StoreUnavailableError,
     WorkflowStoreError,
 )
+from workflow.runtime.queues import refuse_placement, serves_default
 from workflow.runtime.records import (
     JSON,
     InboxEntry,
@@ -182,6 +184,12 @@ class RedisStore:
         self._closed = False
         self._watchers = Watchers("RedisStore")
         self._subscriptions = 0
+        # A cluster's seeds as given (the client replaces them by the nodes it finds).
+        self._seeds: tuple[str, ...] = (
+            tuple(sorted(client.nodes_manager.startup_nodes))
+            if isinstance(client, RedisCluster)
+            else ()
+        )
         self.wake_channel: str = subscriber.channel_for(prefix)
         """The channel the scripts PUBLISH wake-up hints on (``SUBSCRIBE`` to watch)."""
 
@@ -336,8 +344,19 @@ class RedisStore:
 
     def watch_runnable(self) -> AsyncGenerator[None, None]:
         """Yields when a run may have become claimable (a pub/sub subscriber of its
-        own; see :class:`workflow.runtime.RunnableNotifier` and :mod:`.subscriber`)."""
-        return self._watchers.watch(self._subscribe)
+        own, shared by every watcher in the process on the same server and prefix;
+        see :class:`workflow.runtime.RunnableNotifier` and :mod:`.subscriber`)."""
+        return self._watchers.watch(self._subscribe, self._watch_key())
+
+    def _watch_key(self) -> Hashable:
+        """What this handle's watchers share one subscriber per process by: the
+        server (a cluster's seed nodes) and the channel."""
+        if isinstance(self._client, RedisCluster):
+            return ("redis-cluster", self._seeds, self.wake_channel)
+        pool = self._client.connection_pool
+        plain = (str, int, float, bool, type(None))
+        kwargs = sorted((k, v) for k, v in pool.connection_kwargs.items() if isinstance(v, plain))
+        return ("redis", pool.connection_class, tuple(kwargs), self.wake_channel)
 
     async def _subscribe(self, ring: Callable[[], None]) -> None:
         """One subscription: on the server, or on the next primary of a cluster."""
@@ -597,6 +616,9 @@ class RedisStore:
         owner: str | None = None,
         lease_ms: int | None = None,
         deadline_at: int | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> CreateResult:
         a = arguments.new_run(
             run_id,
@@ -608,7 +630,11 @@ class RedisStore:
             owner=owner,
             lease_ms=lease_ms,
             deadline_at=deadline_at,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
         )
+        refuse_placement(a.placement)  # no Capability.QUEUES (yet)
         ks = await self._ks()
         kind, flat = await self._run_script(
             self._create,
@@ -796,9 +822,18 @@ class RedisStore:
         return self._claimed(reply[1], a.with_history)
 
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
-        a = arguments.claim_many(owner, lease_ms, limit, now, with_history)
+        a = arguments.claim_many(owner, lease_ms, limit, now, with_history, queues)
+        if not serves_default(a.queues):
+            return []  # every run of this store is in the default queue
         history = "1" if a.with_history else "0"
         rows = await self._merged(
             self._claim_many,

@@ -12,6 +12,8 @@ from workflow.runtime.records import (
     InboxKind,
     Lease,
     Overlap,
+    Queue,
+    RateLimit,
     Run,
     RunStatus,
     Schedule,
@@ -43,6 +45,9 @@ RUN_COLUMNS = (
     "created_at",
     "updated_at",
     "ready_at",
+    "queue",
+    "priority",
+    "partition_key",
     "deadline_at",
 )
 INBOX_COLUMNS = ("kind", "key", "name", "step_id", "payload", "meta", "received_at", "consumed")
@@ -96,6 +101,9 @@ def run_from_row(row: Row) -> Run:
         created_at=_int(row["created_at"]),
         updated_at=_int(row["updated_at"]),
         ready_at=_opt_int(row["ready_at"]),
+        queue=row["queue"],
+        priority=_int(row["priority"]),
+        partition_key=row["partition_key"],
         deadline_at=_opt_int(row["deadline_at"]),
     )
 
@@ -188,4 +196,29 @@ def queued_values(now: int) -> dict[str, Any]:
         "ready_at": now,
         "updated_at": now,
         **wait_values(None),
+    }
+
+
+def queue_from_row(row: Row) -> Queue:
+    count, period = row["rate_count"], row["rate_period_ms"]
+    return Queue(
+        name=row["name"],
+        concurrency=_opt_int(row["concurrency"]),
+        per_key_concurrency=_opt_int(row["per_key_concurrency"]),
+        rate_limit=None if count is None else RateLimit(_int(count), _int(period)),
+        updated_at=_int(row["updated_at"]),
+    )
+
+
+def queue_values(queue: Queue) -> dict[str, Any]:
+    """The columns ``upsert_queue`` writes (the rate window is kept: re-declaring a
+    queue must not hand out a second allowance)."""
+    rate = queue.rate_limit
+    return {
+        "name": queue.name,
+        "concurrency": queue.concurrency,
+        "per_key_concurrency": queue.per_key_concurrency,
+        "rate_count": None if rate is None else rate.count,
+        "rate_period_ms": None if rate is None else rate.period_ms,
+        "updated_at": queue.updated_at,
     }

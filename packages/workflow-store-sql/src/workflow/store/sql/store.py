@@ -18,7 +18,10 @@ same run serialize and a wake-up is never lost. Claims of many rows use
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Hashable, Sequence
+from dataclasses import replace
+from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
@@ -28,6 +31,7 @@ from workflow.runtime import arguments, codec, validation
 from workflow.runtime.contract import Capability
 from workflow.runtime.cursor import decode_cursor, encode_cursor
 from workflow.runtime.errors import (
+    InvalidArgumentError,
     LeaseLostError,
     LogConflictError,
     RunCancelledError,
@@ -35,6 +39,7 @@ from workflow.runtime.errors import (
     StoreUnavailableError,
     WorkflowStoreError,
 )
+from workflow.runtime.queues import LimitGate, queue_config, refuse_placement, serves_default
 from workflow.runtime.records import (
     JSON,
     InboxEntry,
@@ -44,6 +49,8 @@ from workflow.runtime.records import (
     NewEvent,
     Overlap,
     Page,
+    Queue,
+    RateLimit,
     Run,
     RunStatus,
     Schedule,
@@ -78,13 +85,14 @@ from workflow.runtime.subscriptions import poll_events
 from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S, check_operation_timeout
 from workflow.runtime.validation import EncodedEvent, EncodedWait
 
-from . import rows
+from . import queue_sql, rows
 from .compiled import Compiler, Rows, Statement
 from .dialect import Dialect
 from .driver import Body, Driver, DuplicateKey, Query
 from .failures import operation
 from .migrator import Migrator
 from .naming import DEFAULT_TABLE_PREFIX, check_schema
+from .queue_sql import bound
 from .schedule_moves import ScheduleMove, planned_moves
 from .tables import StoreTables, build_tables
 
@@ -92,6 +100,10 @@ T = TypeVar("T")
 S = TypeVar("S", bound="SQLStore")
 
 Params = dict[str, Any]
+
+LIMITED: rows.Row = MappingProxyType({"limited": True})
+"""What create_run's insert answers (by identity) when a queue limit needs
+_create_limited."""
 
 
 RUN_INSERT = (
@@ -108,17 +120,12 @@ RUN_INSERT = (
 )
 """The columns a new run is inserted with (the rest take their defaults)."""
 
-CREATED_RUN_INSERT = (*RUN_INSERT, "deadline_at")
-"""The columns of a run ``create_run`` inserts (a schedule's runs have no deadline)."""
+CREATED_RUN_INSERT = (*RUN_INSERT, "queue", "priority", "partition_key", "deadline_at")
+"""The columns ``create_run`` inserts (a schedule's runs take the default placement and
+have no deadline)."""
 
 CLAIMED_RUN_INSERT = (*CREATED_RUN_INSERT, "lease_owner", "lease_expires_at")
 """The columns of a run created claimed (``create_run(..., owner=, lease_ms=)``)."""
-
-
-def bound(name: str, type_: Any) -> sa.BindParameter[Any]:
-    """The parameter ``p_<name>``, typed like the column it is compared with.
-    (SQLAlchemy reserves the column names for SET and VALUES clauses.)"""
-    return sa.bindparam(f"p_{name}", type_=type_)
 
 
 def lease_guard(runs: sa.Table) -> sa.ColumnElement[bool]:
@@ -162,6 +169,10 @@ class SQLStore:
     migrations: ClassVar[str]
     """The adapter's Alembic ``script_location`` (``"workflow.store.<db>:migrations"``)."""
 
+    queue_limits: ClassVar[bool] = True
+    """Whether claims keep queue limits (``Capability.QUEUES``): it takes a transaction
+    that reads before it writes (:mod:`.queue_sql`). D1 cannot run one."""
+
     def __init__(
         self,
         driver: Driver,
@@ -201,6 +212,7 @@ class SQLStore:
                 Capability.MULTI_PROCESS,
                 Capability.CLAIM_ON_CREATE,
                 Capability.DEADLINES,
+                *((Capability.QUEUES,) if self.queue_limits else ()),
             }
         )
 
@@ -321,6 +333,14 @@ class SQLStore:
 
     def _claimable(self) -> sa.ColumnElement[bool]:
         """The run may be claimed at p_now: queued, or running with an expired lease."""
+        claimable = self._claimable_any_queue()
+        if not self.queue_limits:
+            return claimable
+        # The one-statement claims leave runs of limited queues to _claim_limited.
+        return sa.and_(claimable, queue_sql.unlimited_run(self.tables))
+
+    def _claimable_any_queue(self) -> sa.ColumnElement[bool]:
+        """Claimable at p_now, whatever its queue (the limited claim counts first)."""
         runs = self.tables.runs
         return sa.or_(
             runs.c.status == RunStatus.QUEUED.value,
@@ -335,10 +355,13 @@ class SQLStore:
         exactly for queued and running runs, so an index range scan that skips (SKIP
         LOCKED) rows another claimer is taking."""
         runs = self.tables.runs
+        stmt = sa.select(runs.c.run_id).where(runs.c.ready_at.is_not(None), self._claimable())
+        if self.queue_limits:
+            # While any queue has limits, claims of many go through _claim_limited
+            # (one probe per statement), so that they keep one claim order.
+            stmt = stmt.where(queue_sql.no_limited_queue(self.tables))
         return (
-            sa.select(runs.c.run_id)
-            .where(runs.c.ready_at.is_not(None), self._claimable())
-            .order_by(runs.c.ready_at, runs.c.run_id)
+            stmt.order_by(*queue_sql.claim_order(self.tables))
             .limit(sa.bindparam("p_limit", type_=sa.Integer()))
             .with_for_update(skip_locked=True)
         )
@@ -478,6 +501,9 @@ class SQLStore:
         owner: str | None = None,
         lease_ms: int | None = None,
         deadline_at: int | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        partition_key: str | None = None,
     ) -> CreateResult:
         a = arguments.new_run(
             run_id,
@@ -489,7 +515,12 @@ class SQLStore:
             owner=owner,
             lease_ms=lease_ms,
             deadline_at=deadline_at,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
         )
+        if not self.queue_limits:
+            refuse_placement(a.placement)
         values = {
             "run_id": a.run_id,
             "workflow_id": a.workflow_id,
@@ -501,8 +532,12 @@ class SQLStore:
             "created_at": a.now,
             "updated_at": a.now,
             "ready_at": a.now,
+            "queue": a.placement.queue,
+            "priority": a.placement.priority,
+            "partition_key": a.placement.partition_key,
             "deadline_at": a.deadline_at,
         }
+        queued = dict(values)
         key, build = "insert_run", self._run_insert
         if a.owner is not None:
             # Created claimed: the row a claim at the same ``now`` would leave, in the
@@ -517,9 +552,12 @@ class SQLStore:
             key, build = "insert_claimed_run", self._claimed_run_insert
 
         def insert() -> Body[rows.Row | None]:
-            """None when inserted, else the run that holds the id ({} if it vanished)."""
+            """None when inserted, else the run that holds the id ({} if it vanished);
+            ``LIMITED`` when a claimed insert left a limited queue to _create_limited."""
             try:
-                yield self._q(key, build, prefixed(values, ""))
+                done = yield self._q(key, build, prefixed(values, ""))
+                if key == "insert_claimed_run" and self.queue_limits and done.rowcount == 0:
+                    return LIMITED
                 return None
             except DuplicateKey:
                 pass
@@ -527,6 +565,14 @@ class SQLStore:
 
         for _ in range(3):
             row = await self._run(insert())
+            if row is LIMITED:
+                try:
+                    row = await self._run(self._create_limited(a, values, queued), transaction=True)
+                except DuplicateKey:
+                    continue  # created meanwhile: the next round answers it
+                if row is None or row is LIMITED:
+                    run = rows.run_from_row(_with_defaults(values if row is None else queued))
+                    return Created(run, run.lease)
             if row is None:
                 run = rows.run_from_row(_with_defaults(values))
                 return Created(run, run.lease)
@@ -537,7 +583,43 @@ class SQLStore:
         raise StoreUnavailableError(f"run {a.run_id!r} kept changing under create_run")
 
     def _claimed_run_insert(self) -> sa.Insert:
-        """A run created claimed (``create_run(..., owner=, lease_ms=)``)."""
+        """A run created claimed (``create_run(..., owner=, lease_ms=)``); with queue
+        limits, only when its queue has none (else no row: see _create_limited)."""
+        runs = self.tables.runs
+        if not self.queue_limits:
+            return self._insert(runs, CLAIMED_RUN_INSERT)
+        q = self.tables.queues
+        values = sa.select(*(bound(c, runs.c[c].type) for c in CLAIMED_RUN_INSERT)).where(
+            ~sa.exists().where(
+                q.c.name == bound("queue", q.c.name.type), queue_sql.limited(self.tables)
+            )
+        )
+        return sa.insert(runs).from_select(list(CLAIMED_RUN_INSERT), values)
+
+    def _create_limited(
+        self, a: arguments.NewRun, claimed: dict[str, Any], queued: dict[str, Any]
+    ) -> Body[rows.Row | None]:
+        """Insert a new run of a limited queue, claimed if the queue has room (the
+        queue's row locked while it counts): None when inserted claimed, ``LIMITED``
+        when inserted queued, else the run that holds the id. A duplicate id that
+        appears meanwhile raises DuplicateKey (the caller tries again)."""
+        existing = yield from self._load(a.run_id)
+        if existing is not None:
+            return existing
+        gate = yield from self._gate(a.now, a.placement.queue)
+        p = a.placement
+        room = gate.has_room(p.queue, p.partition_key)
+        if room:
+            gate.take(p.queue, p.partition_key)
+            yield self._q(
+                "insert_claimed_run_limited", self._claimed_run_plain_insert, prefixed(claimed, "")
+            )
+        else:
+            yield self._q("insert_run", self._run_insert, prefixed(queued, ""))
+        yield from self._write_windows(gate)
+        return None if room else LIMITED
+
+    def _claimed_run_plain_insert(self) -> sa.Insert:
         return self._insert(self.tables.runs, CLAIMED_RUN_INSERT)
 
     def _run_insert(self) -> sa.Insert:
@@ -747,9 +829,12 @@ class SQLStore:
     async def claim_run(
         self, run_id: str, owner: str, lease_ms: int, now: int, *, with_history: bool = False
     ) -> ClaimResult:
-        return await self._claim(arguments.claim(run_id, owner, lease_ms, now, with_history))
+        a = arguments.claim(run_id, owner, lease_ms, now, with_history)
+        return await self._claim_or_limited(a, await self._claim(a))
 
     async def _claim(self, a: arguments.Claim) -> ClaimResult:
+        if self.queue_limits:  # the portable claim decides in Python: count first
+            return await self._run(self._claim_run_limited(a), transaction=True)
         return await self._run(self._claim_one(a), transaction=True)
 
     def _claim_one(self, a: arguments.Claim) -> Body[ClaimResult]:
@@ -791,11 +876,30 @@ class SQLStore:
 
     @operation
     async def claim_runnable(
-        self, owner: str, lease_ms: int, limit: int, now: int, *, with_history: bool = False
+        self,
+        owner: str,
+        lease_ms: int,
+        limit: int,
+        now: int,
+        *,
+        with_history: bool = False,
+        queues: Collection[str] | None = None,
     ) -> list[Claimed]:
-        a = arguments.claim_many(owner, lease_ms, limit, now, with_history)
-        claims = await self._claim_runnable(a)
-        claims.sort(key=lambda c: (c.run.ready_at or 0, c.run.run_id))
+        a = arguments.claim_many(owner, lease_ms, limit, now, with_history, queues)
+        if not self.queue_limits:
+            if not serves_default(a.queues):
+                return []  # every run of this store is in the default queue
+            claims = await self._claim_runnable(a)
+        elif a.queues is not None:
+            claims = await self._run(self._claim_limited(a, fast=False), transaction=True)
+        else:
+            claims = await self._claim_runnable(a)
+            if len(claims) < a.limit:
+                # Short: nothing more to claim, or some queue has limits (the one
+                # statement took nothing then); the limited claim tells which.
+                more = replace(a, limit=a.limit - len(claims))
+                claims += await self._run(self._claim_limited(more, fast=True), transaction=True)
+        claims.sort(key=lambda c: (-c.run.priority, c.run.ready_at or 0, c.run.run_id))
         return claims
 
     async def _claim_runnable(self, a: arguments.ClaimMany) -> list[Claimed]:
@@ -809,6 +913,47 @@ class SQLStore:
         ids = found.scalars()
         if not ids:
             return []
+        yield self._claim_ids(a, ids)
+        return (yield from self._read_claimed(ids, a.with_history))
+
+    # -- queue limits ------------------------------------------------------------------
+    def _gate(self, now: int, queue: str | None) -> Body[LimitGate]:
+        """Lock the limited queues' rows (``queue``: that one's) until COMMIT, count
+        their leased runs, and decide with a LimitGate (see :mod:`.queue_sql`)."""
+        one = queue is not None
+        found = yield self._q(
+            ("lock_limited", one),
+            lambda: queue_sql.lock_limited(self.tables, one),
+            {"p_queue": queue} if one else {},
+        )
+        limits = list(found.mappings())
+        configured = {r["name"]: rows.queue_from_row(r) for r in limits}
+        windows = {r["name"]: (int(r["window_start"]), int(r["window_count"])) for r in limits}
+        leased: Counter[str] = Counter()
+        keyed: Counter[tuple[str, str]] = Counter()
+        if configured:
+            counted = yield self._q(
+                ("leased_counts", one),
+                lambda: queue_sql.leased_counts(self.tables, one),
+                {"p_now": now, "p_queue": queue} if one else {"p_now": now},
+            )
+            for r in counted.mappings():
+                leased[r["queue"]] += int(r["n"])
+                if r["partition_key"] is not None:
+                    keyed[(r["queue"], r["partition_key"])] += int(r["n"])
+        return LimitGate(configured, windows, leased, keyed, now)
+
+    def _write_windows(self, gate: LimitGate) -> Body[None]:
+        for name in sorted(gate.changed):
+            start, count = gate.windows[name]
+            yield self._q(
+                "write_window",
+                lambda: queue_sql.write_window(self.tables),
+                {"p_queue": name, "p_window_start": start, "p_window_count": count},
+            )
+
+    def _claim_ids(self, a: arguments.ClaimMany, ids: Sequence[str]) -> Query:
+        """The UPDATE that claims the runs ``ids`` (picked and locked already)."""
         n = len(ids)
 
         def build() -> sa.Update:
@@ -819,12 +964,145 @@ class SQLStore:
                 .ordered_values(*self._claim_values())
             )
 
-        yield self._q(
+        return self._q(
             ("claim_picked", n),
             build,
             {**self._claim_params(a), **{f"p_id{i}": r for i, r in enumerate(ids)}},
         )
-        return (yield from self._read_claimed(ids, a.with_history))
+
+    def _claim_limited(self, a: arguments.ClaimMany, *, fast: bool) -> Body[list[Claimed]]:
+        """``claim_runnable`` where queue limits apply, in a transaction (``fast``: the
+        one-statement claim ran first and took every run if no queue has limits)."""
+        gate = yield from self._gate(a.now, None)
+        if fast and not gate.windows:
+            return []
+        picked: list[str] = []
+        queues = sorted(a.queues) if a.queues is not None else []
+        params: Params = {
+            "p_now": a.now,
+            "p_page": a.limit + 16,
+            **{f"p_qn{i}": q for i, q in enumerate(queues)},
+        }
+        n_queues = len(queues)
+        after = False
+        while len(picked) < a.limit:
+
+            def build(more: bool = after) -> sa.Select[Any]:
+                return queue_sql.limited_candidates(
+                    self.tables, self._claimable_any_queue(), n_queues, more
+                )
+
+            page = yield self._q(("limited_candidates", n_queues, after), build, params)
+            found = list(page.mappings())
+            for r in found:
+                # A full queue or key skips its run, never the runs behind it.
+                if gate.has_room(r["queue"], r["partition_key"]):
+                    gate.take(r["queue"], r["partition_key"])
+                    picked.append(r["run_id"])
+                    if len(picked) == a.limit:
+                        break
+            if len(found) < a.limit + 16:
+                break
+            last = found[-1]
+            params |= {
+                "p_after_priority": last["priority"],
+                "p_after_ready_at": last["ready_at"],
+                "p_after_run_id": last["run_id"],
+            }
+            after = True
+        if not picked:
+            return []
+        yield self._claim_ids(a, picked)
+        yield from self._write_windows(gate)
+        return (yield from self._read_claimed(picked, a.with_history))
+
+    def _claim_run_limited(self, a: arguments.Claim) -> Body[ClaimResult]:
+        """``claim_run`` of a run whose queue has limits, in a transaction."""
+        current = yield from self._load(a.run_id, lock=True)
+        if current is None:
+            return NotFound(a.run_id)
+        run = rows.run_from_row(current)
+        if not _claimable(run, a.now):
+            return NotClaimable(run)
+        gate = yield from self._gate(a.now, run.queue)
+        if not gate.has_room(run.queue, run.partition_key):
+            return NotClaimable(run)
+        gate.take(run.queue, run.partition_key)
+        many = arguments.ClaimMany(a.owner, a.lease_ms, 1, a.now, a.with_history)
+        yield self._claim_ids(many, [a.run_id])
+        yield from self._write_windows(gate)
+        claimed = yield from self._read_claimed([a.run_id], a.with_history)
+        return claimed[0]
+
+    async def _claim_or_limited(self, a: arguments.Claim, answer: ClaimResult) -> ClaimResult:
+        """A one-statement claim's answer, unless it left the run to a queue limit."""
+        if self.queue_limits and isinstance(answer, NotClaimable) and _claimable(answer.run, a.now):
+            return await self._run(self._claim_run_limited(a), transaction=True)
+        return answer
+
+    @operation
+    async def upsert_queue(
+        self,
+        name: str,
+        now: int,
+        *,
+        concurrency: int | None = None,
+        per_key_concurrency: int | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> Queue:
+        queue = queue_config(name, now, concurrency, per_key_concurrency, rate_limit)
+        self._require_queue_limits()
+        values = prefixed(rows.queue_values(queue), "")
+
+        def upsert() -> Body[None]:
+            done = yield self._q(
+                "update_queue", lambda: queue_sql.update_queue(self.tables), values
+            )
+            if done.rowcount == 0:
+                yield self._q("insert_queue", lambda: queue_sql.insert_queue(self.tables), values)
+
+        for _ in range(3):
+            try:
+                await self._run(upsert(), transaction=True)
+                return queue
+            except DuplicateKey:
+                continue  # created meanwhile: update it
+        raise StoreUnavailableError(f"queue {queue.name!r} kept changing under upsert_queue")
+
+    @operation
+    async def get_queue(self, name: str) -> Queue | None:
+        name = validation.check_id(name, "name")
+        self._require_queue_limits()
+
+        def get() -> Body[Queue | None]:
+            found = yield self._q(
+                ("select_queues", True),
+                lambda: queue_sql.select_queues(self.tables, True),
+                {"p_name": name},
+            )
+            row = found.first()
+            return None if row is None else rows.queue_from_row(row)
+
+        return await self._run(get())
+
+    @operation
+    async def list_queues(self) -> list[Queue]:
+        self._require_queue_limits()
+
+        def select() -> Body[list[Queue]]:
+            found = yield self._q(
+                ("select_queues", False), lambda: queue_sql.select_queues(self.tables, False), {}
+            )
+            return [rows.queue_from_row(r) for r in found.mappings()]
+
+        return await self._run(select())
+
+    def _require_queue_limits(self) -> None:
+        if not self.queue_limits:
+            raise InvalidArgumentError(
+                f"{type(self).__name__} does not declare Capability.QUEUES: it cannot keep "
+                "queue limits"
+            )
 
     @operation
     async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
@@ -839,6 +1117,7 @@ class SQLStore:
                     runs.c.run_id == bound("run_id", runs.c.run_id.type),
                     runs.c.lease_owner == bound("owner", runs.c.lease_owner.type),
                     runs.c.lease_token == bound("token", runs.c.lease_token.type),
+                    *((queue_sql.renewable(self.tables),) if self.queue_limits else ()),
                 )
                 .values(lease_expires_at=bound("expires_at", runs.c.lease_expires_at.type))
             )
@@ -854,6 +1133,7 @@ class SQLStore:
                     "p_owner": a.lease.owner,
                     "p_token": a.lease.token,
                     "p_expires_at": expires_at,
+                    **({"p_now": a.now} if self.queue_limits else {}),
                 },
             )
             if done.rowcount != 1:
@@ -1795,6 +2075,12 @@ def settled_values(a: arguments.Settlement) -> dict[str, Any]:
     else:
         values.update(ready_at=None, finished_at=log.now, output=result.output, error=result.error)
     return values
+
+
+def _claimable(run: Run, now: int) -> bool:
+    return run.status is RunStatus.QUEUED or (
+        run.status is RunStatus.RUNNING and run.lease is not None and run.lease.expires_at <= now
+    )
 
 
 def _with_defaults(values: dict[str, Any]) -> dict[str, Any]:

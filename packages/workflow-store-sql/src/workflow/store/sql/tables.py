@@ -26,6 +26,9 @@ Column notes:
   found through ``(finished_at, deadline_at, run_id)``: live runs only.
 * ``lease_token`` is the last token handed out (0 = never claimed); the lease is
   present when ``lease_owner`` is non-NULL.
+* ``queue``, ``priority``, ``partition_key`` place a run (``docs/semantics.md``,
+  Queues); ``queues`` holds the limits of the configured queues and, for a rate limit,
+  the current fixed window (``window_start``, ``window_count``).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class StoreTables:
     events: sa.Table
     inbox: sa.Table
     schedules: sa.Table
+    queues: sa.Table
 
 
 @lru_cache(maxsize=32)
@@ -78,8 +82,15 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         sa.Column("ready_at", MS),
         sa.Column("finished_at", MS),
         sa.Column("inbox_seq", MS, nullable=False, server_default="0"),
+        sa.Column("queue", ID, nullable=False, server_default="default"),
+        sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("partition_key", ID),
         sa.Column("deadline_at", MS),
         sa.Index(f"ix_{p}runs_ready", "ready_at", "run_id"),
+        # The leased runs of a queue (and of each key): the count a limited claim makes.
+        sa.Index(
+            f"ix_{p}runs_queue_leases", "queue", "status", "lease_expires_at", "partition_key"
+        ),
         sa.Index(f"ix_{p}runs_wake", "wake_at", "run_id"),
         sa.Index(f"ix_{p}runs_finished", "finished_at", "run_id"),
         sa.Index(f"ix_{p}runs_created", "created_at", "run_id"),
@@ -145,4 +156,18 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         mysql_engine="InnoDB",
         mysql_charset="utf8mb4",
     )
-    return StoreTables(p, md, runs, events, inbox, schedules)
+    queues = sa.Table(
+        f"{p}queues",
+        md,
+        sa.Column("name", ID, primary_key=True),
+        sa.Column("concurrency", sa.Integer()),
+        sa.Column("per_key_concurrency", sa.Integer()),
+        sa.Column("rate_count", sa.Integer()),
+        sa.Column("rate_period_ms", MS),
+        sa.Column("window_start", MS, nullable=False, server_default="0"),
+        sa.Column("window_count", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("updated_at", MS, nullable=False),
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
+    )
+    return StoreTables(p, md, runs, events, inbox, schedules, queues)

@@ -1,7 +1,7 @@
 """runs.deadline_at: the run's deadline, fired once by fire_due_timers.
 
 Revision ID: 1c1205196104
-Revises: 6eb32d16ce87
+Revises: 2c85b20d0032
 Create Date: 2026-12-06
 
 Logical change 0003 (see migrations/CHANGES.md).
@@ -9,10 +9,10 @@ Logical change 0003 (see migrations/CHANGES.md).
 
 from __future__ import annotations
 
-from workflow.store.sql.revisions import r0003_deadlines as body
+from workflow.store.sql.revisions import r0004_deadlines as body
 
 revision = "1c1205196104"
-down_revision = "6eb32d16ce87"
+down_revision = "2c85b20d0032"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """runs.deadline_at: the run's deadline, fired once by fire_due_timers.
 
 Revision ID: 78dfa4cbe5b6
-Revises: 58e13bcb92cd
+Revises: 93d05d249f57
 Create Date: 2026-12-06
 
 Logical change 0003 (see migrations/CHANGES.md).
@@ -9,10 +9,10 @@ Logical change 0003 (see migrations/CHANGES.md).
 
 from __future__ import annotations
 
-from workflow.store.sql.revisions import r0003_deadlines as body
+from workflow.store.sql.revisions import r0004_deadlines as body
 
 revision = "78dfa4cbe5b6"
-down_revision = "58e13bcb92cd"
+down_revision = "93d05d249f57"
 branch_labels = None
 depends_on = None
 

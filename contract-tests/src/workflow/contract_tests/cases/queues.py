@@ -1,0 +1,406 @@
+"""Contract cases: queues, priority and queue limits (``Capability.QUEUES``).
+
+``docs/semantics.md`` (Queues): a run's queue, priority and partition key are fixed at
+creation; claims go by ``(priority descending, ready_at, run_id)``; every way of
+leasing keeps the queue's ``concurrency``, ``per_key_concurrency`` and ``rate_limit``
+in the same atomic step, and a full queue never blocks the runs of other queues. A
+store without the capability refuses a non-default placement (it must not accept a
+limit or an order it would not keep): that case runs on every store.
+
+The concurrent half (32 claimers against the limits) is
+:mod:`workflow.contract_tests.queue_races`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from workflow.runtime import (
+    Capability,
+    Claimed,
+    Conflict,
+    Created,
+    ExecutionStore,
+    Existing,
+    Finish,
+    InvalidArgumentError,
+    LeaseLostError,
+    NotClaimable,
+    Queue,
+    QueueStore,
+    RateLimit,
+    Run,
+    RunStatus,
+    Yield,
+)
+from workflow.runtime.validation import MAX_MS
+
+from ..support import LEASE_MS, T0, create, requires
+
+
+def queues_of(store: ExecutionStore) -> QueueStore:
+    assert isinstance(store, QueueStore), (
+        f"{type(store).__name__} declares 'queues' and must implement QueueStore"
+    )
+    return store
+
+
+async def placed(
+    store: ExecutionStore,
+    run_id: str,
+    queue: str = "default",
+    *,
+    priority: int = 0,
+    key: str | None = None,
+    now: int = T0,
+) -> Run:
+    result = await store.create_run(
+        run_id, "wf", None, None, now, queue=queue, priority=priority, partition_key=key
+    )
+    assert isinstance(result, Created), result
+    return result.run
+
+
+async def claim_ids(
+    store: ExecutionStore,
+    now: int = T0,
+    limit: int = 100,
+    *,
+    queues: list[str] | None = None,
+) -> list[str]:
+    claims = await store.claim_runnable("worker-a", LEASE_MS, limit, now, queues=queues)
+    return [c.run.run_id for c in claims]
+
+
+async def finish(store: ExecutionStore, claim: Claimed, now: int = T0) -> None:
+    await store.settle_run(claim.run.run_id, claim.lease, 0, [], Finish(None), now)
+
+
+class QueueCases:
+    # -- placement -------------------------------------------------------------------
+    async def test_a_run_is_in_the_default_queue_at_priority_0_without_a_key(
+        self, store: ExecutionStore
+    ) -> None:
+        run = await create(store, "run-1")
+        assert (run.queue, run.priority, run.partition_key) == ("default", 0, None)
+        loaded = await store.load_run("run-1")
+        assert loaded is not None
+        assert (loaded.queue, loaded.priority, loaded.partition_key) == ("default", 0, None)
+
+    @pytest.mark.parametrize(
+        "placement",
+        [{"queue": "emails"}, {"priority": 5}, {"priority": -1}, {"partition_key": "tenant-1"}],
+        ids=["queue", "priority", "negative-priority", "partition_key"],
+    )
+    async def test_a_placement_is_kept_or_refused_by_a_store_without_queues(
+        self, store: ExecutionStore, placement: dict[str, Any]
+    ) -> None:
+        if Capability.QUEUES in store.capabilities:
+            result = await store.create_run("run-1", "wf", None, None, T0, **placement)
+            assert isinstance(result, Created), result
+            stored = await store.load_run("run-1")
+            assert stored == result.run
+            for name, value in placement.items():
+                assert getattr(stored, name) == value
+            return
+        # Never accepted and ignored: the store would neither keep a limit nor the order.
+        name = next(iter(placement))
+        with pytest.raises(InvalidArgumentError, match=name):
+            await store.create_run("run-1", "wf", None, None, T0, **placement)
+        assert await store.load_run("run-1") is None
+
+    async def test_claim_runnable_filters_by_queue(self, store: ExecutionStore) -> None:
+        # On every store: a store without queues has every run in "default".
+        await create(store, "run-1")
+        assert await claim_ids(store, queues=["elsewhere"]) == []
+        assert await claim_ids(store, queues=["elsewhere", "default"]) == ["run-1"]
+
+    @pytest.mark.parametrize("queues", ["default", [], (), [""], ["default", 5], 7])
+    async def test_claim_runnable_refuses_bad_queues(
+        self, store: ExecutionStore, queues: Any
+    ) -> None:
+        await create(store, "run-1")
+        with pytest.raises(InvalidArgumentError, match="queue"):
+            await store.claim_runnable("worker-a", LEASE_MS, 10, T0, queues=queues)
+        run = await store.load_run("run-1")
+        assert run is not None
+        assert run.status is RunStatus.QUEUED
+
+    @pytest.mark.parametrize(
+        "placement",
+        [
+            {"queue": ""},
+            {"queue": 7},
+            {"queue": "a\x00b"},
+            {"priority": True},
+            {"priority": 1.0},
+            {"priority": 2**31},
+            {"priority": -(2**31)},
+            {"partition_key": ""},
+            {"partition_key": 3},
+        ],
+    )
+    async def test_create_run_refuses_a_bad_placement(
+        self, store: ExecutionStore, placement: dict[str, Any]
+    ) -> None:
+        with pytest.raises(InvalidArgumentError, match=next(iter(placement))):
+            await store.create_run("run-1", "wf", None, None, T0, **placement)
+        assert await store.load_run("run-1") is None
+
+    # -- configuration -------------------------------------------------------------
+    @requires(Capability.QUEUES)
+    async def test_upsert_get_and_list_queues(self, store: ExecutionStore) -> None:
+        qs = queues_of(store)
+        assert await qs.get_queue("emails") is None
+        assert await qs.list_queues() == []
+        made = await qs.upsert_queue(
+            "emails", T0, concurrency=3, per_key_concurrency=1, rate_limit=RateLimit(10, 1000)
+        )
+        assert made == Queue("emails", 3, 1, RateLimit(10, 1000), T0)
+        await qs.upsert_queue("batch", T0 + 1)
+        assert await qs.get_queue("emails") == made
+        replaced = await qs.upsert_queue("emails", T0 + 2, concurrency=5)
+        assert replaced == Queue("emails", 5, None, None, T0 + 2)
+        assert await qs.list_queues() == [Queue("batch", None, None, None, T0 + 1), replaced]
+
+    @pytest.mark.parametrize(
+        "limits",
+        [
+            {"concurrency": 0},
+            {"concurrency": True},
+            {"concurrency": 1_000_001},
+            {"per_key_concurrency": -1},
+            {"per_key_concurrency": "2"},
+            {"rate_limit": (1, 1000)},
+            {"rate_limit": RateLimit(0, 1000)},
+            {"rate_limit": RateLimit(1, 0)},
+            {"rate_limit": RateLimit(1, MAX_MS + 1)},
+        ],
+    )
+    @requires(Capability.QUEUES)
+    async def test_upsert_queue_refuses_bad_limits(
+        self, store: ExecutionStore, limits: dict[str, Any]
+    ) -> None:
+        qs = queues_of(store)
+        with pytest.raises(InvalidArgumentError, match=next(iter(limits))):
+            await qs.upsert_queue("emails", T0, **limits)
+        with pytest.raises(InvalidArgumentError, match="name"):
+            await qs.upsert_queue("", T0)
+        assert await qs.list_queues() == []
+
+    # -- order -----------------------------------------------------------------------
+    @requires(Capability.QUEUES)
+    async def test_claims_go_by_priority_then_ready_at_then_run_id(
+        self, store: ExecutionStore
+    ) -> None:
+        await placed(store, "low-old", priority=-1, now=T0)
+        await placed(store, "mid-b", now=T0 + 2)
+        await placed(store, "mid-a", now=T0 + 2)
+        await placed(store, "mid-old", now=T0 + 1)
+        await placed(store, "high", "other", priority=10, now=T0 + 3)
+        assert await claim_ids(store, T0 + 10, 3) == ["high", "mid-old", "mid-a"]
+        assert await claim_ids(store, T0 + 10) == ["mid-b", "low-old"]
+
+    # -- concurrency -----------------------------------------------------------------
+    @requires(Capability.QUEUES)
+    async def test_concurrency_caps_the_leased_runs_of_a_queue(self, store: ExecutionStore) -> None:
+        await queues_of(store).upsert_queue("q", T0, concurrency=2)
+        for i in range(5):
+            await placed(store, f"run-{i}", "q", now=T0 + i)
+        first = await store.claim_runnable("worker-a", LEASE_MS, 10, T0 + 10)
+        assert [c.run.run_id for c in first] == ["run-0", "run-1"]
+        assert await claim_ids(store, T0 + 11) == []
+        await finish(store, first[0], T0 + 12)
+        assert await claim_ids(store, T0 + 13) == ["run-2"]
+        # Giving a lease back (Yield) frees the place too.
+        await store.settle_run("run-1", first[1].lease, 0, [], Yield(), T0 + 14)
+        assert await claim_ids(store, T0 + 15) == ["run-3"]
+
+    @requires(Capability.QUEUES)
+    async def test_a_full_queue_does_not_block_other_queues(self, store: ExecutionStore) -> None:
+        await queues_of(store).upsert_queue("slow", T0, concurrency=1)
+        for i in range(3):
+            await placed(store, f"slow-{i}", "slow", priority=5, now=T0)
+        await placed(store, "fast-0", "fast", now=T0 + 1)
+        await placed(store, "default-0", now=T0 + 2)
+        assert await claim_ids(store, T0 + 5, 3) == ["slow-0", "fast-0", "default-0"]
+
+    @requires(Capability.QUEUES)
+    async def test_an_expired_lease_frees_its_place(self, store: ExecutionStore) -> None:
+        await queues_of(store).upsert_queue("q", T0, concurrency=1)
+        await placed(store, "run-a", "q")
+        await placed(store, "run-b", "q", now=T0 + 1)
+        assert await claim_ids(store, T0) == ["run-a"]
+        assert isinstance(
+            await store.claim_run("run-b", "worker-b", LEASE_MS, T0 + 1), NotClaimable
+        )
+        # At expires_at the lease is over: the place is free.
+        taken = await store.claim_run("run-b", "worker-b", LEASE_MS, T0 + LEASE_MS)
+        assert isinstance(taken, Claimed), taken
+        # run-a is claimable again (stale) but its queue is full now.
+        assert await claim_ids(store, T0 + LEASE_MS) == []
+
+    @requires(Capability.QUEUES)
+    async def test_claim_run_on_a_full_queue_is_not_claimable_and_changes_nothing(
+        self, store: ExecutionStore
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, concurrency=1)
+        await placed(store, "run-a", "q")
+        before = await placed(store, "run-b", "q")
+        assert isinstance(await store.claim_run("run-a", "worker-a", LEASE_MS, T0), Claimed)
+        answer = await store.claim_run("run-b", "worker-b", LEASE_MS, T0 + 1)
+        assert isinstance(answer, NotClaimable), answer
+        assert answer.run == before
+        assert await store.load_run("run-b") == before
+
+    @requires(Capability.QUEUES)
+    @requires(Capability.CLAIM_ON_CREATE)
+    async def test_create_run_on_a_full_queue_creates_it_queued_and_unclaimed(
+        self, store: ExecutionStore
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, concurrency=1)
+        first = await store.create_run(
+            "run-a", "wf", None, None, T0, owner="worker-a", lease_ms=LEASE_MS, queue="q"
+        )
+        assert isinstance(first, Created)
+        assert first.lease is not None
+        second = await store.create_run(
+            "run-b", "wf", None, None, T0, owner="worker-a", lease_ms=LEASE_MS, queue="q"
+        )
+        assert isinstance(second, Created), second
+        assert second.lease is None
+        assert second.run.status is RunStatus.QUEUED
+        assert second.run.lease is None
+        assert await store.load_run("run-b") == second.run
+
+    @requires(Capability.QUEUES)
+    @requires(Capability.CLAIM_ON_CREATE)
+    async def test_create_with_owner_of_an_existing_id_in_a_limited_queue_claims_nothing(
+        self, store: ExecutionStore
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, concurrency=5)
+        first = await placed(store, "run-a", "q")
+        again = await store.create_run(
+            "run-a", "wf", None, None, T0 + 1, owner="worker-a", lease_ms=LEASE_MS, queue="q"
+        )
+        assert isinstance(again, Existing), again
+        assert again.run == first
+        other = await store.create_run(
+            "run-a", "other-wf", None, None, T0 + 1, owner="w", lease_ms=LEASE_MS, queue="q"
+        )
+        assert isinstance(other, Conflict), other
+        assert await store.load_run("run-a") == first
+
+    @requires(Capability.QUEUES)
+    async def test_a_lowered_limit_keeps_leases_and_holds_new_claims(
+        self, store: ExecutionStore
+    ) -> None:
+        qs = queues_of(store)
+        for i in range(4):
+            await placed(store, f"run-{i}", "q", now=T0 + i)
+        held = await store.claim_runnable("worker-a", LEASE_MS, 3, T0 + 10)
+        assert len(held) == 3
+        await qs.upsert_queue("q", T0 + 11, concurrency=2)
+        for claim in held:  # not revoked
+            await store.heartbeat(claim.run.run_id, claim.lease, LEASE_MS, T0 + 12)
+        await finish(store, held[0], T0 + 13)
+        assert await claim_ids(store, T0 + 14) == []  # 2 leased: at the new limit
+        await finish(store, held[1], T0 + 15)
+        assert await claim_ids(store, T0 + 16) == ["run-3"]
+
+    @requires(Capability.QUEUES)
+    async def test_an_expired_lease_in_a_queue_that_limits_places_cannot_be_renewed(
+        self, store: ExecutionStore
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, concurrency=1)
+        await placed(store, "run-a", "q")
+        await placed(store, "run-b", "q", now=T0 + 1)
+        a = await store.claim_run("run-a", "worker-a", LEASE_MS, T0)
+        assert isinstance(a, Claimed)
+        # Within its lease a heartbeat never fails for a limit.
+        lease = await store.heartbeat("run-a", a.lease, LEASE_MS, T0 + 1)
+        late = lease.expires_at
+        # Expired: the place is given up, so the lease cannot come back (another run
+        # may hold the place by now, as run-b does below).
+        with pytest.raises(LeaseLostError):
+            await store.heartbeat("run-a", lease, LEASE_MS, late)
+        b = await store.claim_run("run-b", "worker-b", LEASE_MS, late)
+        assert isinstance(b, Claimed), b
+        with pytest.raises(LeaseLostError):
+            await store.heartbeat("run-a", lease, LEASE_MS, late + 1)
+
+    @requires(Capability.QUEUES)
+    async def test_an_expired_lease_in_a_queue_without_place_limits_renews(
+        self, store: ExecutionStore
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, rate_limit=RateLimit(5, 1000))
+        await placed(store, "run-a", "q")
+        a = await store.claim_run("run-a", "worker-a", LEASE_MS, T0)
+        assert isinstance(a, Claimed)
+        lease = await store.heartbeat("run-a", a.lease, LEASE_MS, T0 + LEASE_MS)
+        assert lease.expires_at == T0 + 2 * LEASE_MS
+
+    # -- per key -----------------------------------------------------------------------
+    @requires(Capability.QUEUES)
+    async def test_per_key_concurrency_caps_each_key_and_not_keyless_runs(
+        self, store: ExecutionStore
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, per_key_concurrency=1)
+        await placed(store, "a-1", "q", key="a", now=T0)
+        await placed(store, "a-2", "q", key="a", now=T0 + 1)
+        await placed(store, "b-1", "q", key="b", now=T0 + 2)
+        await placed(store, "none-1", "q", now=T0 + 3)
+        await placed(store, "none-2", "q", now=T0 + 4)
+        await placed(store, "other-a", "other", key="a", now=T0 + 5)
+        assert await claim_ids(store, T0 + 10) == ["a-1", "b-1", "none-1", "none-2", "other-a"]
+        assert isinstance(await store.claim_run("a-2", "w", LEASE_MS, T0 + 11), NotClaimable)
+
+    @requires(Capability.QUEUES)
+    async def test_both_limits_apply_together(self, store: ExecutionStore) -> None:
+        await queues_of(store).upsert_queue("q", T0, concurrency=2, per_key_concurrency=1)
+        for i, key in enumerate(["a", "a", "b", "c"]):
+            await placed(store, f"run-{i}", "q", key=key, now=T0 + i)
+        assert await claim_ids(store, T0 + 10) == ["run-0", "run-2"]
+
+    # -- rate ---------------------------------------------------------------------------
+    @requires(Capability.QUEUES)
+    async def test_rate_limit_counts_claims_in_fixed_windows(self, store: ExecutionStore) -> None:
+        assert T0 % 1000 == 0
+        await queues_of(store).upsert_queue("q", T0, rate_limit=RateLimit(2, 1000))
+        for i in range(6):
+            await placed(store, f"run-{i}", "q", now=T0 + i)
+        first = await store.claim_runnable("worker-a", LEASE_MS, 10, T0 + 10)
+        assert [c.run.run_id for c in first] == ["run-0", "run-1"]
+        for claim in first:
+            await finish(store, claim, T0 + 11)
+        # Nothing is leased, yet the window's claims are used up until it ends.
+        assert await claim_ids(store, T0 + 999) == []
+        assert isinstance(await store.claim_run("run-2", "w", LEASE_MS, T0 + 999), NotClaimable)
+        # The next window: two more, one by id.
+        assert isinstance(await store.claim_run("run-5", "w", LEASE_MS, T0 + 1000), Claimed)
+        assert await claim_ids(store, T0 + 1500) == ["run-2"]
+        assert await claim_ids(store, T0 + 1999) == []
+        assert await claim_ids(store, T0 + 2000) == ["run-3", "run-4"]
+
+    @requires(Capability.QUEUES)
+    async def test_a_clock_behind_counts_in_the_latest_window(self, store: ExecutionStore) -> None:
+        await queues_of(store).upsert_queue("q", T0, rate_limit=RateLimit(1, 1000))
+        for i in range(3):
+            await placed(store, f"run-{i}", "q", now=T0)
+        assert await claim_ids(store, T0 + 1000) == ["run-0"]
+        # A caller whose clock is a window behind must not reopen its window.
+        assert await claim_ids(store, T0 + 500) == []
+
+    @requires(Capability.QUEUES)
+    async def test_heartbeats_are_not_claims(self, store: ExecutionStore) -> None:
+        await queues_of(store).upsert_queue("q", T0, rate_limit=RateLimit(1, 1000))
+        await placed(store, "run-0", "q")
+        await placed(store, "run-1", "q")
+        held = await store.claim_runnable("worker-a", LEASE_MS, 10, T0)
+        assert [c.run.run_id for c in held] == ["run-0"]
+        lease = held[0].lease
+        for t in range(1, 4):
+            lease = await store.heartbeat("run-0", lease, LEASE_MS, T0 + 1000 * t)
+        assert await claim_ids(store, T0 + 3000) == ["run-1"]
