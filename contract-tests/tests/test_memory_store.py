@@ -16,6 +16,7 @@ class TestInMemoryStore(StoreContract):
             Capability.SUBSCRIBE_EVENTS,
             Capability.NOTIFY_RUNNABLE,
             Capability.CLAIM_ON_CREATE,
+            Capability.DEADLINES,
             Capability.QUEUES,
         }
     )

@@ -25,6 +25,7 @@ class TestD1Store(StoreContract):
             Capability.DURABLE,
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
+            Capability.DEADLINES,
         }
     )
     max_payload_bytes = MAX_PAYLOAD_BYTES

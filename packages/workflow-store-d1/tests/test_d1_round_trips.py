@@ -24,7 +24,7 @@ ROUND_TRIPS = {
     "append_events_1": 1,
     "append_events_10": 1,
     "settle_run": 1,
-    "fire_due_timers": 1,
+    "fire_due_timers": 2,  # the deadlines batch, then the timers batch
     "deliver_signal": 1,
     "claim_runnable": 1,
     "fire_due_schedules": 2,

@@ -40,6 +40,7 @@ class TestRedisStore(StoreContract):
             Capability.DURABLE,
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
+            Capability.DEADLINES,
             Capability.NOTIFY_RUNNABLE,
         }
     )
@@ -111,6 +112,7 @@ class TestRedisClusterStore(StoreContract):
             Capability.DURABLE,
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
+            Capability.DEADLINES,
             Capability.NOTIFY_RUNNABLE,
         }
     )

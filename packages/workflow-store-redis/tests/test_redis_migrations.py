@@ -18,6 +18,7 @@ from workflow.runtime import (
     IntervalSpec,
     NewEvent,
     Pause,
+    RunStatus,
     SchemaMigrator,
     SchemaOwner,
     SchemaRevision,
@@ -283,3 +284,31 @@ async def test_the_store_is_a_schema_owner(store: RedisStore) -> None:
     migrator = store.migrator
     assert isinstance(migrator, SchemaMigrator)
     assert all(isinstance(r, SchemaRevision) for r in migrator.history())
+
+
+async def test_downgrade_to_0002_ends_timed_out_runs_cancelled_and_drops_deadlines(
+    store: RedisStore,
+) -> None:
+    await store.create_schema()
+    await store.create_run("late", "wf", None, None, T0, deadline_at=T0 + 10)
+    await store.create_run("live", "wf", None, None, T0, deadline_at=T0 + 1_000)
+    fired = await store.fire_due_timers(T0 + 10, 10)
+    assert [e.run_id for e in fired] == ["late"]
+
+    await store.migrator.downgrade("0002")
+    assert (await store.schema_status()).current == "0002"
+    late, live = await store.load_run("late"), await store.load_run("live")
+    assert late is not None
+    assert live is not None
+    assert late.status.value == "cancelled"
+    assert late.error is not None
+    assert late.error.code == "timed_out"
+    assert (late.deadline_at, live.deadline_at) == (None, None)
+    keys = await _keys(store)
+    assert not any(k.endswith((":deadlines", ":status:timed_out")) for k in keys)
+    page = await store.list_runs(status=RunStatus.CANCELLED)
+    assert [r.run_id for r in page.items] == ["late"]
+
+    await store.create_schema()
+    assert (await store.schema_status()).up_to_date
+    assert await store.fire_due_timers(T0 + 2_000, 10) == []

@@ -25,6 +25,7 @@ class TestSQLiteStore(StoreContract):
             Capability.DURABLE,
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
+            Capability.DEADLINES,
             Capability.QUEUES,
         }
     )
@@ -72,7 +73,7 @@ STATEMENT_BUDGET = {
     "append_events_1": 4,
     "append_events_10": 4,
     "settle_run": 4,
-    "fire_due_timers": 5,
+    "fire_due_timers": 6,  # 1 of them: the due deadlines (none here)
     "deliver_signal": 5,
     "fire_due_schedules": 5,
     "claim_runnable": 1,

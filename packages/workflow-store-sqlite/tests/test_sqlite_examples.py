@@ -77,3 +77,48 @@ async def test_the_patching_example_keeps_the_old_path_for_the_run_in_flight(
     assert old_output == ["reserved A-1", "paid", "shipped A-1"]
     assert new.startswith("new-")
     assert new_output == ["reserved B-2", "checked B-2", "paid", "shipped B-2"]
+
+
+def load_deadlines_example() -> ModuleType:
+    path = EXAMPLE.parent / "deadlines.py"
+    spec = importlib.util.spec_from_file_location("deadlines_example", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_deadlines_example_times_its_run_out_once(tmp_path: Path) -> None:
+    example = load_deadlines_example()
+    store = SQLiteStore.from_path(tmp_path / "deadlines.db")
+    await store.create_schema()
+    clock = [T0]
+    runtime = example.runtime.bind(store, clock=lambda: clock[0])
+    try:
+        run = await runtime.start(example.quote, {"qty": 3}, timeout=2.0)
+        assert run.deadline_at == T0 + 2_000
+        await runtime.sweep()
+        paused = await store.load_run(run.run_id)
+        assert paused is not None
+        assert paused.status is RunStatus.PAUSED
+        clock[0] += 1_999
+        assert (await runtime.sweep()).timers == []
+        clock[0] += 1
+        fired = (await runtime.sweep()).timers
+        assert [(e.run_id, e.kind.value) for e in fired] == [(run.run_id, "deadline")]
+        ended = await store.load_run(run.run_id)
+        assert ended is not None
+        assert ended.status is RunStatus.TIMED_OUT
+        assert ended.error is not None
+        assert ended.error.code == "timed_out"
+        clock[0] += 60_000
+        assert (await runtime.sweep()).timers == []
+    finally:
+        await store.close()
+
+
+async def test_the_deadlines_example_main_ends_timed_out(tmp_path: Path) -> None:
+    example = load_deadlines_example()
+    assert await example.main(f"sqlite:///{tmp_path / 'main.db'}", run_timeout=0.05) == "timed_out"

@@ -96,6 +96,20 @@ def test_runs_start_queues_a_run_a_worker_then_drives(url: str, app: str) -> Non
     assert done.output == 5
 
 
+def test_runs_start_with_a_timeout_gives_the_run_its_deadline(url: str, app: str) -> None:
+    code, out = invoke(
+        "runs", "start", app, "order", "--id", "o-t", "--timeout", "2h", "--url", url
+    )
+    assert code == 0, out
+    run = load(url, "o-t")
+    assert run is not None
+    assert run.deadline_at == run.created_at + 2 * 3600 * 1000
+    code, out = invoke("runs", "start", app, "order", "--id", "o-u", "--timeout", "0", "--url", url)
+    assert code != 0
+    assert "timeout" in out
+    assert load(url, "o-u") is None
+
+
 def test_runs_start_places_the_run_and_runs_show_prints_its_queue(url: str, app: str) -> None:
     code, out = invoke(
         "runs", "start", app, "order", "--id", "q-1", "--url", url,

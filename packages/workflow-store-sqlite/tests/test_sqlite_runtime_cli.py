@@ -295,3 +295,31 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for command in ("demo", "worker", "runs", "signal", "approve", "schedules", "migrate"):
         assert command in out
+
+
+def test_runs_show_displays_the_deadline_and_a_timed_out_end(tmp_path: Path) -> None:
+    async def prepare() -> None:
+        store = SQLiteStore.from_path(tmp_path / "dl.db")
+        await store.create_schema()
+        clock = [1_700_000_000_000]
+        runtime = Runtime(store, [greet], clock=lambda: clock[0])
+        await runtime.start("greet", {"name": "cy"}, run_id="run-cy", timeout=60)
+        await runtime.start("greet", {"name": "di"}, run_id="run-di", timeout=1)
+        clock[0] += 1_000
+        await runtime.sweep()
+        await store.close()
+
+    asyncio.run(prepare())
+    url = f"sqlite:///{tmp_path / 'dl.db'}"
+    code, out = invoke("runs", "show", "run-cy", "--url", url)
+    assert code == 0, out
+    assert "deadline" in out
+    assert "2023-11-14" in out  # the deadline, T0 + 60 s, as a date
+    code, out = invoke("runs", "show", "run-di", "--url", url)
+    assert code == 0, out
+    assert "timed_out" in out
+    assert "DeadlineExceeded" in out
+    code, out = invoke("runs", "list", "--status", "timed_out", "--url", url)
+    assert code == 0, out
+    assert "run-di" in out
+    assert "run-cy" not in out

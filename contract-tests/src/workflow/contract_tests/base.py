@@ -32,6 +32,7 @@ from .cases.bad_input import BadInputCases
 from .cases.capabilities import CapabilityCases
 from .cases.claim_on_create import ClaimOnCreateCases
 from .cases.claims import ClaimCases
+from .cases.deadlines import DeadlineCases
 from .cases.events import EventLogCases
 from .cases.fencing import LeaseIdentityCases
 from .cases.listing import ListingCases
@@ -61,6 +62,7 @@ class StoreContract(
     ArgumentFormCases,
     DeliveryCases,
     TimerCases,
+    DeadlineCases,
     ScheduleCases,
     BadInputCases,
     PayloadFidelityCases,

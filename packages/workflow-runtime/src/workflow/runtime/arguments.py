@@ -9,7 +9,7 @@ contract (the first bad argument is the one named).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import codec, validation
@@ -38,6 +38,8 @@ class NewRun:
     owner: str | None = None
     """Claim the new run for this owner (with ``expires_at``), or leave it queued."""
     expires_at: int | None = None
+    deadline_at: int | None = None
+    """When the run times out (``None``: never)."""
     placement: Placement = DEFAULT_PLACEMENT
 
 
@@ -51,10 +53,13 @@ def new_run(
     max_bytes: int,
     owner: object = None,
     lease_ms: object = None,
+    deadline_at: object = None,
+    deadlines: bool = True,
     queue: object = DEFAULT_QUEUE,
     priority: object = 0,
     partition_key: object = None,
 ) -> NewRun:
+    """``deadlines=False``: the store does not declare ``DEADLINES`` and refuses one."""
     checked = NewRun(
         validation.check_id(run_id, "run_id"),
         validation.check_id(workflow_id, "workflow_id"),
@@ -63,8 +68,15 @@ def new_run(
         validation.check_now(now),
         placement=placement(queue, priority, partition_key),
     )
+    checked_deadline = None
+    if deadline_at is not None:
+        if not deadlines:
+            raise InvalidArgumentError(
+                "deadline_at: this store does not support deadlines (Capability.DEADLINES)"
+            )
+        checked_deadline = validation.check_time(deadline_at, "deadline_at")
     if owner is None and lease_ms is None:
-        return checked
+        return replace(checked, deadline_at=checked_deadline)
     if owner is None or lease_ms is None:
         raise InvalidArgumentError(
             "owner and lease_ms go together: give both to claim the new run, or neither"
@@ -79,8 +91,21 @@ def new_run(
         checked_now,
         checked_owner,
         checked_now + checked_ms,
+        checked_deadline,
         checked.placement,
     )
+
+
+DEADLINE_KEY = "deadline"
+"""The key of a deadline firing's inbox entry (one per run)."""
+
+TIMED_OUT_ERROR = ErrorInfo("DeadlineExceeded", "the run's deadline passed", "timed_out")
+"""The error of a run its deadline ended."""
+
+
+def deadline_payload(deadline_at: int) -> str:
+    """The encoded payload of a deadline firing: ``{"deadline_at": deadline_at}``."""
+    return codec.encode({"deadline_at": deadline_at})
 
 
 @dataclass(frozen=True, slots=True)

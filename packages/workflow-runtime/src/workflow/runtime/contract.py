@@ -58,6 +58,10 @@ class Capability(enum.StrEnum):
     """The store is a :class:`~workflow.runtime.wakeups.RunnableNotifier`: its
     ``watch_runnable()`` yields when a run may have become claimable in any process
     sharing the data (a hint: polling stays the guarantee)."""
+    DEADLINES = "deadlines"
+    """``create_run(..., deadline_at=)`` gives a run a deadline that ``fire_due_timers``
+    fires exactly once: the run ends ``timed_out`` (see ``docs/semantics.md``). A store
+    without it rejects ``deadline_at`` with ``InvalidArgumentError``."""
     QUEUES = "queues"
     """Runs have a queue, a priority and a partition key, and the store is a
     :class:`QueueStore`: every claim keeps the queue's limits in the same atomic step
@@ -90,12 +94,16 @@ class ExecutionStore(Protocol):
         *,
         owner: str | None = None,
         lease_ms: int | None = None,
+        deadline_at: int | None = None,
         queue: str = "default",
         priority: int = 0,
         partition_key: str | None = None,
     ) -> CreateResult:
         """Create a ``queued`` run: ``Created`` | ``Existing`` (same workflow; the
         original input is kept) | ``Conflict`` (different workflow).
+
+        With ``deadline_at`` (stores declaring ``DEADLINES``) the new run times out
+        then: ``fire_due_timers`` ends it ``timed_out`` unless it ended before.
 
         With ``owner`` and ``lease_ms`` (stores declaring ``CLAIM_ON_CREATE``), a new
         run is created ``running`` under a lease for ``owner`` (token 1, expiring at
@@ -233,7 +241,9 @@ class ExecutionStore(Protocol):
     ) -> DeliveryResult: ...
 
     async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
-        """Fire up to ``limit`` due timers (oldest ``wake_at`` first), each exactly once."""
+        """Fire up to ``limit`` due deadlines (oldest ``deadline_at`` first: each ends
+        its run ``timed_out``), then due timers (oldest ``wake_at`` first), each
+        exactly once."""
         ...
 
     # -- schedules -----------------------------------------------------------------

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import os
 import socket
 import time
@@ -39,6 +40,7 @@ from .errors import (
     InvalidArgumentError,
     LeaseLostError,
     RunCancelledError,
+    RunTimedOutError,
     WorkflowStoreError,
 )
 from .history import RUN_RETRY_STEP, EventType, History, error_data
@@ -318,6 +320,7 @@ class Runtime:
         input: InputT,
         *,
         run_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's deadline, not this call's
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
         partition_key: str | None = None,
@@ -330,6 +333,7 @@ class Runtime:
         input: JSON = None,
         *,
         run_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's deadline, not this call's
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
         partition_key: str | None = None,
@@ -341,6 +345,7 @@ class Runtime:
         input: JSON = None,
         *,
         run_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's deadline, not this call's
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
         partition_key: str | None = None,
@@ -353,15 +358,27 @@ class Runtime:
         when a worker may claim it, higher priorities are claimed first.
 
         Idempotent on ``run_id``: starting it again returns the existing run (with its
-        original input and placement). Raises :class:`RunConflictError` when a run of
-        another workflow has that id.
+        original input, placement and deadline). Raises :class:`RunConflictError` when a
+        run of another workflow has that id.
+
+        ``timeout`` (seconds) gives the run a deadline, ``now + timeout``: a worker's
+        ``fire_due_timers`` ends it ``timed_out`` then, whatever it is doing (stores
+        declaring ``Capability.DEADLINES``).
         """
         if isinstance(workflow_id, Workflow):
             workflow_id = workflow_id.workflow_id
         wf = self.workflows.latest(workflow_id)
         run_id = run_id if run_id is not None else uuid.uuid4().hex
+        deadline: dict[str, Any] = {}
+        if timeout is not None:
+            deadline["deadline_at"] = self.clock() + _timeout_ms(timeout)
         with telemetry.start_span(wf.workflow_id, run_id) as trace_context:
-            placement = {"queue": queue, "priority": priority, "partition_key": partition_key}
+            placement = {
+                "queue": queue,
+                "priority": priority,
+                "partition_key": partition_key,
+                **deadline,
+            }
             result = await self._create(wf, run_id, input, trace_context, placement)
         if isinstance(result, Conflict):
             raise RunConflictError(result.run, workflow_id)
@@ -379,6 +396,9 @@ class Runtime:
         trace_context: dict[str, str] | None,
         placement: dict[str, Any],
     ) -> CreateResult:
+        """``placement``: the run's queue, priority and partition key, and
+        ``deadline_at`` when it has a deadline (stores without deadlines never see that
+        keyword)."""
         if trace_context is not None:
             return await self._create_traced(wf, run_id, input, trace_context, placement)
         worker = self._free_worker(wf, placement["queue"])
@@ -1044,7 +1064,13 @@ class Runtime:
         log.info(
             "run %s: %s",
             run.run_id,
-            "cancelled while running" if cancelled else f"lease lost ({exc})",
+            (
+                "timed out while running (its deadline fired)"
+                if isinstance(exc, RunTimedOutError)
+                else "cancelled while running"
+            )
+            if cancelled
+            else f"lease lost ({exc})",
             extra={"run_id": run.run_id},
         )
         return DriveReport(
@@ -1063,3 +1089,15 @@ class Runtime:
             extra={"run_id": run.run_id},
         )
         return DriveReport(run.run_id, run.workflow_id, DriveOutcome.ABANDONED, None, str(exc))
+
+
+def _timeout_ms(timeout: object) -> int:
+    """A run's ``timeout`` (seconds, > 0, finite) in whole milliseconds (at least 1)."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise InvalidArgumentError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return max(1, round(timeout * 1000))

@@ -68,6 +68,17 @@ class RunCancelledError(LeaseLostError):
         super().__init__(run_id, f"run {run_id!r} was cancelled; its lease is revoked")
 
 
+class RunTimedOutError(RunCancelledError):
+    """The lease was revoked because the run's deadline fired (status ``timed_out``).
+
+    A :class:`RunCancelledError`: whoever stops work on a cancelled run stops here too."""
+
+    def __init__(self, run_id: str) -> None:
+        LeaseLostError.__init__(
+            self, run_id, f"run {run_id!r} timed out (its deadline passed); its lease is revoked"
+        )
+
+
 class SchemaVersionError(WorkflowStoreError):
     """The database schema is not at a revision this adapter can work with."""
 

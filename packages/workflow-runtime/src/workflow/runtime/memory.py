@@ -28,6 +28,7 @@ from .errors import (
     LeaseLostError,
     LogConflictError,
     RunCancelledError,
+    RunTimedOutError,
     StoreUnavailableError,
 )
 from .queues import DEFAULT_PLACEMENT, LimitGate, Placement, holds_places, queue_config
@@ -95,6 +96,7 @@ class _RunRow:
     output: str | None = None
     error: str | None = None
     wait: EncodedWait | None = None
+    deadline_at: int | None = None
     lease: Lease | None = None
     last_token: int = 0
     events: list[tuple[str, str | None, str | None, int]] = field(default_factory=list)
@@ -227,6 +229,7 @@ class InMemoryStore:
                 Capability.SUBSCRIBE_EVENTS,
                 Capability.CLAIM_ON_CREATE,
                 Capability.NOTIFY_RUNNABLE,
+                Capability.DEADLINES,
                 Capability.QUEUES,
             }
         )
@@ -256,6 +259,7 @@ class InMemoryStore:
             created_at=row.created_at,
             updated_at=row.updated_at,
             ready_at=row.ready_at,
+            deadline_at=row.deadline_at,
             queue=row.placement.queue,
             priority=row.placement.priority,
             partition_key=row.placement.partition_key,
@@ -298,6 +302,8 @@ class InMemoryStore:
             raise LeaseLostError(run_id, f"run {run_id!r} does not exist (deleted?)")
         if row.status is RunStatus.CANCELLED:
             raise RunCancelledError(run_id)
+        if row.status is RunStatus.TIMED_OUT:
+            raise RunTimedOutError(run_id)
         # Token and owner: a token alone restarts at 1 when a run id is deleted and
         # created again, and a stale worker must not pass for the new holder.
         if row.lease is None or row.lease.token != lease.token or row.lease.owner != lease.owner:
@@ -345,6 +351,7 @@ class InMemoryStore:
         *,
         owner: str | None = None,
         lease_ms: int | None = None,
+        deadline_at: int | None = None,
         queue: str = "default",
         priority: int = 0,
         partition_key: str | None = None,
@@ -358,6 +365,7 @@ class InMemoryStore:
             max_bytes=self.max_payload_bytes,
             owner=owner,
             lease_ms=lease_ms,
+            deadline_at=deadline_at,
             queue=queue,
             priority=priority,
             partition_key=partition_key,
@@ -376,6 +384,7 @@ class InMemoryStore:
             a.now,
             a.now,
             a.now,
+            deadline_at=a.deadline_at,
             placement=a.placement,
         )
         # A queue at a limit: the run is created queued, claimed by nobody.
@@ -703,6 +712,7 @@ class InMemoryStore:
     async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
         now = validation.check_now(now)
         limit = validation.check_limit(limit)
+        fired = self._fire_deadlines(now, limit)
         due = sorted(
             (
                 r
@@ -713,8 +723,7 @@ class InMemoryStore:
                 and r.wait.wake_at <= now
             ),
             key=lambda r: (r.wait.wake_at if r.wait else 0, r.run_id),
-        )[:limit]
-        fired: list[InboxEntry] = []
+        )[: limit - len(fired)]
         for row in due:
             assert row.wait is not None
             assert row.wait.wake_at is not None
@@ -734,6 +743,43 @@ class InMemoryStore:
             fired.append(self._entry(row.run_id, entry))
         if fired:
             self._data.runnable()
+        return fired
+
+    def _fire_deadlines(self, now: int, limit: int) -> list[InboxEntry]:
+        """End up to ``limit`` runs whose deadline passed ``timed_out``, oldest
+        ``(deadline_at, run_id)`` first, each with its deadline entry."""
+        data = self._open()
+        due = sorted(
+            (
+                r
+                for r in data.runs.values()
+                if not r.status.terminal and r.deadline_at is not None and r.deadline_at <= now
+            ),
+            key=lambda r: (r.deadline_at or 0, r.run_id),
+        )[:limit]
+        fired: list[InboxEntry] = []
+        error = codec.encode_error(arguments.TIMED_OUT_ERROR)
+        for row in due:
+            assert row.deadline_at is not None
+            entry = _InboxRow(
+                InboxKind.DEADLINE,
+                arguments.DEADLINE_KEY,
+                None,
+                None,
+                arguments.deadline_payload(row.deadline_at),
+                None,
+                now,
+            )
+            row.inbox[(InboxKind.DEADLINE, arguments.DEADLINE_KEY)] = entry
+            row.status = RunStatus.TIMED_OUT
+            row.error = error
+            row.lease = None
+            row.wait = None
+            row.ready_at = None
+            row.updated_at = now
+            fired.append(self._entry(row.run_id, entry))
+        if fired:
+            data.notify()
         return fired
 
     # -- schedules -----------------------------------------------------------------

@@ -32,6 +32,8 @@ class RunStatus(enum.StrEnum):
     FINISHED = "finished"
     ERRORED = "errored"
     CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    """Its deadline passed before it ended (``create_run(..., deadline_at=)``)."""
 
     @property
     def terminal(self) -> bool:
@@ -39,7 +41,7 @@ class RunStatus(enum.StrEnum):
 
 
 TERMINAL_STATUSES: frozenset[RunStatus] = frozenset(
-    {RunStatus.FINISHED, RunStatus.ERRORED, RunStatus.CANCELLED}
+    {RunStatus.FINISHED, RunStatus.ERRORED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
 )
 
 
@@ -53,6 +55,8 @@ class InboxKind(enum.StrEnum):
     SIGNAL = "signal"
     APPROVAL = "approval"
     TIMER = "timer"
+    DEADLINE = "deadline"
+    """The firing of a run's deadline (key ``"deadline"``); it ends the run."""
 
 
 class Overlap(enum.StrEnum):
@@ -92,8 +96,11 @@ class Wait:
 
         A timer entry matches the wait of its step when the wait has a ``wake_at``; a
         signal matches by ``name`` (and by ``step_id`` when the delivery named one); an
-        approval matches by ``approval_id``.
+        approval matches by ``approval_id``. A deadline entry matches no wait (it ends
+        the run instead of waking it).
         """
+        if entry.kind is InboxKind.DEADLINE:
+            return False
         if entry.kind is InboxKind.TIMER:
             return self.wake_at is not None and entry.key == self.step_id
         if entry.kind is InboxKind.SIGNAL:
@@ -147,6 +154,9 @@ class Run:
     created_at: int
     updated_at: int
     ready_at: int | None
+    deadline_at: int | None = None
+    """When the run times out unless it ended before (``create_run(..., deadline_at=)``);
+    kept after it ended."""
     queue: str = "default"
     """The queue the run belongs to (``docs/semantics.md``, Queues); fixed at creation."""
     priority: int = 0
@@ -208,11 +218,11 @@ class InboxRef:
 
 @dataclass(frozen=True, slots=True)
 class InboxEntry:
-    """A stored signal, approval or timer firing.
+    """A stored signal, approval, timer firing or deadline firing.
 
-    ``key`` is the signal id, the approval id, or (for timers) the waiting step id.
-    Approvals carry ``{"approved": bool, "feedback": ...}`` as ``payload``; timers
-    carry ``{"wake_at": int}``.
+    ``key`` is the signal id, the approval id, (for timers) the waiting step id, or
+    ``"deadline"``. Approvals carry ``{"approved": bool, "feedback": ...}`` as
+    ``payload``; timers carry ``{"wake_at": int}``; deadlines ``{"deadline_at": int}``.
     """
 
     run_id: str

@@ -269,6 +269,8 @@ class Worker:
         self._start_drive(claim)
 
     def _start_drive(self, claim: Claimed) -> None:
+        # Its deadline is fired by this worker's fire_due_timers when it falls due.
+        self._due_in(claim.run.deadline_at)
         task = asyncio.create_task(self.runtime.drive(claim))
         task.add_done_callback(self._drive_ended)
         self._drives.add(task)
@@ -298,6 +300,8 @@ class Worker:
         run = report.run
         if run is not None and run.wait is not None:
             self._due_in(run.wait.wake_at)
+        if run is not None and not run.status.terminal:
+            self._due_in(run.deadline_at)
 
     def stop(self) -> None:
         """Graceful stop: finish or yield the current slices, then return from run()."""

@@ -2,6 +2,7 @@
 purge``.
 
     workflow runs start myapp.workflows:runtime order --input '{"sku": "A1"}' [--id RUN_ID]
+        [--timeout 2h]
     workflow runs purge --finished-before 30d [--limit 1000]
     workflow runs purge --finished-before 2026-01-01T00:00:00Z
 """
@@ -18,7 +19,7 @@ from ..hints import shell_command
 from ..records import Run
 from ..registry import redact_url
 from .common import parse_json, url_option, with_store
-from .durations import seconds_in
+from .durations import Duration, seconds_in
 from .operations import runs
 from .worker_command import load_runtime
 
@@ -34,6 +35,12 @@ PURGE_BATCH = 1000
 @click.option(
     "--id", "run_id", help="Run id (default: a new one); starting the same id again is a no-op."
 )
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=Duration(),
+    help="The run's deadline from now (90s, 15m, 2h, 7d): it ends timed_out then.",
+)
 @click.option("--queue", default="default", show_default=True, help="The run's queue.")
 @click.option("--priority", default=0, show_default=True, help="Higher is claimed first.")
 @click.option("--key", "partition_key", help="The run's partition key (per-key limits).")
@@ -43,6 +50,7 @@ def start_run(
     workflow_id: str,
     input_json: str | None,
     run_id: str | None,
+    timeout_s: float | None,
     queue: str,
     priority: int,
     partition_key: str | None,
@@ -57,6 +65,7 @@ def start_run(
             workflow_id,
             value,
             run_id=run_id,
+            timeout=timeout_s,
             queue=queue,
             priority=priority,
             partition_key=partition_key,

@@ -36,6 +36,7 @@ STATUS_STYLE = {
     RunStatus.FINISHED: "green",
     RunStatus.ERRORED: "bold red",
     RunStatus.CANCELLED: "magenta",
+    RunStatus.TIMED_OUT: "red",
 }
 
 PLAIN_WIDTH = 200
@@ -193,6 +194,8 @@ def run_summary(run: Run, url: str | None = None) -> Table:
     )
     grid.add_row("created", when(run.created_at))
     grid.add_row("updated", when(run.updated_at))
+    if run.deadline_at is not None:
+        grid.add_row("deadline", when(run.deadline_at))
     grid.add_row("input", short_json(run.input, 200))
     if run.status is RunStatus.FINISHED:
         grid.add_row("output", short_json(run.output, 200))

@@ -414,6 +414,8 @@ class D1Batches(ReturningClaims):
         run = rows.run_from_row(row)
         return Delivered(run, entry) if woke.rowcount == 1 else Buffered(run, entry)
 
+    _timers_on_their_own = True
+
     async def _fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
         t = self.tables
         runs, inbox = t.runs, t.inbox
@@ -479,6 +481,55 @@ class D1Batches(ReturningClaims):
                 self._q("fire_timers", fire, params),
                 self._q("fired_entries", entries, params),  # before the runs lose their wait
                 self._q("requeue_fired", requeue, params),
+            ]
+        )
+        return [rows.entry_from_row(r["run_id"], r) for r in found.mappings()]
+
+    async def _fire_deadlines(self, now: int, limit: int) -> list[InboxEntry]:
+        """One batch: store the deadline entries of the live runs whose deadline passed,
+        read them back, end the runs. ``_due_deadlines`` finds the same rows in every
+        statement: nothing else runs in between, and the runs change only in the last."""
+        runs, inbox = self.tables.runs, self.tables.inbox
+
+        def due() -> sa.ColumnElement[bool]:
+            return runs.c.run_id.in_(self._due_deadlines())
+
+        def fire() -> sa.Insert:
+            return sa.insert(inbox).from_select(
+                ["run_id", *rows.INBOX_COLUMNS], self._deadline_entries().where(due())
+            )
+
+        def entries() -> sa.Select[Any]:
+            return (
+                sa.select(inbox.c.run_id, *self._inbox_cols)
+                .select_from(
+                    runs.join(
+                        inbox,
+                        sa.and_(
+                            inbox.c.run_id == runs.c.run_id,
+                            inbox.c.kind == InboxKind.DEADLINE.value,
+                        ),
+                    )
+                )
+                .where(due())
+                .order_by(runs.c.deadline_at, runs.c.run_id)
+            )
+
+        values = self._timed_out_values(now)
+
+        def end() -> sa.Update:
+            return (
+                sa.update(runs)
+                .where(due())
+                .values({k: bound(f"v_{k}", runs.c[k].type) for k in values})
+            )
+
+        params = {"p_now": now, "p_limit": limit, **prefixed(values, "v_")}
+        _, found, _ = await self._d1.batch(
+            [
+                self._q("fire_deadlines", fire, params),
+                self._q("fired_deadlines", entries, params),
+                self._q("time_out", end, params),
             ]
         )
         return [rows.entry_from_row(r["run_id"], r) for r in found.mappings()]

@@ -351,6 +351,8 @@ class OneTripBatches(SQLStore):
 
         return await self._run(deliver())
 
+    _timers_on_their_own = True
+
     async def _fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
         t = self.tables
         runs, inbox = t.runs, t.inbox

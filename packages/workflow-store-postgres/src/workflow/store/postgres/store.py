@@ -248,6 +248,8 @@ class PostgresStore(ReturningClaims):
             if result is not None:
                 return result
 
+    _timers_on_their_own = True
+
     async def _fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
         key, build, params = one.fire_due_timers(self.tables, now, limit, self._notice)
 

@@ -29,6 +29,7 @@ Layout, for prefix ``P`` (default ``wf:``), bucket tag ``T = P{b<k>}``, run id h
     T:leases        zset     running runs, score lease expires_at
     T:timers        zset     paused runs with a wake_at, score wake_at
     T:terminal      zset     terminal runs, score updated_at (retention)
+    T:deadlines     zset     live runs with a deadline, score deadline_at
     T:created       zset     every run, score 0, member "<created_at:015d>:H" (lex order)
     T:created:W     zset     the same for workflow id hex W
     T:status:N      zset     the same for the runs whose status is N ("queued", …)
@@ -58,12 +59,13 @@ MAX_BUCKETS = 1024
 CREATED_AT_WIDTH = 15
 """Digits of ``created_at`` in list-order members: ``MAX_MS`` has 15 digits."""
 _MAX_PREFIX_LENGTH = 200
-STATUSES = ("queued", "running", "paused", "finished", "errored", "cancelled")
+STATUSES = ("queued", "running", "paused", "finished", "errored", "cancelled", "timed_out")
 RUN_INDEXES = (
     "queued",
     "leases",
     "timers",
     "terminal",
+    "deadlines",
     "created",
     *(f"status:{status}" for status in STATUSES),
 )

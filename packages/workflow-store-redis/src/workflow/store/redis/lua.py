@@ -24,8 +24,8 @@ Conventions (see :mod:`workflow.store.redis.keys` for the layout):
   with ``tonumber`` is exact.
 * An empty string argument means "absent" (no valid id, time or JSON text is empty).
 * Run fields: ``id wf ver status input output error w_kind w_step w_key w_wake w_meta
-  l_owner l_token l_exp token next created updated ready cm``; an absent field is
-  ``None``. ``token`` is the last token handed out, ``cm`` the list-order member.
+  l_owner l_token l_exp token next created updated ready cm deadline``; an absent field
+  is ``None``. ``token`` is the last token handed out, ``cm`` the list-order member.
 * Inbox fields are ``"<kind>:<key>"``; a record is the JSON array
   ``[name, step_id, payload_text, meta_text, received_at]``.
 * :func:`sync` derives every index membership from the run's fields after each
@@ -43,17 +43,19 @@ local function gk(T, name) return T .. ':' .. name end
 local function hex(s)
   return (s:gsub('.', function(c) return string.format('%02x', c:byte()) end))
 end
-local TERMINAL = {finished = true, errored = true, cancelled = true}
+local TERMINAL = {finished = true, errored = true, cancelled = true, timed_out = true}
 local WAIT_FIELDS = {'w_kind', 'w_step', 'w_key', 'w_wake', 'w_meta'}
 local LEASE_FIELDS = {'l_owner', 'l_token', 'l_exp'}
 -- Expired leases a claim looks at per bucket: the claim order is exact up to this many
 -- expired leases in one bucket (a mass failure of workers), the earliest-expired first
 -- beyond it.
 local EXPIRED_SCAN = 1000
-local STATUSES = {'queued', 'running', 'paused', 'finished', 'errored', 'cancelled'}
+local STATUSES = {'queued', 'running', 'paused', 'finished', 'errored', 'cancelled',
+  'timed_out'}
 
 local function sync(T, h)
-  local f = redis.call('HMGET', rk(T, h), 'status', 'ready', 'l_exp', 'w_wake', 'updated', 'cm')
+  local f = redis.call('HMGET', rk(T, h), 'status', 'ready', 'l_exp', 'w_wake', 'updated', 'cm',
+    'deadline')
   local s = f[1]
   -- List order per status (status-filtered listing reads only matching runs).
   if f[6] then
@@ -70,6 +72,9 @@ local function sync(T, h)
   else redis.call('ZREM', gk(T, 'timers'), h) end
   if TERMINAL[s] then redis.call('ZADD', gk(T, 'terminal'), f[5], h)
   else redis.call('ZREM', gk(T, 'terminal'), h) end
+  -- Live runs with a deadline: a run that ended has none left to fire.
+  if s and not TERMINAL[s] and f[7] then redis.call('ZADD', gk(T, 'deadlines'), f[7], h)
+  else redis.call('ZREM', gk(T, 'deadlines'), h) end
 end
 
 local function run_of(T, h) return redis.call('HGETALL', rk(T, h)) end
@@ -133,6 +138,7 @@ local function lease_problem(T, h, owner, token)
   local f = redis.call('HMGET', rk(T, h), 'status', 'l_owner', 'l_token')
   if not f[1] then return 'gone' end
   if f[1] == 'cancelled' then return 'cancelled' end
+  if f[1] == 'timed_out' then return 'timed_out' end
   if f[2] ~= owner or f[3] ~= token then return 'lost' end
   return nil
 end
@@ -200,7 +206,7 @@ local function delete_run(T, h)
   redis.call('ZREM', gk(T, 'created'), f[2])
   redis.call('ZREM', gk(T, 'created:' .. hex(f[1])), f[2])
   for _, name in ipairs(STATUSES) do redis.call('ZREM', gk(T, 'status:' .. name), f[2]) end
-  for _, name in ipairs({'queued', 'leases', 'timers', 'terminal'}) do
+  for _, name in ipairs({'queued', 'leases', 'timers', 'terminal', 'deadlines'}) do
     redis.call('ZREM', gk(T, name), h)
   end
   redis.call('UNLINK', rk(T, h), ek(T, h), ik(T, h), ck(T, h))
@@ -236,12 +242,17 @@ end
 
 CREATE_RUN = r"""
 -- ARGV: T, h, run_id, workflow_id, version, input, now, created member, workflow hex,
--- owner ('' = leave it queued), lease expiry (with an owner: created claimed, token 1)
+-- owner ('' = leave it queued), lease expiry (with an owner: created claimed, token 1),
+-- deadline_at ('' = none)
 local T, h = ARGV[1], ARGV[2]
 if redis.call('EXISTS', rk(T, h)) == 1 then return {'existing', run_of(T, h)} end
 -- A run created claimed is nobody else's to take: no wake-up hint for it.
 if ARGV[10] ~= '' then woke = true end
 create_run(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+if ARGV[12] ~= '' then
+  redis.call('HSET', rk(T, h), 'deadline', ARGV[12])
+  sync(T, h)
+end
 if ARGV[10] ~= '' then
   redis.call('HSET', rk(T, h), 'status', 'running', 'token', 1,
     'l_owner', ARGV[10], 'l_token', 1, 'l_exp', ARGV[11])
@@ -482,6 +493,59 @@ for i = 1, math.min(limit, #c) do
     redis.call('HSET', ik(T, h), field, record)
     redis.call('SREM', ck(T, h), field)
     make_queued(T, h, now)
+    sync(T, h)
+    out[i] = {c[i][1], h, f[1], field, record}
+  end
+end
+return out
+"""
+
+FIRE_DUE_DEADLINES = r"""
+-- ARGV: n, tags, now, limit, dry, error, m, m members (see named; the error comes
+-- before them here). Ends (dry: lists) the `limit` live runs whose deadline passed
+-- earliest, in (deadline_at, run_id) order: each becomes timed_out with `error`, loses
+-- its lease, wait and ready time, and gets its deadline entry. Returns
+-- {deadline_at, h, run_id, field, record} per run.
+local tags, a = buckets()
+local now, limit, dry = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3] == '1'
+local err = ARGV[a + 4]
+local only = named(a + 5)
+local c = {}
+if only then
+  local T = tags[1]
+  for _, h in ipairs(only) do
+    local score = redis.call('ZSCORE', gk(T, 'deadlines'), h)
+    if score and tonumber(score) <= tonumber(now) and alive(T, h) then
+      c[#c + 1] = {tonumber(score), h, T}
+    end
+  end
+else
+  for _, T in ipairs(tags) do
+    local due = redis.call('ZRANGEBYSCORE', gk(T, 'deadlines'), '-inf', now, 'WITHSCORES',
+      'LIMIT', 0, limit)
+    for i = 1, #due, 2 do
+      if alive(T, due[i]) then c[#c + 1] = {tonumber(due[i + 1]), due[i], T} end
+    end
+  end
+end
+table.sort(c, by_score_then_id)
+local out = {}
+for i = 1, math.min(limit, #c) do
+  local T, h = c[i][3], c[i][2]
+  if dry then
+    out[i] = {c[i][1], h}
+  else
+    local k = rk(T, h)
+    local f = redis.call('HMGET', k, 'id', 'deadline')
+    -- Built by concatenation: the times are kept as the decimal strings they came as.
+    local record = '[null,null,' .. cjson.encode('{"deadline_at":' .. f[2] .. '}') ..
+      ',null,' .. now .. ']'
+    local field = 'deadline:deadline'
+    redis.call('HSET', ik(T, h), field, record)
+    redis.call('SREM', ck(T, h), field)
+    redis.call('HSET', k, 'status', 'timed_out', 'error', err, 'updated', now)
+    redis.call('HDEL', k, 'ready', unpack(WAIT_FIELDS))
+    redis.call('HDEL', k, unpack(LEASE_FIELDS))
     sync(T, h)
     out[i] = {c[i][1], h, f[1], field, record}
   end

@@ -54,6 +54,7 @@ from workflow.runtime.errors import (
     LeaseLostError,
     LogConflictError,
     RunCancelledError,
+    RunTimedOutError,
     StoreConfigurationError,
     StoreOperationError,
     StoreUnavailableError,
@@ -206,6 +207,7 @@ class RedisStore:
         self._settle = script(lua.SETTLE_RUN)
         self._deliver_script = script(lua.DELIVER)
         self._fire_timers = script(lua.FIRE_DUE_TIMERS)
+        self._fire_deadlines = script(lua.FIRE_DUE_DEADLINES)
         self._upsert_schedule = script(lua.UPSERT_SCHEDULE)
         self._delete_schedule = script(lua.DELETE_SCHEDULE)
         self._fire_schedules = script(lua.FIRE_DUE_SCHEDULES)
@@ -336,6 +338,7 @@ class RedisStore:
                 Capability.MULTI_PROCESS,
                 Capability.CLAIM_ON_CREATE,
                 Capability.NOTIFY_RUNNABLE,
+                Capability.DEADLINES,
             }
         )
 
@@ -518,6 +521,7 @@ class RedisStore:
                 meta=codec.decode(f.get("w_meta")),
             )
         ready = f.get("ready")
+        deadline = f.get("deadline")
         return Run(
             run_id=f["id"],
             workflow_id=f["wf"],
@@ -532,6 +536,7 @@ class RedisStore:
             created_at=int(f["created"]),
             updated_at=int(f["updated"]),
             ready_at=None if ready is None else int(ready),
+            deadline_at=None if deadline is None else int(deadline),
         )
 
     @staticmethod
@@ -585,6 +590,8 @@ class RedisStore:
     def _lease_error(run_id: str, problem: str) -> LeaseLostError:
         if problem == "cancelled":
             return RunCancelledError(run_id)
+        if problem == "timed_out":
+            return RunTimedOutError(run_id)
         if problem == "gone":
             return LeaseLostError(run_id, f"run {run_id!r} does not exist (deleted?)")
         return LeaseLostError(run_id)
@@ -608,6 +615,7 @@ class RedisStore:
         *,
         owner: str | None = None,
         lease_ms: int | None = None,
+        deadline_at: int | None = None,
         queue: str = "default",
         priority: int = 0,
         partition_key: str | None = None,
@@ -621,6 +629,7 @@ class RedisStore:
             max_bytes=self.max_payload_bytes,
             owner=owner,
             lease_ms=lease_ms,
+            deadline_at=deadline_at,
             queue=queue,
             priority=priority,
             partition_key=partition_key,
@@ -641,6 +650,7 @@ class RedisStore:
             escape(a.workflow_id),
             a.owner or "",
             a.expires_at or 0,
+            "" if a.deadline_at is None else a.deadline_at,
         )
         run = self._run(flat)
         if kind == "created":
@@ -1028,9 +1038,21 @@ class RedisStore:
     async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
         now = validation.check_now(now)
         limit = validation.check_limit(limit)
+        # Deadlines first: a run they end has no timer left to fire.
+        error = codec.encode_error(arguments.TIMED_OUT_ERROR)
         rows = await self._merged(
-            self._fire_timers, ("timers",), limit, lambda n, dry: [now, n, "1" if dry else "0"]
+            self._fire_deadlines,
+            ("deadlines",),
+            limit,
+            lambda n, dry: [now, n, "1" if dry else "0", error],
         )
+        if len(rows) < limit:
+            rows += await self._merged(
+                self._fire_timers,
+                ("timers",),
+                limit - len(rows),
+                lambda n, dry: [now, n, "1" if dry else "0"],
+            )
         return [self._entry(run_id, field, record, False) for _, _, run_id, field, record in rows]
 
     # -- schedules -------------------------------------------------------------------

@@ -48,6 +48,7 @@ RUN_COLUMNS = (
     "queue",
     "priority",
     "partition_key",
+    "deadline_at",
 )
 INBOX_COLUMNS = ("kind", "key", "name", "step_id", "payload", "meta", "received_at", "consumed")
 EVENT_COLUMNS = ("event_index", "type", "step_id", "data", "created_at")
@@ -103,6 +104,7 @@ def run_from_row(row: Row) -> Run:
         queue=row["queue"],
         priority=_int(row["priority"]),
         partition_key=row["partition_key"],
+        deadline_at=_opt_int(row["deadline_at"]),
     )
 
 

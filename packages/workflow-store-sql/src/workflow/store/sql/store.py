@@ -35,6 +35,7 @@ from workflow.runtime.errors import (
     LeaseLostError,
     LogConflictError,
     RunCancelledError,
+    RunTimedOutError,
     StoreUnavailableError,
     WorkflowStoreError,
 )
@@ -119,10 +120,11 @@ RUN_INSERT = (
 )
 """The columns a new run is inserted with (the rest take their defaults)."""
 
-PLACED_RUN_INSERT = (*RUN_INSERT, "queue", "priority", "partition_key")
-"""The columns ``create_run`` inserts (a schedule's runs take the default placement)."""
+CREATED_RUN_INSERT = (*RUN_INSERT, "queue", "priority", "partition_key", "deadline_at")
+"""The columns ``create_run`` inserts (a schedule's runs take the default placement and
+have no deadline)."""
 
-CLAIMED_RUN_INSERT = (*PLACED_RUN_INSERT, "lease_owner", "lease_expires_at")
+CLAIMED_RUN_INSERT = (*CREATED_RUN_INSERT, "lease_owner", "lease_expires_at")
 """The columns of a run created claimed (``create_run(..., owner=, lease_ms=)``)."""
 
 
@@ -209,6 +211,7 @@ class SQLStore:
                 Capability.DURABLE,
                 Capability.MULTI_PROCESS,
                 Capability.CLAIM_ON_CREATE,
+                Capability.DEADLINES,
                 *((Capability.QUEUES,) if self.queue_limits else ()),
             }
         )
@@ -424,6 +427,8 @@ class SQLStore:
             return LeaseLostError(run_id, f"run {run_id!r} does not exist (deleted?)")
         if row["status"] == RunStatus.CANCELLED.value:
             return RunCancelledError(run_id)
+        if row["status"] == RunStatus.TIMED_OUT.value:
+            return RunTimedOutError(run_id)
         if row["lease_owner"] != lease.owner or int(row["lease_token"]) != lease.token:
             return LeaseLostError(run_id)
         if expected is not None:
@@ -495,6 +500,7 @@ class SQLStore:
         *,
         owner: str | None = None,
         lease_ms: int | None = None,
+        deadline_at: int | None = None,
         queue: str = "default",
         priority: int = 0,
         partition_key: str | None = None,
@@ -508,6 +514,7 @@ class SQLStore:
             max_bytes=self.max_payload_bytes,
             owner=owner,
             lease_ms=lease_ms,
+            deadline_at=deadline_at,
             queue=queue,
             priority=priority,
             partition_key=partition_key,
@@ -528,6 +535,7 @@ class SQLStore:
             "queue": a.placement.queue,
             "priority": a.placement.priority,
             "partition_key": a.placement.partition_key,
+            "deadline_at": a.deadline_at,
         }
         queued = dict(values)
         key, build = "insert_run", self._run_insert
@@ -616,7 +624,7 @@ class SQLStore:
 
     def _run_insert(self) -> sa.Insert:
         """A new queued run's INSERT (it notifies watchers where the store can)."""
-        insert = self._insert(self.tables.runs, PLACED_RUN_INSERT)
+        insert = self._insert(self.tables.runs, CREATED_RUN_INSERT)
         notice = self._wake_notice()
         return insert if notice is None else insert.returning(notice.label("woke"))
 
@@ -1445,7 +1453,146 @@ class SQLStore:
     async def fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
         now = validation.check_now(now)
         limit = validation.check_limit(limit)
-        return await self._fire_due_timers(now, limit)
+        # Deadlines first: a run they end has no timer left to fire.
+        if not self._timers_on_their_own:
+            return await self._run(self._fire_due_body(now, limit), transaction=True)
+        fired = await self._fire_deadlines(now, limit)
+        if len(fired) < limit:
+            fired += await self._fire_due_timers(now, limit - len(fired))
+        return fired
+
+    _timers_on_their_own: ClassVar[bool] = False
+    """Whether the dialect fires timers with a ``_fire_due_timers`` of its own (one
+    statement or batch): then deadlines are fired before it, by ``_fire_deadlines``.
+    Otherwise both are one transaction of the portable bodies (SQLite: one hop)."""
+
+    def _fire_due_body(self, now: int, limit: int) -> Body[list[InboxEntry]]:
+        fired = yield from self._fire_deadlines_body(now, limit)
+        if len(fired) < limit:
+            fired += yield from self._fire_timers(now, limit - len(fired))
+        return fired
+
+    @staticmethod
+    def _timed_out_values(now: int) -> dict[str, Any]:
+        """The columns of a run its deadline ends: like a cancelled one's."""
+        return {
+            "status": RunStatus.TIMED_OUT.value,
+            "error": codec.encode_error(arguments.TIMED_OUT_ERROR),
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "ready_at": None,
+            "finished_at": now,
+            "updated_at": now,
+            **rows.wait_values(None),
+        }
+
+    def _due_deadlines(self) -> sa.Select[Any]:
+        """Live runs (``finished_at IS NULL``) whose deadline passed, in due order: an
+        index range scan of ``ix_runs_deadline``."""
+        runs = self.tables.runs
+        return (
+            sa.select(runs.c.run_id)
+            .where(
+                runs.c.finished_at.is_(None),
+                runs.c.deadline_at <= bound("now", MS_TYPE),
+            )
+            .order_by(runs.c.deadline_at, runs.c.run_id)
+            .limit(sa.bindparam("p_limit", type_=sa.Integer()))
+        )
+
+    def _deadline_entries(self) -> sa.Select[Any]:
+        """The deadline entries of the runs ``_due_deadlines`` finds, as inbox rows."""
+        runs, inbox = self.tables.runs, self.tables.inbox
+        # The payload arguments.deadline_payload writes, built in SQL.
+        payload = (
+            sa.literal('{"deadline_at":', sa.String())
+            + sa.cast(runs.c.deadline_at, sa.String())
+            + sa.literal("}", sa.String())
+        )
+        return sa.select(
+            runs.c.run_id,
+            sa.literal(InboxKind.DEADLINE.value, inbox.c.kind.type),
+            sa.literal(arguments.DEADLINE_KEY, inbox.c.key.type),
+            sa.null(),
+            sa.null(),
+            payload,
+            sa.null(),
+            bound("now", MS_TYPE),
+            sa.false(),
+        )
+
+    async def _fire_deadlines(self, now: int, limit: int) -> list[InboxEntry]:
+        """A probe outside a transaction first (one round trip, an index range scan),
+        so a sweep with no due deadline (the usual one) opens no transaction for them."""
+
+        def probe() -> Body[bool]:
+            found = yield self._q(
+                "probe_deadlines", self._due_deadlines, {"p_now": now, "p_limit": 1}
+            )
+            return bool(found.rows)
+
+        if not await self._run(probe()):
+            return []
+        return await self._run(self._fire_deadlines_body(now, limit), transaction=True)
+
+    def _fire_deadlines_body(self, now: int, limit: int) -> Body[list[InboxEntry]]:
+        """Lock the live runs whose deadline passed (SKIP LOCKED: a run a settle holds is
+        that settle's; it is re-read after), store their deadline entries, end them."""
+        runs, inbox = self.tables.runs, self.tables.inbox
+
+        def due_query() -> sa.Select[Any]:
+            return (
+                self._due_deadlines()
+                .add_columns(runs.c.deadline_at)
+                .with_for_update(skip_locked=True)
+            )
+
+        due = (
+            yield self._q("due_deadlines", due_query, {"p_now": now, "p_limit": limit})
+        ).mappings()
+        if not due:
+            return []
+        fired = [
+            {
+                "run_id": d["run_id"],
+                "kind": InboxKind.DEADLINE.value,
+                "key": arguments.DEADLINE_KEY,
+                "name": None,
+                "step_id": None,
+                "payload": arguments.deadline_payload(int(d["deadline_at"])),
+                "meta": None,
+                "received_at": now,
+                "consumed": False,
+            }
+            for d in due
+        ]
+        columns = ("run_id", *rows.INBOX_COLUMNS)
+
+        def insert() -> sa.Insert:
+            # One deadline per run: no earlier entry of this key can exist.
+            return sa.insert(inbox).values({c: bound(c, inbox.c[c].type) for c in columns})
+
+        yield self._q("fire_deadlines", insert, [prefixed(f, "") for f in fired])
+        n = len(due)
+        values = self._timed_out_values(now)
+
+        def end() -> sa.Update:
+            ids = [bound(f"id{i}", runs.c.run_id.type) for i in range(n)]
+            return (
+                sa.update(runs)
+                .where(runs.c.run_id.in_(ids))
+                .values({k: bound(f"v_{k}", runs.c[k].type) for k in values})
+            )
+
+        yield self._q(
+            ("time_out", n),
+            end,
+            {
+                **prefixed(values, "v_"),
+                **{f"p_id{i}": d["run_id"] for i, d in enumerate(due)},
+            },
+        )
+        return [rows.entry_from_row(f["run_id"], f) for f in fired]
 
     async def _fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
         return await self._run(self._fire_timers(now, limit), transaction=True)

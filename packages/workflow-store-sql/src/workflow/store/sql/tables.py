@@ -22,6 +22,8 @@ Column notes:
   queries are index range scans in the order they return rows.
 * ``inbox_seq`` counts deliveries (bumped where settle is one statement, see
   :mod:`workflow.store.postgres.one_statement`).
+* ``deadline_at`` is the run's deadline, kept after it ended; due deadlines are
+  found through ``(finished_at, deadline_at, run_id)``: live runs only.
 * ``lease_token`` is the last token handed out (0 = never claimed); the lease is
   present when ``lease_owner`` is non-NULL.
 * ``queue``, ``priority``, ``partition_key`` place a run (``docs/semantics.md``,
@@ -83,6 +85,7 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         sa.Column("queue", ID, nullable=False, server_default="default"),
         sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("partition_key", ID),
+        sa.Column("deadline_at", MS),
         sa.Index(f"ix_{p}runs_ready", "ready_at", "run_id"),
         # The leased runs of a queue (and of each key): the count a limited claim makes.
         sa.Index(
@@ -91,6 +94,7 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         sa.Index(f"ix_{p}runs_wake", "wake_at", "run_id"),
         sa.Index(f"ix_{p}runs_finished", "finished_at", "run_id"),
         sa.Index(f"ix_{p}runs_created", "created_at", "run_id"),
+        sa.Index(f"ix_{p}runs_deadline", "finished_at", "deadline_at", "run_id"),
         sa.Index(f"ix_{p}runs_workflow_created", "workflow_id", "created_at", "run_id"),
         sa.Index(f"ix_{p}runs_status_created", "status", "created_at", "run_id"),
         mysql_engine="InnoDB",

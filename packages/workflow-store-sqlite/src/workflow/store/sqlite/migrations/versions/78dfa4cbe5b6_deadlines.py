@@ -1,0 +1,25 @@
+"""runs.deadline_at: the run's deadline, fired once by fire_due_timers.
+
+Revision ID: 78dfa4cbe5b6
+Revises: 93d05d249f57
+Create Date: 2026-12-06
+
+Logical change 0003 (see migrations/CHANGES.md).
+"""
+
+from __future__ import annotations
+
+from workflow.store.sql.revisions import r0004_deadlines as body
+
+revision = "78dfa4cbe5b6"
+down_revision = "93d05d249f57"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    body.upgrade()
+
+
+def downgrade() -> None:
+    body.downgrade()
