@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import replace
+from typing import Any
 
 from workflow.runtime import (
     JSON,
@@ -134,13 +135,12 @@ class OffsetCursor(InMemoryStore):
     async def list_runs(
         self,
         *,
-        workflow_id: str | None = None,
-        status: RunStatus | Collection[RunStatus] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        **filters: Any,
     ) -> Page:
         offset = 0 if cursor is None else decode_cursor(cursor)[0]
-        everything = await super().list_runs(workflow_id=workflow_id, status=status, limit=1000)
+        everything = await super().list_runs(limit=1000, **filters)
         items = everything.items[offset : offset + limit]
         more = len(everything.items) > offset + limit
         return Page(items, encode_cursor(offset + limit, "offset") if more else None)
@@ -156,13 +156,7 @@ class OverwritingCreate(InMemoryStore):
         workflow_version: str | None,
         input: JSON,
         now: int,
-        *,
-        owner: str | None = None,
-        lease_ms: int | None = None,
-        deadline_at: int | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        partition_key: str | None = None,
+        **options: Any,
     ) -> CreateResult:
         if isinstance(run_id, str):
             self._data.runs.pop(run_id, None)
@@ -172,12 +166,7 @@ class OverwritingCreate(InMemoryStore):
             workflow_version,
             input,
             now,
-            owner=owner,
-            lease_ms=lease_ms,
-            deadline_at=deadline_at,
-            queue=queue,
-            priority=priority,
-            partition_key=partition_key,
+            **options,
         )
 
 
@@ -212,13 +201,7 @@ class NoValidation(InMemoryStore):
         workflow_version: str | None,
         input: JSON,
         now: int,
-        *,
-        owner: str | None = None,
-        lease_ms: int | None = None,
-        deadline_at: int | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        partition_key: str | None = None,
+        **options: Any,
     ) -> CreateResult:
         if run_id == "":
             row = _RunRow("", workflow_id, workflow_version, RunStatus.QUEUED, None, now, now, now)
@@ -230,12 +213,7 @@ class NoValidation(InMemoryStore):
             workflow_version,
             input,
             now,
-            owner=owner,
-            lease_ms=lease_ms,
-            deadline_at=deadline_at,
-            queue=queue,
-            priority=priority,
-            partition_key=partition_key,
+            **options,
         )
 
 
@@ -405,18 +383,14 @@ class PlainStatusStringIgnored(InMemoryStore):
     async def list_runs(
         self,
         *,
-        workflow_id: str | None = None,
         status: RunStatus | Collection[RunStatus] | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
+        **options: Any,
     ) -> Page:
         # The contract's type says RunStatus; a plain value is accepted at run time.
         plain: object = status
         if isinstance(plain, str) and not isinstance(plain, RunStatus):
             status = None
-        return await super().list_runs(
-            workflow_id=workflow_id, status=status, limit=limit, cursor=cursor
-        )
+        return await super().list_runs(status=status, **options)
 
 
 class TupleConsumeIgnored(InMemoryStore):

@@ -23,6 +23,7 @@ from .records import (
     InboxRef,
     Lease,
     Overlap,
+    ParentPolicy,
     ScheduleSpec,
 )
 from .validation import EncodedEvent, EncodedOutcome
@@ -41,6 +42,10 @@ class NewRun:
     deadline_at: int | None = None
     """When the run times out (``None``: never)."""
     placement: Placement = DEFAULT_PLACEMENT
+    parent_run_id: str | None = None
+    """The parent of a child run (``None``: no parent)."""
+    parent_policy: ParentPolicy | None = None
+    """The child's policy, ``None`` exactly when ``parent_run_id`` is."""
 
 
 def new_run(
@@ -58,8 +63,12 @@ def new_run(
     queue: object = DEFAULT_QUEUE,
     priority: object = 0,
     partition_key: object = None,
+    parent_run_id: object = None,
+    parent_policy: object = ParentPolicy.CANCEL,
+    children: bool = True,
 ) -> NewRun:
-    """``deadlines=False``: the store does not declare ``DEADLINES`` and refuses one."""
+    """``deadlines=False``: the store does not declare ``DEADLINES`` and refuses one;
+    ``children=False``: it does not declare ``CHILDREN`` and refuses a parent."""
     checked = NewRun(
         validation.check_id(run_id, "run_id"),
         validation.check_id(workflow_id, "workflow_id"),
@@ -75,25 +84,78 @@ def new_run(
                 "deadline_at: this store does not support deadlines (Capability.DEADLINES)"
             )
         checked_deadline = validation.check_time(deadline_at, "deadline_at")
+    checked = replace(
+        checked,
+        deadline_at=checked_deadline,
+        **_parent(checked.run_id, parent_run_id, parent_policy, children=children),
+    )
     if owner is None and lease_ms is None:
-        return replace(checked, deadline_at=checked_deadline)
+        return checked
     if owner is None or lease_ms is None:
         raise InvalidArgumentError(
             "owner and lease_ms go together: give both to claim the new run, or neither"
         )
     checked_owner = validation.check_id(owner, "owner")
     checked_ms, checked_now = _lease_end(lease_ms, now)
-    return NewRun(
-        checked.run_id,
-        checked.workflow_id,
-        checked.workflow_version,
-        checked.input,
-        checked_now,
-        checked_owner,
-        checked_now + checked_ms,
-        checked_deadline,
-        checked.placement,
+    return replace(
+        checked, now=checked_now, owner=checked_owner, expires_at=checked_now + checked_ms
     )
+
+
+def _parent(
+    run_id: str, parent_run_id: object, parent_policy: object, *, children: bool
+) -> dict[str, Any]:
+    """The checked ``parent_run_id`` and ``parent_policy`` of a new run, as fields."""
+    if parent_run_id is None:
+        if not isinstance(parent_policy, ParentPolicy):
+            raise InvalidArgumentError("parent_policy must be a ParentPolicy")
+        return {}
+    if not children:
+        raise InvalidArgumentError(
+            "parent_run_id: this store does not support child runs (Capability.CHILDREN)"
+        )
+    parent = validation.check_id(parent_run_id, "parent_run_id")
+    if parent == run_id:
+        raise InvalidArgumentError("parent_run_id: a run cannot be its own parent")
+    if not isinstance(parent_policy, ParentPolicy):
+        raise InvalidArgumentError("parent_policy must be a ParentPolicy")
+    return {"parent_run_id": parent, "parent_policy": parent_policy}
+
+
+def children_listing(parent_run_id: object, *, children: bool) -> str | None:
+    """The checked ``list_runs(parent_run_id=)``; ``children=False``: the store does not
+    declare ``CHILDREN`` and refuses one."""
+    if parent_run_id is None:
+        return None
+    if not children:
+        raise InvalidArgumentError(
+            "parent_run_id: this store does not support child runs (Capability.CHILDREN)"
+        )
+    return validation.check_id(parent_run_id, "parent_run_id")
+
+
+PARENT_ENDED_TYPE = "ParentEnded"
+"""The ``ErrorInfo.type`` of a child cancelled because its parent was cancelled or
+timed out (code ``cancelled``; the message names the parent and how it ended)."""
+
+
+def parent_ended_error(parent_run_id: str, parent_status: str) -> ErrorInfo:
+    """The error a ``cancel``-policy child ends with when its parent ends
+    ``cancelled`` or ``timed_out``."""
+    return ErrorInfo(
+        PARENT_ENDED_TYPE, f"parent run {parent_run_id} ended {parent_status}", "cancelled"
+    )
+
+
+def child_payload(status: str, output: JSON, error: ErrorInfo | None) -> dict[str, JSON]:
+    """The payload of a ``child`` inbox entry: how the child ended."""
+    return {
+        "status": status,
+        "output": output,
+        "error": None
+        if error is None
+        else {"type": error.type, "message": error.message, "code": error.code},
+    }
 
 
 DEADLINE_KEY = "deadline"

@@ -20,6 +20,7 @@ from .records import (
     NewEvent,
     Overlap,
     Page,
+    ParentPolicy,
     Queue,
     RateLimit,
     Run,
@@ -67,6 +68,12 @@ class Capability(enum.StrEnum):
     :class:`QueueStore`: every claim keeps the queue's limits in the same atomic step
     (``docs/semantics.md``, Queues). A store without it refuses a non-default queue,
     priority or partition key."""
+    CHILDREN = "children"
+    """``create_run(..., parent_run_id=, parent_policy=)`` makes a child run: its end
+    writes a ``child`` entry to its parent's inbox in the same atomic step, and a parent
+    cancelled or timed out cancels its ``cancel``-policy children in that step
+    (``docs/semantics.md``, Children). A store without it refuses ``parent_run_id``
+    with ``InvalidArgumentError``."""
 
 
 @runtime_checkable
@@ -98,6 +105,8 @@ class ExecutionStore(Protocol):
         queue: str = "default",
         priority: int = 0,
         partition_key: str | None = None,
+        parent_run_id: str | None = None,
+        parent_policy: ParentPolicy = ParentPolicy.CANCEL,
     ) -> CreateResult:
         """Create a ``queued`` run: ``Created`` | ``Existing`` (same workflow; the
         original input is kept) | ``Conflict`` (different workflow).
@@ -112,7 +121,11 @@ class ExecutionStore(Protocol):
         and not claimed (``lease`` is ``None``).
 
         ``queue``, ``priority`` and ``partition_key`` (stores declaring ``QUEUES``;
-        the others refuse values other than the defaults) place the run in a queue."""
+        the others refuse values other than the defaults) place the run in a queue.
+
+        ``parent_run_id`` (stores declaring ``CHILDREN``) makes the new run a child of
+        that existing run, under ``parent_policy``: see ``docs/semantics.md``,
+        Children."""
         ...
 
     async def load_run(self, run_id: str) -> Run | None: ...
@@ -124,9 +137,12 @@ class ExecutionStore(Protocol):
         status: RunStatus | Collection[RunStatus] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_run_id: str | None = None,
     ) -> Page:
         """Newest first by ``(created_at, run_id)``; ``next_cursor`` is an opaque keyset
-        cursor, stable under concurrent inserts; ``None`` on the last page."""
+        cursor, stable under concurrent inserts; ``None`` on the last page.
+        ``parent_run_id`` lists that run's children only (stores declaring
+        ``CHILDREN``; the others refuse it)."""
         ...
 
     async def get_timeline(

@@ -41,6 +41,7 @@ from .records import (
     NewEvent,
     Overlap,
     Page,
+    ParentPolicy,
     Queue,
     RateLimit,
     Run,
@@ -355,6 +356,8 @@ class InMemoryStore:
         queue: str = "default",
         priority: int = 0,
         partition_key: str | None = None,
+        parent_run_id: str | None = None,
+        parent_policy: ParentPolicy = ParentPolicy.CANCEL,
     ) -> CreateResult:
         a = arguments.new_run(
             run_id,
@@ -369,6 +372,9 @@ class InMemoryStore:
             queue=queue,
             priority=priority,
             partition_key=partition_key,
+            parent_run_id=parent_run_id,
+            parent_policy=parent_policy,
+            children=False,
         )
         data = self._open()
         existing = data.runs.get(a.run_id)
@@ -413,7 +419,9 @@ class InMemoryStore:
         status: RunStatus | Collection[RunStatus] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_run_id: str | None = None,
     ) -> Page:
+        arguments.children_listing(parent_run_id, children=False)
         workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
         statuses = validation.check_statuses(status)
         limit = validation.check_limit(limit)

@@ -49,6 +49,8 @@ class WaitKind(enum.StrEnum):
     SIGNAL = "signal"
     APPROVAL = "approval"
     SLEEP = "sleep"
+    CHILD = "child"
+    """The end of a child run (``Wait.name`` holds the child's run id)."""
 
 
 class InboxKind(enum.StrEnum):
@@ -57,6 +59,18 @@ class InboxKind(enum.StrEnum):
     TIMER = "timer"
     DEADLINE = "deadline"
     """The firing of a run's deadline (key ``"deadline"``); it ends the run."""
+    CHILD = "child"
+    """The end of a child run (key: the child's run id), written by the operation that
+    ended the child."""
+
+
+class ParentPolicy(enum.StrEnum):
+    """What becomes of a child run when its parent is cancelled or times out."""
+
+    CANCEL = "cancel"
+    """The child is cancelled with its parent, in the same atomic step (transitively)."""
+    ABANDON = "abandon"
+    """The child goes on by itself."""
 
 
 class Overlap(enum.StrEnum):
@@ -80,8 +94,9 @@ class Wait:
     """The one thing a paused run waits for.
 
     ``signal`` waits name the signal (``name``), ``approval`` waits name the
-    ``approval_id``, ``sleep`` waits need ``wake_at``. Signal and approval waits may
-    also carry ``wake_at`` as a timeout: a timer is armed for it either way.
+    ``approval_id``, ``child`` waits name the child's run id (``name``), ``sleep``
+    waits need ``wake_at``. Signal, approval and child waits may also carry
+    ``wake_at`` as a timeout: a timer is armed for it either way.
     """
 
     kind: WaitKind
@@ -96,11 +111,14 @@ class Wait:
 
         A timer entry matches the wait of its step when the wait has a ``wake_at``; a
         signal matches by ``name`` (and by ``step_id`` when the delivery named one); an
-        approval matches by ``approval_id``. A deadline entry matches no wait (it ends
+        approval matches by ``approval_id``; a child entry matches the ``child`` wait
+        naming its key (the child's run id). A deadline entry matches no wait (it ends
         the run instead of waking it).
         """
         if entry.kind is InboxKind.DEADLINE:
             return False
+        if entry.kind is InboxKind.CHILD:
+            return self.kind is WaitKind.CHILD and entry.key == self.name
         if entry.kind is InboxKind.TIMER:
             return self.wake_at is not None and entry.key == self.step_id
         if entry.kind is InboxKind.SIGNAL:
@@ -124,6 +142,12 @@ class Wait:
         return cls(
             WaitKind.APPROVAL, step_id, approval_id=approval_id, wake_at=timeout_at, meta=meta
         )
+
+    @classmethod
+    def child(
+        cls, step_id: str, child_run_id: str, *, timeout_at: int | None = None, meta: JSON = None
+    ) -> Wait:
+        return cls(WaitKind.CHILD, step_id, name=child_run_id, wake_at=timeout_at, meta=meta)
 
     @classmethod
     def sleep(cls, step_id: str, wake_at: int, *, meta: JSON = None) -> Wait:
@@ -163,6 +187,12 @@ class Run:
     """Higher is claimed first; fixed at creation."""
     partition_key: str | None = None
     """The key ``per_key_concurrency`` counts by (e.g. a tenant); fixed at creation."""
+    parent_run_id: str | None = None
+    """The run this one is a child of (``create_run(..., parent_run_id=)``), else ``None``;
+    fixed at creation, kept after the parent is deleted."""
+    parent_policy: ParentPolicy | None = None
+    """What the parent's cancellation or time-out does to this run; ``None`` without a
+    parent."""
 
 
 DEFAULT_QUEUE = "default"
@@ -218,11 +248,13 @@ class InboxRef:
 
 @dataclass(frozen=True, slots=True)
 class InboxEntry:
-    """A stored signal, approval, timer firing or deadline firing.
+    """A stored signal, approval, timer firing, deadline firing or child's end.
 
-    ``key`` is the signal id, the approval id, (for timers) the waiting step id, or
-    ``"deadline"``. Approvals carry ``{"approved": bool, "feedback": ...}`` as
-    ``payload``; timers carry ``{"wake_at": int}``; deadlines ``{"deadline_at": int}``.
+    ``key`` is the signal id, the approval id, (for timers) the waiting step id,
+    ``"deadline"``, or (for children) the child's run id. Approvals carry
+    ``{"approved": bool, "feedback": ...}`` as ``payload``; timers carry
+    ``{"wake_at": int}``; deadlines ``{"deadline_at": int}``; children
+    ``{"status": str, "output": JSON, "error": {"type", "message", "code"} | None}``.
     """
 
     run_id: str

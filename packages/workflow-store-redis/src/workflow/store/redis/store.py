@@ -70,6 +70,7 @@ from workflow.runtime.records import (
     NewEvent,
     Overlap,
     Page,
+    ParentPolicy,
     Run,
     RunStatus,
     Schedule,
@@ -619,6 +620,8 @@ class RedisStore:
         queue: str = "default",
         priority: int = 0,
         partition_key: str | None = None,
+        parent_run_id: str | None = None,
+        parent_policy: ParentPolicy = ParentPolicy.CANCEL,
     ) -> CreateResult:
         a = arguments.new_run(
             run_id,
@@ -633,6 +636,9 @@ class RedisStore:
             queue=queue,
             priority=priority,
             partition_key=partition_key,
+            parent_run_id=parent_run_id,
+            parent_policy=parent_policy,
+            children=False,
         )
         refuse_placement(a.placement)  # no Capability.QUEUES (yet)
         ks = await self._ks()
@@ -670,7 +676,9 @@ class RedisStore:
         status: RunStatus | Collection[RunStatus] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_run_id: str | None = None,
     ) -> Page:
+        arguments.children_listing(parent_run_id, children=False)
         workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
         statuses = validation.check_statuses(status)
         limit = validation.check_limit(limit)

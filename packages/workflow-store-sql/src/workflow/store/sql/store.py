@@ -49,6 +49,7 @@ from workflow.runtime.records import (
     NewEvent,
     Overlap,
     Page,
+    ParentPolicy,
     Queue,
     RateLimit,
     Run,
@@ -504,6 +505,8 @@ class SQLStore:
         queue: str = "default",
         priority: int = 0,
         partition_key: str | None = None,
+        parent_run_id: str | None = None,
+        parent_policy: ParentPolicy = ParentPolicy.CANCEL,
     ) -> CreateResult:
         a = arguments.new_run(
             run_id,
@@ -518,6 +521,9 @@ class SQLStore:
             queue=queue,
             priority=priority,
             partition_key=partition_key,
+            parent_run_id=parent_run_id,
+            parent_policy=parent_policy,
+            children=False,
         )
         if not self.queue_limits:
             refuse_placement(a.placement)
@@ -642,7 +648,9 @@ class SQLStore:
         status: RunStatus | Collection[RunStatus] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_run_id: str | None = None,
     ) -> Page:
+        arguments.children_listing(parent_run_id, children=False)
         workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
         statuses = validation.check_statuses(status)
         limit = validation.check_limit(limit)
