@@ -1,6 +1,8 @@
 """The contract suite against a real local D1, through the REST client.
 
-Every test has its own table prefix in the session's one local D1 (D1 has no schemas).
+Every test has its own table prefix in the session's one local D1 (D1 has no schemas),
+and drops its tables when it ends: a schema that only grows makes every later statement
+slower (with ~1,700 cases, 2.6 s a case by the end of a CI run; ~0.1 s with the drop).
 """
 
 from __future__ import annotations
@@ -16,6 +18,20 @@ from workflow.contract_tests import StoreContract, StoreFactory
 from workflow.runtime import Capability, ExecutionStore
 from workflow.store.d1 import D1Store
 from workflow.store.d1.limits import MAX_PAYLOAD_BYTES
+
+
+async def drop_tables(url: str, prefix: str) -> None:
+    """Drop every table whose name starts with ``prefix`` (their indexes go with them)."""
+    store = D1Store.from_url(url)
+    try:
+        database = store.database
+        found = await database.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all()
+        names = [str(row["name"]) for row in found.results]
+        ours = [name for name in names if name.startswith(prefix)]
+        if ours:
+            await database.batch([database.prepare(f'DROP TABLE "{name}"') for name in ours])
+    finally:
+        await store.close()
 
 
 class TestD1Store(StoreContract):
@@ -35,12 +51,12 @@ class TestD1Store(StoreContract):
         return f"t{secrets.token_hex(4)}_"
 
     @pytest.fixture
-    def store_url(
+    async def store_url(
         self,
         local_d1: LocalD1,  # noqa: F811
         prefix: str,
         monkeypatch: pytest.MonkeyPatch,
-    ) -> str:
+    ) -> AsyncIterator[str]:
         # The token travels as the URL says tokens do: in an environment variable
         # (inherited by the processes the multi-process cases start).
         monkeypatch.setenv("WORKFLOW_TEST_D1_TOKEN", local_d1.token)
@@ -52,7 +68,9 @@ class TestD1Store(StoreContract):
                 "max_payload_bytes": self.max_payload_bytes,
             }
         )
-        return f"d1://{ACCOUNT_ID}/{DATABASE_ID}?{query}"
+        url = f"d1://{ACCOUNT_ID}/{DATABASE_ID}?{query}"
+        yield url
+        await drop_tables(url, prefix)
 
     @pytest.fixture
     async def store(self, store_url: str) -> AsyncIterator[ExecutionStore]:
