@@ -1,4 +1,4 @@
-"""The example application (examples/orders.py) works as its docstring says, on SQLite."""
+"""The examples (examples/*.py) work as their docstrings say, on SQLite."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from types import ModuleType
 from workflow.runtime import RunStatus, WaitKind
 from workflow.store.sqlite import SQLiteStore
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "orders.py"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 T0 = 1_700_000_000_000
 
 
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("orders_example", EXAMPLE)
+def load_example(name: str) -> ModuleType:
+    """examples/<name>.py as a module (registered, so its dataclasses can resolve it)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_example", EXAMPLES / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -25,7 +26,7 @@ def load_example() -> ModuleType:
 
 
 async def test_the_order_example_runs_to_shipped_after_its_approval(tmp_path: Path) -> None:
-    orders = load_example()
+    orders = load_example("orders")
     store = SQLiteStore.from_path(tmp_path / "orders.db")
     await store.create_schema()
     clock = [T0]
@@ -64,13 +65,7 @@ async def test_the_order_example_runs_to_shipped_after_its_approval(tmp_path: Pa
 async def test_the_patching_example_keeps_the_old_path_for_the_run_in_flight(
     tmp_path: Path,
 ) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "patching_example", EXAMPLE.with_name("patching.py")
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    patching = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(patching)
+    patching = load_example("patching")
     results = await patching.main(f"sqlite:///{tmp_path / 'patching.db'}")
     (old, old_output), (new, new_output) = results.items()
     assert old.startswith("old-")
@@ -79,19 +74,8 @@ async def test_the_patching_example_keeps_the_old_path_for_the_run_in_flight(
     assert new_output == ["reserved B-2", "checked B-2", "paid", "shipped B-2"]
 
 
-def load_deadlines_example() -> ModuleType:
-    path = EXAMPLE.parent / "deadlines.py"
-    spec = importlib.util.spec_from_file_location("deadlines_example", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 async def test_the_deadlines_example_times_its_run_out_once(tmp_path: Path) -> None:
-    example = load_deadlines_example()
+    example = load_example("deadlines")
     store = SQLiteStore.from_path(tmp_path / "deadlines.db")
     await store.create_schema()
     clock = [T0]
@@ -120,5 +104,40 @@ async def test_the_deadlines_example_times_its_run_out_once(tmp_path: Path) -> N
 
 
 async def test_the_deadlines_example_main_ends_timed_out(tmp_path: Path) -> None:
-    example = load_deadlines_example()
+    example = load_example("deadlines")
     assert await example.main(f"sqlite:///{tmp_path / 'main.db'}", run_timeout=0.05) == "timed_out"
+
+
+async def test_the_email_queue_sends_two_at_once_one_per_tenant_reset_first(
+    tmp_path: Path,
+) -> None:
+    example = load_example("queues")
+    store = SQLiteStore.from_path(tmp_path / "queues.db")
+    await store.create_schema()
+    clock = [T0]
+    runtime = example.runtime.bind(store, clock=lambda: clock[0])
+    try:
+        await example.declare_queues(store, T0)
+        reset, *newsletter = await example.start_emails(store)
+        first = await runtime.sweep()
+        # Two at once, one per tenant: the reset (priority 10, acme) and one of globex's
+        # (which one depends on the run ids when both were started in the same ms).
+        drove = sorted(d.run_id for d in first.drives)
+        assert len(drove) == 2, drove
+        assert reset in drove
+        assert set(drove) - {reset} <= set(newsletter[2:]), drove
+        shown = await store.load_run(reset)
+        assert shown is not None
+        assert (shown.queue, shown.priority, shown.partition_key) == ("emails", 10, "acme")
+        assert shown.status is RunStatus.FINISHED
+        for _ in range(2):
+            await runtime.sweep()
+        # 10 per second: five sends fit in one window.
+        for run_id in newsletter:
+            run = await store.load_run(run_id)
+            assert run is not None
+            assert run.status is RunStatus.FINISHED, run
+            assert isinstance(run.input, dict)
+            assert await runtime.result(run_id) == f"sent to {run.input['to']}"
+    finally:
+        await store.close()
