@@ -141,3 +141,23 @@ async def test_the_email_queue_sends_two_at_once_one_per_tenant_reset_first(
             assert await runtime.result(run_id) == f"sent to {run.input['to']}"
     finally:
         await store.close()
+
+
+async def test_the_retention_example_purges_the_ended_runs_and_keeps_the_waiting_one(
+    tmp_path: Path,
+) -> None:
+    example = load_example("retention")
+    url = f"sqlite:///{tmp_path / 'retention.db'}"
+    outcome = await example.main(url)
+    *receipts, refund = outcome["started"]
+    assert outcome["kept"] == [refund]
+    store = SQLiteStore.from_path(tmp_path / "retention.db")
+    try:
+        waiting = await store.load_run(refund)
+        assert waiting is not None
+        assert waiting.status is RunStatus.PAUSED
+        for run_id in receipts:
+            assert await store.load_run(run_id) is None
+            assert await store.read_events(run_id) == []
+    finally:
+        await store.close()
