@@ -16,6 +16,7 @@ from local_d1 import ACCOUNT_ID, DATABASE_ID, LocalD1, local_d1  # noqa: F401 (f
 from workflow.runtime.errors import (
     InvalidArgumentError,
     StoreConfigurationError,
+    StoreOperationError,
     StoreUnavailableError,
 )
 from workflow.store.d1 import D1HttpDatabase, D1QueryError
@@ -241,3 +242,94 @@ async def test_a_connection_the_server_closed_is_not_reused(closing_server: _Ser
             await asyncio.to_thread(closing_server.closed.acquire)
     finally:
         await db.close()
+
+
+class _Answers(BaseHTTPRequestHandler):
+    """Answers every POST with the server's ``answer``: (status, headers, body)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        status, headers, body = self.server.answer  # type: ignore[attr-defined]
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _cloudflare_error(code: int, message: str) -> bytes:
+    return json.dumps(
+        {"success": False, "errors": [{"code": code, "message": message}], "messages": []}
+    ).encode()
+
+
+# What Cloudflare's API answers that a local D1 never does: a rate limit and failures of
+# its own. Each must reach the caller as the documented error, with what it said.
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "error", "match"),
+    [
+        (
+            429,
+            {"Retry-After": "7", "Content-Type": "application/json"},
+            _cloudflare_error(971, "Please wait and consider throttling your request speed"),
+            StoreUnavailableError,
+            r"rate-limited this token \(Retry-After: 7 s\)",
+        ),
+        (429, {}, b"", StoreUnavailableError, r"rate-limited this token \(retryable"),
+        (
+            503,
+            {"Content-Type": "application/json"},
+            _cloudflare_error(7500, "Internal error"),
+            StoreUnavailableError,
+            r"D1 failed \(HTTP 503: Internal error\)",
+        ),
+        (
+            502,
+            {"Content-Type": "text/html"},
+            b"<html><body>Bad gateway</body></html>",
+            StoreUnavailableError,
+            r"D1 failed \(HTTP 502\) \(retryable",
+        ),
+        (
+            400,
+            {"Content-Type": "application/json"},
+            _cloudflare_error(7500, 'near "SELEC": syntax error'),
+            D1QueryError,
+            "syntax error",
+        ),
+        (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps({"success": True, "errors": []}).encode(),
+            StoreOperationError,
+            "answered without results",
+        ),
+    ],
+)
+async def test_the_apis_own_failures_are_typed_errors(
+    status: int, headers: dict[str, str], body: bytes, error: type[Exception], match: str
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    server.answer = (status, headers, body)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    db = D1HttpDatabase(
+        ACCOUNT_ID,
+        DATABASE_ID,
+        base_url=f"http://127.0.0.1:{server.server_address[1]}/client/v4",
+        api_token="t",
+    )
+    try:
+        with pytest.raises(error, match=match):
+            await db.prepare("SELECT 1 AS n").first()
+    finally:
+        await db.close()
+        server.shutdown()
+        server.server_close()
+        thread.join()
