@@ -12,7 +12,9 @@ the extras it needs them with (``store-sqlite[cli]``: ``store-sql``, ``runtime[c
 
 The third-party dependencies are resolved by uv under the environment's constraints
 (``UV_CONSTRAINT``: the lock, requirements/ci.txt), or at the lowest versions each
-``pyproject.toml`` allows with ``--lowest`` (tox env ``floor``).
+``pyproject.toml`` allows with ``--lowest`` (tox env ``floor``). ``--with REQUIREMENT``
+adds what only the tests need, resolved in the same step (so under ``--lowest`` the
+OpenTelemetry SDK comes at the API's floor: each SDK release requires its own API).
 """
 
 from __future__ import annotations
@@ -95,6 +97,15 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="resolve every declared dependency at its lowest allowed version",
     )
+    parser.add_argument(
+        "--with",
+        dest="also",
+        action="append",
+        default=[],
+        metavar="REQUIREMENT",
+        help="a third-party requirement the tests need (resolved with the packages: at its "
+        "lowest allowed version too under --lowest)",
+    )
     parser.add_argument("packages", nargs="+", help=f"of {', '.join(DIRECTORIES)}; [extras]")
     args = parser.parse_args(argv)
 
@@ -139,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         command += ["--resolution", "lowest-direct"]
         for short, extra in sorted(extras.items()):
             requirements += _third_party(short, extra)
-    subprocess.run([*command, *requirements], check=True)
+    subprocess.run([*command, *requirements, *args.also], check=True)
 
 
 if __name__ == "__main__":
