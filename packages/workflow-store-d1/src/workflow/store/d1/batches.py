@@ -100,6 +100,11 @@ class D1Batches(ReturningClaims):
     """The operations that :class:`~workflow.store.sql.SQLStore` runs in a transaction,
     as D1 batches (claims and creates are single statements already)."""
 
+    children = False
+    """Not yet: a child's end and a parent's cascade read before they write (the
+    parent's status, its children), which a D1 batch cannot do in one atomic step as
+    the SQL stores' transactions do. ``parent_run_id`` is refused."""
+
     @property
     def _d1(self) -> D1Driver:
         driver = self.driver
