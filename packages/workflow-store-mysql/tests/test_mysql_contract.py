@@ -42,6 +42,7 @@ class TestMySQLStore(SQLServerContract):
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
             Capability.QUEUES,
+            Capability.CHILDREN,
         }
     )
     server = SERVER

@@ -60,6 +60,7 @@ class TestPostgresStore(SQLServerContract):
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
             Capability.QUEUES,
+            Capability.CHILDREN,
             Capability.NOTIFY_RUNNABLE,
         }
     )

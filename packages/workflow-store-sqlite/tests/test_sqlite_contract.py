@@ -27,6 +27,7 @@ class TestSQLiteStore(StoreContract):
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
             Capability.QUEUES,
+            Capability.CHILDREN,
         }
     )
 

@@ -918,12 +918,12 @@ class SQLStore:
             parent = yield from self._load(seen["parent_run_id"], lock=True)
         return (yield from self._load(run_id, lock=True)), parent
 
-    def _child_ended(self, parent: rows.Row | None, child: rows.Row, now: int) -> Body[None]:
+    def _child_ended(self, parent: rows.Row | None, child: rows.Row, now: int) -> Body[bool]:
         """The end of ``child`` (its row as ended) reaches its live ``parent`` (locked
         by the caller; None: gone): a ``child`` entry (an earlier one of that key is
-        kept), and the parent queued if it waits for exactly this child."""
+        kept), and the parent queued if it waits for exactly this child (True)."""
         if parent is None or RunStatus(parent["status"]).terminal:
-            return
+            return False
         child_id = child["run_id"]
         payload = arguments.child_payload(
             child["status"], codec.decode(child["output"]), codec.decode_error(child["error"])
@@ -958,6 +958,8 @@ class SQLStore:
                 self._waking_parent,
                 {"p_run_id": parent["run_id"], **prefixed(rows.queued_values(now), "q_")},
             )
+            return True
+        return False
 
     def _waking_parent(self) -> sa.Update:
         """Queue the run p_run_id (a parent whose awaited child ended; it is locked and
@@ -971,13 +973,15 @@ class SQLStore:
         notice = self._wake_notice()
         return update if notice is None else update.returning(notice.label("woke"))
 
-    def _cascade(self, ended: Sequence[tuple[str, RunStatus]], now: int) -> Body[None]:
+    def _cascade(self, ended: Sequence[tuple[str, RunStatus]], now: int) -> Body[list[str]]:
         """End the live ``cancel``-policy descendants of the runs ``ended`` (just
         cancelled or timed out, still locked), level by level: each level's rows are
         locked after their parents', never before. Each child gets its own parent's
-        ``ParentEnded`` error and writes no entry (its parent has ended)."""
+        ``ParentEnded`` error and writes no entry (its parent has ended). Returns the
+        ids of the runs it ended."""
         level = {run_id: status for run_id, status in ended}
         values = children_sql.cascaded_values(now)
+        done: list[str] = []
         while level:
             parents = sorted(level)
             n = len(parents)
@@ -988,7 +992,7 @@ class SQLStore:
             )
             children = [(r["run_id"], r["parent_run_id"]) for r in found.mappings()]
             if not children:
-                return
+                break
             used = sorted({p for _, p in children})
             params: Params = {**prefixed(values, "v_")}
             for i, p in enumerate(used):
@@ -1005,6 +1009,8 @@ class SQLStore:
                 params,
             )
             level = {child_id: RunStatus.CANCELLED for child_id, _ in children}
+            done += level
+        return done
 
     @operation
     async def delete_run(self, run_id: str) -> bool:
@@ -1800,42 +1806,15 @@ class SQLStore:
 
     def _fire_deadlines_body(self, now: int, limit: int) -> Body[list[InboxEntry]]:
         """Lock the live runs whose deadline passed (SKIP LOCKED: a run a settle holds is
-        that settle's; it is re-read after), store their deadline entries, end them."""
+        that settle's; it is re-read after), store their deadline entries, end them.
+        With children, the firings happen one after another (:meth:`_fire_in_turn`)."""
+        if self.children:
+            return (yield from self._fire_in_turn(now, limit))
         runs, inbox = self.tables.runs, self.tables.inbox
-
-        def due_query() -> sa.Select[Any]:
-            extra = (runs.c.parent_run_id,) if self.children else ()
-            return (
-                self._due_deadlines()
-                .add_columns(runs.c.deadline_at, *extra)
-                .with_for_update(skip_locked=True)
-            )
-
-        due = (
-            yield self._q("due_deadlines", due_query, {"p_now": now, "p_limit": limit})
-        ).mappings()
+        due = yield from self._lock_due_deadlines(now, limit)
         if not due:
             return []
-        parents: dict[str, rows.Row] = {}
-        if self.children:
-            parents, held = yield from self._lock_parents_of(due)
-            due = [d for d in due if d["parent_run_id"] not in held]
-            if not due:
-                return []
-        fired = [
-            {
-                "run_id": d["run_id"],
-                "kind": InboxKind.DEADLINE.value,
-                "key": arguments.DEADLINE_KEY,
-                "name": None,
-                "step_id": None,
-                "payload": arguments.deadline_payload(int(d["deadline_at"])),
-                "meta": None,
-                "received_at": now,
-                "consumed": False,
-            }
-            for d in due
-        ]
+        fired = [self._deadline_entry(d, now) for d in due]
         columns = ("run_id", *rows.INBOX_COLUMNS)
 
         def insert() -> sa.Insert:
@@ -1862,14 +1841,88 @@ class SQLStore:
                 **{f"p_id{i}": d["run_id"] for i, d in enumerate(due)},
             },
         )
-        if self.children:
-            ending = {d["run_id"] for d in due}
-            for d in due:
-                parent = parents.get(d["parent_run_id"])
-                if parent is not None and parent["run_id"] not in ending:
-                    yield from self._child_ended(parent, {**d, **values, "output": None}, now)
-            yield from self._cascade([(d["run_id"], RunStatus.TIMED_OUT) for d in due], now)
         return [rows.entry_from_row(f["run_id"], f) for f in fired]
+
+    def _lock_due_deadlines(self, now: int, limit: int) -> Body[list[rows.Row]]:
+        runs = self.tables.runs
+
+        def due_query() -> sa.Select[Any]:
+            extra = (runs.c.parent_run_id,) if self.children else ()
+            return (
+                self._due_deadlines()
+                .add_columns(runs.c.deadline_at, *extra)
+                .with_for_update(skip_locked=True)
+            )
+
+        found = yield self._q("due_deadlines", due_query, {"p_now": now, "p_limit": limit})
+        return list(found.mappings())
+
+    @staticmethod
+    def _deadline_entry(due: rows.Row, now: int) -> dict[str, Any]:
+        return {
+            "run_id": due["run_id"],
+            "kind": InboxKind.DEADLINE.value,
+            "key": arguments.DEADLINE_KEY,
+            "name": None,
+            "step_id": None,
+            "payload": arguments.deadline_payload(int(due["deadline_at"])),
+            "meta": None,
+            "received_at": now,
+            "consumed": False,
+        }
+
+    def _fire_in_turn(self, now: int, limit: int) -> Body[list[InboxEntry]]:
+        """Deadlines of a store with children: each firing in ``(deadline_at, run_id)``
+        order sees the ones before it (a child that times out first reaches its parent;
+        a run an earlier firing's cascade cancelled is neither fired nor counted). A
+        run whose parent another transaction holds is left to the next sweep."""
+        runs, inbox = self.tables.runs, self.tables.inbox
+        values = self._timed_out_values(now)
+        fired: list[InboxEntry] = []
+        ended: set[str] = set()  # by a firing or a cascade of this call
+        skipped: set[str] = set()
+        columns = ("run_id", *rows.INBOX_COLUMNS)
+        while len(fired) < limit:
+            due = yield from self._lock_due_deadlines(now, limit - len(fired) + len(skipped))
+            due = [d for d in due if d["run_id"] not in skipped]
+            if not due:
+                break
+            parents, held = yield from self._lock_parents_of(due)
+            for d in due:
+                run_id = d["run_id"]
+                if run_id in ended or len(fired) == limit:
+                    continue
+                if d["parent_run_id"] in held:
+                    skipped.add(run_id)
+                    continue
+                entry = self._deadline_entry(d, now)
+                yield self._q(
+                    "fire_deadline",
+                    lambda: sa.insert(inbox).values(
+                        {c: bound(c, inbox.c[c].type) for c in columns}
+                    ),
+                    prefixed(entry, ""),
+                )
+                yield self._q(
+                    "time_out_one",
+                    lambda: (
+                        sa.update(runs)
+                        .where(runs.c.run_id == bound("run_id", runs.c.run_id.type))
+                        .values({k: bound(f"v_{k}", runs.c[k].type) for k in values})
+                    ),
+                    {"p_run_id": run_id, **prefixed(values, "v_")},
+                )
+                fired.append(rows.entry_from_row(run_id, entry))
+                ended.add(run_id)
+                parent = parents.get(d["parent_run_id"])
+                if parent is not None and parent["run_id"] not in ended:
+                    woke = yield from self._child_ended(
+                        parent, {**d, **values, "output": None}, now
+                    )
+                    if woke:
+                        parents[parent["run_id"]] = {**parent, **rows.queued_values(now)}
+                ended.update((yield from self._cascade([(run_id, RunStatus.TIMED_OUT)], now)))
+        return fired
 
     def _lock_parents_of(
         self, due: Sequence[rows.Row]
@@ -1888,7 +1941,7 @@ class SQLStore:
             lambda: children_sql.lock_parents(self.tables, self._run_cols, n),
             {f"p_par{i}": p for i, p in enumerate(wanted)},
         )
-        locked = {r["run_id"]: r for r in found.mappings()}
+        locked: dict[str, rows.Row] = {r["run_id"]: r for r in found.mappings()}
         missing = [p for p in wanted if p not in locked]
         if not missing:
             return locked, set()
