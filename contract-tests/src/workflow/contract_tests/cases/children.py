@@ -41,6 +41,7 @@ from workflow.runtime import (
     RunStatus,
     RunTimedOutError,
     Wait,
+    WaitKind,
 )
 
 from ..support import LEASE_MS, T0, StoreFactory, create, event, requires
@@ -478,6 +479,28 @@ class ChildCases:
         assert (run.status, run.wait) == (RunStatus.PAUSED, wait)
         assert await inbox(store, PARENT) == [first, replace(second, consumed=True)]
 
+    @pytest.mark.parametrize(
+        ("wait", "named"),
+        [
+            (Wait(WaitKind.CHILD, "s"), "wait.name"),
+            (Wait.child("s", ""), "wait.name"),
+            (Wait.child("s", "p" * 256), "wait.name"),
+            (Wait(WaitKind.CHILD, "s", name=kid(1), approval_id="a"), "approval_id"),
+            (Wait.child("", kid(1)), "wait.step_id"),
+        ],
+    )
+    @requires(Capability.CHILDREN)
+    async def test_a_bad_child_wait_is_refused_before_anything_is_written(
+        self, store: ExecutionStore, wait: Wait, named: str
+    ) -> None:
+        await create(store, PARENT)
+        lease = await claimed(store, PARENT)
+        before = await loaded(store, PARENT)
+        with pytest.raises(InvalidArgumentError, match=named):
+            await store.settle_run(PARENT, lease, 0, [event(1)], Pause(wait), T0 + 1)
+        assert await loaded(store, PARENT) == before
+        assert await store.read_events(PARENT) == []
+
     @requires(Capability.CHILDREN)
     async def test_child_wait_with_a_timeout_fires_a_timer_and_the_later_end_is_buffered(
         self, store: ExecutionStore
@@ -531,15 +554,28 @@ class ChildCases:
             T0 + 5,
         )
 
-    @pytest.mark.parametrize("parent_end", ["finish", "fail", "cancel", "delete"])
+    @pytest.mark.parametrize(
+        "parent_end",
+        [
+            "finish",
+            "fail",
+            "cancel",
+            pytest.param("time_out", marks=requires(Capability.DEADLINES)),
+            "delete",
+        ],
+    )
     @requires(Capability.CHILDREN)
     async def test_a_parent_that_ended_or_is_gone_gets_nothing(
         self, store: ExecutionStore, parent_end: str
     ) -> None:
-        await create(store, PARENT)
+        deadline = T0 + 1 if parent_end == "time_out" else None
+        made = await store.create_run(PARENT, "wf", None, None, T0, deadline_at=deadline)
+        assert isinstance(made, Created)
         # abandon: a cancelled parent would otherwise have cancelled it.
         await child(store, kid(1), policy=ParentPolicy.ABANDON)
-        if parent_end == "delete":
+        if parent_end == "time_out":
+            await store.fire_due_timers(T0 + 1, 10)
+        elif parent_end == "delete":
             await store.delete_run(PARENT)
         elif parent_end == "cancel":
             await store.cancel_run(PARENT, "stop", T0 + 1)
@@ -548,10 +584,12 @@ class ChildCases:
             outcome: Outcome = Finish(None) if parent_end == "finish" else Fail(FAILURE)
             await store.settle_run(PARENT, lease, 0, [], outcome, T0 + 1)
         parent = await store.load_run(PARENT)
+        entries = await inbox(store, PARENT)
         ended, _ = await end(store, kid(1), "finish", T0 + 5)
         assert ended.status is RunStatus.FINISHED
         assert await store.load_run(PARENT) == parent
-        assert await inbox(store, PARENT) == []
+        assert await inbox(store, PARENT) == entries
+        assert all(e.kind is not InboxKind.CHILD for e in entries)
 
     # -- a parent's cancellation or time-out reaches its children --------------------------------
     @requires(Capability.CHILDREN)
