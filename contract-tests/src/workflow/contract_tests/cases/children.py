@@ -910,6 +910,56 @@ class ChildCases:
             ),
         ]
 
+    @requires(Capability.DEADLINES)
+    @requires(Capability.CHILDREN)
+    async def test_child_deadline_queues_its_parent_before_the_parents_timer_would_fire(
+        self, store: ExecutionStore
+    ) -> None:
+        """Deadlines fire before timers in one call: the child's firing queues the parent
+        paused on it, so the parent's timeout (due too) has no wait left to fire."""
+        await create(store, PARENT)
+        await child(store, kid(1), deadline_at=T0 + 5)
+        await pause(store, PARENT, Wait.child("await", kid(1), timeout_at=T0 + 5))
+        fired = await store.fire_due_timers(T0 + 10, 10)
+        assert [(e.run_id, e.kind) for e in fired] == [(kid(1), InboxKind.DEADLINE)]
+        parent = await loaded(store, PARENT)
+        assert (parent.status, parent.wait, parent.ready_at) == (RunStatus.QUEUED, None, T0 + 10)
+        assert await inbox(store, PARENT) == [
+            child_entry(PARENT, kid(1), RunStatus.TIMED_OUT, T0 + 10, error=TIMED_OUT)
+        ]
+
+    @requires(Capability.CHILDREN)
+    async def test_cascade_ends_on_a_cycle_made_by_recreating_an_id(
+        self, store: ExecutionStore
+    ) -> None:
+        """Links are kept after a delete, so re-creating an id under its own descendant
+        makes a cycle (``a`` -> ``a@b`` -> ``a``); a cascade stops at runs that ended.
+        The cancelled run's end reaches its parent (alive at that point) before the
+        cascade ends that parent."""
+        await create(store, "a")
+        await child(store, "a@b", "a")
+        assert await store.delete_run("a")
+        await child(store, "a", "a@b")
+        result = await store.cancel_run("a", "stop", T0 + 1)
+        assert isinstance(result, Cancelled)
+        b = await loaded(store, "a@b")
+        assert (b.status, b.error) == (RunStatus.CANCELLED, parent_ended("a", "cancelled"))
+        a = await loaded(store, "a")
+        assert (a.status, a.error) == (
+            RunStatus.CANCELLED,
+            ErrorInfo("Cancelled", "stop", "cancelled"),
+        )
+        assert await inbox(store, "a") == []
+        assert await inbox(store, "a@b") == [
+            child_entry(
+                "a@b",
+                "a",
+                RunStatus.CANCELLED,
+                T0 + 1,
+                error=ErrorInfo("Cancelled", "stop", "cancelled"),
+            )
+        ]
+
     # -- wake-up hints ----------------------------------------------------------------------------
     @pytest.mark.parametrize("how", ENDS)
     @requires(Capability.NOTIFY_RUNNABLE)
