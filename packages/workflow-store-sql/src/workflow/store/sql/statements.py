@@ -129,13 +129,16 @@ async def hot_operation_sql(store: SQLStore) -> str:
     return "\n".join(out)
 
 
-async def child_operation_statements(store: SQLStore, now: int = 1_000_000) -> dict[str, list[str]]:
+async def child_operation_statements(
+    store: SQLStore, now: int = 1_000_000, *, record: Recorder = recording
+) -> dict[str, list[str]]:
     """What a run's end and a parent's cancellation send, without a parent and with one
-    (docs/sql-stores.md, Children: the cost table), on an empty store."""
+    (docs/sql-stores.md, Children: the cost table), on an empty store; what ``record``
+    saw of each (by default its statements)."""
     out: dict[str, list[str]] = {}
 
     async def run(name: str, call: Any) -> Any:
-        with recording(store) as seen:
+        with record(store) as seen:
             result = await call
         out[name] = list(seen)
         return result
