@@ -115,3 +115,21 @@ async def test_a_claim_a_cluster_refuses_reserves_nothing(
     queue = await store.client.hgetall(store.keys.queue("q"))
     assert queue["wu"] == "1"
     assert list(await store.client.hgetall(store.keys.meta("qhold"))) == [escape("a")]
+
+
+async def test_a_run_that_times_out_or_is_deleted_frees_its_place_at_once_on_a_cluster(
+    cluster_store: RedisStore,
+) -> None:
+    # Its lease ended without a settle: the reservation goes with it, not at the
+    # lease's expiry.
+    store = cluster_store
+    await store.upsert_queue("q", T0, concurrency=1)
+    await store.create_run("late", "wf", None, None, T0, queue="q", deadline_at=T0 + 10)
+    for run_id in ("next", "last"):
+        await store.create_run(run_id, "wf", None, None, T0 + 1, queue="q")
+    assert isinstance(await store.claim_run("late", "w", LEASE_MS, T0), Claimed)
+    assert [e.run_id for e in await store.fire_due_timers(T0 + 10, 10)] == ["late"]
+    taken = await store.claim_run("next", "w", LEASE_MS, T0 + 11)
+    assert isinstance(taken, Claimed), taken
+    assert await store.delete_run("next")
+    assert isinstance(await store.claim_run("last", "w", LEASE_MS, T0 + 12), Claimed)

@@ -738,6 +738,26 @@ end
 return 'ok'
 """
 
+QUEUE_FORGET = r"""
+-- KEYS: the queue list. ARGV: P, n, n run hexes. Drops the reservations of runs that
+-- can hold no lease any more (timed out by their deadline, deleted), whatever lease
+-- they were made for: their places are free at once.
+local P, n = ARGV[1], tonumber(ARGV[2])
+local hold = P .. '{g}:qhold'
+for i = 1, n do
+  local h = ARGV[2 + i]
+  local v = redis.call('HGET', hold, h)
+  if v then
+    local _, qh, kh = qparse(v)
+    local res = P .. '{g}:qres:' .. qh
+    redis.call('ZREM', res, h)
+    if kh ~= '' then redis.call('ZREM', res .. ':' .. kh, h) end
+    redis.call('HDEL', hold, h)
+  end
+end
+return 'ok'
+"""
+
 QUEUE_EXTEND = r"""
 -- KEYS: the queue list. ARGV: P, h, token, expires_at, now. Before a heartbeat: extends
 -- the lease's reservation to the new expiry (never shortens it: GT). An expired one in

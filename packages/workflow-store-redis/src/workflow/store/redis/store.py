@@ -229,6 +229,7 @@ class RedisStore:
         self._queue_reserve = queue_script(lua.QUEUE_RESERVE)
         self._queue_release = queue_script(lua.QUEUE_RELEASE)
         self._queue_extend = queue_script(lua.QUEUE_EXTEND)
+        self._queue_forget = queue_script(lua.QUEUE_FORGET)
 
     @classmethod
     def from_url(
@@ -835,6 +836,8 @@ class RedisStore:
         deleted = await self._run_script(
             self._delete, ks.run_keys(run_id), ks.run_tag(run_id), escape(run_id)
         )
+        if deleted and self._cluster:
+            await self._queue_call(self._queue_forget, ks, 1, escape(run_id))
         return bool(deleted)
 
     async def purge_runs(self, terminal_before: int, limit: int) -> int:
@@ -1234,6 +1237,10 @@ class RedisStore:
             limit,
             lambda n, dry: [now, n, "1" if dry else "0", error],
         )
+        if rows and self._cluster:
+            # A run that timed out holds no lease: its queue place is free at once.
+            ks = await self._ks()
+            await self._queue_call(self._queue_forget, ks, len(rows), *(row[1] for row in rows))
         if len(rows) < limit:
             rows += await self._merged(
                 self._fire_timers,
