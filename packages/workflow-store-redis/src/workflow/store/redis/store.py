@@ -20,6 +20,7 @@ which would break the contract's global order). docs/stores/redis.md tabulates t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import json
@@ -837,7 +838,7 @@ class RedisStore:
             self._delete, ks.run_keys(run_id), ks.run_tag(run_id), escape(run_id)
         )
         if deleted and self._cluster:
-            await self._queue_call(self._queue_forget, ks, 1, escape(run_id))
+            await self._forget(ks, [escape(run_id)])
         return bool(deleted)
 
     async def purge_runs(self, terminal_before: int, limit: int) -> int:
@@ -1015,11 +1016,22 @@ class RedisStore:
     async def _release(
         self, ks: Keyspace, runs: Sequence[tuple[str, int]], *, unused: bool = False
     ) -> None:
-        """Cluster: give back the reservations of ``runs`` (escaped id, token)."""
+        """Cluster: give back the reservations of ``runs`` (escaped id, token).
+
+        After the operation itself is done: if the {g} slot cannot be reached, the
+        places stay reserved until the leases they were for would have expired (more
+        counted than leased, never fewer), and the operation's own answer stands."""
         flat: list[object] = []
         for h, token in runs:
             flat += [h, token, "1" if unused else "0"]
-        await self._queue_call(self._queue_release, ks, len(runs), *flat)
+        with contextlib.suppress(StoreUnavailableError):
+            await self._queue_call(self._queue_release, ks, len(runs), *flat)
+
+    async def _forget(self, ks: Keyspace, runs: Sequence[str]) -> None:
+        """Cluster: drop the reservations of ``runs`` (escaped ids), which hold no lease
+        any more whatever lease they were for (see :meth:`_release` on failures)."""
+        with contextlib.suppress(StoreUnavailableError):
+            await self._queue_call(self._queue_forget, ks, len(runs), *runs)
 
     async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
         a = arguments.renewal(run_id, lease, lease_ms, now)
@@ -1240,7 +1252,7 @@ class RedisStore:
         if rows and self._cluster:
             # A run that timed out holds no lease: its queue place is free at once.
             ks = await self._ks()
-            await self._queue_call(self._queue_forget, ks, len(rows), *(row[1] for row in rows))
+            await self._forget(ks, [row[1] for row in rows])
         if len(rows) < limit:
             rows += await self._merged(
                 self._fire_timers,
