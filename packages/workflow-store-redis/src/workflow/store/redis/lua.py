@@ -601,8 +601,11 @@ return out
 # and a settle or cancel releases it. A lease never outlives its reservation, so the
 # live reservations of a queue are at least its leased runs.
 QUEUE_PRELUDE = r"""
+-- A run's reservation in P{g}:qhold: "<token>:<Q>:<K>:<rate window>:<claims>", the
+-- token the lease will have (its nonce), and how many claims of that token share it.
 local function qparse(v)
-  return string.match(v, '^(%d+):(%x*):(%x*):(%d*)$')
+  local tok, qh, kh, ws, c = string.match(v, '^(%d+):(%x*):(%x*):(%d*):(%d+)$')
+  return tok, qh, kh, ws, tonumber(c)
 end
 """
 
@@ -640,9 +643,11 @@ QUEUE_RESERVE = r"""
 -- KEYS: the queue list. ARGV: P, now, expires_at, limit, n, then n candidates in claim
 -- order, each h, the token its claim will have, queue, key ('' = none). Reserves a
 -- place for each candidate whose queue and key have room at `now` (counting the
--- places reserved so far), at most `limit`; a run that holds a live reservation
--- already (leased, or another claim of it under way) gets none. Returns 1 or 0 per
--- candidate.
+-- places reserved so far), at most `limit`. A run whose reservation is live already
+-- gets none (it is leased, or a claim of it is under way), unless that reservation
+-- is for the same token: then this claim shares it (at most one claim of a token can
+-- win the bucket; the place is counted once and extended to the later expiry).
+-- Returns 1 (reserved), 2 (shared) or 0 per candidate.
 local P, now, expires = ARGV[1], ARGV[2], ARGV[3]
 local limit, n = tonumber(ARGV[4]), tonumber(ARGV[5])
 local t = tonumber(now)
@@ -655,7 +660,18 @@ for i = 0, n - 1 do
   local res = P .. '{g}:qres:' .. qh
   local ok = 0
   local score = redis.call('ZSCORE', res, h)
-  if granted < limit and not (score and tonumber(score) > t) then
+  local live = score and tonumber(score) > t
+  local v = live and redis.call('HGET', hold, h)
+  if granted < limit and v then
+    local tok, _, kh, ws, c = qparse(v)
+    if tok == token then
+      ok = 2
+      granted = granted + 1
+      redis.call('ZADD', res, 'GT', expires, h)
+      if kh ~= '' then redis.call('ZADD', res .. ':' .. kh, 'GT', expires, h) end
+      redis.call('HSET', hold, h, table.concat({tok, qh, kh, ws, c + 1}, ':'))
+    end
+  elseif granted < limit and not live then
     local g = gates[qh]
     if not g then
       local key = P .. '{g}:queue:' .. qh
@@ -700,7 +716,7 @@ for i = 0, n - 1 do
           if kc + 1 >= g.pkc then redis.call('SADD', P .. '{g}:qfull:' .. qh, kh) end
         end
       end
-      redis.call('HSET', hold, h, token .. ':' .. qh .. ':' .. (kh or '') .. ':' .. ws)
+      redis.call('HSET', hold, h, table.concat({token, qh, kh or '', ws, 1}, ':'))
     end
   end
   out[i + 1] = ok
@@ -709,18 +725,22 @@ return out
 """
 
 QUEUE_RELEASE = r"""
--- KEYS: the queue list. ARGV: P, n, then n triples (h, token, unused '1'/'0'). Gives back the
--- reservation of each run, if it is still the one made for that token (a later claim's
--- reservation is never removed); an unused one also gives its rate claim back, if its
--- window is still the latest.
+-- KEYS: the queue list. ARGV: P, n, then n triples (h, token, unused '1'/'0'). Gives
+-- back the reservation of each run, if it is still the one made for that token (a
+-- later claim's reservation is never removed). Unused: a claim that did not win gives
+-- up its share; the reservation goes when no claim of it is left (one that won never
+-- gives its share up: its settle or cancel removes the reservation), with its rate
+-- claim if its window is still the latest.
 local P, n = ARGV[1], tonumber(ARGV[2])
 local hold = P .. '{g}:qhold'
 for i = 0, n - 1 do
   local h, token, unused = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
   local v = redis.call('HGET', hold, h)
   if v then
-    local tok, qh, kh, ws = qparse(v)
-    if tok == token then
+    local tok, qh, kh, ws, c = qparse(v)
+    if tok == token and unused == '1' and c > 1 then
+      redis.call('HSET', hold, h, table.concat({tok, qh, kh, ws, c - 1}, ':'))
+    elseif tok == token then
       local res = P .. '{g}:qres:' .. qh
       redis.call('ZREM', res, h)
       if kh ~= '' then redis.call('ZREM', res .. ':' .. kh, h) end

@@ -669,11 +669,9 @@ class RedisStore:
         )
         p = a.placement
         ks = await self._ks()
-        owner = a.owner
+        owner, granted = a.owner, False
         if self._cluster and owner is not None:
-            # The claim's place is reserved first (the lease's token will be 1). A
-            # reservation an Existing run did not use is left to expire: it may be
-            # the one that run's own lease holds (same token), never less than needed.
+            # The claim's place is reserved first (the lease's token will be 1).
             (granted,) = await self._reserve(
                 ks, a.now, a.expires_at or 0, 1, [(escape(a.run_id), 1, p.queue, p.partition_key)]
             )
@@ -700,6 +698,9 @@ class RedisStore:
             *self._limits(ks),
         )
         run = self._run(flat)
+        if granted and kind != "created":
+            # The run existed: this claim did not happen, its share of the place goes.
+            await self._release(ks, [(escape(a.run_id), 1)], unused=True)
         if kind == "created":
             return Created(run, run.lease)
         return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
@@ -1004,7 +1005,9 @@ class RedisStore:
         runs: Sequence[tuple[str, int, str, str | None]],
     ) -> list[bool]:
         """Cluster: reserve a place for each of ``runs`` (escaped id, the token its
-        claim will have, queue, key) in claim order, at most ``limit``."""
+        claim will have, queue, key) in claim order, at most ``limit`` (or share the
+        reservation another claim of that token holds). A claim granted a place gives
+        its share back (:meth:`_release`, ``unused``) unless it wins the bucket."""
         flat: list[object] = []
         for h, token, queue, key in runs:
             flat += [h, token, queue, key or ""]

@@ -66,7 +66,7 @@ async def upgrade(ctx: MigrationContext) -> None:
                 token = cast("str | None", await client.hget(ks.run_in(k, h), "l_token"))
                 if token is not None:
                     await client.zadd(ks.meta(f"qres:{_DEFAULT}"), {h: score})
-                    await client.hset(ks.meta("qhold"), h, f"{token}:{_DEFAULT}::")
+                    await client.hset(ks.meta("qhold"), h, f"{token}:{_DEFAULT}:::1")
 
 
 async def downgrade(ctx: MigrationContext) -> None:
