@@ -45,7 +45,7 @@ Layout, for prefix ``P`` (default ``wf:``), bucket tag ``T = P{b<k>}``, run id h
     P{g}:queues     zset     every configured queue hex, score 0 (lex order)
     P{g}:qres:Q     zset     cluster: queue Q's reserved places, member H, score the
                              lease's expires_at (P{g}:qres:Q:K per partition key)
-    P{g}:qhold      hash     cluster: H -> "<token>:<Q>:<K>:<rate window>" of its place
+    P{g}:qhold      hash     cluster: H -> "<token>:<Q>:<K>:<rate window>:<claims>"
     P{g}:qfull:Q    set      cluster: the key hexes of queue Q found full
     P{g}:revision   string   keyspace revision
     P{g}:buckets    string   B

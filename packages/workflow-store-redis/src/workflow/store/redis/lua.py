@@ -595,8 +595,8 @@ return out
 # reservations in the {g} slot, beside the queue's configuration: before a claim the
 # claimer reserves a place per run (QUEUE_RESERVE: P{g}:qres:Q, and P{g}:qres:Q:K per
 # key, member h, score the lease's expires_at; P{g}:qhold maps h to
-# "<token>:<Q>:<K>:<rate window>", the claim's token being its nonce), the bucket's
-# script claims only runs with a reservation, unused reservations are returned
+# "<token>:<Q>:<K>:<rate window>:<claims>", the claim's token being its nonce), the
+# bucket's script claims only runs with a reservation, unused reservations are returned
 # (QUEUE_RELEASE), a heartbeat extends the reservation before the lease (QUEUE_EXTEND)
 # and a settle or cancel releases it. A lease never outlives its reservation, so the
 # live reservations of a queue are at least its leased runs.
