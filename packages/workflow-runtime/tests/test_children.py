@@ -4,6 +4,7 @@ parent's inbox, the cascade of a cancellation)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from workflow.runtime import (
 )
 from workflow.runtime.children import placement_of
 from workflow.runtime.driver import DriveOutcome
+from workflow.runtime.worker import Worker
 
 T0 = 1_700_000_000_000
 
@@ -372,3 +374,102 @@ async def test_misuse_fails_the_run_before_anything_is_created(call: str, messag
     assert ended.error is not None
     assert message in ended.error.message
     assert [r.run_id for r in (await store.list_runs()).items] == ["p"]
+
+
+@workflow("middle")
+async def middle(ctx: Context, _: None) -> JSON:
+    return await ctx.child(waits, None, step_id="leaf")
+
+
+@workflow("root")
+async def root(ctx: Context, _: None) -> JSON:
+    return await ctx.child(middle, None, step_id="middle")
+
+
+async def test_a_tree_shares_its_roots_placement_and_a_timed_out_root_cancels_it() -> None:
+    store = InMemoryStore()
+    clock = Clock()
+    runtime = runtime_on(store, root, middle, clock=clock)
+    await runtime.start(root, None, run_id="tenant-9@root", timeout=5.0)
+    await settle(runtime)
+    mid_id = child_run_id_for("tenant-9@root", "middle", "middle")
+    leaf_id = child_run_id_for(mid_id, "leaf", "waits")
+    assert placement_of(mid_id) == placement_of(leaf_id) == "tenant-9"
+    leaf = await store.load_run(leaf_id)
+    assert leaf is not None
+    assert (leaf.status, leaf.parent_run_id) == (RunStatus.PAUSED, mid_id)
+    clock.now += 5_000
+    await settle(runtime)
+    statuses = [
+        (r.status, r.error.type if r.error else None)
+        for r in [await store.load_run(i) for i in ("tenant-9@root", mid_id, leaf_id)]
+        if r is not None
+    ]
+    assert statuses == [
+        (RunStatus.TIMED_OUT, "DeadlineExceeded"),
+        (RunStatus.CANCELLED, "ParentEnded"),
+        (RunStatus.CANCELLED, "ParentEnded"),
+    ]
+
+
+class CreateHangs(InMemoryStore):
+    """Creates a child, then never answers: the worker is stopped hard meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.created = asyncio.Event()
+        self.hang = True
+
+    async def create_run(self, run_id: str, *args: Any, **kwargs: Any) -> CreateResult:
+        result = await super().create_run(run_id, *args, **kwargs)
+        if kwargs.get("parent_run_id") is not None and self.hang:
+            self.hang = False
+            self.created.set()
+            await asyncio.Event().wait()  # until cancelled
+        return result
+
+
+async def test_a_hard_stop_right_after_the_childs_creation_replays_to_the_same_child() -> None:
+    store = CreateHangs()
+    runtime = runtime_on(store)
+    await runtime.start(parent, 7, run_id="p")
+    (claim,) = await runtime.claim(1)
+    drive = asyncio.create_task(runtime.drive(claim))
+    await store.created.wait()
+    drive.cancel()  # the worker is stopped hard: the slice is released, nothing recorded
+    with pytest.raises(asyncio.CancelledError):
+        await drive
+    assert await events_of(store, "p") == []
+    await settle(runtime)
+    assert await runtime.result("p") == 14
+    assert len((await store.list_runs(parent_run_id="p")).items) == 1
+    assert (await events_of(store, "p")).count(EventType.CHILD_STARTED) == 1
+
+
+class Polling(InMemoryStore):
+    """A store that neither claims at create nor tells of others' work."""
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return super().capabilities - {Capability.CLAIM_ON_CREATE, Capability.NOTIFY_RUNNABLE}
+
+
+@pytest.mark.parametrize("store_kind", ["notifying", "polling"])
+async def test_a_worker_polling_once_a_minute_runs_parent_and_children_through(
+    store_kind: str,
+) -> None:
+    store = Polling() if store_kind == "polling" else InMemoryStore()
+    runtime = Runtime(store, [fan_out, double])
+    worker = Worker(runtime, poll_interval=60.0, jitter=0)
+    task = asyncio.create_task(worker.run())
+    try:
+        await runtime.start(fan_out, [1, 2, 3], run_id="p")
+        # A guard only: the run ends long before unless a wake-up is lost (a poll would
+        # come after a minute).
+        assert await runtime.result("p", wait=10.0, poll=0.005) == {
+            "doubled": [2, 4, 6],
+            "failed": [],
+        }
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10.0)
