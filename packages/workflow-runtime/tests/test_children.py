@@ -473,3 +473,55 @@ async def test_a_worker_polling_once_a_minute_runs_parent_and_children_through(
     finally:
         worker.stop()
         await asyncio.wait_for(task, 10.0)
+
+
+async def test_code_that_starts_another_workflow_at_a_recorded_step_is_non_deterministic() -> None:
+    store = InMemoryStore()
+
+    @workflow("changes")
+    async def before(ctx: Context, _: None) -> JSON:
+        return await ctx.child(waits, None, step_id="c")
+
+    runtime = Runtime(store, [before, waits], run_retry=RetryPolicy.never())
+    await runtime.start(before, None, run_id="p")
+    await settle(runtime)
+
+    @workflow("changes")
+    async def after(ctx: Context, _: None) -> JSON:
+        return await ctx.child(double, 1, step_id="c")
+
+    deployed = Runtime(store, [after, waits, double], run_retry=RetryPolicy.never())
+    await deployed.signal(child_run_id_for("p", "c", "waits"), "go")
+    await settle(deployed)
+    ended = await store.load_run("p")
+    assert ended is not None
+    assert ended.error is not None
+    assert ended.error.type == "NonDeterminismError"
+    assert "of workflow 'waits', but the code now starts one of 'double'" in ended.error.message
+
+
+class CreateYields(InMemoryStore):
+    """Creates yield to the event loop, as every store over a network does."""
+
+    async def create_run(self, run_id: str, *args: Any, **kwargs: Any) -> CreateResult:
+        await asyncio.sleep(0)
+        return await super().create_run(run_id, *args, **kwargs)
+
+
+async def test_two_child_starts_at_once_are_refused() -> None:
+    store = CreateYields()
+
+    @workflow("gathers")
+    async def gathers(ctx: Context, _: None) -> JSON:
+        await asyncio.gather(
+            ctx.start_child(double, 1, step_id="a"), ctx.start_child(double, 2, step_id="b")
+        )
+        return None
+
+    runtime = Runtime(store, [gathers, double], run_retry=RetryPolicy.never())
+    await runtime.start(gathers, None, run_id="p")
+    await settle(runtime)
+    ended = await store.load_run("p")
+    assert ended is not None
+    assert ended.error is not None
+    assert "await context operations one at a time" in ended.error.message

@@ -78,7 +78,7 @@ from .records import (
     StoredEvent,
     Wait,
 )
-from .results import Conflict, Fail, Finish, Outcome, Pause, Yield
+from .results import Conflict, CreateResult, Fail, Finish, Outcome, Pause, Yield
 from .retry import DEFAULT_STEP_RETRY, RetryPolicy
 from .validation import MAX_ID_LENGTH, check_id
 from .workflow_errors import (
@@ -951,9 +951,24 @@ class Execution:
         op = self._begin(OpKind.CHILD, step_id)
         child_run_id = child_run_id_for(self.run_id, step_id, workflow_id)
         if op is not None:
-            recorded = field_of(op.last(EventType.CHILD_STARTED), "child_run_id")
-            if isinstance(recorded, str):
-                child_run_id = recorded
+            started = op.last(EventType.CHILD_STARTED)
+            recorded = field_of(started, "workflow_id")
+            if recorded != workflow_id:
+                self._fail(
+                    NonDeterminismError(
+                        self.run_id,
+                        op.position,
+                        None,
+                        None,
+                        detail=(
+                            f"step {step_id!r} started a child run of workflow {recorded!r}, "
+                            f"but the code now starts one of {workflow_id!r}"
+                        ),
+                    )
+                )
+            child_id = field_of(started, "child_run_id")
+            if isinstance(child_id, str):
+                child_run_id = child_id
             self._started.add(child_run_id)
             return ChildRun(child_run_id, step_id, workflow_id)
         try:
@@ -962,11 +977,57 @@ class Execution:
         except InvalidArgumentError as exc:
             self._fail(WorkflowDefinitionError(str(exc)))
         self._check_yield()
+        # Store calls follow: another context operation meanwhile is misuse.
+        self._busy = True
+        try:
+            result = await self._create_child(
+                step_id,
+                child_run_id,
+                workflow,
+                input,
+                policy,
+                run_timeout_s,
+                queue,
+                priority,
+                partition_key,
+            )
+        finally:
+            self._busy = False
+        if isinstance(result, Conflict) or result.run.parent_run_id != self.run_id:
+            self._fail(
+                WorkflowDefinitionError(
+                    f"child run id {child_run_id!r} of step {step_id!r} is taken by a run "
+                    f"that is not this run's child (workflow {result.run.workflow_id!r})"
+                )
+            )
+        self._started.add(child_run_id)
+        self.journal.add(
+            NewEvent(
+                EventType.CHILD_STARTED,
+                {"child_run_id": child_run_id, "workflow_id": workflow_id},
+                step_id,
+            )
+        )
+        return ChildRun(child_run_id, step_id, workflow_id)
+
+    async def _create_child(
+        self,
+        step_id: str,
+        child_run_id: str,
+        workflow: Workflow[Any, Any] | str,
+        input: JSON,
+        policy: ParentPolicy,
+        run_timeout_s: float | None,
+        queue: str | None,
+        priority: int,
+        partition_key: str | None,
+    ) -> CreateResult:
         # What the slice recorded so far (the results the child's input came from)
         # must be durable before the child exists: a replay must not compute another
         # input for a child that is already running with this one.
         await self._write()
         self.journal.lease.check(self.run_id)
+        assert self.children is not None  # checked by start_child
         deadline_at = None
         if run_timeout_s is not None:
             deadline_at = self.clock() + max(1, round(run_timeout_s * 1000))
@@ -984,27 +1045,11 @@ class Execution:
         try:
             # Idempotent by the id: a replay after a crash before CHILD_STARTED was
             # written gets Existing and records it then.
-            result = await self.children(spec)
+            return await self.children(spec)
         except Exception as exc:
             # Whatever the runtime or the store refused ends the slice: workflow code
             # catching it would take a path no replay can repeat.
             self._fail(exc)
-        if isinstance(result, Conflict) or result.run.parent_run_id != self.run_id:
-            self._fail(
-                WorkflowDefinitionError(
-                    f"child run id {child_run_id!r} of step {step_id!r} is taken by a run "
-                    f"that is not this run's child (workflow {result.run.workflow_id!r})"
-                )
-            )
-        self._started.add(child_run_id)
-        self.journal.add(
-            NewEvent(
-                EventType.CHILD_STARTED,
-                {"child_run_id": child_run_id, "workflow_id": workflow_id},
-                step_id,
-            )
-        )
-        return ChildRun(child_run_id, step_id, workflow_id)
 
     def _check_child_args(
         self, step_id: str, workflow_id: object, policy: object, run_timeout_s: object
