@@ -99,3 +99,26 @@ def test_list_parent_lists_only_the_children() -> None:
     assert "--parent t --limit 2 --cursor" in out
     code, out = invoke("runs", "list", "--parent", "nobody", "--url", url)
     assert (code, out.strip()) == (0, "no runs")
+
+
+def test_approve_refuses_a_run_waiting_for_a_child_and_says_so() -> None:
+    url = f"memory://children-cli-{uuid.uuid4().hex}"
+
+    @workflow("asks-child")
+    async def asks_child(ctx: Context, _: None) -> int:
+        return await ctx.child(leaf, 2, step_id="leaf")
+
+    async def go() -> None:
+        store = await open_store(url)
+        KEPT[:] = [store]
+        runtime = Runtime(store, [asks_child, leaf])
+        await runtime.start(asks_child, None, run_id="a")
+        while (await runtime.sweep()).did_work:
+            pass
+
+    asyncio.run(go())
+    code, out = invoke("approve", "a", "apr-x", "--yes", "--url", url)
+    assert code == 1
+    assert f"it waits for child run {child_run_id_for('a', 'leaf', 'leaf')}" in out
+    code, out = invoke("runs", "show", "a", "--url", url)
+    assert f"child run {child_run_id_for('a', 'leaf', 'leaf')} ($child:leaf#1)" in out

@@ -287,6 +287,8 @@ def _waits_for(run: Run) -> str:
         return f"it waits for approval {wait.approval_id}"
     if wait.kind is WaitKind.SIGNAL:
         return f"it waits for signal {wait.name!r}"
+    if wait.kind is WaitKind.CHILD:
+        return f"it waits for child run {wait.name}"
     return f"it sleeps in step {wait.step_id!r}"
 
 
