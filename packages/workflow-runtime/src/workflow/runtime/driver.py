@@ -435,8 +435,9 @@ class Runtime:
 
     async def _start_child(self, spec: ChildSpec) -> CreateResult:
         """Create the child run ``ctx.start_child`` asks for (the engine's ``children``):
-        like :meth:`start`, with the parent's link, in the parent's queue unless another
-        is named; a worker of this process with a free slot drives it at once."""
+        like :meth:`start` (the trace context included), with the parent's link, in the
+        parent's queue unless another is named; a worker of this process with a free
+        slot drives it at once."""
         if isinstance(spec.workflow, Workflow):
             wf: Workflow[Any, Any] = spec.workflow
         else:
@@ -450,7 +451,9 @@ class Runtime:
         }
         if spec.deadline_at is not None:
             placement["deadline_at"] = spec.deadline_at
-        result = await self._create(wf, spec.run_id, spec.input, None, placement)
+        # Inside the parent's slice span: the child's trace continues the parent's.
+        with telemetry.start_span(wf.workflow_id, spec.run_id) as trace_context:
+            result = await self._create(wf, spec.run_id, spec.input, trace_context, placement)
         if isinstance(result, Created):
             telemetry.run_started(wf.workflow_id)
             if result.lease is None:
