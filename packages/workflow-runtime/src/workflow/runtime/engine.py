@@ -1121,8 +1121,9 @@ class Execution:
             self.journal.add(
                 NewEvent(
                     EventType.CHILD_ENDED,
+                    # The entry's payload as it came (no more bytes than the store took
+                    # for it); the child's id is in the wait's CHILD_WAITING.
                     {
-                        "child_run_id": child_run_id,
                         "status": end.status.value,
                         "output": end.output,
                         "error": None if end.error is None else error_data(end.error),

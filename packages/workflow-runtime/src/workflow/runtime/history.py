@@ -64,8 +64,8 @@ class EventType:
     """``{"child_run_id": str, "timeout_at": ms | None}``, under the wait's own step id
     (:func:`child_wait_step_id`)."""
     CHILD_ENDED: Final = "CHILD_ENDED"
-    """``{"child_run_id": str, "status": str, "output": O, "error": {...} | None}``: the
-    child's end, from the ``child`` entry of the parent's inbox it consumes."""
+    """``{"status": str, "output": O, "error": {...} | None}``: the child's end, the
+    payload of the ``child`` entry of the parent's inbox it consumes."""
     CHILD_WAIT_TIMED_OUT: Final = "CHILD_WAIT_TIMED_OUT"
     """``{"child_run_id": str}``: the wait's timeout came first (the child runs on)."""
     PATCH_APPLIED: Final = "PATCH_APPLIED"

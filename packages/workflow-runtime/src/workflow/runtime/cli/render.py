@@ -181,7 +181,7 @@ def event_detail(event: StoredEvent) -> str:
             until = "" if timeout_at is None else f" until {when(timeout_at)}"
             return f"for {field_of(event, 'child_run_id')}{until}"
         case EventType.CHILD_ENDED:
-            ended = f"{field_of(event, 'child_run_id')} {field_of(event, 'status')}"
+            ended = str(field_of(event, "status"))
             if failure:
                 return f"{ended}: {failure}"
             return f"{ended} -> {short_json(field_of(event, 'output'))}"
