@@ -108,7 +108,7 @@ async def test_a_parent_gets_its_childs_output() -> None:
     assert await events_of(store, "p") == [
         EventType.CHILD_STARTED,
         EventType.CHILD_WAITING,
-        EventType.CHILD_ENDED,
+        EventType.CHILD_FINISHED,
         EventType.RUN_FINISHED,
     ]
     # The child's end was taken from the parent's inbox, and spent.
@@ -525,3 +525,21 @@ async def test_two_child_starts_at_once_are_refused() -> None:
     assert ended is not None
     assert ended.error is not None
     assert "await context operations one at a time" in ended.error.message
+
+
+@workflow("fills")
+async def fills(ctx: Context, n: int) -> str:
+    return "x" * n
+
+
+async def test_a_childs_output_at_the_stores_payload_limit_reaches_its_parent() -> None:
+    store = InMemoryStore(max_payload_bytes=1024)
+
+    @workflow("takes")
+    async def takes(ctx: Context, n: int) -> int:
+        return len(await ctx.child(fills, n, step_id="fill"))
+
+    runtime = Runtime(store, [takes, fills])
+    await runtime.start(takes, 1022, run_id="p")  # the output's JSON: 1024 bytes
+    await settle(runtime)
+    assert await runtime.result("p") == 1022

@@ -214,6 +214,24 @@ class _ChildEnd:
         error = body.get("error")
         return cls(status, body.get("output"), error_from(error) if error is not None else None)
 
+    @classmethod
+    def recorded(cls, event: StoredEvent) -> _ChildEnd:
+        """The end a ``CHILD_FINISHED`` or ``CHILD_FAILED`` event recorded."""
+        if event.type == EventType.CHILD_FINISHED:
+            return cls(RunStatus.FINISHED, event.data, None)
+        return cls.read(event.data)
+
+    def record(self, step_id: str) -> NewEvent:
+        """The event that records this end. A finished child's output is the event's
+        data as it is: the store took it as the child's output, so it fits a payload
+        (an envelope around it could push it over the store's limit)."""
+        if self.status is RunStatus.FINISHED:
+            return NewEvent(EventType.CHILD_FINISHED, self.output, step_id)
+        error = None if self.error is None else error_data(self.error)
+        return NewEvent(
+            EventType.CHILD_FAILED, {"status": self.status.value, "error": error}, step_id
+        )
+
     def outcome(self, step_id: str, child_run_id: str) -> JSON:
         """The child's output, or :class:`ChildFailedError` when it did not finish."""
         if self.status is RunStatus.FINISHED:
@@ -1093,9 +1111,9 @@ class Execution:
         op = self._begin(OpKind.CHILD_WAIT, step_id, internal=True)
         timeout_at: int | None
         if op is not None:
-            ended = op.last(EventType.CHILD_ENDED)
+            ended = op.last(EventType.CHILD_FINISHED, EventType.CHILD_FAILED)
             if ended is not None:
-                end = _ChildEnd.read(ended.data)
+                end = _ChildEnd.recorded(ended)
                 self._child_ends[child_run_id] = end
                 return end.outcome(handle.step_id, child_run_id)
             if op.last(EventType.CHILD_WAIT_TIMED_OUT) is not None:
@@ -1118,20 +1136,7 @@ class Execution:
         entry = self._take(wait)
         if entry is not None and entry.kind is InboxKind.CHILD:
             end = _ChildEnd.read(entry.payload)
-            self.journal.add(
-                NewEvent(
-                    EventType.CHILD_ENDED,
-                    # The entry's payload as it came (no more bytes than the store took
-                    # for it); the child's id is in the wait's CHILD_WAITING.
-                    {
-                        "status": end.status.value,
-                        "output": end.output,
-                        "error": None if end.error is None else error_data(end.error),
-                    },
-                    step_id,
-                ),
-                entry.ref,
-            )
+            self.journal.add(end.record(step_id), entry.ref)
             self._child_ends[child_run_id] = end
             return end.outcome(handle.step_id, child_run_id)
         if entry is not None or (timeout_at is not None and self.clock() >= timeout_at):

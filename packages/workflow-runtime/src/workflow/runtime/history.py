@@ -63,9 +63,12 @@ class EventType:
     CHILD_WAITING: Final = "CHILD_WAITING"
     """``{"child_run_id": str, "timeout_at": ms | None}``, under the wait's own step id
     (:func:`child_wait_step_id`)."""
-    CHILD_ENDED: Final = "CHILD_ENDED"
-    """``{"status": str, "output": O, "error": {...} | None}``: the child's end, the
-    payload of the ``child`` entry of the parent's inbox it consumes."""
+    CHILD_FINISHED: Final = "CHILD_FINISHED"
+    """The child finished; the data is its output, as it is. Taken from the ``child``
+    entry of the parent's inbox, which it consumes."""
+    CHILD_FAILED: Final = "CHILD_FAILED"
+    """``{"status": str, "error": {"type", "message", "code"} | None}``: the child ended
+    ``errored``, ``cancelled`` or ``timed_out`` (from its ``child`` entry, consumed)."""
     CHILD_WAIT_TIMED_OUT: Final = "CHILD_WAIT_TIMED_OUT"
     """``{"child_run_id": str}``: the wait's timeout came first (the child runs on)."""
     PATCH_APPLIED: Final = "PATCH_APPLIED"
@@ -98,7 +101,8 @@ KIND_OF: dict[str, OpKind] = {
     EventType.UUID_RECORDED: OpKind.UUID,
     EventType.CHILD_STARTED: OpKind.CHILD,
     EventType.CHILD_WAITING: OpKind.CHILD_WAIT,
-    EventType.CHILD_ENDED: OpKind.CHILD_WAIT,
+    EventType.CHILD_FINISHED: OpKind.CHILD_WAIT,
+    EventType.CHILD_FAILED: OpKind.CHILD_WAIT,
     EventType.CHILD_WAIT_TIMED_OUT: OpKind.CHILD_WAIT,
 }
 

@@ -180,11 +180,14 @@ def event_detail(event: StoredEvent) -> str:
             timeout_at = _int(field_of(event, "timeout_at"))
             until = "" if timeout_at is None else f" until {when(timeout_at)}"
             return f"for {field_of(event, 'child_run_id')}{until}"
-        case EventType.CHILD_ENDED:
-            ended = str(field_of(event, "status"))
-            if failure:
-                return f"{ended}: {failure}"
-            return f"{ended} -> {short_json(field_of(event, 'output'))}"
+        case EventType.CHILD_FINISHED:
+            return f"-> {short_json(event.data)}"
+        case EventType.CHILD_FAILED:
+            return (
+                f"{field_of(event, 'status')}: {failure}"
+                if failure
+                else str(field_of(event, "status"))
+            )
         case EventType.SLEEP_COMPLETED | EventType.RUN_FINISHED:
             return ""
     return "" if event.data is None else short_json(event.data)
