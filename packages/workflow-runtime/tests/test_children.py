@@ -349,6 +349,7 @@ async def test_a_store_without_children_fails_the_run_with_a_typed_error() -> No
         ("step_id", "step_id"),
         ("policy", "ParentPolicy"),
         ("run_timeout", "run_timeout"),
+        ("timeout", "timeout must be a positive number"),
         ("handle", "child_result needs the handle"),
     ],
 )
@@ -363,6 +364,8 @@ async def test_misuse_fails_the_run_before_anything_is_created(call: str, messag
             return await ctx.child(double, 1, policy="cancel")  # type: ignore[call-overload,no-any-return]
         if call == "run_timeout":
             return await ctx.child(double, 1, run_timeout=-1)
+        if call == "timeout":
+            return await ctx.child(double, 1, timeout=0)
         return await ctx.child_result("not a handle")  # type: ignore[arg-type]
 
     runtime = Runtime(store, [misuse, double], run_retry=RetryPolicy.never())

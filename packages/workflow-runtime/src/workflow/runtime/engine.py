@@ -1087,6 +1087,15 @@ class Execution:
         except InvalidArgumentError as exc:
             self._fail(WorkflowDefinitionError(str(exc)))
 
+    def check_child_timeout(self, timeout_s: object) -> None:
+        """A wait's ``timeout``: ``None`` or a positive number of seconds."""
+        if timeout_s is not None and not _positive_seconds(timeout_s):
+            self._fail(
+                WorkflowDefinitionError(
+                    f"timeout must be a positive number of seconds, not {timeout_s!r}"
+                )
+            )
+
     async def child_result(self, handle: ChildRun[Any], timeout_s: float | None) -> JSON:
         if not isinstance(handle, ChildRun) or handle.run_id not in self._started:
             self._fail(
@@ -1095,12 +1104,7 @@ class Execution:
                     f"{self.run_id!r}, got {handle!r}"
                 )
             )
-        if timeout_s is not None and not _positive_seconds(timeout_s):
-            self._fail(
-                WorkflowDefinitionError(
-                    f"timeout must be a positive number of seconds, not {timeout_s!r}"
-                )
-            )
+        self.check_child_timeout(timeout_s)
         child_run_id = handle.run_id
         known = self._child_ends.get(child_run_id)
         if known is not None:
@@ -1429,6 +1433,7 @@ class Context:
         Raises :class:`ChildFailedError` when the child ends ``errored``, ``cancelled``
         or ``timed_out``, :class:`ChildTimeoutError` when ``timeout`` seconds pass first
         (the child runs on). See :meth:`start_child` for the other options."""
+        self._x.check_child_timeout(timeout)  # before the child exists
         handle = await self.start_child(
             workflow,
             input,
