@@ -125,6 +125,8 @@ end
 local function matches(wkind, wstep, wkey, wwake, field, record)
   local kind, key = string.match(field, '^(%a+):(.*)$')
   if kind == 'timer' then return (wwake and key == wstep) and true or false end
+  if kind == 'child' then return wkind == 'child' and key == wkey end
+  if kind == 'deadline' then return false end
   if kind == 'signal' then
     if wkind ~= 'signal' then return false end
     local e = cjson.decode(record)
@@ -200,9 +202,85 @@ local function create_run(T, h, id, wf, ver, input, now, cm, wfh)
   wake(T)
 end
 
+-- Ends a live run `status` (cancelled or timed_out) with the error text `err`: its
+-- lease, wait and ready time go.
+local function end_run(T, h, status, err, now)
+  local k = rk(T, h)
+  redis.call('HSET', k, 'status', status, 'error', err, 'updated', now)
+  redis.call('HDEL', k, 'ready', unpack(WAIT_FIELDS))
+  redis.call('HDEL', k, unpack(LEASE_FIELDS))
+  sync(T, h)
+end
+
+-- Children (docs/semantics.md, Children). The store refuses a child outside its
+-- parent's bucket, so a whole tree is in one bucket (one slot): what these derive
+-- from a run's fields or an index member is in the calling script's slot. Run fields
+-- 'parent' (the parent's id) and 'ppolicy' ('cancel' or 'abandon'); T:children:<parent
+-- hex> holds the parent's children as list-order members (as T:created does).
+local function kids(T, ph) return gk(T, 'children:' .. ph) end
+
+-- The stored ErrorInfo("ParentEnded", "parent run <P> ended <status>", "cancelled")
+-- (arguments.parent_ended_error).
+local function parent_ended(pid, pstatus)
+  return '{"type":"ParentEnded","message":' ..
+    cjson.encode('parent run ' .. pid .. ' ended ' .. pstatus) .. ',"code":"cancelled"}'
+end
+
+-- Run h has just ended. When it has a parent that exists and is live, the parent gets
+-- the child's entry (an entry already there is kept as it is) and, paused on this
+-- child's wait, is queued. A run without a parent costs one HGET.
+local function tell_parent(T, h, now)
+  local parent = redis.call('HGET', rk(T, h), 'parent')
+  if not parent then return end
+  local f = redis.call('HMGET', rk(T, h), 'id', 'status', 'output', 'error')
+  local ph = hex(parent)
+  local p = redis.call('HMGET', rk(T, ph), 'status', 'w_kind', 'w_key')
+  if not p[1] or TERMINAL[p[1]] then return end
+  local err = 'null'
+  if f[4] then
+    -- The child's error without its traceback (arguments.child_payload).
+    local e = cjson.decode(f[4])
+    err = '{"type":' .. cjson.encode(e.type) .. ',"message":' .. cjson.encode(e.message) ..
+      ',"code":' .. cjson.encode(e.code) .. '}'
+  end
+  -- The output is kept as the JSON text it was stored as.
+  local payload = '{"status":"' .. f[2] .. '","output":' .. (f[3] or 'null') .. ',"error":' ..
+    err .. '}'
+  local record = '[null,null,' .. cjson.encode(payload) .. ',null,' .. now .. ']'
+  redis.call('HSETNX', ik(T, ph), 'child:' .. f[1], record)
+  if p[1] == 'paused' and p[2] == 'child' and p[3] == f[1] then
+    make_queued(T, ph, now)
+    sync(T, ph)
+  end
+end
+
+-- Run h has just ended `status` (cancelled or timed_out): its live children of policy
+-- 'cancel' end cancelled with ParentEnded, and so on down the tree (a stack, not
+-- recursion: a tree may be deep). They write no child entries: their parents ended.
+-- A run without children costs one ZRANGE of a missing key.
+local function cascade(T, h, status, now)
+  local stack = {{h, status}}
+  while #stack > 0 do
+    local top = table.remove(stack)
+    local err = nil
+    for _, m in ipairs(redis.call('ZRANGE', kids(T, top[1]), 0, -1)) do
+      local ch = string.match(m, ':(%x+)$')
+      local f = redis.call('HMGET', rk(T, ch), 'status', 'ppolicy')
+      if f[1] and not TERMINAL[f[1]] and f[2] == 'cancel' then
+        err = err or parent_ended(redis.call('HGET', rk(T, top[1]), 'id'), top[2])
+        end_run(T, ch, 'cancelled', err, now)
+        stack[#stack + 1] = {ch, 'cancelled'}
+      end
+    end
+  end
+end
+
 local function delete_run(T, h)
-  local f = redis.call('HMGET', rk(T, h), 'wf', 'cm')
+  local f = redis.call('HMGET', rk(T, h), 'wf', 'cm', 'parent')
   if not f[1] then return 0 end
+  -- A child leaves its parent's list; a parent's list stays (its children keep their
+  -- link to it, docs/semantics.md).
+  if f[3] then redis.call('ZREM', kids(T, hex(f[3])), f[2]) end
   redis.call('ZREM', gk(T, 'created'), f[2])
   redis.call('ZREM', gk(T, 'created:' .. hex(f[1])), f[2])
   for _, name in ipairs(STATUSES) do redis.call('ZREM', gk(T, 'status:' .. name), f[2]) end
@@ -243,17 +321,35 @@ end
 CREATE_RUN = r"""
 -- ARGV: T, h, run_id, workflow_id, version, input, now, created member, workflow hex,
 -- owner ('' = leave it queued), lease expiry (with an owner: created claimed, token 1),
--- deadline_at ('' = none)
+-- deadline_at ('' = none), parent id ('' = none), parent hex ('' = the parent is in
+-- another bucket: refused), parent policy
 local T, h = ARGV[1], ARGV[2]
 if redis.call('EXISTS', rk(T, h)) == 1 then return {'existing', run_of(T, h)} end
--- A run created claimed is nobody else's to take: no wake-up hint for it.
-if ARGV[10] ~= '' then woke = true end
+local parent, ph, ended = ARGV[13], ARGV[14], nil
+if parent ~= '' then
+  if ph == '' then return {'parent_elsewhere'} end
+  local pstatus = redis.call('HGET', rk(T, ph), 'status')
+  if not pstatus then return {'no_parent'} end
+  -- Too late for the parent's cascade: created as the cascade would have left it.
+  if ARGV[15] == 'cancel' and (pstatus == 'cancelled' or pstatus == 'timed_out') then
+    ended = parent_ended(parent, pstatus)
+  end
+end
+-- A run created claimed is nobody else's to take, and one created ended is nobody's:
+-- no wake-up hint for either.
+if ARGV[10] ~= '' or ended then woke = true end
 create_run(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 if ARGV[12] ~= '' then
   redis.call('HSET', rk(T, h), 'deadline', ARGV[12])
   sync(T, h)
 end
-if ARGV[10] ~= '' then
+if parent ~= '' then
+  redis.call('HSET', rk(T, h), 'parent', parent, 'ppolicy', ARGV[15])
+  redis.call('ZADD', kids(T, ph), 0, ARGV[8])
+end
+if ended then
+  end_run(T, h, 'cancelled', ended, ARGV[7])
+elseif ARGV[10] ~= '' then
   redis.call('HSET', rk(T, h), 'status', 'running', 'token', 1,
     'l_owner', ARGV[10], 'l_token', 1, 'l_exp', ARGV[11])
   sync(T, h)
@@ -264,14 +360,12 @@ return {'created', run_of(T, h)}
 CANCEL_RUN = r"""
 -- ARGV: T, h, error, now
 local T, h = ARGV[1], ARGV[2]
-local k = rk(T, h)
-local status = redis.call('HGET', k, 'status')
+local status = redis.call('HGET', rk(T, h), 'status')
 if not status then return {'notfound'} end
 if TERMINAL[status] then return {'terminal', run_of(T, h)} end
-redis.call('HSET', k, 'status', 'cancelled', 'error', ARGV[3], 'updated', ARGV[4])
-redis.call('HDEL', k, 'ready', unpack(WAIT_FIELDS))
-redis.call('HDEL', k, unpack(LEASE_FIELDS))
-sync(T, h)
+end_run(T, h, 'cancelled', ARGV[3], ARGV[4])
+tell_parent(T, h, ARGV[4])
+cascade(T, h, 'cancelled', ARGV[4])
 return {'cancelled', run_of(T, h)}
 """
 
@@ -427,6 +521,7 @@ else
   if ARGV[i + 2] ~= '' then redis.call('HSET', k, 'error', ARGV[i + 2]) end
 end
 sync(T, h)
+if TERMINAL[status] then tell_parent(T, h, now) end
 return {'ok', run_of(T, h)}
 """
 
@@ -530,24 +625,24 @@ else
 end
 table.sort(c, by_score_then_id)
 local out = {}
-for i = 1, math.min(limit, #c) do
+for i = 1, #c do
+  if #out == limit then break end
   local T, h = c[i][3], c[i][2]
   if dry then
-    out[i] = {c[i][1], h}
-  else
-    local k = rk(T, h)
-    local f = redis.call('HMGET', k, 'id', 'deadline')
+    out[#out + 1] = {c[i][1], h}
+  elseif not TERMINAL[redis.call('HGET', rk(T, h), 'status')] then
+    -- (A candidate the cascade of an earlier one ended in this call is passed over.)
+    local f = redis.call('HMGET', rk(T, h), 'id', 'deadline')
     -- Built by concatenation: the times are kept as the decimal strings they came as.
     local record = '[null,null,' .. cjson.encode('{"deadline_at":' .. f[2] .. '}') ..
       ',null,' .. now .. ']'
     local field = 'deadline:deadline'
     redis.call('HSET', ik(T, h), field, record)
     redis.call('SREM', ck(T, h), field)
-    redis.call('HSET', k, 'status', 'timed_out', 'error', err, 'updated', now)
-    redis.call('HDEL', k, 'ready', unpack(WAIT_FIELDS))
-    redis.call('HDEL', k, unpack(LEASE_FIELDS))
-    sync(T, h)
-    out[i] = {c[i][1], h, f[1], field, record}
+    end_run(T, h, 'timed_out', err, now)
+    tell_parent(T, h, now)
+    cascade(T, h, 'timed_out', now)
+    out[#out + 1] = {c[i][1], h, f[1], field, record}
   end
 end
 return out

@@ -116,7 +116,14 @@ from workflow.runtime.wakeups import Watchers
 
 from . import durability, lua, subscriber
 from .connections import client_options
-from .keys import DEFAULT_BUCKETS, DEFAULT_PREFIX, Keyspace, created_member, escape
+from .keys import (
+    DEFAULT_BUCKETS,
+    DEFAULT_PREFIX,
+    Keyspace,
+    created_member,
+    escape,
+    run_placement,
+)
 from .migrator import Client, RedisMigrator
 
 T = TypeVar("T")
@@ -516,13 +523,14 @@ class RedisStore:
             wait = Wait(
                 kind,
                 f["w_step"],
-                name=key if kind is WaitKind.SIGNAL else None,
+                name=key if kind in (WaitKind.SIGNAL, WaitKind.CHILD) else None,
                 approval_id=key if kind is WaitKind.APPROVAL else None,
                 wake_at=None if wake is None else int(wake),
                 meta=codec.decode(f.get("w_meta")),
             )
         ready = f.get("ready")
         deadline = f.get("deadline")
+        policy = f.get("ppolicy")
         return Run(
             run_id=f["id"],
             workflow_id=f["wf"],
@@ -538,6 +546,8 @@ class RedisStore:
             updated_at=int(f["updated"]),
             ready_at=None if ready is None else int(ready),
             deadline_at=None if deadline is None else int(deadline),
+            parent_run_id=f.get("parent"),
+            parent_policy=None if policy is None else ParentPolicy(policy),
         )
 
     @staticmethod
@@ -638,11 +648,15 @@ class RedisStore:
             partition_key=partition_key,
             parent_run_id=parent_run_id,
             parent_policy=parent_policy,
-            children=False,
         )
         refuse_placement(a.placement)  # no Capability.QUEUES (yet)
         ks = await self._ks()
-        kind, flat = await self._run_script(
+        parent_hex = ""
+        if a.parent_run_id is not None and ks.run_bucket(a.parent_run_id) == ks.run_bucket(
+            a.run_id
+        ):
+            parent_hex = escape(a.parent_run_id)
+        reply = await self._run_script(
             self._create,
             ks.run_keys(a.run_id, a.workflow_id),
             ks.run_tag(a.run_id),
@@ -657,8 +671,24 @@ class RedisStore:
             a.owner or "",
             a.expires_at or 0,
             "" if a.deadline_at is None else a.deadline_at,
+            a.parent_run_id or "",
+            parent_hex,
+            "" if a.parent_policy is None else a.parent_policy.value,
         )
-        run = self._run(flat)
+        kind = reply[0]
+        if kind == "parent_elsewhere":
+            raise InvalidArgumentError(
+                f"parent_run_id: run {a.run_id!r} would live in bucket "
+                f"{ks.run_bucket(a.run_id)} and its parent {a.parent_run_id!r} in bucket "
+                f"{ks.run_bucket(a.parent_run_id or '')}; a child must share its parent's "
+                f"bucket, which an id of the form {run_placement(a.parent_run_id or '') + '@…'!r} "
+                "always does"
+            )
+        if kind == "no_parent":
+            raise InvalidArgumentError(
+                f"parent_run_id: no run {a.parent_run_id!r} (a child's parent must exist)"
+            )
+        run = self._run(reply[1])
         if kind == "created":
             return Created(run, run.lease)
         return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
@@ -678,7 +708,7 @@ class RedisStore:
         cursor: str | None = None,
         parent_run_id: str | None = None,
     ) -> Page:
-        arguments.children_listing(parent_run_id, children=False)
+        parent = arguments.children_listing(parent_run_id, children=True)
         workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
         statuses = validation.check_statuses(status)
         limit = validation.check_limit(limit)
@@ -686,16 +716,22 @@ class RedisStore:
         ks = await self._ks()
         # The sources, (bucket, index): each sorts like (created_at, run_id). Without a
         # workflow, a status filter reads the per-status indexes, which hold only
-        # matching runs; with both, the workflow's index is read and filtered.
+        # matching runs; with both, the workflow's index is read and filtered. A run's
+        # children are one index in its bucket (they share it), read and filtered.
         sources: list[tuple[int, str]] = []
-        for k in range(ks.buckets):
-            if workflow_id is not None:
-                sources.append((k, ks.created_by_workflow(k, workflow_id)))
-            elif statuses is not None:
-                sources += [(k, ks.index(k, f"status:{s.value}")) for s in sorted(statuses)]
-            else:
-                sources.append((k, ks.index(k, "created")))
-        exact = workflow_id is None or statuses is None
+        if parent is not None:
+            sources.append((ks.run_bucket(parent), ks.children(parent)))
+        else:
+            for k in range(ks.buckets):
+                if workflow_id is not None:
+                    sources.append((k, ks.created_by_workflow(k, workflow_id)))
+                elif statuses is not None:
+                    sources += [(k, ks.index(k, f"status:{s.value}")) for s in sorted(statuses)]
+                else:
+                    sources.append((k, ks.index(k, "created")))
+        # The index read applies one filter; any other is applied to the runs loaded.
+        filters = (parent is not None) + (workflow_id is not None) + (statuses is not None)
+        exact = filters <= 1
         # A round reads `batch` members below the cursor from every source (one
         # pipeline) and merges them; members below the last one read from a source that
         # may hold more are left for the next round, since that source's unread members
@@ -730,7 +766,11 @@ class RedisStore:
             runs = await self._load_many(ks, [(k, m.split(":", 1)[1]) for m, k in members])
             for run in runs:
                 # A run deleted since the index was read is simply not listed.
-                if run is not None and (statuses is None or run.status in statuses):
+                if (
+                    run is not None
+                    and (statuses is None or run.status in statuses)
+                    and (workflow_id is None or run.workflow_id == workflow_id)
+                ):
                     found.append(run)
             start = "(" + members[-1][0]
             if not more_left:
