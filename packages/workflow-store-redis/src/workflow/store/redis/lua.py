@@ -599,8 +599,10 @@ FIRE_DUE_DEADLINES = r"""
 -- ARGV: n, tags, now, limit, dry, error, m, m members (see named; the error comes
 -- before them here). Ends (dry: lists) the `limit` live runs whose deadline passed
 -- earliest, in (deadline_at, run_id) order: each becomes timed_out with `error`, loses
--- its lease, wait and ready time, and gets its deadline entry. Returns
--- {deadline_at, h, run_id, field, record} per run.
+-- its lease, wait and ready time, and gets its deadline entry; then its parent hears
+-- of it and its children follow it (tell_parent, cascade). Returns
+-- {deadline_at, h, run_id, field, record} per run; {deadline_at, h} for one that an
+-- earlier firing's cascade ended meanwhile (not fired: the caller reads on).
 local tags, a = buckets()
 local now, limit, dry = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3] == '1'
 local err = ARGV[a + 4]
@@ -625,13 +627,13 @@ else
 end
 table.sort(c, by_score_then_id)
 local out = {}
-for i = 1, #c do
-  if #out == limit then break end
+for i = 1, math.min(limit, #c) do
   local T, h = c[i][3], c[i][2]
-  if dry then
-    out[#out + 1] = {c[i][1], h}
-  elseif not TERMINAL[redis.call('HGET', rk(T, h), 'status')] then
-    -- (A candidate the cascade of an earlier one ended in this call is passed over.)
+  if dry or TERMINAL[redis.call('HGET', rk(T, h), 'status')] then
+    -- Acting, a run already ended (by the cascade of an earlier firing in this call)
+    -- comes back as {deadline_at, h} only: the caller asks again for the rest.
+    out[i] = {c[i][1], h}
+  else
     local f = redis.call('HMGET', rk(T, h), 'id', 'deadline')
     -- Built by concatenation: the times are kept as the decimal strings they came as.
     local record = '[null,null,' .. cjson.encode('{"deadline_at":' .. f[2] .. '}') ..
@@ -642,7 +644,7 @@ for i = 1, #c do
     end_run(T, h, 'timed_out', err, now)
     tell_parent(T, h, now)
     cascade(T, h, 'timed_out', now)
-    out[#out + 1] = {c[i][1], h, f[1], field, record}
+    out[i] = {c[i][1], h, f[1], field, record}
   end
 end
 return out

@@ -1088,12 +1088,20 @@ class RedisStore:
         limit = validation.check_limit(limit)
         # Deadlines first: a run they end has no timer left to fire.
         error = codec.encode_error(arguments.TIMED_OUT_ERROR)
-        rows = await self._merged(
-            self._fire_deadlines,
-            ("deadlines",),
-            limit,
-            lambda n, dry: [now, n, "1" if dry else "0", error],
-        )
+        rows: list[Any] = []
+        while len(rows) < limit:
+            got = await self._merged(
+                self._fire_deadlines,
+                ("deadlines",),
+                limit - len(rows),
+                lambda n, dry: [now, n, "1" if dry else "0", error],
+            )
+            fired = [row for row in got if len(row) == 5]
+            rows += fired
+            # Firings go one after another: a due run the cascade of an earlier one
+            # ended takes no place in `limit`, so the runs after it are read next.
+            if len(fired) == len(got):
+                break
         if len(rows) < limit:
             rows += await self._merged(
                 self._fire_timers,
