@@ -30,6 +30,7 @@ from workflow.runtime.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .cases.argument_forms import ArgumentFormCases
 from .cases.bad_input import BadInputCases
 from .cases.capabilities import CapabilityCases
+from .cases.children import ChildCases
 from .cases.claim_on_create import ClaimOnCreateCases
 from .cases.claims import ClaimCases
 from .cases.deadlines import DeadlineCases
@@ -63,6 +64,7 @@ class StoreContract(
     DeliveryCases,
     TimerCases,
     DeadlineCases,
+    ChildCases,
     ScheduleCases,
     BadInputCases,
     PayloadFidelityCases,
