@@ -42,6 +42,7 @@ class TestRedisStore(StoreContract):
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
             Capability.NOTIFY_RUNNABLE,
+            Capability.CHILDREN,
         }
     )
 
@@ -114,6 +115,7 @@ class TestRedisClusterStore(StoreContract):
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
             Capability.NOTIFY_RUNNABLE,
+            Capability.CHILDREN,
         }
     )
 

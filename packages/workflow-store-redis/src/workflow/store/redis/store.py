@@ -347,6 +347,7 @@ class RedisStore:
                 Capability.CLAIM_ON_CREATE,
                 Capability.NOTIFY_RUNNABLE,
                 Capability.DEADLINES,
+                Capability.CHILDREN,
             }
         )
 
