@@ -46,6 +46,7 @@ from .cases.schedules import ScheduleCases
 from .cases.signals import DeliveryCases
 from .cases.timers import TimerCases
 from .cases.wakeups import WakeupCases
+from .child_races import ChildRaceCases
 from .concurrency import ConcurrencyCases
 from .queue_races import QueueRaceCases
 from .stateful import StatefulCases
@@ -65,6 +66,7 @@ class StoreContract(
     TimerCases,
     DeadlineCases,
     ChildCases,
+    ChildRaceCases,
     ScheduleCases,
     BadInputCases,
     PayloadFidelityCases,

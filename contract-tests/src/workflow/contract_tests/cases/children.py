@@ -41,6 +41,7 @@ from workflow.runtime import (
     RunStatus,
     RunTimedOutError,
     Wait,
+    WaitKind,
 )
 
 from ..support import LEASE_MS, T0, StoreFactory, create, event, requires
@@ -478,6 +479,28 @@ class ChildCases:
         assert (run.status, run.wait) == (RunStatus.PAUSED, wait)
         assert await inbox(store, PARENT) == [first, replace(second, consumed=True)]
 
+    @pytest.mark.parametrize(
+        ("wait", "named"),
+        [
+            (Wait(WaitKind.CHILD, "s"), "wait.name"),
+            (Wait.child("s", ""), "wait.name"),
+            (Wait.child("s", "p" * 256), "wait.name"),
+            (Wait(WaitKind.CHILD, "s", name=kid(1), approval_id="a"), "approval_id"),
+            (Wait.child("", kid(1)), "wait.step_id"),
+        ],
+    )
+    @requires(Capability.CHILDREN)
+    async def test_a_bad_child_wait_is_refused_before_anything_is_written(
+        self, store: ExecutionStore, wait: Wait, named: str
+    ) -> None:
+        await create(store, PARENT)
+        lease = await claimed(store, PARENT)
+        before = await loaded(store, PARENT)
+        with pytest.raises(InvalidArgumentError, match=named):
+            await store.settle_run(PARENT, lease, 0, [event(1)], Pause(wait), T0 + 1)
+        assert await loaded(store, PARENT) == before
+        assert await store.read_events(PARENT) == []
+
     @requires(Capability.CHILDREN)
     async def test_child_wait_with_a_timeout_fires_a_timer_and_the_later_end_is_buffered(
         self, store: ExecutionStore
@@ -531,15 +554,28 @@ class ChildCases:
             T0 + 5,
         )
 
-    @pytest.mark.parametrize("parent_end", ["finish", "fail", "cancel", "delete"])
+    @pytest.mark.parametrize(
+        "parent_end",
+        [
+            "finish",
+            "fail",
+            "cancel",
+            pytest.param("time_out", marks=requires(Capability.DEADLINES)),
+            "delete",
+        ],
+    )
     @requires(Capability.CHILDREN)
     async def test_a_parent_that_ended_or_is_gone_gets_nothing(
         self, store: ExecutionStore, parent_end: str
     ) -> None:
-        await create(store, PARENT)
+        deadline = T0 + 1 if parent_end == "time_out" else None
+        made = await store.create_run(PARENT, "wf", None, None, T0, deadline_at=deadline)
+        assert isinstance(made, Created)
         # abandon: a cancelled parent would otherwise have cancelled it.
         await child(store, kid(1), policy=ParentPolicy.ABANDON)
-        if parent_end == "delete":
+        if parent_end == "time_out":
+            await store.fire_due_timers(T0 + 1, 10)
+        elif parent_end == "delete":
             await store.delete_run(PARENT)
         elif parent_end == "cancel":
             await store.cancel_run(PARENT, "stop", T0 + 1)
@@ -548,10 +584,12 @@ class ChildCases:
             outcome: Outcome = Finish(None) if parent_end == "finish" else Fail(FAILURE)
             await store.settle_run(PARENT, lease, 0, [], outcome, T0 + 1)
         parent = await store.load_run(PARENT)
+        entries = await inbox(store, PARENT)
         ended, _ = await end(store, kid(1), "finish", T0 + 5)
         assert ended.status is RunStatus.FINISHED
         assert await store.load_run(PARENT) == parent
-        assert await inbox(store, PARENT) == []
+        assert await inbox(store, PARENT) == entries
+        assert all(e.kind is not InboxKind.CHILD for e in entries)
 
     # -- a parent's cancellation or time-out reaches its children --------------------------------
     @requires(Capability.CHILDREN)
@@ -870,6 +908,56 @@ class ChildCases:
                 received_at=now,
                 consumed=False,
             ),
+        ]
+
+    @requires(Capability.DEADLINES)
+    @requires(Capability.CHILDREN)
+    async def test_child_deadline_queues_its_parent_before_the_parents_timer_would_fire(
+        self, store: ExecutionStore
+    ) -> None:
+        """Deadlines fire before timers in one call: the child's firing queues the parent
+        paused on it, so the parent's timeout (due too) has no wait left to fire."""
+        await create(store, PARENT)
+        await child(store, kid(1), deadline_at=T0 + 5)
+        await pause(store, PARENT, Wait.child("await", kid(1), timeout_at=T0 + 5))
+        fired = await store.fire_due_timers(T0 + 10, 10)
+        assert [(e.run_id, e.kind) for e in fired] == [(kid(1), InboxKind.DEADLINE)]
+        parent = await loaded(store, PARENT)
+        assert (parent.status, parent.wait, parent.ready_at) == (RunStatus.QUEUED, None, T0 + 10)
+        assert await inbox(store, PARENT) == [
+            child_entry(PARENT, kid(1), RunStatus.TIMED_OUT, T0 + 10, error=TIMED_OUT)
+        ]
+
+    @requires(Capability.CHILDREN)
+    async def test_cascade_ends_on_a_cycle_made_by_recreating_an_id(
+        self, store: ExecutionStore
+    ) -> None:
+        """Links are kept after a delete, so re-creating an id under its own descendant
+        makes a cycle (``a`` -> ``a@b`` -> ``a``); a cascade stops at runs that ended.
+        The cancelled run's end reaches its parent (alive at that point) before the
+        cascade ends that parent."""
+        await create(store, "a")
+        await child(store, "a@b", "a")
+        assert await store.delete_run("a")
+        await child(store, "a", "a@b")
+        result = await store.cancel_run("a", "stop", T0 + 1)
+        assert isinstance(result, Cancelled)
+        b = await loaded(store, "a@b")
+        assert (b.status, b.error) == (RunStatus.CANCELLED, parent_ended("a", "cancelled"))
+        a = await loaded(store, "a")
+        assert (a.status, a.error) == (
+            RunStatus.CANCELLED,
+            ErrorInfo("Cancelled", "stop", "cancelled"),
+        )
+        assert await inbox(store, "a") == []
+        assert await inbox(store, "a@b") == [
+            child_entry(
+                "a@b",
+                "a",
+                RunStatus.CANCELLED,
+                T0 + 1,
+                error=ErrorInfo("Cancelled", "stop", "cancelled"),
+            )
         ]
 
     # -- wake-up hints ----------------------------------------------------------------------------
