@@ -41,6 +41,7 @@ class TestRedisStore(StoreContract):
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
+            Capability.QUEUES,
             Capability.NOTIFY_RUNNABLE,
             Capability.CHILDREN,
         }

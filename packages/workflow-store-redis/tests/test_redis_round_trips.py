@@ -22,7 +22,7 @@ from local_cluster import (  # noqa: F401  (fixture redis_cluster_url)
 from redis.asyncio.connection import Connection
 
 from workflow.contract_tests.servers import require_server
-from workflow.runtime import Claimed, Finish, NewEvent, Pause, RunStatus, Wait
+from workflow.runtime import Claimed, Finish, NewEvent, Pause, RateLimit, RunStatus, Wait
 from workflow.store.redis.keys import DEFAULT_BUCKETS
 from workflow.store.redis.store import RedisStore, open_store
 
@@ -144,6 +144,20 @@ async def test_hot_operations_take_the_budgeted_round_trips(
     store: RedisStore, counted: type[Counter]
 ) -> None:
     # The first pass connects and loads the scripts (EVALSHA -> NOSCRIPT -> load).
+    await _drive(store, "warm-up", T0)
+    seen = await _drive(store, "measured", T0 + 1)
+    assert seen == STANDALONE
+
+
+async def test_queue_limits_cost_no_round_trip_on_a_standalone_server(
+    store: RedisStore, counted: type[Counter]
+) -> None:
+    # Every limit on the queue the runs are in: each claim (claim_run, claim_runnable,
+    # create_run claimed) counts the queue's leases and its rate window inside its own
+    # script, so the budget is the same as without limits.
+    await store.upsert_queue(
+        "default", T0, concurrency=100, per_key_concurrency=10, rate_limit=RateLimit(1000, 60_000)
+    )
     await _drive(store, "warm-up", T0)
     seen = await _drive(store, "measured", T0 + 1)
     assert seen == STANDALONE

@@ -53,10 +53,47 @@ local EXPIRED_SCAN = 1000
 local STATUSES = {'queued', 'running', 'paused', 'finished', 'errored', 'cancelled',
   'timed_out'}
 
+-- The claim order of a queued run, as a lex member of the `ready` indexes: the inverted
+-- priority (10 digits: higher first), ready_at (15 digits), the run id's hex.
+local DEFAULT_PO = '2147483647'
+local function ready_member(po, ready, h)
+  return (po or DEFAULT_PO) .. ':' .. string.rep('0', 15 - #ready) .. ready .. ':' .. h
+end
+local READY_PREFIX = 27  -- characters before the hex in a ready member
+
 local function sync(T, h)
   local f = redis.call('HMGET', rk(T, h), 'status', 'ready', 'l_exp', 'w_wake', 'updated', 'cm',
-    'deadline')
+    'deadline', 'q', 'pk', 'po', 'rm')
   local s = f[1]
+  -- Queued runs in claim order (priority, ready_at, run_id), over all queues and per
+  -- queue; `rm` remembers the member, which changes with ready_at.
+  local qh = hex(f[8] or 'default')
+  -- (A field that is absent comes back as false, never nil.)
+  local rm, old = false, f[11]
+  if s == 'queued' then rm = ready_member(f[10], f[2], h) end
+  if old ~= rm then
+    if old then
+      redis.call('ZREM', gk(T, 'ready'), old)
+      redis.call('ZREM', gk(T, 'qr:' .. qh), old)
+    end
+    if rm then
+      redis.call('ZADD', gk(T, 'ready'), 0, rm)
+      redis.call('ZADD', gk(T, 'qr:' .. qh), 0, rm)
+      redis.call('HSET', rk(T, h), 'rm', rm)
+    else
+      redis.call('HDEL', rk(T, h), 'rm')
+    end
+  end
+  -- Leases per queue and per (queue, partition key), score expires_at: what a claim
+  -- counts against the queue's limits.
+  local qk = f[9] and gk(T, 'qk:' .. qh .. ':' .. hex(f[9]))
+  if s == 'running' then
+    redis.call('ZADD', gk(T, 'ql:' .. qh), f[3], h)
+    if qk then redis.call('ZADD', qk, f[3], h) end
+  else
+    redis.call('ZREM', gk(T, 'ql:' .. qh), h)
+    if qk then redis.call('ZREM', qk, h) end
+  end
   -- List order per status (status-filtered listing reads only matching runs).
   if f[6] then
     for _, name in ipairs(STATUSES) do
@@ -176,6 +213,77 @@ local function claimable(T, h, now)
   return f[1] == 'running' and f[2] and tonumber(f[2]) <= tonumber(now) or false
 end
 
+-- Queue limits (docs/semantics.md, Queues). P is the keyspace prefix and B its bucket
+-- count on a standalone server, where one script reads every bucket; P = '' on a
+-- cluster, where no queue has limits (the store does not declare queues there). A
+-- queue's leased runs are counted from the buckets' `ql:`/`qk:` indexes (leases that
+-- have not expired at `now`), once per script call, then counted on as this call
+-- hands out leases: the count and the claims are one atomic step.
+local GATES = {}
+local function leased(P, B, name, now)
+  local n = 0
+  for k = 0, B - 1 do
+    n = n + redis.call('ZCOUNT', P .. '{b' .. k .. '}:' .. name, '(' .. now, '+inf')
+  end
+  return n
+end
+
+local function queue_key(P, q) return P .. '{g}:queue:' .. hex(q) end
+
+local function gate(P, B, q, now)
+  local g = GATES[q]
+  if g ~= nil then return g end
+  local key = queue_key(P, q)
+  local f = redis.call('HMGET', key, 'conc', 'pkc', 'rc', 'rp', 'ws', 'wu')
+  if not (f[1] or f[2] or f[3]) then
+    GATES[q] = false
+    return false
+  end
+  g = {key = key, qh = hex(q), conc = tonumber(f[1]), pkc = tonumber(f[2]),
+    rc = tonumber(f[3]), keyed = {}}
+  if g.conc then g.leased = leased(P, B, 'ql:' .. g.qh, now) end
+  if g.rc then
+    local t = tonumber(now)
+    local start = t - t % tonumber(f[4])
+    local ws = tonumber(f[5])
+    -- A caller whose clock is behind counts in the latest window: never a reset.
+    if ws and ws >= start then g.ws, g.wu = ws, tonumber(f[6]) else g.ws, g.wu = start, 0 end
+  end
+  GATES[q] = g
+  return g
+end
+
+-- Whether one more run of queue q with partition key pk (false: none) may be leased at
+-- `now`; if so, its place is taken (and the rate window written back).
+local function admit(P, B, q, pk, now)
+  if P == '' then return true end
+  local g = gate(P, B, q or 'default', now)
+  if not g then return true end
+  if g.conc and g.leased >= g.conc then return false end
+  local kc = nil
+  if g.pkc and pk then
+    kc = g.keyed[pk]
+    if kc == nil then kc = leased(P, B, 'qk:' .. g.qh .. ':' .. hex(pk), now) end
+    if kc >= g.pkc then return false end
+  end
+  if g.rc and g.wu >= g.rc then return false end
+  if g.conc then g.leased = g.leased + 1 end
+  if kc then g.keyed[pk] = kc + 1 end
+  if g.rc then
+    g.wu = g.wu + 1
+    redis.call('HSET', g.key, 'ws', string.format('%.0f', g.ws), 'wu', string.format('%.0f', g.wu))
+  end
+  return true
+end
+
+-- Whether queue q limits how many runs are leased at once (then an expired lease has
+-- given its place up and a heartbeat cannot take it back).
+local function holds_places(P, q)
+  if P == '' then return false end
+  local f = redis.call('HMGET', queue_key(P, q or 'default'), 'conc', 'pkc')
+  return (f[1] or f[2]) and true or false
+end
+
 local function claim(T, h, owner, expires, now, history)
   local k = rk(T, h)
   local token = redis.call('HINCRBY', k, 'token', 1)
@@ -189,11 +297,13 @@ local function claim(T, h, owner, expires, now, history)
   return {run_of(T, h), open_inbox(T, h), events}
 end
 
--- Writes a new queued run (the caller checked that it does not exist).
-local function create_run(T, h, id, wf, ver, input, now, cm, wfh)
+-- Writes a new queued run (the caller checked that it does not exist); `extra` holds
+-- more field/value pairs (placement, deadline) or is nil.
+local function create_run(T, h, id, wf, ver, input, now, cm, wfh, extra)
   local k = rk(T, h)
   redis.call('HSET', k, 'id', id, 'wf', wf, 'status', 'queued', 'next', 0, 'token', 0,
     'created', now, 'updated', now, 'ready', now, 'cm', cm)
+  if extra and #extra > 0 then redis.call('HSET', k, unpack(extra)) end
   if ver ~= '' then redis.call('HSET', k, 'ver', ver) end
   if input ~= '' then redis.call('HSET', k, 'input', input) end
   redis.call('ZADD', gk(T, 'created'), 0, cm)
@@ -276,11 +386,18 @@ local function cascade(T, h, status, now)
 end
 
 local function delete_run(T, h)
-  local f = redis.call('HMGET', rk(T, h), 'wf', 'cm', 'parent')
+  local f = redis.call('HMGET', rk(T, h), 'wf', 'cm', 'q', 'pk', 'rm', 'parent')
   if not f[1] then return 0 end
+  local qh = hex(f[3] or 'default')
+  if f[5] then
+    redis.call('ZREM', gk(T, 'ready'), f[5])
+    redis.call('ZREM', gk(T, 'qr:' .. qh), f[5])
+  end
+  redis.call('ZREM', gk(T, 'ql:' .. qh), h)
+  if f[4] then redis.call('ZREM', gk(T, 'qk:' .. qh .. ':' .. hex(f[4])), h) end
   -- A child leaves its parent's list; a parent's list stays (its children keep their
   -- link to it, docs/semantics.md).
-  if f[3] then redis.call('ZREM', kids(T, hex(f[3])), f[2]) end
+  if f[6] then redis.call('ZREM', kids(T, hex(f[6])), f[2]) end
   redis.call('ZREM', gk(T, 'created'), f[2])
   redis.call('ZREM', gk(T, 'created:' .. hex(f[1])), f[2])
   for _, name in ipairs(STATUSES) do redis.call('ZREM', gk(T, 'status:' .. name), f[2]) end
@@ -320,36 +437,48 @@ end
 
 CREATE_RUN = r"""
 -- ARGV: T, h, run_id, workflow_id, version, input, now, created member, workflow hex,
--- owner ('' = leave it queued), lease expiry (with an owner: created claimed, token 1),
--- deadline_at ('' = none), parent id ('' = none), parent hex ('' = the parent is in
--- another bucket: refused), parent policy
+-- owner ('' = leave it queued), lease expiry (with an owner: created claimed, token 1,
+-- if its queue has room), deadline_at ('' = none), queue ('' = default), priority and
+-- its inverted order ('' = 0), partition key ('' = none), P, B (see admit), parent id
+-- ('' = none), parent hex ('' = the parent is in another bucket: refused), parent
+-- policy
 local T, h = ARGV[1], ARGV[2]
 if redis.call('EXISTS', rk(T, h)) == 1 then return {'existing', run_of(T, h)} end
-local parent, ph, ended = ARGV[13], ARGV[14], nil
+local parent, ph, ended = ARGV[19], ARGV[20], nil
 if parent ~= '' then
   if ph == '' then return {'parent_elsewhere'} end
   local pstatus = redis.call('HGET', rk(T, ph), 'status')
   if not pstatus then return {'no_parent'} end
   -- Too late for the parent's cascade: created as the cascade would have left it.
-  if ARGV[15] == 'cancel' and (pstatus == 'cancelled' or pstatus == 'timed_out') then
+  if ARGV[21] == 'cancel' and (pstatus == 'cancelled' or pstatus == 'timed_out') then
     ended = parent_ended(parent, pstatus)
   end
 end
+local extra = {}
+for j, name in ipairs({'deadline', 'q', 'pri', 'po', 'pk'}) do
+  local value = ARGV[11 + j]
+  if value ~= '' then
+    extra[#extra + 1] = name
+    extra[#extra + 1] = value
+  end
+end
+local q, pk = ARGV[13], ARGV[16]
+-- A queue at a limit: the run is created queued, claimed by nobody. A run created
+-- ended takes no place.
+local claimed = ARGV[10] ~= '' and not ended and
+  admit(ARGV[17], tonumber(ARGV[18]), q ~= '' and q or 'default', pk ~= '' and pk or false,
+    ARGV[7])
 -- A run created claimed is nobody else's to take, and one created ended is nobody's:
 -- no wake-up hint for either.
-if ARGV[10] ~= '' or ended then woke = true end
-create_run(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
-if ARGV[12] ~= '' then
-  redis.call('HSET', rk(T, h), 'deadline', ARGV[12])
-  sync(T, h)
-end
+if claimed or ended then woke = true end
+create_run(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], extra)
 if parent ~= '' then
-  redis.call('HSET', rk(T, h), 'parent', parent, 'ppolicy', ARGV[15])
+  redis.call('HSET', rk(T, h), 'parent', parent, 'ppolicy', ARGV[21])
   redis.call('ZADD', kids(T, ph), 0, ARGV[8])
 end
 if ended then
   end_run(T, h, 'cancelled', ended, ARGV[7])
-elseif ARGV[10] ~= '' then
+elseif claimed then
   redis.call('HSET', rk(T, h), 'status', 'running', 'token', 1,
     'l_owner', ARGV[10], 'l_token', 1, 'l_exp', ARGV[11])
   sync(T, h)
@@ -409,66 +538,172 @@ return out
 """
 
 CLAIM_RUN = r"""
--- ARGV: T, h, owner, expires_at, now, with_history
+-- ARGV: T, h, owner, expires_at, now, with_history, P, B (see admit)
 local T, h = ARGV[1], ARGV[2]
 if redis.call('EXISTS', rk(T, h)) == 0 then return {'notfound'} end
 if not claimable(T, h, ARGV[5]) then return {'notclaimable', run_of(T, h)} end
+local f = redis.call('HMGET', rk(T, h), 'q', 'pk')
+if not admit(ARGV[7], tonumber(ARGV[8]), f[1], f[2], ARGV[5]) then
+  return {'notclaimable', run_of(T, h)}
+end
 return {'claimed', claim(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6])}
 """
 
 CLAIM_RUNNABLE = r"""
--- ARGV: n, tags, owner, expires_at, limit, now, with_history, dry, m, m members (see
--- named). Claimable runs are the queued ones and the running ones whose lease expired;
--- both are ordered by (ready_at, run_id). Each bucket offers its first `limit` queued
--- runs and its expired leases, the EXPIRED_SCAN earliest-expired at most (bounded work
--- however many leases expired); the first `limit` of those in (ready_at, run_id) order
--- are claimed (dry: listed). Named members: those still claimable are claimed. Returns
--- {ready_at, h, claim} per run (no claim when dry).
+-- ARGV: n, tags, owner, expires_at, limit, now, with_history, dry, P, B (see admit), nq,
+-- nq queue names (0: every queue), m, m members (see named). Claimable runs are the
+-- queued ones and the running ones whose lease expired, in claim order (priority
+-- descending, ready_at, run_id): the ready members (see ready_member). The queued runs
+-- are read from each bucket's `ready` index (or its `qr:<queue>` indexes, given
+-- queues) in pages, merged with each bucket's expired leases (the EXPIRED_SCAN
+-- earliest-expired at most: bounded work however many leases expired), and taken in
+-- that order while their queue and key have room (admit): a run whose queue is full is
+-- passed over, not the runs behind it, up to SKIP_SCAN passed-over runs per call.
+-- Dry: the first `limit` candidates are listed (a cluster, where no queue has limits).
+-- Named members: those still claimable are claimed. Returns {rank, h, claim} per run
+-- (no claim when dry), in claim order.
+local SKIP_SCAN = 1000
 local tags, a = buckets()
 local owner, expires, limit = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
 local now, history, dry = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6] == '1'
-local only = named(a + 7)
-local function ready(T, h) return tonumber(redis.call('HGET', rk(T, h), 'ready') or '0') end
-local c = {}
-if only then
-  local T = tags[1]
-  for _, h in ipairs(only) do
-    if alive(T, h) and claimable(T, h, now) then c[#c + 1] = {ready(T, h), h, T} end
-  end
-else
-  for _, T in ipairs(tags) do
-    local queued = redis.call('ZRANGE', gk(T, 'queued'), 0, limit - 1, 'WITHSCORES')
-    for i = 1, #queued, 2 do
-      if alive(T, queued[i]) then c[#c + 1] = {tonumber(queued[i + 1]), queued[i], T} end
-    end
-    -- Every expired lease up to EXPIRED_SCAN, not only the `limit` earliest-expired:
-    -- stale runs go in (ready_at, run_id) order, which expiry order is not.
-    local expired = redis.call('ZRANGEBYSCORE', gk(T, 'leases'), '-inf', now, 'LIMIT', 0,
-      math.max(limit, EXPIRED_SCAN))
-    for _, h in ipairs(expired) do
-      if alive(T, h) then c[#c + 1] = {ready(T, h), h, T} end
-    end
+local P, B = ARGV[a + 7], tonumber(ARGV[a + 8])
+local nq = tonumber(ARGV[a + 9])
+local wanted = nil
+local names = {}
+if nq > 0 then
+  wanted = {}
+  for j = 1, nq do
+    names[j] = ARGV[a + 9 + j]
+    wanted[names[j]] = true
   end
 end
-table.sort(c, by_score_then_id)
+local only = named(a + 10 + nq)
+local function placement(T, h) return redis.call('HMGET', rk(T, h), 'q', 'pk', 'po', 'ready') end
+local function serves(q) return not wanted or wanted[q or 'default'] or false end
 local out = {}
-for i = 1, math.min(limit, #c) do
-  local x = c[i]
-  if dry then out[i] = {x[1], x[2]}
-  else out[i] = {x[1], x[2], claim(x[3], x[2], owner, expires, now, history)} end
+local function take(T, h, rank, f)
+  if dry then
+    out[#out + 1] = {rank, h}
+  elseif admit(P, B, f[1], f[2], now) then
+    out[#out + 1] = {rank, h, claim(T, h, owner, expires, now, history)}
+  end
+end
+if only then
+  local T = tags[1]
+  local c = {}
+  for _, h in ipairs(only) do
+    if alive(T, h) and claimable(T, h, now) then
+      local f = placement(T, h)
+      if serves(f[1]) then c[#c + 1] = {ready_member(f[3], f[4] or '0', h), h, f} end
+    end
+  end
+  table.sort(c, function(x, y) return x[1] < y[1] end)
+  for _, x in ipairs(c) do
+    if #out >= limit then break end
+    take(T, x[2], x[1], x[3])
+  end
+  return out
+end
+-- Streams of candidates in claim order: per bucket its queued runs (paged by lex
+-- cursor, so claims made meanwhile do not shift the pages) and its expired leases.
+local streams = {}
+for _, T in ipairs(tags) do
+  if wanted then
+    for _, q in ipairs(names) do
+      streams[#streams + 1] = {T = T, key = gk(T, 'qr:' .. hex(q)), from = '-', buf = {}, i = 1}
+    end
+  else
+    streams[#streams + 1] = {T = T, key = gk(T, 'ready'), from = '-', buf = {}, i = 1}
+  end
+  -- Every expired lease up to EXPIRED_SCAN, not only the `limit` earliest-expired:
+  -- stale runs go in claim order, which expiry order is not.
+  local expired = redis.call('ZRANGEBYSCORE', gk(T, 'leases'), '-inf', now, 'LIMIT', 0,
+    math.max(limit, EXPIRED_SCAN))
+  local stale = {}
+  for _, h in ipairs(expired) do
+    if alive(T, h) then
+      local f = placement(T, h)
+      if serves(f[1]) then stale[#stale + 1] = ready_member(f[3], f[4] or '0', h) end
+    end
+  end
+  table.sort(stale)
+  streams[#streams + 1] = {T = T, buf = stale, i = 1, done = true}
+end
+local function head(st)
+  if st.i > #st.buf then
+    if st.done then return nil end
+    local n = st.from == '-' and limit or math.max(limit, 100)
+    st.buf = redis.call('ZRANGE', st.key, st.from, '+', 'BYLEX', 'LIMIT', 0, n)
+    st.i = 1
+    if #st.buf < n then st.done = true end
+    if #st.buf == 0 then return nil end
+    st.from = '(' .. st.buf[#st.buf]
+  end
+  return st.buf[st.i]
+end
+local seen = 0
+while #out < limit and seen < limit + SKIP_SCAN do
+  local best, from = nil, nil
+  for _, st in ipairs(streams) do
+    local m = head(st)
+    if m and (not best or m < best) then best, from = m, st end
+  end
+  if not best then break end
+  from.i = from.i + 1
+  seen = seen + 1
+  local T, h = from.T, string.sub(best, READY_PREFIX + 1)
+  if not alive(T, h) then
+    -- A run that is gone (evicted, deleted by hand) leaves the claim order too.
+    redis.call('ZREM', gk(T, 'ready'), best)
+    if from.key then redis.call('ZREM', from.key, best) end
+  elseif claimable(T, h, now) then
+    take(T, h, best, placement(T, h))
+  end
 end
 return out
 """
 
 HEARTBEAT = r"""
--- ARGV: T, h, owner, token, expires_at
+-- ARGV: T, h, owner, token, expires_at, now, P (see admit)
 local T, h = ARGV[1], ARGV[2]
 local problem = lease_problem(T, h, ARGV[3], ARGV[4])
 if problem then return {problem} end
+local f = redis.call('HMGET', rk(T, h), 'l_exp', 'q')
+-- An expired lease gave its place up: taking it back would be a claim without the
+-- claim's checks (another run may hold the place by now).
+if tonumber(f[1]) <= tonumber(ARGV[6]) and holds_places(ARGV[7], f[2]) then return {'lost'} end
 redis.call('HSET', rk(T, h), 'l_exp', ARGV[5])
 sync(T, h)
 return {'ok'}
 """
+
+UPSERT_QUEUE = r"""
+-- KEYS: the queue's hash, the queue list. ARGV: queue hex, name, concurrency,
+-- per-key concurrency, rate count, rate period ('' = none), updated_at, wake channel.
+-- Replaces the limits and keeps the rate window (re-declaring a queue at start-up
+-- must not hand out a second allowance).
+local key = KEYS[1]
+redis.call('HDEL', key, 'conc', 'pkc', 'rc', 'rp')
+redis.call('HSET', key, 'name', ARGV[2], 'updated', ARGV[7])
+for j, name in ipairs({'conc', 'pkc', 'rc', 'rp'}) do
+  if ARGV[2 + j] ~= '' then redis.call('HSET', key, name, ARGV[2 + j]) end
+end
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+-- More room (a raised or removed limit) may make runs claimable.
+redis.call('PUBLISH', ARGV[8], '')
+return redis.call('HGETALL', key)
+"""
+
+LIST_QUEUES = r"""
+-- KEYS: the queue list. ARGV: the start of a queue's hash key. Every queue's fields,
+-- by name (hex keeps the names' order).
+local out = {}
+for i, qh in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  out[i] = redis.call('HGETALL', ARGV[1] .. qh)
+end
+return out
+"""
+
 
 APPEND_EVENTS = r"""
 -- ARGV: T, h, owner, token, then the append arguments (see append)

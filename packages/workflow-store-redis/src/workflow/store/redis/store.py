@@ -60,8 +60,9 @@ from workflow.runtime.errors import (
     StoreUnavailableError,
     WorkflowStoreError,
 )
-from workflow.runtime.queues import refuse_placement, serves_default
+from workflow.runtime.queues import MAX_PRIORITY, queue_config, refuse_placement, serves_default
 from workflow.runtime.records import (
+    DEFAULT_QUEUE,
     JSON,
     InboxEntry,
     InboxKind,
@@ -71,6 +72,8 @@ from workflow.runtime.records import (
     Overlap,
     Page,
     ParentPolicy,
+    Queue,
+    RateLimit,
     Run,
     RunStatus,
     Schedule,
@@ -221,6 +224,8 @@ class RedisStore:
         self._fire_schedules = script(lua.FIRE_DUE_SCHEDULES)
         self._read_timeline = script(lua.READ_TIMELINE)
         self._read_inbox = script(lua.READ_INBOX)
+        self._upsert_queue_script = script(lua.UPSERT_QUEUE)
+        self._list_queues = script(lua.LIST_QUEUES)
 
     @classmethod
     def from_url(
@@ -348,6 +353,9 @@ class RedisStore:
                 Capability.NOTIFY_RUNNABLE,
                 Capability.DEADLINES,
                 Capability.CHILDREN,
+                # Queue limits are counted across buckets by one script, which a
+                # cluster's slots forbid (docs/stores/redis.md, Queues).
+                *(() if self._cluster else (Capability.QUEUES,)),
             }
         )
 
@@ -449,6 +457,12 @@ class RedisStore:
         """A one-run (one-bucket) script: ``keys`` are the keys it touches."""
         return await self._io(lambda: script(keys=keys, args=list(args)))  # type: ignore[arg-type]
 
+    def _limits(self, ks: Keyspace) -> tuple[object, object]:
+        """What a claim script needs to keep queue limits (``P, B``, lua.admit): the
+        prefix and the bucket count on a standalone server; nothing on a cluster, where
+        no queue has limits."""
+        return ("", "") if self._cluster else (ks.prefix, ks.buckets)
+
     async def _many(
         self,
         script: AsyncScript,
@@ -469,6 +483,8 @@ class RedisStore:
         names: Sequence[str],
         limit: int,
         make_args: Callable[[int, bool], Sequence[object]],
+        *,
+        rank: Callable[[Sequence[Any]], Any] = lambda row: (int(row[0]), str(row[1])),
     ) -> list[Any]:
         """Run a many-run script whose rows start ``(score, member)`` over every
         bucket: the rows of the first ``limit`` members in ``(score, member)`` order.
@@ -493,7 +509,8 @@ class RedisStore:
             )
         )
         ranked = sorted(
-            (int(row[0]), str(row[1]), k) for k, rows in enumerate(peeks) for row in rows
+            ((rank(row), str(row[1]), k) for k, rows in enumerate(peeks) for row in rows),
+            key=lambda x: x[0],
         )[:limit]
         wins: dict[int, list[str]] = {}
         for _, member, k in ranked:
@@ -504,7 +521,7 @@ class RedisStore:
                 for k, ms in wins.items()
             )
         )
-        return sorted((row for rows in acted for row in rows), key=lambda r: (int(r[0]), r[1]))
+        return sorted((row for rows in acted for row in rows), key=rank)
 
     @staticmethod
     def _fields(flat: Sequence[str]) -> dict[str, str]:
@@ -547,6 +564,9 @@ class RedisStore:
             updated_at=int(f["updated"]),
             ready_at=None if ready is None else int(ready),
             deadline_at=None if deadline is None else int(deadline),
+            queue=f.get("q", DEFAULT_QUEUE),
+            priority=int(f.get("pri", "0")),
+            partition_key=f.get("pk"),
             parent_run_id=f.get("parent"),
             parent_policy=None if policy is None else ParentPolicy(policy),
         )
@@ -650,7 +670,9 @@ class RedisStore:
             parent_run_id=parent_run_id,
             parent_policy=parent_policy,
         )
-        refuse_placement(a.placement)  # no Capability.QUEUES (yet)
+        if self._cluster:
+            refuse_placement(a.placement)  # no Capability.QUEUES on a cluster
+        p = a.placement
         ks = await self._ks()
         parent_hex = ""
         if a.parent_run_id is not None and ks.run_bucket(a.parent_run_id) == ks.run_bucket(
@@ -672,6 +694,11 @@ class RedisStore:
             a.owner or "",
             a.expires_at or 0,
             "" if a.deadline_at is None else a.deadline_at,
+            "" if p.queue == DEFAULT_QUEUE else p.queue,
+            p.priority or "",
+            f"{MAX_PRIORITY - p.priority:010d}" if p.priority else "",
+            p.partition_key or "",
+            *self._limits(ks),
             a.parent_run_id or "",
             parent_hex,
             "" if a.parent_policy is None else a.parent_policy.value,
@@ -863,6 +890,7 @@ class RedisStore:
             a.now + a.lease_ms,
             a.now,
             "1" if a.with_history else "0",
+            *self._limits(ks),
         )
         if reply[0] == "notfound":
             return NotFound(a.run_id)
@@ -881,14 +909,28 @@ class RedisStore:
         queues: Collection[str] | None = None,
     ) -> list[Claimed]:
         a = arguments.claim_many(owner, lease_ms, limit, now, with_history, queues)
-        if not serves_default(a.queues):
-            return []  # every run of this store is in the default queue
+        if self._cluster and not serves_default(a.queues):
+            return []  # every run of a cluster's keyspace is in the default queue
         history = "1" if a.with_history else "0"
+        ks = await self._ks()
+        limits = self._limits(ks)
+        wanted = sorted(a.queues or ())
         rows = await self._merged(
             self._claim_many,
-            ("queued", "leases"),
+            ("ready", "leases"),
             a.limit,
-            lambda n, dry: [a.owner, a.now + a.lease_ms, n, a.now, history, "1" if dry else "0"],
+            lambda n, dry: [
+                a.owner,
+                a.now + a.lease_ms,
+                n,
+                a.now,
+                history,
+                "1" if dry else "0",
+                *limits,
+                len(wanted),
+                *wanted,
+            ],
+            rank=lambda row: str(row[0]),
         )
         return [self._claimed(row[2], a.with_history) for row in rows]
 
@@ -904,6 +946,8 @@ class RedisStore:
             a.lease.owner,
             a.lease.token,
             expires_at,
+            a.now,
+            self._limits(ks)[0],
         )
         if reply[0] != "ok":
             raise self._lease_error(a.run_id, reply[0])
@@ -1310,6 +1354,54 @@ class RedisStore:
         ticks = [_tick(row) for rows in acted for row in rows]
         return sorted(ticks, key=lambda t: order[escape(t.schedule_id)])
 
+    # -- queues ----------------------------------------------------------------------
+    def _require_queues(self) -> None:
+        if self._cluster:
+            raise InvalidArgumentError(
+                "RedisStore on Redis Cluster does not declare Capability.QUEUES: it cannot "
+                "keep queue limits (docs/stores/redis.md, Queues)"
+            )
+
+    async def upsert_queue(
+        self,
+        name: str,
+        now: int,
+        *,
+        concurrency: int | None = None,
+        per_key_concurrency: int | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> Queue:
+        queue = queue_config(name, now, concurrency, per_key_concurrency, rate_limit)
+        self._require_queues()
+        ks = await self._ks()
+        rate = queue.rate_limit
+        flat = await self._run_script(
+            self._upsert_queue_script,
+            [ks.queue(queue.name), ks.queues],
+            escape(queue.name),
+            queue.name,
+            queue.concurrency or "",
+            queue.per_key_concurrency or "",
+            "" if rate is None else rate.count,
+            "" if rate is None else rate.period_ms,
+            queue.updated_at,
+            self.wake_channel,
+        )
+        return _queue(self._fields(flat))
+
+    async def get_queue(self, name: str) -> Queue | None:
+        name = validation.check_id(name, "name")
+        self._require_queues()
+        key = (await self._ks()).queue(name)
+        fields = await self._io(lambda: self._client.hgetall(key))
+        return _queue(cast("dict[str, str]", fields)) if fields else None
+
+    async def list_queues(self) -> list[Queue]:
+        self._require_queues()
+        ks = await self._ks()
+        rows = await self._run_script(self._list_queues, [ks.queues], ks.meta("queue:"))
+        return [_queue(self._fields(flat)) for flat in rows if flat]
+
     # -- operations and health -------------------------------------------------------
     @property
     def migrator(self) -> RedisMigrator:
@@ -1375,6 +1467,16 @@ def _schedule(f: dict[str, str]) -> Schedule:
         updated_at=int(f["updated"]),
         last_run_id=f.get("last_run"),
     )
+
+
+def _queue(f: dict[str, str]) -> Queue:
+    def limit(name: str) -> int | None:
+        value = f.get(name)
+        return None if value is None else int(value)
+
+    count, period = limit("rc"), limit("rp")
+    rate = None if count is None or period is None else RateLimit(count, period)
+    return Queue(f["name"], limit("conc"), limit("pkc"), rate, int(f["updated"]))
 
 
 def _field(ref: InboxRef) -> str:

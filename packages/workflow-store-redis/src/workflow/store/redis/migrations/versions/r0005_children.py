@@ -1,7 +1,7 @@
 """Children: a run's parent link and each parent's list of children.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-06
 
 A child run carries the fields ``parent`` (its parent's id) and ``ppolicy``
@@ -31,8 +31,8 @@ from workflow.runtime.records import ErrorInfo
 from workflow.store.redis.keys import Keyspace
 from workflow.store.redis.migrator import MigrationContext
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
