@@ -24,8 +24,9 @@ Conventions (see :mod:`workflow.store.redis.keys` for the layout):
   with ``tonumber`` is exact.
 * An empty string argument means "absent" (no valid id, time or JSON text is empty).
 * Run fields: ``id wf ver status input output error w_kind w_step w_key w_wake w_meta
-  l_owner l_token l_exp token next created updated ready cm deadline``; an absent field
-  is ``None``. ``token`` is the last token handed out, ``cm`` the list-order member.
+  l_owner l_token l_exp token next created updated ready cm deadline parent ppolicy``;
+  an absent field is ``None``. ``token`` is the last token handed out, ``cm`` the
+  list-order member, ``parent``/``ppolicy`` a child's link (see tell_parent, cascade).
 * Inbox fields are ``"<kind>:<key>"``; a record is the JSON array
   ``[name, step_id, payload_text, meta_text, received_at]``.
 * :func:`sync` derives every index membership from the run's fields after each
