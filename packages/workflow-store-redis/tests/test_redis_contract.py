@@ -115,6 +115,7 @@ class TestRedisClusterStore(StoreContract):
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
+            Capability.QUEUES,
             Capability.NOTIFY_RUNNABLE,
             Capability.CHILDREN,
         }

@@ -50,9 +50,17 @@ STANDALONE = {**ONE_RUN, "claim_runnable": 1, "fire_due_timers": 2, "list_runs":
 # Cluster: a dry script per bucket (sent concurrently), then one acting script on the
 # bucket that holds the winner; list_runs is two pipelines, each written once to every
 # one of the 3 masters (16 buckets spread over all of them) or, for one run, its node.
+# Queue limits span slots, so every claim reserves its place in the {g} slot first
+# (docs/stores/redis.md, Queues): claim_runnable asks which queues are full, then the
+# buckets (dry), reserves, claims; claim_run reads the run's queue, reserves, claims;
+# a heartbeat extends the reservation before the lease and a settle gives it back.
 CLUSTER = {
     **ONE_RUN,
-    "claim_runnable": DEFAULT_BUCKETS + 1,
+    "create_run_claimed": 2,
+    "claim_run": 3,
+    "heartbeat": 2,
+    "settle_run": 2,
+    "claim_runnable": 1 + DEFAULT_BUCKETS + 1 + 1,
     "fire_due_timers": DEFAULT_BUCKETS + DEFAULT_BUCKETS + 1,  # no deadline due: no winner
     "list_runs": 3 + 1,
 }

@@ -42,8 +42,12 @@ Layout, for prefix ``P`` (default ``wf:``), bucket tag ``T = P{b<k>}``, run id h
     T:sched:S       hash     a schedule
     T:schedules     zset     every schedule of the bucket, score 0, member S
     T:sched_due     zset     enabled schedules, score next_fire_at
-    P{g}:queue:Q    hash     queue Q's limits and rate window (standalone only)
+    P{g}:queue:Q    hash     queue Q's limits and rate window
     P{g}:queues     zset     every configured queue hex, score 0 (lex order)
+    P{g}:qres:Q     zset     cluster: queue Q's reserved places, member H, score the
+                             lease's expires_at (P{g}:qres:Q:K per partition key)
+    P{g}:qhold      hash     cluster: H -> "<token>:<Q>:<K>:<rate window>:<claims>"
+    P{g}:qfull:Q    set      cluster: the key hexes of queue Q found full
     P{g}:revision   string   keyspace revision
     P{g}:buckets    string   B
     P{g}:migration_lock      held while a migration runs

@@ -368,8 +368,10 @@ end
 -- Run h has just ended `status` (cancelled or timed_out): its live children of policy
 -- 'cancel' end cancelled with ParentEnded, and so on down the tree (a stack, not
 -- recursion: a tree may be deep). They write no child entries: their parents ended.
--- A run without children costs one ZRANGE of a missing key.
+-- A run without children costs one ZRANGE of a missing key. Returns the hex of each
+-- run it ended that was running (a cluster frees their queue places).
 local function cascade(T, h, status, now)
+  local leased = {}
   local stack = {{h, status}}
   while #stack > 0 do
     local top = table.remove(stack)
@@ -381,9 +383,11 @@ local function cascade(T, h, status, now)
         err = err or parent_ended(redis.call('HGET', rk(T, top[1]), 'id'), top[2])
         end_run(T, ch, 'cancelled', err, now)
         stack[#stack + 1] = {ch, 'cancelled'}
+        if f[1] == 'running' then leased[#leased + 1] = ch end
       end
     end
   end
+  return leased
 end
 
 local function delete_run(T, h)
@@ -493,10 +497,12 @@ local T, h = ARGV[1], ARGV[2]
 local status = redis.call('HGET', rk(T, h), 'status')
 if not status then return {'notfound'} end
 if TERMINAL[status] then return {'terminal', run_of(T, h)} end
+-- The token of the lease it ends (a cluster then releases its queue reservation).
+local token = redis.call('HGET', rk(T, h), 'l_token') or ''
 end_run(T, h, 'cancelled', ARGV[3], ARGV[4])
 tell_parent(T, h, ARGV[4])
-cascade(T, h, 'cancelled', ARGV[4])
-return {'cancelled', run_of(T, h)}
+-- The leased runs the cascade ended (a cluster then forgets their queue places).
+return {'cancelled', run_of(T, h), token, cascade(T, h, 'cancelled', ARGV[4])}
 """
 
 DELETE_RUN = r"""
@@ -539,10 +545,14 @@ return out
 """
 
 CLAIM_RUN = r"""
--- ARGV: T, h, owner, expires_at, now, with_history, P, B (see admit)
+-- ARGV: T, h, owner, expires_at, now, with_history, P, B (see admit), the token the run
+-- must still have ('' = any: a cluster reserved the claim's place for that one)
 local T, h = ARGV[1], ARGV[2]
 if redis.call('EXISTS', rk(T, h)) == 0 then return {'notfound'} end
 if not claimable(T, h, ARGV[5]) then return {'notclaimable', run_of(T, h)} end
+if ARGV[9] ~= '' and redis.call('HGET', rk(T, h), 'token') ~= ARGV[9] then
+  return {'notclaimable', run_of(T, h)}
+end
 local f = redis.call('HMGET', rk(T, h), 'q', 'pk')
 if not admit(ARGV[7], tonumber(ARGV[8]), f[1], f[2], ARGV[5]) then
   return {'notclaimable', run_of(T, h)}
@@ -552,17 +562,22 @@ return {'claimed', claim(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6])}
 
 CLAIM_RUNNABLE = r"""
 -- ARGV: n, tags, owner, expires_at, limit, now, with_history, dry, P, B (see admit), nq,
--- nq queue names (0: every queue), m, m members (see named). Claimable runs are the
--- queued ones and the running ones whose lease expired, in claim order (priority
--- descending, ready_at, run_id): the ready members (see ready_member). The queued runs
+-- nq queue names (0: every queue), nf, nf full queues and (queue, key)s as 'Q' and 'Q:K'
+-- in hex (a cluster's dry step passes over their runs: QUEUE_ROOM), m, m members
+-- "<h>:<token>" (see named; a member is claimed only while its token is still the one
+-- the dry step saw, so the place reserved for that claim is the one it takes).
+-- Claimable runs are the queued ones and the running ones whose lease expired, in
+-- claim order (priority descending, ready_at, run_id): the ready members (see
+-- ready_member). The queued runs
 -- are read from each bucket's `ready` index (or its `qr:<queue>` indexes, given
 -- queues) in pages, merged with each bucket's expired leases (the EXPIRED_SCAN
 -- earliest-expired at most: bounded work however many leases expired), and taken in
 -- that order while their queue and key have room (admit): a run whose queue is full is
 -- passed over, not the runs behind it, up to SKIP_SCAN passed-over runs per call.
--- Dry: the first `limit` candidates are listed (a cluster, where no queue has limits).
--- Named members: those still claimable are claimed. Returns {rank, h, claim} per run
--- (no claim when dry), in claim order.
+-- Dry (a cluster): the first `limit` candidates not in a full queue or key are listed,
+-- with their token, queue and key, for QUEUE_RESERVE. Named members: those still
+-- claimable are claimed. Returns {rank, h, claim} per run (dry: {rank, h, token, queue,
+-- key}), in claim order.
 local SKIP_SCAN = 1000
 local tags, a = buckets()
 local owner, expires, limit = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
@@ -578,13 +593,23 @@ if nq > 0 then
     wanted[names[j]] = true
   end
 end
-local only = named(a + 10 + nq)
-local function placement(T, h) return redis.call('HMGET', rk(T, h), 'q', 'pk', 'po', 'ready') end
+local nf = tonumber(ARGV[a + 10 + nq])
+local full = {}
+for j = 1, nf do full[ARGV[a + 10 + nq + j]] = true end
+local only = named(a + 11 + nq + nf)
+local function placement(T, h)
+  return redis.call('HMGET', rk(T, h), 'q', 'pk', 'po', 'ready', 'token')
+end
 local function serves(q) return not wanted or wanted[q or 'default'] or false end
+local function has_room(f)
+  if nf == 0 then return true end
+  local qh = hex(f[1] or 'default')
+  return not (full[qh] or (f[2] and full[qh .. ':' .. hex(f[2])]))
+end
 local out = {}
 local function take(T, h, rank, f)
   if dry then
-    out[#out + 1] = {rank, h}
+    if has_room(f) then out[#out + 1] = {rank, h, f[5], f[1] or 'default', f[2] or ''} end
   elseif admit(P, B, f[1], f[2], now) then
     out[#out + 1] = {rank, h, claim(T, h, owner, expires, now, history)}
   end
@@ -592,10 +617,13 @@ end
 if only then
   local T = tags[1]
   local c = {}
-  for _, h in ipairs(only) do
+  for _, member in ipairs(only) do
+    local h, token = string.match(member, '^(%x+):(%d+)$')
     if alive(T, h) and claimable(T, h, now) then
       local f = placement(T, h)
-      if serves(f[1]) then c[#c + 1] = {ready_member(f[3], f[4] or '0', h), h, f} end
+      if serves(f[1]) and f[5] == token then
+        c[#c + 1] = {ready_member(f[3], f[4] or '0', h), h, f}
+      end
     end
   end
   table.sort(c, function(x, y) return x[1] < y[1] end)
@@ -662,6 +690,218 @@ while #out < limit and seen < limit + SKIP_SCAN do
   end
 end
 return out
+"""
+
+# Cluster: a queue's runs are in every bucket (many slots), so its limits are kept by
+# reservations in the {g} slot, beside the queue's configuration: before a claim the
+# claimer reserves a place per run (QUEUE_RESERVE: P{g}:qres:Q, and P{g}:qres:Q:K per
+# key, member h, score the lease's expires_at; P{g}:qhold maps h to
+# "<token>:<Q>:<K>:<rate window>:<claims>", the claim's token being its nonce), the
+# bucket's script claims only runs with a reservation, unused reservations are returned
+# (QUEUE_RELEASE), a heartbeat extends the reservation before the lease (QUEUE_EXTEND)
+# and a settle or cancel releases it. A lease never outlives its reservation, so the
+# live reservations of a queue are at least its leased runs.
+QUEUE_PRELUDE = r"""
+-- A run's reservation in P{g}:qhold: "<token>:<Q>:<K>:<rate window>:<claims>", the
+-- token the lease will have (its nonce), and how many claims of that token share it.
+local function qparse(v)
+  local tok, qh, kh, ws, c = string.match(v, '^(%d+):(%x*):(%x*):(%d*):(%d+)$')
+  return tok, qh, kh, ws, tonumber(c)
+end
+"""
+
+QUEUE_ROOM = r"""
+-- KEYS: the queue list. ARGV: P, now. The queues and (queue, key)s without room at
+-- `now`, as 'Q' and 'Q:K' (hex): a claim's dry step passes over their runs, so full
+-- queues never hide the runs behind them. (A hint: QUEUE_RESERVE decides.)
+local P, now = ARGV[1], ARGV[2]
+local t = tonumber(now)
+local out = {}
+for _, qh in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local f = redis.call('HMGET', P .. '{g}:queue:' .. qh, 'conc', 'pkc', 'rc', 'rp', 'ws', 'wu')
+  local res = P .. '{g}:qres:' .. qh
+  local none = false
+  if f[1] and redis.call('ZCOUNT', res, '(' .. now, '+inf') >= tonumber(f[1]) then none = true end
+  if f[3] and f[5] and tonumber(f[5]) >= t - t % tonumber(f[4])
+    and tonumber(f[6]) >= tonumber(f[3]) then none = true end
+  if none then
+    out[#out + 1] = qh
+  elseif f[2] then
+    local fk = P .. '{g}:qfull:' .. qh
+    for _, kh in ipairs(redis.call('SMEMBERS', fk)) do
+      if redis.call('ZCOUNT', res .. ':' .. kh, '(' .. now, '+inf') >= tonumber(f[2]) then
+        out[#out + 1] = qh .. ':' .. kh
+      else
+        redis.call('SREM', fk, kh)
+      end
+    end
+  end
+end
+return out
+"""
+
+QUEUE_RESERVE = r"""
+-- KEYS: the queue list. ARGV: P, now, expires_at, limit, n, then n candidates in claim
+-- order, each h, the token its claim will have, queue, key ('' = none). Reserves a
+-- place for each candidate whose queue and key have room at `now` (counting the
+-- places reserved so far), at most `limit`. A run whose reservation is live already
+-- gets none (it is leased, or a claim of it is under way), unless that reservation
+-- is for the same token: then this claim shares it (at most one claim of a token can
+-- win the bucket; the place is counted once and extended to the later expiry).
+-- Returns 1 (reserved), 2 (shared) or 0 per candidate.
+local P, now, expires = ARGV[1], ARGV[2], ARGV[3]
+local limit, n = tonumber(ARGV[4]), tonumber(ARGV[5])
+local t = tonumber(now)
+local hold = P .. '{g}:qhold'
+local gates = {}
+local granted, out = 0, {}
+for i = 0, n - 1 do
+  local h, token, q, pk = ARGV[6 + 4 * i], ARGV[7 + 4 * i], ARGV[8 + 4 * i], ARGV[9 + 4 * i]
+  local qh = hex(q)
+  local res = P .. '{g}:qres:' .. qh
+  local ok = 0
+  local score = redis.call('ZSCORE', res, h)
+  local live = score and tonumber(score) > t
+  local v = live and redis.call('HGET', hold, h)
+  if granted < limit and v then
+    local tok, _, kh, ws, c = qparse(v)
+    if tok == token then
+      ok = 2
+      granted = granted + 1
+      redis.call('ZADD', res, 'GT', expires, h)
+      if kh ~= '' then redis.call('ZADD', res .. ':' .. kh, 'GT', expires, h) end
+      redis.call('HSET', hold, h, table.concat({tok, qh, kh, ws, c + 1}, ':'))
+    end
+  elseif granted < limit and not live then
+    local g = gates[qh]
+    if not g then
+      local key = P .. '{g}:queue:' .. qh
+      local f = redis.call('HMGET', key, 'conc', 'pkc', 'rc', 'rp', 'ws', 'wu')
+      g = {key = key, conc = tonumber(f[1]), pkc = tonumber(f[2]), rc = tonumber(f[3]),
+        keyed = {}, leased = redis.call('ZCOUNT', res, '(' .. now, '+inf')}
+      if g.rc then
+        local start = t - t % tonumber(f[4])
+        local ws = tonumber(f[5])
+        -- A caller whose clock is behind counts in the latest window: never a reset.
+        if ws and ws >= start then g.ws, g.wu = ws, tonumber(f[6]) else g.ws, g.wu = start, 0 end
+      end
+      gates[qh] = g
+    end
+    local kh = pk ~= '' and hex(pk) or nil
+    local kc = nil
+    local room = not (g.conc and g.leased >= g.conc)
+    if room and kh and g.pkc then
+      kc = g.keyed[kh]
+      if kc == nil then kc = redis.call('ZCOUNT', res .. ':' .. kh, '(' .. now, '+inf') end
+      if kc >= g.pkc then
+        room = false
+        redis.call('SADD', P .. '{g}:qfull:' .. qh, kh)
+      end
+    end
+    if room and g.rc and g.wu >= g.rc then room = false end
+    if room then
+      ok = 1
+      granted = granted + 1
+      g.leased = g.leased + 1
+      local ws = ''
+      if g.rc then
+        g.wu = g.wu + 1
+        ws = string.format('%.0f', g.ws)
+        redis.call('HSET', g.key, 'ws', ws, 'wu', string.format('%.0f', g.wu))
+      end
+      redis.call('ZADD', res, expires, h)
+      if kh then
+        redis.call('ZADD', res .. ':' .. kh, expires, h)
+        if kc then
+          g.keyed[kh] = kc + 1
+          if kc + 1 >= g.pkc then redis.call('SADD', P .. '{g}:qfull:' .. qh, kh) end
+        end
+      end
+      redis.call('HSET', hold, h, table.concat({token, qh, kh or '', ws, 1}, ':'))
+    end
+  end
+  out[i + 1] = ok
+end
+return out
+"""
+
+QUEUE_RELEASE = r"""
+-- KEYS: the queue list. ARGV: P, n, then n triples (h, token, unused '1'/'0'). Gives
+-- back the reservation of each run, if it is still the one made for that token (a
+-- later claim's reservation is never removed). Unused: a claim that did not win gives
+-- up its share; the reservation goes when no claim of it is left (one that won never
+-- gives its share up: its settle or cancel removes the reservation), with its rate
+-- claim if its window is still the latest.
+local P, n = ARGV[1], tonumber(ARGV[2])
+local hold = P .. '{g}:qhold'
+for i = 0, n - 1 do
+  local h, token, unused = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
+  local v = redis.call('HGET', hold, h)
+  if v then
+    local tok, qh, kh, ws, c = qparse(v)
+    if tok == token and unused == '1' and c > 1 then
+      redis.call('HSET', hold, h, table.concat({tok, qh, kh, ws, c - 1}, ':'))
+    elseif tok == token then
+      local res = P .. '{g}:qres:' .. qh
+      redis.call('ZREM', res, h)
+      if kh ~= '' then redis.call('ZREM', res .. ':' .. kh, h) end
+      redis.call('HDEL', hold, h)
+      if unused == '1' and ws ~= '' then
+        local key = P .. '{g}:queue:' .. qh
+        local f = redis.call('HMGET', key, 'ws', 'wu')
+        if f[1] == ws and tonumber(f[2]) > 0 then
+          redis.call('HSET', key, 'wu', string.format('%.0f', tonumber(f[2]) - 1))
+        end
+      end
+    end
+  end
+end
+return 'ok'
+"""
+
+QUEUE_FORGET = r"""
+-- KEYS: the queue list. ARGV: P, n, n run hexes. Drops the reservations of runs that
+-- can hold no lease any more (timed out by their deadline, deleted), whatever lease
+-- they were made for: their places are free at once.
+local P, n = ARGV[1], tonumber(ARGV[2])
+local hold = P .. '{g}:qhold'
+for i = 1, n do
+  local h = ARGV[2 + i]
+  local v = redis.call('HGET', hold, h)
+  if v then
+    local _, qh, kh = qparse(v)
+    local res = P .. '{g}:qres:' .. qh
+    redis.call('ZREM', res, h)
+    if kh ~= '' then redis.call('ZREM', res .. ':' .. kh, h) end
+    redis.call('HDEL', hold, h)
+  end
+end
+return 'ok'
+"""
+
+QUEUE_EXTEND = r"""
+-- KEYS: the queue list. ARGV: P, h, token, expires_at, now. Before a heartbeat: extends
+-- the lease's reservation to the new expiry (never shortens it: GT). An expired one in
+-- a queue that limits places answers 'lost' (the place was given up); in a queue without
+-- place limits it is taken again. 'lost': another claim has reserved the run (only an
+-- expired reservation can be replaced, so this lease has expired and is being taken
+-- over). 'none': no reservation (released by a settle or cancel: the heartbeat fails).
+local P, h, token, expires, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local v = redis.call('HGET', P .. '{g}:qhold', h)
+if not v then return 'none' end
+local tok, qh, kh = qparse(v)
+if tok ~= token then return 'lost' end
+local res = P .. '{g}:qres:' .. qh
+local score = redis.call('ZSCORE', res, h)
+local flag = 'GT'
+if not (score and tonumber(score) > tonumber(now)) then
+  local f = redis.call('HMGET', P .. '{g}:queue:' .. qh, 'conc', 'pkc')
+  if f[1] or f[2] then return 'lost' end
+  flag = 'CH'
+end
+redis.call('ZADD', res, flag, expires, h)
+if kh ~= '' then redis.call('ZADD', res .. ':' .. kh, flag, expires, h) end
+return 'ok'
 """
 
 HEARTBEAT = r"""
@@ -837,8 +1077,9 @@ FIRE_DUE_DEADLINES = r"""
 -- earliest, in (deadline_at, run_id) order: each becomes timed_out with `error`, loses
 -- its lease, wait and ready time, and gets its deadline entry; then its parent hears
 -- of it and its children follow it (tell_parent, cascade). Returns
--- {deadline_at, h, run_id, field, record} per run; {deadline_at, h} for one that an
--- earlier firing's cascade ended meanwhile (not fired: the caller reads on).
+-- {deadline_at, h, run_id, field, record, the leased runs its cascade ended} per run;
+-- {deadline_at, h} for one that an earlier firing's cascade ended meanwhile (not
+-- fired: the caller reads on).
 local tags, a = buckets()
 local now, limit, dry = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3] == '1'
 local err = ARGV[a + 4]
@@ -879,8 +1120,7 @@ for i = 1, math.min(limit, #c) do
     redis.call('SREM', ck(T, h), field)
     end_run(T, h, 'timed_out', err, now)
     tell_parent(T, h, now)
-    cascade(T, h, 'timed_out', now)
-    out[i] = {c[i][1], h, f[1], field, record}
+    out[i] = {c[i][1], h, f[1], field, record, cascade(T, h, 'timed_out', now)}
   end
 end
 return out

@@ -9,7 +9,8 @@ Every run written before this revision is in the ``default`` queue at priority 0
 without a partition key (a run without the ``q``, ``pri`` and ``pk`` fields is read
 so). Upgrading builds, in each bucket, the ``ready`` and ``qr:<default>`` claim-order
 indexes from the ``queued`` index (and each queued run's ``rm`` field, its member
-there) and the ``ql:<default>`` lease index from the ``leases`` index. Each step sets
+there) and the ``ql:<default>`` lease index from the ``leases`` index; on a cluster
+also each lease's reservation in the ``{g}`` slot. Each step sets
 what it sets, so running it again after an interruption finishes the job.
 Downgrading drops those indexes, the queue configurations and the runs' queue
 fields: every run is then in the default queue again (its queue's limits are gone
@@ -19,6 +20,8 @@ with it).
 from __future__ import annotations
 
 from typing import cast
+
+from redis.asyncio.cluster import RedisCluster
 
 from workflow.store.redis.keys import Keyspace, escape
 from workflow.store.redis.migrator import MigrationContext
@@ -57,12 +60,21 @@ async def upgrade(ctx: MigrationContext) -> None:
         )
         if leases:
             await client.zadd(ks.index(k, f"ql:{_DEFAULT}"), dict(leases))
+        if isinstance(client, RedisCluster):
+            # A cluster keeps limits by reservations ({g}): each lease gets its own.
+            for h, score in leases:
+                token = cast("str | None", await client.hget(ks.run_in(k, h), "l_token"))
+                if token is not None:
+                    await client.zadd(ks.meta(f"qres:{_DEFAULT}"), {h: score})
+                    await client.hset(ks.meta("qhold"), h, f"{token}:{_DEFAULT}:::1")
 
 
 async def downgrade(ctx: MigrationContext) -> None:
     client = ctx.client
     ks = await _keyspace(ctx)
-    doomed = [ks.queues, *await ctx.scan(ks.glob("{g}:queue:*"))]
+    doomed = [ks.queues, ks.meta("qhold")]
+    for name in ("queue", "qres", "qfull"):
+        doomed += await ctx.scan(ks.glob(f"{{g}}:{name}:*"))
     for k in range(ks.buckets):
         doomed.append(ks.index(k, "ready"))
         for name in ("qr", "ql", "qk"):
