@@ -14,7 +14,7 @@ from local_cluster import (  # noqa: F401  (fixture redis_cluster_url)
     standalone_or_cluster,
 )
 
-from workflow.runtime import Cancelled, ErrorInfo, Existing, RunStatus
+from workflow.runtime import Cancelled, Claimed, ErrorInfo, Existing, RunStatus
 from workflow.runtime.errors import InvalidArgumentError
 from workflow.store.redis.store import RedisStore
 
@@ -117,3 +117,21 @@ async def test_the_children_index_shrinks_as_children_go_and_outlives_its_parent
     for i in (1, 2):
         assert await store.delete_run(f"p@c{i}")
     assert not any(":children:" in k for k in await _keys(store))
+
+
+async def test_a_cascade_frees_the_queue_places_of_the_children_it_cancels(
+    store: RedisStore,
+) -> None:
+    # A queue with one place, held by a running child; cancelling the parent cancels
+    # the child, and the place is free at once (on a cluster: its reservation is
+    # forgotten), not when the child's lease would have expired.
+    await store.upsert_queue("q", T0, concurrency=1)
+    await store.create_run("p", "wf", None, None, T0)
+    await store.create_run("p@c", "wf", None, None, T0, parent_run_id="p", queue="q")
+    await store.create_run("other", "wf", None, None, T0 + 1, queue="q")
+    held = await store.claim_run("p@c", "w", 60_000, T0 + 2)
+    assert isinstance(held, Claimed)
+    assert await store.claim_runnable("w", 60_000, 5, T0 + 3, queues=["q"]) == []
+    assert isinstance(await store.cancel_run("p", "stop", T0 + 4), Cancelled)
+    claims = await store.claim_runnable("w", 60_000, 5, T0 + 5, queues=["q"])
+    assert [c.run.run_id for c in claims] == ["other"]
