@@ -214,8 +214,8 @@ async def test_a_store_open_store_opened_has_read_its_bucket_count(
 
 async def _child_ends(store: RedisStore, parent: str, now: int) -> dict[str, int]:
     """A parent paused on its child's wait; the child is created and settles: the
-    round trips of the child's create and of its settle, which also writes the
-    parent's child entry and queues the parent (one script)."""
+    round trips of the child's create, of its settle (which also writes the parent's
+    child entry and queues the parent) and of listing the parent's children."""
     child = f"{parent}@child"
     await store.create_run(parent, "wf", None, None, now)
     claim = await store.claim_run(parent, "w", LEASE_MS, now)
@@ -232,7 +232,11 @@ async def _child_ends(store: RedisStore, parent: str, now: int) -> dict[str, int
     woken = await store.load_run(parent)
     assert woken is not None
     assert woken.status is RunStatus.QUEUED
-    return {"create_run": created, "settle_run": settled}
+    before = Counter.sent
+    page = await store.list_runs(parent_run_id=parent)
+    listed = Counter.sent - before
+    assert [r.run_id for r in page.items] == [child]
+    return {"create_run": created, "settle_run": settled, "list_children": listed}
 
 
 @pytest.fixture(params=["standalone", "cluster"])
@@ -247,5 +251,10 @@ async def test_a_child_s_create_and_settle_take_the_budgeted_round_trips(
     await _child_ends(either_store, "warm-up", T0)  # loads the scripts
     seen = await _child_ends(either_store, "measured", T0 + 1)
     # A child costs what any run costs: its parent's entry is in the settle's script.
+    # Its parent's children are one index in one bucket: one node even on a cluster.
     budget = CLUSTER if either_store.cluster else STANDALONE
-    assert seen == {"create_run": budget["create_run"], "settle_run": budget["settle_run"]}
+    assert seen == {
+        "create_run": budget["create_run"],
+        "settle_run": budget["settle_run"],
+        "list_children": 2,
+    }
