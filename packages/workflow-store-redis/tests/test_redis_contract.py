@@ -43,6 +43,7 @@ class TestRedisStore(StoreContract):
             Capability.DEADLINES,
             Capability.QUEUES,
             Capability.NOTIFY_RUNNABLE,
+            Capability.CHILDREN,
         }
     )
 
@@ -116,6 +117,7 @@ class TestRedisClusterStore(StoreContract):
             Capability.DEADLINES,
             Capability.QUEUES,
             Capability.NOTIFY_RUNNABLE,
+            Capability.CHILDREN,
         }
     )
 

@@ -51,6 +51,20 @@ def test_a_schedules_runs_share_its_bucket() -> None:
         assert hash_tag(ks.run(run_id)) == hash_tag(ks.schedule(sid))
 
 
+def test_a_childs_id_form_shares_its_parents_bucket_down_the_tree() -> None:
+    ks = Keyspace("wf:", 16)
+    for root in [*AWKWARD_IDS, "a@b", "sched@1700000000000"]:
+        placement = root.rpartition("@")[0] or root
+        parent = root
+        for depth in range(3):
+            # The form ctx.child makes: the parent's placement, '@', a suffix.
+            child = f"{placement}@c{depth}"
+            assert ks.run_bucket(child) == ks.run_bucket(parent)
+            # The parent's children index is in that bucket too.
+            assert hash_tag(ks.children(parent)) == hash_tag(ks.run(child))
+            parent = child
+
+
 def test_buckets_are_stable_and_spread() -> None:
     ks = Keyspace("wf:", 16)
     # crc32 of the UTF-8 id: fixed values, the same in every process and version (a

@@ -17,6 +17,7 @@ from workflow.runtime import (
     Finish,
     IntervalSpec,
     NewEvent,
+    ParentPolicy,
     Pause,
     RunStatus,
     SchemaMigrator,
@@ -312,6 +313,68 @@ async def test_downgrade_to_0002_ends_timed_out_runs_cancelled_and_drops_deadlin
     await store.create_schema()
     assert (await store.schema_status()).up_to_date
     assert await store.fire_due_timers(T0 + 2_000, 10) == []
+
+
+def _children_revision(store: RedisStore) -> SchemaRevision:
+    """The revision that brought child runs (found by its doc, so renumbering it
+    changes nothing here)."""
+    (found,) = [r for r in store.migrator.history() if r.doc.startswith("Children")]
+    return found
+
+
+async def test_downgrade_below_children_cancels_child_waits_and_drops_the_links(
+    store: RedisStore,
+) -> None:
+    await store.create_schema()
+    children = _children_revision(store)
+    assert children.down_revision is not None
+    await store.create_run("p", "wf", None, None, T0)
+    await store.create_run("p@a", "wf", None, None, T0 + 1, parent_run_id="p")
+    await store.create_run(
+        "p@b", "wf", None, None, T0 + 2, parent_run_id="p", parent_policy=ParentPolicy.ABANDON
+    )
+    await store.create_run("w", "wf", None, None, T0 + 3)
+    parent = await store.claim_run("p", "x", 60_000, T0 + 4)
+    waiter = await store.claim_run("w", "x", 60_000, T0 + 4)
+    done = await store.claim_run("p@b", "x", 60_000, T0 + 4)
+    assert isinstance(parent, Claimed)
+    assert isinstance(waiter, Claimed)
+    assert isinstance(done, Claimed)
+    await store.settle_run(
+        "p", parent.lease, 0, [], Pause(Wait.child("c", "p@a", timeout_at=T0 + 50)), T0 + 5
+    )
+    await store.settle_run("w", waiter.lease, 0, [], Pause(Wait.signal("s", "go")), T0 + 5)
+    await store.settle_run("p@b", done.lease, 0, [], Finish("b"), T0 + 6)
+    assert [e.key for e in await store.read_inbox("p")] == ["p@b"]
+
+    await store.migrator.downgrade(children.down_revision)
+    assert (await store.schema_status()).current == children.down_revision
+    p = await store.load_run("p")
+    assert p is not None
+    assert (p.status, p.wait, p.ready_at) == (RunStatus.CANCELLED, None, None)
+    assert p.error is not None
+    assert (p.error.type, p.error.code) == ("Cancelled", "cancelled")
+    assert f"below revision {children.revision} (child runs)" in p.error.message
+    w = await store.load_run("w")
+    assert w is not None
+    assert w.status is RunStatus.PAUSED  # a wait the old adapter knows is left alone
+    for run_id in ("p@a", "p@b"):
+        run = await store.load_run(run_id)
+        assert run is not None
+        assert (run.parent_run_id, run.parent_policy) == (None, None)
+    assert await store.read_inbox("p", include_consumed=True) == []
+    assert not any(":children:" in k for k in await _keys(store))
+    assert [r.run_id for r in (await store.list_runs(status=RunStatus.PAUSED)).items] == ["w"]
+    cancelled = await store.list_runs(status=RunStatus.CANCELLED)
+    assert [r.run_id for r in cancelled.items] == ["p"]
+
+    await store.migrator.downgrade(children.down_revision)  # again: nothing left to do
+    assert await store.load_run("p") == p
+    await store.create_schema()
+    assert (await store.schema_status()).up_to_date
+    assert await store.fire_due_timers(T0 + 100, 10) == []  # p's timer went with its wait
+    assert (await store.list_runs(parent_run_id="p")).items == []
+    assert await store.purge_runs(T0 + 100, 10) == 1  # p@b (p ended at the downgrade)
 
 
 async def test_0004_puts_old_runs_in_the_default_queue_and_downgrade_drops_queues(

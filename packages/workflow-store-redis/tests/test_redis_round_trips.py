@@ -15,11 +15,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_url)
+from local_cluster import (  # noqa: F401  (fixture redis_cluster_url)
+    cluster_fixture,
+    standalone_or_cluster,
+)
 from redis.asyncio.connection import Connection
 
 from workflow.contract_tests.servers import require_server
-from workflow.runtime import Claimed, NewEvent, Pause, RateLimit, RunStatus, Wait
+from workflow.runtime import Claimed, Finish, NewEvent, Pause, RateLimit, RunStatus, Wait
 from workflow.store.redis.keys import DEFAULT_BUCKETS
 from workflow.store.redis.store import RedisStore, open_store
 
@@ -207,3 +210,51 @@ async def test_a_store_open_store_opened_has_read_its_bucket_count(
         assert counted.sent - before == 1
     finally:
         await opened.close()
+
+
+async def _child_ends(store: RedisStore, parent: str, now: int) -> dict[str, int]:
+    """A parent paused on its child's wait; the child is created and settles: the
+    round trips of the child's create, of its settle (which also writes the parent's
+    child entry and queues the parent) and of listing the parent's children."""
+    child = f"{parent}@child"
+    await store.create_run(parent, "wf", None, None, now)
+    claim = await store.claim_run(parent, "w", LEASE_MS, now)
+    assert isinstance(claim, Claimed)
+    await store.settle_run(parent, claim.lease, 0, [], Pause(Wait.child("c", child)), now)
+    before = Counter.sent
+    await store.create_run(child, "wf", None, None, now, parent_run_id=parent)
+    created = Counter.sent - before
+    ran = await store.claim_run(child, "w", LEASE_MS, now)
+    assert isinstance(ran, Claimed)
+    before = Counter.sent
+    await store.settle_run(child, ran.lease, 0, [], Finish(1), now)
+    settled = Counter.sent - before
+    woken = await store.load_run(parent)
+    assert woken is not None
+    assert woken.status is RunStatus.QUEUED
+    before = Counter.sent
+    page = await store.list_runs(parent_run_id=parent)
+    listed = Counter.sent - before
+    assert [r.run_id for r in page.items] == [child]
+    return {"create_run": created, "settle_run": settled, "list_children": listed}
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+async def either_store(request: pytest.FixtureRequest) -> AsyncIterator[RedisStore]:
+    async for handle in standalone_or_cluster(request, create=True):
+        yield handle
+
+
+async def test_a_child_s_create_and_settle_take_the_budgeted_round_trips(
+    either_store: RedisStore, counted: type[Counter]
+) -> None:
+    await _child_ends(either_store, "warm-up", T0)  # loads the scripts
+    seen = await _child_ends(either_store, "measured", T0 + 1)
+    # A child costs what any run costs: its parent's entry is in the settle's script.
+    # Its parent's children are one index in one bucket: one node even on a cluster.
+    budget = CLUSTER if either_store.cluster else STANDALONE
+    assert seen == {
+        "create_run": budget["create_run"],
+        "settle_run": budget["settle_run"],
+        "list_children": 2,
+    }

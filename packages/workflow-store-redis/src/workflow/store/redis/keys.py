@@ -37,6 +37,7 @@ Layout, for prefix ``P`` (default ``wf:``), bucket tag ``T = P{b<k>}``, run id h
     T:deadlines     zset     live runs with a deadline, score deadline_at
     T:created       zset     every run, score 0, member "<created_at:015d>:H" (lex order)
     T:created:W     zset     the same for workflow id hex W
+    T:children:H    zset     the same for the children of run H
     T:status:N      zset     the same for the runs whose status is N ("queued", …)
     T:sched:S       hash     a schedule
     T:schedules     zset     every schedule of the bucket, score 0, member S
@@ -180,6 +181,10 @@ class Keyspace:
     def run_in(self, bucket: int, escaped: str) -> str:
         """A run's hash from its bucket and escaped id (an index member)."""
         return f"{self.tag(bucket)}:run:{escaped}"
+
+    def children(self, run_id: str) -> str:
+        """A run's children in list order (they live in its bucket)."""
+        return f"{self.run_tag(run_id)}:children:{escape(run_id)}"
 
     def created_by_workflow(self, bucket: int, workflow_id: str) -> str:
         return f"{self.tag(bucket)}:created:{escape(workflow_id)}"

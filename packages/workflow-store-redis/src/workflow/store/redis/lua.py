@@ -24,8 +24,9 @@ Conventions (see :mod:`workflow.store.redis.keys` for the layout):
   with ``tonumber`` is exact.
 * An empty string argument means "absent" (no valid id, time or JSON text is empty).
 * Run fields: ``id wf ver status input output error w_kind w_step w_key w_wake w_meta
-  l_owner l_token l_exp token next created updated ready cm deadline``; an absent field
-  is ``None``. ``token`` is the last token handed out, ``cm`` the list-order member.
+  l_owner l_token l_exp token next created updated ready cm deadline parent ppolicy``;
+  an absent field is ``None``. ``token`` is the last token handed out, ``cm`` the
+  list-order member, ``parent``/``ppolicy`` a child's link (see tell_parent, cascade).
 * Inbox fields are ``"<kind>:<key>"``; a record is the JSON array
   ``[name, step_id, payload_text, meta_text, received_at]``.
 * :func:`sync` derives every index membership from the run's fields after each
@@ -162,6 +163,8 @@ end
 local function matches(wkind, wstep, wkey, wwake, field, record)
   local kind, key = string.match(field, '^(%a+):(.*)$')
   if kind == 'timer' then return (wwake and key == wstep) and true or false end
+  if kind == 'child' then return wkind == 'child' and key == wkey end
+  if kind == 'deadline' then return false end
   if kind == 'signal' then
     if wkind ~= 'signal' then return false end
     local e = cjson.decode(record)
@@ -310,8 +313,85 @@ local function create_run(T, h, id, wf, ver, input, now, cm, wfh, extra)
   wake(T)
 end
 
+-- Ends a live run `status` (cancelled or timed_out) with the error text `err`: its
+-- lease, wait and ready time go.
+local function end_run(T, h, status, err, now)
+  local k = rk(T, h)
+  redis.call('HSET', k, 'status', status, 'error', err, 'updated', now)
+  redis.call('HDEL', k, 'ready', unpack(WAIT_FIELDS))
+  redis.call('HDEL', k, unpack(LEASE_FIELDS))
+  sync(T, h)
+end
+
+-- Children (docs/semantics.md, Children). The store refuses a child outside its
+-- parent's bucket, so a whole tree is in one bucket (one slot): what these derive
+-- from a run's fields or an index member is in the calling script's slot. Run fields
+-- 'parent' (the parent's id) and 'ppolicy' ('cancel' or 'abandon'); T:children:<parent
+-- hex> holds the parent's children as list-order members (as T:created does).
+local function kids(T, ph) return gk(T, 'children:' .. ph) end
+
+-- The stored ErrorInfo("ParentEnded", "parent run <P> ended <status>", "cancelled")
+-- (arguments.parent_ended_error).
+local function parent_ended(pid, pstatus)
+  return '{"type":"ParentEnded","message":' ..
+    cjson.encode('parent run ' .. pid .. ' ended ' .. pstatus) .. ',"code":"cancelled"}'
+end
+
+-- Run h has just ended. When it has a parent that exists and is live, the parent gets
+-- the child's entry (an entry already there is kept as it is) and, paused on this
+-- child's wait, is queued. A run without a parent costs one HGET.
+local function tell_parent(T, h, now)
+  local parent = redis.call('HGET', rk(T, h), 'parent')
+  if not parent then return end
+  local f = redis.call('HMGET', rk(T, h), 'id', 'status', 'output', 'error')
+  local ph = hex(parent)
+  local p = redis.call('HMGET', rk(T, ph), 'status', 'w_kind', 'w_key')
+  if not p[1] or TERMINAL[p[1]] then return end
+  local err = 'null'
+  if f[4] then
+    -- The child's error without its traceback (arguments.child_payload).
+    local e = cjson.decode(f[4])
+    err = '{"type":' .. cjson.encode(e.type) .. ',"message":' .. cjson.encode(e.message) ..
+      ',"code":' .. cjson.encode(e.code) .. '}'
+  end
+  -- The output is kept as the JSON text it was stored as.
+  local payload = '{"status":"' .. f[2] .. '","output":' .. (f[3] or 'null') .. ',"error":' ..
+    err .. '}'
+  local record = '[null,null,' .. cjson.encode(payload) .. ',null,' .. now .. ']'
+  redis.call('HSETNX', ik(T, ph), 'child:' .. f[1], record)
+  if p[1] == 'paused' and p[2] == 'child' and p[3] == f[1] then
+    make_queued(T, ph, now)
+    sync(T, ph)
+  end
+end
+
+-- Run h has just ended `status` (cancelled or timed_out): its live children of policy
+-- 'cancel' end cancelled with ParentEnded, and so on down the tree (a stack, not
+-- recursion: a tree may be deep). They write no child entries: their parents ended.
+-- A run without children costs one ZRANGE of a missing key. Returns the hex of each
+-- run it ended that was running (a cluster frees their queue places).
+local function cascade(T, h, status, now)
+  local leased = {}
+  local stack = {{h, status}}
+  while #stack > 0 do
+    local top = table.remove(stack)
+    local err = nil
+    for _, m in ipairs(redis.call('ZRANGE', kids(T, top[1]), 0, -1)) do
+      local ch = string.match(m, ':(%x+)$')
+      local f = redis.call('HMGET', rk(T, ch), 'status', 'ppolicy')
+      if f[1] and not TERMINAL[f[1]] and f[2] == 'cancel' then
+        err = err or parent_ended(redis.call('HGET', rk(T, top[1]), 'id'), top[2])
+        end_run(T, ch, 'cancelled', err, now)
+        stack[#stack + 1] = {ch, 'cancelled'}
+        if f[1] == 'running' then leased[#leased + 1] = ch end
+      end
+    end
+  end
+  return leased
+end
+
 local function delete_run(T, h)
-  local f = redis.call('HMGET', rk(T, h), 'wf', 'cm', 'q', 'pk', 'rm')
+  local f = redis.call('HMGET', rk(T, h), 'wf', 'cm', 'q', 'pk', 'rm', 'parent')
   if not f[1] then return 0 end
   local qh = hex(f[3] or 'default')
   if f[5] then
@@ -320,6 +400,9 @@ local function delete_run(T, h)
   end
   redis.call('ZREM', gk(T, 'ql:' .. qh), h)
   if f[4] then redis.call('ZREM', gk(T, 'qk:' .. qh .. ':' .. hex(f[4])), h) end
+  -- A child leaves its parent's list; a parent's list stays (its children keep their
+  -- link to it, docs/semantics.md).
+  if f[6] then redis.call('ZREM', kids(T, hex(f[6])), f[2]) end
   redis.call('ZREM', gk(T, 'created'), f[2])
   redis.call('ZREM', gk(T, 'created:' .. hex(f[1])), f[2])
   for _, name in ipairs(STATUSES) do redis.call('ZREM', gk(T, 'status:' .. name), f[2]) end
@@ -361,9 +444,21 @@ CREATE_RUN = r"""
 -- ARGV: T, h, run_id, workflow_id, version, input, now, created member, workflow hex,
 -- owner ('' = leave it queued), lease expiry (with an owner: created claimed, token 1,
 -- if its queue has room), deadline_at ('' = none), queue ('' = default), priority and
--- its inverted order ('' = 0), partition key ('' = none), P, B (see admit)
+-- its inverted order ('' = 0), partition key ('' = none), P, B (see admit), parent id
+-- ('' = none), parent hex ('' = the parent is in another bucket: refused), parent
+-- policy
 local T, h = ARGV[1], ARGV[2]
 if redis.call('EXISTS', rk(T, h)) == 1 then return {'existing', run_of(T, h)} end
+local parent, ph, ended = ARGV[19], ARGV[20], nil
+if parent ~= '' then
+  if ph == '' then return {'parent_elsewhere'} end
+  local pstatus = redis.call('HGET', rk(T, ph), 'status')
+  if not pstatus then return {'no_parent'} end
+  -- Too late for the parent's cascade: created as the cascade would have left it.
+  if ARGV[21] == 'cancel' and (pstatus == 'cancelled' or pstatus == 'timed_out') then
+    ended = parent_ended(parent, pstatus)
+  end
+end
 local extra = {}
 for j, name in ipairs({'deadline', 'q', 'pri', 'po', 'pk'}) do
   local value = ARGV[11 + j]
@@ -373,14 +468,22 @@ for j, name in ipairs({'deadline', 'q', 'pri', 'po', 'pk'}) do
   end
 end
 local q, pk = ARGV[13], ARGV[16]
--- A queue at a limit: the run is created queued, claimed by nobody.
-local claimed = ARGV[10] ~= '' and
+-- A queue at a limit: the run is created queued, claimed by nobody. A run created
+-- ended takes no place.
+local claimed = ARGV[10] ~= '' and not ended and
   admit(ARGV[17], tonumber(ARGV[18]), q ~= '' and q or 'default', pk ~= '' and pk or false,
     ARGV[7])
--- A run created claimed is nobody else's to take: no wake-up hint for it.
-if claimed then woke = true end
+-- A run created claimed is nobody else's to take, and one created ended is nobody's:
+-- no wake-up hint for either.
+if claimed or ended then woke = true end
 create_run(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], extra)
-if claimed then
+if parent ~= '' then
+  redis.call('HSET', rk(T, h), 'parent', parent, 'ppolicy', ARGV[21])
+  redis.call('ZADD', kids(T, ph), 0, ARGV[8])
+end
+if ended then
+  end_run(T, h, 'cancelled', ended, ARGV[7])
+elseif claimed then
   redis.call('HSET', rk(T, h), 'status', 'running', 'token', 1,
     'l_owner', ARGV[10], 'l_token', 1, 'l_exp', ARGV[11])
   sync(T, h)
@@ -391,17 +494,15 @@ return {'created', run_of(T, h)}
 CANCEL_RUN = r"""
 -- ARGV: T, h, error, now
 local T, h = ARGV[1], ARGV[2]
-local k = rk(T, h)
-local status = redis.call('HGET', k, 'status')
+local status = redis.call('HGET', rk(T, h), 'status')
 if not status then return {'notfound'} end
 if TERMINAL[status] then return {'terminal', run_of(T, h)} end
 -- The token of the lease it ends (a cluster then releases its queue reservation).
-local token = redis.call('HGET', k, 'l_token') or ''
-redis.call('HSET', k, 'status', 'cancelled', 'error', ARGV[3], 'updated', ARGV[4])
-redis.call('HDEL', k, 'ready', unpack(WAIT_FIELDS))
-redis.call('HDEL', k, unpack(LEASE_FIELDS))
-sync(T, h)
-return {'cancelled', run_of(T, h), token}
+local token = redis.call('HGET', rk(T, h), 'l_token') or ''
+end_run(T, h, 'cancelled', ARGV[3], ARGV[4])
+tell_parent(T, h, ARGV[4])
+-- The leased runs the cascade ended (a cluster then forgets their queue places).
+return {'cancelled', run_of(T, h), token, cascade(T, h, 'cancelled', ARGV[4])}
 """
 
 DELETE_RUN = r"""
@@ -896,6 +997,7 @@ else
   if ARGV[i + 2] ~= '' then redis.call('HSET', k, 'error', ARGV[i + 2]) end
 end
 sync(T, h)
+if TERMINAL[status] then tell_parent(T, h, now) end
 return {'ok', run_of(T, h)}
 """
 
@@ -973,8 +1075,11 @@ FIRE_DUE_DEADLINES = r"""
 -- ARGV: n, tags, now, limit, dry, error, m, m members (see named; the error comes
 -- before them here). Ends (dry: lists) the `limit` live runs whose deadline passed
 -- earliest, in (deadline_at, run_id) order: each becomes timed_out with `error`, loses
--- its lease, wait and ready time, and gets its deadline entry. Returns
--- {deadline_at, h, run_id, field, record} per run.
+-- its lease, wait and ready time, and gets its deadline entry; then its parent hears
+-- of it and its children follow it (tell_parent, cascade). Returns
+-- {deadline_at, h, run_id, field, record, the leased runs its cascade ended} per run;
+-- {deadline_at, h} for one that an earlier firing's cascade ended meanwhile (not
+-- fired: the caller reads on).
 local tags, a = buckets()
 local now, limit, dry = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3] == '1'
 local err = ARGV[a + 4]
@@ -1001,22 +1106,21 @@ table.sort(c, by_score_then_id)
 local out = {}
 for i = 1, math.min(limit, #c) do
   local T, h = c[i][3], c[i][2]
-  if dry then
+  if dry or TERMINAL[redis.call('HGET', rk(T, h), 'status')] then
+    -- Acting, a run already ended (by the cascade of an earlier firing in this call)
+    -- comes back as {deadline_at, h} only: the caller asks again for the rest.
     out[i] = {c[i][1], h}
   else
-    local k = rk(T, h)
-    local f = redis.call('HMGET', k, 'id', 'deadline')
+    local f = redis.call('HMGET', rk(T, h), 'id', 'deadline')
     -- Built by concatenation: the times are kept as the decimal strings they came as.
     local record = '[null,null,' .. cjson.encode('{"deadline_at":' .. f[2] .. '}') ..
       ',null,' .. now .. ']'
     local field = 'deadline:deadline'
     redis.call('HSET', ik(T, h), field, record)
     redis.call('SREM', ck(T, h), field)
-    redis.call('HSET', k, 'status', 'timed_out', 'error', err, 'updated', now)
-    redis.call('HDEL', k, 'ready', unpack(WAIT_FIELDS))
-    redis.call('HDEL', k, unpack(LEASE_FIELDS))
-    sync(T, h)
-    out[i] = {c[i][1], h, f[1], field, record}
+    end_run(T, h, 'timed_out', err, now)
+    tell_parent(T, h, now)
+    out[i] = {c[i][1], h, f[1], field, record, cascade(T, h, 'timed_out', now)}
   end
 end
 return out

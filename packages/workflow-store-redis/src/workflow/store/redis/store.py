@@ -120,7 +120,14 @@ from workflow.runtime.wakeups import Watchers
 
 from . import durability, lua, subscriber
 from .connections import client_options
-from .keys import DEFAULT_BUCKETS, DEFAULT_PREFIX, Keyspace, created_member, escape
+from .keys import (
+    DEFAULT_BUCKETS,
+    DEFAULT_PREFIX,
+    Keyspace,
+    created_member,
+    escape,
+    run_placement,
+)
 from .migrator import Client, RedisMigrator
 
 T = TypeVar("T")
@@ -357,6 +364,7 @@ class RedisStore:
                 Capability.CLAIM_ON_CREATE,
                 Capability.NOTIFY_RUNNABLE,
                 Capability.DEADLINES,
+                Capability.CHILDREN,
                 Capability.QUEUES,
             }
         )
@@ -540,13 +548,14 @@ class RedisStore:
             wait = Wait(
                 kind,
                 f["w_step"],
-                name=key if kind is WaitKind.SIGNAL else None,
+                name=key if kind in (WaitKind.SIGNAL, WaitKind.CHILD) else None,
                 approval_id=key if kind is WaitKind.APPROVAL else None,
                 wake_at=None if wake is None else int(wake),
                 meta=codec.decode(f.get("w_meta")),
             )
         ready = f.get("ready")
         deadline = f.get("deadline")
+        policy = f.get("ppolicy")
         return Run(
             run_id=f["id"],
             workflow_id=f["wf"],
@@ -565,6 +574,8 @@ class RedisStore:
             queue=f.get("q", DEFAULT_QUEUE),
             priority=int(f.get("pri", "0")),
             partition_key=f.get("pk"),
+            parent_run_id=f.get("parent"),
+            parent_policy=None if policy is None else ParentPolicy(policy),
         )
 
     @staticmethod
@@ -665,10 +676,14 @@ class RedisStore:
             partition_key=partition_key,
             parent_run_id=parent_run_id,
             parent_policy=parent_policy,
-            children=False,
         )
         p = a.placement
         ks = await self._ks()
+        parent_hex = ""
+        if a.parent_run_id is not None and ks.run_bucket(a.parent_run_id) == ks.run_bucket(
+            a.run_id
+        ):
+            parent_hex = escape(a.parent_run_id)
         owner, granted = a.owner, False
         if self._cluster and owner is not None:
             # The claim's place is reserved first (the lease's token will be 1).
@@ -676,7 +691,7 @@ class RedisStore:
                 ks, a.now, a.expires_at or 0, 1, [(escape(a.run_id), 1, p.queue, p.partition_key)]
             )
             owner = owner if granted else None
-        kind, flat = await self._run_script(
+        reply = await self._run_script(
             self._create,
             ks.run_keys(a.run_id, a.workflow_id),
             ks.run_tag(a.run_id),
@@ -696,11 +711,28 @@ class RedisStore:
             f"{MAX_PRIORITY - p.priority:010d}" if p.priority else "",
             p.partition_key or "",
             *self._limits(ks),
+            a.parent_run_id or "",
+            parent_hex,
+            "" if a.parent_policy is None else a.parent_policy.value,
         )
-        run = self._run(flat)
-        if granted and kind != "created":
-            # The run existed: this claim did not happen, its share of the place goes.
+        kind = reply[0]
+        run = self._run(reply[1]) if kind in ("created", "existing") else None
+        if granted and (kind != "created" or run is None or run.lease is None):
+            # No claim happened (the run existed, was created ended under its parent,
+            # or was refused): this claim's share of the place goes.
             await self._release(ks, [(escape(a.run_id), 1)], unused=True)
+        if kind == "parent_elsewhere":
+            raise InvalidArgumentError(
+                f"parent_run_id: run {a.run_id!r} would live in bucket "
+                f"{ks.run_bucket(a.run_id)} and its parent {a.parent_run_id!r} in bucket "
+                f"{ks.run_bucket(a.parent_run_id or '')}; a child must share its parent's "
+                f"bucket, which an id of the form {run_placement(a.parent_run_id or '') + '@…'!r} "
+                "always does"
+            )
+        if kind == "no_parent" or run is None:
+            raise InvalidArgumentError(
+                f"parent_run_id: no run {a.parent_run_id!r} (a child's parent must exist)"
+            )
         if kind == "created":
             return Created(run, run.lease)
         return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
@@ -720,7 +752,7 @@ class RedisStore:
         cursor: str | None = None,
         parent_run_id: str | None = None,
     ) -> Page:
-        arguments.children_listing(parent_run_id, children=False)
+        parent = arguments.children_listing(parent_run_id, children=True)
         workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
         statuses = validation.check_statuses(status)
         limit = validation.check_limit(limit)
@@ -728,16 +760,22 @@ class RedisStore:
         ks = await self._ks()
         # The sources, (bucket, index): each sorts like (created_at, run_id). Without a
         # workflow, a status filter reads the per-status indexes, which hold only
-        # matching runs; with both, the workflow's index is read and filtered.
+        # matching runs; with both, the workflow's index is read and filtered. A run's
+        # children are one index in its bucket (they share it), read and filtered.
         sources: list[tuple[int, str]] = []
-        for k in range(ks.buckets):
-            if workflow_id is not None:
-                sources.append((k, ks.created_by_workflow(k, workflow_id)))
-            elif statuses is not None:
-                sources += [(k, ks.index(k, f"status:{s.value}")) for s in sorted(statuses)]
-            else:
-                sources.append((k, ks.index(k, "created")))
-        exact = workflow_id is None or statuses is None
+        if parent is not None:
+            sources.append((ks.run_bucket(parent), ks.children(parent)))
+        else:
+            for k in range(ks.buckets):
+                if workflow_id is not None:
+                    sources.append((k, ks.created_by_workflow(k, workflow_id)))
+                elif statuses is not None:
+                    sources += [(k, ks.index(k, f"status:{s.value}")) for s in sorted(statuses)]
+                else:
+                    sources.append((k, ks.index(k, "created")))
+        # The index read applies one filter; any other is applied to the runs loaded.
+        filters = (parent is not None) + (workflow_id is not None) + (statuses is not None)
+        exact = filters <= 1
         # A round reads `batch` members below the cursor from every source (one
         # pipeline) and merges them; members below the last one read from a source that
         # may hold more are left for the next round, since that source's unread members
@@ -772,7 +810,11 @@ class RedisStore:
             runs = await self._load_many(ks, [(k, m.split(":", 1)[1]) for m, k in members])
             for run in runs:
                 # A run deleted since the index was read is simply not listed.
-                if run is not None and (statuses is None or run.status in statuses):
+                if (
+                    run is not None
+                    and (statuses is None or run.status in statuses)
+                    and (workflow_id is None or run.workflow_id == workflow_id)
+                ):
                     found.append(run)
             start = "(" + members[-1][0]
             if not more_left:
@@ -829,6 +871,9 @@ class RedisStore:
             return NotFound(a.run_id)
         if self._cluster and reply[0] == "cancelled" and reply[2]:
             await self._release(ks, [(escape(a.run_id), int(reply[2]))])
+        if self._cluster and reply[0] == "cancelled" and reply[3]:
+            # The leased runs the cascade cancelled: their queue places are free.
+            await self._forget(ks, list(reply[3]))
         run = self._run(reply[1])
         return Cancelled(run) if reply[0] == "cancelled" else AlreadyTerminal(run)
 
@@ -1246,16 +1291,25 @@ class RedisStore:
         limit = validation.check_limit(limit)
         # Deadlines first: a run they end has no timer left to fire.
         error = codec.encode_error(arguments.TIMED_OUT_ERROR)
-        rows = await self._merged(
-            self._fire_deadlines,
-            ("deadlines",),
-            limit,
-            lambda n, dry: [now, n, "1" if dry else "0", error],
-        )
-        if rows and self._cluster:
-            # A run that timed out holds no lease: its queue place is free at once.
-            ks = await self._ks()
-            await self._forget(ks, [row[1] for row in rows])
+        rows: list[Any] = []
+        while len(rows) < limit:
+            got = await self._merged(
+                self._fire_deadlines,
+                ("deadlines",),
+                limit - len(rows),
+                lambda n, dry: [now, n, "1" if dry else "0", error],
+            )
+            fired = [row for row in got if len(row) == 6]
+            rows += fired
+            if fired and self._cluster:
+                # A run that timed out, and the leased runs its cascade cancelled, hold
+                # no lease: their queue places are free at once.
+                ks = await self._ks()
+                await self._forget(ks, [h for row in fired for h in (row[1], *row[5])])
+            # Firings go one after another: a due run the cascade of an earlier one
+            # ended takes no place in `limit`, so the runs after it are read next.
+            if len(fired) == len(got):
+                break
         if len(rows) < limit:
             rows += await self._merged(
                 self._fire_timers,
@@ -1263,7 +1317,7 @@ class RedisStore:
                 limit - len(rows),
                 lambda n, dry: [now, n, "1" if dry else "0"],
             )
-        return [self._entry(run_id, field, record, False) for _, _, run_id, field, record in rows]
+        return [self._entry(row[2], row[3], row[4], False) for row in rows]
 
     # -- schedules -------------------------------------------------------------------
     async def upsert_schedule(
