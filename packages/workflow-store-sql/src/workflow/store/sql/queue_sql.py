@@ -98,8 +98,9 @@ def claim_order(t: StoreTables) -> list[sa.ColumnElement[Any]]:
 def limited_candidates(
     t: StoreTables, claimable: sa.ColumnElement[bool], n_queues: int, after: bool
 ) -> sa.Select[Any]:
-    """One page (``p_page``) of claimable runs in claim order, locked (SKIP LOCKED);
-    ``n_queues``: only runs of ``p_qn0..``; ``after``: past the key ``p_after_*``."""
+    """One page (``p_page``) of runs in claim order that are ``claimable`` (and whose
+    queue and key have room: :func:`has_room`), locked (SKIP LOCKED); ``n_queues``:
+    only runs of ``p_qn0..``; ``after``: past the key ``p_after_*``."""
     runs = t.runs
     stmt = sa.select(
         runs.c.run_id, runs.c.queue, runs.c.partition_key, runs.c.priority, runs.c.ready_at
@@ -169,3 +170,187 @@ def select_queues(t: StoreTables, one: bool) -> sa.Select[Any]:
     if one:
         stmt = stmt.where(q.c.name == bound("name", q.c.name.type))
     return stmt.order_by(q.c.name)
+
+
+# -- the limited claim, decided in SQL ------------------------------------------------
+# ``claim_runnable`` where queues have limits: the counting and the decision are SQL
+# (no round trip between them), in the order ``LimitGate`` decides. The claimer holds
+# the limited queues' row locks (``lock_limited``, a statement before this one, so this
+# statement's snapshot sees what the previous holder committed); then:
+#
+# * ``lim``: each limited queue, its leases now (one range of ``ix_runs_queue_leases``)
+#   and its rate window at ``p_now`` (a clock behind counts in the latest window);
+# * ``keyed``: the leases per key of the queues with a per-key limit (the same ranges);
+# * ``picked``: a page of claimable runs in claim order whose queue and key have room
+#   now (a full one is filtered out, so it never blocks the runs behind it), locked
+#   (SKIP LOCKED) by the dialects that lock rows;
+# * ``takes``: each picked run and whether it is taken. A queue-wide limit (concurrency,
+#   rate) once reached rejects every later run of its queue, so the runs of a key that
+#   are taken are its first ``room`` runs: rank per key first, then per queue among the
+#   runs their key lets through, then the first ``p_limit`` of what is left.
+
+TAKE = "t_"
+"""Prefix of the ``takes`` columns in a result row that also holds a claim."""
+
+
+def limit_state(t: StoreTables) -> sa.CTE:
+    """``lim``: the limited queues, their leases at ``p_now`` and their rate window."""
+    q, runs = t.queues, t.runs
+    now = bound("now", q.c.window_start.type)
+    start = now - now % q.c.rate_period_ms
+    fresh = start > q.c.window_start
+    leased = (
+        sa.select(sa.func.count())
+        .where(
+            runs.c.queue == q.c.name,
+            runs.c.status == RunStatus.RUNNING.value,
+            runs.c.lease_expires_at > now,
+        )
+        .scalar_subquery()
+    )
+    return (
+        sa.select(
+            q.c.name,
+            q.c.concurrency,
+            q.c.per_key_concurrency,
+            q.c.rate_count,
+            sa.case((fresh, start), else_=q.c.window_start).label("w_start"),
+            sa.case((fresh, 0), else_=q.c.window_count).label("w_used"),
+            leased.label("leased"),
+        )
+        .where(limited(t))
+        .cte("lim")
+    )
+
+
+def keyed_leases(t: StoreTables, lim: sa.CTE) -> sa.CTE:
+    """``keyed``: runs leased at ``p_now`` per key, in queues with a per-key limit."""
+    runs = t.runs
+    return (
+        sa.select(runs.c.queue, runs.c.partition_key, sa.func.count().label("n"))
+        .select_from(
+            runs.join(
+                lim,
+                sa.and_(lim.c.name == runs.c.queue, lim.c.per_key_concurrency.is_not(None)),
+            )
+        )
+        .where(
+            runs.c.status == RunStatus.RUNNING.value,
+            runs.c.lease_expires_at > bound("now", runs.c.lease_expires_at.type),
+            runs.c.partition_key.is_not(None),
+        )
+        .group_by(runs.c.queue, runs.c.partition_key)
+        .cte("keyed")
+    )
+
+
+def has_room(t: StoreTables, lim: sa.CTE, keyed: sa.CTE) -> sa.ColumnElement[bool]:
+    """The run's queue and key have room for one more lease (no limit: room)."""
+    runs = t.runs
+    queue_full = sa.exists().where(
+        lim.c.name == runs.c.queue,
+        sa.or_(lim.c.leased >= lim.c.concurrency, lim.c.w_used >= lim.c.rate_count),
+    )
+    key_full = sa.exists().where(
+        keyed.c.queue == runs.c.queue,
+        keyed.c.partition_key == runs.c.partition_key,
+        lim.c.name == keyed.c.queue,
+        keyed.c.n >= lim.c.per_key_concurrency,
+    )
+    return sa.and_(~queue_full, ~key_full)
+
+
+def takes(t: StoreTables, picked: sa.CTE, lim: sa.CTE, keyed: sa.CTE) -> sa.Select[Any]:
+    """``takes``: every picked run (``t_run_id``, ``t_priority``, ``t_ready_at``), with
+    ``t_take`` (1: claim it, else 0), ``t_rated`` (its queue has a rate limit: its
+    window is written back) and ``t_limited`` (how many queues have limits)."""
+    p = picked.c
+    order = [p.priority.desc(), p.ready_at, p.run_id]
+    by_key = sa.select(
+        p.run_id,
+        p.queue,
+        p.partition_key,
+        p.priority,
+        p.ready_at,
+        sa.func.row_number()
+        .over(partition_by=[p.queue, p.partition_key], order_by=order)
+        .label("rk_key"),
+    ).subquery("by_key")
+    k = by_key.c
+    key_ok = sa.or_(
+        lim.c.per_key_concurrency.is_(None),
+        k.partition_key.is_(None),
+        sa.func.coalesce(keyed.c.n, 0) + k.rk_key <= lim.c.per_key_concurrency,
+    )
+    by_queue = (
+        sa.select(
+            k.run_id,
+            k.priority,
+            k.ready_at,
+            lim.c.concurrency,
+            lim.c.leased,
+            lim.c.rate_count,
+            lim.c.w_used,
+            sa.func.row_number()
+            .over(partition_by=k.queue, order_by=[k.priority.desc(), k.ready_at, k.run_id])
+            .label("rk_queue"),
+        )
+        .select_from(
+            by_key.outerjoin(lim, lim.c.name == k.queue).outerjoin(
+                keyed, sa.and_(keyed.c.queue == k.queue, keyed.c.partition_key == k.partition_key)
+            )
+        )
+        .where(key_ok)
+        .subquery("by_queue")
+    )
+    b = by_queue.c
+    queue_ok = sa.and_(
+        sa.or_(b.concurrency.is_(None), b.leased + b.rk_queue <= b.concurrency),
+        sa.or_(b.rate_count.is_(None), b.w_used + b.rk_queue <= b.rate_count),
+    )
+    ok = (
+        sa.select(
+            b.run_id,
+            sa.func.row_number()
+            .over(order_by=[b.priority.desc(), b.ready_at, b.run_id])
+            .label("pos"),
+        )
+        .where(queue_ok)
+        .subquery("ok")
+    )
+    n_limited = sa.select(sa.func.count()).select_from(lim).scalar_subquery()
+    take = sa.and_(ok.c.pos.is_not(None), ok.c.pos <= sa.bindparam("p_limit", type_=sa.Integer()))
+    return sa.select(
+        p.run_id.label(f"{TAKE}run_id"),
+        p.priority.label(f"{TAKE}priority"),
+        p.ready_at.label(f"{TAKE}ready_at"),
+        sa.case((take, 1), else_=0).label(f"{TAKE}take"),
+        sa.case((lim.c.rate_count.is_not(None), 1), else_=0).label(f"{TAKE}rated"),
+        n_limited.label(f"{TAKE}limited"),
+    ).select_from(
+        picked.outerjoin(ok, ok.c.run_id == p.run_id).outerjoin(lim, lim.c.name == p.queue)
+    )
+
+
+def count_in_windows(t: StoreTables, claimed: sa.FromClause) -> sa.Update:
+    """Count this call's claims in their queues' rate windows (``claimed``: a source
+    with the ``queue`` of each run claimed). Assignments in this order: MySQL evaluates
+    them left to right, and ``window_count`` reads the old ``window_start``."""
+    q = t.queues
+    now = bound("now", q.c.window_start.type)
+    start = now - now % q.c.rate_period_ms
+    fresh = start > q.c.window_start
+    n = (
+        sa.select(sa.func.count())
+        .select_from(claimed)
+        .where(claimed.c.queue == q.c.name)
+        .scalar_subquery()
+    )
+    return (
+        sa.update(q)
+        .where(q.c.rate_count.is_not(None), q.c.name.in_(sa.select(claimed.c.queue)))
+        .ordered_values(
+            (q.c.window_count, sa.case((fresh, 0), else_=q.c.window_count) + n),
+            (q.c.window_start, sa.case((fresh, start), else_=q.c.window_start)),
+        )
+    )
