@@ -21,6 +21,7 @@ The statement texts are in the package's golden file (``tests/golden``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -169,7 +170,7 @@ class OneTripBatches(SQLStore):
 
     async def _limited_round(
         self, a: arguments.ClaimMany, after: rows.Row | None
-    ) -> tuple[list[Claimed], list[rows.Row]]:
+    ) -> tuple[list[Claimed], Sequence[rows.Row]]:
         """One batch: lock the limited queues' rows, decide (``takes`` as JSON in
         ``@wf_takes``: each statement at READ COMMITTED reads what the locks' previous
         holder committed), claim the runs taken, count them in the rate windows, read
@@ -208,7 +209,7 @@ class OneTripBatches(SQLStore):
                 "COMMIT",
             ]
 
-        def claim() -> Body[tuple[list[Claimed], list[rows.Row]]]:
+        def claim() -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
             found = yield self._batch(
                 ("limited_claim", n_queues, after is not None, history),
                 build,

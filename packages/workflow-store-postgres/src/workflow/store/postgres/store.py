@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, ClassVar
 
 import psycopg
@@ -256,7 +256,7 @@ class PostgresStore(ReturningClaims):
 
     async def _limited_round(
         self, a: arguments.ClaimMany, after: rows.Row | None
-    ) -> tuple[list[Claimed], list[rows.Row]]:
+    ) -> tuple[list[Claimed], Sequence[rows.Row]]:
         """Two statements sent as one text (:meth:`.driver.PsycopgDriver.execute`):
         lock the limited queues' rows, then :func:`.one_statement.limited_claim`. They
         must be two: a statement's snapshot is taken when it starts, so a count in the
@@ -275,7 +275,7 @@ class PostgresStore(ReturningClaims):
                 ),
             ]
 
-        def claim() -> Body[tuple[list[Claimed], list[rows.Row]]]:
+        def claim() -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
             found = yield self._batch(
                 ("limited_claim", n_queues, after is not None, history),
                 build,

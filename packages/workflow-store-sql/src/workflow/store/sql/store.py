@@ -1037,13 +1037,13 @@ class SQLStore:
 
     async def _limited_round(
         self, a: arguments.ClaimMany, after: rows.Row | None
-    ) -> tuple[list[Claimed], list[rows.Row]]:
+    ) -> tuple[list[Claimed], Sequence[rows.Row]]:
         """One atomic step of a limited claim: the claims, and every run it picked."""
         return await self._run(self._limited_body(a, after), transaction=True)
 
     def _limited_body(
         self, a: arguments.ClaimMany, after: rows.Row | None
-    ) -> Body[tuple[list[Claimed], list[rows.Row]]]:
+    ) -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
         """Lock the limited queues (where the dialect's transaction does not serialise
         writers already), pick and decide in one statement, claim, count the windows."""
         if self._dialect.locks_rows:
