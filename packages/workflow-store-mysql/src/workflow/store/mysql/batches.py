@@ -68,7 +68,8 @@ _TAKES = (
     "JSON_TABLE(@wf_takes, '$[*]' COLUMNS ("
     f"{_T}run_id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$[0]', "
     f"{_T}priority INT PATH '$[1]', {_T}ready_at BIGINT PATH '$[2]', "
-    f"{_T}take INT PATH '$[3]', {_T}rated INT PATH '$[4]', {_T}limited INT PATH '$[5]'"
+    f"{_T}take INT PATH '$[3]', {_T}rated INT PATH '$[4]', {_T}picked INT PATH '$[5]', "
+    f"{_T}limited INT PATH '$[6]'"
     ")) AS jt"
 )
 """The picked runs of a limited claim (``@wf_takes``: their ``takes`` rows as JSON)."""
@@ -85,7 +86,7 @@ def _taken_ids() -> sa.Select[Any]:
 
 def _takes_rows() -> sa.Subquery:
     """The rows of ``@wf_takes`` (``t_run_id`` as text, as the JSON holds it)."""
-    names = ("run_id", "priority", "ready_at", "take", "rated", "limited")
+    names = ("run_id", "priority", "ready_at", "take", "rated", "picked", "limited")
     return (
         sa.text(f"SELECT * FROM {_TAKES}")
         .columns(*(sa.column(f"{_T}{c}") for c in names))
@@ -185,7 +186,7 @@ class OneTripBatches(SQLStore):
                 _utf8(takes.c[f"{_T}run_id"]),
                 *(
                     takes.c[f"{_T}{c}"]
-                    for c in ("priority", "ready_at", "take", "rated", "limited")
+                    for c in ("priority", "ready_at", "take", "rated", "picked", "limited")
                 ),
             )
             decided = _takes_rows()

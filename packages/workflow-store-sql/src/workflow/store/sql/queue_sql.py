@@ -261,9 +261,11 @@ def has_room(t: StoreTables, lim: sa.CTE, keyed: sa.CTE) -> sa.ColumnElement[boo
 
 
 def takes(t: StoreTables, picked: sa.CTE, lim: sa.CTE, keyed: sa.CTE) -> sa.Select[Any]:
-    """``takes``: every picked run (``t_run_id``, ``t_priority``, ``t_ready_at``), with
-    ``t_take`` (1: claim it, else 0), ``t_rated`` (its queue has a rate limit: its
-    window is written back) and ``t_limited`` (how many queues have limits)."""
+    """``takes``: the picked runs that are taken and the last one picked in claim
+    order (``t_run_id``, ``t_priority``, ``t_ready_at``), with ``t_take`` (1: claim
+    it, else 0), ``t_rated`` (its queue has a rate limit: its window is written back),
+    ``t_picked`` (how many runs were picked) and ``t_limited`` (how many queues have
+    limits)."""
     p = picked.c
     order = [p.priority.desc(), p.ready_at, p.run_id]
     by_key = sa.select(
@@ -318,17 +320,32 @@ def takes(t: StoreTables, picked: sa.CTE, lim: sa.CTE, keyed: sa.CTE) -> sa.Sele
         .where(queue_ok)
         .subquery("ok")
     )
+    numbered = sa.select(
+        p.run_id,
+        p.queue,
+        p.priority,
+        p.ready_at,
+        sa.func.row_number().over(order_by=order).label("pos"),
+        sa.func.count().over().label("n"),
+    ).subquery("numbered")
+    n = numbered.c
     n_limited = sa.select(sa.func.count()).select_from(lim).scalar_subquery()
     take = sa.and_(ok.c.pos.is_not(None), ok.c.pos <= sa.bindparam("p_limit", type_=sa.Integer()))
-    return sa.select(
-        p.run_id.label(f"{TAKE}run_id"),
-        p.priority.label(f"{TAKE}priority"),
-        p.ready_at.label(f"{TAKE}ready_at"),
-        sa.case((take, 1), else_=0).label(f"{TAKE}take"),
-        sa.case((lim.c.rate_count.is_not(None), 1), else_=0).label(f"{TAKE}rated"),
-        n_limited.label(f"{TAKE}limited"),
-    ).select_from(
-        picked.outerjoin(ok, ok.c.run_id == p.run_id).outerjoin(lim, lim.c.name == p.queue)
+    return (
+        sa.select(
+            n.run_id.label(f"{TAKE}run_id"),
+            n.priority.label(f"{TAKE}priority"),
+            n.ready_at.label(f"{TAKE}ready_at"),
+            sa.case((take, 1), else_=0).label(f"{TAKE}take"),
+            sa.case((lim.c.rate_count.is_not(None), 1), else_=0).label(f"{TAKE}rated"),
+            n.n.label(f"{TAKE}picked"),
+            n_limited.label(f"{TAKE}limited"),
+        )
+        .select_from(
+            numbered.outerjoin(ok, ok.c.run_id == n.run_id).outerjoin(lim, lim.c.name == n.queue)
+        )
+        # The runs taken, and the last one picked (where the next page starts).
+        .where(sa.or_(take, n.pos == n.n))
     )
 
 

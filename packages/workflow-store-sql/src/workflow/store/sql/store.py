@@ -986,6 +986,7 @@ class SQLStore:
         candidates was not full (nothing more to take)."""
         claims: list[Claimed] = []
         after: rows.Row | None = None
+        t = queue_sql.TAKE
         while True:
             more = replace(a, limit=a.limit - len(claims))
             got, picked = await self._limited_round(more, after)
@@ -993,8 +994,8 @@ class SQLStore:
             if picked:
                 # Which claim the next call starts with: a hint, never a guarantee
                 # (both claims keep the limits, the cheaper one is tried first).
-                self._limits_seen = bool(picked[0][f"{queue_sql.TAKE}limited"])
-            if len(claims) >= a.limit or len(picked) < self._page(more):
+                self._limits_seen = bool(picked[0][f"{t}limited"])
+            if len(claims) >= a.limit or not picked or picked[0][f"{t}picked"] < self._page(more):
                 return claims
             # A full page left short by runs whose queue or key had too little room
             # for all of them: the next round starts after it.
@@ -1038,7 +1039,7 @@ class SQLStore:
     async def _limited_round(
         self, a: arguments.ClaimMany, after: rows.Row | None
     ) -> tuple[list[Claimed], Sequence[rows.Row]]:
-        """One atomic step of a limited claim: the claims, and every run it picked."""
+        """One atomic step of a limited claim: the claims, and the ``takes`` rows."""
         return await self._run(self._limited_body(a, after), transaction=True)
 
     def _limited_body(
