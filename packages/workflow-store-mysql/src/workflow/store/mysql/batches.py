@@ -192,7 +192,7 @@ class OneTripBatches(SQLStore):
             decided = _takes_rows()
             return [
                 "BEGIN",
-                queue_sql.lock_limited(self.tables, False),
+                queue_sql.lock_limited_names(self.tables),
                 sa.select(sa.func.JSON_ARRAYAGG(as_json)).suffix_with("INTO @wf_takes"),
                 sa.update(runs).where(taken).ordered_values(*self._claim_values()),
                 queue_sql.count_in_windows(

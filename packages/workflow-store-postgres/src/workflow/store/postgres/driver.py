@@ -194,8 +194,9 @@ class PsycopgDriver(AsyncDriver[Connection]):
             await cursor.execute(query.statement.sql, query.params())
             found = Rows((), [], cursor.rowcount)
             while True:
-                if cursor.description is not None:
-                    names = [d.name for d in cursor.description]
+                description = cursor.description  # built anew at each access
+                if description is not None:
+                    names = [d.name for d in description]
                     found = Rows(names, await cursor.fetchall(), cursor.rowcount)
                 if not cursor.nextset():
                     return found

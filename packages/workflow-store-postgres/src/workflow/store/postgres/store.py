@@ -266,7 +266,7 @@ class PostgresStore(ReturningClaims):
 
         def build() -> list[sa.ClauseElement | str]:
             return [
-                queue_sql.lock_limited(self.tables, False),
+                queue_sql.lock_limited_names(self.tables),
                 one.limited_claim(
                     self.tables,
                     self._limited_takes(n_queues, after is not None),

@@ -73,6 +73,13 @@ def lock_limited(t: StoreTables, one: bool) -> sa.Select[Any]:
     return stmt.order_by(q.c.name).with_for_update()
 
 
+def lock_limited_names(t: StoreTables) -> sa.Select[Any]:
+    """The names of the limited queues, their rows locked until COMMIT (in name order,
+    so two claimers never deadlock)."""
+    q = t.queues
+    return sa.select(q.c.name).where(limited(t)).order_by(q.c.name).with_for_update()
+
+
 def leased_counts(t: StoreTables, one: bool) -> sa.Select[Any]:
     """Runs leased at ``p_now`` per (queue, key), in the limited queues (``one``: in
     ``p_queue``): an index range of ``ix_runs_queue_leases`` per queue."""
@@ -175,7 +182,7 @@ def select_queues(t: StoreTables, one: bool) -> sa.Select[Any]:
 # -- the limited claim, decided in SQL ------------------------------------------------
 # ``claim_runnable`` where queues have limits: the counting and the decision are SQL
 # (no round trip between them), in the order ``LimitGate`` decides. The claimer holds
-# the limited queues' row locks (``lock_limited``, a statement before this one, so this
+# the limited queues' row locks (``lock_limited_names``, a statement before this one, so this
 # statement's snapshot sees what the previous holder committed); then:
 #
 # * ``lim``: each limited queue, its leases now (one range of ``ix_runs_queue_leases``)

@@ -1049,7 +1049,7 @@ class SQLStore:
         writers already), pick and decide in one statement, claim, count the windows."""
         if self._dialect.locks_rows:
             yield self._q(
-                ("lock_limited", False), lambda: queue_sql.lock_limited(self.tables, False), {}
+                "lock_limited_names", lambda: queue_sql.lock_limited_names(self.tables), {}
             )
         n_queues = len(a.queues or ())
         found = yield self._q(
