@@ -4,13 +4,16 @@ How a claim keeps the limits: the one-statement claims (the hot path) only take 
 of queues without limits, which costs each claimed row one primary-key probe of the
 ``queues`` table (``unlimited_run``), and a claim of many takes nothing at all while
 any queue has limits (``no_limited_queue``: one probe per statement), so that claim
-order stays global. Runs of limited queues are claimed in a transaction that first
-locks the rows of the limited queues it may touch (``SELECT … FOR UPDATE``, in name
-order, so claimers never deadlock), then counts their leased runs through
-``ix_runs_queue_leases`` (one index range per queue), decides with
-:class:`~workflow.runtime.queues.LimitGate`, claims and writes the rate windows back
-before COMMIT. Every claim of a limited queue's runs holds that queue's row lock, so
-no two of them count at once: the count a claim sees is the truth until it commits.
+order stays global. ``claim_runnable`` where queues have limits first locks the rows
+of the limited queues (``lock_limited_names``: ``SELECT … FOR UPDATE``, in name order,
+so claimers never deadlock), then counts their leased runs through
+``ix_runs_queue_leases`` and decides in one statement (``takes``), then claims and
+counts the claims in the rate windows (``count_in_windows``) before COMMIT; each
+dialect sends that as one round trip. ``claim_run`` and ``create_run(..., owner=)``
+of a limited queue's run lock that queue's row, count (``leased_counts``) and decide
+with :class:`~workflow.runtime.queues.LimitGate`. Every claim of a limited queue's
+runs holds that queue's row lock from before it counts, so no two of them count at
+once: the count a claim sees is the truth until it commits.
 """
 
 from __future__ import annotations
@@ -182,8 +185,8 @@ def select_queues(t: StoreTables, one: bool) -> sa.Select[Any]:
 # -- the limited claim, decided in SQL ------------------------------------------------
 # ``claim_runnable`` where queues have limits: the counting and the decision are SQL
 # (no round trip between them), in the order ``LimitGate`` decides. The claimer holds
-# the limited queues' row locks (``lock_limited_names``, a statement before this one, so this
-# statement's snapshot sees what the previous holder committed); then:
+# the limited queues' row locks (``lock_limited_names``, a statement before this one,
+# so this statement's snapshot sees what the previous holder committed); then:
 #
 # * ``lim``: each limited queue, its leases now (one range of ``ix_runs_queue_leases``)
 #   and its rate window at ``p_now`` (a clock behind counts in the latest window);
