@@ -157,7 +157,10 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
     # Another claimer holds the queue's row lock, leases a run and commits while the
     # claim waits for that lock: the claim's decision is a statement after the lock
     # (its own read view at READ COMMITTED), so it counts that lease.
-    store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="limrace_")
+    # Time enough to wait for the lock on a loaded machine (nothing is timed).
+    store = MySQLStore.from_url(
+        URL, schema=server_schema, table_prefix="limrace_", operation_timeout=120
+    )
     await store.create_schema()
     table = f"`{server_schema}`.limrace_"
     holder = pymysql.connect(**connect_arguments(sa.make_url(URL)))

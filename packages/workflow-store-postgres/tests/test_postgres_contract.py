@@ -239,7 +239,10 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
     # waits for that lock. The claim's counting statement starts once it holds the
     # lock, so it counts that lease; a count in the statement that waited would not
     # (its snapshot is older) and would lease a second run past concurrency=1.
-    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="limrace_")
+    # Time enough to wait for the lock on a loaded machine (nothing is timed).
+    store = PostgresStore.from_url(
+        URL, schema=server_schema, table_prefix="limrace_", operation_timeout=120
+    )
     await store.create_schema()
     table = f'"{server_schema}".limrace_'
     try:

@@ -170,7 +170,7 @@ class OneTripBatches(SQLStore):
         return await self._run(claim())
 
     async def _limited_round(
-        self, a: arguments.ClaimMany, after: rows.Row | None
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
     ) -> tuple[list[Claimed], Sequence[rows.Row]]:
         """One batch: lock the limited queues' rows, decide (``takes`` as JSON in
         ``@wf_takes``: each statement at READ COMMITTED reads what the locks' previous
@@ -180,7 +180,9 @@ class OneTripBatches(SQLStore):
         n_queues, history = len(a.queues or ()), a.with_history
 
         def build() -> Parts:
-            takes = self._limited_takes(n_queues, after is not None).subquery("takes")
+            takes = self._limited_takes(n_queues, after is not None, run_id is not None).subquery(
+                "takes"
+            )
             taken = runs.c.run_id.in_(_taken_ids())
             as_json = sa.func.JSON_ARRAY(
                 _utf8(takes.c[f"{_T}run_id"]),
@@ -212,9 +214,9 @@ class OneTripBatches(SQLStore):
 
         def claim() -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
             found = yield self._batch(
-                ("limited_claim", n_queues, after is not None, history),
+                ("limited_claim", n_queues, after is not None, run_id is not None, history),
                 build,
-                self._limited_params(a, after),
+                self._limited_params(a, after, run_id),
             )
             picked = found.mappings()
             return [self._claimed(r, history) for r in picked if r["run_id"] is not None], picked

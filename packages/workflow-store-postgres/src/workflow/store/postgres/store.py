@@ -255,7 +255,7 @@ class PostgresStore(ReturningClaims):
         return candidates.cte("picked").prefix_with("MATERIALIZED")
 
     async def _limited_round(
-        self, a: arguments.ClaimMany, after: rows.Row | None
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
     ) -> tuple[list[Claimed], Sequence[rows.Row]]:
         """Two statements sent as one text (:meth:`.driver.PsycopgDriver.execute`):
         lock the limited queues' rows, then :func:`.one_statement.limited_claim`. They
@@ -269,7 +269,7 @@ class PostgresStore(ReturningClaims):
                 queue_sql.lock_limited_names(self.tables),
                 one.limited_claim(
                     self.tables,
-                    self._limited_takes(n_queues, after is not None),
+                    self._limited_takes(n_queues, after is not None, run_id is not None),
                     self._claim_values(),
                     self._claim_returning(history),
                 ),
@@ -277,9 +277,9 @@ class PostgresStore(ReturningClaims):
 
         def claim() -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
             found = yield self._batch(
-                ("limited_claim", n_queues, after is not None, history),
+                ("limited_claim", n_queues, after is not None, run_id is not None, history),
                 build,
-                self._limited_params(a, after),
+                self._limited_params(a, after, run_id),
             )
             picked = found.mappings()
             return [self._claimed(r, history) for r in picked if r["run_id"] is not None], picked

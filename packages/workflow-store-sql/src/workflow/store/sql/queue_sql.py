@@ -106,15 +106,22 @@ def claim_order(t: StoreTables) -> list[sa.ColumnElement[Any]]:
 
 
 def limited_candidates(
-    t: StoreTables, claimable: sa.ColumnElement[bool], n_queues: int, after: bool
+    t: StoreTables,
+    claimable: sa.ColumnElement[bool],
+    n_queues: int,
+    after: bool,
+    one_run: bool = False,
 ) -> sa.Select[Any]:
     """One page (``p_page``) of runs in claim order that are ``claimable`` (and whose
     queue and key have room: :func:`has_room`), locked (SKIP LOCKED); ``n_queues``:
-    only runs of ``p_qn0..``; ``after``: past the key ``p_after_*``."""
+    only runs of ``p_qn0..``; ``after``: past the key ``p_after_*``; ``one_run``: only
+    the run ``p_run_id`` (``claim_run``)."""
     runs = t.runs
     stmt = sa.select(
         runs.c.run_id, runs.c.queue, runs.c.partition_key, runs.c.priority, runs.c.ready_at
     ).where(runs.c.ready_at.is_not(None), claimable)
+    if one_run:
+        stmt = stmt.where(runs.c.run_id == bound("run_id", runs.c.run_id.type))
     if n_queues:
         stmt = stmt.where(
             runs.c.queue.in_([bound(f"qn{i}", runs.c.queue.type) for i in range(n_queues)])

@@ -844,8 +844,8 @@ class SQLStore:
         return await self._claim_or_limited(a, await self._claim(a))
 
     async def _claim(self, a: arguments.Claim) -> ClaimResult:
-        if self.queue_limits:  # the portable claim decides in Python: count first
-            return await self._run(self._claim_run_limited(a), transaction=True)
+        if self.queue_limits:  # the portable claim: the limited claim counts first
+            return await self._claim_run_limited(a)
         return await self._run(self._claim_one(a), transaction=True)
 
     def _claim_one(self, a: arguments.Claim) -> Body[ClaimResult]:
@@ -1007,9 +1007,12 @@ class SQLStore:
         key or queue with less room than runs rarely leave a round short."""
         return a.limit + 16
 
-    def _limited_params(self, a: arguments.ClaimMany, after: rows.Row | None) -> Params:
+    def _limited_params(
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
+    ) -> Params:
         t = queue_sql.TAKE
         params: Params = {
+            **({"p_run_id": run_id} if run_id is not None else {}),
             **self._claim_params(a),
             "p_limit": a.limit,
             "p_page": self._page(a),
@@ -1023,27 +1026,28 @@ class SQLStore:
             }
         return params
 
-    def _limited_takes(self, n_queues: int, after: bool) -> sa.Select[Any]:
+    def _limited_takes(self, n_queues: int, after: bool, one_run: bool) -> sa.Select[Any]:
         """The runs one limited round picks, and which it takes
         (:func:`.queue_sql.takes`)."""
         t = self.tables
         lim = queue_sql.limit_state(t)
         keyed = queue_sql.keyed_leases(t, lim)
         claimable = sa.and_(self._claimable_any_queue(), queue_sql.has_room(t, lim, keyed))
-        candidates = queue_sql.limited_candidates(t, claimable, n_queues, after)
+        candidates = queue_sql.limited_candidates(t, claimable, n_queues, after, one_run)
         return queue_sql.takes(t, self._picked(candidates), lim, keyed)
 
     def _picked(self, candidates: sa.Select[Any]) -> sa.CTE:
         return candidates.cte("picked")
 
     async def _limited_round(
-        self, a: arguments.ClaimMany, after: rows.Row | None
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
     ) -> tuple[list[Claimed], Sequence[rows.Row]]:
-        """One atomic step of a limited claim: the claims, and the ``takes`` rows."""
-        return await self._run(self._limited_body(a, after), transaction=True)
+        """One atomic step of a limited claim: the claims, and the ``takes`` rows
+        (``run_id``: of that run only, for ``claim_run``)."""
+        return await self._run(self._limited_body(a, after, run_id), transaction=True)
 
     def _limited_body(
-        self, a: arguments.ClaimMany, after: rows.Row | None
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None
     ) -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
         """Lock the limited queues (where the dialect's transaction does not serialise
         writers already), pick and decide in one statement, claim, count the windows."""
@@ -1052,10 +1056,11 @@ class SQLStore:
                 "lock_limited_names", lambda: queue_sql.lock_limited_names(self.tables), {}
             )
         n_queues = len(a.queues or ())
+        one_run = run_id is not None
         found = yield self._q(
-            ("limited_takes", n_queues, after is not None),
-            lambda: self._limited_takes(n_queues, after is not None),
-            self._limited_params(a, after),
+            ("limited_takes", n_queues, after is not None, one_run),
+            lambda: self._limited_takes(n_queues, after is not None, one_run),
+            self._limited_params(a, after, run_id),
         )
         picked = found.mappings()
         t = queue_sql.TAKE
@@ -1090,29 +1095,23 @@ class SQLStore:
         yield self._claim_ids(a, ids)
         return (yield from self._read_claimed(ids, a.with_history))
 
-    def _claim_run_limited(self, a: arguments.Claim) -> Body[ClaimResult]:
-        """``claim_run`` of a run whose queue has limits, in a transaction."""
-        current = yield from self._load(a.run_id, lock=True)
-        if current is None:
-            return NotFound(a.run_id)
-        run = rows.run_from_row(current)
-        if not _claimable(run, a.now):
-            return NotClaimable(run)
-        gate = yield from self._gate(a.now, run.queue)
-        if not gate.has_room(run.queue, run.partition_key):
-            return NotClaimable(run)
-        gate.take(run.queue, run.partition_key)
-        many = arguments.ClaimMany(a.owner, a.lease_ms, 1, a.now, a.with_history)
-        yield self._claim_ids(many, [a.run_id])
-        yield from self._write_windows(gate)
-        claimed = yield from self._read_claimed([a.run_id], a.with_history)
-        return claimed[0]
-
     async def _claim_or_limited(self, a: arguments.Claim, answer: ClaimResult) -> ClaimResult:
-        """A one-statement claim's answer, unless it left the run to a queue limit."""
-        if self.queue_limits and isinstance(answer, NotClaimable) and _claimable(answer.run, a.now):
-            return await self._run(self._claim_run_limited(a), transaction=True)
-        return answer
+        """A one-statement claim's answer, unless it left the run to a queue limit:
+        then the limited claim's round, for that run only."""
+        if not (
+            self.queue_limits and isinstance(answer, NotClaimable) and _claimable(answer.run, a.now)
+        ):
+            return answer
+        return await self._claim_run_limited(a)
+
+    async def _claim_run_limited(self, a: arguments.Claim) -> ClaimResult:
+        """``claim_run`` through one round of the limited claim, for that run only."""
+        many = arguments.ClaimMany(a.owner, a.lease_ms, 1, a.now, a.with_history)
+        claims, _ = await self._limited_round(many, None, a.run_id)
+        if claims:
+            return claims[0]
+        current = await self._run(self._load(a.run_id))
+        return NotFound(a.run_id) if current is None else NotClaimable(rows.run_from_row(current))
 
     @operation
     async def upsert_queue(
