@@ -111,7 +111,8 @@ async def limited_claim_statements(
     store: ``unlimited`` (no queue has limits), ``limited_first`` (the first claim
     after a limit appeared: the one-statement claim finds it, then the limited claim),
     ``limited`` (the next ones start with the limited claim), ``rate_limited`` (a
-    queue with a rate limit: the claim also counts in its window)."""
+    queue with a rate limit: the claim also counts in its window); and ``claim_run``
+    of a run in that queue (the one-statement claim leaves it to the limited claim)."""
     out: dict[str, list[str]] = {}
     for i in range(5):
         await store.create_run(f"lim{i}", "wf", None, None, now, queue="q")
@@ -128,6 +129,11 @@ async def limited_claim_statements(
     await run("limited")
     await store.upsert_queue("q", now, concurrency=100, rate_limit=RateLimit(100, 60_000))
     await run("rate_limited")
+    await store.create_run("one", "wf", None, None, now, queue="q")
+    with record(store) as seen:
+        claim = await store.claim_run("one", "w", 1000, now + 1)
+    assert isinstance(claim, Claimed), claim
+    out["claim_run"] = list(seen)
     return out
 
 
