@@ -20,11 +20,11 @@ from workflow.store.mysql.driver import CLIENT_FLAGS, PyMySQLDriver, connect_arg
 from workflow.store.mysql.store import MySQLStore
 from workflow.store.sql.compiled import text_statement
 from workflow.store.sql.driver import Body, Query
+from workflow.store.sql.queue_statements import limited_claim_statements
 from workflow.store.sql.statements import (
     Recorder,
     hot_operation_sql,
     hot_operation_statements,
-    limited_claim_statements,
     recompiled,
 )
 from workflow.store.sql.store import SQLStore

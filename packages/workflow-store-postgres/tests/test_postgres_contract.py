@@ -29,10 +29,10 @@ from workflow.runtime.wakeups import Watch
 from workflow.runtime.worker import Worker
 from workflow.store.postgres.listener import listen_statement
 from workflow.store.postgres.store import PostgresStore
+from workflow.store.sql.queue_statements import limited_claim_statements
 from workflow.store.sql.statements import (
     hot_operation_sql,
     hot_operation_statements,
-    limited_claim_statements,
     recompiled,
     recording,
     texts,

@@ -13,12 +13,8 @@ import pytest
 from workflow.contract_tests import StoreContract, StoreFactory
 from workflow.contract_tests.sql import assert_golden
 from workflow.runtime import Capability, ExecutionStore
-from workflow.store.sql.statements import (
-    Recorder,
-    hot_operation_sql,
-    hot_operation_statements,
-    limited_claim_statements,
-)
+from workflow.store.sql.queue_statements import limited_claim_statements
+from workflow.store.sql.statements import Recorder, hot_operation_sql, hot_operation_statements
 from workflow.store.sql.store import SQLStore
 from workflow.store.sqlite.store import SQLiteStore
 

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from workflow.runtime import Claimed, IntervalSpec, NewEvent, Pause, RateLimit, Wait
+from workflow.runtime import Claimed, IntervalSpec, NewEvent, Pause, Wait
 
 from .store import SQLStore
 
@@ -101,39 +101,6 @@ async def hot_operation_statements(
     await run("fire_due_schedules", store.fire_due_schedules(now + 5000, 10))
     await run("list_runs", store.list_runs(limit=2))
     await run("load_run", store.load_run(r1))
-    return out
-
-
-async def limited_claim_statements(
-    store: SQLStore, now: int = 1_000_000, *, record: Recorder = recording
-) -> dict[str, list[str]]:
-    """What ``claim_runnable(limit=1)`` sends with queue limits off and on, on an empty
-    store: ``unlimited`` (no queue has limits), ``limited_first`` (the first claim
-    after a limit appeared: the one-statement claim finds it, then the limited claim),
-    ``limited`` (the next ones start with the limited claim), ``rate_limited`` (a
-    queue with a rate limit: the claim also counts in its window); and ``claim_run``
-    of a run in that queue (the one-statement claim leaves it to the limited claim)."""
-    out: dict[str, list[str]] = {}
-    for i in range(5):
-        await store.create_run(f"lim{i}", "wf", None, None, now, queue="q")
-
-    async def run(name: str) -> None:
-        with record(store) as seen:
-            got = await store.claim_runnable("w", 1000, 1, now + 1)
-        assert len(got) == 1, (name, got)
-        out[name] = list(seen)
-
-    await run("unlimited")
-    await store.upsert_queue("q", now, concurrency=100)
-    await run("limited_first")
-    await run("limited")
-    await store.upsert_queue("q", now, concurrency=100, rate_limit=RateLimit(100, 60_000))
-    await run("rate_limited")
-    await store.create_run("one", "wf", None, None, now, queue="q")
-    with record(store) as seen:
-        claim = await store.claim_run("one", "w", 1000, now + 1)
-    assert isinstance(claim, Claimed), claim
-    out["claim_run"] = list(seen)
     return out
 
 
