@@ -13,8 +13,12 @@ import pytest
 from workflow.contract_tests import StoreContract, StoreFactory
 from workflow.contract_tests.sql import assert_golden
 from workflow.runtime import Capability, ExecutionStore
-from workflow.store.sql.queue_statements import limited_claim_statements
-from workflow.store.sql.statements import Recorder, hot_operation_sql, hot_operation_statements
+from workflow.store.sql.statements import (
+    Recorder,
+    child_operation_statements,
+    hot_operation_sql,
+    hot_operation_statements,
+)
 from workflow.store.sql.store import SQLStore
 from workflow.store.sqlite.store import SQLiteStore
 
@@ -28,6 +32,7 @@ class TestSQLiteStore(StoreContract):
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
             Capability.QUEUES,
+            Capability.CHILDREN,
         }
     )
 
@@ -136,62 +141,6 @@ async def test_every_hot_operation_is_one_hop_to_the_driver_thread(
     assert {op: len(hops) for op, hops in seen.items()} == dict.fromkeys(STATEMENT_BUDGET, 1), seen
 
 
-# claim_runnable(limit=1) with queue limits off and on (statements.limited_claim_statements):
-# the limited claim is one transaction (BEGIN IMMEDIATE serialises the writers, so
-# nothing is locked): the decision, the claim, the rate windows when the queue has a
-# rate limit. The first limited claim also ran the one-statement claim, which found
-# a limit (then the store starts with the limited claim). claim_run of a run in a limited
-# queue: the one-statement claim and its read, then the limited claim for that run.
-LIMITED_CLAIM_BUDGET = {
-    "unlimited": 1,
-    "limited_first": 5,
-    "limited": 4,
-    "rate_limited": 5,
-    "claim_run": 7,
-}
-
-
-async def test_a_limited_claim_is_one_hop_and_its_budgeted_statements(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: dict[str, list[str]] = {}
-    hops: dict[str, list[str]] = {}
-    for name, record in (("statements", None), ("hops", _hops(monkeypatch))):
-        store = SQLiteStore.from_path(tmp_path / f"{name}.db")
-        await store.create_schema()
-        try:
-            if record is None:
-                seen = await limited_claim_statements(store)
-            else:
-                hops = await limited_claim_statements(store, record=record)
-        finally:
-            await store.close()
-    assert {op: len(statements) for op, statements in seen.items()} == LIMITED_CLAIM_BUDGET, seen
-    assert {op: len(h) for op, h in hops.items()} == {
-        "unlimited": 1,
-        "limited_first": 2,
-        "limited": 1,
-        "rate_limited": 1,
-        "claim_run": 2,
-    }, hops
-
-
-async def test_a_limited_claim_reads_past_a_page_of_runs_it_cannot_take(tmp_path: Path) -> None:
-    # One round reads a page of candidates (limit + 16); 40 runs of a key with room for
-    # one fill it, and the run of another key behind them is found by the next page.
-    store = SQLiteStore.from_path(tmp_path / "pages.db")
-    await store.create_schema()
-    try:
-        await store.upsert_queue("q", 0, per_key_concurrency=1)
-        for i in range(40):
-            await store.create_run(f"a{i:02d}", "wf", None, None, 0, queue="q", partition_key="k1")
-        await store.create_run("b", "wf", None, None, 1, queue="q", partition_key="k2")
-        got = await store.claim_runnable("w", 60_000, 2, 10)
-    finally:
-        await store.close()
-    assert [c.run.run_id for c in got] == ["a00", "b"]
-
-
 async def test_hot_operations_send_the_golden_sql(tmp_path: Path) -> None:
     # What each hot operation sends, as SQL a reviewer reads (tests/golden/).
     store = SQLiteStore.from_path(tmp_path / "golden.db")
@@ -201,3 +150,26 @@ async def test_hot_operations_send_the_golden_sql(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert_golden(GOLDEN, text)
+
+
+# SQLite: one hop each; a child's settle is tried as an orphan first, in vain (the
+# guard's no-parent clause), then done again with its parent locked first.
+CHILD_BUDGET = {
+    "settle_finish": 3,
+    "create_child": 5,
+    "settle_finish_child": 10,
+    "cancel_run": 5,
+    "cancel_child": 9,
+}
+
+
+async def test_runs_with_and_without_a_parent_send_the_budgeted_statements(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore.from_path(tmp_path / "children.db")
+    await store.create_schema()
+    try:
+        seen = await child_operation_statements(store)
+    finally:
+        await store.close()
+    assert {op: len(statements) for op, statements in seen.items()} == CHILD_BUDGET, seen
