@@ -8,6 +8,7 @@ so each variant is a few lines and obviously wrong in just one way.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import replace
@@ -16,12 +17,15 @@ from typing import Any
 from workflow.runtime import (
     JSON,
     Buffered,
+    Cancelled,
+    CancelResult,
     Claimed,
     ClaimResult,
     Created,
     CreateResult,
     DeliveryResult,
     InboxEntry,
+    InboxKind,
     InboxRef,
     InMemoryStore,
     Lease,
@@ -37,7 +41,7 @@ from workflow.runtime import (
     ScheduleTick,
     StoredEvent,
 )
-from workflow.runtime.arguments import Delivery, LogWrite
+from workflow.runtime.arguments import Delivery, LogWrite, NewRun
 from workflow.runtime.cursor import decode_cursor, encode_cursor
 from workflow.runtime.memory import _Data, _InboxRow, _RunRow
 
@@ -464,6 +468,102 @@ class QueueLimitsIgnoredByClaimRunnable(InMemoryStore):
             self._data.queues = configured
 
 
+# -- child runs (issue 16 item 2) ------------------------------------------------------------
+# Each forgets one half of a parent link, or makes one of its steps two.
+
+
+class NoCascade(InMemoryStore):
+    """Cancels or times out a parent and leaves its ``cancel``-policy children going."""
+
+    @staticmethod
+    def _cascade(data: _Data, parent: _RunRow, now: int) -> None:
+        return None
+
+
+class DropsChildEntry(InMemoryStore):
+    """Wakes a parent paused on a child that ended, but stores no child entry."""
+
+    def _tell_parent(self, data: _Data, child: _RunRow, now: int) -> None:
+        parent = None if child.parent_run_id is None else data.runs.get(child.parent_run_id)
+        known = set() if parent is None else set(parent.inbox)
+        super()._tell_parent(data, child, now)
+        if parent is not None:
+            for key in set(parent.inbox) - known:
+                del parent.inbox[key]
+
+
+class ChildEndWakesNobody(InMemoryStore):
+    """Stores the child entry but leaves a parent paused on that child paused."""
+
+    def _tell_parent(self, data: _Data, child: _RunRow, now: int) -> None:
+        parent = None if child.parent_run_id is None else data.runs.get(child.parent_run_id)
+        wait = None if parent is None else parent.wait
+        super()._tell_parent(data, child, now)
+        if parent is not None and wait is not None and parent.status is RunStatus.QUEUED:
+            parent.status, parent.wait, parent.ready_at = RunStatus.PAUSED, wait, None
+
+
+class KeptChildEntryWakesNobody(InMemoryStore):
+    """Keeps a child entry already there, and then forgets to wake the parent."""
+
+    def _tell_parent(self, data: _Data, child: _RunRow, now: int) -> None:
+        parent = None if child.parent_run_id is None else data.runs.get(child.parent_run_id)
+        if parent is not None and (InboxKind.CHILD, child.run_id) in parent.inbox:
+            return
+        super()._tell_parent(data, child, now)
+
+
+class LateChildOfCancelledParentRuns(InMemoryStore):
+    """Creates a child of a cancelled parent queued: the cascade it came too late for
+    never reaches it."""
+
+    @staticmethod
+    def _parent_ended(data: _Data, a: NewRun) -> str | None:
+        InMemoryStore._parent_ended(data, a)  # still refuses an unknown parent
+        return None
+
+
+class CascadedChildrenCountInLimit(InMemoryStore):
+    """Picks the first ``limit`` due deadlines as one batch before firing any, so a
+    child its parent's cascade cancelled takes a place in ``limit``."""
+
+    def _fire_deadlines(self, now: int, limit: int) -> list[InboxEntry]:
+        due = sorted(
+            (
+                r
+                for r in self._data.runs.values()
+                if not r.status.terminal and r.deadline_at is not None and r.deadline_at <= now
+            ),
+            key=lambda r: (r.deadline_at or 0, r.run_id),
+        )[limit:]
+        later = {row.run_id: row.deadline_at for row in due}
+        for row in due:
+            row.deadline_at = None
+        try:
+            return super()._fire_deadlines(now, limit)
+        finally:
+            for row in due:
+                row.deadline_at = later[row.run_id]
+
+
+class CascadeInTwoSteps(InMemoryStore):
+    """Cancels the parent, then its children in a second write: a child's settle that
+    lands in between ends it under a parent that gets nothing."""
+
+    @staticmethod
+    def _cascade(data: _Data, parent: _RunRow, now: int) -> None:
+        return None
+
+    async def cancel_run(self, run_id: str, reason: str, now: int) -> CancelResult:
+        result = await super().cancel_run(run_id, reason, now)
+        if isinstance(result, Cancelled):
+            await asyncio.sleep(0)  # the second write: others get in between
+            row = self._data.runs.get(result.run.run_id)
+            if row is not None:
+                InMemoryStore._cascade(self._data, row, now)
+        return result
+
+
 BROKEN_STORES: dict[str, type[InMemoryStore]] = {
     cls.__name__: cls
     for cls in (
@@ -494,5 +594,12 @@ BROKEN_STORES: dict[str, type[InMemoryStore]] = {
         PlainStatusStringIgnored,
         TupleConsumeIgnored,
         PlainOverlapIsSkip,
+        NoCascade,
+        DropsChildEntry,
+        ChildEndWakesNobody,
+        KeptChildEntryWakesNobody,
+        LateChildOfCancelledParentRuns,
+        CascadedChildrenCountInLimit,
+        CascadeInTwoSteps,
     )
 }

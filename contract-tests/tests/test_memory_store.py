@@ -18,6 +18,7 @@ class TestInMemoryStore(StoreContract):
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
             Capability.QUEUES,
+            Capability.CHILDREN,
         }
     )
 

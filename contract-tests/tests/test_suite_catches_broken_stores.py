@@ -21,7 +21,14 @@ from workflow.runtime import Capability
 
 
 class TestBrokenStore(StoreContract):
-    capabilities = frozenset({{Capability.SUBSCRIBE_EVENTS, Capability.QUEUES}})
+    capabilities = frozenset(
+        {{
+            Capability.SUBSCRIBE_EVENTS,
+            Capability.QUEUES,
+            Capability.CHILDREN,
+            Capability.DEADLINES,
+        }}
+    )
 
     @pytest.fixture
     async def store(self):
@@ -67,6 +74,13 @@ FAMILY = {
     "TupleConsumeIgnored": "list_or_tuple",
     "PlainOverlapIsSkip": "plain_value",
     "QueueLimitsIgnoredByClaimRunnable": "32_claimers",
+    "NoCascade": "cascade",
+    "DropsChildEntry": "child_entry",
+    "ChildEndWakesNobody": "queues_a_parent_paused",
+    "KeptChildEntryWakesNobody": "already_there",
+    "LateChildOfCancelledParentRuns": "created_cancelled",
+    "CascadedChildrenCountInLimit": "one_after_another",
+    "CascadeInTwoSteps": "concurrently_has_one_order",
 }
 
 

@@ -13,6 +13,7 @@ from workflow.runtime import (
     ErrorInfo,
     Fail,
     Finish,
+    InboxEntry,
     InboxKind,
     InboxRef,
     IntervalSpec,
@@ -388,6 +389,32 @@ def test_check_wait_approval_keys_on_the_approval_id() -> None:
     assert (out.kind, out.key, out.wake_at, out.meta) == (WaitKind.APPROVAL, "ap-1", None, None)
 
 
+def test_check_wait_child_keys_on_the_child_run_id_with_an_optional_timeout() -> None:
+    out = v.check_wait(Wait.child("step-4", "parent@c1"), max_bytes=1024)
+    assert (out.kind, out.step_id, out.key, out.wake_at) == (
+        WaitKind.CHILD,
+        "step-4",
+        "parent@c1",
+        None,
+    )
+    timed = v.check_wait(Wait.child("step-4", "parent@c1", timeout_at=7), max_bytes=1024)
+    assert (timed.key, timed.wake_at) == ("parent@c1", 7)
+
+
+def test_wait_matches_a_child_entry_only_on_a_child_wait_naming_that_child() -> None:
+    def entry(kind: InboxKind, key: str) -> InboxEntry:
+        return InboxEntry("p", kind, key, None, None, None, None, 0, False)
+
+    wait = Wait.child("s", "p@c1", timeout_at=5)
+    assert wait.matches(entry(InboxKind.CHILD, "p@c1"))
+    assert not wait.matches(entry(InboxKind.CHILD, "p@c2"))
+    assert wait.matches(entry(InboxKind.TIMER, "s"))  # its timeout
+    assert not wait.matches(entry(InboxKind.DEADLINE, "deadline"))
+    # A signal wait whose name happens to be that id is no child wait.
+    assert not Wait.signal("s", "p@c1").matches(entry(InboxKind.CHILD, "p@c1"))
+    assert not Wait.approval("s", "p@c1").matches(entry(InboxKind.CHILD, "p@c1"))
+
+
 def test_check_wait_sleep_has_no_key_and_needs_wake_at() -> None:
     out = v.check_wait(Wait.sleep("step-3", 0), max_bytes=1024)
     assert (out.kind, out.key, out.wake_at) == (WaitKind.SLEEP, None, 0)
@@ -403,6 +430,9 @@ def test_check_wait_sleep_has_no_key_and_needs_wake_at() -> None:
         (Wait(WaitKind.APPROVAL, "s"), "^wait.approval_id must be a str, not NoneType$"),
         (Wait(WaitKind.APPROVAL, "s", name="n", approval_id="a"), "^an approval wait takes"),
         (Wait(WaitKind.SLEEP, "s", name="n", wake_at=1), "^a sleep wait takes neither"),
+        (Wait(WaitKind.CHILD, "s"), "^wait.name must be a str, not NoneType$"),
+        (Wait.child("s", ""), "^wait.name must not be empty$"),
+        (Wait(WaitKind.CHILD, "s", name="c", approval_id="a"), "^a child wait takes name"),
         (Wait(WaitKind.SLEEP, "s", approval_id="a", wake_at=1), "^a sleep wait takes neither"),
         (Wait.sleep("", 1), "^wait.step_id must not be empty$"),
         (Wait.sleep("s", -1), "^wait.wake_at must be between 0 and"),

@@ -42,6 +42,7 @@ class TestD1Store(StoreContract):
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
+            Capability.CHILDREN,
         }
     )
     max_payload_bytes = MAX_PAYLOAD_BYTES

@@ -11,7 +11,11 @@ import pytest
 from local_d1 import LocalD1, local_d1  # noqa: F401 (fixture)
 
 from workflow.store.d1 import D1HttpDatabase, D1Store
-from workflow.store.sql.statements import Recorder, hot_operation_statements
+from workflow.store.sql.statements import (
+    Recorder,
+    child_operation_statements,
+    hot_operation_statements,
+)
 from workflow.store.sql.store import SQLStore
 
 # One request per hot operation (a statement or a batch), but fire_due_schedules: its
@@ -70,3 +74,30 @@ async def test_every_hot_operation_is_one_request(
     finally:
         await store.close()
     assert {op: len(requests) for op, requests in seen.items()} == ROUND_TRIPS, seen
+
+
+# A run's end reaches its parent in the batch that ends it, a cascade is one more
+# statement there, and a child is created in one batch: with or without a parent, one
+# request each.
+CHILD_ROUND_TRIPS = {
+    "settle_finish": 1,
+    "create_child": 1,
+    "settle_finish_child": 1,
+    "cancel_run": 1,
+    "cancel_child": 1,
+}
+
+
+async def test_runs_with_and_without_a_parent_are_one_request_each(
+    local_d1: LocalD1,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = D1Store(
+        local_d1.database(), table_prefix=f"kids{secrets.token_hex(4)}_", close_database=True
+    )
+    await store.create_schema()
+    try:
+        seen = await child_operation_statements(store, record=_requests(monkeypatch))
+    finally:
+        await store.close()
+    assert {op: len(requests) for op, requests in seen.items()} == CHILD_ROUND_TRIPS, seen

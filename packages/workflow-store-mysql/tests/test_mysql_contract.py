@@ -23,6 +23,7 @@ from workflow.store.sql.driver import Body, Query
 from workflow.store.sql.queue_statements import limited_claim_statements
 from workflow.store.sql.statements import (
     Recorder,
+    child_operation_statements,
     hot_operation_sql,
     hot_operation_statements,
     recompiled,
@@ -44,6 +45,7 @@ class TestMySQLStore(SQLServerContract):
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
             Capability.QUEUES,
+            Capability.CHILDREN,
         }
     )
     server = SERVER
@@ -436,3 +438,27 @@ def test_bad_urls_are_refused(url: str, message: str) -> None:
 def test_a_url_of_another_database_is_refused_by_the_constructor() -> None:
     with pytest.raises(InvalidArgumentError, match="mysql:// or mariadb://"):
         MySQLStore("sqlite:///x.db")
+
+
+# A run without a parent settles in one batch as before; a child's settle finds the
+# batch's guard refusing it (no-parent clause), reads why, then settles in a
+# transaction that locks its parent first.
+CHILD_BUDGET = {
+    "settle_finish": 1,
+    "create_child": 5,
+    "settle_finish_child": 9,
+    "cancel_run": 5,
+    "cancel_child": 9,
+}
+
+
+async def test_runs_with_and_without_a_parent_send_the_budgeted_statements(
+    server_schema: str,
+) -> None:
+    store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="kids_")
+    await store.create_schema()
+    try:
+        seen = await child_operation_statements(store)
+    finally:
+        await store.close()
+    assert {op: len(statements) for op, statements in seen.items()} == CHILD_BUDGET, seen

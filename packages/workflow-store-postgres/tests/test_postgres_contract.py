@@ -31,6 +31,7 @@ from workflow.store.postgres.listener import listen_statement
 from workflow.store.postgres.store import PostgresStore
 from workflow.store.sql.queue_statements import limited_claim_statements
 from workflow.store.sql.statements import (
+    child_operation_statements,
     hot_operation_sql,
     hot_operation_statements,
     recompiled,
@@ -61,6 +62,7 @@ class TestPostgresStore(SQLServerContract):
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
             Capability.QUEUES,
+            Capability.CHILDREN,
             Capability.NOTIFY_RUNNABLE,
         }
     )
@@ -369,3 +371,27 @@ async def test_eight_workers_share_one_listener_and_finish_runs_started_elsewher
         await asyncio.gather(*tasks)
         for store in stores:
             await store.close()
+
+
+# A run without a parent settles in one statement as before; a child's settle finds
+# the one statement's guard refusing it (no-parent clause), reads why, then settles in
+# a transaction that locks its parent first.
+CHILD_BUDGET = {
+    "settle_finish": 1,
+    "create_child": 5,
+    "settle_finish_child": 8,
+    "cancel_run": 5,
+    "cancel_child": 9,
+}
+
+
+async def test_runs_with_and_without_a_parent_send_the_budgeted_statements(
+    server_schema: str,
+) -> None:
+    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="kids_")
+    await store.create_schema()
+    try:
+        seen = await child_operation_statements(store)
+    finally:
+        await store.close()
+    assert {op: len(statements) for op, statements in seen.items()} == CHILD_BUDGET, seen

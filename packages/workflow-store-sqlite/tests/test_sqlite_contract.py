@@ -13,7 +13,12 @@ import pytest
 from workflow.contract_tests import StoreContract, StoreFactory
 from workflow.contract_tests.sql import assert_golden
 from workflow.runtime import Capability, ExecutionStore
-from workflow.store.sql.statements import Recorder, hot_operation_sql, hot_operation_statements
+from workflow.store.sql.statements import (
+    Recorder,
+    child_operation_statements,
+    hot_operation_sql,
+    hot_operation_statements,
+)
 from workflow.store.sql.store import SQLStore
 from workflow.store.sqlite.store import SQLiteStore
 
@@ -27,6 +32,7 @@ class TestSQLiteStore(StoreContract):
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
             Capability.QUEUES,
+            Capability.CHILDREN,
         }
     )
 
@@ -144,3 +150,26 @@ async def test_hot_operations_send_the_golden_sql(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert_golden(GOLDEN, text)
+
+
+# SQLite: one hop each; a child's settle is tried as an orphan first, in vain (the
+# guard's no-parent clause), then done again with its parent locked first.
+CHILD_BUDGET = {
+    "settle_finish": 3,
+    "create_child": 5,
+    "settle_finish_child": 10,
+    "cancel_run": 5,
+    "cancel_child": 9,
+}
+
+
+async def test_runs_with_and_without_a_parent_send_the_budgeted_statements(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore.from_path(tmp_path / "children.db")
+    await store.create_schema()
+    try:
+        seen = await child_operation_statements(store)
+    finally:
+        await store.close()
+    assert {op: len(statements) for op, statements in seen.items()} == CHILD_BUDGET, seen

@@ -30,6 +30,7 @@ from workflow.runtime.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .cases.argument_forms import ArgumentFormCases
 from .cases.bad_input import BadInputCases
 from .cases.capabilities import CapabilityCases
+from .cases.children import ChildCases
 from .cases.claim_on_create import ClaimOnCreateCases
 from .cases.claims import ClaimCases
 from .cases.deadlines import DeadlineCases
@@ -45,6 +46,7 @@ from .cases.schedules import ScheduleCases
 from .cases.signals import DeliveryCases
 from .cases.timers import TimerCases
 from .cases.wakeups import WakeupCases
+from .child_races import ChildRaceCases
 from .concurrency import ConcurrencyCases
 from .queue_races import QueueRaceCases
 from .stateful import StatefulCases
@@ -63,6 +65,8 @@ class StoreContract(
     DeliveryCases,
     TimerCases,
     DeadlineCases,
+    ChildCases,
+    ChildRaceCases,
     ScheduleCases,
     BadInputCases,
     PayloadFidelityCases,

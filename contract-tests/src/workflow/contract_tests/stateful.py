@@ -44,6 +44,7 @@ from workflow.runtime import (
     Buffered,
     Cancelled,
     CancelResult,
+    Capability,
     Claimed,
     ClaimResult,
     Closed,
@@ -71,6 +72,8 @@ from workflow.runtime import (
     NotFound,
     Outcome,
     Overlap,
+    Page,
+    ParentPolicy,
     Pause,
     Run,
     RunCancelledError,
@@ -97,6 +100,18 @@ _T = TypeVar("_T")
 _ENDED = (RunStatus.FINISHED, RunStatus.ERRORED, RunStatus.CANCELLED)
 
 
+def _parent_ended(parent_run_id: str) -> ErrorInfo:
+    """The error of a child its parent's cancellation cancelled."""
+    return ErrorInfo("ParentEnded", f"parent run {parent_run_id} ended cancelled", "cancelled")
+
+
+def _placement(run_id: str) -> str:
+    """The run id up to its last ``@``: a child id ``<placement>@<suffix>`` qualifies
+    on every store (docs/semantics.md, Children)."""
+    head, at, _ = run_id.rpartition("@")
+    return head if at else run_id
+
+
 def _inbox_order(entry: InboxEntry) -> tuple[int, str, str]:
     return (entry.received_at, entry.kind.value, entry.key)
 
@@ -111,6 +126,8 @@ def _satisfies(wait: Wait, entry: InboxEntry) -> bool:
         )
     if entry.kind is InboxKind.APPROVAL:
         return wait.kind is WaitKind.APPROVAL and entry.key == wait.approval_id
+    if entry.kind is InboxKind.CHILD:
+        return wait.kind is WaitKind.CHILD and entry.key == wait.name
     return wait.wake_at is not None and entry.key == wait.step_id
 
 
@@ -131,6 +148,8 @@ class _ModelRun:
     tokens_issued: int = 0
     events: list[StoredEvent] = field(default_factory=list)
     inbox: dict[tuple[InboxKind, str], InboxEntry] = field(default_factory=dict)
+    parent_run_id: str | None = None
+    parent_policy: ParentPolicy | None = None
 
     def view(self) -> Run:
         return Run(
@@ -147,6 +166,8 @@ class _ModelRun:
             created_at=self.created_at,
             updated_at=self.updated_at,
             ready_at=self.ready_at,
+            parent_run_id=self.parent_run_id,
+            parent_policy=self.parent_policy,
         )
 
     def entries(self, include_consumed: bool) -> list[InboxEntry]:
@@ -217,24 +238,86 @@ class _Model:
 
     # run lifecycle
     def create_run(
-        self, run_id: str, workflow_id: str, version: str | None, input: JSON, now: int
+        self,
+        run_id: str,
+        workflow_id: str,
+        version: str | None,
+        input: JSON,
+        now: int,
+        parent: str | None = None,
+        policy: ParentPolicy = ParentPolicy.CANCEL,
     ) -> CreateResult:
         if run_id in self.runs:
             run = self.runs[run_id]
             return Existing(run.view()) if run.workflow_id == workflow_id else Conflict(run.view())
-        self.runs[run_id] = _ModelRun(run_id, workflow_id, version, input, now, now, now)
-        return Created(self.runs[run_id].view())
+        new = _ModelRun(run_id, workflow_id, version, input, now, now, now)
+        if parent is not None:
+            new.parent_run_id, new.parent_policy = parent, policy
+            above = self.runs[parent]  # the machine names existing parents only
+            if policy is ParentPolicy.CANCEL and above.status is RunStatus.CANCELLED:
+                # The cascade it came too late for.
+                new.end(RunStatus.CANCELLED, now)
+                new.error = _parent_ended(parent)
+        self.runs[run_id] = new
+        return Created(new.view())
+
+    def _ended(self, run: _ModelRun, now: int) -> None:
+        """docs/semantics.md "Children": ``run`` just ended. Its end reaches its live
+        parent, and a cancelled run's ``cancel`` children are cancelled, down the tree."""
+        parent = self.runs.get(run.parent_run_id) if run.parent_run_id else None
+        if parent is not None and parent.status not in _ENDED:
+            key = (InboxKind.CHILD, run.run_id)
+            if key not in parent.inbox:
+                error = run.error
+                parent.inbox[key] = InboxEntry(
+                    run_id=parent.run_id,
+                    kind=InboxKind.CHILD,
+                    key=run.run_id,
+                    name=None,
+                    step_id=None,
+                    payload={
+                        "status": run.status.value,
+                        "output": run.output,
+                        "error": None
+                        if error is None
+                        else {"type": error.type, "message": error.message, "code": error.code},
+                    },
+                    meta=None,
+                    received_at=now,
+                    consumed=False,
+                )
+            if (
+                parent.status is RunStatus.PAUSED
+                and parent.wait is not None
+                and _satisfies(parent.wait, parent.inbox[key])
+            ):
+                parent.become_queued(now)
+        if run.status is RunStatus.CANCELLED:
+            for below in sorted(self.runs.values(), key=lambda r: r.run_id):
+                if (
+                    below.parent_run_id == run.run_id
+                    and below.parent_policy is ParentPolicy.CANCEL
+                    and below.status not in _ENDED
+                ):
+                    below.end(RunStatus.CANCELLED, now)
+                    below.error = _parent_ended(run.run_id)
+                    self._ended(below, now)
 
     def load_run(self, run_id: str) -> Run | None:
         return self.runs[run_id].view() if run_id in self.runs else None
 
     def list_runs(
-        self, workflow_id: str | None, statuses: frozenset[RunStatus] | None
+        self,
+        workflow_id: str | None,
+        statuses: frozenset[RunStatus] | None,
+        parent: str | None = None,
     ) -> list[Run]:
         rows = [
             r
             for r in self.runs.values()
-            if workflow_id in (None, r.workflow_id) and (statuses is None or r.status in statuses)
+            if workflow_id in (None, r.workflow_id)
+            and (statuses is None or r.status in statuses)
+            and parent in (None, r.parent_run_id)
         ]
         rows.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
         return [r.view() for r in rows]
@@ -247,6 +330,7 @@ class _Model:
             return AlreadyTerminal(run.view())
         run.end(RunStatus.CANCELLED, now)
         run.error = ErrorInfo("Cancelled", reason, "cancelled")
+        self._ended(run, now)
         return Cancelled(run.view())
 
     def delete_run(self, run_id: str) -> bool:
@@ -366,10 +450,12 @@ class _Model:
         elif isinstance(outcome, Finish):
             run.end(RunStatus.FINISHED, now)
             run.output = outcome.output
+            self._ended(run, now)
         else:
             assert isinstance(outcome, Fail)
             run.end(RunStatus.ERRORED, now)
             run.error = outcome.error
+            self._ended(run, now)
         return run.view()
 
     def read_events(self, run_id: str, from_index: int, limit: int | None) -> list[StoredEvent]:
@@ -514,8 +600,11 @@ _JSON: st.SearchStrategy[JSON] = st.one_of(
     st.dictionaries(st.sampled_from(["k", "v"]), st.integers(0, 3), max_size=2),
 )
 
-# "@" picks a run that a schedule created (the first name when there is none).
-_RUN = st.sampled_from([*_RUN_NAMES, "@"])
+# "@" picks a run that a schedule created, "^" a child run (the first name when there
+# is none).
+_RUN = st.sampled_from([*_RUN_NAMES, "@", "^"])
+# A child's id is its parent's placement, "@" and one of these.
+_CHILD_SUFFIXES = ("k1", "k2", "k3")
 # Lease-holder calls mostly target a run that was claimed (see ``_held_run``).
 _PICK = st.integers(0, 7)
 _OWNER = st.sampled_from(["w1", "w2"])
@@ -575,8 +664,15 @@ class _Ending:
     wake_in: int | None = None
     value: JSON = None
 
-    def outcome(self, now: int) -> Outcome:
+    def outcome(self, now: int, run_id: str = "", children: bool = False) -> Outcome:
+        """A child wait names ``run_id``'s child with suffix ``key``; on a store that
+        does not declare children it is drawn as a signal wait on that name."""
         wake_at = None if self.wake_in is None else now + self.wake_in
+        if self.wait_kind is WaitKind.CHILD:
+            if children:
+                child_id = f"{_placement(run_id)}@{self.key}"
+                return Pause(Wait.child(self.step_id, child_id, timeout_at=wake_at))
+            return Pause(Wait.signal(self.step_id, str(self.key), timeout_at=wake_at))
         if self.kind == "yield":
             return Yield()
         if self.kind == "finish":
@@ -620,6 +716,14 @@ _PAUSE = st.one_of(
         wake_in=_WAKE_IN,
         value=_META,
     ),
+    st.builds(
+        _Ending,
+        kind=st.just("pause"),
+        wait_kind=st.just(WaitKind.CHILD),
+        step_id=_STEPS,
+        key=st.sampled_from(_CHILD_SUFFIXES),
+        wake_in=st.none() | _WAKE_IN,
+    ),
 )
 # How a seeded run starts: "queued", "running", or claimed and settled with an ending.
 _START: st.SearchStrategy[_Ending | str] = st.one_of(
@@ -643,9 +747,13 @@ _ENDING = st.one_of(
 class _Session:
     """What every example of one test shares: the store, its loop, and the clock."""
 
-    def __init__(self, store: ExecutionStore, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, store: ExecutionStore, loop: asyncio.AbstractEventLoop, children: bool = False
+    ) -> None:
         self.store = store
         self.loop = loop
+        self.children = children
+        """The store declares ``Capability.CHILDREN``: child runs and waits are drawn."""
         self.now = T0
         self.examples = itertools.count()
 
@@ -695,8 +803,13 @@ class _StoreMachine(RuleBasedStateMachine):
 
     def _run_id(self, name: str) -> str:
         if name == "@":
-            made = sorted(r for r in self.model.runs if "@" in r)
+            made = sorted(
+                r for r, run in self.model.runs.items() if "@" in r and not run.parent_run_id
+            )
             return made[-1] if made else self.prefix + _RUN_NAMES[0]
+        if name == "^":
+            kids = sorted(r for r, run in self.model.runs.items() if run.parent_run_id)
+            return kids[-1] if kids else self.prefix + _RUN_NAMES[0]
         return self.prefix + name
 
     def _held_run(self, pick: int) -> str:
@@ -819,6 +932,89 @@ class _StoreMachine(RuleBasedStateMachine):
             lambda: self.model.create_run(run_id, workflow, version, input, now),
         )
 
+    @precondition(lambda self: self.session.children)
+    @rule(
+        parent=_RUN,
+        suffix=st.sampled_from([*_CHILD_SUFFIXES, "awaited"]),
+        policy=st.sampled_from(list(ParentPolicy)),
+        workflow=_WORKFLOW,
+    )
+    def create_child(self, parent: str, suffix: str, policy: ParentPolicy, workflow: str) -> None:
+        """create_run of a child of an existing run (stores declaring children)."""
+        parent_id, now = self._run_id(parent), self.now
+        if parent_id not in self.model.runs:
+            return  # an unknown parent is refused: the children cases check that
+        wait = self.model.runs[parent_id].wait
+        if suffix == "awaited":
+            # The child the parent waits for, if it waits for one (else the first).
+            awaited = wait.name if wait is not None and wait.kind is WaitKind.CHILD else None
+            suffix = str(awaited).rpartition("@")[2] if awaited else _CHILD_SUFFIXES[0]
+        run_id = f"{_placement(parent_id)}@{suffix}"
+        if run_id == parent_id:
+            return
+        self._check(
+            f"create_run({run_id!r}, {workflow!r}, parent_run_id={parent_id!r}, {policy})",
+            self.store.create_run(
+                run_id, workflow, None, None, now, parent_run_id=parent_id, parent_policy=policy
+            ),
+            lambda: self.model.create_run(run_id, workflow, None, None, now, parent_id, policy),
+        )
+
+    def _live_children(self) -> list[str]:
+        return sorted(
+            r
+            for r, run in self.model.runs.items()
+            if run.parent_run_id is not None and run.status not in _ENDED
+        )
+
+    def _parent_is_live(self, run_id: str) -> bool:
+        parent_id = self.model.runs[run_id].parent_run_id
+        parent = self.model.runs.get(parent_id) if parent_id else None
+        return parent is not None and parent.status not in _ENDED
+
+    def _awaited(self, run_id: str) -> bool:
+        parent_id = self.model.runs[run_id].parent_run_id
+        parent = self.model.runs.get(parent_id) if parent_id else None
+        return (
+            parent is not None
+            and parent.status is RunStatus.PAUSED
+            and parent.wait is not None
+            and parent.wait.kind is WaitKind.CHILD
+            and parent.wait.name == run_id
+        )
+
+    @precondition(lambda self: bool(self._live_children()))
+    @rule(
+        pick=_PICK,
+        how=st.sampled_from(["finish", "fail", "cancel", "cancel_parent"]),
+        value=_JSON,
+    )
+    def end_child(self, pick: int, how: str, value: JSON) -> None:
+        """End a live child (claimed and settled, or cancelled), or cancel its parent:
+        where child entries, wake-ups and cascades happen (random picks rarely meet)."""
+        live = self._live_children()
+        if how == "cancel_parent":
+            # A live parent, so that its cancellation cascades.
+            pool = [r for r in live if self._parent_is_live(r)] or live
+        else:
+            # Picks 0-3 prefer a child its paused parent waits for (the wake-up path).
+            awaited = [r for r in live if self._awaited(r)]
+            pool = awaited if awaited and pick < 4 else live
+        run_id, now = pool[pick % len(pool)], self.now
+        parent_id = self.model.runs[run_id].parent_run_id
+        if how == "cancel_parent" and parent_id is not None:
+            run_id = parent_id
+        if how in ("cancel", "cancel_parent"):
+            self._check(
+                f"cancel_run({run_id!r})",
+                self.store.cancel_run(run_id, "stop", now),
+                lambda: self.model.cancel_run(run_id, "stop", now),
+            )
+            return
+        self._claim(run_id, "w2", 1000, False)
+        ending = _Ending(how, value=value if how == "finish" else "x")
+        self._settle_held(run_id, [], ending, consume_inbox=False)
+
     @rule(
         run=_RUN,
         from_index=st.integers(0, 4),
@@ -867,6 +1063,13 @@ class _StoreMachine(RuleBasedStateMachine):
             lambda: [] if model_run is None else model_run.entries(include_consumed),
         )
 
+        if self.session.children:
+            self._check(
+                f"list_runs(parent_run_id={run_id!r})",
+                self.store.list_runs(parent_run_id=run_id, limit=1000),
+                lambda: Page(self.model.list_runs(None, None, run_id), None),
+                lambda page: page.items,
+            )
         statuses = frozenset({status}) if isinstance(status, RunStatus) else status
         expected = self.model.list_runs(workflow, statuses)
         cursor: str | None = None
@@ -999,7 +1202,7 @@ class _StoreMachine(RuleBasedStateMachine):
         if model_run is None or model_run.lease is None:
             return
         now, lease, index = self.now, model_run.lease, len(model_run.events)
-        outcome = ending.outcome(now)
+        outcome = ending.outcome(now, run_id, self.session.children)
         consume = [e.ref for e in model_run.entries(False)] if consume_inbox else []
         self._check(
             f"settle_run({run_id!r}, {lease!r}, {index}, {outcome!r}, consume={consume!r})",
@@ -1069,7 +1272,7 @@ class _StoreMachine(RuleBasedStateMachine):
     ) -> None:
         run_id, now = self._held_run(pick), self.now
         lease, index = self._lease(run_id, which), self._index(run_id, at)
-        outcome = ending.outcome(now)
+        outcome = ending.outcome(now, run_id, self.session.children)
         self._check(
             f"settle_run({run_id!r}, {lease!r}, {index}, {outcome!r})",
             self.store.settle_run(run_id, lease, index, events, outcome, now, consume=consume),
@@ -1139,7 +1342,7 @@ class _StoreMachine(RuleBasedStateMachine):
             for _, r in sorted(self.model.runs.items())
             if r.status is RunStatus.PAUSED
             and r.wait is not None
-            and r.wait.kind is not WaitKind.SLEEP
+            and r.wait.kind in (WaitKind.SIGNAL, WaitKind.APPROVAL)
         ]
 
     @precondition(lambda self: bool(self._waiting()))
@@ -1164,7 +1367,7 @@ class _StoreMachine(RuleBasedStateMachine):
             e
             for r in sorted(self.model.runs)
             for e in self.model.runs[r].entries(True)
-            if e.kind is not InboxKind.TIMER
+            if e.kind in (InboxKind.SIGNAL, InboxKind.APPROVAL)
         ]
 
     @precondition(lambda self: bool(self._received()))
@@ -1319,7 +1522,8 @@ def _settings() -> settings:
 
 class StatefulCases:
     async def test_stateful_model(self, store: ExecutionStore) -> None:
-        session = _Session(store, asyncio.get_running_loop())
+        declared: frozenset[Capability] = getattr(self, "capabilities", frozenset())
+        session = _Session(store, asyncio.get_running_loop(), Capability.CHILDREN in declared)
         await asyncio.to_thread(
             run_state_machine_as_test, _StoreMachine.on(session), settings=_settings()
         )

@@ -103,6 +103,8 @@ class _RunRow:
     events: list[tuple[str, str | None, str | None, int]] = field(default_factory=list)
     inbox: dict[tuple[InboxKind, str], _InboxRow] = field(default_factory=dict)
     placement: Placement = DEFAULT_PLACEMENT
+    parent_run_id: str | None = None
+    parent_policy: ParentPolicy | None = None
 
     def leased(self, now: int) -> bool:
         """Holds a place in its queue: running under a lease that has not expired."""
@@ -232,6 +234,7 @@ class InMemoryStore:
                 Capability.NOTIFY_RUNNABLE,
                 Capability.DEADLINES,
                 Capability.QUEUES,
+                Capability.CHILDREN,
             }
         )
 
@@ -264,6 +267,8 @@ class InMemoryStore:
             queue=row.placement.queue,
             priority=row.placement.priority,
             partition_key=row.placement.partition_key,
+            parent_run_id=row.parent_run_id,
+            parent_policy=row.parent_policy,
         )
 
     @staticmethod
@@ -341,6 +346,87 @@ class InMemoryStore:
         row.ready_at = now
         row.updated_at = now
 
+    @staticmethod
+    def _end(row: _RunRow, status: RunStatus, error: str | None, now: int) -> None:
+        """Make ``row`` terminal: lease, wait and ``ready_at`` go with it."""
+        row.status = status
+        row.error = error
+        row.lease = None
+        row.wait = None
+        row.ready_at = None
+        row.updated_at = now
+
+    # -- children ----------------------------------------------------------------------
+    def _ended(self, data: _Data, row: _RunRow, now: int) -> None:
+        """``row`` just became terminal: tell its parent, and end its children as
+        their policy says (same step: nothing between the two writes)."""
+        self._tell_parent(data, row, now)
+        if row.status in (RunStatus.CANCELLED, RunStatus.TIMED_OUT):
+            self._cascade(data, row, now)
+
+    def _tell_parent(self, data: _Data, child: _RunRow, now: int) -> None:
+        parent = None if child.parent_run_id is None else data.runs.get(child.parent_run_id)
+        if parent is None or parent.status.terminal:
+            return  # an ended or deleted parent gets nothing
+        key = (InboxKind.CHILD, child.run_id)
+        entry = parent.inbox.get(key)
+        if entry is None:
+            error = codec.decode_error(child.error)
+            payload = arguments.child_payload(child.status.value, codec.decode(child.output), error)
+            entry = _InboxRow(
+                InboxKind.CHILD, child.run_id, None, None, codec.encode(payload), None, now
+            )
+            parent.inbox[key] = entry
+        # An entry kept as it was (a child id ended before) still wakes a parent
+        # paused on that child: the child has ended, and nothing else would wake it.
+        if (
+            parent.status is RunStatus.PAUSED
+            and parent.wait is not None
+            and parent.wait.wait.matches(self._entry(parent.run_id, entry))
+        ):
+            self._make_queued(parent, now)
+            data.runnable()
+
+    @staticmethod
+    def _cascade(data: _Data, parent: _RunRow, now: int) -> None:
+        """Cancel the live ``cancel``-policy children of a run that ended cancelled or
+        timed out, and theirs in turn; ``abandon`` subtrees go on. The cancelled write
+        no child entries: their parents have ended."""
+        ended = [parent]
+        while ended:
+            up = ended.pop()
+            error = codec.encode_error(arguments.parent_ended_error(up.run_id, up.status.value))
+            for row in data.runs.values():
+                if (
+                    row.parent_run_id == up.run_id
+                    and row.parent_policy is ParentPolicy.CANCEL
+                    and not row.status.terminal
+                ):
+                    InMemoryStore._end(row, RunStatus.CANCELLED, error, now)
+                    ended.append(row)
+
+    @staticmethod
+    def _parent_ended(data: _Data, a: arguments.NewRun) -> str | None:
+        """For a new child: the encoded ``ParentEnded`` error it is created with when
+        its parent was cancelled or timed out and its policy is ``cancel``, else
+        ``None``. Refuses a parent that does not exist."""
+        if a.parent_run_id is None:
+            return None
+        parent = data.runs.get(a.parent_run_id)
+        if parent is None:
+            raise InvalidArgumentError(
+                f"parent_run_id: run {a.parent_run_id!r} does not exist; "
+                "a child names an existing parent run"
+            )
+        if a.parent_policy is ParentPolicy.CANCEL and parent.status in (
+            RunStatus.CANCELLED,
+            RunStatus.TIMED_OUT,
+        ):
+            return codec.encode_error(
+                arguments.parent_ended_error(parent.run_id, parent.status.value)
+            )
+        return None
+
     # -- run lifecycle -------------------------------------------------------------
     async def create_run(
         self,
@@ -374,7 +460,6 @@ class InMemoryStore:
             partition_key=partition_key,
             parent_run_id=parent_run_id,
             parent_policy=parent_policy,
-            children=False,
         )
         data = self._open()
         existing = data.runs.get(a.run_id)
@@ -392,7 +477,17 @@ class InMemoryStore:
             a.now,
             deadline_at=a.deadline_at,
             placement=a.placement,
+            parent_run_id=a.parent_run_id,
+            parent_policy=a.parent_policy,
         )
+        ended = self._parent_ended(data, a)
+        if ended is not None:
+            # The cascade it came too late for: created cancelled, claimed by nobody.
+            row.status = RunStatus.CANCELLED
+            row.error = ended
+            row.ready_at = None
+            data.runs[a.run_id] = row
+            return Created(self._run(row))
         # A queue at a limit: the run is created queued, claimed by nobody.
         if (
             a.owner is not None
@@ -421,7 +516,7 @@ class InMemoryStore:
         cursor: str | None = None,
         parent_run_id: str | None = None,
     ) -> Page:
-        arguments.children_listing(parent_run_id, children=False)
+        parent = arguments.children_listing(parent_run_id, children=True)
         workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
         statuses = validation.check_statuses(status)
         limit = validation.check_limit(limit)
@@ -431,6 +526,7 @@ class InMemoryStore:
             for r in self._open().runs.values()
             if (workflow_id is None or r.workflow_id == workflow_id)
             and (statuses is None or r.status in statuses)
+            and (parent is None or r.parent_run_id == parent)
             and (after is None or (r.created_at, r.run_id) < after)
         ]
         rows.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
@@ -457,12 +553,8 @@ class InMemoryStore:
             return NotFound(a.run_id)
         if row.status.terminal:
             return AlreadyTerminal(self._run(row))
-        row.status = RunStatus.CANCELLED
-        row.error = a.error
-        row.lease = None
-        row.wait = None
-        row.ready_at = None
-        row.updated_at = a.now
+        self._end(row, RunStatus.CANCELLED, a.error, a.now)
+        self._ended(self._data, row, a.now)
         self._data.notify()
         return Cancelled(self._run(row))
 
@@ -606,12 +698,9 @@ class InMemoryStore:
                 row.ready_at = None
                 row.updated_at = now
         else:
-            row.status = result.status
             row.output = result.output
-            row.error = result.error
-            row.wait = None
-            row.ready_at = None
-            row.updated_at = now
+            self._end(row, result.status, result.error, now)
+            self._ended(self._data, row, now)
         self._data.notify()
         if row.status is RunStatus.QUEUED:
             self._data.runnable()
@@ -764,10 +853,16 @@ class InMemoryStore:
                 if not r.status.terminal and r.deadline_at is not None and r.deadline_at <= now
             ),
             key=lambda r: (r.deadline_at or 0, r.run_id),
-        )[:limit]
+        )
         fired: list[InboxEntry] = []
         error = codec.encode_error(arguments.TIMED_OUT_ERROR)
         for row in due:
+            if len(fired) == limit:
+                break
+            # One firing after another: a child an earlier firing's cascade cancelled
+            # has no deadline left (and takes no place in ``limit``).
+            if row.status.terminal:
+                continue
             assert row.deadline_at is not None
             entry = _InboxRow(
                 InboxKind.DEADLINE,
@@ -779,12 +874,8 @@ class InMemoryStore:
                 now,
             )
             row.inbox[(InboxKind.DEADLINE, arguments.DEADLINE_KEY)] = entry
-            row.status = RunStatus.TIMED_OUT
-            row.error = error
-            row.lease = None
-            row.wait = None
-            row.ready_at = None
-            row.updated_at = now
+            self._end(row, RunStatus.TIMED_OUT, error, now)
+            self._ended(data, row, now)
             fired.append(self._entry(row.run_id, entry))
         if fired:
             data.notify()

@@ -218,7 +218,7 @@ class EncodedWait:
     kind: WaitKind
     step_id: str
     key: str | None
-    """The signal name or the approval id (``None`` for sleeps)."""
+    """The signal name, the approval id or the child's run id (``None`` for sleeps)."""
     wake_at: int | None
     meta: str | None
     wait: Wait
@@ -240,6 +240,12 @@ def check_wait(wait: object, *, max_bytes: int) -> EncodedWait:
         key = check_id(wait.approval_id, "wait.approval_id")
         if wait.name is not None:
             raise InvalidArgumentError("an approval wait takes approval_id, not name")
+    elif wait.kind is WaitKind.CHILD:
+        key = check_id(wait.name, "wait.name")
+        if wait.approval_id is not None:
+            raise InvalidArgumentError(
+                "a child wait takes name (the child run id), not approval_id"
+            )
     else:
         if wake_at is None:
             raise InvalidArgumentError("a sleep wait needs wake_at")

@@ -46,9 +46,9 @@ class RunnableNotifier(Protocol):
       again after each reconnect of its listener, for the same reason;
     * whenever, in any process sharing the store's data, a run may have become
       claimable: a run created (also by a schedule), a paused run queued by a signal,
-      an approval or a fired timer, a run put back by ``settle_run`` (``Yield``, or a
-      ``Pause`` whose wait an inbox entry already satisfies, which is how a worker
-      gives a lease back early).
+      an approval, a fired timer or the end of the child it waits for, a run put
+      back by ``settle_run`` (``Yield``, or a ``Pause`` whose wait an inbox entry
+      already satisfies, which is how a worker gives a lease back early).
 
     It is a hint: yields may be spurious, and many transitions may coalesce into one
     yield while the consumer is busy. A lease that merely expires yields nothing (time

@@ -24,10 +24,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.dml import ReturningDelete
 
-from workflow.runtime import arguments, validation
+from workflow.runtime import arguments, codec, validation
+from workflow.runtime.errors import InvalidArgumentError
 from workflow.runtime.records import (
     InboxEntry,
     InboxKind,
+    ParentPolicy,
     Run,
     RunStatus,
     Schedule,
@@ -43,14 +45,18 @@ from workflow.runtime.results import (
     Claimed,
     ClaimResult,
     Closed,
+    Conflict,
+    Created,
+    CreateResult,
     Delivered,
     DeliveryResult,
     Duplicate,
+    Existing,
     NotClaimable,
     NotFound,
     ScheduleTick,
 )
-from workflow.store.sql import ReturningClaims, rows
+from workflow.store.sql import ReturningClaims, children_sql, rows
 from workflow.store.sql.compiled import Rows, text_statement
 from workflow.store.sql.driver import Body, Query
 from workflow.store.sql.failures import operation
@@ -64,6 +70,7 @@ from workflow.store.sql.store import (
     unprefixed,
 )
 
+from . import child_batches
 from .driver import D1Driver
 from .http import D1QueryError
 
@@ -153,21 +160,144 @@ class D1Batches(ReturningClaims):
                 .returning(*self._run_cols)
             )
 
-        def cancel() -> Body[CancelResult]:
-            # The conditional UPDATE decides; a terminal run never leaves its status,
-            # so reading it after a miss tells which miss it was.
-            found = yield self._q(
-                "cancel_unless_terminal", build, {"p_run_id": a.run_id, **prefixed(values, "v_")}
-            )
-            row = found.first()
-            if row is not None:
-                return Cancelled(rows.run_from_row(row))
+        def missed() -> Body[CancelResult]:
+            # A terminal run never leaves its status, so reading it after a miss tells
+            # which miss it was.
             current = yield from self._load(a.run_id)
             if current is None:
                 return NotFound(a.run_id)
             return AlreadyTerminal(rows.run_from_row(current))
 
-        return await self._run(cancel())
+        cancelling = self._q(
+            "cancel_unless_terminal", build, {"p_run_id": a.run_id, **prefixed(values, "v_")}
+        )
+        # One batch: the cancellation, then (only if it applied: GUARD) the child's end
+        # in its parent's inbox and the cascade below it (child_batches).
+        ending = self._child_end_queries(
+            a.run_id, RunStatus.CANCELLED.value, None, values["error"], a.now
+        )
+        try:
+            found = await self._d1.batch(
+                [
+                    cancelling,
+                    Query(GUARD, {}),
+                    *ending,
+                    self._cascade_query(a.run_id, RunStatus.CANCELLED.value, a.now),
+                ]
+            )
+        except D1QueryError as exc:
+            if not guard_failed(exc):
+                raise
+            return await self._run(missed())
+        row = found[0].first()
+        assert row is not None  # the guard saw it change
+        return Cancelled(rows.run_from_row(row))
+
+    # -- children ------------------------------------------------------------------------
+    def _child_end_queries(
+        self, child_id: str, status: str, output: str | None, error: str | None, now: int
+    ) -> list[Query]:
+        """The end of ``child_id`` reaching its live parent (nothing without one)."""
+        params = child_batches.child_end_params(child_id, status, output, error, now)
+        t = self.tables
+        return [
+            self._q(
+                "child_entry",
+                lambda: child_batches.child_entry(t, self._dialect.insert_ignore),
+                params,
+            ),
+            self._q("wake_parent_of", lambda: child_batches.wake_parent(t), params),
+        ]
+
+    def _cascade_query(self, root: str, root_status: str, now: int) -> Query:
+        return self._q(
+            "cascade",
+            lambda: child_batches.cascade(self.tables),
+            child_batches.cascade_params(root, root_status, now),
+        )
+
+    async def _create_child(
+        self, a: arguments.NewRun, values: dict[str, Any], queued: dict[str, Any]
+    ) -> CreateResult:
+        """One batch: the existing run, the child inserted from its parent's row (none
+        when the parent is missing or the id is taken), the child read back. Under a
+        ``cancel`` policy the parent's status picks the child's columns in SQL."""
+        assert a.parent_run_id is not None
+        assert a.parent_policy is not None
+        runs = self.tables.runs
+        row = {
+            **values,
+            "parent_run_id": a.parent_run_id,
+            "parent_policy": a.parent_policy.value,
+            "error": None,
+            "finished_at": None,
+        }
+        columns = tuple(row)
+        cancel = a.parent_policy is ParentPolicy.CANCEL
+        ended = {
+            **children_sql.cascaded_values(a.now),
+            "lease_token": 0,
+        }
+
+        def build() -> sa.Insert:
+            parent = runs.alias("parent")
+            cascading = parent.c.status.in_(
+                [sa.literal(RunStatus.CANCELLED.value), sa.literal(RunStatus.TIMED_OUT.value)]
+            )
+            picked: list[sa.ColumnElement[Any]] = []
+            for c in columns:
+                value: sa.ColumnElement[Any] = bound(c, runs.c[c].type)
+                if cancel and c == "error":
+                    value = sa.case(
+                        (
+                            parent.c.status == RunStatus.CANCELLED.value,
+                            bound("err_cancelled", runs.c.error.type),
+                        ),
+                        (
+                            parent.c.status == RunStatus.TIMED_OUT.value,
+                            bound("err_timed_out", runs.c.error.type),
+                        ),
+                        else_=sa.null(),
+                    )
+                elif cancel and c in ended:
+                    value = sa.case((cascading, bound(f"x_{c}", runs.c[c].type)), else_=value)
+                picked.append(value)
+            taken = sa.exists().where(runs.c.run_id == bound("run_id", runs.c.run_id.type))
+            return sa.insert(runs).from_select(
+                list(columns),
+                sa.select(*picked).where(
+                    parent.c.run_id == bound("parent_run_id", runs.c.run_id.type), ~taken
+                ),
+            )
+
+        params = {
+            **prefixed(row, ""),
+            **prefixed(ended, "x_"),
+            **{
+                f"p_err_{status.value}": codec.encode_error(
+                    arguments.parent_ended_error(a.parent_run_id, status.value)
+                )
+                for status in (RunStatus.CANCELLED, RunStatus.TIMED_OUT)
+            },
+        }
+        before, _, after = await self._d1.batch(
+            [
+                next(self._load(a.run_id)),
+                self._q(("insert_child", cancel, columns), build, params),
+                next(self._load(a.run_id)),
+            ]
+        )
+        existing = before.first()
+        if existing is not None:
+            run = rows.run_from_row(existing)
+            return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
+        created = after.first()
+        if created is None:
+            raise InvalidArgumentError(
+                f"parent_run_id: run {a.parent_run_id!r} does not exist (create the parent first)"
+            )
+        run = rows.run_from_row(created)
+        return Created(run, run.lease)
 
     @operation
     async def purge_runs(self, terminal_before: int, limit: int) -> int:
@@ -348,6 +478,11 @@ class D1Batches(ReturningClaims):
             # In the same batch: D1 runs it alone, so every delivery is either before
             # it (its entry is seen here) or after it (it sees the run paused).
             batch.append(self._wake_query(log.run_id, wait, log.now))
+        if "finished_at" in values:
+            # The end reaches the parent, if any, in the same batch (no round trip).
+            batch += self._child_end_queries(
+                log.run_id, values["status"], values["output"], values["error"], log.now
+            )
         batch.append(next(self._load(log.run_id)))
         found = await self._guarded(batch, log)
         row = found[-1].first()
@@ -486,53 +621,67 @@ class D1Batches(ReturningClaims):
         return [rows.entry_from_row(r["run_id"], r) for r in found.mappings()]
 
     async def _fire_deadlines(self, now: int, limit: int) -> list[InboxEntry]:
-        """One batch: store the deadline entries of the live runs whose deadline passed,
-        read them back, end the runs. ``_due_deadlines`` finds the same rows in every
-        statement: nothing else runs in between, and the runs change only in the last."""
+        """The firings happen one after another in due order, each seeing the ones
+        before (a child that times out first reaches its parent; a run an earlier
+        firing's cascade ended is neither fired nor counted): the due runs are read,
+        then each fires in a batch of its own whose GUARD skips a run that ended
+        meanwhile (deadline entry, time-out, its end in its parent's inbox, the
+        cascade below it)."""
         runs, inbox = self.tables.runs, self.tables.inbox
+        values = self._timed_out_values(now)
 
-        def due() -> sa.ColumnElement[bool]:
-            return runs.c.run_id.in_(self._due_deadlines())
+        def due() -> sa.Select[Any]:
+            return self._due_deadlines().add_columns(runs.c.deadline_at)
 
         def fire() -> sa.Insert:
             return sa.insert(inbox).from_select(
-                ["run_id", *rows.INBOX_COLUMNS], self._deadline_entries().where(due())
+                ["run_id", *rows.INBOX_COLUMNS],
+                self._deadline_entries().where(
+                    runs.c.run_id == bound("run_id", runs.c.run_id.type),
+                    runs.c.finished_at.is_(None),
+                    runs.c.deadline_at <= bound("now", MS_TYPE),
+                ),
             )
-
-        def entries() -> sa.Select[Any]:
-            return (
-                sa.select(inbox.c.run_id, *self._inbox_cols)
-                .select_from(
-                    runs.join(
-                        inbox,
-                        sa.and_(
-                            inbox.c.run_id == runs.c.run_id,
-                            inbox.c.kind == InboxKind.DEADLINE.value,
-                        ),
-                    )
-                )
-                .where(due())
-                .order_by(runs.c.deadline_at, runs.c.run_id)
-            )
-
-        values = self._timed_out_values(now)
 
         def end() -> sa.Update:
             return (
                 sa.update(runs)
-                .where(due())
+                .where(runs.c.run_id == bound("run_id", runs.c.run_id.type))
                 .values({k: bound(f"v_{k}", runs.c[k].type) for k in values})
             )
 
-        params = {"p_now": now, "p_limit": limit, **prefixed(values, "v_")}
-        _, found, _ = await self._d1.batch(
-            [
-                self._q("fire_deadlines", fire, params),
-                self._q("fired_deadlines", entries, params),
-                self._q("time_out", end, params),
-            ]
-        )
-        return [rows.entry_from_row(r["run_id"], r) for r in found.mappings()]
+        fired: list[InboxEntry] = []
+        while len(fired) < limit:
+            wanted = limit - len(fired)
+            found = await self._d1.batch(
+                [self._q("due_deadlines_read", due, {"p_now": now, "p_limit": wanted})]
+            )
+            candidates = list(found[0].mappings())
+            for d in candidates:
+                run_id = d["run_id"]
+                params = {"p_run_id": run_id, "p_now": now, **prefixed(values, "v_")}
+                try:
+                    await self._d1.batch(
+                        [
+                            self._q("fire_deadline", fire, params),
+                            Query(GUARD, {}),
+                            self._q("time_out_one", end, params),
+                            *self._child_end_queries(
+                                run_id, values["status"], None, values["error"], now
+                            ),
+                            self._cascade_query(run_id, RunStatus.TIMED_OUT.value, now),
+                        ]
+                    )
+                except D1QueryError as exc:
+                    if not guard_failed(exc):
+                        raise
+                    continue  # ended meanwhile (an earlier firing's cascade, or another)
+                fired.append(rows.entry_from_row(run_id, self._deadline_entry(d, now)))
+                if len(fired) == limit:
+                    break
+            if len(candidates) < wanted:
+                break
+        return fired
 
     # -- schedules -----------------------------------------------------------------------
     async def _fire_due_schedules(self, now: int, limit: int) -> list[ScheduleTick]:

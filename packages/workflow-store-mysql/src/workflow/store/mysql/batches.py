@@ -318,7 +318,7 @@ class OneTripBatches(SQLStore):
             parts: Parts = [
                 "BEGIN",
                 sa.update(runs)
-                .where(lease_guard(runs))
+                .where(self._settle_guard(values))
                 .values({k: bound(f"v_{k}", runs.c[k].type) for k in values}),
                 "SET @wf_ok = ROW_COUNT()",
                 *self._log_writes(*shape[:2]),
@@ -348,7 +348,11 @@ class OneTripBatches(SQLStore):
         def settle() -> Body[Run]:
             row = (yield self._batch(("settle", shape), build, params)).first()
             if row is None or row["ok"] != 1:
-                raise (yield from self._lease_failure(log.run_id, log.lease, log.expected))
+                raise (
+                    yield from self._lease_failure(
+                        log.run_id, log.lease, log.expected, settling=True
+                    )
+                )
             return rows.run_from_row(row)
 
         return await self._run(settle())

@@ -155,6 +155,7 @@ def settle_run(
     wait: Hashable,
     matches: Callable[[dict[str, sa.BindParameter[Any]]], sa.ColumnElement[bool]] | None,
     notice: sa.ColumnElement[Any] | None = None,
+    guard: Callable[[], sa.ColumnElement[bool]] | None = None,
 ) -> Prepared:
     """Returns the settled run's columns (prefixed ``u_``) plus ``seq_locked`` and
     ``seq_snapshot``, or no row when the lease or ``expected`` did not hold.
@@ -164,7 +165,9 @@ def settle_run(
     from the bound parameters of ``values``, the condition that an unconsumed inbox
     entry already satisfies the wait (at the snapshot); the run is then queued
     instead. ``notice`` (:func:`~.listener.notice`) is evaluated when the settled run
-    is ``queued`` (a yield, or a pause its inbox already satisfies)."""
+    is ``queued`` (a yield, or a pause its inbox already satisfies). ``guard`` builds
+    the condition the run's row is locked on (default :func:`lease_guard`; a terminal
+    settle also asks for no parent: :func:`workflow.store.sql.children_sql.settle_guard`)."""
     shape = (bool(log.events), bool(log.consume), tuple(values), wait)
     queued = rows.queued_values(log.now)
 
@@ -172,7 +175,7 @@ def settle_run(
         runs = t.runs
         locked = (
             sa.select(runs.c.run_id, runs.c.inbox_seq)
-            .where(lease_guard(t.runs))
+            .where(lease_guard(t.runs) if guard is None else guard())
             .with_for_update()
             .cte("locked")
             .prefix_with("MATERIALIZED")

@@ -194,12 +194,16 @@ class PostgresStore(ReturningClaims):
                 return condition
 
         shape = None if wait is None else (wait.kind, wait.wake_at is not None)
-        key, build, params = one.settle_run(t, log, values, shape, matches, self._notice)
+        key, build, params = one.settle_run(
+            t, log, values, shape, matches, self._notice, lambda: self._settle_guard(values)
+        )
 
         def settle() -> Body[Run]:
             row = (yield self._q(key, build, params)).first()
             if row is None:
-                raise (yield from self._lease_failure(run_id, log.lease, log.expected))
+                raise (
+                    yield from self._lease_failure(run_id, log.lease, log.expected, settling=True)
+                )
             settled = unprefixed(row, one.UPDATED)
             if (
                 wait is not None

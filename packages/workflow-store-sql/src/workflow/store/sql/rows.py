@@ -12,6 +12,7 @@ from workflow.runtime.records import (
     InboxKind,
     Lease,
     Overlap,
+    ParentPolicy,
     Queue,
     RateLimit,
     Run,
@@ -49,6 +50,8 @@ RUN_COLUMNS = (
     "priority",
     "partition_key",
     "deadline_at",
+    "parent_run_id",
+    "parent_policy",
 )
 INBOX_COLUMNS = ("kind", "key", "name", "step_id", "payload", "meta", "received_at", "consumed")
 EVENT_COLUMNS = ("event_index", "type", "step_id", "data", "created_at")
@@ -72,7 +75,8 @@ def wait_from_row(row: Row) -> Wait | None:
     return Wait(
         wk,
         row["wait_step_id"],
-        name=key if wk is WaitKind.SIGNAL else None,
+        # A child wait names the child's run id, as a signal wait names the signal.
+        name=key if wk in (WaitKind.SIGNAL, WaitKind.CHILD) else None,
         approval_id=key if wk is WaitKind.APPROVAL else None,
         wake_at=_opt_int(row["wake_at"]),
         meta=codec.decode(row["wait_meta"]),
@@ -105,6 +109,8 @@ def run_from_row(row: Row) -> Run:
         priority=_int(row["priority"]),
         partition_key=row["partition_key"],
         deadline_at=_opt_int(row["deadline_at"]),
+        parent_run_id=row["parent_run_id"],
+        parent_policy=None if row["parent_policy"] is None else ParentPolicy(row["parent_policy"]),
     )
 
 

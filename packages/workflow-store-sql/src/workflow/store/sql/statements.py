@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from workflow.runtime import Claimed, IntervalSpec, NewEvent, Pause, Wait
+from workflow.runtime import Claimed, Finish, IntervalSpec, NewEvent, Pause, Wait
 
 from .store import SQLStore
 
@@ -127,3 +127,41 @@ async def hot_operation_sql(store: SQLStore) -> str:
             out.append(sql.strip() + ";")
         out.append("")
     return "\n".join(out)
+
+
+async def child_operation_statements(
+    store: SQLStore, now: int = 1_000_000, *, record: Recorder = recording
+) -> dict[str, list[str]]:
+    """What a run's end and a parent's cancellation send, without a parent and with one
+    (docs/sql-stores.md, Children: the cost table), on an empty store; what ``record``
+    saw of each (by default its statements)."""
+    out: dict[str, list[str]] = {}
+
+    async def run(name: str, call: Any) -> Any:
+        with record(store) as seen:
+            result = await call
+        out[name] = list(seen)
+        return result
+
+    async def claimed(run_id: str, **options: Any) -> Claimed:
+        await store.create_run(run_id, "wf", None, None, now, **options)
+        claim = await store.claim_run(run_id, "w", 1000, now)
+        assert isinstance(claim, Claimed)
+        return claim
+
+    alone = await claimed("alone")
+    await run("settle_finish", store.settle_run("alone", alone.lease, 0, [], Finish(1), now + 1))
+    parent = await claimed("p")
+    await store.settle_run("p", parent.lease, 0, [], Pause(Wait.child("s", "p@c")), now + 1)
+    await run("create_child", store.create_run("p@c", "wf", None, None, now, parent_run_id="p"))
+    child = await store.claim_run("p@c", "w", 1000, now + 2)
+    assert isinstance(child, Claimed)
+    await run(
+        "settle_finish_child",
+        store.settle_run("p@c", child.lease, 0, [], Finish(2), now + 3),
+    )
+    await store.create_run("lone", "wf", None, None, now)
+    await run("cancel_run", store.cancel_run("lone", "stop", now + 4))
+    await store.create_run("p@d", "wf", None, None, now, parent_run_id="p")
+    await run("cancel_child", store.cancel_run("p@d", "stop", now + 5))
+    return out

@@ -86,7 +86,7 @@ from workflow.runtime.subscriptions import poll_events
 from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S, check_operation_timeout
 from workflow.runtime.validation import EncodedEvent, EncodedWait
 
-from . import queue_sql, rows
+from . import children_sql, queue_sql, rows
 from .compiled import Compiler, Rows, Statement
 from .dialect import Dialect
 from .driver import Body, Driver, DuplicateKey, Query
@@ -160,6 +160,20 @@ def unprefixed(row: rows.Row, prefix: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
 
 
+_CASCADING = (RunStatus.CANCELLED, RunStatus.TIMED_OUT)
+"""How a parent ends when its ``cancel``-policy children end with it."""
+
+
+class ParentFirst(WorkflowStoreError):
+    """A terminal settle's guard found a run with a parent (still ours to settle): it is
+    settled again in a transaction that locks ``parent_run_id`` first. Never leaves
+    the store."""
+
+    def __init__(self, parent_run_id: str) -> None:
+        super().__init__(f"settle again with parent {parent_run_id!r} locked first")
+        self.parent_run_id = parent_run_id
+
+
 class SQLStore:
     """An :class:`~workflow.runtime.ExecutionStore` on a SQL database.
 
@@ -169,6 +183,11 @@ class SQLStore:
 
     migrations: ClassVar[str]
     """The adapter's Alembic ``script_location`` (``"workflow.store.<db>:migrations"``)."""
+
+    children: ClassVar[bool] = True
+    """Whether the store keeps parent links (``Capability.CHILDREN``): a child's end
+    and a parent's cancellation are transactions that lock the parent first
+    (:mod:`.children_sql`). D1 cannot run one."""
 
     queue_limits: ClassVar[bool] = True
     """Whether claims keep queue limits (``Capability.QUEUES``): it takes a transaction
@@ -217,6 +236,7 @@ class SQLStore:
                 Capability.CLAIM_ON_CREATE,
                 Capability.DEADLINES,
                 *((Capability.QUEUES,) if self.queue_limits else ()),
+                *((Capability.CHILDREN,) if self.children else ()),
             }
         )
 
@@ -392,6 +412,8 @@ class SQLStore:
             )
         elif wait.kind is WaitKind.APPROVAL:
             options.append(sa.and_(inbox.c.kind == InboxKind.APPROVAL.value, inbox.c.key == key))
+        elif wait.kind is WaitKind.CHILD:
+            options.append(sa.and_(inbox.c.kind == InboxKind.CHILD.value, inbox.c.key == key))
         if not options:
             return sa.false()
         return sa.and_(inbox.c.run_id == run_id, inbox.c.consumed == sa.false(), sa.or_(*options))
@@ -423,10 +445,23 @@ class SQLStore:
         return (yield self._q(("select_run", lock), build, {"p_run_id": run_id})).first()
 
     def _lease_failure(
-        self, run_id: str, lease: Lease, expected: int | None = None
+        self, run_id: str, lease: Lease, expected: int | None = None, *, settling: bool = False
     ) -> Body[WorkflowStoreError]:
-        """Why a lease-guarded write matched no row."""
+        """Why a lease-guarded write matched no row. ``settling``: the write was a
+        settle, whose guard also asks for no parent when it ends the run
+        (:func:`.children_sql.settle_guard`); a child that holds its lease gets
+        :class:`ParentFirst`, and is settled again with its parent locked first."""
         row = yield from self._load(run_id)
+        if (
+            settling
+            and row is not None
+            and row["parent_run_id"] is not None
+            and row["lease_owner"] == lease.owner
+            and int(row["lease_token"]) == lease.token
+            and int(row["next_event_index"]) == expected
+            and not RunStatus(row["status"]).terminal
+        ):
+            return ParentFirst(row["parent_run_id"])
         if row is None:
             return LeaseLostError(run_id, f"run {run_id!r} does not exist (deleted?)")
         if row["status"] == RunStatus.CANCELLED.value:
@@ -526,7 +561,7 @@ class SQLStore:
             partition_key=partition_key,
             parent_run_id=parent_run_id,
             parent_policy=parent_policy,
-            children=False,
+            children=self.children,
         )
         if not self.queue_limits:
             refuse_placement(a.placement)
@@ -572,6 +607,8 @@ class SQLStore:
                 pass
             return (yield from self._load(a.run_id)) or {}
 
+        if a.parent_run_id is not None:
+            return await self._create_child(a, values, queued)
         for _ in range(3):
             row = await self._run(insert())
             if row is LIMITED:
@@ -590,6 +627,76 @@ class SQLStore:
                 return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
             # Deleted between the two statements: try again.
         raise StoreUnavailableError(f"run {a.run_id!r} kept changing under create_run")
+
+    async def _create_child(
+        self, a: arguments.NewRun, values: dict[str, Any], queued: dict[str, Any]
+    ) -> CreateResult:
+        """``create_run`` with a parent: one transaction that holds the parent's row
+        (shared) while it reads its status and inserts the child."""
+        for _ in range(3):
+            try:
+                return await self._run(self._create_child_body(a, values, queued), transaction=True)
+            except DuplicateKey:
+                continue  # created meanwhile: the next round answers it
+        raise StoreUnavailableError(f"run {a.run_id!r} kept changing under create_run")
+
+    def _create_child_body(
+        self, a: arguments.NewRun, values: dict[str, Any], queued: dict[str, Any]
+    ) -> Body[CreateResult]:
+        assert a.parent_run_id is not None
+        assert a.parent_policy is not None
+        existing = yield from self._load(a.run_id)
+        if existing is not None:
+            run = rows.run_from_row(existing)
+            return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
+        runs = self.tables.runs
+        found = yield self._q(
+            "lock_parent_shared",
+            lambda: children_sql.lock_share(self.tables, [runs.c.run_id, runs.c.status]),
+            {"p_run_id": a.parent_run_id},
+        )
+        parent = found.first()
+        if parent is None:
+            raise InvalidArgumentError(
+                f"parent_run_id: run {a.parent_run_id!r} does not exist (create the parent first)"
+            )
+        link = {"parent_run_id": a.parent_run_id, "parent_policy": a.parent_policy.value}
+        parent_status = RunStatus(parent["status"])
+        if a.parent_policy is ParentPolicy.CANCEL and parent_status in _CASCADING:
+            # The cascade it came too late for: created ended, never claimable.
+            row = {
+                **queued,
+                **link,
+                **children_sql.cascaded_values(a.now),
+                "error": codec.encode_error(
+                    arguments.parent_ended_error(a.parent_run_id, parent_status.value)
+                ),
+            }
+            yield self._run_row_insert(row, notify=False)
+            return Created(rows.run_from_row(_with_defaults(row)), None)
+        if a.owner is not None and self.queue_limits:
+            inserted = yield from self._create_limited(a, {**values, **link}, {**queued, **link})
+            if inserted is not None and inserted is not LIMITED:
+                run = rows.run_from_row(inserted)
+                return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
+            row = {**(values if inserted is None else queued), **link}
+        else:
+            row = {**values, **link}
+            yield self._run_row_insert(row, notify=a.owner is None)
+        run = rows.run_from_row(_with_defaults(row))
+        return Created(run, run.lease)
+
+    def _run_row_insert(self, values: dict[str, Any], *, notify: bool) -> Query:
+        """The INSERT of a run row with ``values`` (``notify``: a queued run, which
+        notifies watchers where the store can)."""
+        columns = tuple(values)
+
+        def build() -> sa.Insert:
+            insert = self._insert(self.tables.runs, columns)
+            notice = self._wake_notice() if notify else None
+            return insert if notice is None else insert.returning(notice.label("woke"))
+
+        return self._q(("insert_run_row", columns, notify), build, prefixed(values, ""))
 
     def _claimed_run_insert(self) -> sa.Insert:
         """A run created claimed (``create_run(..., owner=, lease_ms=)``); with queue
@@ -620,16 +727,11 @@ class SQLStore:
         room = gate.has_room(p.queue, p.partition_key)
         if room:
             gate.take(p.queue, p.partition_key)
-            yield self._q(
-                "insert_claimed_run_limited", self._claimed_run_plain_insert, prefixed(claimed, "")
-            )
+            yield self._run_row_insert(claimed, notify=False)
         else:
-            yield self._q("insert_run", self._run_insert, prefixed(queued, ""))
+            yield self._run_row_insert(queued, notify=True)
         yield from self._write_windows(gate)
         return None if room else LIMITED
-
-    def _claimed_run_plain_insert(self) -> sa.Insert:
-        return self._insert(self.tables.runs, CLAIMED_RUN_INSERT)
 
     def _run_insert(self) -> sa.Insert:
         """A new queued run's INSERT (it notifies watchers where the store can)."""
@@ -653,7 +755,7 @@ class SQLStore:
         cursor: str | None = None,
         parent_run_id: str | None = None,
     ) -> Page:
-        arguments.children_listing(parent_run_id, children=False)
+        parent_run_id = arguments.children_listing(parent_run_id, children=self.children)
         workflow_id = validation.check_optional_id(workflow_id, "workflow_id")
         statuses = validation.check_statuses(status)
         limit = validation.check_limit(limit)
@@ -663,11 +765,14 @@ class SQLStore:
             workflow_id is not None,
             len(wanted) if statuses is not None else None,
             bool(after),
+            parent_run_id is not None,
         )
 
         def build() -> sa.Select[Any]:
             runs = self.tables.runs
             stmt = sa.select(*self._run_cols)
+            if parent_run_id is not None:
+                stmt = stmt.where(children_sql.children_page(self.tables))
             if workflow_id is not None:
                 stmt = stmt.where(
                     runs.c.workflow_id == bound("workflow_id", runs.c.workflow_id.type)
@@ -690,6 +795,8 @@ class SQLStore:
             )
 
         values: Params = {"p_limit": limit + 1, "p_workflow_id": workflow_id}
+        if parent_run_id is not None:
+            values["p_parent_run_id"] = parent_run_id
         values.update((f"p_s{i}", s) for i, s in enumerate(wanted))
         if after is not None:
             values["p_after_at"], values["p_after_id"] = after
@@ -774,15 +881,139 @@ class SQLStore:
             )
 
         def cancel() -> Body[CancelResult]:
-            row = yield from self._load(a.run_id, lock=True)
+            parent = None
+            if self.children:
+                row, parent = yield from self._lock_with_parent(a.run_id)
+            else:
+                row = yield from self._load(a.run_id, lock=True)
             if row is None:
                 return NotFound(a.run_id)
             if RunStatus(row["status"]).terminal:
                 return AlreadyTerminal(rows.run_from_row(row))
             yield self._q("cancel", build, {"p_run_id": a.run_id, **prefixed(values, "v_")})
-            return Cancelled(rows.run_from_row({**row, **values}))
+            ended = {**row, **values}
+            if self.children:
+                yield from self._child_ended(parent, ended, a.now)
+                yield from self._cascade([(a.run_id, RunStatus.CANCELLED)], a.now)
+            return Cancelled(rows.run_from_row(ended))
 
         return await self._run(cancel(), transaction=True)
+
+    # -- children ----------------------------------------------------------------------
+    def _lock_with_parent(self, run_id: str) -> Body[tuple[rows.Row | None, rows.Row | None]]:
+        """Lock the run ``run_id``, and its parent's row before it if it has a parent
+        (the lock order of :mod:`.children_sql`): (run, parent), each None if absent.
+        A run without a parent costs one statement, as a plain lock did."""
+        row = (
+            yield self._q(
+                "lock_orphan",
+                lambda: children_sql.lock_orphan(self.tables, self._run_cols),
+                {"p_run_id": run_id},
+            )
+        ).first()
+        if row is not None:
+            return row, None
+        seen = yield from self._load(run_id)
+        if seen is None:
+            return None, None
+        parent = None
+        if seen["parent_run_id"] is not None:  # fixed at creation: safe to read unlocked
+            parent = yield from self._load(seen["parent_run_id"], lock=True)
+        return (yield from self._load(run_id, lock=True)), parent
+
+    def _child_ended(self, parent: rows.Row | None, child: rows.Row, now: int) -> Body[bool]:
+        """The end of ``child`` (its row as ended) reaches its live ``parent`` (locked
+        by the caller; None: gone): a ``child`` entry (an earlier one of that key is
+        kept), and the parent queued if it waits for exactly this child (True)."""
+        if parent is None or RunStatus(parent["status"]).terminal:
+            return False
+        child_id = child["run_id"]
+        payload = arguments.child_payload(
+            child["status"], codec.decode(child["output"]), codec.decode_error(child["error"])
+        )
+        entry = {
+            "run_id": parent["run_id"],
+            "kind": InboxKind.CHILD.value,
+            "key": child_id,
+            "name": None,
+            "step_id": None,
+            # The store's own record of values it accepted: no size limit of its own.
+            "payload": codec.encode(payload, max_bytes=2**31),
+            "meta": None,
+            "received_at": now,
+            "consumed": False,
+        }
+        inbox = self.tables.inbox
+        yield self._q(
+            "insert_child_entry",
+            lambda: self._dialect.insert_ignore(inbox).values(
+                {c: bound(c, inbox.c[c].type) for c in entry}
+            ),
+            prefixed(entry, ""),
+        )
+        if (
+            parent["status"] == RunStatus.PAUSED.value
+            and parent["wait_kind"] == WaitKind.CHILD.value
+            and parent["wait_key"] == child_id
+        ):
+            yield self._q(
+                "wake_parent",
+                self._waking_parent,
+                {"p_run_id": parent["run_id"], **prefixed(rows.queued_values(now), "q_")},
+            )
+            return True
+        return False
+
+    def _waking_parent(self) -> sa.Update:
+        """Queue the run p_run_id (a parent whose awaited child ended; it is locked and
+        paused), notifying watchers where the store can."""
+        runs = self.tables.runs
+        update = (
+            sa.update(runs)
+            .where(runs.c.run_id == bound("run_id", runs.c.run_id.type))
+            .values(self._queued())
+        )
+        notice = self._wake_notice()
+        return update if notice is None else update.returning(notice.label("woke"))
+
+    def _cascade(self, ended: Sequence[tuple[str, RunStatus]], now: int) -> Body[list[str]]:
+        """End the live ``cancel``-policy descendants of the runs ``ended`` (just
+        cancelled or timed out, still locked), level by level: each level's rows are
+        locked after their parents', never before. Each child gets its own parent's
+        ``ParentEnded`` error and writes no entry (its parent has ended). Returns the
+        ids of the runs it ended."""
+        level = {run_id: status for run_id, status in ended}
+        values = children_sql.cascaded_values(now)
+        done: list[str] = []
+        while level:
+            parents = sorted(level)
+            n = len(parents)
+            found = yield self._q(
+                ("cancel_children_lock", n),
+                lambda n=n: children_sql.live_cancel_children(self.tables, n),
+                {f"p_par{i}": p for i, p in enumerate(parents)},
+            )
+            children = [(r["run_id"], r["parent_run_id"]) for r in found.mappings()]
+            if not children:
+                break
+            used = sorted({p for _, p in children})
+            params: Params = {**prefixed(values, "v_")}
+            for i, p in enumerate(used):
+                params[f"p_par{i}"] = p
+                params[f"p_err{i}"] = codec.encode_error(
+                    arguments.parent_ended_error(p, level[p].value)
+                )
+            for i, (child_id, _) in enumerate(children):
+                params[f"p_id{i}"] = child_id
+            m, k = len(used), len(children)
+            yield self._q(
+                ("cancel_children", m, k),
+                lambda m=m, k=k: children_sql.cancel_children(self.tables, m, k),
+                params,
+            )
+            level = {child_id: RunStatus.CANCELLED for child_id, _ in children}
+            done += level
+        return done
 
     @operation
     async def delete_run(self, run_id: str) -> bool:
@@ -1282,27 +1513,55 @@ class SQLStore:
             consume,
             max_bytes=self.max_payload_bytes,
         )
-        return await self._settle(a, settled_values(a))
+        values = settled_values(a)
+        try:
+            return await self._settle(a, values)
+        except ParentFirst as first:
+            body = self._settle_child(a, values, first.parent_run_id)
+            return await self._run(body, transaction=True)
+
+    def _settle_child(
+        self, a: arguments.Settlement, values: dict[str, Any], parent_run_id: str
+    ) -> Body[Run]:
+        """The terminal settle of a run with a parent: lock the parent, settle (the
+        guard without its no-parent clause), then the child's end reaches the parent."""
+        log = a.log
+        parent = yield from self._load(parent_run_id, lock=True)
+        row = yield from self._settle_update(log, values, orphan=False)
+        if row is None:
+            raise (yield from self._lease_failure(log.run_id, log.lease, log.expected))
+        settled = dict(row)
+        yield from self._write_log(log.run_id, log.expected, log.events, log.consume, log.now)
+        yield from self._child_ended(parent, settled, log.now)
+        return rows.run_from_row(settled)
+
+    def _settle_guard(self, values: dict[str, Any]) -> sa.ColumnElement[bool]:
+        """The guard of a settle's write: :func:`lease_guard`, and no parent when it ends
+        the run (a store with children: :func:`.children_sql.settle_guard`)."""
+        guard = lease_guard(self.tables.runs)
+        return children_sql.settle_guard(guard, self.tables, values) if self.children else guard
 
     async def _settle(self, a: arguments.Settlement, values: dict[str, Any]) -> Run:
         return await self._run(self._settle_body(a, values), transaction=True)
 
     def _settle_update(
-        self, log: arguments.LogWrite, values: dict[str, Any]
+        self, log: arguments.LogWrite, values: dict[str, Any], *, orphan: bool = True
     ) -> Body[rows.Row | None]:
         """The guarded UPDATE of a settle; the run as settled, or None when the guard
-        failed. Portable: the UPDATE, then a read of the row it locked."""
+        failed. Portable: the UPDATE, then a read of the row it locked. ``orphan=False``:
+        without the guard's no-parent clause (the parent is locked already)."""
 
         def build() -> sa.Update:
             runs = self.tables.runs
+            guard = self._settle_guard(values) if orphan else lease_guard(runs)
             return (
                 sa.update(runs)
-                .where(lease_guard(self.tables.runs))
+                .where(guard)
                 .values({k: bound(f"v_{k}", runs.c[k].type) for k in values})
             )
 
         done = yield self._q(
-            ("settle", tuple(values)),
+            ("settle", tuple(values), orphan),
             build,
             {**lease_guard_params(log), **prefixed(values, "v_")},
         )
@@ -1314,7 +1573,9 @@ class SQLStore:
         log, wait = a.log, a.outcome.wait
         row = yield from self._settle_update(log, values)
         if row is None:
-            raise (yield from self._lease_failure(log.run_id, log.lease, log.expected))
+            raise (
+                yield from self._lease_failure(log.run_id, log.lease, log.expected, settling=True)
+            )
         settled = dict(row)
         yield from self._write_log(log.run_id, log.expected, log.events, log.consume, log.now)
         if wait is not None:
@@ -1610,35 +1871,15 @@ class SQLStore:
 
     def _fire_deadlines_body(self, now: int, limit: int) -> Body[list[InboxEntry]]:
         """Lock the live runs whose deadline passed (SKIP LOCKED: a run a settle holds is
-        that settle's; it is re-read after), store their deadline entries, end them."""
+        that settle's; it is re-read after), store their deadline entries, end them.
+        With children, the firings happen one after another (:meth:`_fire_in_turn`)."""
+        if self.children:
+            return (yield from self._fire_in_turn(now, limit))
         runs, inbox = self.tables.runs, self.tables.inbox
-
-        def due_query() -> sa.Select[Any]:
-            return (
-                self._due_deadlines()
-                .add_columns(runs.c.deadline_at)
-                .with_for_update(skip_locked=True)
-            )
-
-        due = (
-            yield self._q("due_deadlines", due_query, {"p_now": now, "p_limit": limit})
-        ).mappings()
+        due = yield from self._lock_due_deadlines(now, limit)
         if not due:
             return []
-        fired = [
-            {
-                "run_id": d["run_id"],
-                "kind": InboxKind.DEADLINE.value,
-                "key": arguments.DEADLINE_KEY,
-                "name": None,
-                "step_id": None,
-                "payload": arguments.deadline_payload(int(d["deadline_at"])),
-                "meta": None,
-                "received_at": now,
-                "consumed": False,
-            }
-            for d in due
-        ]
+        fired = [self._deadline_entry(d, now) for d in due]
         columns = ("run_id", *rows.INBOX_COLUMNS)
 
         def insert() -> sa.Insert:
@@ -1666,6 +1907,120 @@ class SQLStore:
             },
         )
         return [rows.entry_from_row(f["run_id"], f) for f in fired]
+
+    def _lock_due_deadlines(self, now: int, limit: int) -> Body[list[rows.Row]]:
+        runs = self.tables.runs
+
+        def due_query() -> sa.Select[Any]:
+            extra = (runs.c.parent_run_id,) if self.children else ()
+            return (
+                self._due_deadlines()
+                .add_columns(runs.c.deadline_at, *extra)
+                .with_for_update(skip_locked=True)
+            )
+
+        found = yield self._q("due_deadlines", due_query, {"p_now": now, "p_limit": limit})
+        return list(found.mappings())
+
+    @staticmethod
+    def _deadline_entry(due: rows.Row, now: int) -> dict[str, Any]:
+        return {
+            "run_id": due["run_id"],
+            "kind": InboxKind.DEADLINE.value,
+            "key": arguments.DEADLINE_KEY,
+            "name": None,
+            "step_id": None,
+            "payload": arguments.deadline_payload(int(due["deadline_at"])),
+            "meta": None,
+            "received_at": now,
+            "consumed": False,
+        }
+
+    def _fire_in_turn(self, now: int, limit: int) -> Body[list[InboxEntry]]:
+        """Deadlines of a store with children: each firing in ``(deadline_at, run_id)``
+        order sees the ones before it (a child that times out first reaches its parent;
+        a run an earlier firing's cascade cancelled is neither fired nor counted). A
+        run whose parent another transaction holds is left to the next sweep."""
+        runs, inbox = self.tables.runs, self.tables.inbox
+        values = self._timed_out_values(now)
+        fired: list[InboxEntry] = []
+        ended: set[str] = set()  # by a firing or a cascade of this call
+        skipped: set[str] = set()
+        columns = ("run_id", *rows.INBOX_COLUMNS)
+        while len(fired) < limit:
+            due = yield from self._lock_due_deadlines(now, limit - len(fired) + len(skipped))
+            due = [d for d in due if d["run_id"] not in skipped]
+            if not due:
+                break
+            parents, held = yield from self._lock_parents_of(due)
+            for d in due:
+                run_id = d["run_id"]
+                if run_id in ended or len(fired) == limit:
+                    continue
+                if d["parent_run_id"] in held:
+                    skipped.add(run_id)
+                    continue
+                entry = self._deadline_entry(d, now)
+                yield self._q(
+                    "fire_deadline",
+                    lambda: sa.insert(inbox).values(
+                        {c: bound(c, inbox.c[c].type) for c in columns}
+                    ),
+                    prefixed(entry, ""),
+                )
+                yield self._q(
+                    "time_out_one",
+                    lambda: (
+                        sa.update(runs)
+                        .where(runs.c.run_id == bound("run_id", runs.c.run_id.type))
+                        .values({k: bound(f"v_{k}", runs.c[k].type) for k in values})
+                    ),
+                    {"p_run_id": run_id, **prefixed(values, "v_")},
+                )
+                fired.append(rows.entry_from_row(run_id, entry))
+                ended.add(run_id)
+                parent = parents.get(d["parent_run_id"])
+                if parent is not None and parent["run_id"] not in ended:
+                    woke = yield from self._child_ended(
+                        parent, {**d, **values, "output": None}, now
+                    )
+                    if woke:
+                        parents[parent["run_id"]] = {**parent, **rows.queued_values(now)}
+                ended.update((yield from self._cascade([(run_id, RunStatus.TIMED_OUT)], now)))
+        return fired
+
+    def _lock_parents_of(
+        self, due: Sequence[rows.Row]
+    ) -> Body[tuple[dict[str, rows.Row], set[str]]]:
+        """Lock the parents of the ``due`` runs (held already) that no other transaction
+        holds (``SKIP LOCKED``: waiting for a parent while holding its child could
+        deadlock with a settle that locked them the other way round). Returns the
+        locked parents by id, and the ids of those another transaction holds: their
+        children are left to the next sweep."""
+        wanted = sorted({d["parent_run_id"] for d in due if d["parent_run_id"] is not None})
+        if not wanted:
+            return {}, set()
+        n = len(wanted)
+        found = yield self._q(
+            ("lock_parents", n),
+            lambda: children_sql.lock_parents(self.tables, self._run_cols, n),
+            {f"p_par{i}": p for i, p in enumerate(wanted)},
+        )
+        locked: dict[str, rows.Row] = {r["run_id"]: r for r in found.mappings()}
+        missing = [p for p in wanted if p not in locked]
+        if not missing:
+            return locked, set()
+        m = len(missing)
+        runs = self.tables.runs
+        # Missing: deleted (its children time out, writing nothing) or held elsewhere.
+        exist = yield self._q(
+            ("parents_exist", m),
+            lambda: sa.select(runs.c.run_id).where(
+                runs.c.run_id.in_([bound(f"par{i}", runs.c.run_id.type) for i in range(m)])
+            ),
+            {f"p_par{i}": p for i, p in enumerate(missing)},
+        )
+        return locked, set(exist.scalars())
 
     async def _fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:
         return await self._run(self._fire_timers(now, limit), transaction=True)
@@ -2130,19 +2485,20 @@ class ReturningClaims(SQLStore):
         return [self._claimed(r, a.with_history) for r in found.mappings()]
 
     def _settle_update(
-        self, log: arguments.LogWrite, values: dict[str, Any]
+        self, log: arguments.LogWrite, values: dict[str, Any], *, orphan: bool = True
     ) -> Body[rows.Row | None]:
         def build() -> sa.Update:
             runs = self.tables.runs
+            guard = self._settle_guard(values) if orphan else lease_guard(runs)
             return (
                 sa.update(runs)
-                .where(lease_guard(self.tables.runs))
+                .where(guard)
                 .values({k: bound(f"v_{k}", runs.c[k].type) for k in values})
                 .returning(*self._run_cols)
             )
 
         found = yield self._q(
-            ("settle_returning", tuple(values)),
+            ("settle_returning", tuple(values), orphan),
             build,
             {**lease_guard_params(log), **prefixed(values, "v_")},
         )

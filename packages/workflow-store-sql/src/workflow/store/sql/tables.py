@@ -24,6 +24,9 @@ Column notes:
   :mod:`workflow.store.postgres.one_statement`).
 * ``deadline_at`` is the run's deadline, kept after it ended; due deadlines are
   found through ``(finished_at, deadline_at, run_id)``: live runs only.
+* ``parent_run_id`` and ``parent_policy`` link a child run to its parent (no foreign
+  key: the link outlives a deleted parent); ``ix_runs_parent`` finds a parent's
+  children, for ``list_runs(parent_run_id=)`` and the cascade of a cancellation.
 * ``lease_token`` is the last token handed out (0 = never claimed); the lease is
   present when ``lease_owner`` is non-NULL.
 * ``queue``, ``priority``, ``partition_key`` place a run (``docs/semantics.md``,
@@ -86,6 +89,8 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("partition_key", ID),
         sa.Column("deadline_at", MS),
+        sa.Column("parent_run_id", ID),
+        sa.Column("parent_policy", SHORT),
         sa.Index(f"ix_{p}runs_ready", "ready_at", "run_id"),
         # The leased runs of a queue (and of each key): the count a limited claim makes.
         sa.Index(
@@ -95,6 +100,8 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         sa.Index(f"ix_{p}runs_finished", "finished_at", "run_id"),
         sa.Index(f"ix_{p}runs_created", "created_at", "run_id"),
         sa.Index(f"ix_{p}runs_deadline", "finished_at", "deadline_at", "run_id"),
+        # A parent's children: list_runs by parent (in its order) and the cascade.
+        sa.Index(f"ix_{p}runs_parent", "parent_run_id", "created_at", "run_id"),
         sa.Index(f"ix_{p}runs_workflow_created", "workflow_id", "created_at", "run_id"),
         sa.Index(f"ix_{p}runs_status_created", "status", "created_at", "run_id"),
         mysql_engine="InnoDB",

@@ -1,0 +1,25 @@
+"""runs.parent_run_id, runs.parent_policy and ix_runs_parent: child runs.
+
+Revision ID: 655dbf1e4300
+Revises: 1c1205196104
+Create Date: 2026-12-06
+
+Logical change 0005 (see migrations/CHANGES.md).
+"""
+
+from __future__ import annotations
+
+from workflow.store.sql.revisions import r0005_children as body
+
+revision = "655dbf1e4300"
+down_revision = "1c1205196104"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    body.upgrade()
+
+
+def downgrade() -> None:
+    body.downgrade()
