@@ -2,7 +2,7 @@
 runs' queue limited (``concurrency`` set, never reached) against the same claims with
 no limit, on each store declaring ``Capability.QUEUES``. A measurement, not a test.
 
-    python -m bench.queue_limits [--stores memory,sqlite,postgres,mysql] [--claims 200]
+    python -m bench.queue_limits [--stores memory,sqlite,postgres,mysql,redis] [--claims 200]
         [--rounds 5]
 
 Each round, per store, seeds ``--claims`` queued runs and claims them one call at a
@@ -11,7 +11,9 @@ the two back to back on fresh data, alternating which goes first; the ratios on/
 are taken round by round (:func:`bench.stats.ratios`), so a noisy moment slows both.
 "off" on a SQL store is the one-statement claim; "on" is the limited claim (the lock
 of the limited queues, then one statement that counts, decides and claims: one round
-trip; docs/sql-stores.md, Queues).
+trip; docs/sql-stores.md, Queues). On Redis (standalone) both are the one claim
+script; "on" also counts the queue's leases across the buckets in it
+(docs/stores/redis.md, Queues).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ async def main(stores: list[str], n: int, rounds: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stores", default="memory,sqlite,postgres,mysql")
+    parser.add_argument("--stores", default="memory,sqlite,postgres,mysql,redis")
     parser.add_argument("--claims", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()

@@ -191,3 +191,33 @@ async def test_an_unsampled_start_stores_no_trace_context() -> None:
     runtime = Runtime(store, [greet])
     run = await runtime.start("otel-greet", "hi")
     assert await store.read_events(run.run_id) == []
+
+
+@workflow("otel-child")
+async def otel_child(ctx: Context, input: JSON) -> JSON:
+    return await ctx.step("child-step", lambda: input)
+
+
+@workflow("otel-parent")
+async def otel_parent(ctx: Context, input: JSON) -> JSON:
+    return await ctx.child(otel_child, input, step_id="child")
+
+
+async def test_a_child_run_continues_its_parents_trace(otel: Capture) -> None:
+    data = InMemoryStore()
+    runtime = Runtime(data, [otel_parent, otel_child])
+    run = await runtime.start(otel_parent, "x", run_id="p")
+    await runtime.run_until_idle()
+    assert await runtime.result(run.run_id) == "x"
+    (child,) = (await data.list_runs(parent_run_id="p")).items
+    assert (await data.read_events(child.run_id))[0].type == EventType.TRACE_CONTEXT
+    [start] = spans_of(otel, "p", "workflow.start otel-parent")
+    [child_start] = spans_of(otel, child.run_id, "workflow.start otel-child")
+    parent_slices = spans_of(otel, "p", "workflow.run otel-parent")
+    child_slices = spans_of(otel, child.run_id, "workflow.run otel-child")
+    assert child_start.context.trace_id == start.context.trace_id
+    # Started from the parent's first slice; the child's slices hang from its start.
+    assert child_start.parent.span_id == parent_slices[0].context.span_id
+    assert child_slices
+    for slice_ in child_slices:
+        assert slice_.parent.span_id == child_start.context.span_id

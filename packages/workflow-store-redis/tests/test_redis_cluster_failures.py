@@ -130,5 +130,7 @@ async def test_a_slot_being_migrated_raises_store_unavailable(cluster_store: Red
         await _end_move(slot, target, source, everyone)
         for node in everyone:
             await node.aclose()
+    # The failed claim_run had reserved the run's queue place for token 1
+    # (docs/stores/redis.md, Queues); the next claim of that token shares it.
     claims = await store.claim_runnable("w", 60_000, 5, T0)
     assert [c.run.run_id for c in claims] == ["r"]

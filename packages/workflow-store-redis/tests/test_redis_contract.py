@@ -41,6 +41,7 @@ class TestRedisStore(StoreContract):
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
+            Capability.QUEUES,
             Capability.NOTIFY_RUNNABLE,
         }
     )
@@ -113,6 +114,7 @@ class TestRedisClusterStore(StoreContract):
             Capability.MULTI_PROCESS,
             Capability.CLAIM_ON_CREATE,
             Capability.DEADLINES,
+            Capability.QUEUES,
             Capability.NOTIFY_RUNNABLE,
         }
     )

@@ -312,3 +312,43 @@ async def test_downgrade_to_0002_ends_timed_out_runs_cancelled_and_drops_deadlin
     await store.create_schema()
     assert (await store.schema_status()).up_to_date
     assert await store.fire_due_timers(T0 + 2_000, 10) == []
+
+
+async def test_0004_puts_old_runs_in_the_default_queue_and_downgrade_drops_queues(
+    store: RedisStore,
+) -> None:
+    await store.create_schema()
+    await store.create_run("old", "wf", None, None, T0)
+    await store.create_run("held", "wf", None, None, T0 + 1)
+    await store.create_run("new", "wf", None, None, T0 + 2)
+    held = await store.claim_run("held", "w", 60_000, T0 + 3)
+    assert isinstance(held, Claimed)
+    others: tuple[str, ...] = ()
+    if not store.cluster:
+        await store.upsert_queue("q", T0, concurrency=1)
+        await store.create_run("urgent", "wf", None, None, T0 + 4, queue="q", priority=5)
+        others = ("urgent",)
+
+    # Down to 0003: the keyspace as 0003 wrote it (0003 knew no placement).
+    await store.migrator.downgrade("0003")
+    keys = await _keys(store)
+    assert not any(k.endswith(":ready") or ":qr:" in k or ":ql:" in k for k in keys), keys
+    assert not any(":queue:" in k or k.endswith(":queues") for k in keys), keys
+    for run_id in ("old", "held", "new", *others):
+        fields = await store.client.hgetall(store.keys.run(run_id))
+        assert not {"q", "pri", "po", "pk", "rm"} & set(fields), fields
+
+    # Up again: every run is in the default queue at priority 0, in claim order, and
+    # the run leased before counts against a limit set now.
+    await store.create_schema()
+    assert (await store.schema_status()).up_to_date
+    for run_id in ("old", "held", "new", *others):
+        run = await store.load_run(run_id)
+        assert run is not None
+        assert (run.queue, run.priority, run.partition_key) == ("default", 0, None)
+    if not store.cluster:
+        await store.upsert_queue("default", T0 + 5, concurrency=1)
+        assert await store.claim_runnable("w", 60_000, 10, T0 + 6) == []
+        await store.upsert_queue("default", T0 + 7, concurrency=4)
+    claims = await store.claim_runnable("w", 60_000, 10, T0 + 8)
+    assert [c.run.run_id for c in claims] == ["old", "new", *others]

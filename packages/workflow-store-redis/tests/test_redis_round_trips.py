@@ -19,7 +19,7 @@ from local_cluster import cluster_fixture  # noqa: F401  (fixture redis_cluster_
 from redis.asyncio.connection import Connection
 
 from workflow.contract_tests.servers import require_server
-from workflow.runtime import Claimed, NewEvent, Pause, RunStatus, Wait
+from workflow.runtime import Claimed, NewEvent, Pause, RateLimit, RunStatus, Wait
 from workflow.store.redis.keys import DEFAULT_BUCKETS
 from workflow.store.redis.store import RedisStore, open_store
 
@@ -47,9 +47,17 @@ STANDALONE = {**ONE_RUN, "claim_runnable": 1, "fire_due_timers": 2, "list_runs":
 # Cluster: a dry script per bucket (sent concurrently), then one acting script on the
 # bucket that holds the winner; list_runs is two pipelines, each written once to every
 # one of the 3 masters (16 buckets spread over all of them) or, for one run, its node.
+# Queue limits span slots, so every claim reserves its place in the {g} slot first
+# (docs/stores/redis.md, Queues): claim_runnable asks which queues are full, then the
+# buckets (dry), reserves, claims; claim_run reads the run's queue, reserves, claims;
+# a heartbeat extends the reservation before the lease and a settle gives it back.
 CLUSTER = {
     **ONE_RUN,
-    "claim_runnable": DEFAULT_BUCKETS + 1,
+    "create_run_claimed": 2,
+    "claim_run": 3,
+    "heartbeat": 2,
+    "settle_run": 2,
+    "claim_runnable": 1 + DEFAULT_BUCKETS + 1 + 1,
     "fire_due_timers": DEFAULT_BUCKETS + DEFAULT_BUCKETS + 1,  # no deadline due: no winner
     "list_runs": 3 + 1,
 }
@@ -141,6 +149,20 @@ async def test_hot_operations_take_the_budgeted_round_trips(
     store: RedisStore, counted: type[Counter]
 ) -> None:
     # The first pass connects and loads the scripts (EVALSHA -> NOSCRIPT -> load).
+    await _drive(store, "warm-up", T0)
+    seen = await _drive(store, "measured", T0 + 1)
+    assert seen == STANDALONE
+
+
+async def test_queue_limits_cost_no_round_trip_on_a_standalone_server(
+    store: RedisStore, counted: type[Counter]
+) -> None:
+    # Every limit on the queue the runs are in: each claim (claim_run, claim_runnable,
+    # create_run claimed) counts the queue's leases and its rate window inside its own
+    # script, so the budget is the same as without limits.
+    await store.upsert_queue(
+        "default", T0, concurrency=100, per_key_concurrency=10, rate_limit=RateLimit(1000, 60_000)
+    )
     await _drive(store, "warm-up", T0)
     seen = await _drive(store, "measured", T0 + 1)
     assert seen == STANDALONE

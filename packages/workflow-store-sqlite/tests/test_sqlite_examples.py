@@ -161,3 +161,10 @@ async def test_the_retention_example_purges_the_ended_runs_and_keeps_the_waiting
             assert await store.read_events(run_id) == []
     finally:
         await store.close()
+
+
+async def test_the_children_example_fans_out_and_handles_the_failed_child(tmp_path: Path) -> None:
+    outcome = await load_example("children").main(f"sqlite:///{tmp_path / 'children.db'}")
+    assert outcome["output"]["failed"] == {"invoice-initech": "no address for initech"}
+    assert outcome["output"]["summary"] == "3 invoices, 400 in total"
+    assert sorted(outcome["children"].values()) == ["errored"] + ["finished"] * 4

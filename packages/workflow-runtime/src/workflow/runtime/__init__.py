@@ -7,6 +7,7 @@ unless their docs say otherwise (``codec`` and ``validation`` are for store auth
 
 from __future__ import annotations
 
+from .children import ChildRun, child_run_id_for
 from .contract import Capability, ExecutionStore, QueueStore
 from .cursor import decode_cursor, encode_cursor
 from .definitions import Scheduled, Workflow, WorkflowSet, cron, every, workflow
@@ -87,6 +88,9 @@ from .schema import SchemaMigrator, SchemaOwner, SchemaRevision
 from .sync_client import SyncClient
 from .wakeups import RunnableNotifier
 from .workflow_errors import (
+    ChildFailedError,
+    ChildrenUnsupportedError,
+    ChildTimeoutError,
     NonDeterminismError,
     ResultTimeoutError,
     RunConflictError,
@@ -110,6 +114,10 @@ __all__ = [
     "CancelResult",
     "Cancelled",
     "Capability",
+    "ChildFailedError",
+    "ChildRun",
+    "ChildTimeoutError",
+    "ChildrenUnsupportedError",
     "ClaimResult",
     "Claimed",
     "Closed",
@@ -196,6 +204,7 @@ __all__ = [
     "WorkflowStoreError",
     "Yield",
     "approval_id_for",
+    "child_run_id_for",
     "cron",
     "current_step",
     "decode_cursor",

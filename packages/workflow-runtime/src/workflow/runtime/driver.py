@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, overload
 
 from . import telemetry
+from .children import ChildSpec
 from .contract import Capability, ExecutionStore
 from .definitions import InputT, OutputT, Workflow, WorkflowSet
 from .engine import (
@@ -432,6 +433,33 @@ class Runtime:
                 worker.unreserve()
         return result
 
+    async def _start_child(self, spec: ChildSpec) -> CreateResult:
+        """Create the child run ``ctx.start_child`` asks for (the engine's ``children``):
+        like :meth:`start` (the trace context included), with the parent's link, in the
+        parent's queue unless another is named; a worker of this process with a free
+        slot drives it at once."""
+        if isinstance(spec.workflow, Workflow):
+            wf: Workflow[Any, Any] = spec.workflow
+        else:
+            wf = self.workflows.latest(spec.workflow)
+        placement: dict[str, Any] = {
+            "queue": spec.parent.queue if spec.queue is None else spec.queue,
+            "priority": spec.priority,
+            "partition_key": spec.partition_key,
+            "parent_run_id": spec.parent.run_id,
+            "parent_policy": spec.policy,
+        }
+        if spec.deadline_at is not None:
+            placement["deadline_at"] = spec.deadline_at
+        # Inside the parent's slice span: the child's trace continues the parent's.
+        with telemetry.start_span(wf.workflow_id, spec.run_id) as trace_context:
+            result = await self._create(wf, spec.run_id, spec.input, trace_context, placement)
+        if isinstance(result, Created):
+            telemetry.run_started(wf.workflow_id)
+            if result.lease is None:
+                self._work_appeared()
+        return result
+
     async def _create_traced(
         self,
         wf: Workflow[Any, Any],
@@ -808,6 +836,7 @@ class Runtime:
             workflow=workflow,
             clock=clock,
             should_yield=lambda: self._stopping or clock() >= deadline,
+            children=self._start_child,
         )
         task = asyncio.create_task(execution.run())
         stop_beat = asyncio.Event()

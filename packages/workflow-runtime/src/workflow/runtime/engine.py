@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar, TypeVarTuple, cast, overload
 
 from . import codec, telemetry
-from .contract import ExecutionStore
-from .definitions import Workflow
+from .children import ChildRun, ChildSpec, ChildStarter, child_run_id_for
+from .contract import Capability, ExecutionStore
+from .definitions import InputT, OutputT, Workflow
 from .errors import (
     InvalidArgumentError,
     LeaseLostError,
@@ -49,12 +50,15 @@ from .errors import (
     WorkflowStoreError,
 )
 from .history import (
+    CHILD_WAIT_STEP_PREFIX,
+    MAX_CHILD_WAITS_DIGITS,
     PATCH_STEP_PREFIX,
     RESERVED_PREFIX,
     EventType,
     History,
     OpKind,
     RecordedOp,
+    child_wait_step_id,
     error_data,
     error_from,
     field_of,
@@ -68,14 +72,19 @@ from .records import (
     JSONLike,
     Lease,
     NewEvent,
+    ParentPolicy,
     Run,
+    RunStatus,
     StoredEvent,
     Wait,
 )
-from .results import Fail, Finish, Outcome, Pause, Yield
+from .results import Conflict, CreateResult, Fail, Finish, Outcome, Pause, Yield
 from .retry import DEFAULT_STEP_RETRY, RetryPolicy
 from .validation import MAX_ID_LENGTH, check_id
 from .workflow_errors import (
+    ChildFailedError,
+    ChildrenUnsupportedError,
+    ChildTimeoutError,
     NonDeterminismError,
     StepFailedError,
     StepTimeoutError,
@@ -185,6 +194,55 @@ def approval_id_for(run_id: str, step_id: str) -> str:
     # JSON of the pair: an unambiguous encoding, whatever characters the ids hold.
     digest = hashlib.sha256(json.dumps([run_id, step_id]).encode()).hexdigest()
     return f"apr-{digest[:20]}"
+
+
+@dataclass(frozen=True, slots=True)
+class _ChildEnd:
+    """How a child ended, as its ``child`` inbox entry (or its record) says."""
+
+    status: RunStatus
+    output: JSON
+    error: ErrorInfo | None
+
+    @classmethod
+    def read(cls, data: JSON) -> _ChildEnd:
+        body = data if isinstance(data, dict) else {}
+        try:
+            status = RunStatus(str(body.get("status")))
+        except ValueError:
+            status = RunStatus.ERRORED
+        error = body.get("error")
+        return cls(status, body.get("output"), error_from(error) if error is not None else None)
+
+    @classmethod
+    def recorded(cls, event: StoredEvent) -> _ChildEnd:
+        """The end a ``CHILD_FINISHED`` or ``CHILD_FAILED`` event recorded."""
+        if event.type == EventType.CHILD_FINISHED:
+            return cls(RunStatus.FINISHED, event.data, None)
+        return cls.read(event.data)
+
+    def record(self, step_id: str) -> NewEvent:
+        """The event that records this end. A finished child's output is the event's
+        data as it is: the store took it as the child's output, so it fits a payload
+        (an envelope around it could push it over the store's limit)."""
+        if self.status is RunStatus.FINISHED:
+            return NewEvent(EventType.CHILD_FINISHED, self.output, step_id)
+        error = None if self.error is None else error_data(self.error)
+        return NewEvent(
+            EventType.CHILD_FAILED, {"status": self.status.value, "error": error}, step_id
+        )
+
+    def outcome(self, step_id: str, child_run_id: str) -> JSON:
+        """The child's output, or :class:`ChildFailedError` when it did not finish."""
+        if self.status is RunStatus.FINISHED:
+            return self.output
+        raise ChildFailedError(step_id, child_run_id, self.status, self.error)
+
+
+MAX_CHILD_STEP_ID_LENGTH = (
+    MAX_ID_LENGTH - len(CHILD_WAIT_STEP_PREFIX) - len("#") - MAX_CHILD_WAITS_DIGITS
+)
+"""The step id of a child's start leaves room for the step ids of its waits."""
 
 
 class _Suspend(BaseException):
@@ -418,8 +476,10 @@ class Execution:
         workflow: Workflow[Any, Any],
         clock: Clock,
         should_yield: Callable[[], bool] = lambda: False,
+        children: ChildStarter | None = None,
     ) -> None:
         self.run_record = run
+        self.children = children
         self.workflow = workflow
         self.history = history
         self.journal = journal
@@ -433,6 +493,13 @@ class Execution:
         self._counters = _Counters()
         self._patches: dict[str, bool] = {}
         """``ctx.patched`` answers so far: the same for every call with one id."""
+        self._child_waits: dict[str, int] = {}
+        """Waits so far per child run id: numbers each wait's own step id."""
+        self._child_ends: dict[str, _ChildEnd] = {}
+        """The ends of children this slice met (recorded or consumed): a later wait for
+        one of them answers from here (its inbox entry is spent)."""
+        self._started: set[str] = set()
+        """The child run ids this run's code started so far (replayed or live)."""
         self._suspension: Yield | Pause | None = None
         self._fatal: BaseException | None = None
         self._step_task: asyncio.Future[Any] | None = None
@@ -471,7 +538,7 @@ class Execution:
             return self._suspension
         if failure is not None:
             if self.replaying and isinstance(
-                failure, StepFailedError | WaitTimeoutError | WorkflowFailed
+                failure, StepFailedError | WaitTimeoutError | WorkflowFailed | ChildFailedError
             ):
                 # The log holds operations past this failure: the code failed where it
                 # once went on. Changed code, not a result the log determines.
@@ -483,6 +550,8 @@ class Execution:
                 return Fail(self._error_info(failure, "step_failed"))
             if isinstance(failure, WaitTimeoutError):
                 return Fail(self._error_info(failure, "wait_timeout"))
+            if isinstance(failure, ChildFailedError):
+                return Fail(self._error_info(failure, "child_failed"))
             if isinstance(failure, WorkflowFailed):
                 return Fail(self._error_info(failure, failure.code))
             raise failure
@@ -876,6 +945,212 @@ class Execution:
             raise WaitTimeoutError(step_id, f"approval {title!r}")
         self._suspend(Pause(wait))
 
+    async def start_child(
+        self,
+        workflow: Workflow[Any, Any] | str,
+        input: JSON,
+        step_id: str | None,
+        policy: ParentPolicy,
+        run_timeout_s: float | None,
+        queue: str | None,
+        priority: int,
+        partition_key: str | None,
+    ) -> ChildRun[Any]:
+        # Before the operation counts: a refusal that code catches must leave the
+        # replay's positions as they were (the capability never changes under a run).
+        if Capability.CHILDREN not in self.journal.store.capabilities or self.children is None:
+            raise ChildrenUnsupportedError(
+                f"run {self.run_id!r} cannot start a child run: this store does not "
+                "declare Capability.CHILDREN (see docs/runtime.md, Children)"
+            )
+        step_id = step_id or self._auto_id("child")
+        workflow_id = workflow.workflow_id if isinstance(workflow, Workflow) else workflow
+        self._check_child_args(step_id, workflow_id, policy, run_timeout_s)
+        op = self._begin(OpKind.CHILD, step_id)
+        child_run_id = child_run_id_for(self.run_id, step_id, workflow_id)
+        if op is not None:
+            started = op.last(EventType.CHILD_STARTED)
+            recorded = field_of(started, "workflow_id")
+            if recorded != workflow_id:
+                self._fail(
+                    NonDeterminismError(
+                        self.run_id,
+                        op.position,
+                        None,
+                        None,
+                        detail=(
+                            f"step {step_id!r} started a child run of workflow {recorded!r}, "
+                            f"but the code now starts one of {workflow_id!r}"
+                        ),
+                    )
+                )
+            child_id = field_of(started, "child_run_id")
+            if isinstance(child_id, str):
+                child_run_id = child_id
+            self._started.add(child_run_id)
+            return ChildRun(child_run_id, step_id, workflow_id)
+        try:
+            check_id(child_run_id, "child run id")
+            codec.encode(input, max_bytes=self._max_bytes, what=f"input of child {step_id!r}")
+        except InvalidArgumentError as exc:
+            self._fail(WorkflowDefinitionError(str(exc)))
+        self._check_yield()
+        # Store calls follow: another context operation meanwhile is misuse.
+        self._busy = True
+        try:
+            result = await self._create_child(
+                step_id,
+                child_run_id,
+                workflow,
+                input,
+                policy,
+                run_timeout_s,
+                queue,
+                priority,
+                partition_key,
+            )
+        finally:
+            self._busy = False
+        if isinstance(result, Conflict) or result.run.parent_run_id != self.run_id:
+            self._fail(
+                WorkflowDefinitionError(
+                    f"child run id {child_run_id!r} of step {step_id!r} is taken by a run "
+                    f"that is not this run's child (workflow {result.run.workflow_id!r})"
+                )
+            )
+        self._started.add(child_run_id)
+        self.journal.add(
+            NewEvent(
+                EventType.CHILD_STARTED,
+                {"child_run_id": child_run_id, "workflow_id": workflow_id},
+                step_id,
+            )
+        )
+        return ChildRun(child_run_id, step_id, workflow_id)
+
+    async def _create_child(
+        self,
+        step_id: str,
+        child_run_id: str,
+        workflow: Workflow[Any, Any] | str,
+        input: JSON,
+        policy: ParentPolicy,
+        run_timeout_s: float | None,
+        queue: str | None,
+        priority: int,
+        partition_key: str | None,
+    ) -> CreateResult:
+        # What the slice recorded so far (the results the child's input came from)
+        # must be durable before the child exists: a replay must not compute another
+        # input for a child that is already running with this one.
+        await self._write()
+        self.journal.lease.check(self.run_id)
+        assert self.children is not None  # checked by start_child
+        deadline_at = None
+        if run_timeout_s is not None:
+            deadline_at = self.clock() + max(1, round(run_timeout_s * 1000))
+        spec = ChildSpec(
+            self.run_record,
+            child_run_id,
+            workflow,
+            input,
+            policy,
+            deadline_at,
+            queue,
+            priority,
+            partition_key,
+        )
+        try:
+            # Idempotent by the id: a replay after a crash before CHILD_STARTED was
+            # written gets Existing and records it then.
+            return await self.children(spec)
+        except Exception as exc:
+            # Whatever the runtime or the store refused ends the slice: workflow code
+            # catching it would take a path no replay can repeat.
+            self._fail(exc)
+
+    def _check_child_args(
+        self, step_id: str, workflow_id: object, policy: object, run_timeout_s: object
+    ) -> None:
+        try:
+            check_id(step_id, "step_id", max_length=MAX_CHILD_STEP_ID_LENGTH)
+            check_id(workflow_id, "workflow_id")
+            if not isinstance(policy, ParentPolicy):
+                raise InvalidArgumentError(
+                    f"policy must be a ParentPolicy, not {type(policy).__name__}"
+                )
+            for name, value in (("run_timeout", run_timeout_s),):
+                if value is not None and not _positive_seconds(value):
+                    raise InvalidArgumentError(
+                        f"{name} must be a positive number of seconds, not {value!r}"
+                    )
+        except InvalidArgumentError as exc:
+            self._fail(WorkflowDefinitionError(str(exc)))
+
+    def check_child_timeout(self, timeout_s: object) -> None:
+        """A wait's ``timeout``: ``None`` or a positive number of seconds."""
+        if timeout_s is not None and not _positive_seconds(timeout_s):
+            self._fail(
+                WorkflowDefinitionError(
+                    f"timeout must be a positive number of seconds, not {timeout_s!r}"
+                )
+            )
+
+    async def child_result(self, handle: ChildRun[Any], timeout_s: float | None) -> JSON:
+        if not isinstance(handle, ChildRun) or handle.run_id not in self._started:
+            self._fail(
+                WorkflowDefinitionError(
+                    f"child_result needs the handle ctx.start_child returned in run "
+                    f"{self.run_id!r}, got {handle!r}"
+                )
+            )
+        self.check_child_timeout(timeout_s)
+        child_run_id = handle.run_id
+        known = self._child_ends.get(child_run_id)
+        if known is not None:
+            return known.outcome(handle.step_id, child_run_id)
+        n = self._child_waits.get(child_run_id, 0) + 1
+        self._child_waits[child_run_id] = n
+        step_id = child_wait_step_id(handle.step_id, n)
+        op = self._begin(OpKind.CHILD_WAIT, step_id, internal=True)
+        timeout_at: int | None
+        if op is not None:
+            ended = op.last(EventType.CHILD_FINISHED, EventType.CHILD_FAILED)
+            if ended is not None:
+                end = _ChildEnd.recorded(ended)
+                self._child_ends[child_run_id] = end
+                return end.outcome(handle.step_id, child_run_id)
+            if op.last(EventType.CHILD_WAIT_TIMED_OUT) is not None:
+                raise ChildTimeoutError(handle.step_id, child_run_id)
+            recorded = field_of(op.last(EventType.CHILD_WAITING), "timeout_at")
+            timeout_at = recorded if isinstance(recorded, int) else None
+        else:
+            self._check_yield()
+            timeout_at = None if timeout_s is None else self.clock() + round(timeout_s * 1000)
+            self.journal.add(
+                NewEvent(
+                    EventType.CHILD_WAITING,
+                    {"child_run_id": child_run_id, "timeout_at": timeout_at},
+                    step_id,
+                )
+            )
+        wait = Wait.child(
+            step_id, child_run_id, timeout_at=timeout_at, meta={"workflow_id": handle.workflow_id}
+        )
+        entry = self._take(wait)
+        if entry is not None and entry.kind is InboxKind.CHILD:
+            end = _ChildEnd.read(entry.payload)
+            self.journal.add(end.record(step_id), entry.ref)
+            self._child_ends[child_run_id] = end
+            return end.outcome(handle.step_id, child_run_id)
+        if entry is not None or (timeout_at is not None and self.clock() >= timeout_at):
+            self.journal.add(
+                NewEvent(EventType.CHILD_WAIT_TIMED_OUT, {"child_run_id": child_run_id}, step_id),
+                entry.ref if entry else None,
+            )
+            raise ChildTimeoutError(handle.step_id, child_run_id)
+        self._suspend(Pause(wait))
+
     def now(self) -> int:
         step_id = f"{RESERVED_PREFIX}now#{self._counters.next(RESERVED_PREFIX + 'now')}"
         op = self._begin(OpKind.NOW, step_id, internal=True)
@@ -951,6 +1226,15 @@ class Execution:
         value = str(uuid.uuid4())
         self.journal.add(NewEvent(EventType.UUID_RECORDED, {"uuid": value}, step_id))
         return value
+
+
+def _positive_seconds(value: object) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -1097,6 +1381,145 @@ class Context:
         (:func:`approval_id_for`); operators answer with ``workflow approve RUN_ID
         APPROVAL_ID --yes|--no``. Raises :class:`WaitTimeoutError` after ``timeout``."""
         return await self._x.wait_for_approval(title, description, timeout, step_id, meta)
+
+    @overload
+    async def child(
+        self,
+        workflow: Workflow[InputT, OutputT],
+        /,
+        input: InputT,
+        *,
+        step_id: str | None = None,
+        policy: ParentPolicy = ParentPolicy.CANCEL,
+        timeout: float | None = None,  # noqa: ASYNC109 - a durable timer, not an in-process wait
+        run_timeout: float | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        partition_key: str | None = None,
+    ) -> OutputT: ...
+
+    @overload
+    async def child(
+        self,
+        workflow: str,
+        /,
+        input: JSON = None,
+        *,
+        step_id: str | None = None,
+        policy: ParentPolicy = ParentPolicy.CANCEL,
+        timeout: float | None = None,  # noqa: ASYNC109 - a durable timer, not an in-process wait
+        run_timeout: float | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        partition_key: str | None = None,
+    ) -> JSON: ...
+
+    async def child(
+        self,
+        workflow: Workflow[Any, Any] | str,
+        /,
+        input: JSON = None,
+        *,
+        step_id: str | None = None,
+        policy: ParentPolicy = ParentPolicy.CANCEL,
+        timeout: float | None = None,  # noqa: ASYNC109 - a durable timer, not an in-process wait
+        run_timeout: float | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        partition_key: str | None = None,
+    ) -> Any:
+        """Run ``workflow`` (a :class:`Workflow`, or a registered workflow id) as a child
+        run and return its output: :meth:`start_child` and then :meth:`child_result`.
+        Raises :class:`ChildFailedError` when the child ends ``errored``, ``cancelled``
+        or ``timed_out``, :class:`ChildTimeoutError` when ``timeout`` seconds pass first
+        (the child runs on). See :meth:`start_child` for the other options."""
+        self._x.check_child_timeout(timeout)  # before the child exists
+        handle = await self.start_child(
+            workflow,
+            input,
+            step_id=step_id,
+            policy=policy,
+            run_timeout=run_timeout,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
+        )
+        return await self._x.child_result(handle, timeout)
+
+    @overload
+    async def start_child(
+        self,
+        workflow: Workflow[InputT, OutputT],
+        /,
+        input: InputT,
+        *,
+        step_id: str | None = None,
+        policy: ParentPolicy = ParentPolicy.CANCEL,
+        run_timeout: float | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        partition_key: str | None = None,
+    ) -> ChildRun[OutputT]: ...
+
+    @overload
+    async def start_child(
+        self,
+        workflow: str,
+        /,
+        input: JSON = None,
+        *,
+        step_id: str | None = None,
+        policy: ParentPolicy = ParentPolicy.CANCEL,
+        run_timeout: float | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        partition_key: str | None = None,
+    ) -> ChildRun[JSON]: ...
+
+    async def start_child(
+        self,
+        workflow: Workflow[Any, Any] | str,
+        /,
+        input: JSON = None,
+        *,
+        step_id: str | None = None,
+        policy: ParentPolicy = ParentPolicy.CANCEL,
+        run_timeout: float | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        partition_key: str | None = None,
+    ) -> ChildRun[Any]:
+        """Start ``workflow`` as a child run of this one and return its handle at once
+        (wait for it with :meth:`child_result`; several may run at the same time).
+
+        The child's id is derived from this run's id, ``step_id`` (numbered
+        ``child#1``, ``child#2``, ... when not given) and the workflow's id
+        (:func:`~workflow.runtime.children.child_run_id_for`), so a replay creates
+        nothing new. A :class:`Workflow` runs at its version; an id, at the latest
+        version this runtime registers. ``policy``: what the parent's cancellation or
+        time-out does to the child (:attr:`ParentPolicy.CANCEL`: it is cancelled too;
+        :attr:`ParentPolicy.ABANDON`: it goes on). ``run_timeout`` (seconds): the
+        child's own deadline. ``queue`` (default: this run's queue), ``priority`` and
+        ``partition_key`` place it as :meth:`Runtime.start` does.
+
+        Raises :class:`ChildrenUnsupportedError` on a store without
+        ``Capability.CHILDREN``."""
+        return await self._x.start_child(
+            workflow, input, step_id, policy, run_timeout, queue, priority, partition_key
+        )
+
+    async def child_result(
+        self,
+        handle: ChildRun[OutputT],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a durable timer, not an in-process wait
+    ) -> OutputT:
+        """Wait durably for the child ``handle`` names to end and return its output. The
+        child's end reaches this run's inbox (nothing polls it): the run pauses, and
+        resumes when it arrives. Raises :class:`ChildFailedError` when the child ended
+        ``errored``, ``cancelled`` or ``timed_out``, and :class:`ChildTimeoutError`
+        after ``timeout`` seconds (the child runs on; wait again, or let it be)."""
+        return cast("OutputT", await self._x.child_result(handle, timeout))
 
     def now(self) -> int:
         """The current time in ms since the Unix epoch, recorded: replays see the same."""

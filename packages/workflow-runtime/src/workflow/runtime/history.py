@@ -24,6 +24,10 @@ class OpKind(enum.StrEnum):
     APPROVAL = "approval"
     NOW = "now"
     UUID = "uuid"
+    CHILD = "child"
+    """``ctx.start_child``: the child's creation."""
+    CHILD_WAIT = "child_wait"
+    """``ctx.child_result``: a wait for a child's end."""
 
 
 class EventType:
@@ -53,6 +57,20 @@ class EventType:
     """``{"now": ms}``"""
     UUID_RECORDED: Final = "UUID_RECORDED"
     """``{"uuid": str}``"""
+    CHILD_STARTED: Final = "CHILD_STARTED"
+    """``{"child_run_id": str, "workflow_id": str}``: the child run exists (created
+    before this record is written; a replay after a crash in between creates nothing)."""
+    CHILD_WAITING: Final = "CHILD_WAITING"
+    """``{"child_run_id": str, "timeout_at": ms | None}``, under the wait's own step id
+    (:func:`child_wait_step_id`)."""
+    CHILD_FINISHED: Final = "CHILD_FINISHED"
+    """The child finished; the data is its output, as it is. Taken from the ``child``
+    entry of the parent's inbox, which it consumes."""
+    CHILD_FAILED: Final = "CHILD_FAILED"
+    """``{"status": str, "error": {"type", "message", "code"} | None}``: the child ended
+    ``errored``, ``cancelled`` or ``timed_out`` (from its ``child`` entry, consumed)."""
+    CHILD_WAIT_TIMED_OUT: Final = "CHILD_WAIT_TIMED_OUT"
+    """``{"child_run_id": str}``: the wait's timeout came first (the child runs on)."""
     PATCH_APPLIED: Final = "PATCH_APPLIED"
     """``{"patch_id": str}``: the run took the patched path of ``ctx.patched(patch_id)``.
     Not an operation of the replay: its position does not matter, only that it is there."""
@@ -81,6 +99,11 @@ KIND_OF: dict[str, OpKind] = {
     EventType.APPROVAL_TIMED_OUT: OpKind.APPROVAL,
     EventType.NOW_RECORDED: OpKind.NOW,
     EventType.UUID_RECORDED: OpKind.UUID,
+    EventType.CHILD_STARTED: OpKind.CHILD,
+    EventType.CHILD_WAITING: OpKind.CHILD_WAIT,
+    EventType.CHILD_FINISHED: OpKind.CHILD_WAIT,
+    EventType.CHILD_FAILED: OpKind.CHILD_WAIT,
+    EventType.CHILD_WAIT_TIMED_OUT: OpKind.CHILD_WAIT,
 }
 
 RESERVED_PREFIX = "$"
@@ -89,6 +112,19 @@ start with it."""
 
 PATCH_STEP_PREFIX = f"{RESERVED_PREFIX}patch:"
 """The step id of a ``PATCH_APPLIED`` event is this followed by the patch id."""
+
+CHILD_WAIT_STEP_PREFIX = f"{RESERVED_PREFIX}child:"
+"""A wait for a child's end has its own step id (:func:`child_wait_step_id`): the
+step that started the child may be waited for more than once (after a timeout)."""
+MAX_CHILD_WAITS_DIGITS = 6
+"""Room an id leaves for the number of a wait on one child."""
+
+
+def child_wait_step_id(start_step_id: str, n: int) -> str:
+    """The step id of the ``n``-th wait (from 1) for the child started by step
+    ``start_step_id``."""
+    return f"{CHILD_WAIT_STEP_PREFIX}{start_step_id}#{n}"
+
 
 RUN_RETRY_STEP = "$retry"
 """The step id of the sleep a run waits on between failed attempts."""

@@ -9,7 +9,7 @@ workflow code counts as a failed attempt of the run and is retried with backoff.
 
 from __future__ import annotations
 
-from .records import ErrorInfo, Run
+from .records import ErrorInfo, Run, RunStatus
 
 
 class WorkflowError(Exception):
@@ -88,12 +88,52 @@ class WaitTimeoutError(WorkflowError, TimeoutError):
         self.step_id = step_id
 
 
+class ChildFailedError(WorkflowError):
+    """A child run ended ``errored``, ``cancelled`` or ``timed_out`` (``ctx.child``,
+    ``ctx.child_result``). Recorded in the parent's log, so every replay raises it
+    alike; uncaught, it ends the parent ``errored`` with code ``child_failed``.
+
+    ``status``: how the child ended; ``error``: the child's error as its end reported
+    it (type, message and code; no traceback)."""
+
+    def __init__(
+        self, step_id: str, child_run_id: str, status: RunStatus, error: ErrorInfo | None
+    ) -> None:
+        detail = f": {error.type}: {error.message}" if error is not None else ""
+        super().__init__(
+            f"child run {child_run_id!r} (step {step_id!r}) ended {status.value}{detail}"
+        )
+        self.step_id = step_id
+        self.child_run_id = child_run_id
+        self.status = status
+        self.error = error
+
+
+class ChildTimeoutError(WaitTimeoutError):
+    """``ctx.child_result(..., timeout=)`` (or ``ctx.child(..., timeout=)``) gave up
+    waiting: the child did not end in time. Only the wait ends: the child runs on (a
+    later ``child_result`` may wait for it again)."""
+
+    def __init__(self, step_id: str, child_run_id: str) -> None:
+        super().__init__(step_id, f"wait for child run {child_run_id!r}")
+        self.child_run_id = child_run_id
+
+
 class WorkflowFailed(WorkflowError):
     """Raise from workflow code to end the run ``errored`` at once, without retries."""
 
     def __init__(self, message: str, *, code: str = "workflow_failed") -> None:
         super().__init__(message)
         self.code = code
+
+
+class ChildrenUnsupportedError(WorkflowFailed):
+    """Workflow code started a child run on a store that does not declare
+    ``Capability.CHILDREN``. Uncaught, it ends the run ``errored`` at once (code
+    ``children_unsupported``): retrying on the same store cannot help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="children_unsupported")
 
 
 class UnknownWorkflowError(WorkflowError, LookupError):

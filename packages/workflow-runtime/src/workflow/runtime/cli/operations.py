@@ -1,7 +1,8 @@
 """Operator commands: inspect and steer runs, deliver signals and approvals, list
 schedules.
 
-    workflow runs list [--workflow ID] [--status paused ...] [--limit 20] [--cursor C]
+    workflow runs list [--workflow ID] [--status paused ...] [--parent RUN_ID] [--limit 20]
+                       [--cursor C]
     workflow runs show RUN_ID
     workflow runs cancel RUN_ID [--reason TEXT]
     workflow signal RUN_ID NAME --payload '{"paid": true}'
@@ -15,7 +16,7 @@ import uuid
 
 import click
 
-from ..contract import ExecutionStore
+from ..contract import Capability, ExecutionStore
 from ..driver import system_clock
 from ..hints import shell_command
 from ..records import JSON, InboxKind, Page, Run, RunStatus, Schedule, Timeline, WaitKind
@@ -50,19 +51,33 @@ def runs() -> None:
     type=click.Choice([s.value for s in RunStatus]),
     help="Only runs in this status (repeatable).",
 )
+@click.option(
+    "--parent",
+    "parent_run_id",
+    metavar="RUN_ID",
+    help="Only the child runs of this run (stores with child runs).",
+)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--cursor", help="Continue after the page that printed this cursor.")
 def list_runs(
-    url: str, workflow_id: str | None, statuses: tuple[str, ...], limit: int, cursor: str | None
+    url: str,
+    workflow_id: str | None,
+    statuses: tuple[str, ...],
+    parent_run_id: str | None,
+    limit: int,
+    cursor: str | None,
 ) -> None:
     """List runs, newest first."""
 
     async def act(store: ExecutionStore) -> Page:
+        # The filter only when given: a store without child runs refuses it.
+        parent = {} if parent_run_id is None else {"parent_run_id": parent_run_id}
         return await store.list_runs(
             workflow_id=workflow_id,
             status={RunStatus(s) for s in statuses} or None,
             limit=limit,
             cursor=cursor,
+            **parent,
         )
 
     page = with_store(url, act, reads_only=True)
@@ -75,6 +90,7 @@ def list_runs(
         # command would page through another listing (or another store).
         filters = [("--workflow", workflow_id)] if workflow_id else []
         filters += [("--status", s) for s in statuses]
+        filters += [("--parent", parent_run_id)] if parent_run_id else []
         again = shell_command(
             "workflow",
             "runs",
@@ -94,21 +110,43 @@ def list_runs(
 @url_option()
 @click.argument("run_id")
 def show_run(url: str, run_id: str) -> None:
-    """Show a run and its timeline."""
+    """Show a run, its children and its timeline."""
 
-    async def act(store: ExecutionStore) -> Timeline | None:
-        return await store.get_timeline(run_id)
+    async def act(store: ExecutionStore) -> tuple[Timeline | None, Page | None]:
+        timeline = await store.get_timeline(run_id)
+        if timeline is None or Capability.CHILDREN not in store.capabilities:
+            return timeline, None
+        return timeline, await store.list_runs(parent_run_id=run_id, limit=CHILDREN_SHOWN)
 
-    timeline = with_store(url, act, reads_only=True)
+    timeline, children = with_store(url, act, reads_only=True)
     if timeline is None:
         raise CommandError(f"no run {run_id!r} in this store")
-    print_timeline(timeline, url)
+    print_timeline(timeline, url, children)
 
 
-def print_timeline(timeline: Timeline, url: str | None = None) -> None:
-    """The run and its events; ``url``: the store's, named in the commands printed."""
-    render.emit(render.run_summary(timeline.run, None if url is None else redact_url(url)))
+CHILDREN_SHOWN = 20
+"""Child runs `runs show` lists (the newest); `runs list --parent` pages through all."""
+
+
+def print_timeline(
+    timeline: Timeline, url: str | None = None, children: Page | None = None
+) -> None:
+    """The run, its children (``children``: the first page of them, ``None`` on a store
+    without child runs) and its events; ``url``: the store's, named in the commands
+    printed."""
+    shown_url = None if url is None else redact_url(url)
+    render.emit(render.run_summary(timeline.run, shown_url))
     click.echo("")
+    if children is not None and children.items:
+        click.echo("children:")
+        render.emit(render.children_table(children.items))
+        if children.next_cursor is not None:
+            on_store = ("--url", shown_url) if shown_url is not None else ()
+            every = shell_command(
+                "workflow", "runs", "list", "--parent", timeline.run.run_id, *on_store
+            )
+            click.echo(f"more: {every}")
+        click.echo("")
     if timeline.events:
         render.emit(render.timeline_table(timeline))
     else:
@@ -249,6 +287,8 @@ def _waits_for(run: Run) -> str:
         return f"it waits for approval {wait.approval_id}"
     if wait.kind is WaitKind.SIGNAL:
         return f"it waits for signal {wait.name!r}"
+    if wait.kind is WaitKind.CHILD:
+        return f"it waits for child run {wait.name}"
     return f"it sleeps in step {wait.step_id!r}"
 
 

@@ -88,6 +88,8 @@ def wait_text(wait: Wait | None) -> str:
         return f"sleep {wait.step_id} until {when(wait.wake_at)}"
     if wait.kind is WaitKind.SIGNAL:
         text = f"signal {wait.name!r} ({wait.step_id})"
+    elif wait.kind is WaitKind.CHILD:
+        text = f"child run {wait.name} ({wait.step_id})"
     else:
         text = f"approval {wait.approval_id} ({wait.step_id})"
     return text if wait.wake_at is None else f"{text}, times out {when(wait.wake_at)}"
@@ -113,6 +115,28 @@ def runs_table(runs: list[Run]) -> Table:
             status_text(run.status),
             when(run.created_at),
             when(run.updated_at),
+            note,
+        )
+    return table
+
+
+def children_table(children: list[Run]) -> Table:
+    """A run's child runs: id, workflow, status (and what each waits for, or its error)."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("CHILD RUN ID", no_wrap=True, overflow="fold")
+    table.add_column("WORKFLOW", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("POLICY", no_wrap=True)
+    table.add_column("WAITING FOR / ERROR")
+    for run in children:
+        note = wait_text(run.wait)
+        if run.error is not None:
+            note = f"{run.error.type}: {run.error.message}"
+        table.add_row(
+            run.run_id,
+            run.workflow_id,
+            status_text(run.status),
+            run.parent_policy.value if run.parent_policy is not None else "-",
             note,
         )
     return table
@@ -150,6 +174,20 @@ def event_detail(event: StoredEvent) -> str:
             return when(_int(field_of(event, "now")))
         case EventType.UUID_RECORDED:
             return str(field_of(event, "uuid"))
+        case EventType.CHILD_STARTED:
+            return f"{field_of(event, 'child_run_id')} ({field_of(event, 'workflow_id')})"
+        case EventType.CHILD_WAITING:
+            timeout_at = _int(field_of(event, "timeout_at"))
+            until = "" if timeout_at is None else f" until {when(timeout_at)}"
+            return f"for {field_of(event, 'child_run_id')}{until}"
+        case EventType.CHILD_FINISHED:
+            return f"-> {short_json(event.data)}"
+        case EventType.CHILD_FAILED:
+            return (
+                f"{field_of(event, 'status')}: {failure}"
+                if failure
+                else str(field_of(event, "status"))
+            )
         case EventType.SLEEP_COMPLETED | EventType.RUN_FINISHED:
             return ""
     return "" if event.data is None else short_json(event.data)
@@ -196,6 +234,9 @@ def run_summary(run: Run, url: str | None = None) -> Table:
     grid.add_row("updated", when(run.updated_at))
     if run.deadline_at is not None:
         grid.add_row("deadline", when(run.deadline_at))
+    if run.parent_run_id is not None:
+        policy = run.parent_policy.value if run.parent_policy is not None else "-"
+        grid.add_row("parent", f"{run.parent_run_id} (policy {policy})")
     grid.add_row("input", short_json(run.input, 200))
     if run.status is RunStatus.FINISHED:
         grid.add_row("output", short_json(run.output, 200))

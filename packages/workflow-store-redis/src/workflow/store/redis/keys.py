@@ -26,6 +26,11 @@ Layout, for prefix ``P`` (default ``wf:``), bucket tag ``T = P{b<k>}``, run id h
     T:inbox:H       hash     "<kind>:<key>" -> entry record
     T:consumed:H    set      inbox fields that were consumed
     T:queued        zset     the bucket's queued runs, score ready_at
+    T:ready         zset     the same in claim order, score 0, member
+                             "<2**31-1-priority:010d>:<ready_at:015d>:H" (lex order)
+    T:qr:Q          zset     the same for the runs of queue hex Q
+    T:ql:Q          zset     queue Q's running runs, score lease expires_at
+    T:qk:Q:K        zset     the same for partition key hex K of queue Q
     T:leases        zset     running runs, score lease expires_at
     T:timers        zset     paused runs with a wake_at, score wake_at
     T:terminal      zset     terminal runs, score updated_at (retention)
@@ -36,6 +41,12 @@ Layout, for prefix ``P`` (default ``wf:``), bucket tag ``T = P{b<k>}``, run id h
     T:sched:S       hash     a schedule
     T:schedules     zset     every schedule of the bucket, score 0, member S
     T:sched_due     zset     enabled schedules, score next_fire_at
+    P{g}:queue:Q    hash     queue Q's limits and rate window
+    P{g}:queues     zset     every configured queue hex, score 0 (lex order)
+    P{g}:qres:Q     zset     cluster: queue Q's reserved places, member H, score the
+                             lease's expires_at (P{g}:qres:Q:K per partition key)
+    P{g}:qhold      hash     cluster: H -> "<token>:<Q>:<K>:<rate window>:<claims>"
+    P{g}:qfull:Q    set      cluster: the key hexes of queue Q found full
     P{g}:revision   string   keyspace revision
     P{g}:buckets    string   B
     P{g}:migration_lock      held while a migration runs
@@ -62,6 +73,7 @@ _MAX_PREFIX_LENGTH = 200
 STATUSES = ("queued", "running", "paused", "finished", "errored", "cancelled", "timed_out")
 RUN_INDEXES = (
     "queued",
+    "ready",
     "leases",
     "timers",
     "terminal",
@@ -188,6 +200,16 @@ class Keyspace:
 
     def schedule_in(self, bucket: int, escaped: str) -> str:
         return f"{self.tag(bucket)}:sched:{escaped}"
+
+    # -- queues ----------------------------------------------------------------------
+    def queue(self, name: str) -> str:
+        """A queue's limits and rate window (the scripts derive it: ``queue_key``)."""
+        return self.meta(f"queue:{escape(name)}")
+
+    @property
+    def queues(self) -> str:
+        """Every configured queue's hex (list order)."""
+        return self.meta("queues")
 
     # -- keyspace metadata -----------------------------------------------------------
     def meta(self, name: str) -> str:

@@ -53,10 +53,47 @@ local EXPIRED_SCAN = 1000
 local STATUSES = {'queued', 'running', 'paused', 'finished', 'errored', 'cancelled',
   'timed_out'}
 
+-- The claim order of a queued run, as a lex member of the `ready` indexes: the inverted
+-- priority (10 digits: higher first), ready_at (15 digits), the run id's hex.
+local DEFAULT_PO = '2147483647'
+local function ready_member(po, ready, h)
+  return (po or DEFAULT_PO) .. ':' .. string.rep('0', 15 - #ready) .. ready .. ':' .. h
+end
+local READY_PREFIX = 27  -- characters before the hex in a ready member
+
 local function sync(T, h)
   local f = redis.call('HMGET', rk(T, h), 'status', 'ready', 'l_exp', 'w_wake', 'updated', 'cm',
-    'deadline')
+    'deadline', 'q', 'pk', 'po', 'rm')
   local s = f[1]
+  -- Queued runs in claim order (priority, ready_at, run_id), over all queues and per
+  -- queue; `rm` remembers the member, which changes with ready_at.
+  local qh = hex(f[8] or 'default')
+  -- (A field that is absent comes back as false, never nil.)
+  local rm, old = false, f[11]
+  if s == 'queued' then rm = ready_member(f[10], f[2], h) end
+  if old ~= rm then
+    if old then
+      redis.call('ZREM', gk(T, 'ready'), old)
+      redis.call('ZREM', gk(T, 'qr:' .. qh), old)
+    end
+    if rm then
+      redis.call('ZADD', gk(T, 'ready'), 0, rm)
+      redis.call('ZADD', gk(T, 'qr:' .. qh), 0, rm)
+      redis.call('HSET', rk(T, h), 'rm', rm)
+    else
+      redis.call('HDEL', rk(T, h), 'rm')
+    end
+  end
+  -- Leases per queue and per (queue, partition key), score expires_at: what a claim
+  -- counts against the queue's limits.
+  local qk = f[9] and gk(T, 'qk:' .. qh .. ':' .. hex(f[9]))
+  if s == 'running' then
+    redis.call('ZADD', gk(T, 'ql:' .. qh), f[3], h)
+    if qk then redis.call('ZADD', qk, f[3], h) end
+  else
+    redis.call('ZREM', gk(T, 'ql:' .. qh), h)
+    if qk then redis.call('ZREM', qk, h) end
+  end
   -- List order per status (status-filtered listing reads only matching runs).
   if f[6] then
     for _, name in ipairs(STATUSES) do
@@ -174,6 +211,77 @@ local function claimable(T, h, now)
   return f[1] == 'running' and f[2] and tonumber(f[2]) <= tonumber(now) or false
 end
 
+-- Queue limits (docs/semantics.md, Queues). P is the keyspace prefix and B its bucket
+-- count on a standalone server, where one script reads every bucket; P = '' on a
+-- cluster, where no queue has limits (the store does not declare queues there). A
+-- queue's leased runs are counted from the buckets' `ql:`/`qk:` indexes (leases that
+-- have not expired at `now`), once per script call, then counted on as this call
+-- hands out leases: the count and the claims are one atomic step.
+local GATES = {}
+local function leased(P, B, name, now)
+  local n = 0
+  for k = 0, B - 1 do
+    n = n + redis.call('ZCOUNT', P .. '{b' .. k .. '}:' .. name, '(' .. now, '+inf')
+  end
+  return n
+end
+
+local function queue_key(P, q) return P .. '{g}:queue:' .. hex(q) end
+
+local function gate(P, B, q, now)
+  local g = GATES[q]
+  if g ~= nil then return g end
+  local key = queue_key(P, q)
+  local f = redis.call('HMGET', key, 'conc', 'pkc', 'rc', 'rp', 'ws', 'wu')
+  if not (f[1] or f[2] or f[3]) then
+    GATES[q] = false
+    return false
+  end
+  g = {key = key, qh = hex(q), conc = tonumber(f[1]), pkc = tonumber(f[2]),
+    rc = tonumber(f[3]), keyed = {}}
+  if g.conc then g.leased = leased(P, B, 'ql:' .. g.qh, now) end
+  if g.rc then
+    local t = tonumber(now)
+    local start = t - t % tonumber(f[4])
+    local ws = tonumber(f[5])
+    -- A caller whose clock is behind counts in the latest window: never a reset.
+    if ws and ws >= start then g.ws, g.wu = ws, tonumber(f[6]) else g.ws, g.wu = start, 0 end
+  end
+  GATES[q] = g
+  return g
+end
+
+-- Whether one more run of queue q with partition key pk (false: none) may be leased at
+-- `now`; if so, its place is taken (and the rate window written back).
+local function admit(P, B, q, pk, now)
+  if P == '' then return true end
+  local g = gate(P, B, q or 'default', now)
+  if not g then return true end
+  if g.conc and g.leased >= g.conc then return false end
+  local kc = nil
+  if g.pkc and pk then
+    kc = g.keyed[pk]
+    if kc == nil then kc = leased(P, B, 'qk:' .. g.qh .. ':' .. hex(pk), now) end
+    if kc >= g.pkc then return false end
+  end
+  if g.rc and g.wu >= g.rc then return false end
+  if g.conc then g.leased = g.leased + 1 end
+  if kc then g.keyed[pk] = kc + 1 end
+  if g.rc then
+    g.wu = g.wu + 1
+    redis.call('HSET', g.key, 'ws', string.format('%.0f', g.ws), 'wu', string.format('%.0f', g.wu))
+  end
+  return true
+end
+
+-- Whether queue q limits how many runs are leased at once (then an expired lease has
+-- given its place up and a heartbeat cannot take it back).
+local function holds_places(P, q)
+  if P == '' then return false end
+  local f = redis.call('HMGET', queue_key(P, q or 'default'), 'conc', 'pkc')
+  return (f[1] or f[2]) and true or false
+end
+
 local function claim(T, h, owner, expires, now, history)
   local k = rk(T, h)
   local token = redis.call('HINCRBY', k, 'token', 1)
@@ -187,11 +295,13 @@ local function claim(T, h, owner, expires, now, history)
   return {run_of(T, h), open_inbox(T, h), events}
 end
 
--- Writes a new queued run (the caller checked that it does not exist).
-local function create_run(T, h, id, wf, ver, input, now, cm, wfh)
+-- Writes a new queued run (the caller checked that it does not exist); `extra` holds
+-- more field/value pairs (placement, deadline) or is nil.
+local function create_run(T, h, id, wf, ver, input, now, cm, wfh, extra)
   local k = rk(T, h)
   redis.call('HSET', k, 'id', id, 'wf', wf, 'status', 'queued', 'next', 0, 'token', 0,
     'created', now, 'updated', now, 'ready', now, 'cm', cm)
+  if extra and #extra > 0 then redis.call('HSET', k, unpack(extra)) end
   if ver ~= '' then redis.call('HSET', k, 'ver', ver) end
   if input ~= '' then redis.call('HSET', k, 'input', input) end
   redis.call('ZADD', gk(T, 'created'), 0, cm)
@@ -201,8 +311,15 @@ local function create_run(T, h, id, wf, ver, input, now, cm, wfh)
 end
 
 local function delete_run(T, h)
-  local f = redis.call('HMGET', rk(T, h), 'wf', 'cm')
+  local f = redis.call('HMGET', rk(T, h), 'wf', 'cm', 'q', 'pk', 'rm')
   if not f[1] then return 0 end
+  local qh = hex(f[3] or 'default')
+  if f[5] then
+    redis.call('ZREM', gk(T, 'ready'), f[5])
+    redis.call('ZREM', gk(T, 'qr:' .. qh), f[5])
+  end
+  redis.call('ZREM', gk(T, 'ql:' .. qh), h)
+  if f[4] then redis.call('ZREM', gk(T, 'qk:' .. qh .. ':' .. hex(f[4])), h) end
   redis.call('ZREM', gk(T, 'created'), f[2])
   redis.call('ZREM', gk(T, 'created:' .. hex(f[1])), f[2])
   for _, name in ipairs(STATUSES) do redis.call('ZREM', gk(T, 'status:' .. name), f[2]) end
@@ -242,18 +359,28 @@ end
 
 CREATE_RUN = r"""
 -- ARGV: T, h, run_id, workflow_id, version, input, now, created member, workflow hex,
--- owner ('' = leave it queued), lease expiry (with an owner: created claimed, token 1),
--- deadline_at ('' = none)
+-- owner ('' = leave it queued), lease expiry (with an owner: created claimed, token 1,
+-- if its queue has room), deadline_at ('' = none), queue ('' = default), priority and
+-- its inverted order ('' = 0), partition key ('' = none), P, B (see admit)
 local T, h = ARGV[1], ARGV[2]
 if redis.call('EXISTS', rk(T, h)) == 1 then return {'existing', run_of(T, h)} end
--- A run created claimed is nobody else's to take: no wake-up hint for it.
-if ARGV[10] ~= '' then woke = true end
-create_run(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
-if ARGV[12] ~= '' then
-  redis.call('HSET', rk(T, h), 'deadline', ARGV[12])
-  sync(T, h)
+local extra = {}
+for j, name in ipairs({'deadline', 'q', 'pri', 'po', 'pk'}) do
+  local value = ARGV[11 + j]
+  if value ~= '' then
+    extra[#extra + 1] = name
+    extra[#extra + 1] = value
+  end
 end
-if ARGV[10] ~= '' then
+local q, pk = ARGV[13], ARGV[16]
+-- A queue at a limit: the run is created queued, claimed by nobody.
+local claimed = ARGV[10] ~= '' and
+  admit(ARGV[17], tonumber(ARGV[18]), q ~= '' and q or 'default', pk ~= '' and pk or false,
+    ARGV[7])
+-- A run created claimed is nobody else's to take: no wake-up hint for it.
+if claimed then woke = true end
+create_run(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], extra)
+if claimed then
   redis.call('HSET', rk(T, h), 'status', 'running', 'token', 1,
     'l_owner', ARGV[10], 'l_token', 1, 'l_exp', ARGV[11])
   sync(T, h)
@@ -268,11 +395,13 @@ local k = rk(T, h)
 local status = redis.call('HGET', k, 'status')
 if not status then return {'notfound'} end
 if TERMINAL[status] then return {'terminal', run_of(T, h)} end
+-- The token of the lease it ends (a cluster then releases its queue reservation).
+local token = redis.call('HGET', k, 'l_token') or ''
 redis.call('HSET', k, 'status', 'cancelled', 'error', ARGV[3], 'updated', ARGV[4])
 redis.call('HDEL', k, 'ready', unpack(WAIT_FIELDS))
 redis.call('HDEL', k, unpack(LEASE_FIELDS))
 sync(T, h)
-return {'cancelled', run_of(T, h)}
+return {'cancelled', run_of(T, h), token}
 """
 
 DELETE_RUN = r"""
@@ -315,66 +444,406 @@ return out
 """
 
 CLAIM_RUN = r"""
--- ARGV: T, h, owner, expires_at, now, with_history
+-- ARGV: T, h, owner, expires_at, now, with_history, P, B (see admit), the token the run
+-- must still have ('' = any: a cluster reserved the claim's place for that one)
 local T, h = ARGV[1], ARGV[2]
 if redis.call('EXISTS', rk(T, h)) == 0 then return {'notfound'} end
 if not claimable(T, h, ARGV[5]) then return {'notclaimable', run_of(T, h)} end
+if ARGV[9] ~= '' and redis.call('HGET', rk(T, h), 'token') ~= ARGV[9] then
+  return {'notclaimable', run_of(T, h)}
+end
+local f = redis.call('HMGET', rk(T, h), 'q', 'pk')
+if not admit(ARGV[7], tonumber(ARGV[8]), f[1], f[2], ARGV[5]) then
+  return {'notclaimable', run_of(T, h)}
+end
 return {'claimed', claim(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6])}
 """
 
 CLAIM_RUNNABLE = r"""
--- ARGV: n, tags, owner, expires_at, limit, now, with_history, dry, m, m members (see
--- named). Claimable runs are the queued ones and the running ones whose lease expired;
--- both are ordered by (ready_at, run_id). Each bucket offers its first `limit` queued
--- runs and its expired leases, the EXPIRED_SCAN earliest-expired at most (bounded work
--- however many leases expired); the first `limit` of those in (ready_at, run_id) order
--- are claimed (dry: listed). Named members: those still claimable are claimed. Returns
--- {ready_at, h, claim} per run (no claim when dry).
+-- ARGV: n, tags, owner, expires_at, limit, now, with_history, dry, P, B (see admit), nq,
+-- nq queue names (0: every queue), nf, nf full queues and (queue, key)s as 'Q' and 'Q:K'
+-- in hex (a cluster's dry step passes over their runs: QUEUE_ROOM), m, m members
+-- "<h>:<token>" (see named; a member is claimed only while its token is still the one
+-- the dry step saw, so the place reserved for that claim is the one it takes).
+-- Claimable runs are the queued ones and the running ones whose lease expired, in
+-- claim order (priority descending, ready_at, run_id): the ready members (see
+-- ready_member). The queued runs
+-- are read from each bucket's `ready` index (or its `qr:<queue>` indexes, given
+-- queues) in pages, merged with each bucket's expired leases (the EXPIRED_SCAN
+-- earliest-expired at most: bounded work however many leases expired), and taken in
+-- that order while their queue and key have room (admit): a run whose queue is full is
+-- passed over, not the runs behind it, up to SKIP_SCAN passed-over runs per call.
+-- Dry (a cluster): the first `limit` candidates not in a full queue or key are listed,
+-- with their token, queue and key, for QUEUE_RESERVE. Named members: those still
+-- claimable are claimed. Returns {rank, h, claim} per run (dry: {rank, h, token, queue,
+-- key}), in claim order.
+local SKIP_SCAN = 1000
 local tags, a = buckets()
 local owner, expires, limit = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
 local now, history, dry = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6] == '1'
-local only = named(a + 7)
-local function ready(T, h) return tonumber(redis.call('HGET', rk(T, h), 'ready') or '0') end
-local c = {}
-if only then
-  local T = tags[1]
-  for _, h in ipairs(only) do
-    if alive(T, h) and claimable(T, h, now) then c[#c + 1] = {ready(T, h), h, T} end
-  end
-else
-  for _, T in ipairs(tags) do
-    local queued = redis.call('ZRANGE', gk(T, 'queued'), 0, limit - 1, 'WITHSCORES')
-    for i = 1, #queued, 2 do
-      if alive(T, queued[i]) then c[#c + 1] = {tonumber(queued[i + 1]), queued[i], T} end
-    end
-    -- Every expired lease up to EXPIRED_SCAN, not only the `limit` earliest-expired:
-    -- stale runs go in (ready_at, run_id) order, which expiry order is not.
-    local expired = redis.call('ZRANGEBYSCORE', gk(T, 'leases'), '-inf', now, 'LIMIT', 0,
-      math.max(limit, EXPIRED_SCAN))
-    for _, h in ipairs(expired) do
-      if alive(T, h) then c[#c + 1] = {ready(T, h), h, T} end
-    end
+local P, B = ARGV[a + 7], tonumber(ARGV[a + 8])
+local nq = tonumber(ARGV[a + 9])
+local wanted = nil
+local names = {}
+if nq > 0 then
+  wanted = {}
+  for j = 1, nq do
+    names[j] = ARGV[a + 9 + j]
+    wanted[names[j]] = true
   end
 end
-table.sort(c, by_score_then_id)
+local nf = tonumber(ARGV[a + 10 + nq])
+local full = {}
+for j = 1, nf do full[ARGV[a + 10 + nq + j]] = true end
+local only = named(a + 11 + nq + nf)
+local function placement(T, h)
+  return redis.call('HMGET', rk(T, h), 'q', 'pk', 'po', 'ready', 'token')
+end
+local function serves(q) return not wanted or wanted[q or 'default'] or false end
+local function has_room(f)
+  if nf == 0 then return true end
+  local qh = hex(f[1] or 'default')
+  return not (full[qh] or (f[2] and full[qh .. ':' .. hex(f[2])]))
+end
 local out = {}
-for i = 1, math.min(limit, #c) do
-  local x = c[i]
-  if dry then out[i] = {x[1], x[2]}
-  else out[i] = {x[1], x[2], claim(x[3], x[2], owner, expires, now, history)} end
+local function take(T, h, rank, f)
+  if dry then
+    if has_room(f) then out[#out + 1] = {rank, h, f[5], f[1] or 'default', f[2] or ''} end
+  elseif admit(P, B, f[1], f[2], now) then
+    out[#out + 1] = {rank, h, claim(T, h, owner, expires, now, history)}
+  end
+end
+if only then
+  local T = tags[1]
+  local c = {}
+  for _, member in ipairs(only) do
+    local h, token = string.match(member, '^(%x+):(%d+)$')
+    if alive(T, h) and claimable(T, h, now) then
+      local f = placement(T, h)
+      if serves(f[1]) and f[5] == token then
+        c[#c + 1] = {ready_member(f[3], f[4] or '0', h), h, f}
+      end
+    end
+  end
+  table.sort(c, function(x, y) return x[1] < y[1] end)
+  for _, x in ipairs(c) do
+    if #out >= limit then break end
+    take(T, x[2], x[1], x[3])
+  end
+  return out
+end
+-- Streams of candidates in claim order: per bucket its queued runs (paged by lex
+-- cursor, so claims made meanwhile do not shift the pages) and its expired leases.
+local streams = {}
+for _, T in ipairs(tags) do
+  if wanted then
+    for _, q in ipairs(names) do
+      streams[#streams + 1] = {T = T, key = gk(T, 'qr:' .. hex(q)), from = '-', buf = {}, i = 1}
+    end
+  else
+    streams[#streams + 1] = {T = T, key = gk(T, 'ready'), from = '-', buf = {}, i = 1}
+  end
+  -- Every expired lease up to EXPIRED_SCAN, not only the `limit` earliest-expired:
+  -- stale runs go in claim order, which expiry order is not.
+  local expired = redis.call('ZRANGEBYSCORE', gk(T, 'leases'), '-inf', now, 'LIMIT', 0,
+    math.max(limit, EXPIRED_SCAN))
+  local stale = {}
+  for _, h in ipairs(expired) do
+    if alive(T, h) then
+      local f = placement(T, h)
+      if serves(f[1]) then stale[#stale + 1] = ready_member(f[3], f[4] or '0', h) end
+    end
+  end
+  table.sort(stale)
+  streams[#streams + 1] = {T = T, buf = stale, i = 1, done = true}
+end
+local function head(st)
+  if st.i > #st.buf then
+    if st.done then return nil end
+    local n = st.from == '-' and limit or math.max(limit, 100)
+    st.buf = redis.call('ZRANGE', st.key, st.from, '+', 'BYLEX', 'LIMIT', 0, n)
+    st.i = 1
+    if #st.buf < n then st.done = true end
+    if #st.buf == 0 then return nil end
+    st.from = '(' .. st.buf[#st.buf]
+  end
+  return st.buf[st.i]
+end
+local seen = 0
+while #out < limit and seen < limit + SKIP_SCAN do
+  local best, from = nil, nil
+  for _, st in ipairs(streams) do
+    local m = head(st)
+    if m and (not best or m < best) then best, from = m, st end
+  end
+  if not best then break end
+  from.i = from.i + 1
+  seen = seen + 1
+  local T, h = from.T, string.sub(best, READY_PREFIX + 1)
+  if not alive(T, h) then
+    -- A run that is gone (evicted, deleted by hand) leaves the claim order too.
+    redis.call('ZREM', gk(T, 'ready'), best)
+    if from.key then redis.call('ZREM', from.key, best) end
+  elseif claimable(T, h, now) then
+    take(T, h, best, placement(T, h))
+  end
 end
 return out
 """
 
+# Cluster: a queue's runs are in every bucket (many slots), so its limits are kept by
+# reservations in the {g} slot, beside the queue's configuration: before a claim the
+# claimer reserves a place per run (QUEUE_RESERVE: P{g}:qres:Q, and P{g}:qres:Q:K per
+# key, member h, score the lease's expires_at; P{g}:qhold maps h to
+# "<token>:<Q>:<K>:<rate window>:<claims>", the claim's token being its nonce), the
+# bucket's script claims only runs with a reservation, unused reservations are returned
+# (QUEUE_RELEASE), a heartbeat extends the reservation before the lease (QUEUE_EXTEND)
+# and a settle or cancel releases it. A lease never outlives its reservation, so the
+# live reservations of a queue are at least its leased runs.
+QUEUE_PRELUDE = r"""
+-- A run's reservation in P{g}:qhold: "<token>:<Q>:<K>:<rate window>:<claims>", the
+-- token the lease will have (its nonce), and how many claims of that token share it.
+local function qparse(v)
+  local tok, qh, kh, ws, c = string.match(v, '^(%d+):(%x*):(%x*):(%d*):(%d+)$')
+  return tok, qh, kh, ws, tonumber(c)
+end
+"""
+
+QUEUE_ROOM = r"""
+-- KEYS: the queue list. ARGV: P, now. The queues and (queue, key)s without room at
+-- `now`, as 'Q' and 'Q:K' (hex): a claim's dry step passes over their runs, so full
+-- queues never hide the runs behind them. (A hint: QUEUE_RESERVE decides.)
+local P, now = ARGV[1], ARGV[2]
+local t = tonumber(now)
+local out = {}
+for _, qh in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local f = redis.call('HMGET', P .. '{g}:queue:' .. qh, 'conc', 'pkc', 'rc', 'rp', 'ws', 'wu')
+  local res = P .. '{g}:qres:' .. qh
+  local none = false
+  if f[1] and redis.call('ZCOUNT', res, '(' .. now, '+inf') >= tonumber(f[1]) then none = true end
+  if f[3] and f[5] and tonumber(f[5]) >= t - t % tonumber(f[4])
+    and tonumber(f[6]) >= tonumber(f[3]) then none = true end
+  if none then
+    out[#out + 1] = qh
+  elseif f[2] then
+    local fk = P .. '{g}:qfull:' .. qh
+    for _, kh in ipairs(redis.call('SMEMBERS', fk)) do
+      if redis.call('ZCOUNT', res .. ':' .. kh, '(' .. now, '+inf') >= tonumber(f[2]) then
+        out[#out + 1] = qh .. ':' .. kh
+      else
+        redis.call('SREM', fk, kh)
+      end
+    end
+  end
+end
+return out
+"""
+
+QUEUE_RESERVE = r"""
+-- KEYS: the queue list. ARGV: P, now, expires_at, limit, n, then n candidates in claim
+-- order, each h, the token its claim will have, queue, key ('' = none). Reserves a
+-- place for each candidate whose queue and key have room at `now` (counting the
+-- places reserved so far), at most `limit`. A run whose reservation is live already
+-- gets none (it is leased, or a claim of it is under way), unless that reservation
+-- is for the same token: then this claim shares it (at most one claim of a token can
+-- win the bucket; the place is counted once and extended to the later expiry).
+-- Returns 1 (reserved), 2 (shared) or 0 per candidate.
+local P, now, expires = ARGV[1], ARGV[2], ARGV[3]
+local limit, n = tonumber(ARGV[4]), tonumber(ARGV[5])
+local t = tonumber(now)
+local hold = P .. '{g}:qhold'
+local gates = {}
+local granted, out = 0, {}
+for i = 0, n - 1 do
+  local h, token, q, pk = ARGV[6 + 4 * i], ARGV[7 + 4 * i], ARGV[8 + 4 * i], ARGV[9 + 4 * i]
+  local qh = hex(q)
+  local res = P .. '{g}:qres:' .. qh
+  local ok = 0
+  local score = redis.call('ZSCORE', res, h)
+  local live = score and tonumber(score) > t
+  local v = live and redis.call('HGET', hold, h)
+  if granted < limit and v then
+    local tok, _, kh, ws, c = qparse(v)
+    if tok == token then
+      ok = 2
+      granted = granted + 1
+      redis.call('ZADD', res, 'GT', expires, h)
+      if kh ~= '' then redis.call('ZADD', res .. ':' .. kh, 'GT', expires, h) end
+      redis.call('HSET', hold, h, table.concat({tok, qh, kh, ws, c + 1}, ':'))
+    end
+  elseif granted < limit and not live then
+    local g = gates[qh]
+    if not g then
+      local key = P .. '{g}:queue:' .. qh
+      local f = redis.call('HMGET', key, 'conc', 'pkc', 'rc', 'rp', 'ws', 'wu')
+      g = {key = key, conc = tonumber(f[1]), pkc = tonumber(f[2]), rc = tonumber(f[3]),
+        keyed = {}, leased = redis.call('ZCOUNT', res, '(' .. now, '+inf')}
+      if g.rc then
+        local start = t - t % tonumber(f[4])
+        local ws = tonumber(f[5])
+        -- A caller whose clock is behind counts in the latest window: never a reset.
+        if ws and ws >= start then g.ws, g.wu = ws, tonumber(f[6]) else g.ws, g.wu = start, 0 end
+      end
+      gates[qh] = g
+    end
+    local kh = pk ~= '' and hex(pk) or nil
+    local kc = nil
+    local room = not (g.conc and g.leased >= g.conc)
+    if room and kh and g.pkc then
+      kc = g.keyed[kh]
+      if kc == nil then kc = redis.call('ZCOUNT', res .. ':' .. kh, '(' .. now, '+inf') end
+      if kc >= g.pkc then
+        room = false
+        redis.call('SADD', P .. '{g}:qfull:' .. qh, kh)
+      end
+    end
+    if room and g.rc and g.wu >= g.rc then room = false end
+    if room then
+      ok = 1
+      granted = granted + 1
+      g.leased = g.leased + 1
+      local ws = ''
+      if g.rc then
+        g.wu = g.wu + 1
+        ws = string.format('%.0f', g.ws)
+        redis.call('HSET', g.key, 'ws', ws, 'wu', string.format('%.0f', g.wu))
+      end
+      redis.call('ZADD', res, expires, h)
+      if kh then
+        redis.call('ZADD', res .. ':' .. kh, expires, h)
+        if kc then
+          g.keyed[kh] = kc + 1
+          if kc + 1 >= g.pkc then redis.call('SADD', P .. '{g}:qfull:' .. qh, kh) end
+        end
+      end
+      redis.call('HSET', hold, h, table.concat({token, qh, kh or '', ws, 1}, ':'))
+    end
+  end
+  out[i + 1] = ok
+end
+return out
+"""
+
+QUEUE_RELEASE = r"""
+-- KEYS: the queue list. ARGV: P, n, then n triples (h, token, unused '1'/'0'). Gives
+-- back the reservation of each run, if it is still the one made for that token (a
+-- later claim's reservation is never removed). Unused: a claim that did not win gives
+-- up its share; the reservation goes when no claim of it is left (one that won never
+-- gives its share up: its settle or cancel removes the reservation), with its rate
+-- claim if its window is still the latest.
+local P, n = ARGV[1], tonumber(ARGV[2])
+local hold = P .. '{g}:qhold'
+for i = 0, n - 1 do
+  local h, token, unused = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
+  local v = redis.call('HGET', hold, h)
+  if v then
+    local tok, qh, kh, ws, c = qparse(v)
+    if tok == token and unused == '1' and c > 1 then
+      redis.call('HSET', hold, h, table.concat({tok, qh, kh, ws, c - 1}, ':'))
+    elseif tok == token then
+      local res = P .. '{g}:qres:' .. qh
+      redis.call('ZREM', res, h)
+      if kh ~= '' then redis.call('ZREM', res .. ':' .. kh, h) end
+      redis.call('HDEL', hold, h)
+      if unused == '1' and ws ~= '' then
+        local key = P .. '{g}:queue:' .. qh
+        local f = redis.call('HMGET', key, 'ws', 'wu')
+        if f[1] == ws and tonumber(f[2]) > 0 then
+          redis.call('HSET', key, 'wu', string.format('%.0f', tonumber(f[2]) - 1))
+        end
+      end
+    end
+  end
+end
+return 'ok'
+"""
+
+QUEUE_FORGET = r"""
+-- KEYS: the queue list. ARGV: P, n, n run hexes. Drops the reservations of runs that
+-- can hold no lease any more (timed out by their deadline, deleted), whatever lease
+-- they were made for: their places are free at once.
+local P, n = ARGV[1], tonumber(ARGV[2])
+local hold = P .. '{g}:qhold'
+for i = 1, n do
+  local h = ARGV[2 + i]
+  local v = redis.call('HGET', hold, h)
+  if v then
+    local _, qh, kh = qparse(v)
+    local res = P .. '{g}:qres:' .. qh
+    redis.call('ZREM', res, h)
+    if kh ~= '' then redis.call('ZREM', res .. ':' .. kh, h) end
+    redis.call('HDEL', hold, h)
+  end
+end
+return 'ok'
+"""
+
+QUEUE_EXTEND = r"""
+-- KEYS: the queue list. ARGV: P, h, token, expires_at, now. Before a heartbeat: extends
+-- the lease's reservation to the new expiry (never shortens it: GT). An expired one in
+-- a queue that limits places answers 'lost' (the place was given up); in a queue without
+-- place limits it is taken again. 'lost': another claim has reserved the run (only an
+-- expired reservation can be replaced, so this lease has expired and is being taken
+-- over). 'none': no reservation (released by a settle or cancel: the heartbeat fails).
+local P, h, token, expires, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local v = redis.call('HGET', P .. '{g}:qhold', h)
+if not v then return 'none' end
+local tok, qh, kh = qparse(v)
+if tok ~= token then return 'lost' end
+local res = P .. '{g}:qres:' .. qh
+local score = redis.call('ZSCORE', res, h)
+local flag = 'GT'
+if not (score and tonumber(score) > tonumber(now)) then
+  local f = redis.call('HMGET', P .. '{g}:queue:' .. qh, 'conc', 'pkc')
+  if f[1] or f[2] then return 'lost' end
+  flag = 'CH'
+end
+redis.call('ZADD', res, flag, expires, h)
+if kh ~= '' then redis.call('ZADD', res .. ':' .. kh, flag, expires, h) end
+return 'ok'
+"""
+
 HEARTBEAT = r"""
--- ARGV: T, h, owner, token, expires_at
+-- ARGV: T, h, owner, token, expires_at, now, P (see admit)
 local T, h = ARGV[1], ARGV[2]
 local problem = lease_problem(T, h, ARGV[3], ARGV[4])
 if problem then return {problem} end
+local f = redis.call('HMGET', rk(T, h), 'l_exp', 'q')
+-- An expired lease gave its place up: taking it back would be a claim without the
+-- claim's checks (another run may hold the place by now).
+if tonumber(f[1]) <= tonumber(ARGV[6]) and holds_places(ARGV[7], f[2]) then return {'lost'} end
 redis.call('HSET', rk(T, h), 'l_exp', ARGV[5])
 sync(T, h)
 return {'ok'}
 """
+
+UPSERT_QUEUE = r"""
+-- KEYS: the queue's hash, the queue list. ARGV: queue hex, name, concurrency,
+-- per-key concurrency, rate count, rate period ('' = none), updated_at, wake channel.
+-- Replaces the limits and keeps the rate window (re-declaring a queue at start-up
+-- must not hand out a second allowance).
+local key = KEYS[1]
+redis.call('HDEL', key, 'conc', 'pkc', 'rc', 'rp')
+redis.call('HSET', key, 'name', ARGV[2], 'updated', ARGV[7])
+for j, name in ipairs({'conc', 'pkc', 'rc', 'rp'}) do
+  if ARGV[2 + j] ~= '' then redis.call('HSET', key, name, ARGV[2 + j]) end
+end
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+-- More room (a raised or removed limit) may make runs claimable.
+redis.call('PUBLISH', ARGV[8], '')
+return redis.call('HGETALL', key)
+"""
+
+LIST_QUEUES = r"""
+-- KEYS: the queue list. ARGV: the start of a queue's hash key. Every queue's fields,
+-- by name (hex keeps the names' order).
+local out = {}
+for i, qh in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  out[i] = redis.call('HGETALL', ARGV[1] .. qh)
+end
+return out
+"""
+
 
 APPEND_EVENTS = r"""
 -- ARGV: T, h, owner, token, then the append arguments (see append)

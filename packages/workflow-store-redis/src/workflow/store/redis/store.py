@@ -20,6 +20,7 @@ which would break the contract's global order). docs/stores/redis.md tabulates t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import json
@@ -60,8 +61,9 @@ from workflow.runtime.errors import (
     StoreUnavailableError,
     WorkflowStoreError,
 )
-from workflow.runtime.queues import refuse_placement, serves_default
+from workflow.runtime.queues import MAX_PRIORITY, queue_config
 from workflow.runtime.records import (
+    DEFAULT_QUEUE,
     JSON,
     InboxEntry,
     InboxKind,
@@ -71,6 +73,8 @@ from workflow.runtime.records import (
     Overlap,
     Page,
     ParentPolicy,
+    Queue,
+    RateLimit,
     Run,
     RunStatus,
     Schedule,
@@ -120,6 +124,8 @@ from .keys import DEFAULT_BUCKETS, DEFAULT_PREFIX, Keyspace, created_member, esc
 from .migrator import Client, RedisMigrator
 
 T = TypeVar("T")
+_CLAIM_INDEXES = ("ready", "leases")
+"""The bucket indexes claim_runnable declares (it reads the per-queue ones too)."""
 _LIST_BATCH = 200
 """Members each bucket contributes per round of a list_runs filtered by a workflow and
 a status (the one listing that reads an index holding more than what it lists)."""
@@ -214,6 +220,17 @@ class RedisStore:
         self._fire_schedules = script(lua.FIRE_DUE_SCHEDULES)
         self._read_timeline = script(lua.READ_TIMELINE)
         self._read_inbox = script(lua.READ_INBOX)
+        self._upsert_queue_script = script(lua.UPSERT_QUEUE)
+        self._list_queues = script(lua.LIST_QUEUES)
+
+        def queue_script(body: str) -> AsyncScript:
+            return client.register_script(lua.PRELUDE + lua.QUEUE_PRELUDE + body)
+
+        self._queue_room = queue_script(lua.QUEUE_ROOM)
+        self._queue_reserve = queue_script(lua.QUEUE_RESERVE)
+        self._queue_release = queue_script(lua.QUEUE_RELEASE)
+        self._queue_extend = queue_script(lua.QUEUE_EXTEND)
+        self._queue_forget = queue_script(lua.QUEUE_FORGET)
 
     @classmethod
     def from_url(
@@ -340,6 +357,7 @@ class RedisStore:
                 Capability.CLAIM_ON_CREATE,
                 Capability.NOTIFY_RUNNABLE,
                 Capability.DEADLINES,
+                Capability.QUEUES,
             }
         )
 
@@ -441,6 +459,12 @@ class RedisStore:
         """A one-run (one-bucket) script: ``keys`` are the keys it touches."""
         return await self._io(lambda: script(keys=keys, args=list(args)))  # type: ignore[arg-type]
 
+    def _limits(self, ks: Keyspace) -> tuple[object, object]:
+        """What a claim script needs to keep queue limits (``P, B``, lua.admit): the
+        prefix and the bucket count on a standalone server; nothing on a cluster, where
+        no queue has limits."""
+        return ("", "") if self._cluster else (ks.prefix, ks.buckets)
+
     async def _many(
         self,
         script: AsyncScript,
@@ -538,6 +562,9 @@ class RedisStore:
             updated_at=int(f["updated"]),
             ready_at=None if ready is None else int(ready),
             deadline_at=None if deadline is None else int(deadline),
+            queue=f.get("q", DEFAULT_QUEUE),
+            priority=int(f.get("pri", "0")),
+            partition_key=f.get("pk"),
         )
 
     @staticmethod
@@ -640,8 +667,15 @@ class RedisStore:
             parent_policy=parent_policy,
             children=False,
         )
-        refuse_placement(a.placement)  # no Capability.QUEUES (yet)
+        p = a.placement
         ks = await self._ks()
+        owner, granted = a.owner, False
+        if self._cluster and owner is not None:
+            # The claim's place is reserved first (the lease's token will be 1).
+            (granted,) = await self._reserve(
+                ks, a.now, a.expires_at or 0, 1, [(escape(a.run_id), 1, p.queue, p.partition_key)]
+            )
+            owner = owner if granted else None
         kind, flat = await self._run_script(
             self._create,
             ks.run_keys(a.run_id, a.workflow_id),
@@ -654,11 +688,19 @@ class RedisStore:
             a.now,
             created_member(a.now, a.run_id),
             escape(a.workflow_id),
-            a.owner or "",
+            owner or "",
             a.expires_at or 0,
             "" if a.deadline_at is None else a.deadline_at,
+            "" if p.queue == DEFAULT_QUEUE else p.queue,
+            p.priority or "",
+            f"{MAX_PRIORITY - p.priority:010d}" if p.priority else "",
+            p.partition_key or "",
+            *self._limits(ks),
         )
         run = self._run(flat)
+        if granted and kind != "created":
+            # The run existed: this claim did not happen, its share of the place goes.
+            await self._release(ks, [(escape(a.run_id), 1)], unused=True)
         if kind == "created":
             return Created(run, run.lease)
         return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
@@ -785,6 +827,8 @@ class RedisStore:
         )
         if reply[0] == "notfound":
             return NotFound(a.run_id)
+        if self._cluster and reply[0] == "cancelled" and reply[2]:
+            await self._release(ks, [(escape(a.run_id), int(reply[2]))])
         run = self._run(reply[1])
         return Cancelled(run) if reply[0] == "cancelled" else AlreadyTerminal(run)
 
@@ -794,6 +838,8 @@ class RedisStore:
         deleted = await self._run_script(
             self._delete, ks.run_keys(run_id), ks.run_tag(run_id), escape(run_id)
         )
+        if deleted and self._cluster:
+            await self._forget(ks, [escape(run_id)])
         return bool(deleted)
 
     async def purge_runs(self, terminal_before: int, limit: int) -> int:
@@ -813,6 +859,23 @@ class RedisStore:
     ) -> ClaimResult:
         a = arguments.claim(run_id, owner, lease_ms, now, with_history)
         ks = await self._ks()
+        token, h, nonce = "", escape(a.run_id), 0
+        if self._cluster:
+            found = await self._io(lambda: self._client.hgetall(ks.run(a.run_id)))
+            if not found:
+                return NotFound(a.run_id)
+            fields = cast("dict[str, str]", found)
+            run = self._run(fields)
+            stale = run.lease is not None and run.lease.expires_at <= a.now
+            if not (run.status is RunStatus.QUEUED or (run.status is RunStatus.RUNNING and stale)):
+                return NotClaimable(run)
+            token = fields["token"]
+            nonce = int(token) + 1
+            (granted,) = await self._reserve(
+                ks, a.now, a.now + a.lease_ms, 1, [(h, nonce, run.queue, run.partition_key)]
+            )
+            if not granted:
+                return NotClaimable(run)
         reply = await self._run_script(
             self._claim,
             ks.run_keys(a.run_id),
@@ -822,7 +885,11 @@ class RedisStore:
             a.now + a.lease_ms,
             a.now,
             "1" if a.with_history else "0",
+            *self._limits(ks),
+            token,
         )
+        if reply[0] != "claimed" and self._cluster:
+            await self._release(ks, [(h, nonce)], unused=True)
         if reply[0] == "notfound":
             return NotFound(a.run_id)
         if reply[0] == "notclaimable":
@@ -840,21 +907,148 @@ class RedisStore:
         queues: Collection[str] | None = None,
     ) -> list[Claimed]:
         a = arguments.claim_many(owner, lease_ms, limit, now, with_history, queues)
-        if not serves_default(a.queues):
-            return []  # every run of this store is in the default queue
         history = "1" if a.with_history else "0"
-        rows = await self._merged(
-            self._claim_many,
-            ("queued", "leases"),
-            a.limit,
-            lambda n, dry: [a.owner, a.now + a.lease_ms, n, a.now, history, "1" if dry else "0"],
+        ks = await self._ks()
+        wanted = sorted(a.queues or ())
+
+        def args(n: int, dry: bool, full: Sequence[str], named: Sequence[str]) -> list[object]:
+            return [
+                a.owner,
+                a.now + a.lease_ms,
+                n,
+                a.now,
+                history,
+                "1" if dry else "0",
+                *self._limits(ks),
+                len(wanted),
+                *wanted,
+                len(full),
+                *full,
+                len(named),
+                *named,
+            ]
+
+        if not self._cluster:
+            rows = await self._many(
+                self._claim_many,
+                ks,
+                range(ks.buckets),
+                _CLAIM_INDEXES,
+                args(a.limit, False, (), ()),
+            )
+            return [self._claimed(row[2], a.with_history) for row in rows]
+        return await self._claim_on_cluster(a, ks, args)
+
+    async def _claim_on_cluster(
+        self,
+        a: arguments.ClaimMany,
+        ks: Keyspace,
+        args: Callable[[int, bool, Sequence[str], Sequence[str]], list[object]],
+    ) -> list[Claimed]:
+        """claim_runnable on a cluster: which queues and keys are full (one {g} script),
+        what each bucket would claim past them (dry, concurrently), places reserved for
+        the first of those in claim order ({g}), the buckets' claims of the reserved
+        runs (concurrently, each still at the token its place was reserved for), the
+        unused places given back (docs/stores/redis.md, Queues)."""
+        full = cast("list[str]", await self._queue_call(self._queue_room, ks, a.now))
+        peeks = await _all(
+            *(
+                self._many(self._claim_many, ks, [k], _CLAIM_INDEXES, args(a.limit, True, full, ()))
+                for k in range(ks.buckets)
+            )
         )
+        ranked = sorted(
+            ((str(row[0]), k, row) for k, rows in enumerate(peeks) for row in rows),
+            key=lambda x: x[0],
+        )
+        if not ranked:
+            return []
+        expires = a.now + a.lease_ms
+        granted = await self._reserve(
+            ks,
+            a.now,
+            expires,
+            a.limit,
+            [(row[1], int(row[2]) + 1, row[3], row[4] or None) for _, _, row in ranked],
+        )
+        wins: dict[int, list[str]] = {}
+        reserved: dict[str, int] = {}
+        for (_, k, row), ok in zip(ranked, granted, strict=True):
+            if ok:
+                wins.setdefault(k, []).append(f"{row[1]}:{row[2]}")
+                reserved[row[1]] = int(row[2]) + 1
+        if not wins:
+            return []
+        acted = await _all(
+            *(
+                self._many(self._claim_many, ks, [k], _CLAIM_INDEXES, args(len(ms), False, (), ms))
+                for k, ms in wins.items()
+            )
+        )
+        rows = sorted((row for rows in acted for row in rows), key=lambda r: str(r[0]))
+        for row in rows:
+            reserved.pop(row[1], None)
+        if reserved:
+            await self._release(ks, list(reserved.items()), unused=True)
         return [self._claimed(row[2], a.with_history) for row in rows]
+
+    async def _queue_call(self, script: AsyncScript, ks: Keyspace, *args: object) -> Any:
+        """A script on the queues' slot ({g}): reservations on a cluster."""
+        return await self._run_script(script, [ks.queues], ks.prefix, *args)
+
+    async def _reserve(
+        self,
+        ks: Keyspace,
+        now: int,
+        expires_at: int,
+        limit: int,
+        runs: Sequence[tuple[str, int, str, str | None]],
+    ) -> list[bool]:
+        """Cluster: reserve a place for each of ``runs`` (escaped id, the token its
+        claim will have, queue, key) in claim order, at most ``limit`` (or share the
+        reservation another claim of that token holds). A claim granted a place gives
+        its share back (:meth:`_release`, ``unused``) unless it wins the bucket."""
+        flat: list[object] = []
+        for h, token, queue, key in runs:
+            flat += [h, token, queue, key or ""]
+        got = await self._queue_call(
+            self._queue_reserve, ks, now, expires_at, limit, len(runs), *flat
+        )
+        return [bool(int(x)) for x in got]
+
+    async def _release(
+        self, ks: Keyspace, runs: Sequence[tuple[str, int]], *, unused: bool = False
+    ) -> None:
+        """Cluster: give back the reservations of ``runs`` (escaped id, token).
+
+        After the operation itself is done: if the {g} slot cannot be reached, the
+        places stay reserved until the leases they were for would have expired (more
+        counted than leased, never fewer), and the operation's own answer stands."""
+        flat: list[object] = []
+        for h, token in runs:
+            flat += [h, token, "1" if unused else "0"]
+        with contextlib.suppress(StoreUnavailableError):
+            await self._queue_call(self._queue_release, ks, len(runs), *flat)
+
+    async def _forget(self, ks: Keyspace, runs: Sequence[str]) -> None:
+        """Cluster: drop the reservations of ``runs`` (escaped ids), which hold no lease
+        any more whatever lease they were for (see :meth:`_release` on failures)."""
+        with contextlib.suppress(StoreUnavailableError):
+            await self._queue_call(self._queue_forget, ks, len(runs), *runs)
 
     async def heartbeat(self, run_id: str, lease: Lease, lease_ms: int, now: int) -> Lease:
         a = arguments.renewal(run_id, lease, lease_ms, now)
         expires_at = a.now + a.lease_ms
         ks = await self._ks()
+        if self._cluster:
+            # The reservation first: a lease never outlives it.
+            extended = await self._queue_call(
+                self._queue_extend, ks, escape(a.run_id), a.lease.token, expires_at, a.now
+            )
+            if extended == "lost":
+                raise LeaseLostError(
+                    a.run_id, f"run {a.run_id!r}: the lease expired and its place was given up"
+                )
         reply = await self._run_script(
             self._heartbeat,
             ks.run_keys(a.run_id),
@@ -863,6 +1057,8 @@ class RedisStore:
             a.lease.owner,
             a.lease.token,
             expires_at,
+            a.now,
+            self._limits(ks)[0],
         )
         if reply[0] != "ok":
             raise self._lease_error(a.run_id, reply[0])
@@ -948,6 +1144,8 @@ class RedisStore:
             "" if wait is None or wait.meta is None else wait.meta,
         )
         self._raise_for(log, reply)
+        if self._cluster:
+            await self._release(ks, [(escape(log.run_id), log.lease.token)])
         return self._run(reply[1])
 
     async def read_events(
@@ -1054,6 +1252,10 @@ class RedisStore:
             limit,
             lambda n, dry: [now, n, "1" if dry else "0", error],
         )
+        if rows and self._cluster:
+            # A run that timed out holds no lease: its queue place is free at once.
+            ks = await self._ks()
+            await self._forget(ks, [row[1] for row in rows])
         if len(rows) < limit:
             rows += await self._merged(
                 self._fire_timers,
@@ -1261,6 +1463,44 @@ class RedisStore:
         ticks = [_tick(row) for rows in acted for row in rows]
         return sorted(ticks, key=lambda t: order[escape(t.schedule_id)])
 
+    # -- queues ----------------------------------------------------------------------
+    async def upsert_queue(
+        self,
+        name: str,
+        now: int,
+        *,
+        concurrency: int | None = None,
+        per_key_concurrency: int | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> Queue:
+        queue = queue_config(name, now, concurrency, per_key_concurrency, rate_limit)
+        ks = await self._ks()
+        rate = queue.rate_limit
+        flat = await self._run_script(
+            self._upsert_queue_script,
+            [ks.queue(queue.name), ks.queues],
+            escape(queue.name),
+            queue.name,
+            queue.concurrency or "",
+            queue.per_key_concurrency or "",
+            "" if rate is None else rate.count,
+            "" if rate is None else rate.period_ms,
+            queue.updated_at,
+            self.wake_channel,
+        )
+        return _queue(self._fields(flat))
+
+    async def get_queue(self, name: str) -> Queue | None:
+        name = validation.check_id(name, "name")
+        key = (await self._ks()).queue(name)
+        fields = await self._io(lambda: self._client.hgetall(key))
+        return _queue(cast("dict[str, str]", fields)) if fields else None
+
+    async def list_queues(self) -> list[Queue]:
+        ks = await self._ks()
+        rows = await self._run_script(self._list_queues, [ks.queues], ks.meta("queue:"))
+        return [_queue(self._fields(flat)) for flat in rows if flat]
+
     # -- operations and health -------------------------------------------------------
     @property
     def migrator(self) -> RedisMigrator:
@@ -1326,6 +1566,16 @@ def _schedule(f: dict[str, str]) -> Schedule:
         updated_at=int(f["updated"]),
         last_run_id=f.get("last_run"),
     )
+
+
+def _queue(f: dict[str, str]) -> Queue:
+    def limit(name: str) -> int | None:
+        value = f.get(name)
+        return None if value is None else int(value)
+
+    count, period = limit("rc"), limit("rp")
+    rate = None if count is None or period is None else RateLimit(count, period)
+    return Queue(f["name"], limit("conc"), limit("pkc"), rate, int(f["updated"]))
 
 
 def _field(ref: InboxRef) -> str:
