@@ -9,9 +9,10 @@ Each round, per store, seeds ``--claims`` queued runs and claims them one call a
 time (``limit=1``), once with no limit ("off") and once with the queue limited ("on"),
 the two back to back on fresh data, alternating which goes first; the ratios on/off
 are taken round by round (:func:`bench.stats.ratios`), so a noisy moment slows both.
-"off" on a SQL store is the one-statement claim; "on" is the limited claim's
-transaction (docs/sql-stores.md, Queues). On Redis (standalone) both are the one
-claim script; "on" also counts the queue's leases across the buckets in it
+"off" on a SQL store is the one-statement claim; "on" is the limited claim (the lock
+of the limited queues, then one statement that counts, decides and claims: one round
+trip; docs/sql-stores.md, Queues). On Redis (standalone) both are the one claim
+script; "on" also counts the queue's leases across the buckets in it
 (docs/stores/redis.md, Queues).
 """
 

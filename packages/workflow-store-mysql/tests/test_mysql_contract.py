@@ -3,6 +3,7 @@ between tests, so runs cannot see each other and tests stay quick."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from workflow.store.mysql.driver import CLIENT_FLAGS, PyMySQLDriver, connect_arg
 from workflow.store.mysql.store import MySQLStore
 from workflow.store.sql.compiled import text_statement
 from workflow.store.sql.driver import Body, Query
+from workflow.store.sql.queue_statements import limited_claim_statements
 from workflow.store.sql.statements import (
     Recorder,
     child_operation_statements,
@@ -122,6 +124,113 @@ async def test_every_statement_is_one_command_on_the_wire(
     finally:
         await store.close()
     assert {op: len(commands) for op, commands in seen.items()} == STATEMENT_BUDGET, seen
+
+
+# claim_runnable(limit=1) with queue limits off and on (statements.limited_claim_statements):
+# the limited claim is one batch (BEGIN, the lock of the limited queues, the decision,
+# the claim, the rate windows, the read, COMMIT). The first limited claim also ran the
+# one-statement claim, which found a limit. claim_run of a run in a limited queue: its
+# one batch (which reads the run back), then the limited claim for that run.
+LIMITED_CLAIM_BUDGET = {
+    "unlimited": 1,
+    "limited_first": 2,
+    "limited": 1,
+    "rate_limited": 1,
+    "claim_run": 2,
+}
+
+
+async def test_a_limited_claim_is_one_round_trip(
+    server_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, list[str]] = {}
+    wire: dict[str, list[str]] = {}
+    for prefix in ("limstmt_", "limwire_"):
+        store = MySQLStore.from_url(URL, schema=server_schema, table_prefix=prefix)
+        await store.create_schema()
+        try:
+            if prefix == "limstmt_":
+                seen = await limited_claim_statements(store)
+            else:
+                await store.load_run("warm")  # the connection's own session setup
+                wire = await limited_claim_statements(store, record=_wire(monkeypatch))
+        finally:
+            await store.close()
+    assert {op: len(statements) for op, statements in seen.items()} == LIMITED_CLAIM_BUDGET, seen
+    assert {op: len(commands) for op, commands in wire.items()} == LIMITED_CLAIM_BUDGET, wire
+
+
+async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_the_lock(
+    server_schema: str,
+) -> None:
+    # Another claimer holds the queue's row lock, leases a run and commits while the
+    # claim waits for that lock: the claim's decision is a statement after the lock
+    # (its own read view at READ COMMITTED), so it counts that lease.
+    # Time enough to wait for the lock on a loaded machine (nothing is timed).
+    store = MySQLStore.from_url(
+        URL, schema=server_schema, table_prefix="limrace_", operation_timeout=120
+    )
+    await store.create_schema()
+    table = f"`{server_schema}`.limrace_"
+    holder = pymysql.connect(**connect_arguments(sa.make_url(URL)))
+    watcher = pymysql.connect(**connect_arguments(sa.make_url(URL)))
+
+    def run(conn: Any, sql: str, *args: Any) -> Any:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, args or None)
+            return cursor.fetchone()
+
+    try:
+        await store.upsert_queue("q", 0, concurrency=1)
+        for run_id in ("r1", "r2"):
+            await store.create_run(run_id, "wf", None, None, 0, queue="q")
+        await asyncio.to_thread(run, holder, "BEGIN")
+        await asyncio.to_thread(
+            run, holder, f"SELECT 1 FROM {table}queues WHERE name = 'q' FOR UPDATE"
+        )
+        claim = asyncio.create_task(store.claim_runnable("w", 60_000, 5, 1))
+        # The claim's lock statement running while the holder holds the lock is the
+        # claim waiting for it (innodb_trx does not always list the waiting
+        # transaction on MariaDB; the process list shows its statement).
+        waiting = "SELECT count(*) FROM information_schema.processlist WHERE info LIKE %s"
+        for _ in range(1200):  # no assertion on time: until the claim waits
+            found = await asyncio.to_thread(run, watcher, waiting, "SELECT %limrace_queues.name%")
+            if found and found[0]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the claim never waited for the queue's lock")
+        await asyncio.to_thread(
+            run,
+            holder,
+            f"UPDATE {table}runs SET status = 'running', lease_owner = 'other', "
+            "lease_token = lease_token + 1, lease_expires_at = 60000 WHERE run_id = 'r1'",
+        )
+        await asyncio.to_thread(run, holder, "COMMIT")
+        got = await claim
+        assert got == [], got
+    finally:
+        holder.close()
+        watcher.close()
+        await store.close()
+
+
+async def test_a_limited_claim_reads_past_a_page_of_runs_it_cannot_take(
+    server_schema: str,
+) -> None:
+    # One round reads a page of candidates (limit + 16); 40 runs of a key with room for
+    # one fill it, and the run of another key behind them is found by the next page.
+    store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="limpage_")
+    await store.create_schema()
+    try:
+        await store.upsert_queue("q", 0, per_key_concurrency=1)
+        for i in range(40):
+            await store.create_run(f"a{i:02d}", "wf", None, None, 0, queue="q", partition_key="k1")
+        await store.create_run("b", "wf", None, None, 1, queue="q", partition_key="k2")
+        got = await store.claim_runnable("w", 60_000, 2, 10)
+    finally:
+        await store.close()
+    assert [c.run.run_id for c in got] == ["a00", "b"]
 
 
 GOLDEN = Path(__file__).parent / "golden" / "hot_operations.sql"

@@ -29,6 +29,7 @@ from workflow.runtime.wakeups import Watch
 from workflow.runtime.worker import Worker
 from workflow.store.postgres.listener import listen_statement
 from workflow.store.postgres.store import PostgresStore
+from workflow.store.sql.queue_statements import limited_claim_statements
 from workflow.store.sql.statements import (
     child_operation_statements,
     hot_operation_sql,
@@ -212,6 +213,84 @@ async def test_one_statement_settle_sees_a_delivery_that_committed_while_it_wait
         assert loaded.status is RunStatus.QUEUED
     finally:
         await store.close()
+
+
+# claim_runnable(limit=1) with queue limits off and on (statements.limited_claim_statements):
+# the limited claim is one round trip, two statements in one text (BATCH): the lock of
+# the limited queues, then the decision, claim and rate windows in one statement. The
+# first limited claim also ran the one-statement claim, which found a limit. claim_run of
+# a run in a limited queue: the one-statement claim and its read, then the limited claim.
+LIMITED_CLAIM_BUDGET = {
+    "unlimited": 1,
+    "limited_first": 2,
+    "limited": 1,
+    "rate_limited": 1,
+    "claim_run": 3,
+}
+
+
+async def test_a_limited_claim_is_one_round_trip(server_schema: str) -> None:
+    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="limstmt_")
+    await store.create_schema()
+    try:
+        seen = await limited_claim_statements(store)
+    finally:
+        await store.close()
+    assert {op: len(statements) for op, statements in seen.items()} == LIMITED_CLAIM_BUDGET, seen
+    assert seen["limited"] == ["BATCH"], seen
+
+
+async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_the_lock(
+    server_schema: str,
+) -> None:
+    # The race the limited claim's two statements guard against, forced: another
+    # claimer holds the queue's row lock, leases a run and commits while the claim
+    # waits for that lock. The claim's counting statement starts once it holds the
+    # lock, so it counts that lease; a count in the statement that waited would not
+    # (its snapshot is older) and would lease a second run past concurrency=1.
+    # Time enough to wait for the lock on a loaded machine (nothing is timed).
+    store = PostgresStore.from_url(
+        URL, schema=server_schema, table_prefix="limrace_", operation_timeout=120
+    )
+    await store.create_schema()
+    table = f'"{server_schema}".limrace_'
+    try:
+        await store.upsert_queue("q", T0, concurrency=1)
+        for run_id in ("r1", "r2"):
+            await store.create_run(run_id, "wf", None, None, T0, queue="q")
+        async with raw_connection() as holder, raw_connection() as watcher:
+            await holder.execute("BEGIN")
+            await holder.execute(f"SELECT 1 FROM {table}queues WHERE name = 'q' FOR UPDATE")
+            claim = asyncio.create_task(store.claim_runnable("w", 60_000, 5, T0 + 1))
+            await _blocked_on_lock(watcher, "limrace_queues", 1)
+            await holder.execute(
+                f"UPDATE {table}runs SET status = 'running', lease_owner = 'other', "
+                "lease_token = lease_token + 1, lease_expires_at = %s WHERE run_id = 'r1'",
+                (T0 + 60_000,),
+            )
+            await holder.execute("COMMIT")
+            got = await claim
+        assert got == [], got
+    finally:
+        await store.close()
+
+
+async def test_a_limited_claim_reads_past_a_page_of_runs_it_cannot_take(
+    server_schema: str,
+) -> None:
+    # One round reads a page of candidates (limit + 16); 40 runs of a key with room for
+    # one fill it, and the run of another key behind them is found by the next page.
+    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="limpage_")
+    await store.create_schema()
+    try:
+        await store.upsert_queue("q", 0, per_key_concurrency=1)
+        for i in range(40):
+            await store.create_run(f"a{i:02d}", "wf", None, None, 0, queue="q", partition_key="k1")
+        await store.create_run("b", "wf", None, None, 1, queue="q", partition_key="k2")
+        got = await store.claim_runnable("w", 60_000, 2, 10)
+    finally:
+        await store.close()
+    assert [c.run.run_id for c in got] == ["a00", "b"]
 
 
 async def _listening(store: PostgresStore, count: int) -> None:

@@ -21,6 +21,7 @@ The statement texts are in the package's golden file (``tests/golden``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,7 +41,7 @@ from workflow.runtime.results import (
     NotFound,
     ScheduleTick,
 )
-from workflow.store.sql import rows
+from workflow.store.sql import queue_sql, rows
 from workflow.store.sql.driver import Body
 from workflow.store.sql.store import (
     MS_TYPE,
@@ -60,6 +61,37 @@ _PICKED = (
     "JSON_TABLE(@wf_ids, '$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$')) AS picked"
 )
 _TERMINAL = [s.value for s in RunStatus if s.terminal]
+
+
+_T = queue_sql.TAKE
+_TAKES = (
+    "JSON_TABLE(@wf_takes, '$[*]' COLUMNS ("
+    f"{_T}run_id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$[0]', "
+    f"{_T}priority INT PATH '$[1]', {_T}ready_at BIGINT PATH '$[2]', "
+    f"{_T}take INT PATH '$[3]', {_T}rated INT PATH '$[4]', {_T}picked INT PATH '$[5]', "
+    f"{_T}limited INT PATH '$[6]'"
+    ")) AS jt"
+)
+"""The picked runs of a limited claim (``@wf_takes``: their ``takes`` rows as JSON)."""
+
+
+def _taken_ids() -> sa.Select[Any]:
+    """The ids in ``@wf_takes`` that are taken, as the binary identifiers of the tables."""
+    return (
+        sa.select(sa.literal_column(f"CAST(jt.{_T}run_id AS BINARY)"))
+        .select_from(sa.text(_TAKES))
+        .where(sa.literal_column(f"jt.{_T}take") == 1)
+    )
+
+
+def _takes_rows() -> sa.Subquery:
+    """The rows of ``@wf_takes`` (``t_run_id`` as text, as the JSON holds it)."""
+    names = ("run_id", "priority", "ready_at", "take", "rated", "picked", "limited")
+    return (
+        sa.text(f"SELECT * FROM {_TAKES}")
+        .columns(*(sa.column(f"{_T}{c}") for c in names))
+        .subquery("takes")
+    )
 
 
 def _utf8(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -134,6 +166,60 @@ class OneTripBatches(SQLStore):
                 {**self._claim_params(a), "p_limit": a.limit},
             )
             return [self._claimed(r, a.with_history) for r in found.mappings()]
+
+        return await self._run(claim())
+
+    async def _limited_round(
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
+    ) -> tuple[list[Claimed], Sequence[rows.Row]]:
+        """One batch: lock the limited queues' rows, decide (``takes`` as JSON in
+        ``@wf_takes``: each statement at READ COMMITTED reads what the locks' previous
+        holder committed), claim the runs taken, count them in the rate windows, read
+        every picked run with its claim."""
+        runs = self.tables.runs
+        n_queues, history = len(a.queues or ()), a.with_history
+
+        def build() -> Parts:
+            takes = self._limited_takes(n_queues, after is not None, run_id is not None).subquery(
+                "takes"
+            )
+            taken = runs.c.run_id.in_(_taken_ids())
+            as_json = sa.func.JSON_ARRAY(
+                _utf8(takes.c[f"{_T}run_id"]),
+                *(
+                    takes.c[f"{_T}{c}"]
+                    for c in ("priority", "ready_at", "take", "rated", "picked", "limited")
+                ),
+            )
+            decided = _takes_rows()
+            return [
+                "BEGIN",
+                queue_sql.lock_limited_names(self.tables),
+                sa.select(sa.func.JSON_ARRAYAGG(as_json)).suffix_with("INTO @wf_takes"),
+                sa.update(runs).where(taken).ordered_values(*self._claim_values()),
+                queue_sql.count_in_windows(
+                    self.tables, sa.select(runs.c.queue).where(taken).subquery("claimed")
+                ),
+                sa.select(decided, *self._claim_returning(history)).select_from(
+                    decided.outerjoin(
+                        runs,
+                        sa.and_(
+                            runs.c.run_id == sa.cast(decided.c[f"{_T}run_id"], sa.LargeBinary()),
+                            decided.c[f"{_T}take"] == 1,
+                        ),
+                    )
+                ),
+                "COMMIT",
+            ]
+
+        def claim() -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
+            found = yield self._batch(
+                ("limited_claim", n_queues, after is not None, run_id is not None, history),
+                build,
+                self._limited_params(a, after, run_id),
+            )
+            picked = found.mappings()
+            return [self._claimed(r, history) for r in picked if r["run_id"] is not None], picked
 
         return await self._run(claim())
 

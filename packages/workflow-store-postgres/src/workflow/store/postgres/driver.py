@@ -170,6 +170,8 @@ class PsycopgDriver(AsyncDriver[Connection]):
 
     async def execute(self, raw: Connection, query: Query) -> Rows:
         statement = query.statement
+        if statement.verb == "BATCH":
+            return await self._execute_batch(raw, query)
         async with raw.cursor() as cursor:
             if query.many:
                 params = query.params()
@@ -181,6 +183,23 @@ class PsycopgDriver(AsyncDriver[Connection]):
             if description is None:
                 return Rows((), [], cursor.rowcount)
             return Rows([d.name for d in description], await cursor.fetchall(), cursor.rowcount)
+
+    async def _execute_batch(self, raw: Connection, query: Query) -> Rows:
+        """Several statements in one text, one round trip: the simple query protocol
+        (a client-side binding cursor: the values are quoted by psycopg, never by the
+        store), which runs them in order as one implicit transaction, each statement
+        with a snapshot of its own (READ COMMITTED), and rolls all of them back if one
+        fails. The rows are those of the last statement that returns rows."""
+        async with psycopg.AsyncClientCursor(raw) as cursor:
+            await cursor.execute(query.statement.sql, query.params())
+            found = Rows((), [], cursor.rowcount)
+            while True:
+                description = cursor.description  # built anew at each access
+                if description is not None:
+                    names = [d.name for d in description]
+                    found = Rows(names, await cursor.fetchall(), cursor.rowcount)
+                if not cursor.nextset():
+                    return found
 
     async def close(self) -> None:
         if self.closed:

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql
 from workflow.runtime.arguments import Delivery, LogWrite
 from workflow.runtime.records import InboxKind, RunStatus, WaitKind
 from workflow.runtime.validation import EncodedWait
-from workflow.store.sql import rows
+from workflow.store.sql import queue_sql, rows
 from workflow.store.sql.coltypes import ID, MS, PAYLOAD
 from workflow.store.sql.store import RUN_INSERT, bound, lease_guard, lease_guard_params
 from workflow.store.sql.tables import StoreTables
@@ -501,3 +501,35 @@ def _fire_schedules(t: StoreTables, notice: sa.ColumnElement[Any] | None) -> sa.
         .cte("fired_runs")
     )
     return sa.select(moved.c.schedule_id).add_cte(inserted)
+
+
+def limited_claim(
+    t: StoreTables,
+    takes: sa.Select[Any],
+    claim_values: Sequence[tuple[sa.Column[Any], Any]],
+    returning: Sequence[sa.ColumnElement[Any]],
+) -> sa.Select[Any]:
+    """A limited claim's decision and writes in one statement (after the statement
+    that locks the limited queues, in the same transaction): claim the runs ``takes``
+    takes, count them in their queues' rate windows, and answer every picked run
+    (``t_*`` columns) with its claim (``returning``; NULL where not taken)."""
+    runs = t.runs
+    decided = takes.cte("takes")
+    claimed = (
+        sa.update(runs)
+        .where(
+            runs.c.run_id == decided.c[f"{queue_sql.TAKE}run_id"],
+            decided.c[f"{queue_sql.TAKE}take"] == 1,
+        )
+        .ordered_values(*claim_values)
+        .returning(*returning)
+        .cte("claimed")
+    )
+    windows = queue_sql.count_in_windows(t, claimed).cte("windows")
+    return (
+        sa.select(decided, *(c for c in claimed.c))
+        .select_from(
+            decided.outerjoin(claimed, claimed.c.run_id == decided.c[f"{queue_sql.TAKE}run_id"])
+        )
+        .add_cte(windows)
+    )

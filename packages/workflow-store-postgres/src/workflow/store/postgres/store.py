@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, ClassVar
 
 import psycopg
@@ -19,6 +19,7 @@ from workflow.runtime.records import InboxEntry, Run, RunStatus
 from workflow.runtime.registry import check_flag
 from workflow.runtime.results import (
     Buffered,
+    Claimed,
     Closed,
     Delivered,
     DeliveryResult,
@@ -28,7 +29,7 @@ from workflow.runtime.results import (
 )
 from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S, check_operation_timeout
 from workflow.runtime.wakeups import Watchers
-from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened, rows
+from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened, queue_sql, rows
 from workflow.store.sql.coltypes import ID
 from workflow.store.sql.driver import Body
 from workflow.store.sql.store import bound, unprefixed
@@ -251,6 +252,43 @@ class PostgresStore(ReturningClaims):
             result = await self._run(deliver())
             if result is not None:
                 return result
+
+    # -- the limited claim: one round trip (lock, then decide and claim) ----------------
+    def _picked(self, candidates: sa.Select[Any]) -> sa.CTE:
+        # Evaluated once: a re-run LIMIT … SKIP LOCKED could pick other rows.
+        return candidates.cte("picked").prefix_with("MATERIALIZED")
+
+    async def _limited_round(
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
+    ) -> tuple[list[Claimed], Sequence[rows.Row]]:
+        """Two statements sent as one text (:meth:`.driver.PsycopgDriver.execute`):
+        lock the limited queues' rows, then :func:`.one_statement.limited_claim`. They
+        must be two: a statement's snapshot is taken when it starts, so a count in the
+        statement that waited for the locks would miss what their previous holder
+        committed meanwhile; the second statement starts after the locks are held."""
+        n_queues, history = len(a.queues or ()), a.with_history
+
+        def build() -> list[sa.ClauseElement | str]:
+            return [
+                queue_sql.lock_limited_names(self.tables),
+                one.limited_claim(
+                    self.tables,
+                    self._limited_takes(n_queues, after is not None, run_id is not None),
+                    self._claim_values(),
+                    self._claim_returning(history),
+                ),
+            ]
+
+        def claim() -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
+            found = yield self._batch(
+                ("limited_claim", n_queues, after is not None, run_id is not None, history),
+                build,
+                self._limited_params(a, after, run_id),
+            )
+            picked = found.mappings()
+            return [self._claimed(r, history) for r in picked if r["run_id"] is not None], picked
+
+        return await self._run(claim())
 
     _timers_on_their_own = True
 

@@ -32,6 +32,9 @@ class Dialect:
     """The SQLAlchemy ``dialect+driver`` of the engines that run migrations."""
     begin: ClassVar[Statement] = text_statement("BEGIN")
     """How a transaction starts (connections are in autocommit between transactions)."""
+    locks_rows: ClassVar[bool] = True
+    """Whether a transaction must lock the rows it decides from (``SELECT … FOR
+    UPDATE``); SQLite's ``BEGIN IMMEDIATE`` serialises the writers already."""
     render_as_batch: ClassVar[bool] = False
     """Alembic's batch mode (SQLite: ALTER by copying the table)."""
 

@@ -4,13 +4,16 @@ How a claim keeps the limits: the one-statement claims (the hot path) only take 
 of queues without limits, which costs each claimed row one primary-key probe of the
 ``queues`` table (``unlimited_run``), and a claim of many takes nothing at all while
 any queue has limits (``no_limited_queue``: one probe per statement), so that claim
-order stays global. Runs of limited queues are claimed in a transaction that first
-locks the rows of the limited queues it may touch (``SELECT … FOR UPDATE``, in name
-order, so claimers never deadlock), then counts their leased runs through
-``ix_runs_queue_leases`` (one index range per queue), decides with
-:class:`~workflow.runtime.queues.LimitGate`, claims and writes the rate windows back
-before COMMIT. Every claim of a limited queue's runs holds that queue's row lock, so
-no two of them count at once: the count a claim sees is the truth until it commits.
+order stays global. ``claim_runnable`` where queues have limits first locks the rows
+of the limited queues (``lock_limited_names``: ``SELECT … FOR UPDATE``, in name order,
+so claimers never deadlock), then counts their leased runs through
+``ix_runs_queue_leases`` and decides in one statement (``takes``), then claims and
+counts the claims in the rate windows (``count_in_windows``) before COMMIT; each
+dialect sends that as one round trip. ``claim_run`` and ``create_run(..., owner=)``
+of a limited queue's run lock that queue's row, count (``leased_counts``) and decide
+with :class:`~workflow.runtime.queues.LimitGate`. Every claim of a limited queue's
+runs holds that queue's row lock from before it counts, so no two of them count at
+once: the count a claim sees is the truth until it commits.
 """
 
 from __future__ import annotations
@@ -73,6 +76,13 @@ def lock_limited(t: StoreTables, one: bool) -> sa.Select[Any]:
     return stmt.order_by(q.c.name).with_for_update()
 
 
+def lock_limited_names(t: StoreTables) -> sa.Select[Any]:
+    """The names of the limited queues, their rows locked until COMMIT (in name order,
+    so two claimers never deadlock)."""
+    q = t.queues
+    return sa.select(q.c.name).where(limited(t)).order_by(q.c.name).with_for_update()
+
+
 def leased_counts(t: StoreTables, one: bool) -> sa.Select[Any]:
     """Runs leased at ``p_now`` per (queue, key), in the limited queues (``one``: in
     ``p_queue``): an index range of ``ix_runs_queue_leases`` per queue."""
@@ -96,14 +106,22 @@ def claim_order(t: StoreTables) -> list[sa.ColumnElement[Any]]:
 
 
 def limited_candidates(
-    t: StoreTables, claimable: sa.ColumnElement[bool], n_queues: int, after: bool
+    t: StoreTables,
+    claimable: sa.ColumnElement[bool],
+    n_queues: int,
+    after: bool,
+    one_run: bool = False,
 ) -> sa.Select[Any]:
-    """One page (``p_page``) of claimable runs in claim order, locked (SKIP LOCKED);
-    ``n_queues``: only runs of ``p_qn0..``; ``after``: past the key ``p_after_*``."""
+    """One page (``p_page``) of runs in claim order that are ``claimable`` (and whose
+    queue and key have room: :func:`has_room`), locked (SKIP LOCKED); ``n_queues``:
+    only runs of ``p_qn0..``; ``after``: past the key ``p_after_*``; ``one_run``: only
+    the run ``p_run_id`` (``claim_run``)."""
     runs = t.runs
     stmt = sa.select(
         runs.c.run_id, runs.c.queue, runs.c.partition_key, runs.c.priority, runs.c.ready_at
     ).where(runs.c.ready_at.is_not(None), claimable)
+    if one_run:
+        stmt = stmt.where(runs.c.run_id == bound("run_id", runs.c.run_id.type))
     if n_queues:
         stmt = stmt.where(
             runs.c.queue.in_([bound(f"qn{i}", runs.c.queue.type) for i in range(n_queues)])
@@ -169,3 +187,204 @@ def select_queues(t: StoreTables, one: bool) -> sa.Select[Any]:
     if one:
         stmt = stmt.where(q.c.name == bound("name", q.c.name.type))
     return stmt.order_by(q.c.name)
+
+
+# -- the limited claim, decided in SQL ------------------------------------------------
+# ``claim_runnable`` where queues have limits: the counting and the decision are SQL
+# (no round trip between them), in the order ``LimitGate`` decides. The claimer holds
+# the limited queues' row locks (``lock_limited_names``, a statement before this one,
+# so this statement's snapshot sees what the previous holder committed); then:
+#
+# * ``lim``: each limited queue, its leases now (one range of ``ix_runs_queue_leases``)
+#   and its rate window at ``p_now`` (a clock behind counts in the latest window);
+# * ``keyed``: the leases per key of the queues with a per-key limit (the same ranges);
+# * ``picked``: a page of claimable runs in claim order whose queue and key have room
+#   now (a full one is filtered out, so it never blocks the runs behind it), locked
+#   (SKIP LOCKED) by the dialects that lock rows;
+# * ``takes``: each picked run and whether it is taken. A queue-wide limit (concurrency,
+#   rate) once reached rejects every later run of its queue, so the runs of a key that
+#   are taken are its first ``room`` runs: rank per key first, then per queue among the
+#   runs their key lets through, then the first ``p_limit`` of what is left.
+
+TAKE = "t_"
+"""Prefix of the ``takes`` columns in a result row that also holds a claim."""
+
+
+def limit_state(t: StoreTables) -> sa.CTE:
+    """``lim``: the limited queues, their leases at ``p_now`` and their rate window."""
+    q, runs = t.queues, t.runs
+    now = bound("now", q.c.window_start.type)
+    start = now - now % q.c.rate_period_ms
+    fresh = start > q.c.window_start
+    leased = (
+        sa.select(sa.func.count())
+        .where(
+            runs.c.queue == q.c.name,
+            runs.c.status == RunStatus.RUNNING.value,
+            runs.c.lease_expires_at > now,
+        )
+        .scalar_subquery()
+    )
+    return (
+        sa.select(
+            q.c.name,
+            q.c.concurrency,
+            q.c.per_key_concurrency,
+            q.c.rate_count,
+            sa.case((fresh, start), else_=q.c.window_start).label("w_start"),
+            sa.case((fresh, 0), else_=q.c.window_count).label("w_used"),
+            leased.label("leased"),
+        )
+        .where(limited(t))
+        .cte("lim")
+    )
+
+
+def keyed_leases(t: StoreTables, lim: sa.CTE) -> sa.CTE:
+    """``keyed``: runs leased at ``p_now`` per key, in queues with a per-key limit."""
+    runs = t.runs
+    return (
+        sa.select(runs.c.queue, runs.c.partition_key, sa.func.count().label("n"))
+        .select_from(
+            runs.join(
+                lim,
+                sa.and_(lim.c.name == runs.c.queue, lim.c.per_key_concurrency.is_not(None)),
+            )
+        )
+        .where(
+            runs.c.status == RunStatus.RUNNING.value,
+            runs.c.lease_expires_at > bound("now", runs.c.lease_expires_at.type),
+            runs.c.partition_key.is_not(None),
+        )
+        .group_by(runs.c.queue, runs.c.partition_key)
+        .cte("keyed")
+    )
+
+
+def has_room(t: StoreTables, lim: sa.CTE, keyed: sa.CTE) -> sa.ColumnElement[bool]:
+    """The run's queue and key have room for one more lease (no limit: room)."""
+    runs = t.runs
+    queue_full = sa.exists().where(
+        lim.c.name == runs.c.queue,
+        sa.or_(lim.c.leased >= lim.c.concurrency, lim.c.w_used >= lim.c.rate_count),
+    )
+    key_full = sa.exists().where(
+        keyed.c.queue == runs.c.queue,
+        keyed.c.partition_key == runs.c.partition_key,
+        lim.c.name == keyed.c.queue,
+        keyed.c.n >= lim.c.per_key_concurrency,
+    )
+    return sa.and_(~queue_full, ~key_full)
+
+
+def takes(t: StoreTables, picked: sa.CTE, lim: sa.CTE, keyed: sa.CTE) -> sa.Select[Any]:
+    """``takes``: the picked runs that are taken and the last one picked in claim
+    order (``t_run_id``, ``t_priority``, ``t_ready_at``), with ``t_take`` (1: claim
+    it, else 0), ``t_rated`` (its queue has a rate limit: its window is written back),
+    ``t_picked`` (how many runs were picked) and ``t_limited`` (how many queues have
+    limits)."""
+    p = picked.c
+    order = [p.priority.desc(), p.ready_at, p.run_id]
+    by_key = sa.select(
+        p.run_id,
+        p.queue,
+        p.partition_key,
+        p.priority,
+        p.ready_at,
+        sa.func.row_number()
+        .over(partition_by=[p.queue, p.partition_key], order_by=order)
+        .label("rk_key"),
+    ).subquery("by_key")
+    k = by_key.c
+    key_ok = sa.or_(
+        lim.c.per_key_concurrency.is_(None),
+        k.partition_key.is_(None),
+        sa.func.coalesce(keyed.c.n, 0) + k.rk_key <= lim.c.per_key_concurrency,
+    )
+    by_queue = (
+        sa.select(
+            k.run_id,
+            k.priority,
+            k.ready_at,
+            lim.c.concurrency,
+            lim.c.leased,
+            lim.c.rate_count,
+            lim.c.w_used,
+            sa.func.row_number()
+            .over(partition_by=k.queue, order_by=[k.priority.desc(), k.ready_at, k.run_id])
+            .label("rk_queue"),
+        )
+        .select_from(
+            by_key.outerjoin(lim, lim.c.name == k.queue).outerjoin(
+                keyed, sa.and_(keyed.c.queue == k.queue, keyed.c.partition_key == k.partition_key)
+            )
+        )
+        .where(key_ok)
+        .subquery("by_queue")
+    )
+    b = by_queue.c
+    queue_ok = sa.and_(
+        sa.or_(b.concurrency.is_(None), b.leased + b.rk_queue <= b.concurrency),
+        sa.or_(b.rate_count.is_(None), b.w_used + b.rk_queue <= b.rate_count),
+    )
+    ok = (
+        sa.select(
+            b.run_id,
+            sa.func.row_number()
+            .over(order_by=[b.priority.desc(), b.ready_at, b.run_id])
+            .label("pos"),
+        )
+        .where(queue_ok)
+        .subquery("ok")
+    )
+    numbered = sa.select(
+        p.run_id,
+        p.queue,
+        p.priority,
+        p.ready_at,
+        sa.func.row_number().over(order_by=order).label("pos"),
+        sa.func.count().over().label("n"),
+    ).subquery("numbered")
+    n = numbered.c
+    n_limited = sa.select(sa.func.count()).select_from(lim).scalar_subquery()
+    take = sa.and_(ok.c.pos.is_not(None), ok.c.pos <= sa.bindparam("p_limit", type_=sa.Integer()))
+    return (
+        sa.select(
+            n.run_id.label(f"{TAKE}run_id"),
+            n.priority.label(f"{TAKE}priority"),
+            n.ready_at.label(f"{TAKE}ready_at"),
+            sa.case((take, 1), else_=0).label(f"{TAKE}take"),
+            sa.case((lim.c.rate_count.is_not(None), 1), else_=0).label(f"{TAKE}rated"),
+            n.n.label(f"{TAKE}picked"),
+            n_limited.label(f"{TAKE}limited"),
+        )
+        .select_from(
+            numbered.outerjoin(ok, ok.c.run_id == n.run_id).outerjoin(lim, lim.c.name == n.queue)
+        )
+        # The runs taken, and the last one picked (where the next page starts).
+        .where(sa.or_(take, n.pos == n.n))
+    )
+
+
+def count_in_windows(t: StoreTables, claimed: sa.FromClause) -> sa.Update:
+    """Count this call's claims in their queues' rate windows (``claimed``: a source
+    with the ``queue`` of each run claimed). Assignments in this order: MySQL evaluates
+    them left to right, and ``window_count`` reads the old ``window_start``."""
+    q = t.queues
+    now = bound("now", q.c.window_start.type)
+    start = now - now % q.c.rate_period_ms
+    fresh = start > q.c.window_start
+    n = (
+        sa.select(sa.func.count())
+        .select_from(claimed)
+        .where(claimed.c.queue == q.c.name)
+        .scalar_subquery()
+    )
+    return (
+        sa.update(q)
+        .where(q.c.rate_count.is_not(None), q.c.name.in_(sa.select(claimed.c.queue)))
+        .ordered_values(
+            (q.c.window_count, sa.case((fresh, 0), else_=q.c.window_count) + n),
+            (q.c.window_start, sa.case((fresh, start), else_=q.c.window_start)),
+        )
+    )

@@ -220,6 +220,9 @@ class SQLStore:
         self._sql = Compiler(dialect.compiler_dialect(), self.schema)
         t = self.tables
         self._run_cols = [t.runs.c[name] for name in rows.RUN_COLUMNS]
+        self._limits_seen = False
+        """Whether the last limited claim saw queues with limits (``claim_runnable``
+        then starts with the limited claim: :meth:`_claim_limited`)."""
         self._inbox_cols = [t.inbox.c[name] for name in rows.INBOX_COLUMNS]
         self._event_cols = [t.events.c[name] for name in rows.EVENT_COLUMNS]
 
@@ -1072,8 +1075,8 @@ class SQLStore:
         return await self._claim_or_limited(a, await self._claim(a))
 
     async def _claim(self, a: arguments.Claim) -> ClaimResult:
-        if self.queue_limits:  # the portable claim decides in Python: count first
-            return await self._run(self._claim_run_limited(a), transaction=True)
+        if self.queue_limits:  # the portable claim: the limited claim counts first
+            return await self._claim_run_limited(a)
         return await self._run(self._claim_one(a), transaction=True)
 
     def _claim_one(self, a: arguments.Claim) -> Body[ClaimResult]:
@@ -1129,15 +1132,14 @@ class SQLStore:
             if not serves_default(a.queues):
                 return []  # every run of this store is in the default queue
             claims = await self._claim_runnable(a)
-        elif a.queues is not None:
-            claims = await self._run(self._claim_limited(a, fast=False), transaction=True)
+        elif a.queues is not None or self._limits_seen:
+            claims = await self._claim_limited(a)
         else:
             claims = await self._claim_runnable(a)
             if len(claims) < a.limit:
                 # Short: nothing more to claim, or some queue has limits (the one
                 # statement took nothing then); the limited claim tells which.
-                more = replace(a, limit=a.limit - len(claims))
-                claims += await self._run(self._claim_limited(more, fast=True), transaction=True)
+                claims += await self._claim_limited(replace(a, limit=a.limit - len(claims)))
         claims.sort(key=lambda c: (-c.run.priority, c.run.ready_at or 0, c.run.run_id))
         return claims
 
@@ -1209,75 +1211,138 @@ class SQLStore:
             {**self._claim_params(a), **{f"p_id{i}": r for i, r in enumerate(ids)}},
         )
 
-    def _claim_limited(self, a: arguments.ClaimMany, *, fast: bool) -> Body[list[Claimed]]:
-        """``claim_runnable`` where queue limits apply, in a transaction (``fast``: the
-        one-statement claim ran first and took every run if no queue has limits)."""
-        gate = yield from self._gate(a.now, None)
-        if fast and not gate.windows:
-            return []
-        picked: list[str] = []
-        queues = sorted(a.queues) if a.queues is not None else []
+    async def _claim_limited(self, a: arguments.ClaimMany) -> list[Claimed]:
+        """``claim_runnable`` where queues may have limits: rounds of one atomic step
+        each (:meth:`_limited_round`), until ``limit`` runs are claimed or the page of
+        candidates was not full (nothing more to take)."""
+        claims: list[Claimed] = []
+        after: rows.Row | None = None
+        t = queue_sql.TAKE
+        while True:
+            more = replace(a, limit=a.limit - len(claims))
+            got, picked = await self._limited_round(more, after)
+            claims += got
+            if picked:
+                # Which claim the next call starts with: a hint, never a guarantee
+                # (both claims keep the limits, the cheaper one is tried first).
+                self._limits_seen = bool(picked[0][f"{t}limited"])
+            if len(claims) >= a.limit or not picked or picked[0][f"{t}picked"] < self._page(more):
+                return claims
+            # A full page left short by runs whose queue or key had too little room
+            # for all of them: the next round starts after it.
+            after = max(picked, key=_in_claim_order)
+
+    @staticmethod
+    def _page(a: arguments.ClaimMany) -> int:
+        """Candidates one round reads: a few more than it may take, so that runs of a
+        key or queue with less room than runs rarely leave a round short."""
+        return a.limit + 16
+
+    def _limited_params(
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
+    ) -> Params:
+        t = queue_sql.TAKE
         params: Params = {
-            "p_now": a.now,
-            "p_page": a.limit + 16,
-            **{f"p_qn{i}": q for i, q in enumerate(queues)},
+            **({"p_run_id": run_id} if run_id is not None else {}),
+            **self._claim_params(a),
+            "p_limit": a.limit,
+            "p_page": self._page(a),
+            **{f"p_qn{i}": q for i, q in enumerate(sorted(a.queues or ()))},
         }
-        n_queues = len(queues)
-        after = False
-        while len(picked) < a.limit:
-
-            def build(more: bool = after) -> sa.Select[Any]:
-                return queue_sql.limited_candidates(
-                    self.tables, self._claimable_any_queue(), n_queues, more
-                )
-
-            page = yield self._q(("limited_candidates", n_queues, after), build, params)
-            found = list(page.mappings())
-            for r in found:
-                # A full queue or key skips its run, never the runs behind it.
-                if gate.has_room(r["queue"], r["partition_key"]):
-                    gate.take(r["queue"], r["partition_key"])
-                    picked.append(r["run_id"])
-                    if len(picked) == a.limit:
-                        break
-            if len(found) < a.limit + 16:
-                break
-            last = found[-1]
+        if after is not None:
             params |= {
-                "p_after_priority": last["priority"],
-                "p_after_ready_at": last["ready_at"],
-                "p_after_run_id": last["run_id"],
+                "p_after_priority": after[f"{t}priority"],
+                "p_after_ready_at": after[f"{t}ready_at"],
+                "p_after_run_id": after[f"{t}run_id"],
             }
-            after = True
-        if not picked:
-            return []
-        yield self._claim_ids(a, picked)
-        yield from self._write_windows(gate)
-        return (yield from self._read_claimed(picked, a.with_history))
+        return params
 
-    def _claim_run_limited(self, a: arguments.Claim) -> Body[ClaimResult]:
-        """``claim_run`` of a run whose queue has limits, in a transaction."""
-        current = yield from self._load(a.run_id, lock=True)
-        if current is None:
-            return NotFound(a.run_id)
-        run = rows.run_from_row(current)
-        if not _claimable(run, a.now):
-            return NotClaimable(run)
-        gate = yield from self._gate(a.now, run.queue)
-        if not gate.has_room(run.queue, run.partition_key):
-            return NotClaimable(run)
-        gate.take(run.queue, run.partition_key)
-        many = arguments.ClaimMany(a.owner, a.lease_ms, 1, a.now, a.with_history)
-        yield self._claim_ids(many, [a.run_id])
-        yield from self._write_windows(gate)
-        claimed = yield from self._read_claimed([a.run_id], a.with_history)
-        return claimed[0]
+    def _limited_takes(self, n_queues: int, after: bool, one_run: bool) -> sa.Select[Any]:
+        """The runs one limited round picks, and which it takes
+        (:func:`.queue_sql.takes`)."""
+        t = self.tables
+        lim = queue_sql.limit_state(t)
+        keyed = queue_sql.keyed_leases(t, lim)
+        claimable = sa.and_(self._claimable_any_queue(), queue_sql.has_room(t, lim, keyed))
+        candidates = queue_sql.limited_candidates(t, claimable, n_queues, after, one_run)
+        return queue_sql.takes(t, self._picked(candidates), lim, keyed)
+
+    def _picked(self, candidates: sa.Select[Any]) -> sa.CTE:
+        return candidates.cte("picked")
+
+    async def _limited_round(
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
+    ) -> tuple[list[Claimed], Sequence[rows.Row]]:
+        """One atomic step of a limited claim: the claims, and the ``takes`` rows
+        (``run_id``: of that run only, for ``claim_run``)."""
+        return await self._run(self._limited_body(a, after, run_id), transaction=True)
+
+    def _limited_body(
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None
+    ) -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
+        """Lock the limited queues (where the dialect's transaction does not serialise
+        writers already), pick and decide in one statement, claim, count the windows."""
+        if self._dialect.locks_rows:
+            yield self._q(
+                "lock_limited_names", lambda: queue_sql.lock_limited_names(self.tables), {}
+            )
+        n_queues = len(a.queues or ())
+        one_run = run_id is not None
+        found = yield self._q(
+            ("limited_takes", n_queues, after is not None, one_run),
+            lambda: self._limited_takes(n_queues, after is not None, one_run),
+            self._limited_params(a, after, run_id),
+        )
+        picked = found.mappings()
+        t = queue_sql.TAKE
+        taken = [r for r in picked if r[f"{t}take"]]
+        if not taken:
+            return [], picked
+        ids = [r[f"{t}run_id"] for r in taken]
+        claims = yield from self._claim_picked(a, ids)
+        if any(r[f"{t}rated"] for r in taken):
+            n = len(ids)
+
+            def windows() -> sa.Update:
+                runs = self.tables.runs
+                claimed = (
+                    sa.select(runs.c.queue)
+                    .where(
+                        runs.c.run_id.in_([bound(f"id{i}", runs.c.run_id.type) for i in range(n)])
+                    )
+                    .subquery("claimed")
+                )
+                return queue_sql.count_in_windows(self.tables, claimed)
+
+            yield self._q(
+                ("count_in_windows", n),
+                windows,
+                {"p_now": a.now, **{f"p_id{i}": r for i, r in enumerate(ids)}},
+            )
+        return claims, picked
+
+    def _claim_picked(self, a: arguments.ClaimMany, ids: Sequence[str]) -> Body[list[Claimed]]:
+        """Claim the runs ``ids`` (picked and decided already) and read the claims."""
+        yield self._claim_ids(a, ids)
+        return (yield from self._read_claimed(ids, a.with_history))
 
     async def _claim_or_limited(self, a: arguments.Claim, answer: ClaimResult) -> ClaimResult:
-        """A one-statement claim's answer, unless it left the run to a queue limit."""
-        if self.queue_limits and isinstance(answer, NotClaimable) and _claimable(answer.run, a.now):
-            return await self._run(self._claim_run_limited(a), transaction=True)
-        return answer
+        """A one-statement claim's answer, unless it left the run to a queue limit:
+        then the limited claim's round, for that run only."""
+        if not (
+            self.queue_limits and isinstance(answer, NotClaimable) and _claimable(answer.run, a.now)
+        ):
+            return answer
+        return await self._claim_run_limited(a)
+
+    async def _claim_run_limited(self, a: arguments.Claim) -> ClaimResult:
+        """``claim_run`` through one round of the limited claim, for that run only."""
+        many = arguments.ClaimMany(a.owner, a.lease_ms, 1, a.now, a.with_history)
+        claims, _ = await self._limited_round(many, None, a.run_id)
+        if claims:
+            return claims[0]
+        current = await self._run(self._load(a.run_id))
+        return NotFound(a.run_id) if current is None else NotClaimable(rows.run_from_row(current))
 
     @operation
     async def upsert_queue(
@@ -2400,6 +2465,25 @@ class ReturningClaims(SQLStore):
 
         return await self._run(claim())
 
+    def _claim_picked(self, a: arguments.ClaimMany, ids: Sequence[str]) -> Body[list[Claimed]]:
+        n = len(ids)
+
+        def build() -> sa.Update:
+            runs = self.tables.runs
+            return (
+                sa.update(runs)
+                .where(runs.c.run_id.in_([bound(f"id{i}", runs.c.run_id.type) for i in range(n)]))
+                .ordered_values(*self._claim_values())
+                .returning(*self._claim_returning(a.with_history))
+            )
+
+        found = yield self._q(
+            ("claim_picked_returning", n, a.with_history),
+            build,
+            {**self._claim_params(a), **{f"p_id{i}": r for i, r in enumerate(ids)}},
+        )
+        return [self._claimed(r, a.with_history) for r in found.mappings()]
+
     def _settle_update(
         self, log: arguments.LogWrite, values: dict[str, Any], *, orphan: bool = True
     ) -> Body[rows.Row | None]:
@@ -2439,6 +2523,12 @@ def settled_values(a: arguments.Settlement) -> dict[str, Any]:
     else:
         values.update(ready_at=None, finished_at=log.now, output=result.output, error=result.error)
     return values
+
+
+def _in_claim_order(row: rows.Row) -> tuple[int, int, str]:
+    """The sort key of a picked run (a ``takes`` row) in claim order."""
+    t = queue_sql.TAKE
+    return (-row[f"{t}priority"], row[f"{t}ready_at"], row[f"{t}run_id"])
 
 
 def _claimable(run: Run, now: int) -> bool:

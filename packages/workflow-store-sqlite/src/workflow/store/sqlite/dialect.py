@@ -52,6 +52,7 @@ class SQLiteDialect(Dialect):
     # database, and taking the write lock up front avoids the lock-upgrade deadlock of
     # a deferred BEGIN. Single statements run in autocommit and take no lock to read.
     begin: ClassVar[Statement] = text_statement("BEGIN IMMEDIATE")
+    locks_rows = False
     render_as_batch = True
 
     def __init__(self, busy_timeout_ms: int = 10_000) -> None:
