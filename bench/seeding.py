@@ -118,9 +118,26 @@ async def _redis_clone_runs(
         commands.append(("ZADD", keys.created_by_workflow(values["wf"], run_id), 0, member))
         if status == "queued":
             commands.append(("ZADD", keys.run_index("queued", run_id), values["ready"], h))
+            # The claim order (priority, ready_at, run_id), over all queues and per
+            # queue, as the scripts' `sync` writes it (lua.py, ready_member).
+            member = ready_member(values.get("po"), values["ready"], h)
+            commands.append(("HSET", keys.run(run_id), "rm", member))
+            commands.append(("ZADD", keys.run_index("ready", run_id), 0, member))
+            queue = escape(values.get("q") or "default")
+            commands.append(("ZADD", keys.run_index(f"qr:{queue}", run_id), 0, member))
         elif status == "paused" and values.get("w_wake"):
             commands.append(("ZADD", keys.run_index("timers", run_id), values["w_wake"], h))
     await _redis_pipeline(store, commands)
+
+
+DEFAULT_PRIORITY_ORDER = "2147483647"
+"""The inverted priority of priority 0 in a ready member (lua.py, ``DEFAULT_PO``)."""
+
+
+def ready_member(priority_order: str | None, ready: str, escaped: str) -> str:
+    """A queued run's member of the ``ready`` indexes, as lua.py's ``ready_member``
+    spells it: inverted priority, ready_at in 15 digits, the run id's hex."""
+    return f"{priority_order or DEFAULT_PRIORITY_ORDER}:{ready.zfill(15)}:{escaped}"
 
 
 async def _api_each(n: int, call: Callable[[int], Awaitable[object]]) -> None:
