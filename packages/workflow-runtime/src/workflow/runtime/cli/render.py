@@ -95,6 +95,13 @@ def wait_text(wait: Wait | None) -> str:
     return text if wait.wake_at is None else f"{text}, times out {when(wait.wake_at)}"
 
 
+def note_text(run: Run) -> str:
+    """What a run waits for, or its error: the last column of the run tables."""
+    if run.error is not None:
+        return f"{run.error.type}: {run.error.message}"
+    return wait_text(run.wait)
+
+
 def runs_table(runs: list[Run]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("RUN ID", no_wrap=True, overflow="fold")
@@ -105,9 +112,6 @@ def runs_table(runs: list[Run]) -> Table:
     table.add_column("UPDATED", no_wrap=True)
     table.add_column("WAITING FOR / ERROR")
     for run in runs:
-        note = wait_text(run.wait)
-        if run.error is not None:
-            note = f"{run.error.type}: {run.error.message}"
         table.add_row(
             run.run_id,
             run.workflow_id,
@@ -115,7 +119,7 @@ def runs_table(runs: list[Run]) -> Table:
             status_text(run.status),
             when(run.created_at),
             when(run.updated_at),
-            note,
+            note_text(run),
         )
     return table
 
@@ -129,15 +133,12 @@ def children_table(children: list[Run]) -> Table:
     table.add_column("POLICY", no_wrap=True)
     table.add_column("WAITING FOR / ERROR")
     for run in children:
-        note = wait_text(run.wait)
-        if run.error is not None:
-            note = f"{run.error.type}: {run.error.message}"
         table.add_row(
             run.run_id,
             run.workflow_id,
             status_text(run.status),
             run.parent_policy.value if run.parent_policy is not None else "-",
-            note,
+            note_text(run),
         )
     return table
 

@@ -212,16 +212,7 @@ class OneTripBatches(SQLStore):
                 "COMMIT",
             ]
 
-        def claim() -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
-            found = yield self._batch(
-                ("limited_claim", n_queues, after is not None, run_id is not None, history),
-                build,
-                self._limited_params(a, after, run_id),
-            )
-            picked = found.mappings()
-            return [self._claimed(r, history) for r in picked if r["run_id"] is not None], picked
-
-        return await self._run(claim())
+        return await self._limited_batch(a, after, run_id, build)
 
     # -- the log -------------------------------------------------------------------------
     def _log_writes(self, n_events: int, n_consume: int) -> Parts:

@@ -279,16 +279,7 @@ class PostgresStore(ReturningClaims):
                 ),
             ]
 
-        def claim() -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
-            found = yield self._batch(
-                ("limited_claim", n_queues, after is not None, run_id is not None, history),
-                build,
-                self._limited_params(a, after, run_id),
-            )
-            picked = found.mappings()
-            return [self._claimed(r, history) for r in picked if r["run_id"] is not None], picked
-
-        return await self._run(claim())
+        return await self._limited_batch(a, after, run_id, build)
 
     _timers_on_their_own = True
 

@@ -1277,6 +1277,29 @@ class SQLStore:
         (``run_id``: of that run only, for ``claim_run``)."""
         return await self._run(self._limited_body(a, after, run_id), transaction=True)
 
+    async def _limited_batch(
+        self,
+        a: arguments.ClaimMany,
+        after: rows.Row | None,
+        run_id: str | None,
+        build: Callable[[], Sequence[sa.ClauseElement | str]],
+    ) -> tuple[list[Claimed], Sequence[rows.Row]]:
+        """A limited round as one batch (dialects that send the lock, the decision and
+        the claim as one text): ``build`` gives the statements; the last one's rows are
+        the picked runs, with their claims where taken."""
+        n_queues, history = len(a.queues or ()), a.with_history
+
+        def claim() -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
+            found = yield self._batch(
+                ("limited_claim", n_queues, after is not None, run_id is not None, history),
+                build,
+                self._limited_params(a, after, run_id),
+            )
+            picked = found.mappings()
+            return [self._claimed(r, history) for r in picked if r["run_id"] is not None], picked
+
+        return await self._run(claim())
+
     def _limited_body(
         self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None
     ) -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
