@@ -1193,21 +1193,21 @@ class SQLStore:
                 {"p_queue": name, "p_window_start": start, "p_window_count": count},
             )
 
+    def _claim_ids_update(self, n: int) -> sa.Update:
+        """The UPDATE that claims ``n`` runs by id (``p_id<i>``)."""
+        runs = self.tables.runs
+        return (
+            sa.update(runs)
+            .where(runs.c.run_id.in_([bound(f"id{i}", runs.c.run_id.type) for i in range(n)]))
+            .ordered_values(*self._claim_values())
+        )
+
     def _claim_ids(self, a: arguments.ClaimMany, ids: Sequence[str]) -> Query:
         """The UPDATE that claims the runs ``ids`` (picked and locked already)."""
         n = len(ids)
-
-        def build() -> sa.Update:
-            runs = self.tables.runs
-            return (
-                sa.update(runs)
-                .where(runs.c.run_id.in_([bound(f"id{i}", runs.c.run_id.type) for i in range(n)]))
-                .ordered_values(*self._claim_values())
-            )
-
         return self._q(
             ("claim_picked", n),
-            build,
+            lambda: self._claim_ids_update(n),
             {**self._claim_params(a), **{f"p_id{i}": r for i, r in enumerate(ids)}},
         )
 
@@ -2492,13 +2492,7 @@ class ReturningClaims(SQLStore):
         n = len(ids)
 
         def build() -> sa.Update:
-            runs = self.tables.runs
-            return (
-                sa.update(runs)
-                .where(runs.c.run_id.in_([bound(f"id{i}", runs.c.run_id.type) for i in range(n)]))
-                .ordered_values(*self._claim_values())
-                .returning(*self._claim_returning(a.with_history))
-            )
+            return self._claim_ids_update(n).returning(*self._claim_returning(a.with_history))
 
         found = yield self._q(
             ("claim_picked_returning", n, a.with_history),
