@@ -10,9 +10,9 @@ that lost a wake-up would wait for the next poll, a minute, and its guard fails 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from workflow.runtime import (
     JSON,
@@ -30,6 +30,7 @@ GUARD_S = 10.0
 """A failure guard only: every wait below ends long before it unless a wake-up is lost."""
 
 MINUTE = 60.0
+T = TypeVar("T")
 WORKERS = 8
 T0 = 1_700_000_000_000
 
@@ -85,13 +86,29 @@ async def _until(check: Callable[[], bool]) -> None:
     raise AssertionError(f"not reached in {GUARD_S} s")
 
 
+class PollingWorker(Worker):
+    """A worker that says whether a poll of it is running. Its sweep count goes up when
+    the poll returns to the run loop, a few loop turns after its claim told the hub;
+    counted around the await the loop makes, ``polling`` drops to 0 in the same turn as
+    the count goes up."""
+
+    polling: int = 0
+
+    async def _until_stopped(self, call: Awaitable[T]) -> T:
+        self.polling += 1
+        try:
+            return await super()._until_stopped(call)
+        finally:
+            self.polling -= 1
+
+
 @asynccontextmanager
 async def workers(
     store: CountingStore, workflows: list[Any], concurrency: int, hint_delay: float = 0.002
-) -> AsyncIterator[tuple[list[Worker], Hub]]:
+) -> AsyncIterator[tuple[list[PollingWorker], Hub]]:
     """``WORKERS`` workers on handles of ``store``, listening and past their start."""
     ws = [
-        Worker(
+        PollingWorker(
             Runtime(store.handle(), workflows, concurrency=concurrency),
             poll_interval=MINUTE,
             jitter=0,
@@ -193,7 +210,9 @@ async def test_busy_workers_are_not_woken_by_hints_and_a_freed_slot_claims_the_w
         else:
             raise AssertionError("the eight blocking runs were not all claimed")
         # The last claim came back full: the hub owes a claim to the next free slot.
-        await _until(lambda: hub._holder is None)
+        # No poll running: the sweep counts are final (a poll that told the hub its
+        # claim still has to return before its worker counts the sweep).
+        await _until(lambda: hub._holder is None and not any(w.polling for w in ws))
         claims, sweeps = len(store.claims.got), [w.sweeps for w in ws]
         hints = hub.hints
         for i in range(5):
