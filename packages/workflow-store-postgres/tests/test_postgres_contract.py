@@ -275,24 +275,6 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
         await store.close()
 
 
-async def test_a_limited_claim_reads_past_a_page_of_runs_it_cannot_take(
-    server_schema: str,
-) -> None:
-    # One round reads a page of candidates (limit + 16); 40 runs of a key with room for
-    # one fill it, and the run of another key behind them is found by the next page.
-    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="limpage_")
-    await store.create_schema()
-    try:
-        await store.upsert_queue("q", 0, per_key_concurrency=1)
-        for i in range(40):
-            await store.create_run(f"a{i:02d}", "wf", None, None, 0, queue="q", partition_key="k1")
-        await store.create_run("b", "wf", None, None, 1, queue="q", partition_key="k2")
-        got = await store.claim_runnable("w", 60_000, 2, 10)
-    finally:
-        await store.close()
-    assert [c.run.run_id for c in got] == ["a00", "b"]
-
-
 async def _listening(store: PostgresStore, count: int) -> None:
     """Wait (no assertion on time) until ``count`` sessions LISTEN on the store's
     channel: a closed connection's backend leaves pg_stat_activity a moment later."""

@@ -53,19 +53,3 @@ async def test_a_limited_claim_is_one_hop_and_its_budgeted_statements(tmp_path: 
     seen, hops = found["statements"], found["hops"]
     assert {op: len(statements) for op, statements in seen.items()} == LIMITED_CLAIM_BUDGET, seen
     assert {op: len(h) for op, h in hops.items()} == HOPS, hops
-
-
-async def test_a_limited_claim_reads_past_a_page_of_runs_it_cannot_take(tmp_path: Path) -> None:
-    # One round reads a page of candidates (limit + 16); 40 runs of a key with room for
-    # one fill it, and the run of another key behind them is found by the next page.
-    store = SQLiteStore.from_path(tmp_path / "pages.db")
-    await store.create_schema()
-    try:
-        await store.upsert_queue("q", 0, per_key_concurrency=1)
-        for i in range(40):
-            await store.create_run(f"a{i:02d}", "wf", None, None, 0, queue="q", partition_key="k1")
-        await store.create_run("b", "wf", None, None, 1, queue="q", partition_key="k2")
-        got = await store.claim_runnable("w", 60_000, 2, 10)
-    finally:
-        await store.close()
-    assert [c.run.run_id for c in got] == ["a00", "b"]

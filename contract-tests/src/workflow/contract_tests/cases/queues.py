@@ -227,6 +227,35 @@ class QueueCases:
         await placed(store, "default-0", now=T0 + 2)
         assert await claim_ids(store, T0 + 5, 3) == ["slow-0", "fast-0", "default-0"]
 
+    # A store reads its candidates in pages or rounds (SQL: a page of limit + 16 runs;
+    # Redis Cluster: `limit` runs per bucket): 40 runs of a full key or queue are more
+    # than one such page, and the call reads past them, within the same call, to the
+    # run behind them.
+    @requires(Capability.QUEUES)
+    async def test_a_full_key_does_not_block_the_run_behind_a_page_of_its_runs(
+        self, store: ExecutionStore
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, per_key_concurrency=1)
+        for i in range(40):
+            await placed(store, f"a{i:02d}", "q", key="k1")
+        await placed(store, "b", "q", key="k2")
+        assert await claim_ids(store, T0 + 10, 2) == ["a00", "b"]
+
+    @pytest.mark.parametrize(
+        "limits",
+        [{"concurrency": 1}, {"rate_limit": RateLimit(1, 60_000)}],
+        ids=["concurrency", "rate_limit"],
+    )
+    @requires(Capability.QUEUES)
+    async def test_a_full_queue_does_not_block_the_run_behind_a_page_of_its_runs(
+        self, store: ExecutionStore, limits: dict[str, Any]
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, **limits)
+        for i in range(40):
+            await placed(store, f"a{i:02d}", "q")
+        await placed(store, "b", "other")
+        assert await claim_ids(store, T0 + 10, 2) == ["a00", "b"]
+
     @requires(Capability.QUEUES)
     async def test_an_expired_lease_frees_its_place(self, store: ExecutionStore) -> None:
         await queues_of(store).upsert_queue("q", T0, concurrency=1)

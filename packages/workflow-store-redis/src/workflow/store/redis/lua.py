@@ -561,7 +561,8 @@ return {'claimed', claim(T, h, ARGV[3], ARGV[4], ARGV[5], ARGV[6])}
 """
 
 CLAIM_RUNNABLE = r"""
--- ARGV: n, tags, owner, expires_at, limit, now, with_history, dry, P, B (see admit), nq,
+-- ARGV: n, tags, owner, expires_at, limit, now, with_history, dry, after (dry: read only
+-- the candidates after this ready member; '' = from the first), P, B (see admit), nq,
 -- nq queue names (0: every queue), nf, nf full queues and (queue, key)s as 'Q' and 'Q:K'
 -- in hex (a cluster's dry step passes over their runs: QUEUE_ROOM), m, m members
 -- "<h>:<token>" (see named; a member is claimed only while its token is still the one
@@ -574,29 +575,32 @@ CLAIM_RUNNABLE = r"""
 -- earliest-expired at most: bounded work however many leases expired), and taken in
 -- that order while their queue and key have room (admit): a run whose queue is full is
 -- passed over, not the runs behind it, up to SKIP_SCAN passed-over runs per call.
--- Dry (a cluster): the first `limit` candidates not in a full queue or key are listed,
--- with their token, queue and key, for QUEUE_RESERVE. Named members: those still
--- claimable are claimed. Returns {rank, h, claim} per run (dry: {rank, h, token, queue,
--- key}), in claim order.
+-- Dry (a cluster): the first `limit` candidates after `after` not in a full queue or
+-- key are listed, with their token, queue and key, for QUEUE_RESERVE; returns {more,
+-- rows}, `more` the last candidate it read when candidates may be left behind it ('':
+-- it read them all), where the next round of the same call reads on. Named members:
+-- those still claimable are claimed. Returns {rank, h, claim} per run (dry rows:
+-- {rank, h, token, queue, key}), in claim order.
 local SKIP_SCAN = 1000
 local tags, a = buckets()
 local owner, expires, limit = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
 local now, history, dry = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6] == '1'
-local P, B = ARGV[a + 7], tonumber(ARGV[a + 8])
-local nq = tonumber(ARGV[a + 9])
+local after = ARGV[a + 7]
+local P, B = ARGV[a + 8], tonumber(ARGV[a + 9])
+local nq = tonumber(ARGV[a + 10])
 local wanted = nil
 local names = {}
 if nq > 0 then
   wanted = {}
   for j = 1, nq do
-    names[j] = ARGV[a + 9 + j]
+    names[j] = ARGV[a + 10 + j]
     wanted[names[j]] = true
   end
 end
-local nf = tonumber(ARGV[a + 10 + nq])
+local nf = tonumber(ARGV[a + 11 + nq])
 local full = {}
-for j = 1, nf do full[ARGV[a + 10 + nq + j]] = true end
-local only = named(a + 11 + nq + nf)
+for j = 1, nf do full[ARGV[a + 11 + nq + j]] = true end
+local only = named(a + 12 + nq + nf)
 local function placement(T, h)
   return redis.call('HMGET', rk(T, h), 'q', 'pk', 'po', 'ready', 'token')
 end
@@ -636,13 +640,16 @@ end
 -- Streams of candidates in claim order: per bucket its queued runs (paged by lex
 -- cursor, so claims made meanwhile do not shift the pages) and its expired leases.
 local streams = {}
+local start = after == '' and '-' or '(' .. after
 for _, T in ipairs(tags) do
   if wanted then
     for _, q in ipairs(names) do
-      streams[#streams + 1] = {T = T, key = gk(T, 'qr:' .. hex(q)), from = '-', buf = {}, i = 1}
+      streams[#streams + 1] = {T = T, key = gk(T, 'qr:' .. hex(q)), from = start, buf = {},
+        i = 1, first = true}
     end
   else
-    streams[#streams + 1] = {T = T, key = gk(T, 'ready'), from = '-', buf = {}, i = 1}
+    streams[#streams + 1] = {T = T, key = gk(T, 'ready'), from = start, buf = {}, i = 1,
+      first = true}
   end
   -- Every expired lease up to EXPIRED_SCAN, not only the `limit` earliest-expired:
   -- stale runs go in claim order, which expiry order is not.
@@ -652,7 +659,8 @@ for _, T in ipairs(tags) do
   for _, h in ipairs(expired) do
     if alive(T, h) then
       local f = placement(T, h)
-      if serves(f[1]) then stale[#stale + 1] = ready_member(f[3], f[4] or '0', h) end
+      local m = ready_member(f[3], f[4] or '0', h)
+      if serves(f[1]) and (after == '' or m > after) then stale[#stale + 1] = m end
     end
   end
   table.sort(stale)
@@ -661,25 +669,29 @@ end
 local function head(st)
   if st.i > #st.buf then
     if st.done then return nil end
-    local n = st.from == '-' and limit or math.max(limit, 100)
+    local n = st.first and limit or math.max(limit, 100)
     st.buf = redis.call('ZRANGE', st.key, st.from, '+', 'BYLEX', 'LIMIT', 0, n)
-    st.i = 1
+    st.i, st.first = 1, false
     if #st.buf < n then st.done = true end
     if #st.buf == 0 then return nil end
     st.from = '(' .. st.buf[#st.buf]
   end
   return st.buf[st.i]
 end
-local seen = 0
+local seen, last = 0, nil
 while #out < limit and seen < limit + SKIP_SCAN do
   local best, from = nil, nil
   for _, st in ipairs(streams) do
     local m = head(st)
     if m and (not best or m < best) then best, from = m, st end
   end
-  if not best then break end
+  if not best then
+    last = nil
+    break
+  end
   from.i = from.i + 1
   seen = seen + 1
+  last = best
   local T, h = from.T, string.sub(best, READY_PREFIX + 1)
   if not alive(T, h) then
     -- A run that is gone (evicted, deleted by hand) leaves the claim order too.
@@ -688,6 +700,18 @@ while #out < limit and seen < limit + SKIP_SCAN do
   elseif claimable(T, h, now) then
     take(T, h, best, placement(T, h))
   end
+end
+if dry then
+  local more = ''
+  if last then
+    for _, st in ipairs(streams) do
+      if head(st) then
+        more = last
+        break
+      end
+    end
+  end
+  return {more, out}
 end
 return out
 """
@@ -708,36 +732,40 @@ local function qparse(v)
   local tok, qh, kh, ws, c = string.match(v, '^(%d+):(%x*):(%x*):(%d*):(%d+)$')
   return tok, qh, kh, ws, tonumber(c)
 end
+-- The queues and (queue, key)s without room at `now`, as 'Q' and 'Q:K' (hex): a claim's
+-- dry step passes over their runs, so full queues never hide the runs behind them. (A
+-- hint: QUEUE_RESERVE decides.)
+local function no_room(list, P, now)
+  local t = tonumber(now)
+  local out = {}
+  for _, qh in ipairs(redis.call('ZRANGE', list, 0, -1)) do
+    local f = redis.call('HMGET', P .. '{g}:queue:' .. qh, 'conc', 'pkc', 'rc', 'rp', 'ws', 'wu')
+    local res = P .. '{g}:qres:' .. qh
+    local none = false
+    if f[1] and redis.call('ZCOUNT', res, '(' .. now, '+inf') >= tonumber(f[1]) then none = true end
+    if f[3] and f[5] and tonumber(f[5]) >= t - t % tonumber(f[4])
+      and tonumber(f[6]) >= tonumber(f[3]) then none = true end
+    if none then
+      out[#out + 1] = qh
+    elseif f[2] then
+      local fk = P .. '{g}:qfull:' .. qh
+      for _, kh in ipairs(redis.call('SMEMBERS', fk)) do
+        if redis.call('ZCOUNT', res .. ':' .. kh, '(' .. now, '+inf') >= tonumber(f[2]) then
+          out[#out + 1] = qh .. ':' .. kh
+        else
+          redis.call('SREM', fk, kh)
+        end
+      end
+    end
+  end
+  return out
+end
 """
 
 QUEUE_ROOM = r"""
 -- KEYS: the queue list. ARGV: P, now. The queues and (queue, key)s without room at
--- `now`, as 'Q' and 'Q:K' (hex): a claim's dry step passes over their runs, so full
--- queues never hide the runs behind them. (A hint: QUEUE_RESERVE decides.)
-local P, now = ARGV[1], ARGV[2]
-local t = tonumber(now)
-local out = {}
-for _, qh in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local f = redis.call('HMGET', P .. '{g}:queue:' .. qh, 'conc', 'pkc', 'rc', 'rp', 'ws', 'wu')
-  local res = P .. '{g}:qres:' .. qh
-  local none = false
-  if f[1] and redis.call('ZCOUNT', res, '(' .. now, '+inf') >= tonumber(f[1]) then none = true end
-  if f[3] and f[5] and tonumber(f[5]) >= t - t % tonumber(f[4])
-    and tonumber(f[6]) >= tonumber(f[3]) then none = true end
-  if none then
-    out[#out + 1] = qh
-  elseif f[2] then
-    local fk = P .. '{g}:qfull:' .. qh
-    for _, kh in ipairs(redis.call('SMEMBERS', fk)) do
-      if redis.call('ZCOUNT', res .. ':' .. kh, '(' .. now, '+inf') >= tonumber(f[2]) then
-        out[#out + 1] = qh .. ':' .. kh
-      else
-        redis.call('SREM', fk, kh)
-      end
-    end
-  end
-end
-return out
+-- `now` (see no_room).
+return no_room(KEYS[1], ARGV[1], ARGV[2])
 """
 
 QUEUE_RESERVE = r"""
@@ -748,7 +776,9 @@ QUEUE_RESERVE = r"""
 -- gets none (it is leased, or a claim of it is under way), unless that reservation
 -- is for the same token: then this claim shares it (at most one claim of a token can
 -- win the bucket; the place is counted once and extended to the later expiry).
--- Returns 1 (reserved), 2 (shared) or 0 per candidate.
+-- Returns 1 (reserved), 2 (shared) or 0 per candidate; with ARGV[6 + 4n] = '1' (a
+-- claim_runnable round), {those, the queues and keys without room after them (no_room)},
+-- so the call's next round reads past the runs of the queues and keys it filled.
 local P, now, expires = ARGV[1], ARGV[2], ARGV[3]
 local limit, n = tonumber(ARGV[4]), tonumber(ARGV[5])
 local t = tonumber(now)
@@ -822,6 +852,7 @@ for i = 0, n - 1 do
   end
   out[i + 1] = ok
 end
+if ARGV[6 + 4 * n] == '1' then return {out, no_room(KEYS[1], P, now)} end
 return out
 """
 

@@ -136,6 +136,14 @@ _CLAIM_INDEXES = ("ready", "leases")
 _LIST_BATCH = 200
 """Members each bucket contributes per round of a list_runs filtered by a workflow and
 a status (the one listing that reads an index holding more than what it lists)."""
+_CLAIM_ROUNDS = 4
+"""Rounds of a cluster's claim_runnable that read on past the runs of queues and keys the
+call filled (each reads at most limit + 1,000 candidates per bucket, as a standalone
+server's one script does per call)."""
+_ScriptCall = tuple[AsyncScript, list[str], list[object]]
+"""A script call: the script, its keys, its arguments."""
+_ClaimArgs = Callable[[int, bool, Sequence[str], Sequence[str], str], list[object]]
+"""claim_runnable's script arguments: (limit, dry, full, named, after)."""
 
 
 # Failover, loading and memory pressure: the script was refused before its first
@@ -482,10 +490,17 @@ class RedisStore:
         args: Sequence[object],
     ) -> Any:
         """A many-run script over ``buckets``, declaring their indexes ``names``."""
-        chosen = list(buckets)
-        keys = [ks.index(k, name) for k in chosen for name in names]
-        argv = [len(chosen), *(ks.tag(k) for k in chosen), *args]
+        _, keys, argv = _bucket_call(script, ks, buckets, names, args)
         return await self._io(lambda: script(keys=keys, args=argv))  # type: ignore[arg-type]
+
+    async def _pipelined(self, calls: Sequence[_ScriptCall]) -> list[Any]:
+        """Cluster: script calls sent concurrently, each its own round trip."""
+
+        async def one(call: _ScriptCall) -> Any:
+            script, keys, argv = call
+            return await self._io(lambda: script(keys=keys, args=argv))  # type: ignore[arg-type]
+
+        return await _all(*(one(c) for c in calls))
 
     async def _merged(
         self,
@@ -956,7 +971,9 @@ class RedisStore:
         ks = await self._ks()
         wanted = sorted(a.queues or ())
 
-        def args(n: int, dry: bool, full: Sequence[str], named: Sequence[str]) -> list[object]:
+        def args(
+            n: int, dry: bool, full: Sequence[str], named: Sequence[str], after: str = ""
+        ) -> list[object]:
             return [
                 a.owner,
                 a.now + a.lease_ms,
@@ -964,6 +981,7 @@ class RedisStore:
                 a.now,
                 history,
                 "1" if dry else "0",
+                after,
                 *self._limits(ks),
                 len(wanted),
                 *wanted,
@@ -985,50 +1003,72 @@ class RedisStore:
         return await self._claim_on_cluster(a, ks, args)
 
     async def _claim_on_cluster(
-        self,
-        a: arguments.ClaimMany,
-        ks: Keyspace,
-        args: Callable[[int, bool, Sequence[str], Sequence[str]], list[object]],
+        self, a: arguments.ClaimMany, ks: Keyspace, args: _ClaimArgs
     ) -> list[Claimed]:
-        """claim_runnable on a cluster: which queues and keys are full (one {g} script),
-        what each bucket would claim past them (dry, concurrently), places reserved for
-        the first of those in claim order ({g}), the buckets' claims of the reserved
-        runs (concurrently, each still at the token its place was reserved for), the
-        unused places given back (docs/stores/redis.md, Queues)."""
+        """claim_runnable on a cluster (docs/stores/redis.md, Queues): which queues and
+        keys are full (one {g} script); then rounds of: what each bucket would claim past
+        them (dry, one pipeline: one write per node), places reserved in claim order for
+        the candidates every bucket has been read up to ({g}; it answers which queues
+        and keys are full now). A round that reserved fewer than ``limit`` places, having
+        passed over runs of queues or keys it filled, is followed by one reading on past
+        the candidates it decided (at most _CLAIM_ROUNDS rounds), as a standalone
+        server's script reads on past the runs it passes over. Last, the buckets' claims
+        of the reserved runs (one pipeline, each still at the token its place was
+        reserved for), and the unused places given back."""
         full = cast("list[str]", await self._queue_call(self._queue_room, ks, a.now))
-        peeks = await _all(
-            *(
-                self._many(self._claim_many, ks, [k], _CLAIM_INDEXES, args(a.limit, True, full, ()))
-                for k in range(ks.buckets)
-            )
-        )
-        ranked = sorted(
-            ((str(row[0]), k, row) for k, rows in enumerate(peeks) for row in rows),
-            key=lambda x: x[0],
-        )
-        if not ranked:
-            return []
         expires = a.now + a.lease_ms
-        granted = await self._reserve(
-            ks,
-            a.now,
-            expires,
-            a.limit,
-            [(row[1], int(row[2]) + 1, row[3], row[4] or None) for _, _, row in ranked],
-        )
+        need, after = a.limit, ""
+        reading = list(range(ks.buckets))
         wins: dict[int, list[str]] = {}
         reserved: dict[str, int] = {}
-        for (_, k, row), ok in zip(ranked, granted, strict=True):
-            if ok:
-                wins.setdefault(k, []).append(f"{row[1]}:{row[2]}")
-                reserved[row[1]] = int(row[2]) + 1
+        for _ in range(_CLAIM_ROUNDS):
+            peeks = await self._pipelined(
+                [
+                    _bucket_call(
+                        self._claim_many, ks, [k], _CLAIM_INDEXES, args(need, True, full, (), after)
+                    )
+                    for k in reading
+                ]
+            )
+            # Every bucket has been read up to `bound` (the earliest point where one
+            # stopped with candidates left): only candidates up to it are decided this
+            # round, in claim order; one behind it could come after an unread one.
+            stops = [str(more) for more, _ in peeks if more]
+            bound = min(stops) if stops else None
+            ranked = sorted(
+                (
+                    (str(row[0]), k, row)
+                    for k, (_, rows) in zip(reading, peeks, strict=True)
+                    for row in rows
+                    if bound is None or str(row[0]) <= bound
+                ),
+                key=lambda x: x[0],
+            )
+            if ranked:
+                granted, full = await self._reserve_round(ks, a.now, expires, need, ranked)
+                for (_, k, row), ok in zip(ranked, granted, strict=True):
+                    if ok:
+                        wins.setdefault(k, []).append(f"{row[1]}:{row[2]}")
+                        reserved[row[1]] = int(row[2]) + 1
+                        need -= 1
+            if need == 0 or bound is None:
+                break
+            # The next round reads on from `bound`, in the buckets that may hold more.
+            reading = [
+                k
+                for k, (more, rows) in zip(reading, peeks, strict=True)
+                if more or any(str(row[0]) > bound for row in rows)
+            ]
+            after = bound
         if not wins:
             return []
-        acted = await _all(
-            *(
-                self._many(self._claim_many, ks, [k], _CLAIM_INDEXES, args(len(ms), False, (), ms))
+        acted = await self._pipelined(
+            [
+                _bucket_call(
+                    self._claim_many, ks, [k], _CLAIM_INDEXES, args(len(ms), False, (), ms, "")
+                )
                 for k, ms in wins.items()
-            )
+            ]
         )
         rows = sorted((row for rows in acted for row in rows), key=lambda r: str(r[0]))
         for row in rows:
@@ -1036,6 +1076,24 @@ class RedisStore:
         if reserved:
             await self._release(ks, list(reserved.items()), unused=True)
         return [self._claimed(row[2], a.with_history) for row in rows]
+
+    async def _reserve_round(
+        self,
+        ks: Keyspace,
+        now: int,
+        expires_at: int,
+        limit: int,
+        ranked: Sequence[tuple[str, int, Sequence[Any]]],
+    ) -> tuple[list[bool], list[str]]:
+        """Cluster: :meth:`_reserve` for the dry rows ``ranked`` (claim order), and the
+        queues and keys without room after it (QUEUE_ROOM's answer)."""
+        flat: list[object] = []
+        for _, _, row in ranked:
+            flat += [row[1], int(row[2]) + 1, row[3], row[4]]
+        got, full = await self._queue_call(
+            self._queue_reserve, ks, now, expires_at, limit, len(ranked), *flat, "1"
+        )
+        return [bool(int(x)) for x in got], [str(x) for x in full]
 
     async def _queue_call(self, script: AsyncScript, ks: Keyspace, *args: object) -> Any:
         """A script on the queues' slot ({g}): reservations on a cluster."""
@@ -1708,6 +1766,20 @@ async def _all(*calls: Awaitable[T]) -> list[T]:
         if isinstance(result, BaseException):
             raise result
     return cast("list[T]", results)
+
+
+def _bucket_call(
+    script: AsyncScript,
+    ks: Keyspace,
+    buckets: Iterable[int],
+    names: Sequence[str],
+    args: Sequence[object],
+) -> _ScriptCall:
+    """A many-run script's call over ``buckets``: their indexes ``names`` as its keys,
+    ``ARGV`` the bucket count, their tags, then ``args`` (lua.buckets)."""
+    chosen = list(buckets)
+    keys = [ks.index(k, name) for k in chosen for name in names]
+    return script, keys, [len(chosen), *(ks.tag(k) for k in chosen), *args]
 
 
 def _raised_in_driver(exc: BaseException) -> bool:
