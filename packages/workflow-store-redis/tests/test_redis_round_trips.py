@@ -19,11 +19,11 @@ from local_cluster import (  # noqa: F401  (fixture redis_cluster_url)
     cluster_fixture,
     standalone_or_cluster,
 )
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 
 from workflow.contract_tests.servers import require_server
 from workflow.runtime import Claimed, Finish, NewEvent, Pause, RateLimit, RunStatus, Wait
-from workflow.store.redis.keys import DEFAULT_BUCKETS
 from workflow.store.redis.store import RedisStore, open_store
 
 URL = os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -47,22 +47,27 @@ ONE_RUN = {
 # fire_due_timers: the deadlines script, then the timers script (deadlines come first
 # within the limit, which one ranking by score could not keep across buckets).
 STANDALONE = {**ONE_RUN, "claim_runnable": 1, "fire_due_timers": 2, "list_runs": 2}
-# Cluster: a dry script per bucket (sent concurrently), then one acting script on the
-# bucket that holds the winner; list_runs is two pipelines, each written once to every
-# one of the 3 masters (16 buckets spread over all of them) or, for one run, its node.
-# Queue limits span slots, so every claim reserves its place in the {g} slot first
-# (docs/stores/redis.md, Queues): claim_runnable asks which queues are full, then the
-# buckets (dry), reserves, claims; claim_run reads the run's queue, reserves, claims;
-# a heartbeat extends the reservation before the lease and a settle gives it back.
+MASTERS = 3
+"""The test cluster's masters (local_cluster): its 16 buckets are spread over all of them."""
+# Cluster: a dry script per bucket, all in one pipeline (written once to each master),
+# then the acting script on the bucket that holds the winner; list_runs is two
+# pipelines, each written once to every master or, for one run, its node. Queue limits
+# span slots, so every claim reserves its place in the {g} slot first
+# (docs/stores/redis.md, Queues): claim_runnable asks which queues are full in the
+# buckets' pipeline (its {g} script shares a master's write), reserves, claims;
+# claim_run reads the run's queue, reserves, claims; a heartbeat extends the
+# reservation before the lease and a settle gives it back. (Until 2026-12-06 the dry
+# scripts were one round trip per bucket: claim_runnable took 1 + 16 + 1 + 1 = 19,
+# fire_due_timers 16 + 16 + 1 = 33.)
 CLUSTER = {
     **ONE_RUN,
     "create_run_claimed": 2,
     "claim_run": 3,
     "heartbeat": 2,
     "settle_run": 2,
-    "claim_runnable": 1 + DEFAULT_BUCKETS + 1 + 1,
-    "fire_due_timers": DEFAULT_BUCKETS + DEFAULT_BUCKETS + 1,  # no deadline due: no winner
-    "list_runs": 3 + 1,
+    "claim_runnable": MASTERS + 1 + 1,
+    "fire_due_timers": MASTERS + MASTERS + 1,  # no deadline due: no winner
+    "list_runs": MASTERS + 1,
 }
 
 
@@ -177,6 +182,48 @@ async def test_hot_operations_take_the_budgeted_round_trips_on_a_cluster(
     await _drive(cluster_store, "warm-up", T0)
     seen = await _drive(cluster_store, "measured", T0 + 1)
     assert seen == CLUSTER
+
+
+async def test_an_idle_cluster_poll_is_one_write_per_master(
+    cluster_store: RedisStore, counted: type[Counter]
+) -> None:
+    # Nothing claimable: the room ({g}) and every bucket's dry script, one pipeline.
+    await _drive(cluster_store, "warm-up", T0)  # loads the scripts on every master
+    before = counted.sent
+    assert await cluster_store.claim_runnable("w", LEASE_MS, 1, T0 + 1) == []
+    assert counted.sent - before == MASTERS
+
+
+def _masters_of(store: RedisStore, buckets: set[int]) -> int:
+    """How many masters hold ``buckets`` (the slots of their tags)."""
+    client = store.client
+    assert isinstance(client, RedisCluster)
+    nodes = {client.get_node_from_key(store.keys.index(k, "ready")) for k in buckets}
+    assert None not in nodes
+    return len(nodes)
+
+
+async def test_a_cluster_claim_reads_on_past_a_key_it_filled_in_one_more_round(
+    cluster_store: RedisStore, counted: type[Counter]
+) -> None:
+    # 40 runs of a key with room for one, then a run of another key; limit 2. Round 1
+    # (room and dry scripts, then the reservation) takes a00 and fills k1; round 2 reads
+    # on from where round 1's candidates stopped, past k1's runs (dry scripts, then the
+    # reservation of b); then the claims, one pipeline over the winners' masters.
+    await _drive(cluster_store, "warm-up", T0)
+    await cluster_store.upsert_queue("q", T0, per_key_concurrency=1)
+    for i in range(40):
+        await cluster_store.create_run(
+            f"a{i:02d}", "wf", None, None, T0, queue="q", partition_key="k1"
+        )
+    await cluster_store.create_run("b", "wf", None, None, T0, queue="q", partition_key="k2")
+    before = counted.sent
+    got = await cluster_store.claim_runnable("w", LEASE_MS, 2, T0 + 10)
+    sent = counted.sent - before
+    assert [c.run.run_id for c in got] == ["a00", "b"]
+    keys = cluster_store.keys
+    winners = {keys.run_bucket("a00"), keys.run_bucket("b")}
+    assert sent == (MASTERS + 1) + (MASTERS + 1) + _masters_of(cluster_store, winners)
 
 
 async def test_a_status_filter_reads_only_the_matching_runs(

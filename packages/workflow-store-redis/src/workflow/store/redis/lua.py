@@ -577,8 +577,9 @@ CLAIM_RUNNABLE = r"""
 -- passed over, not the runs behind it, up to SKIP_SCAN passed-over runs per call.
 -- Dry (a cluster): the first `limit` candidates after `after` not in a full queue or
 -- key are listed, with their token, queue and key, for QUEUE_RESERVE; returns {more,
--- rows}, `more` the last candidate it read when candidates may be left behind it ('':
--- it read them all), where the next round of the same call reads on. Named members:
+-- rows, passed}, `more` the last candidate it read when candidates may be left behind it
+-- ('': it read them all), where the next round of the same call reads on, `passed` the
+-- full entries it passed over runs of. Named members:
 -- those still claimable are claimed. Returns {rank, h, claim} per run (dry rows:
 -- {rank, h, token, queue, key}), in claim order.
 local SKIP_SCAN = 1000
@@ -605,10 +606,19 @@ local function placement(T, h)
   return redis.call('HMGET', rk(T, h), 'q', 'pk', 'po', 'ready', 'token')
 end
 local function serves(q) return not wanted or wanted[q or 'default'] or false end
+-- The full entries this call passed over runs of (a cluster checks them against the
+-- room it reads meanwhile: see RedisStore._claim_on_cluster).
+local used, passed = {}, {}
 local function has_room(f)
   if nf == 0 then return true end
   local qh = hex(f[1] or 'default')
-  return not (full[qh] or (f[2] and full[qh .. ':' .. hex(f[2])]))
+  local e = full[qh] and qh or (f[2] and full[qh .. ':' .. hex(f[2])] and qh .. ':' .. hex(f[2]))
+  if not e then return true end
+  if not used[e] then
+    used[e] = true
+    passed[#passed + 1] = e
+  end
+  return false
 end
 local out = {}
 local function take(T, h, rank, f)
@@ -711,7 +721,7 @@ if dry then
       end
     end
   end
-  return {more, out}
+  return {more, out, passed}
 end
 return out
 """

@@ -206,6 +206,9 @@ class RedisStore:
         self._closed = False
         self._watchers = Watchers("RedisStore")
         self._subscriptions = 0
+        # Cluster: the queues and keys the last claim_runnable found full (a hint its
+        # next call checks: _claim_on_cluster).
+        self._full_hint: list[str] = []
         # A cluster's seeds as given (the client replaces them by the nodes it finds).
         self._seeds: tuple[str, ...] = (
             tuple(sorted(client.nodes_manager.startup_nodes))
@@ -494,13 +497,28 @@ class RedisStore:
         return await self._io(lambda: script(keys=keys, args=argv))  # type: ignore[arg-type]
 
     async def _pipelined(self, calls: Sequence[_ScriptCall]) -> list[Any]:
-        """Cluster: script calls sent concurrently, each its own round trip."""
+        """Cluster: script calls in one pipeline, which writes once to each node they
+        reach (redis-py's cluster pipeline groups its commands by node and sends to the
+        nodes concurrently): a round trip per node rather than per bucket. A script a
+        node has not loaded yet (``NOSCRIPT``: the pipeline does not load it) is sent
+        again on its own, which loads it."""
+        if not calls:
+            return []
 
-        async def one(call: _ScriptCall) -> Any:
-            script, keys, argv = call
-            return await self._io(lambda: script(keys=keys, args=argv))  # type: ignore[arg-type]
+        async def send() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for script, keys, argv in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *argv)  # type: ignore[arg-type]
+            replies = list(await pipe.execute(raise_on_error=False))
+            for i, reply in enumerate(replies):
+                if isinstance(reply, rex.NoScriptError):
+                    script, keys, argv = calls[i]
+                    replies[i] = await script(keys=keys, args=argv)  # type: ignore[arg-type]
+                elif isinstance(reply, Exception):
+                    raise reply
+            return replies
 
-        return await _all(*(one(c) for c in calls))
+        return await self._io(send)
 
     async def _merged(
         self,
@@ -514,10 +532,11 @@ class RedisStore:
 
         ``make_args(limit, dry)`` gives the script's arguments (before the named
         members, :mod:`.lua`). Standalone: one call over every bucket. Cluster: a dry
-        call per bucket (concurrently), then one acting call per bucket that holds a
-        winner, naming its winners: it acts on those that still qualify and on nothing
-        else, so a cluster acts on the runs a standalone server would (a winner taken
-        meanwhile by another caller is simply not acted on: fewer rows, never others)."""
+        call per bucket (one pipeline: one write per node), then one acting call per
+        bucket that holds a winner (one pipeline), naming its winners: it acts on those
+        that still qualify and on nothing else, so a cluster acts on the runs a
+        standalone server would (a winner taken meanwhile by another caller is simply
+        not acted on: fewer rows, never others)."""
         ks = await self._ks()
         if not self._cluster:
             return list(
@@ -525,11 +544,11 @@ class RedisStore:
                     script, ks, range(ks.buckets), names, [*make_args(limit, False), 0]
                 )
             )
-        peeks = await _all(
-            *(
-                self._many(script, ks, [k], names, [*make_args(limit, True), 0])
+        peeks = await self._pipelined(
+            [
+                _bucket_call(script, ks, [k], names, [*make_args(limit, True), 0])
                 for k in range(ks.buckets)
-            )
+            ]
         )
         ranked = sorted(
             (int(row[0]), str(row[1]), k) for k, rows in enumerate(peeks) for row in rows
@@ -537,11 +556,11 @@ class RedisStore:
         wins: dict[int, list[str]] = {}
         for _, member, k in ranked:
             wins.setdefault(k, []).append(member)
-        acted = await _all(
-            *(
-                self._many(script, ks, [k], names, [*make_args(len(ms), False), len(ms), *ms])
+        acted = await self._pipelined(
+            [
+                _bucket_call(script, ks, [k], names, [*make_args(len(ms), False), len(ms), *ms])
                 for k, ms in wins.items()
-            )
+            ]
         )
         return sorted((row for rows in acted for row in rows), key=lambda r: (int(r[0]), r[1]))
 
@@ -1005,47 +1024,66 @@ class RedisStore:
     async def _claim_on_cluster(
         self, a: arguments.ClaimMany, ks: Keyspace, args: _ClaimArgs
     ) -> list[Claimed]:
-        """claim_runnable on a cluster (docs/stores/redis.md, Queues): which queues and
-        keys are full (one {g} script); then rounds of: what each bucket would claim past
-        them (dry, one pipeline: one write per node), places reserved in claim order for
-        the candidates every bucket has been read up to ({g}; it answers which queues
-        and keys are full now). A round that reserved fewer than ``limit`` places, having
+        """claim_runnable on a cluster (docs/stores/redis.md, Queues). Rounds of: what
+        each bucket would claim past the queues and keys that are full (dry, one
+        pipeline: one write per node), places reserved in claim order for the
+        candidates every bucket has been read up to ({g}; it answers which queues and
+        keys are full now). A round that reserved fewer than ``limit`` places, having
         passed over runs of queues or keys it filled, is followed by one reading on past
         the candidates it decided (at most _CLAIM_ROUNDS rounds), as a standalone
         server's script reads on past the runs it passes over. Last, the buckets' claims
         of the reserved runs (one pipeline, each still at the token its place was
         reserved for), and the unused places given back."""
-        full = cast("list[str]", await self._queue_call(self._queue_room, ks, a.now))
         expires = a.now + a.lease_ms
         need, after = a.limit, ""
         reading = list(range(ks.buckets))
         wins: dict[int, list[str]] = {}
         reserved: dict[str, int] = {}
-        for _ in range(_CLAIM_ROUNDS):
-            peeks = await self._pipelined(
-                [
-                    _bucket_call(
-                        self._claim_many, ks, [k], _CLAIM_INDEXES, args(need, True, full, (), after)
-                    )
-                    for k in reading
-                ]
-            )
+
+        def dry(buckets: Iterable[int], full: Sequence[str]) -> list[_ScriptCall]:
+            return [
+                _bucket_call(
+                    self._claim_many, ks, [k], _CLAIM_INDEXES, args(need, True, full, (), after)
+                )
+                for k in buckets
+            ]
+
+        # The first round passes over the runs of the entries the previous call found
+        # full (a hint) and reads the room (QUEUE_ROOM) in the same pipeline, where it
+        # shares the {g} node's write instead of costing a round trip before it. A
+        # bucket that passed over runs of an entry that has room after all reads again.
+        hint = self._full_hint
+        room, *peeks = await self._pipelined(
+            [(self._queue_room, [ks.queues], [ks.prefix, a.now]), *dry(reading, hint)]
+        )
+        full = [str(x) for x in room]
+        stale = set(hint) - set(full)
+        redo = [i for i, peek in enumerate(peeks) if stale & {str(e) for e in peek[2]}]
+        if redo:
+            again = await self._pipelined(dry((reading[i] for i in redo), full))
+            for i, peek in zip(redo, again, strict=True):
+                peeks[i] = peek
+        self._full_hint = full
+        for round_ in range(_CLAIM_ROUNDS):
+            if round_:
+                peeks = await self._pipelined(dry(reading, full))
             # Every bucket has been read up to `bound` (the earliest point where one
             # stopped with candidates left): only candidates up to it are decided this
             # round, in claim order; one behind it could come after an unread one.
-            stops = [str(more) for more, _ in peeks if more]
+            stops = [str(peek[0]) for peek in peeks if peek[0]]
             bound = min(stops) if stops else None
             ranked = sorted(
                 (
                     (str(row[0]), k, row)
-                    for k, (_, rows) in zip(reading, peeks, strict=True)
-                    for row in rows
+                    for k, peek in zip(reading, peeks, strict=True)
+                    for row in peek[1]
                     if bound is None or str(row[0]) <= bound
                 ),
                 key=lambda x: x[0],
             )
             if ranked:
                 granted, full = await self._reserve_round(ks, a.now, expires, need, ranked)
+                self._full_hint = full
                 for (_, k, row), ok in zip(ranked, granted, strict=True):
                     if ok:
                         wins.setdefault(k, []).append(f"{row[1]}:{row[2]}")
@@ -1056,8 +1094,8 @@ class RedisStore:
             # The next round reads on from `bound`, in the buckets that may hold more.
             reading = [
                 k
-                for k, (more, rows) in zip(reading, peeks, strict=True)
-                if more or any(str(row[0]) > bound for row in rows)
+                for k, peek in zip(reading, peeks, strict=True)
+                if peek[0] or any(str(row[0]) > bound for row in peek[1])
             ]
             after = bound
         if not wins:
@@ -1546,9 +1584,9 @@ class RedisStore:
         for d in due:
             by_bucket.setdefault(d.bucket, []).append(d)
         buckets = list(by_bucket)
-        peeks = await _all(
-            *(
-                self._many(
+        peeks = await self._pipelined(
+            [
+                _bucket_call(
                     self._fire_schedules,
                     ks,
                     [k],
@@ -1556,20 +1594,20 @@ class RedisStore:
                     args(by_bucket[k], lambda _: 1, limit, True),
                 )
                 for k in buckets
-            )
+            ]
         )
         eligible = {escape(row[0]) for rows in peeks for row in rows}
         chosen = [d for d in due if d.member in eligible][:limit]
         mine: dict[int, list[_Due]] = {}
         for d in chosen:
             mine.setdefault(d.bucket, []).append(d)
-        acted = await _all(
-            *(
-                self._many(
+        acted = await self._pipelined(
+            [
+                _bucket_call(
                     self._fire_schedules, ks, [k], names, args(ds, lambda _: 1, len(ds), False)
                 )
                 for k, ds in mine.items()
-            )
+            ]
         )
         order = {d.member: i for i, d in enumerate(due)}
         ticks = [_tick(row) for rows in acted for row in rows]
@@ -1755,17 +1793,6 @@ async def open_store(url: str, **options: object) -> RedisStore:
         raise
     durability.warn_once(store._url_hint, problems)
     return store
-
-
-async def _all(*calls: Awaitable[T]) -> list[T]:
-    """Await every call concurrently; then raise the first failure, if any. Unlike a
-    bare ``asyncio.gather``, no call is left running (and acting) after the operation
-    has already failed, and no failure goes unretrieved."""
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return cast("list[T]", results)
 
 
 def _bucket_call(
