@@ -2,8 +2,8 @@
 runs' queue limited (``concurrency`` set, never reached) against the same claims with
 no limit, on each store declaring ``Capability.QUEUES``. A measurement, not a test.
 
-    python -m bench.queue_limits [--stores memory,sqlite,postgres,mysql,redis] [--claims 200]
-        [--rounds 5]
+    python -m bench.queue_limits [--stores memory,sqlite,postgres,mysql,redis,redis-cluster]
+        [--claims 200] [--rounds 5]
 
 Each round, per store, seeds ``--claims`` queued runs and claims them one call at a
 time (``limit=1``), once with no limit ("off") and once with the queue limited ("on"),
@@ -13,7 +13,10 @@ are taken round by round (:func:`bench.stats.ratios`), so a noisy moment slows b
 of the limited queues, then one statement that counts, decides and claims: one round
 trip; docs/sql-stores.md, Queues). On Redis (standalone) both are the one claim
 script; "on" also counts the queue's leases across the buckets in it
-(docs/stores/redis.md, Queues).
+(docs/stores/redis.md, Queues). On Redis Cluster (``redis-cluster``: it starts 3 local
+masters unless BENCH_REDIS_CLUSTER_URL names a cluster) every claim reserves its
+place in the ``{g}`` slot with or without a limit; "on" also counts the queue's
+reservations there.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ async def main(stores: list[str], n: int, rounds: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stores", default="memory,sqlite,postgres,mysql,redis")
+    parser.add_argument("--stores", default="memory,sqlite,postgres,mysql,redis,redis-cluster")
     parser.add_argument("--claims", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()

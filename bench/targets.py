@@ -1,7 +1,8 @@
 """The stores under test, each opened on fresh storage and removed afterwards:
 the memory store, a SQLite file in a temporary directory, PostgreSQL in its own new
 schema (twice: without and with server-side prepared statements), MariaDB/MySQL in
-its own new database and Redis under its own key prefix."""
+its own new database, Redis under its own key prefix, and Redis Cluster (3 masters the
+target starts, bench.redis_cluster) under its own key prefix."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from .counting import Recorder, redis_round_trips, sql_recorder, thread_hops
 from .cpu import MySQLCpu, PostgresCpu, RedisCpu, ServerCpu
 from .raw_floor import MySQLFloor, PostgresFloor, RawFloor, SQLiteFloor
 from .raw_floor_redis import RedisFloor
+from .redis_cluster import ClusterMissing
+from .redis_cluster import cluster_url as redis_cluster_url
 from .redis_layout import Layout
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
@@ -307,6 +310,44 @@ async def redis() -> AsyncIterator[Target]:
 
 
 @contextlib.asynccontextmanager
+async def redis_cluster() -> AsyncIterator[Target]:
+    """The Redis store on a Redis Cluster (bench.redis_cluster: BENCH_REDIS_CLUSTER_URL,
+    or 3 local masters started for the run). No raw floor (it speaks to one standalone
+    server) and no server CPU (the cluster is several processes)."""
+    try:
+        opened = redis_cluster_url()
+        url = await opened.__aenter__()
+    except ClusterMissing as exc:
+        raise ServerMissing(str(exc)) from None
+    try:
+        prefix = f"{_schema_name()}:"
+        store = RedisStore.from_url(url, prefix=prefix, cluster=True)
+        helper = RedisStore.from_url(url, prefix=prefix, cluster=True)
+        try:
+            await store.create_schema()
+            yield Target(
+                "redis-cluster",
+                f"Redis Cluster at {url}, key prefix {prefix}",
+                lambda: _emptied_redis(store),
+                None,
+                None,
+                helper,
+                SERVER_SETUP,
+                recorder=redis_round_trips,
+                url=f"{url}?cluster=true",
+                store=store,
+                unit="round trips",
+                open_handle=lambda: RedisStore.from_url(url, prefix=prefix, cluster=True),
+            )
+        finally:
+            await helper.close()
+            await drop_keys(store)
+            await store.close()
+    finally:
+        await opened.__aexit__(None, None, None)
+
+
+@contextlib.asynccontextmanager
 async def d1_local() -> AsyncIterator[Target]:
     # Imported here: the d1 package (and Node for the local D1) are optional, and the
     # default targets run without them (the bench tox env does not install them).
@@ -324,12 +365,17 @@ TARGETS: dict[str, TargetOpener] = {
     "postgres-quiet": postgres_quiet,
     "mysql": mysql,
     "redis": redis,
+    "redis-cluster": redis_cluster,
     "d1-local": d1_local,
 }
 OPT_IN = frozenset({"postgres-quiet", "d1-local"})
 """Targets run only when named (``--stores postgres,postgres-quiet``): PostgreSQL
 without wake-up NOTIFYs, to measure what they cost; the D1 store against a local D1
-(miniflare, from the d1 package's test tree: needs the d1 package and ``npm ci``)."""
+(miniflare, from the d1 package's test tree: needs the d1 package and ``npm ci``).
+``redis-cluster`` runs by default, in the quick run too (tox's bench env): it starts
+its own 3 masters in a few seconds where ``redis-server`` is installed (CI installs it
+for the Redis tests) and is skipped, as a server that does not answer is, where it is
+not."""
 OPS_ONLY = frozenset({"d1-local"})
 """Targets the ops suite alone measures: scale seeds SQL stores through their
 SQLAlchemy engine, which a D1 store does not connect, and e2e was not run on D1."""
