@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from local_cluster import (  # noqa: F401  (fixture redis_cluster_url)
@@ -13,6 +14,7 @@ from local_cluster import (  # noqa: F401  (fixture redis_cluster_url)
 )
 
 from workflow.runtime import Capability, Claimed, Finish, NotClaimable, RateLimit
+from workflow.runtime.errors import StoreUnavailableError
 from workflow.store.redis.keys import escape
 from workflow.store.redis.store import RedisStore
 
@@ -133,3 +135,32 @@ async def test_a_run_that_times_out_or_is_deleted_frees_its_place_at_once_on_a_c
     assert isinstance(taken, Claimed), taken
     assert await store.delete_run("next")
     assert isinstance(await store.claim_run("last", "w", LEASE_MS, T0 + 12), Claimed)
+
+
+async def test_a_cluster_claim_that_fails_between_rounds_gives_its_places_back(
+    cluster_store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Round 1 reserves a00's place (k1 is full then); the cluster fails as round 2 reads
+    # on. The call raises, and the place goes back at once: otherwise k1 would stay full
+    # until the lease it was reserved for would have expired.
+    store = cluster_store
+    await store.upsert_queue("q", T0, per_key_concurrency=1)
+    for i in range(40):
+        await store.create_run(f"a{i:02d}", "wf", None, None, T0, queue="q", partition_key="k1")
+    await store.create_run("b", "wf", None, None, T0, queue="q", partition_key="k2")
+    real = store._pipelined
+    calls = 0
+
+    async def failing_second(calls_: Any) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise StoreUnavailableError("injected: the cluster failed between rounds")
+        return await real(calls_)
+
+    monkeypatch.setattr(store, "_pipelined", failing_second)
+    with pytest.raises(StoreUnavailableError, match="injected"):
+        await store.claim_runnable("w", LEASE_MS, 2, T0 + 10)
+    assert calls == 2
+    assert await store.client.hlen(store.keys.meta("qhold")) == 0
+    assert isinstance(await store.claim_run("a01", "w", LEASE_MS, T0 + 11), Claimed)

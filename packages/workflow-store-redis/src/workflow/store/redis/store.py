@@ -1064,40 +1064,48 @@ class RedisStore:
             for i, peek in zip(redo, again, strict=True):
                 peeks[i] = peek
         self._full_hint = full
-        for round_ in range(_CLAIM_ROUNDS):
-            if round_:
-                peeks = await self._pipelined(dry(reading, full))
-            # Every bucket has been read up to `bound` (the earliest point where one
-            # stopped with candidates left): only candidates up to it are decided this
-            # round, in claim order; one behind it could come after an unread one.
-            stops = [str(peek[0]) for peek in peeks if peek[0]]
-            bound = min(stops) if stops else None
-            ranked = sorted(
-                (
-                    (str(row[0]), k, row)
+        try:
+            for round_ in range(_CLAIM_ROUNDS):
+                if round_:
+                    peeks = await self._pipelined(dry(reading, full))
+                # Every bucket has been read up to `bound` (the earliest point where one
+                # stopped with candidates left): only candidates up to it are decided this
+                # round, in claim order; one behind it could come after an unread one.
+                stops = [str(peek[0]) for peek in peeks if peek[0]]
+                bound = min(stops) if stops else None
+                ranked = sorted(
+                    (
+                        (str(row[0]), k, row)
+                        for k, peek in zip(reading, peeks, strict=True)
+                        for row in peek[1]
+                        if bound is None or str(row[0]) <= bound
+                    ),
+                    key=lambda x: x[0],
+                )
+                if ranked:
+                    granted, full = await self._reserve_round(ks, a.now, expires, need, ranked)
+                    self._full_hint = full
+                    for (_, k, row), ok in zip(ranked, granted, strict=True):
+                        if ok:
+                            wins.setdefault(k, []).append(f"{row[1]}:{row[2]}")
+                            reserved[row[1]] = int(row[2]) + 1
+                            need -= 1
+                if need == 0 or bound is None:
+                    break
+                # The next round reads on from `bound`, in the buckets that may hold more.
+                reading = [
+                    k
                     for k, peek in zip(reading, peeks, strict=True)
-                    for row in peek[1]
-                    if bound is None or str(row[0]) <= bound
-                ),
-                key=lambda x: x[0],
-            )
-            if ranked:
-                granted, full = await self._reserve_round(ks, a.now, expires, need, ranked)
-                self._full_hint = full
-                for (_, k, row), ok in zip(ranked, granted, strict=True):
-                    if ok:
-                        wins.setdefault(k, []).append(f"{row[1]}:{row[2]}")
-                        reserved[row[1]] = int(row[2]) + 1
-                        need -= 1
-            if need == 0 or bound is None:
-                break
-            # The next round reads on from `bound`, in the buckets that may hold more.
-            reading = [
-                k
-                for k, peek in zip(reading, peeks, strict=True)
-                if peek[0] or any(str(row[0]) > bound for row in peek[1])
-            ]
-            after = bound
+                    if peek[0] or any(str(row[0]) > bound for row in peek[1])
+                ]
+                after = bound
+        except WorkflowStoreError:
+            # Nothing is claimed yet, and the places the earlier rounds reserved would
+            # hold their runs until the leases they were for expired: give them back
+            # (best effort, as any release; a failed round's own places are unknown).
+            if reserved:
+                await self._release(ks, list(reserved.items()), unused=True)
+            raise
         if not wins:
             return []
         acted = await self._pipelined(
