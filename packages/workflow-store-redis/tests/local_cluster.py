@@ -15,63 +15,23 @@ run (``CI=true``) fails them: in CI a missing server is a broken environment.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
+from workflow.contract_tests.redis_cluster import (
+    ClusterSetupError,
+    ClusterUnavailable,
+    local_redis_cluster,
+)
 from workflow.contract_tests.servers import missing, require_server
 from workflow.store.redis.keys import Keyspace
 from workflow.store.redis.store import RedisStore
 
-_MASTERS = 3
-_START_SECONDS = 60
-"""How long a node may take to start and the cluster to agree (setup, not a test)."""
-
 
 def _missing(what: str) -> None:
     missing("server", f"{what}: cannot start a Redis Cluster for the cluster tests")
-
-
-def _free_port() -> int:
-    """A loopback port that is free, whose cluster-bus port (+10000) is free too."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as bus:
-            try:
-                bus.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-
-
-def _cli(cli: str, port: int, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [cli, "-h", "127.0.0.1", "-p", str(port), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
-def _wait(what: str, ready: object, logs: Path) -> None:
-    deadline = time.monotonic() + _START_SECONDS
-    while time.monotonic() < deadline:
-        if callable(ready) and ready():
-            return
-        time.sleep(0.1)
-    tails = "\n".join(p.read_text()[-2000:] for p in sorted(logs.glob("*.log")))
-    pytest.fail(f"Redis Cluster setup: {what} did not happen in {_START_SECONDS}s\n{tails}")
 
 
 class _Shared:
@@ -103,70 +63,13 @@ def cluster_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start the cluster; yields its URL once, and stops it when resumed."""
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if server is None or cli is None:
-        _missing("redis-server or redis-cli is not installed")
-    assert server is not None
-    assert cli is not None
-    root = tmp_path_factory.mktemp("redis-cluster")
-    ports: list[int] = []
-    while len(ports) < _MASTERS:
-        port = _free_port()
-        if port not in ports:
-            ports.append(port)
-    nodes: list[subprocess.Popen[bytes]] = []
     try:
-        for port in ports:
-            home = root / str(port)
-            home.mkdir()
-            config = home / "redis.conf"
-            config.write_text(
-                f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {home}\n"
-                "cluster-enabled yes\ncluster-config-file nodes.conf\n"
-                'cluster-node-timeout 5000\nappendonly yes\nsave ""\n'
-            )
-            # The node writes to its own copy of the descriptor; ours is closed at once.
-            with (root / f"{port}.log").open("wb") as log:
-                nodes.append(subprocess.Popen([server, str(config)], stdout=log, stderr=log))
-        for port in ports:
-            _wait(
-                f"node {port} answering PING",
-                lambda port=port: _cli(cli, port, "ping").stdout.strip() == "PONG",
-                root,
-            )
-        created = subprocess.run(
-            [
-                cli,
-                "--cluster",
-                "create",
-                *(f"127.0.0.1:{p}" for p in ports),
-                "--cluster-replicas",
-                "0",
-                "--cluster-yes",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if created.returncode != 0:
-            pytest.fail(f"redis-cli --cluster create failed:\n{created.stdout}\n{created.stderr}")
-        for port in ports:
-            _wait(
-                f"node {port} reporting cluster_state:ok",
-                lambda port=port: "cluster_state:ok" in _cli(cli, port, "cluster", "info").stdout,
-                root,
-            )
-        yield f"redis://127.0.0.1:{ports[0]}/0"
-    finally:
-        for node in nodes:
-            node.terminate()
-        for node in nodes:
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.kill()
-                node.wait()
+        with local_redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
+            yield url
+    except ClusterUnavailable as exc:
+        _missing(str(exc))
+    except ClusterSetupError as exc:
+        pytest.fail(f"Redis Cluster setup: {exc}")
 
 
 STANDALONE_URL = os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
