@@ -1226,11 +1226,14 @@ class SQLStore:
                 # Which claim the next call starts with: a hint, never a guarantee
                 # (both claims keep the limits, the cheaper one is tried first).
                 self._limits_seen = bool(picked[0][f"{t}limited"])
-            if len(claims) >= a.limit or not picked or picked[0][f"{t}picked"] < self._page(more):
+            if len(claims) >= a.limit or not picked:
+                return claims
+            # The last run picked: its place tells whether the page was full.
+            after = max(picked, key=_in_claim_order)
+            if after[f"{t}picked"] < self._page(more):
                 return claims
             # A full page left short by runs whose queue or key had too little room
             # for all of them: the next round starts after it.
-            after = max(picked, key=_in_claim_order)
 
     @staticmethod
     def _page(a: arguments.ClaimMany) -> int:
@@ -1239,14 +1242,19 @@ class SQLStore:
         return a.limit + 16
 
     def _limited_params(
-        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
+        self,
+        a: arguments.ClaimMany,
+        after: rows.Row | None,
+        run_id: str | None = None,
+        page: int | None = None,
     ) -> Params:
+        """The values of a limited round (``page``: its page, if not ``a``'s)."""
         t = queue_sql.TAKE
         params: Params = {
             **({"p_run_id": run_id} if run_id is not None else {}),
             **self._claim_params(a),
             "p_limit": a.limit,
-            "p_page": self._page(a),
+            "p_page": self._page(a) if page is None else page,
             **{f"p_qn{i}": q for i, q in enumerate(sorted(a.queues or ()))},
         }
         if after is not None:
@@ -1301,10 +1309,15 @@ class SQLStore:
         return await self._run(claim())
 
     def _limited_body(
-        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None
+        self,
+        a: arguments.ClaimMany,
+        after: rows.Row | None,
+        run_id: str | None,
+        page: int | None = None,
     ) -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
         """Lock the limited queues (where the dialect's transaction does not serialise
-        writers already), pick and decide in one statement, claim, count the windows."""
+        writers already), pick and decide in one statement, claim, count the windows
+        (``page``: the round's page, if not ``a``'s)."""
         if self._dialect.locks_rows:
             yield self._q(
                 "lock_limited_names", lambda: queue_sql.lock_limited_names(self.tables), {}
@@ -1314,7 +1327,7 @@ class SQLStore:
         found = yield self._q(
             ("limited_takes", n_queues, after is not None, one_run),
             lambda: self._limited_takes(n_queues, after is not None, one_run),
-            self._limited_params(a, after, run_id),
+            self._limited_params(a, after, run_id, page),
         )
         picked = found.mappings()
         t = queue_sql.TAKE
@@ -1324,25 +1337,27 @@ class SQLStore:
         ids = [r[f"{t}run_id"] for r in taken]
         claims = yield from self._claim_picked(a, ids)
         if any(r[f"{t}rated"] for r in taken):
-            n = len(ids)
-
-            def windows() -> sa.Update:
-                runs = self.tables.runs
-                claimed = (
-                    sa.select(runs.c.queue)
-                    .where(
-                        runs.c.run_id.in_([bound(f"id{i}", runs.c.run_id.type) for i in range(n)])
-                    )
-                    .subquery("claimed")
-                )
-                return queue_sql.count_in_windows(self.tables, claimed)
-
-            yield self._q(
-                ("count_in_windows", n),
-                windows,
-                {"p_now": a.now, **{f"p_id{i}": r for i, r in enumerate(ids)}},
-            )
+            yield self._count_in_windows(a.now, ids)
         return claims, picked
+
+    def _count_in_windows(self, now: int, ids: Sequence[str]) -> Query:
+        """Count the claims of the runs ``ids`` in their queues' rate windows."""
+        n = len(ids)
+
+        def windows() -> sa.Update:
+            runs = self.tables.runs
+            claimed = (
+                sa.select(runs.c.queue)
+                .where(runs.c.run_id.in_([bound(f"id{i}", runs.c.run_id.type) for i in range(n)]))
+                .subquery("claimed")
+            )
+            return queue_sql.count_in_windows(self.tables, claimed)
+
+        return self._q(
+            ("count_in_windows", n),
+            windows,
+            {"p_now": now, **{f"p_id{i}": r for i, r in enumerate(ids)}},
+        )
 
     def _claim_picked(self, a: arguments.ClaimMany, ids: Sequence[str]) -> Body[list[Claimed]]:
         """Claim the runs ``ids`` (picked and decided already) and read the claims."""
