@@ -278,11 +278,13 @@ def has_room(t: StoreTables, lim: sa.CTE, keyed: sa.CTE) -> sa.ColumnElement[boo
 
 
 def takes(t: StoreTables, picked: sa.CTE, lim: sa.CTE, keyed: sa.CTE) -> sa.Select[Any]:
-    """``takes``: the picked runs that are taken and the last one picked in claim
-    order (``t_run_id``, ``t_priority``, ``t_ready_at``), with ``t_take`` (1: claim
-    it, else 0), ``t_rated`` (its queue has a rate limit: its window is written back),
-    ``t_picked`` (the run's place among the picked runs: the last one's is how many
-    were picked) and ``t_limited`` (how many queues have limits).
+    """``takes``: the picked runs that are taken, and the last one picked in claim
+    order where the next page starts (only if the page was full and fewer than
+    ``p_limit`` runs were taken): ``t_run_id``, ``t_priority``, ``t_ready_at``,
+    ``t_take`` (1: claim it, else 0), ``t_rated`` (its queue has a rate limit: its
+    window is written back), ``t_picked`` (the run's place among the picked runs: the
+    last one's is how many were picked) and ``t_limited`` (how many queues have
+    limits).
 
     Three levels of window functions over the page, each reading the one below and
     none joined back to the page (SQLite would scan one level per row of another),
@@ -365,8 +367,16 @@ def takes(t: StoreTables, picked: sa.CTE, lim: sa.CTE, keyed: sa.CTE) -> sa.Sele
         r.pos.label(f"{TAKE}picked"),
         n_limited.label(f"{TAKE}limited"),
     ).where(
-        # The runs taken, and the last one picked (where the next page starts).
-        sa.or_(take, r.next_run_id.is_(None))
+        sa.or_(
+            take,
+            # The last run picked, where the next page starts: only if the page was
+            # full and fewer than p_limit runs were taken (else there is none).
+            sa.and_(
+                r.next_run_id.is_(None),
+                r.pos == sa.bindparam("p_page", type_=sa.Integer()),
+                r.taken_pos < sa.bindparam("p_limit", type_=sa.Integer()),
+            ),
+        )
     )
 
 

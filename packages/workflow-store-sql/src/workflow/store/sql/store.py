@@ -1291,15 +1291,17 @@ class SQLStore:
         after: rows.Row | None,
         run_id: str | None,
         build: Callable[[], Sequence[sa.ClauseElement | str]],
+        shape: Hashable = None,
     ) -> tuple[list[Claimed], Sequence[rows.Row]]:
         """A limited round as one batch (dialects that send the lock, the decision and
-        the claim as one text): ``build`` gives the statements; the last one's rows are
-        the picked runs, with their claims where taken."""
+        the claim as one text): ``build`` gives the statements (``shape``: what else
+        their text depends on); the last one's rows are the picked runs, with their
+        claims where taken."""
         n_queues, history = len(a.queues or ()), a.with_history
 
         def claim() -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
             found = yield self._batch(
-                ("limited_claim", n_queues, after is not None, run_id is not None, history),
+                ("limited_claim", n_queues, after is not None, run_id is not None, history, shape),
                 build,
                 self._limited_params(a, after, run_id),
             )
