@@ -1242,19 +1242,14 @@ class SQLStore:
         return a.limit + 16
 
     def _limited_params(
-        self,
-        a: arguments.ClaimMany,
-        after: rows.Row | None,
-        run_id: str | None = None,
-        page: int | None = None,
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
     ) -> Params:
-        """The values of a limited round (``page``: its page, if not ``a``'s)."""
         t = queue_sql.TAKE
         params: Params = {
             **({"p_run_id": run_id} if run_id is not None else {}),
             **self._claim_params(a),
             "p_limit": a.limit,
-            "p_page": self._page(a) if page is None else page,
+            "p_page": self._page(a),
             **{f"p_qn{i}": q for i, q in enumerate(sorted(a.queues or ()))},
         }
         if after is not None:
@@ -1311,15 +1306,10 @@ class SQLStore:
         return await self._run(claim())
 
     def _limited_body(
-        self,
-        a: arguments.ClaimMany,
-        after: rows.Row | None,
-        run_id: str | None,
-        page: int | None = None,
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None
     ) -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
         """Lock the limited queues (where the dialect's transaction does not serialise
-        writers already), pick and decide in one statement, claim, count the windows
-        (``page``: the round's page, if not ``a``'s)."""
+        writers already), pick and decide in one statement, claim, count the windows."""
         if self._dialect.locks_rows:
             yield self._q(
                 "lock_limited_names", lambda: queue_sql.lock_limited_names(self.tables), {}
@@ -1329,7 +1319,7 @@ class SQLStore:
         found = yield self._q(
             ("limited_takes", n_queues, after is not None, one_run),
             lambda: self._limited_takes(n_queues, after is not None, one_run),
-            self._limited_params(a, after, run_id, page),
+            self._limited_params(a, after, run_id),
         )
         picked = found.mappings()
         t = queue_sql.TAKE
