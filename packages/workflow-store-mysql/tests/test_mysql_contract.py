@@ -16,6 +16,7 @@ from mysql_server import SERVER, URL
 
 from workflow.contract_tests.sql import SQLServerContract, assert_golden, poll
 from workflow.runtime import Cancelled, Capability, InvalidArgumentError
+from workflow.store.mysql.batches import _slots
 from workflow.store.mysql.driver import CLIENT_FLAGS, PyMySQLDriver, connect_arguments
 from workflow.store.mysql.store import MySQLStore
 from workflow.store.sql.compiled import text_statement
@@ -271,6 +272,27 @@ async def test_a_limited_claim_reads_past_a_page_of_runs_it_cannot_take(
     finally:
         await store.close()
     assert [c.run.run_id for c in got] == ["a00", "b"]
+
+
+async def test_a_limited_claim_of_many_lists_no_ids_past_its_slots(server_schema: str) -> None:
+    # The batch lists the ids taken one by one up to MAX_SLOTS (limit + 1 rounded up
+    # to a power of two); a larger limit reads them from the JSON with a subquery.
+    store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="limmany_")
+    await store.create_schema()
+    try:
+        await store.upsert_queue("q", 0, concurrency=45)
+        for i in range(50):
+            await store.create_run(f"r{i:02d}", "wf", None, None, 0, queue="q")
+        first = await store.claim_runnable("w", 60_000, 40, 1, queues=["q"])  # no slots
+        second = await store.claim_runnable("w", 60_000, 3, 1, queues=["q"])  # 4 slots
+        third = await store.claim_runnable("w", 60_000, 40, 1, queues=["q"])
+    finally:
+        await store.close()
+    assert _slots(40) == 0
+    assert _slots(3) == 4
+    assert [c.run.run_id for c in first] == [f"r{i:02d}" for i in range(40)]
+    assert [c.run.run_id for c in second] == ["r40", "r41", "r42"]
+    assert [c.run.run_id for c in third] == ["r43", "r44"]
 
 
 GOLDEN = Path(__file__).parent / "golden" / "hot_operations.sql"

@@ -92,22 +92,42 @@ def _lock_limited(t: StoreTables) -> sa.Select[Any]:
     )
 
 
+MAX_SLOTS = 32
+"""The most ids a limited claim's statements list one by one (see :func:`_taken`)."""
+
+
 def _slots(limit: int) -> int:
     """How many ids ``@wf_taken`` may hold for a round of ``limit``: the runs taken
     and the last one picked (``''``), rounded up to a power of two, so that a store
-    compiles a few texts, not one per limit."""
-    return 1 << limit.bit_length()
+    compiles a few texts, not one per limit; 0 past :data:`MAX_SLOTS`."""
+    slots = 1 << limit.bit_length()
+    return slots if slots <= MAX_SLOTS else 0
 
 
-def _taken_ids(slots: int) -> list[sa.ColumnElement[Any]]:
-    """The ids in ``@wf_taken``, as the binary identifiers of the tables: a list of
-    values, which the server reads once per statement, so an ``IN`` of them is a range
-    of the primary key. (``IN (SELECT … FROM JSON_TABLE(…))`` is not: MariaDB runs
-    it for every row of the table an ``UPDATE`` scans.)"""
-    return [
-        sa.literal_column(f"CAST(JSON_UNQUOTE(JSON_EXTRACT(@wf_taken, '$[{i}]')) AS BINARY)")
-        for i in range(slots)
-    ]
+def _taken(run_id: sa.ColumnElement[Any], slots: int) -> sa.ColumnElement[bool]:
+    """``run_id`` is one of the runs taken. With ``slots``, an ``IN`` of the ids in
+    ``@wf_taken``, each read from the JSON once per statement: a range of the primary
+    key. ``IN (SELECT … FROM JSON_TABLE(…))`` is not one: MariaDB runs that subquery
+    for every row of a scan of the whole table an ``UPDATE`` writes. Without slots
+    (a limit past :data:`MAX_SLOTS`, whose list would make the text long), that
+    subquery all the same."""
+    if not slots:
+        return run_id.in_(_taken_ids())
+    return run_id.in_(
+        [
+            sa.literal_column(f"CAST(JSON_UNQUOTE(JSON_EXTRACT(@wf_taken, '$[{i}]')) AS BINARY)")
+            for i in range(slots)
+        ]
+    )
+
+
+def _taken_ids() -> sa.Select[Any]:
+    """The ids in ``@wf_takes`` that are taken, as the binary identifiers of the tables."""
+    return (
+        sa.select(sa.literal_column(f"CAST(jt.{_T}run_id AS BINARY)"))
+        .select_from(sa.text(_TAKES))
+        .where(sa.literal_column(f"jt.{_T}take") == 1)
+    )
 
 
 def _takes_rows() -> sa.Subquery:
@@ -210,7 +230,7 @@ class OneTripBatches(SQLStore):
             takes = self._limited_takes(n_queues, after is not None, run_id is not None).subquery(
                 "takes"
             )
-            taken = runs.c.run_id.in_(_taken_ids(slots))
+            taken = _taken(runs.c.run_id, slots)
             as_json = sa.func.JSON_ARRAY(
                 _utf8(takes.c[f"{_T}run_id"]),
                 *(takes.c[f"{_T}{c}"] for c in _TAKES_COLUMNS[1:]),
