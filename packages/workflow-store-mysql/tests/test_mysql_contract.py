@@ -16,6 +16,7 @@ from mysql_server import SERVER, URL
 
 from workflow.contract_tests.sql import SQLServerContract, assert_golden, poll
 from workflow.runtime import Cancelled, Capability, InvalidArgumentError
+from workflow.store.mysql.batches import _slots
 from workflow.store.mysql.driver import CLIENT_FLAGS, PyMySQLDriver, connect_arguments
 from workflow.store.mysql.store import MySQLStore
 from workflow.store.sql.compiled import text_statement
@@ -27,6 +28,7 @@ from workflow.store.sql.statements import (
     hot_operation_sql,
     hot_operation_statements,
     recompiled,
+    texts,
 )
 from workflow.store.sql.store import SQLStore
 
@@ -160,6 +162,40 @@ async def test_a_limited_claim_is_one_round_trip(
     assert {op: len(commands) for op, commands in wire.items()} == LIMITED_CLAIM_BUDGET, wire
 
 
+async def test_a_limited_claim_batch_answers_with_one_result(
+    server_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limited claim's batch: BEGIN, the lock (counted INTO @wf_limited), the
+    # decision (INTO @wf_takes, @wf_taken), the claim, the rate windows, the read,
+    # COMMIT. Only the read answers with rows (PyMySQL parses a column description per
+    # column of every answer with rows); the others answer with an OK packet.
+    store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="limres_")
+    await store.create_schema()
+    described = 0
+    describe = pymysql.connections.MySQLResult._get_descriptions
+
+    def counted(result: Any) -> None:
+        nonlocal described
+        described += 1
+        describe(result)
+
+    try:
+        await store.upsert_queue("q", 0, concurrency=10)
+        for run_id in ("r1", "r2"):
+            await store.create_run(run_id, "wf", None, None, 0, queue="q")
+        assert len(await store.claim_runnable("w", 60_000, 1, 1)) == 1  # finds the limit
+        monkeypatch.setattr(pymysql.connections.MySQLResult, "_get_descriptions", counted)
+        with texts(store) as sent:
+            got = await store.claim_runnable("w", 60_000, 1, 1)
+    finally:
+        await store.close()
+    assert [c.run.run_id for c in got] == ["r2"]
+    assert len(sent) == 1, sent
+    verbs = [part.split(None, 1)[0] for part in sent[0].split(";\n")]
+    assert verbs == ["BEGIN", "SELECT", "WITH", "UPDATE", "UPDATE", "SELECT", "COMMIT"], verbs
+    assert described == 1
+
+
 async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_the_lock(
     server_schema: str,
 ) -> None:
@@ -191,10 +227,15 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
         claim = asyncio.create_task(store.claim_runnable("w", 60_000, 5, 1))
         # The claim's lock statement running while the holder holds the lock is the
         # claim waiting for it (innodb_trx does not always list the waiting
-        # transaction on MariaDB; the process list shows its statement).
-        waiting = "SELECT count(*) FROM information_schema.processlist WHERE info LIKE %s"
+        # transaction on MariaDB; the process list shows the statement of a batch that
+        # is running). Not the watcher's own statement, whose text holds the pattern.
+        waiting = (
+            "SELECT count(*) FROM information_schema.processlist "
+            "WHERE info LIKE %s AND id <> CONNECTION_ID()"
+        )
+        lock = "SELECT count(*)%limrace_queues%FOR UPDATE INTO @wf_limited"
         for _ in range(1200):  # no assertion on time: until the claim waits
-            found = await asyncio.to_thread(run, watcher, waiting, "SELECT %limrace_queues.name%")
+            found = await asyncio.to_thread(run, watcher, waiting, lock)
             if found and found[0]:
                 break
             await asyncio.sleep(0.05)
@@ -213,6 +254,27 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
         holder.close()
         watcher.close()
         await store.close()
+
+
+async def test_a_limited_claim_of_many_lists_no_ids_past_its_slots(server_schema: str) -> None:
+    # The batch lists the ids taken one by one up to MAX_SLOTS (limit + 1 rounded up
+    # to a power of two); a larger limit reads them from the JSON with a subquery.
+    store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="limmany_")
+    await store.create_schema()
+    try:
+        await store.upsert_queue("q", 0, concurrency=45)
+        for i in range(50):
+            await store.create_run(f"r{i:02d}", "wf", None, None, 0, queue="q")
+        first = await store.claim_runnable("w", 60_000, 40, 1, queues=["q"])  # no slots
+        second = await store.claim_runnable("w", 60_000, 3, 1, queues=["q"])  # 4 slots
+        third = await store.claim_runnable("w", 60_000, 40, 1, queues=["q"])
+    finally:
+        await store.close()
+    assert _slots(40) == 0
+    assert _slots(3) == 4
+    assert [c.run.run_id for c in first] == [f"r{i:02d}" for i in range(40)]
+    assert [c.run.run_id for c in second] == ["r40", "r41", "r42"]
+    assert [c.run.run_id for c in third] == ["r43", "r44"]
 
 
 GOLDEN = Path(__file__).parent / "golden" / "hot_operations.sql"

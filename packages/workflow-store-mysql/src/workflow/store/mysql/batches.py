@@ -53,6 +53,7 @@ from workflow.store.sql.store import (
     prefixed,
     unprefixed,
 )
+from workflow.store.sql.tables import StoreTables
 
 Parts = list[sa.ClauseElement | str]
 
@@ -64,15 +65,60 @@ _TERMINAL = [s.value for s in RunStatus if s.terminal]
 
 
 _T = queue_sql.TAKE
+_TAKES_COLUMNS = ("run_id", "priority", "ready_at", "take", "picked")
+"""What the batch keeps of the ``takes`` rows (``@wf_takes``, in this order)."""
 _TAKES = (
     "JSON_TABLE(@wf_takes, '$[*]' COLUMNS ("
     f"{_T}run_id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$[0]', "
     f"{_T}priority INT PATH '$[1]', {_T}ready_at BIGINT PATH '$[2]', "
-    f"{_T}take INT PATH '$[3]', {_T}rated INT PATH '$[4]', {_T}picked INT PATH '$[5]', "
-    f"{_T}limited INT PATH '$[6]'"
+    f"{_T}take INT PATH '$[3]', {_T}picked INT PATH '$[4]'"
     ")) AS jt"
 )
 """The picked runs of a limited claim (``@wf_takes``: their ``takes`` rows as JSON)."""
+
+
+def _lock_limited(t: StoreTables) -> sa.Select[Any]:
+    """Lock the limited queues' rows until COMMIT and count them into ``@wf_limited``
+    (:func:`.queue_sql.lock_limited_names` without a result: the client would parse a
+    column and a row per queue that it never reads). ``COUNT(*)`` reads the rows it
+    locks in the primary key's order, the names' order of the lock everywhere."""
+    q = t.queues
+    return (
+        sa.select(sa.func.count())
+        .select_from(q)
+        .where(queue_sql.limited(t))
+        .with_for_update()
+        .suffix_with("INTO @wf_limited")
+    )
+
+
+MAX_SLOTS = 32
+"""The most ids a limited claim's statements list one by one (see :func:`_taken`)."""
+
+
+def _slots(limit: int) -> int:
+    """How many ids ``@wf_taken`` may hold for a round of ``limit``: the runs taken
+    and the last one picked (``''``), rounded up to a power of two, so that a store
+    compiles a few texts, not one per limit; 0 past :data:`MAX_SLOTS`."""
+    slots = 1 << limit.bit_length()
+    return slots if slots <= MAX_SLOTS else 0
+
+
+def _taken(run_id: sa.ColumnElement[Any], slots: int) -> sa.ColumnElement[bool]:
+    """``run_id`` is one of the runs taken. With ``slots``, an ``IN`` of the ids in
+    ``@wf_taken``, each read from the JSON once per statement: a range of the primary
+    key. ``IN (SELECT … FROM JSON_TABLE(…))`` is not one: MariaDB runs that subquery
+    for every row of a scan of the whole table an ``UPDATE`` writes. Without slots
+    (a limit past :data:`MAX_SLOTS`, whose list would make the text long), that
+    subquery all the same."""
+    if not slots:
+        return run_id.in_(_taken_ids())
+    return run_id.in_(
+        [
+            sa.literal_column(f"CAST(JSON_UNQUOTE(JSON_EXTRACT(@wf_taken, '$[{i}]')) AS BINARY)")
+            for i in range(slots)
+        ]
+    )
 
 
 def _taken_ids() -> sa.Select[Any]:
@@ -86,10 +132,9 @@ def _taken_ids() -> sa.Select[Any]:
 
 def _takes_rows() -> sa.Subquery:
     """The rows of ``@wf_takes`` (``t_run_id`` as text, as the JSON holds it)."""
-    names = ("run_id", "priority", "ready_at", "take", "rated", "picked", "limited")
     return (
         sa.text(f"SELECT * FROM {_TAKES}")
-        .columns(*(sa.column(f"{_T}{c}") for c in names))
+        .columns(*(sa.column(f"{_T}{c}") for c in _TAKES_COLUMNS))
         .subquery("takes")
     )
 
@@ -172,35 +217,43 @@ class OneTripBatches(SQLStore):
     async def _limited_round(
         self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
     ) -> tuple[list[Claimed], Sequence[rows.Row]]:
-        """One batch: lock the limited queues' rows, decide (``takes`` as JSON in
-        ``@wf_takes``: each statement at READ COMMITTED reads what the locks' previous
+        """One batch: lock the limited queues' rows (counting them into
+        ``@wf_limited``), decide (``takes`` as JSON in ``@wf_takes``, the ids taken in
+        ``@wf_taken``: each statement at READ COMMITTED reads what the locks' previous
         holder committed), claim the runs taken, count them in the rate windows, read
         every picked run with its claim."""
         runs = self.tables.runs
         n_queues, history = len(a.queues or ()), a.with_history
+        slots = _slots(a.limit)
 
         def build() -> Parts:
             takes = self._limited_takes(n_queues, after is not None, run_id is not None).subquery(
                 "takes"
             )
-            taken = runs.c.run_id.in_(_taken_ids())
+            taken = _taken(runs.c.run_id, slots)
             as_json = sa.func.JSON_ARRAY(
                 _utf8(takes.c[f"{_T}run_id"]),
-                *(
-                    takes.c[f"{_T}{c}"]
-                    for c in ("priority", "ready_at", "take", "rated", "picked", "limited")
-                ),
+                *(takes.c[f"{_T}{c}"] for c in _TAKES_COLUMNS[1:]),
             )
+            # '' for a run not taken: no run has an empty id.
+            taken_id = sa.case((takes.c[f"{_T}take"] == 1, _utf8(takes.c[f"{_T}run_id"])), else_="")
             decided = _takes_rows()
             return [
                 "BEGIN",
-                queue_sql.lock_limited_names(self.tables),
-                sa.select(sa.func.JSON_ARRAYAGG(as_json)).suffix_with("INTO @wf_takes"),
+                _lock_limited(self.tables),
+                sa.select(
+                    sa.func.JSON_ARRAYAGG(as_json), sa.func.JSON_ARRAYAGG(taken_id)
+                ).suffix_with("INTO @wf_takes, @wf_taken"),
                 sa.update(runs).where(taken).ordered_values(*self._claim_values()),
                 queue_sql.count_in_windows(
                     self.tables, sa.select(runs.c.queue).where(taken).subquery("claimed")
                 ),
-                sa.select(decided, *self._claim_returning(history)).select_from(
+                # What the loop reads of the picked runs (the rest stays in the batch).
+                sa.select(
+                    *(decided.c[f"{_T}{c}"] for c in ("run_id", "priority", "ready_at", "picked")),
+                    sa.literal_column("@wf_limited").label(f"{_T}limited"),
+                    *self._claim_returning(history),
+                ).select_from(
                     decided.outerjoin(
                         runs,
                         sa.and_(
@@ -212,7 +265,7 @@ class OneTripBatches(SQLStore):
                 "COMMIT",
             ]
 
-        return await self._limited_batch(a, after, run_id, build)
+        return await self._limited_batch(a, after, run_id, build, slots)
 
     # -- the log -------------------------------------------------------------------------
     def _log_writes(self, n_events: int, n_consume: int) -> Parts:

@@ -278,91 +278,105 @@ def has_room(t: StoreTables, lim: sa.CTE, keyed: sa.CTE) -> sa.ColumnElement[boo
 
 
 def takes(t: StoreTables, picked: sa.CTE, lim: sa.CTE, keyed: sa.CTE) -> sa.Select[Any]:
-    """``takes``: the picked runs that are taken and the last one picked in claim
-    order (``t_run_id``, ``t_priority``, ``t_ready_at``), with ``t_take`` (1: claim
-    it, else 0), ``t_rated`` (its queue has a rate limit: its window is written back),
-    ``t_picked`` (how many runs were picked) and ``t_limited`` (how many queues have
-    limits)."""
+    """``takes``: the picked runs that are taken, and the last one picked in claim
+    order where the next page starts (only if the page was full and fewer than
+    ``p_limit`` runs were taken): ``t_run_id``, ``t_priority``, ``t_ready_at``,
+    ``t_take`` (1: claim it, else 0), ``t_rated`` (its queue has a rate limit: its
+    window is written back), ``t_picked`` (the run's place among the picked runs: the
+    last one's is how many were picked) and ``t_limited`` (how many queues have
+    limits).
+
+    Three levels of window functions over the page, each reading the one below and
+    none joined back to the page (SQLite would scan one level per row of another),
+    each one sort of the page: the rank per key; the rank per queue among the runs
+    their key lets through (a running count of them); the place in claim order among
+    the runs their queue lets through (another running count), with the run's own
+    place and whether a run follows it in the same window. Every ordering ends with
+    ``run_id``, so a running ``sum`` over the default frame counts exactly the rows up
+    to the current one."""
     p = picked.c
-    order = [p.priority.desc(), p.ready_at, p.run_id]
-    by_key = sa.select(
-        p.run_id,
-        p.queue,
-        p.partition_key,
-        p.priority,
-        p.ready_at,
-        sa.func.row_number()
-        .over(partition_by=[p.queue, p.partition_key], order_by=order)
-        .label("rk_key"),
-    ).subquery("by_key")
-    k = by_key.c
-    key_ok = sa.or_(
-        lim.c.per_key_concurrency.is_(None),
-        k.partition_key.is_(None),
-        sa.func.coalesce(keyed.c.n, 0) + k.rk_key <= lim.c.per_key_concurrency,
-    )
-    by_queue = (
+    by_key = (
         sa.select(
-            k.run_id,
-            k.priority,
-            k.ready_at,
+            p.run_id,
+            p.queue,
+            p.priority,
+            p.ready_at,
             lim.c.concurrency,
             lim.c.leased,
             lim.c.rate_count,
             lim.c.w_used,
-            sa.func.row_number()
-            .over(partition_by=k.queue, order_by=[k.priority.desc(), k.ready_at, k.run_id])
-            .label("rk_queue"),
+            sa.case(
+                (
+                    sa.or_(
+                        lim.c.per_key_concurrency.is_(None),
+                        p.partition_key.is_(None),
+                        sa.func.coalesce(keyed.c.n, 0)
+                        + sa.func.row_number().over(
+                            partition_by=[p.queue, p.partition_key],
+                            order_by=[p.priority.desc(), p.ready_at, p.run_id],
+                        )
+                        <= lim.c.per_key_concurrency,
+                    ),
+                    1,
+                ),
+                else_=0,
+            ).label("key_ok"),
         )
         .select_from(
-            by_key.outerjoin(lim, lim.c.name == k.queue).outerjoin(
-                keyed, sa.and_(keyed.c.queue == k.queue, keyed.c.partition_key == k.partition_key)
+            picked.outerjoin(lim, lim.c.name == p.queue).outerjoin(
+                keyed, sa.and_(keyed.c.queue == p.queue, keyed.c.partition_key == p.partition_key)
             )
         )
-        .where(key_ok)
-        .subquery("by_queue")
+        .subquery("by_key")
     )
+    k = by_key.c
+    by_queue = sa.select(
+        *k,
+        # Where the key lets the run through: its rank among such runs of its queue.
+        sa.func.sum(k.key_ok)
+        .over(partition_by=k.queue, order_by=[k.priority.desc(), k.ready_at, k.run_id])
+        .label("rk_queue"),
+    ).subquery("by_queue")
     b = by_queue.c
     queue_ok = sa.and_(
+        b.key_ok == 1,
         sa.or_(b.concurrency.is_(None), b.leased + b.rk_queue <= b.concurrency),
         sa.or_(b.rate_count.is_(None), b.w_used + b.rk_queue <= b.rate_count),
     )
-    ok = (
-        sa.select(
-            b.run_id,
-            sa.func.row_number()
-            .over(order_by=[b.priority.desc(), b.ready_at, b.run_id])
-            .label("pos"),
-        )
-        .where(queue_ok)
-        .subquery("ok")
-    )
-    numbered = sa.select(
-        p.run_id,
-        p.queue,
-        p.priority,
-        p.ready_at,
+    order = [b.priority.desc(), b.ready_at, b.run_id]
+    ranked = sa.select(
+        b.run_id,
+        b.priority,
+        b.ready_at,
+        b.rate_count,
+        sa.case((queue_ok, 1), else_=0).label("queue_ok"),
+        # Where the queue lets the run through: its place among such runs.
+        sa.func.sum(sa.case((queue_ok, 1), else_=0)).over(order_by=order).label("taken_pos"),
         sa.func.row_number().over(order_by=order).label("pos"),
-        sa.func.count().over().label("n"),
-    ).subquery("numbered")
-    n = numbered.c
+        sa.func.lead(b.run_id).over(order_by=order).label("next_run_id"),
+    ).subquery("ranked")
+    r = ranked.c
+    take = sa.and_(r.queue_ok == 1, r.taken_pos <= sa.bindparam("p_limit", type_=sa.Integer()))
     n_limited = sa.select(sa.func.count()).select_from(lim).scalar_subquery()
-    take = sa.and_(ok.c.pos.is_not(None), ok.c.pos <= sa.bindparam("p_limit", type_=sa.Integer()))
-    return (
-        sa.select(
-            n.run_id.label(f"{TAKE}run_id"),
-            n.priority.label(f"{TAKE}priority"),
-            n.ready_at.label(f"{TAKE}ready_at"),
-            sa.case((take, 1), else_=0).label(f"{TAKE}take"),
-            sa.case((lim.c.rate_count.is_not(None), 1), else_=0).label(f"{TAKE}rated"),
-            n.n.label(f"{TAKE}picked"),
-            n_limited.label(f"{TAKE}limited"),
+    return sa.select(
+        r.run_id.label(f"{TAKE}run_id"),
+        r.priority.label(f"{TAKE}priority"),
+        r.ready_at.label(f"{TAKE}ready_at"),
+        sa.case((take, 1), else_=0).label(f"{TAKE}take"),
+        sa.case((r.rate_count.is_not(None), 1), else_=0).label(f"{TAKE}rated"),
+        r.pos.label(f"{TAKE}picked"),
+        n_limited.label(f"{TAKE}limited"),
+    ).where(
+        sa.or_(
+            take,
+            # The last run picked, where the next page starts: only if the page was
+            # full and fewer than p_limit runs were taken (else there is none).
+            sa.and_(
+                r.next_run_id.is_(None),
+                r.pos == sa.bindparam("p_page", type_=sa.Integer()),
+                r.taken_pos < sa.bindparam("p_limit", type_=sa.Integer()),
+            ),
         )
-        .select_from(
-            numbered.outerjoin(ok, ok.c.run_id == n.run_id).outerjoin(lim, lim.c.name == n.queue)
-        )
-        # The runs taken, and the last one picked (where the next page starts).
-        .where(sa.or_(take, n.pos == n.n))
     )
 
 

@@ -1226,11 +1226,14 @@ class SQLStore:
                 # Which claim the next call starts with: a hint, never a guarantee
                 # (both claims keep the limits, the cheaper one is tried first).
                 self._limits_seen = bool(picked[0][f"{t}limited"])
-            if len(claims) >= a.limit or not picked or picked[0][f"{t}picked"] < self._page(more):
+            if len(claims) >= a.limit or not picked:
+                return claims
+            # The last run picked: its place tells whether the page was full.
+            after = max(picked, key=_in_claim_order)
+            if after[f"{t}picked"] < self._page(more):
                 return claims
             # A full page left short by runs whose queue or key had too little room
             # for all of them: the next round starts after it.
-            after = max(picked, key=_in_claim_order)
 
     @staticmethod
     def _page(a: arguments.ClaimMany) -> int:
@@ -1283,15 +1286,17 @@ class SQLStore:
         after: rows.Row | None,
         run_id: str | None,
         build: Callable[[], Sequence[sa.ClauseElement | str]],
+        shape: Hashable = None,
     ) -> tuple[list[Claimed], Sequence[rows.Row]]:
         """A limited round as one batch (dialects that send the lock, the decision and
-        the claim as one text): ``build`` gives the statements; the last one's rows are
-        the picked runs, with their claims where taken."""
+        the claim as one text): ``build`` gives the statements (``shape``: what else
+        their text depends on); the last one's rows are the picked runs, with their
+        claims where taken."""
         n_queues, history = len(a.queues or ()), a.with_history
 
         def claim() -> Body[tuple[list[Claimed], Sequence[rows.Row]]]:
             found = yield self._batch(
-                ("limited_claim", n_queues, after is not None, run_id is not None, history),
+                ("limited_claim", n_queues, after is not None, run_id is not None, history, shape),
                 build,
                 self._limited_params(a, after, run_id),
             )
@@ -1324,25 +1329,27 @@ class SQLStore:
         ids = [r[f"{t}run_id"] for r in taken]
         claims = yield from self._claim_picked(a, ids)
         if any(r[f"{t}rated"] for r in taken):
-            n = len(ids)
-
-            def windows() -> sa.Update:
-                runs = self.tables.runs
-                claimed = (
-                    sa.select(runs.c.queue)
-                    .where(
-                        runs.c.run_id.in_([bound(f"id{i}", runs.c.run_id.type) for i in range(n)])
-                    )
-                    .subquery("claimed")
-                )
-                return queue_sql.count_in_windows(self.tables, claimed)
-
-            yield self._q(
-                ("count_in_windows", n),
-                windows,
-                {"p_now": a.now, **{f"p_id{i}": r for i, r in enumerate(ids)}},
-            )
+            yield self._count_in_windows(a.now, ids)
         return claims, picked
+
+    def _count_in_windows(self, now: int, ids: Sequence[str]) -> Query:
+        """Count the claims of the runs ``ids`` in their queues' rate windows."""
+        n = len(ids)
+
+        def windows() -> sa.Update:
+            runs = self.tables.runs
+            claimed = (
+                sa.select(runs.c.queue)
+                .where(runs.c.run_id.in_([bound(f"id{i}", runs.c.run_id.type) for i in range(n)]))
+                .subquery("claimed")
+            )
+            return queue_sql.count_in_windows(self.tables, claimed)
+
+        return self._q(
+            ("count_in_windows", n),
+            windows,
+            {"p_now": now, **{f"p_id{i}": r for i, r in enumerate(ids)}},
+        )
 
     def _claim_picked(self, a: arguments.ClaimMany, ids: Sequence[str]) -> Body[list[Claimed]]:
         """Claim the runs ``ids`` (picked and decided already) and read the claims."""

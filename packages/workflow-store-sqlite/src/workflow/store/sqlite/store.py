@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from workflow.runtime import codec, validation
+from workflow.runtime import Claimed, arguments, codec, validation
 from workflow.runtime.errors import InvalidArgumentError, SchemaVersionError
 from workflow.runtime.hints import shell_command
 from workflow.runtime.registry import check_flag, redact_url
 from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S
-from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened
+from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened, queue_sql, rows
+from workflow.store.sql.driver import Body
 from workflow.store.sql.urls import check_keywords, keyword_options, parse_store_url
 
 from .dialect import SQLiteDialect
@@ -69,6 +71,74 @@ class SQLiteStore(ReturningClaims):
             table_prefix=table_prefix,
             max_payload_bytes=max_payload_bytes,
             operation_timeout=operation_timeout,
+        )
+
+    # -- the limited claim: the decision inside the claiming UPDATE ----------------------
+    async def _claim_limited(self, a: arguments.ClaimMany) -> list[Claimed]:
+        return await self._run(self._claim_decided(a, None), transaction=True)
+
+    async def _limited_round(
+        self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
+    ) -> tuple[list[Claimed], Sequence[rows.Row]]:
+        # Only claim_run's round comes here (claim_runnable: _claim_limited above).
+        claims = await self._run(self._claim_decided(a, run_id), transaction=True)
+        return claims, ()
+
+    def _claim_decided(self, a: arguments.ClaimMany, run_id: str | None) -> Body[list[Claimed]]:
+        """A limited claim as ``UPDATE … RETURNING`` statements whose ``WHERE run_id IN
+        (…)`` is the decision (:func:`.queue_sql.takes`), in ``BEGIN IMMEDIATE`` (one
+        writer: nothing to lock), each deciding on a page of ``limit`` runs (those
+        still to take); the common claim is one statement (two with a rate limit: its
+        window). A page is never left without a run taken: its runs' queue and key
+        have room (:func:`.queue_sql.has_room`), so its first run is taken. Runs it
+        leaves (their key or queue had room for fewer) are filtered out of the next
+        page, which counts the runs just claimed: statements go on until ``limit``
+        runs are claimed or one takes nothing (no run has room). The decision's rows
+        never reach Python: what the store needs from them comes in ``RETURNING``
+        (whether queues have limits: the next claim's first try; whether the run's
+        queue has a rate limit)."""
+        n_queues, history, one_run = len(a.queues or ()), a.with_history, run_id is not None
+        t = queue_sql.TAKE
+        claims: list[Claimed] = []
+        while len(claims) < a.limit:
+            more = replace(a, limit=a.limit - len(claims))
+            found = yield self._q(
+                ("limited_decided_claim", n_queues, one_run, history),
+                lambda: self._decided_claim(n_queues, one_run, history),
+                self._limited_params(more, None, run_id),
+            )
+            got = found.mappings()
+            if not got:
+                break
+            self._limits_seen = bool(got[0][f"{t}limited"])
+            claimed = [self._claimed(r, history) for r in got]
+            if any(r[f"{t}rated"] for r in got):
+                yield self._count_in_windows(a.now, [c.run.run_id for c in claimed])
+            claims += claimed
+        return claims
+
+    @staticmethod
+    def _page(a: arguments.ClaimMany) -> int:
+        # The runs still to take: a page a key or queue leaves short costs another
+        # statement in the same hop, not a round trip (see _claim_decided).
+        return a.limit
+
+    def _decided_claim(self, n_queues: int, one_run: bool, history: bool) -> sa.Update:
+        runs, q, t = self.tables.runs, self.tables.queues, queue_sql.TAKE
+        takes = self._limited_takes(n_queues, False, one_run).cte("takes")
+        queue = self._dialect.outer_column(runs.c.queue)
+        rated = sa.exists().where(q.c.name == queue, q.c.rate_count.is_not(None))
+        n_limited = sa.select(sa.func.count()).where(queue_sql.limited(self.tables))
+        taken = sa.select(takes.c[f"{t}run_id"]).where(takes.c[f"{t}take"] == 1)
+        return (
+            sa.update(runs)
+            .where(runs.c.run_id.in_(taken))
+            .ordered_values(*self._claim_values())
+            .returning(
+                *self._claim_returning(history),
+                sa.case((rated, 1), else_=0).label(f"{t}rated"),
+                n_limited.scalar_subquery().label(f"{t}limited"),
+            )
         )
 
     @property
