@@ -4,6 +4,9 @@ between tests, so runs cannot see each other and tests stay quick."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import pytest
 from postgres_server import SERVER, URL, RawConnection, raw_connection, scalar
 
 from workflow.contract_tests import WatchKiller
+from workflow.contract_tests.cases.queues import QueueCases
+from workflow.contract_tests.queue_races import QueueRaceCases
 from workflow.contract_tests.sql import SQLServerContract, assert_golden
 from workflow.runtime import (
     JSON,
@@ -25,10 +30,13 @@ from workflow.runtime import (
     Wait,
     workflow,
 )
+from workflow.runtime.errors import StoreOperationError, StoreUnavailableError
 from workflow.runtime.wakeups import Watch
 from workflow.runtime.worker import Worker
 from workflow.store.postgres.listener import listen_statement
 from workflow.store.postgres.store import PostgresStore
+from workflow.store.sql.compiled import text_statement
+from workflow.store.sql.driver import Body, Query
 from workflow.store.sql.queue_statements import limited_claim_statements
 from workflow.store.sql.statements import (
     child_operation_statements,
@@ -71,6 +79,23 @@ class TestPostgresStore(SQLServerContract):
     @pytest.fixture
     def kill_watch_connections(self) -> WatchKiller:
         return kill_listeners
+
+
+PREPARED = dataclasses.replace(
+    SERVER, from_url=functools.partial(PostgresStore.from_url, prepare=True)
+)
+
+
+class TestPreparedPostgresQueues(QueueCases, QueueRaceCases):
+    """The queue cases again on stores that prepare (``prepare=True``): their limited
+    claim is another path, a pipeline of prepared statements instead of one text."""
+
+    capabilities = TestPostgresStore.capabilities
+    max_payload_bytes = TestPostgresStore.max_payload_bytes
+    server = PREPARED
+    store = SQLServerContract.store
+    store_factory = SQLServerContract.store_factory
+    store_url = SQLServerContract.store_url
 
 
 async def kill_listeners(store: ExecutionStore) -> int:
@@ -229,19 +254,61 @@ LIMITED_CLAIM_BUDGET = {
 }
 
 
-async def test_a_limited_claim_is_one_round_trip(server_schema: str) -> None:
-    store = PostgresStore.from_url(URL, schema=server_schema, table_prefix="limstmt_")
+@pytest.mark.parametrize("prepare", [False, True], ids=["unprepared", "prepared"])
+async def test_a_limited_claim_is_one_round_trip(server_schema: str, prepare: bool) -> None:
+    store = PostgresStore.from_url(
+        URL, schema=server_schema, table_prefix=f"limstmt{int(prepare)}_", prepare=prepare
+    )
     await store.create_schema()
     try:
         seen = await limited_claim_statements(store)
+        sent = [s for _, s in store.compiler.items() if s.verb in ("BATCH", "PIPELINE")]
     finally:
         await store.close()
     assert {op: len(statements) for op, statements in seen.items()} == LIMITED_CLAIM_BUDGET, seen
-    assert seen["limited"] == ["BATCH"], seen
+    # Prepared: a pipeline (BEGIN, the lock, the decision and claim, COMMIT), each
+    # statement prepared; else the lock and the decision as one text.
+    assert seen["limited"] == ["PIPELINE" if prepare else "BATCH"], seen
+    if prepare:
+        assert {tuple(p.verb for p in s.parts) for s in sent} == {
+            ("BEGIN", "SELECT", "WITH", "COMMIT")
+        }, sent
+    else:
+        assert {s.sql.count(";") for s in sent} == {1}, sent
 
 
-async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_the_lock(
+async def test_a_prepared_limited_claim_reuses_its_prepared_statements(
     server_schema: str,
+) -> None:
+    # prepare=True (pool of one connection): the pipeline's statements are prepared
+    # once and executed by name afterwards; a second claim prepares nothing new.
+    store = PostgresStore.from_url(
+        f"{URL}?pool_size=1", schema=server_schema, table_prefix="limprep_", prepare=True
+    )
+    await store.create_schema()
+    try:
+        await store.upsert_queue("q", T0, concurrency=100)
+        for i in range(3):
+            await store.create_run(f"r{i}", "wf", None, None, T0, queue="q")
+        assert len(await store.claim_runnable("w", 60_000, 1, T0 + 1)) == 1
+
+        def prepared() -> Body[list[str]]:
+            found = yield Query(text_statement("SELECT statement FROM pg_prepared_statements"), {})
+            return [str(r) for r in found.scalars()]
+
+        before = await store.driver.run(prepared())
+        assert len(await store.claim_runnable("w", 60_000, 1, T0 + 1)) == 1
+        after = await store.driver.run(prepared())
+    finally:
+        await store.close()
+    # The reading statement is prepared (and listed) before it runs, so it is in both.
+    assert sum("takes" in s for s in before) == 1, before
+    assert sorted(after) == sorted(before)
+
+
+@pytest.mark.parametrize("prepare", [False, True], ids=["unprepared", "prepared"])
+async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_the_lock(
+    server_schema: str, prepare: bool
 ) -> None:
     # The race the limited claim's two statements guard against, forced: another
     # claimer holds the queue's row lock, leases a run and commits while the claim
@@ -249,11 +316,12 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
     # lock, so it counts that lease; a count in the statement that waited would not
     # (its snapshot is older) and would lease a second run past concurrency=1.
     # Time enough to wait for the lock on a loaded machine (nothing is timed).
+    prefix = f"limrace{int(prepare)}_"
     store = PostgresStore.from_url(
-        URL, schema=server_schema, table_prefix="limrace_", operation_timeout=120
+        URL, schema=server_schema, table_prefix=prefix, operation_timeout=120, prepare=prepare
     )
     await store.create_schema()
-    table = f'"{server_schema}".limrace_'
+    table = f'"{server_schema}".{prefix}'
     try:
         await store.upsert_queue("q", T0, concurrency=1)
         for run_id in ("r1", "r2"):
@@ -262,7 +330,7 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
             await holder.execute("BEGIN")
             await holder.execute(f"SELECT 1 FROM {table}queues WHERE name = 'q' FOR UPDATE")
             claim = asyncio.create_task(store.claim_runnable("w", 60_000, 5, T0 + 1))
-            await _blocked_on_lock(watcher, "limrace_queues", 1)
+            await _blocked_on_lock(watcher, f"{prefix}queues", 1)
             await holder.execute(
                 f"UPDATE {table}runs SET status = 'running', lease_owner = 'other', "
                 "lease_token = lease_token + 1, lease_expires_at = %s WHERE run_id = 'r1'",
@@ -271,6 +339,92 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
             await holder.execute("COMMIT")
             got = await claim
         assert got == [], got
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("prepare", [False, True], ids=["unprepared", "prepared"])
+async def test_a_limited_claim_that_fails_after_its_lock_leaves_nothing_behind(
+    server_schema: str, prepare: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The deciding statement fails once the lock statement holds the queue's row (a
+    # trigger refuses the claim's UPDATE): the store's typed error, nothing claimed,
+    # the lock released (the transaction rolled back, not left open or failed on
+    # the pooled connection), and the next claim on the same connection works.
+    prefix = f"limfail{int(prepare)}_"
+    store = PostgresStore.from_url(
+        f"{URL}?pool_size=1", schema=server_schema, table_prefix=prefix, prepare=prepare
+    )
+    await store.create_schema()
+    runs = f'"{server_schema}".{prefix}runs'
+    refuse = f'"{server_schema}".{prefix}refuse'
+    try:
+        await store.upsert_queue("q", T0, concurrency=5)
+        await store.create_run("r1", "wf", None, None, T0, queue="q")
+        async with raw_connection() as admin:
+            await admin.execute(
+                f"CREATE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN IF NEW.lease_owner = 'refused' THEN "
+                "RAISE EXCEPTION 'claim refused'; END IF; RETURN NEW; END $$"
+            )
+            await admin.execute(
+                f"CREATE TRIGGER {prefix}refuse BEFORE UPDATE ON {runs} "
+                f"FOR EACH ROW EXECUTE FUNCTION {refuse}()"
+            )
+            with (
+                caplog.at_level(logging.WARNING, logger="psycopg.pool"),
+                pytest.raises(StoreOperationError, match="claim refused"),
+            ):
+                await store.claim_runnable("refused", 60_000, 1, T0 + 1)
+            # The store rolled back itself: the pool got its connection back idle
+            # (psycopg_pool would roll back a connection returned in a transaction,
+            # with a warning).
+            assert not [r for r in caplog.records if r.name == "psycopg.pool"], caplog.text
+            # Nothing held: the queue's row can be locked at once by another session.
+            await admin.execute("BEGIN")
+            await admin.execute(
+                f'SELECT 1 FROM "{server_schema}".{prefix}queues WHERE name = %s FOR UPDATE NOWAIT',
+                ("q",),
+            )
+            await admin.execute("ROLLBACK")
+        loaded = await store.load_run("r1")
+        assert loaded is not None
+        assert loaded.status is RunStatus.QUEUED, loaded
+        got = await store.claim_runnable("w", 60_000, 1, T0 + 1)
+        assert [c.run.run_id for c in got] == ["r1"], got
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("prepare", [False, True], ids=["unprepared", "prepared"])
+async def test_a_limited_claim_whose_lock_times_out_is_retried_then_unavailable(
+    server_schema: str, prepare: bool
+) -> None:
+    # The lock statement fails (lock_timeout while another session holds the queue's
+    # row): a contention failure, retried, then StoreUnavailableError; once the row
+    # is free the same store claims.
+    prefix = f"limlock{int(prepare)}_"
+    store = PostgresStore.from_url(
+        f"{URL}?pool_size=1&options=-c%20lock_timeout%3D50",
+        schema=server_schema,
+        table_prefix=prefix,
+        prepare=prepare,
+    )
+    await store.create_schema()
+    try:
+        await store.upsert_queue("q", T0, concurrency=5)
+        await store.create_run("r1", "wf", None, None, T0, queue="q")
+        async with raw_connection() as holder:
+            await holder.execute("BEGIN")
+            await holder.execute(
+                f'SELECT 1 FROM "{server_schema}".{prefix}queues WHERE name = %s FOR UPDATE',
+                ("q",),
+            )
+            with pytest.raises(StoreUnavailableError, match="lock"):
+                await store.claim_runnable("w", 60_000, 1, T0 + 1)
+            await holder.execute("ROLLBACK")
+        got = await store.claim_runnable("w", 60_000, 1, T0 + 1)
+        assert [c.run.run_id for c in got] == ["r1"], got
     finally:
         await store.close()
 

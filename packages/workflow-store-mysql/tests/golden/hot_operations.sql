@@ -108,8 +108,6 @@ FROM (SELECT {schema}.workflow_runs.run_id AS run_id
 FROM {schema}.workflow_runs 
 WHERE {schema}.workflow_runs.ready_at IS NOT NULL AND ({schema}.workflow_runs.status = %(b1_status_1)s OR {schema}.workflow_runs.status = %(b1_status_2)s AND {schema}.workflow_runs.lease_expires_at <= %(p_now)s) AND NOT (EXISTS (SELECT * 
 FROM {schema}.workflow_queues 
-WHERE {schema}.workflow_queues.name = {schema}.workflow_runs.queue AND ({schema}.workflow_queues.concurrency IS NOT NULL OR {schema}.workflow_queues.per_key_concurrency IS NOT NULL OR {schema}.workflow_queues.rate_count IS NOT NULL))) AND NOT (EXISTS (SELECT * 
-FROM {schema}.workflow_queues 
 WHERE {schema}.workflow_queues.concurrency IS NOT NULL OR {schema}.workflow_queues.per_key_concurrency IS NOT NULL OR {schema}.workflow_queues.rate_count IS NOT NULL)) ORDER BY {schema}.workflow_runs.priority DESC, {schema}.workflow_runs.ready_at, {schema}.workflow_runs.run_id 
  LIMIT %(p_limit)s FOR UPDATE SKIP LOCKED) AS candidates INTO @wf_ids;
 UPDATE {schema}.workflow_runs SET updated_at=CASE WHEN ({schema}.workflow_runs.status = %(b2_status_1)s) THEN {schema}.workflow_runs.updated_at ELSE %(p_now)s END, status=%(b2_status)s, lease_owner=%(p_owner)s, lease_token=({schema}.workflow_runs.lease_token + %(b2_lease_token_1)s), lease_expires_at=%(p_expires_at)s WHERE {schema}.workflow_runs.run_id IN (SELECT CAST(picked.id AS BINARY) 

@@ -97,8 +97,6 @@ WITH picked AS MATERIALIZED
 FROM {schema}.workflow_runs 
 WHERE {schema}.workflow_runs.ready_at IS NOT NULL AND ({schema}.workflow_runs.status = %(status_2)s::VARCHAR OR {schema}.workflow_runs.status = %(status_3)s::VARCHAR AND {schema}.workflow_runs.lease_expires_at <= %(p_now)s::BIGINT) AND NOT (EXISTS (SELECT * 
 FROM {schema}.workflow_queues 
-WHERE {schema}.workflow_queues.name = {schema}.workflow_runs.queue AND ({schema}.workflow_queues.concurrency IS NOT NULL OR {schema}.workflow_queues.per_key_concurrency IS NOT NULL OR {schema}.workflow_queues.rate_count IS NOT NULL))) AND NOT (EXISTS (SELECT * 
-FROM {schema}.workflow_queues 
 WHERE {schema}.workflow_queues.concurrency IS NOT NULL OR {schema}.workflow_queues.per_key_concurrency IS NOT NULL OR {schema}.workflow_queues.rate_count IS NOT NULL)) ORDER BY {schema}.workflow_runs.priority DESC, {schema}.workflow_runs.ready_at, {schema}.workflow_runs.run_id 
  LIMIT %(p_limit)s::INTEGER FOR UPDATE SKIP LOCKED)
  UPDATE {schema}.workflow_runs SET updated_at=CASE WHEN ({schema}.workflow_runs.status = %(status_1)s::VARCHAR) THEN {schema}.workflow_runs.updated_at ELSE %(p_now)s::BIGINT END, status=%(status)s::VARCHAR, lease_owner=%(p_owner)s::VARCHAR, lease_token=({schema}.workflow_runs.lease_token + %(lease_token_1)s::BIGINT), lease_expires_at=%(p_expires_at)s::BIGINT FROM picked WHERE {schema}.workflow_runs.run_id = picked.run_id AND ({schema}.workflow_runs.status = %(status_4)s::VARCHAR OR {schema}.workflow_runs.status = %(status_5)s::VARCHAR AND {schema}.workflow_runs.lease_expires_at <= %(p_now)s::BIGINT) AND NOT (EXISTS (SELECT * 

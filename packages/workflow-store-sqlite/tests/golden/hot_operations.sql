@@ -68,8 +68,6 @@ WITH picked AS MATERIALIZED
 FROM workflow_runs 
 WHERE workflow_runs.ready_at IS NOT NULL AND (workflow_runs.status = :status_2 OR workflow_runs.status = :status_3 AND workflow_runs.lease_expires_at <= :p_now) AND NOT (EXISTS (SELECT * 
 FROM workflow_queues 
-WHERE workflow_queues.name = workflow_runs.queue AND (workflow_queues.concurrency IS NOT NULL OR workflow_queues.per_key_concurrency IS NOT NULL OR workflow_queues.rate_count IS NOT NULL))) AND NOT (EXISTS (SELECT * 
-FROM workflow_queues 
 WHERE workflow_queues.concurrency IS NOT NULL OR workflow_queues.per_key_concurrency IS NOT NULL OR workflow_queues.rate_count IS NOT NULL)) ORDER BY workflow_runs.priority DESC, workflow_runs.ready_at, workflow_runs.run_id
  LIMIT :p_limit OFFSET :param_1)
  UPDATE workflow_runs SET updated_at=CASE WHEN (workflow_runs.status = :status_1) THEN workflow_runs.updated_at ELSE :p_now END, status=:status, lease_owner=:p_owner, lease_token=(workflow_runs.lease_token + :lease_token_1), lease_expires_at=:p_expires_at FROM picked WHERE workflow_runs.run_id = picked.run_id AND (workflow_runs.status = :status_4 OR workflow_runs.status = :status_5 AND workflow_runs.lease_expires_at <= :p_now) AND NOT (EXISTS (SELECT * 

@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+from psycopg import pq
 from psycopg.rows import TupleRow
 
 from workflow.store.sql.compiled import Rows
@@ -170,6 +171,8 @@ class PsycopgDriver(AsyncDriver[Connection]):
 
     async def execute(self, raw: Connection, query: Query) -> Rows:
         statement = query.statement
+        if statement.parts:
+            return await self._execute_pipeline(raw, query)
         if statement.verb == "BATCH":
             return await self._execute_batch(raw, query)
         async with raw.cursor() as cursor:
@@ -200,6 +203,39 @@ class PsycopgDriver(AsyncDriver[Connection]):
                     found = Rows(names, await cursor.fetchall(), cursor.rowcount)
                 if not cursor.nextset():
                     return found
+
+    async def _execute_pipeline(self, raw: Connection, query: Query) -> Rows:
+        """A :func:`~workflow.store.sql.compiled.pipeline` in psycopg's pipeline mode:
+        every statement is sent before any reply is read, one Sync at the end, so one
+        round trip. Each is an extended-protocol statement of its own (prepared where
+        the connection prepares: ``prepare=True``), so each takes its own snapshot at
+        READ COMMITTED. The pipeline spells its transaction out (``BEGIN`` …
+        ``COMMIT``); if a statement fails, the server skips the rest up to the Sync
+        (the ``COMMIT`` too) and psycopg raises its error when the pipeline ends: the
+        transaction, left failed, is rolled back here (a second round trip, on that
+        path only). The rows are those of the last statement that returns rows."""
+        values = query.values
+        assert isinstance(values, dict)
+        cursors = [raw.cursor() for _ in query.statement.parts]
+        try:
+            async with raw.pipeline():
+                for cursor, part in zip(cursors, query.statement.parts, strict=True):
+                    await cursor.execute(part.sql, part.bind(values))
+            found = Rows((), [], -1)
+            for cursor in cursors:
+                description = cursor.description
+                if description is not None:
+                    names = [d.name for d in description]
+                    found = Rows(names, await cursor.fetchall(), cursor.rowcount)
+            return found
+        except psycopg.Error:
+            if raw.info.transaction_status != pq.TransactionStatus.IDLE and not raw.broken:
+                with contextlib.suppress(psycopg.Error):
+                    await raw.execute("ROLLBACK")
+            raise
+        finally:
+            for cursor in cursors:
+                await cursor.close()
 
     async def close(self) -> None:
         if self.closed:

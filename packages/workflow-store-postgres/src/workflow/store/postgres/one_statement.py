@@ -525,7 +525,17 @@ def limited_claim(
         .returning(*returning)
         .cte("claimed")
     )
-    windows = queue_sql.count_in_windows(t, claimed).cte("windows")
+    # Only the claims of rate-limited queues (``t_rated``) are counted: without a rate
+    # limit the UPDATE has nothing to look up, not even the queue's row by its key.
+    rated = (
+        sa.select(claimed.c.queue)
+        .select_from(
+            claimed.join(decided, decided.c[f"{queue_sql.TAKE}run_id"] == claimed.c.run_id)
+        )
+        .where(decided.c[f"{queue_sql.TAKE}rated"] == 1)
+        .subquery("rated")
+    )
+    windows = queue_sql.count_in_windows(t, rated).cte("windows")
     return (
         sa.select(decided, *(c for c in claimed.c))
         .select_from(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Hashable, Sequence
 from typing import Any, ClassVar
 
 import psycopg
@@ -31,7 +31,7 @@ from workflow.runtime.timeouts import DEFAULT_OPERATION_TIMEOUT_S, check_operati
 from workflow.runtime.wakeups import Watchers
 from workflow.store.sql import DEFAULT_TABLE_PREFIX, ReturningClaims, opened, queue_sql, rows
 from workflow.store.sql.coltypes import ID
-from workflow.store.sql.driver import Body
+from workflow.store.sql.driver import Body, Params, Query
 from workflow.store.sql.store import bound, unprefixed
 from workflow.store.sql.urls import check_keywords, keyword_options, parse_store_url
 
@@ -120,6 +120,7 @@ class PostgresStore(ReturningClaims):
         self._notice = listener.notice(self.wake_channel) if self.notify else None
         self._listener_conninfo = listener.listener_conninfo(conninfo)
         self._watchers = Watchers("PostgresStore")
+        self._prepares = prepare
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStore:
@@ -258,18 +259,37 @@ class PostgresStore(ReturningClaims):
         # Evaluated once: a re-run LIMIT … SKIP LOCKED could pick other rows.
         return candidates.cte("picked").prefix_with("MATERIALIZED")
 
+    def _batch(
+        self,
+        key: Hashable,
+        build: Callable[[], Sequence[sa.ClauseElement | str]],
+        values: Params,
+    ) -> Query:
+        # Where the connections prepare statements: a pipeline, one round trip all the
+        # same, each statement over the extended protocol and prepared, so the big
+        # deciding statement is not parsed and planned at every claim (a text of
+        # several statements goes over the simple protocol, which prepares nothing).
+        # Where they do not (the default, for PgBouncer before 1.21), the text: there,
+        # a pipeline of unnamed statements measured slower than it, in latency and in
+        # client and server CPU (docs/sql-stores.md, Queues).
+        if self._prepares:
+            return Query(self.compiler.get_pipeline(key, build), values)
+        return Query(self.compiler.get_batch(key, build), values)
+
     async def _limited_round(
         self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
     ) -> tuple[list[Claimed], Sequence[rows.Row]]:
-        """Two statements sent as one text (:meth:`.driver.PsycopgDriver.execute`):
-        lock the limited queues' rows, then :func:`.one_statement.limited_claim`. They
-        must be two: a statement's snapshot is taken when it starts, so a count in the
+        """One round trip (:meth:`.driver.PsycopgDriver.execute`): lock the limited
+        queues' rows, then :func:`.one_statement.limited_claim`; with ``prepare=True``
+        a pipeline of prepared statements, ``BEGIN``, those two, ``COMMIT``, else the
+        two as one text (:meth:`_batch`). The lock and the claim must be two
+        statements: a statement's snapshot is taken when it starts, so a count in the
         statement that waited for the locks would miss what their previous holder
         committed meanwhile; the second statement starts after the locks are held."""
         n_queues, history = len(a.queues or ()), a.with_history
 
         def build() -> list[sa.ClauseElement | str]:
-            return [
+            statements: list[sa.ClauseElement | str] = [
                 queue_sql.lock_limited_names(self.tables),
                 one.limited_claim(
                     self.tables,
@@ -278,6 +298,10 @@ class PostgresStore(ReturningClaims):
                     self._claim_returning(history),
                 ),
             ]
+            if not self._prepares:
+                # One text over the simple protocol: an implicit transaction already.
+                return statements
+            return [self._dialect.begin.sql, *statements, "COMMIT"]
 
         return await self._limited_batch(a, after, run_id, build)
 

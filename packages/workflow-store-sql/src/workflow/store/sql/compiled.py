@@ -39,6 +39,8 @@ class Statement:
     """Values SQLAlchemy bound itself (literals in the statement), by parameter name."""
     processors: tuple[tuple[str, Processor], ...] = ()
     """Conversions of parameter values the column types ask for (MySQL: ids to bytes)."""
+    parts: tuple[Statement, ...] = ()
+    """A :func:`pipeline`'s statements, each sent with its own text and values."""
 
     def bind(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The parameters of one execution: the defaults, then ``values``."""
@@ -118,6 +120,17 @@ def batch(statements: Sequence[Statement], verb: str = "BATCH") -> Statement:
     return Statement(";\n".join(texts), verb, defaults, tuple(processors.items()))
 
 
+def pipeline(statements: Sequence[Statement]) -> Statement:
+    """Several statements sent one after the other without waiting for their replies,
+    the replies read at the end: one round trip (PostgreSQL's pipeline mode). Unlike a
+    :func:`batch`, each statement keeps its own text, literals and placeholders, so the
+    driver can prepare each (server-side plan reuse). ``sql`` is their texts joined,
+    for the record only (golden files, statement counting: one ``PIPELINE``)."""
+    return Statement(
+        ";\n".join(s.sql.strip() for s in statements), "PIPELINE", {}, (), tuple(statements)
+    )
+
+
 class Compiler:
     """A store's compiled statements, by key (an operation and the shape of its
     arguments: which optional parts it has, never values)."""
@@ -142,13 +155,28 @@ class Compiler:
     ) -> Statement:
         """The :func:`batch` of ``key``'s statements (text items: ``BEGIN``, ``SET
         @v = ROW_COUNT()``…), built and compiled on first use."""
+        return self._combined(key, build, batch)
+
+    def get_pipeline(
+        self, key: Hashable, build: Callable[[], Sequence[sa.ClauseElement | str]]
+    ) -> Statement:
+        """The :func:`pipeline` of ``key``'s statements (text items: ``BEGIN``,
+        ``COMMIT``), built and compiled on first use."""
+        return self._combined(key, build, pipeline)
+
+    def _combined(
+        self,
+        key: Hashable,
+        build: Callable[[], Sequence[sa.ClauseElement | str]],
+        combine: Callable[[Sequence[Statement]], Statement],
+    ) -> Statement:
         found = self._statements.get(key)
         if found is None:
             parts = [
                 text_statement(part) if isinstance(part, str) else self.compile(part)
                 for part in build()
             ]
-            found = self._statements[key] = batch(parts)
+            found = self._statements[key] = combine(parts)
         return found
 
     def compile(self, statement: sa.ClauseElement) -> Statement:

@@ -379,10 +379,15 @@ class SQLStore:
         exactly for queued and running runs, so an index range scan that skips (SKIP
         LOCKED) rows another claimer is taking."""
         runs = self.tables.runs
-        stmt = sa.select(runs.c.run_id).where(runs.c.ready_at.is_not(None), self._claimable())
+        stmt = sa.select(runs.c.run_id).where(
+            runs.c.ready_at.is_not(None), self._claimable_any_queue()
+        )
         if self.queue_limits:
             # While any queue has limits, claims of many go through _claim_limited
-            # (one probe per statement), so that they keep one claim order.
+            # (one probe per statement), so that they keep one claim order. While none
+            # has, every run's queue is unlimited: no need to look up each run's queue
+            # (``_claimable`` would, once per run read before the sort, not per run
+            # claimed; the UPDATE that claims still checks each run it claims).
             stmt = stmt.where(queue_sql.no_limited_queue(self.tables))
         return (
             stmt.order_by(*queue_sql.claim_order(self.tables))
