@@ -256,6 +256,49 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
         await store.close()
 
 
+async def test_a_cascade_locks_only_the_children_not_every_run_it_could_read(
+    server_schema: str,
+) -> None:
+    # InnoDB's locking read waits for every row it reads that another transaction
+    # holds, matching or not: a cascade that read runs in primary-key order (what the
+    # optimizer picks on a small table) waited for the row lock of an unrelated run,
+    # and deadlocked with settles under load. It reads the parent's children by index.
+    store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="cascade_")
+    await store.create_schema()
+    holder = pymysql.connect(**connect_arguments(sa.make_url(URL)))
+
+    def run(sql: str) -> None:
+        with holder.cursor() as cursor:
+            cursor.execute(sql)
+
+    try:
+        for i in range(20):
+            await store.create_run(f"a{i:02d}", "wf", None, None, 0)
+        await store.create_run("p", "wf", None, None, 0)
+        # A quarter of the table: MariaDB 10.11 reads it in primary-key order then.
+        for i in range(10):
+            await store.create_run(f"p@c{i}", "wf", None, None, 0, parent_run_id="p")
+        await asyncio.to_thread(run, "BEGIN")
+        # An unrelated run, held by another transaction (a settle, a claim) meanwhile.
+        await asyncio.to_thread(
+            run,
+            f"SELECT 1 FROM `{server_schema}`.cascade_runs WHERE run_id = 'a10' FOR UPDATE",
+        )
+        # A failure guard, not a timing: the cascade must not wait for a10 at all
+        # (InnoDB's lock wait is 50 s).
+        result = await asyncio.wait_for(store.cancel_run("p", "stop", 1), 20)
+        assert isinstance(result, Cancelled), result
+        for i in range(10):
+            child = await store.load_run(f"p@c{i}")
+            assert child is not None
+            assert child.status.value == "cancelled", child
+    finally:
+        with contextlib.suppress(pymysql.Error):
+            holder.rollback()
+        holder.close()
+        await store.close()
+
+
 async def test_a_limited_claim_of_many_lists_no_ids_past_its_slots(server_schema: str) -> None:
     # The batch lists the ids taken one by one up to MAX_SLOTS (limit + 1 rounded up
     # to a power of two); a larger limit reads them from the JSON with a subquery.
