@@ -11,7 +11,8 @@ batch, so nothing carries over from an earlier operation on the connection):
 - ``@wf_ok``: the guarded write matched (``ROW_COUNT()`` right after it); the writes
   that depend on it carry ``WHERE @wf_ok = 1``;
 - ``@wf_ids``: the ids a ``SELECT … FOR UPDATE SKIP LOCKED`` picked and locked, as a
-  JSON array that ``JSON_TABLE`` turns back into rows for the ``UPDATE`` and the read.
+  JSON array that ``JSON_TABLE`` turns back into rows, joined to ``runs`` by primary
+  key in the ``UPDATE`` and the read.
 
 The locking model is the portable one (:mod:`workflow.store.sql.store`): the run's row
 is locked first, everything else is read after. The driver returns the rows of the
@@ -58,9 +59,6 @@ from workflow.store.sql.tables import StoreTables
 Parts = list[sa.ClauseElement | str]
 
 OK = sa.text("@wf_ok = 1")
-_PICKED = (
-    "JSON_TABLE(@wf_ids, '$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$')) AS picked"
-)
 _TERMINAL = [s.value for s in RunStatus if s.terminal]
 
 
@@ -144,9 +142,30 @@ def _utf8(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return sa.cast(column, mysql.CHAR(charset="utf8mb4"))
 
 
-def _picked_ids() -> sa.Select[Any]:
-    """The ids in ``@wf_ids``, as the binary identifiers the tables hold."""
-    return sa.select(sa.literal_column("CAST(picked.id AS BINARY)")).select_from(sa.text(_PICKED))
+def _picked() -> sa.TableValuedAlias:
+    """The ids in ``@wf_ids`` as a table (``picked``, one ``id`` column, utf8mb4 text)."""
+    return (
+        sa.func.JSON_TABLE(
+            sa.literal_column("@wf_ids"),
+            sa.literal_column("'$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$')"),
+        )
+        .table_valued(sa.column("id", sa.String()))
+        .alias("picked")
+    )
+
+
+def _is_picked(
+    run_id: sa.ColumnElement[Any], picked: sa.TableValuedAlias
+) -> sa.ColumnElement[bool]:
+    """The join of a table to :func:`_picked`, by the binary identifiers the tables hold.
+
+    A join, not ``run_id IN (SELECT … FROM JSON_TABLE(…))``: MariaDB 10.11 runs an
+    ``UPDATE`` with that subquery as a scan of the whole table with the subquery per
+    row (EXPLAIN: 'index' over every run, DEPENDENT SUBQUERY), finished runs
+    included. Joined (a multi-table ``UPDATE … , JSON_TABLE(…) AS picked … WHERE``),
+    it reads the few picked ids and probes the primary key for each (eq_ref), with
+    no bound on their number (the limited claim's slots, :func:`_taken`, have one)."""
+    return run_id == sa.cast(picked.c.id, sa.LargeBinary())
 
 
 def _pick_into_ids(candidates: sa.Select[Any]) -> sa.Select[Any]:
@@ -195,12 +214,18 @@ class OneTripBatches(SQLStore):
         runs = self.tables.runs
 
         def build() -> Parts:
-            picked = runs.c.run_id.in_(_picked_ids())
+            picked = _picked()
+            is_picked = _is_picked(runs.c.run_id, picked)
             return [
                 "BEGIN",
                 _pick_into_ids(self._claim_candidates()),
-                sa.update(runs).where(picked).ordered_values(*self._claim_values()),
-                sa.select(*self._claim_returning(a.with_history)).where(picked),
+                # A multi-table UPDATE does not promise to assign left to right, as
+                # _claim_values asks; none of its values reads a column assigned
+                # before it (updated_at reads the old status), so either order agrees.
+                sa.update(runs).where(is_picked).ordered_values(*self._claim_values()),
+                sa.select(*self._claim_returning(a.with_history)).select_from(
+                    picked.join(runs, is_picked)
+                ),
                 "COMMIT",
             ]
 
@@ -492,7 +517,8 @@ class OneTripBatches(SQLStore):
         runs, inbox = t.runs, t.inbox
 
         def build() -> Parts:
-            picked = runs.c.run_id.in_(_picked_ids())
+            picked = _picked()
+            is_picked = _is_picked(runs.c.run_id, picked)
             due = (
                 sa.select(runs.c.run_id)
                 .where(runs.c.wake_at.is_not(None), runs.c.wake_at <= bound("now", MS_TYPE))
@@ -515,7 +541,7 @@ class OneTripBatches(SQLStore):
                 sa.null(),
                 bound("now", MS_TYPE),
                 sa.false(),
-            ).where(picked)
+            ).select_from(picked.join(runs, is_picked))
             # Each firing is a fresh entry, replacing an earlier firing of the same step.
             upsert = mysql.insert(inbox).from_select(columns, fired)
             upsert = upsert.on_duplicate_key_update(
@@ -527,7 +553,7 @@ class OneTripBatches(SQLStore):
             entries = (
                 sa.select(inbox.c.run_id, *self._inbox_cols)
                 .select_from(
-                    runs.join(
+                    picked.join(runs, is_picked).join(
                         inbox,
                         sa.and_(
                             inbox.c.run_id == runs.c.run_id,
@@ -536,7 +562,6 @@ class OneTripBatches(SQLStore):
                         ),
                     )
                 )
-                .where(picked)
                 .order_by(runs.c.wake_at, runs.c.run_id)
             )
             return [
@@ -544,7 +569,7 @@ class OneTripBatches(SQLStore):
                 _pick_into_ids(due),
                 upsert,
                 entries,  # before the runs are queued: the join needs their wait
-                sa.update(runs).where(picked).values(self._queued()),
+                sa.update(runs).where(is_picked).values(self._queued()),
                 "COMMIT",
             ]
 
