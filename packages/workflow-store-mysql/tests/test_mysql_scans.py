@@ -1,5 +1,6 @@
-"""The batches that lock runs into ``@wf_ids`` find them by primary key: the claim
-of many and the timers' firing read a handful of rows, not every run in the table.
+"""The batches find the runs they picked (``@wf_ids``) or took (``@wf_taken``) by
+primary key: the claim of many, limited or not, and the timers' firing read a handful
+of rows, not every run in the table.
 
 Counted by the server, on the store's own session: ``Handler_read_rnd_next`` is the
 rows a scan read (a full scan of ``runs`` adds one per run, finished runs included).
@@ -109,4 +110,19 @@ async def test_the_timers_firing_reads_the_due_runs_by_primary_key(
     assert [(e.step_id, e.payload) for e in fired] == [("s1", {"wake_at": 5})]
     statuses = [await store.load_run(run_id) for run_id in ("sleeper", "later")]
     assert [r and r.status for r in statuses] == [RunStatus.QUEUED, RunStatus.PAUSED]
+    assert scanned < READ_AT_MOST, scanned
+
+
+@pytest.mark.parametrize("limit", [3, 40], ids=["slots", "past-the-slots"])
+async def test_a_limited_claim_reads_the_runs_taken_by_primary_key(
+    store: MySQLStore, limit: int
+) -> None:
+    # Up to MAX_SLOTS the batch lists the ids taken; past them it joins @wf_taken.
+    await store.upsert_queue("q", 0, concurrency=100)
+    for run_id in ("q1", "q2"):
+        await store.create_run(run_id, "wf", None, None, 0, queue="q")
+    before = await _scanned(store)
+    got = await store.claim_runnable("w", 60_000, limit, 1, queues=["q"])
+    scanned = await _scanned(store) - before
+    assert [c.run.run_id for c in got] == ["q1", "q2"]
     assert scanned < READ_AT_MOST, scanned

@@ -107,24 +107,17 @@ def _taken(run_id: sa.ColumnElement[Any], slots: int) -> sa.ColumnElement[bool]:
     ``@wf_taken``, each read from the JSON once per statement: a range of the primary
     key. ``IN (SELECT … FROM JSON_TABLE(…))`` is not one: MariaDB runs that subquery
     for every row of a scan of the whole table an ``UPDATE`` writes. Without slots
-    (a limit past :data:`MAX_SLOTS`, whose list would make the text long), that
-    subquery all the same."""
+    (a limit past :data:`MAX_SLOTS`, whose list would make the text long), the join
+    to ``@wf_taken`` as a table (:func:`_is_picked`: a statement with this condition
+    reads from both, the ``UPDATE`` becomes a multi-table one); its ``''`` (a run not
+    taken) joins no run."""
     if not slots:
-        return run_id.in_(_taken_ids())
+        return _is_picked(run_id, _json_ids("@wf_taken", "taken"))
     return run_id.in_(
         [
             sa.literal_column(f"CAST(JSON_UNQUOTE(JSON_EXTRACT(@wf_taken, '$[{i}]')) AS BINARY)")
             for i in range(slots)
         ]
-    )
-
-
-def _taken_ids() -> sa.Select[Any]:
-    """The ids in ``@wf_takes`` that are taken, as the binary identifiers of the tables."""
-    return (
-        sa.select(sa.literal_column(f"CAST(jt.{_T}run_id AS BINARY)"))
-        .select_from(sa.text(_TAKES))
-        .where(sa.literal_column(f"jt.{_T}take") == 1)
     )
 
 
@@ -142,16 +135,22 @@ def _utf8(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return sa.cast(column, mysql.CHAR(charset="utf8mb4"))
 
 
-def _picked() -> sa.TableValuedAlias:
-    """The ids in ``@wf_ids`` as a table (``picked``, one ``id`` column, utf8mb4 text)."""
+def _json_ids(variable: str, name: str) -> sa.TableValuedAlias:
+    """The ids in the JSON array of session ``variable`` as a table ``name`` (one
+    ``id`` column, utf8mb4 text)."""
     return (
         sa.func.JSON_TABLE(
-            sa.literal_column("@wf_ids"),
+            sa.literal_column(variable),
             sa.literal_column("'$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$')"),
         )
         .table_valued(sa.column("id", sa.String()))
-        .alias("picked")
+        .alias(name)
     )
+
+
+def _picked() -> sa.TableValuedAlias:
+    """The ids in ``@wf_ids`` as a table (``picked``)."""
+    return _json_ids("@wf_ids", "picked")
 
 
 def _is_picked(
