@@ -218,9 +218,12 @@ class OneTripBatches(SQLStore):
             return [
                 "BEGIN",
                 _pick_into_ids(self._claim_candidates()),
-                # A multi-table UPDATE does not promise to assign left to right, as
-                # _claim_values asks; none of its values reads a column assigned
-                # before it (updated_at reads the old status), so either order agrees.
+                # The manuals promise no order of assignment in a multi-table UPDATE;
+                # the servers assign left to right (the table written as the join
+                # reads it) or compute every value from the row as read (written
+                # after the join): updated_at, first, reads the old status in both,
+                # as _claim_values needs (contract: claims.py, updated_at of a
+                # queued run claimed and of a stale takeover).
                 sa.update(runs).where(is_picked).ordered_values(*self._claim_values()),
                 sa.select(*self._claim_returning(a.with_history)).select_from(
                     picked.join(runs, is_picked)
