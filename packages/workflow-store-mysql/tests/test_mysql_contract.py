@@ -301,7 +301,7 @@ async def test_a_cascade_locks_only_the_children_not_every_run_it_could_read(
 
 async def test_a_limited_claim_of_many_lists_no_ids_past_its_slots(server_schema: str) -> None:
     # The batch lists the ids taken one by one up to MAX_SLOTS (limit + 1 rounded up
-    # to a power of two); a larger limit reads them from the JSON with a subquery.
+    # to a power of two); a larger limit joins the JSON to the runs as a table.
     store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="limmany_")
     await store.create_schema()
     try:

@@ -11,7 +11,8 @@ batch, so nothing carries over from an earlier operation on the connection):
 - ``@wf_ok``: the guarded write matched (``ROW_COUNT()`` right after it); the writes
   that depend on it carry ``WHERE @wf_ok = 1``;
 - ``@wf_ids``: the ids a ``SELECT … FOR UPDATE SKIP LOCKED`` picked and locked, as a
-  JSON array that ``JSON_TABLE`` turns back into rows for the ``UPDATE`` and the read.
+  JSON array that ``JSON_TABLE`` turns back into rows, joined to ``runs`` by primary
+  key in the ``UPDATE`` and the read.
 
 The locking model is the portable one (:mod:`workflow.store.sql.store`): the run's row
 is locked first, everything else is read after. The driver returns the rows of the
@@ -58,9 +59,6 @@ from workflow.store.sql.tables import StoreTables
 Parts = list[sa.ClauseElement | str]
 
 OK = sa.text("@wf_ok = 1")
-_PICKED = (
-    "JSON_TABLE(@wf_ids, '$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$')) AS picked"
-)
 _TERMINAL = [s.value for s in RunStatus if s.terminal]
 
 
@@ -109,24 +107,17 @@ def _taken(run_id: sa.ColumnElement[Any], slots: int) -> sa.ColumnElement[bool]:
     ``@wf_taken``, each read from the JSON once per statement: a range of the primary
     key. ``IN (SELECT … FROM JSON_TABLE(…))`` is not one: MariaDB runs that subquery
     for every row of a scan of the whole table an ``UPDATE`` writes. Without slots
-    (a limit past :data:`MAX_SLOTS`, whose list would make the text long), that
-    subquery all the same."""
+    (a limit past :data:`MAX_SLOTS`, whose list would make the text long), the join
+    to ``@wf_taken`` as a table (:func:`_is_picked`: a statement with this condition
+    reads from both, the ``UPDATE`` becomes a multi-table one); its ``''`` (a run not
+    taken) joins no run."""
     if not slots:
-        return run_id.in_(_taken_ids())
+        return _is_picked(run_id, _json_ids("@wf_taken", "taken"))
     return run_id.in_(
         [
             sa.literal_column(f"CAST(JSON_UNQUOTE(JSON_EXTRACT(@wf_taken, '$[{i}]')) AS BINARY)")
             for i in range(slots)
         ]
-    )
-
-
-def _taken_ids() -> sa.Select[Any]:
-    """The ids in ``@wf_takes`` that are taken, as the binary identifiers of the tables."""
-    return (
-        sa.select(sa.literal_column(f"CAST(jt.{_T}run_id AS BINARY)"))
-        .select_from(sa.text(_TAKES))
-        .where(sa.literal_column(f"jt.{_T}take") == 1)
     )
 
 
@@ -144,9 +135,36 @@ def _utf8(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return sa.cast(column, mysql.CHAR(charset="utf8mb4"))
 
 
-def _picked_ids() -> sa.Select[Any]:
-    """The ids in ``@wf_ids``, as the binary identifiers the tables hold."""
-    return sa.select(sa.literal_column("CAST(picked.id AS BINARY)")).select_from(sa.text(_PICKED))
+def _json_ids(variable: str, name: str) -> sa.TableValuedAlias:
+    """The ids in the JSON array of session ``variable`` as a table ``name`` (one
+    ``id`` column, utf8mb4 text)."""
+    return (
+        sa.func.JSON_TABLE(
+            sa.literal_column(variable),
+            sa.literal_column("'$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$')"),
+        )
+        .table_valued(sa.column("id", sa.String()))
+        .alias(name)
+    )
+
+
+def _picked() -> sa.TableValuedAlias:
+    """The ids in ``@wf_ids`` as a table (``picked``)."""
+    return _json_ids("@wf_ids", "picked")
+
+
+def _is_picked(
+    run_id: sa.ColumnElement[Any], picked: sa.TableValuedAlias
+) -> sa.ColumnElement[bool]:
+    """The join of a table to :func:`_picked`, by the binary identifiers the tables hold.
+
+    A join, not ``run_id IN (SELECT … FROM JSON_TABLE(…))``: MariaDB 10.11 runs an
+    ``UPDATE`` with that subquery as a scan of the whole table with the subquery per
+    row (EXPLAIN: 'index' over every run, DEPENDENT SUBQUERY), finished runs
+    included. Joined (a multi-table ``UPDATE … , JSON_TABLE(…) AS picked … WHERE``),
+    it reads the few picked ids and probes the primary key for each (eq_ref), with
+    no bound on their number (the limited claim's slots, :func:`_taken`, have one)."""
+    return run_id == sa.cast(picked.c.id, sa.LargeBinary())
 
 
 def _pick_into_ids(candidates: sa.Select[Any]) -> sa.Select[Any]:
@@ -195,12 +213,21 @@ class OneTripBatches(SQLStore):
         runs = self.tables.runs
 
         def build() -> Parts:
-            picked = runs.c.run_id.in_(_picked_ids())
+            picked = _picked()
+            is_picked = _is_picked(runs.c.run_id, picked)
             return [
                 "BEGIN",
                 _pick_into_ids(self._claim_candidates()),
-                sa.update(runs).where(picked).ordered_values(*self._claim_values()),
-                sa.select(*self._claim_returning(a.with_history)).where(picked),
+                # The manuals promise no order of assignment in a multi-table UPDATE;
+                # the servers assign left to right (the table written as the join
+                # reads it) or compute every value from the row as read (written
+                # after the join): updated_at, first, reads the old status in both,
+                # as _claim_values needs (contract: claims.py, updated_at of a
+                # queued run claimed and of a stale takeover).
+                sa.update(runs).where(is_picked).ordered_values(*self._claim_values()),
+                sa.select(*self._claim_returning(a.with_history)).select_from(
+                    picked.join(runs, is_picked)
+                ),
                 "COMMIT",
             ]
 
@@ -492,7 +519,8 @@ class OneTripBatches(SQLStore):
         runs, inbox = t.runs, t.inbox
 
         def build() -> Parts:
-            picked = runs.c.run_id.in_(_picked_ids())
+            picked = _picked()
+            is_picked = _is_picked(runs.c.run_id, picked)
             due = (
                 sa.select(runs.c.run_id)
                 .where(runs.c.wake_at.is_not(None), runs.c.wake_at <= bound("now", MS_TYPE))
@@ -515,7 +543,7 @@ class OneTripBatches(SQLStore):
                 sa.null(),
                 bound("now", MS_TYPE),
                 sa.false(),
-            ).where(picked)
+            ).select_from(picked.join(runs, is_picked))
             # Each firing is a fresh entry, replacing an earlier firing of the same step.
             upsert = mysql.insert(inbox).from_select(columns, fired)
             upsert = upsert.on_duplicate_key_update(
@@ -527,7 +555,7 @@ class OneTripBatches(SQLStore):
             entries = (
                 sa.select(inbox.c.run_id, *self._inbox_cols)
                 .select_from(
-                    runs.join(
+                    picked.join(runs, is_picked).join(
                         inbox,
                         sa.and_(
                             inbox.c.run_id == runs.c.run_id,
@@ -536,7 +564,6 @@ class OneTripBatches(SQLStore):
                         ),
                     )
                 )
-                .where(picked)
                 .order_by(runs.c.wake_at, runs.c.run_id)
             )
             return [
@@ -544,7 +571,7 @@ class OneTripBatches(SQLStore):
                 _pick_into_ids(due),
                 upsert,
                 entries,  # before the runs are queued: the join needs their wait
-                sa.update(runs).where(picked).values(self._queued()),
+                sa.update(runs).where(is_picked).values(self._queued()),
                 "COMMIT",
             ]
 
