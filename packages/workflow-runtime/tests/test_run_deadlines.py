@@ -54,6 +54,16 @@ async def test_a_started_run_times_out_at_its_deadline() -> None:
         await runtime.result("r")
 
 
+async def test_a_deadline_is_exactly_the_timeout_after_the_run_was_created() -> None:
+    # A clock that moves on every reading (a real one crossing a millisecond): the
+    # deadline and the creation time come from one reading.
+    store = InMemoryStore()
+    ticks = iter(range(T0, T0 + 1_000))
+    runtime = Runtime(workflows=[waits]).bind(store, clock=lambda: next(ticks))
+    run = await runtime.start(waits, None, run_id="r", timeout=7200)
+    assert run.deadline_at == run.created_at + 7_200_000
+
+
 @workflow("slow")
 async def slow(ctx: Context, _: None) -> str:
     return await ctx.step("work", _work)

@@ -370,9 +370,11 @@ class Runtime:
             workflow_id = workflow_id.workflow_id
         wf = self.workflows.latest(workflow_id)
         run_id = run_id if run_id is not None else uuid.uuid4().hex
+        # One reading of the clock: the deadline is exactly ``timeout`` after creation.
+        now = self.clock()
         deadline: dict[str, Any] = {}
         if timeout is not None:
-            deadline["deadline_at"] = self.clock() + _timeout_ms(timeout)
+            deadline["deadline_at"] = now + _timeout_ms(timeout)
         with telemetry.start_span(wf.workflow_id, run_id) as trace_context:
             placement = {
                 "queue": queue,
@@ -380,7 +382,7 @@ class Runtime:
                 "partition_key": partition_key,
                 **deadline,
             }
-            result = await self._create(wf, run_id, input, trace_context, placement)
+            result = await self._create(wf, run_id, input, trace_context, placement, now)
         if isinstance(result, Conflict):
             raise RunConflictError(result.run, workflow_id)
         if isinstance(result, Created):
@@ -396,16 +398,18 @@ class Runtime:
         input: JSON,
         trace_context: dict[str, str] | None,
         placement: dict[str, Any],
+        now: int | None = None,
     ) -> CreateResult:
         """``placement``: the run's queue, priority and partition key, and
         ``deadline_at`` when it has a deadline (stores without deadlines never see that
-        keyword)."""
+        keyword); ``now``: its creation time (default: the clock's)."""
+        now = self.clock() if now is None else now
         if trace_context is not None:
-            return await self._create_traced(wf, run_id, input, trace_context, placement)
+            return await self._create_traced(wf, run_id, input, trace_context, placement, now)
         worker = self._free_worker(wf, placement["queue"])
         if worker is None:
             result = await self.store.create_run(
-                run_id, wf.workflow_id, wf.version, input, self.clock(), **placement
+                run_id, wf.workflow_id, wf.version, input, now, **placement
             )
         else:
             # A worker of this process has a slot: the run is created claimed for its
@@ -417,7 +421,7 @@ class Runtime:
                     wf.workflow_id,
                     wf.version,
                     input,
-                    self.clock(),
+                    now,
                     owner=owner,
                     lease_ms=lease_ms,
                     **placement,
@@ -467,6 +471,7 @@ class Runtime:
         input: JSON,
         trace_context: dict[str, str],
         placement: dict[str, Any],
+        now: int,
     ) -> CreateResult:
         """Create the run with ``trace_context`` as its first event, so that the worker
         that drives it, in any process, continues the caller's trace. The contract has
@@ -479,7 +484,7 @@ class Runtime:
             {"owner": self.owner, "lease_ms": self.lease_ms} if claim_on_create else {}
         )
         result = await self.store.create_run(
-            run_id, wf.workflow_id, wf.version, input, self.clock(), **lease_args, **placement
+            run_id, wf.workflow_id, wf.version, input, now, **lease_args, **placement
         )
         if not isinstance(result, Created):
             return result
