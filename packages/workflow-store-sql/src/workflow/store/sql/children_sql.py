@@ -88,7 +88,6 @@ def live_cancel_children(t: StoreTables, n: int) -> sa.Select[Any]:
     parents are held already), in id order: an index range of ``ix_runs_parent``
     per parent."""
     runs = t.runs
-    (by_parent,) = (ix for ix in runs.indexes if ix.name and ix.name.endswith("runs_parent"))
     return (
         sa.select(runs.c.run_id, runs.c.parent_run_id)
         .where(
@@ -102,8 +101,9 @@ def live_cancel_children(t: StoreTables, n: int) -> sa.Select[Any]:
         # transaction holds, matching or not: on a small table MariaDB reads this
         # one in primary-key order (no sort for the ORDER BY), so a cascade waited for
         # the row locks of unrelated runs and deadlocked with their settles. The
-        # index reads only the parents' children. (The name is a validated prefix's.)
-        .with_hint(runs, f"FORCE INDEX ({by_parent.name})", dialect_name="mysql")
+        # index reads only the parents' children (named as tables.py names it; the
+        # prefix is validated).
+        .with_hint(runs, f"FORCE INDEX (ix_{t.prefix}runs_parent)", dialect_name="mysql")
     )
 
 
