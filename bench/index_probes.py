@@ -17,6 +17,13 @@ EXPLAIN): what the queue-limit bench reports per claim (``bench.queue_limits``).
   (steps along an index) and ``Handler_read_rnd_next`` (rows of a table scan). The
   snapshot's own statement is counted once per snapshot and taken off (calibrated on
   two snapshots back to back).
+- SQLite: no index counters, but where the library was built with
+  ``SQLITE_ENABLE_STMTVTAB`` (Debian's is), the ``sqlite_stmt`` table gives the counters
+  of every statement a connection holds prepared: ``nstep`` (virtual machine steps: the
+  work), ``nscan`` (steps of full table scans), ``nsort`` (sorts) and ``naidx`` (rows
+  put in automatic indexes). The store's connection is the one a sequential caller
+  gets back (a marker in its ``temp`` schema checks that); Python's statement cache
+  keeps the store's statements prepared between snapshots, so their counters add up.
 """
 
 from __future__ import annotations
@@ -168,3 +175,59 @@ class MySQLProbes(Probes):
         # snapshots is the work between them.
         found = await self._read()
         return {k: v - self._reads * self._own.get(k, 0) for k, v in found.items()}
+
+
+SQLITE_COUNTERS = ("nstep", "nscan", "nsort", "naidx")
+SQLITE_MARK = "wf_bench_probes"
+
+
+class SQLiteProbes(Probes):
+    source = (
+        "sqlite_stmt of the store's connection (nstep: VM steps, nscan: full-scan "
+        "steps, nsort: sorts, naidx: automatic-index rows)"
+    )
+
+    def __init__(self, store: SQLStore) -> None:
+        self._store = store
+        self._marked = False
+
+    @staticmethod
+    async def available(store: SQLStore) -> bool:
+        """Whether this SQLite library has the ``sqlite_stmt`` table."""
+
+        def ask() -> Body[Rows]:
+            return (yield Query(text_statement("PRAGMA compile_options"), {}))
+
+        return any(r[0] == "ENABLE_STMTVTAB" for r in (await store.driver.run(ask())).rows)
+
+    async def snapshot(self) -> Counters:
+        marked = self._marked
+        fields = ", ".join(f"sum({c})" for c in SQLITE_COUNTERS)  # constants only
+
+        def read() -> Body[Counters]:
+            found = yield Query(
+                text_statement(
+                    f"SELECT count(*) FROM temp.sqlite_master WHERE name = '{SQLITE_MARK}'"
+                ),
+                {},
+            )
+            if int(found.scalar()) == 0:
+                if marked:
+                    raise RuntimeError(
+                        "the store's pool handed out another connection: its counters "
+                        "would not add up"
+                    )
+                yield Query(text_statement(f"CREATE TEMP TABLE {SQLITE_MARK} (x)"), {})
+            counted = yield Query(
+                text_statement(
+                    f"SELECT {fields} FROM sqlite_stmt WHERE sql NOT LIKE '%sqlite_stmt%' "
+                    f"AND sql NOT LIKE '%{SQLITE_MARK}%'"
+                ),
+                {},
+            )
+            row = counted.rows[0]
+            return {c: int(v or 0) for c, v in zip(SQLITE_COUNTERS, row, strict=True)}
+
+        counters = await self._store.driver.run(read())
+        self._marked = True
+        return counters

@@ -22,7 +22,8 @@ Besides latency and client CPU: the server CPU of the store's connections per cl
 (where the server runs on this machine), and on PostgreSQL and MySQL/MariaDB the
 server's own counters of index use per claim, off, on and the difference
 (:mod:`bench.index_probes`: PostgreSQL's ``idx_scan`` per index and ``seq_scan`` per
-table; MySQL's ``Handler_read_*`` of the store's connection). They are read around
+table; MySQL's ``Handler_read_*`` of the store's connection; SQLite's ``sqlite_stmt``
+counters: no index probes there, but VM steps, full-scan steps and sorts). They are read around
 the timed loop, never inside it; ``--no-probes`` skips them (each PostgreSQL snapshot
 waits about 1.5 s for the statistics to settle).
 """
@@ -41,7 +42,7 @@ from workflow.runtime import QueueStore
 from workflow.store.sql import SQLStore
 
 from .cpu import between
-from .index_probes import MySQLProbes, PostgresProbes, Probes, delta
+from .index_probes import MySQLProbes, PostgresProbes, Probes, SQLiteProbes, delta
 from .stats import Spread, ratios
 from .targets import TARGETS, ServerMissing, Target
 
@@ -91,13 +92,16 @@ async def claims(target: Target, n: int, limited: bool, probes: Probes | None) -
 
 @contextlib.asynccontextmanager
 async def opened_probes(name: str, target: Target) -> AsyncIterator[Probes | None]:
-    """The counters of PostgreSQL and MySQL/MariaDB (``--probes``), None elsewhere."""
+    """The counters of PostgreSQL, MySQL/MariaDB and SQLite (where its library has
+    ``sqlite_stmt``), None elsewhere."""
     store = target.store
     probes: Probes | None = None
     if isinstance(store, SQLStore) and name.startswith("postgres") and target.url:
         probes = await PostgresProbes.open(store, target.url)
     elif isinstance(store, SQLStore) and name == "mysql":
         probes = await MySQLProbes.open(store)
+    elif isinstance(store, SQLStore) and name == "sqlite" and await SQLiteProbes.available(store):
+        probes = SQLiteProbes(store)
     try:
         yield probes
     finally:
