@@ -166,9 +166,10 @@ async def test_a_limited_claim_batch_answers_with_one_result(
     server_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The limited claim's batch: BEGIN, the lock (counted INTO @wf_limited), the
-    # decision (INTO @wf_takes, @wf_taken), the claim, the rate windows, the read,
-    # COMMIT. Only the read answers with rows (PyMySQL parses a column description per
-    # column of every answer with rows); the others answer with an OK packet.
+    # count of the leases (INTO @wf_lim, @wf_keyed), the decision (INTO @wf_takes,
+    # @wf_taken), the claim, the rate windows, the read, COMMIT. Only the read
+    # answers with rows (PyMySQL parses a column description per column of every
+    # answer with rows); the others answer with an OK packet.
     store = MySQLStore.from_url(URL, schema=server_schema, table_prefix="limres_")
     await store.create_schema()
     described = 0
@@ -192,7 +193,16 @@ async def test_a_limited_claim_batch_answers_with_one_result(
     assert [c.run.run_id for c in got] == ["r2"]
     assert len(sent) == 1, sent
     verbs = [part.split(None, 1)[0] for part in sent[0].split(";\n")]
-    assert verbs == ["BEGIN", "SELECT", "WITH", "UPDATE", "UPDATE", "SELECT", "COMMIT"], verbs
+    assert verbs == [
+        "BEGIN",
+        "SELECT",
+        "SELECT",
+        "WITH",
+        "UPDATE",
+        "UPDATE",
+        "SELECT",
+        "COMMIT",
+    ], verbs
     assert described == 1
 
 
@@ -200,8 +210,8 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
     server_schema: str,
 ) -> None:
     # Another claimer holds the queue's row lock, leases a run and commits while the
-    # claim waits for that lock: the claim's decision is a statement after the lock
-    # (its own read view at READ COMMITTED), so it counts that lease.
+    # claim waits for that lock: the claim counts the leases in a statement after the
+    # lock's (its own read view at READ COMMITTED), so it counts that lease.
     # Time enough to wait for the lock on a loaded machine (nothing is timed).
     store = MySQLStore.from_url(
         URL, schema=server_schema, table_prefix="limrace_", operation_timeout=120

@@ -90,6 +90,110 @@ def _lock_limited(t: StoreTables) -> sa.Select[Any]:
     )
 
 
+_LIM_COLUMNS = ("concurrency", "per_key_concurrency", "rate_count", "w_used", "leased")
+"""What ``@wf_lim`` holds of each limited queue after its name (in this order)."""
+
+
+def _count_limits(t: StoreTables) -> sa.Select[Any]:
+    """After the lock: the limited queues' limits, rate windows and leases into
+    ``@wf_lim`` (``lim``'s rows as JSON: name, then :data:`_LIM_COLUMNS`), the
+    leases per key of those with a per-key limit into ``@wf_keyed`` (``keyed``'s:
+    queue, key, count), for the decision to read instead of counting: one range of
+    ``ix_runs_queue_leases`` per limited queue, read once per claim. (In the
+    decision's ``WITH``, MariaDB 10.11 materializes ``lim`` once per reference and
+    looks each candidate's queue up in it: Handler_read_key 7, _next 2 per lease.)
+
+    A statement of its own, after the lock's: at READ COMMITTED each statement reads
+    what was committed when it began, so this one counts what the locks' previous
+    holder committed. (Counted in the locking statement, the count of a queue could
+    be read before the lock of the next one is granted.)"""
+    q, runs = t.queues, t.runs
+    columns = {c.name: c for c in queue_sql.limit_columns(t)}
+    lim = (
+        sa.select(
+            sa.func.JSON_ARRAYAGG(
+                sa.func.JSON_ARRAY(_utf8(q.c.name), *(columns[c] for c in _LIM_COLUMNS))
+            )
+        )
+        .where(queue_sql.limited(t))
+        .scalar_subquery()
+    )
+    per_key = (
+        sa.select(runs.c.queue, runs.c.partition_key, sa.func.count().label("n"))
+        .where(
+            runs.c.queue.in_(sa.select(q.c.name).where(q.c.per_key_concurrency.is_not(None))),
+            runs.c.status == RunStatus.RUNNING.value,
+            runs.c.lease_expires_at > bound("now", runs.c.lease_expires_at.type),
+            runs.c.partition_key.is_not(None),
+        )
+        .group_by(runs.c.queue, runs.c.partition_key)
+        .subquery("per_key")
+    )
+    keyed = sa.select(
+        sa.func.JSON_ARRAYAGG(
+            sa.func.JSON_ARRAY(_utf8(per_key.c.queue), _utf8(per_key.c.partition_key), per_key.c.n)
+        )
+    ).scalar_subquery()
+    return sa.select(lim, keyed).suffix_with("INTO @wf_lim, @wf_keyed")
+
+
+def _json_rows(variable: str, name: str, columns: Sequence[tuple[str, str]]) -> sa.CTE:
+    """The rows of the JSON array of arrays in ``variable`` as the CTE ``name``, with
+    ``columns`` (name, SQL type; ``ID``: an identifier, compared as the binary the
+    tables hold)."""
+    spec = ", ".join(
+        f"{c} {'VARCHAR(255) CHARACTER SET utf8mb4' if ty == 'ID' else ty} PATH '$[{i}]'"
+        for i, (c, ty) in enumerate(columns)
+    )
+    select = ", ".join(
+        f"CAST(jt.{c} AS BINARY) AS {c}" if ty == "ID" else f"jt.{c}" for c, ty in columns
+    )
+    return (
+        sa.text(f"SELECT {select} FROM JSON_TABLE({variable}, '$[*]' COLUMNS ({spec})) AS jt")
+        .columns(
+            *(
+                sa.column(c, sa.LargeBinary() if ty == "ID" else sa.BigInteger())
+                for c, ty in columns
+            )
+        )
+        .cte(name)
+    )
+
+
+def _has_room(t: StoreTables, lim: sa.CTE, keyed: sa.CTE) -> sa.ColumnElement[bool]:
+    """The run's queue and key have room (:func:`.queue_sql.has_room`), as
+    expressions: the run's queue is not in the JSON array of the full queues, nor
+    its (queue, key) in that of the full keys, each array an uncorrelated subquery
+    that the server computes once per statement. The ``NOT EXISTS`` of
+    :func:`.queue_sql.has_room` is a subquery per candidate, whose results MariaDB
+    10.11 caches in a temporary table looked up by key (a Handler_read_key each)."""
+    runs = t.runs
+
+    def pair(queue: sa.ColumnElement[Any], key: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        # One string per (queue, key): a JSON array in an array would match by parts.
+        return _utf8(sa.func.JSON_ARRAY(_utf8(queue), _utf8(key)))
+
+    def absent(array: sa.ScalarSelect[Any], item: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        # No full queue (key): the array is NULL, and so is JSON_CONTAINS.
+        return sa.func.coalesce(sa.func.JSON_CONTAINS(array, sa.func.JSON_QUOTE(item)), 0) == 0
+
+    full_queues = (
+        sa.select(sa.func.JSON_ARRAYAGG(_utf8(lim.c.name)))
+        .where(sa.or_(lim.c.leased >= lim.c.concurrency, lim.c.w_used >= lim.c.rate_count))
+        .scalar_subquery()
+    )
+    full_keys = (
+        sa.select(sa.func.JSON_ARRAYAGG(pair(keyed.c.queue, keyed.c.partition_key)))
+        .select_from(keyed.join(lim, lim.c.name == keyed.c.queue))
+        .where(keyed.c.n >= lim.c.per_key_concurrency)
+        .scalar_subquery()
+    )
+    return sa.and_(
+        absent(full_queues, _utf8(runs.c.queue)),
+        absent(full_keys, pair(runs.c.queue, runs.c.partition_key)),
+    )
+
+
 MAX_SLOTS = 32
 """The most ids a limited claim's statements list one by one (see :func:`_taken`)."""
 
@@ -241,6 +345,15 @@ class OneTripBatches(SQLStore):
 
         return await self._run(claim())
 
+    def _limits_now(self) -> tuple[sa.CTE, sa.CTE, sa.ColumnElement[bool]]:
+        """``lim`` and ``keyed`` as counted before the decision (:func:`_count_limits`),
+        and the room of a candidate's queue and key as :func:`_has_room` decides it."""
+        lim = _json_rows("@wf_lim", "lim", [("name", "ID"), *((c, "BIGINT") for c in _LIM_COLUMNS)])
+        keyed = _json_rows(
+            "@wf_keyed", "keyed", [("queue", "ID"), ("partition_key", "ID"), ("n", "BIGINT")]
+        )
+        return lim, keyed, _has_room(self.tables, lim, keyed)
+
     async def _limited_round(
         self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
     ) -> tuple[list[Claimed], Sequence[rows.Row]]:
@@ -268,6 +381,7 @@ class OneTripBatches(SQLStore):
             return [
                 "BEGIN",
                 _lock_limited(self.tables),
+                _count_limits(self.tables),
                 sa.select(
                     sa.func.JSON_ARRAYAGG(as_json), sa.func.JSON_ARRAYAGG(taken_id)
                 ).suffix_with("INTO @wf_takes, @wf_taken"),

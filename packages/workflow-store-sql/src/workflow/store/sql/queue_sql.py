@@ -210,8 +210,10 @@ TAKE = "t_"
 """Prefix of the ``takes`` columns in a result row that also holds a claim."""
 
 
-def limit_state(t: StoreTables) -> sa.CTE:
-    """``lim``: the limited queues, their leases at ``p_now`` and their rate window."""
+def limit_columns(t: StoreTables) -> list[sa.ColumnElement[Any]]:
+    """Of each row of ``queues``: its limits, its rate window at ``p_now`` (``w_start``,
+    ``w_used``) and its leases now (``leased``: one range of ``ix_runs_queue_leases``),
+    the columns of ``lim``, in this order."""
     q, runs = t.queues, t.runs
     now = bound("now", q.c.window_start.type)
     start = now - now % q.c.rate_period_ms
@@ -225,16 +227,22 @@ def limit_state(t: StoreTables) -> sa.CTE:
         )
         .scalar_subquery()
     )
+    return [
+        q.c.name,
+        q.c.concurrency,
+        q.c.per_key_concurrency,
+        q.c.rate_count,
+        sa.case((fresh, start), else_=q.c.window_start).label("w_start"),
+        sa.case((fresh, 0), else_=q.c.window_count).label("w_used"),
+        leased.label("leased"),
+    ]
+
+
+def limit_state(t: StoreTables) -> sa.CTE:
+    """``lim``: the limited queues, their leases at ``p_now`` and their rate window."""
+    q = t.queues
     return (
-        sa.select(
-            q.c.name,
-            q.c.concurrency,
-            q.c.per_key_concurrency,
-            q.c.rate_count,
-            sa.case((fresh, start), else_=q.c.window_start).label("w_start"),
-            sa.case((fresh, 0), else_=q.c.window_count).label("w_used"),
-            leased.label("leased"),
-        )
+        sa.select(*limit_columns(t))
         .where(limited(t))
         # A no-op (name is the key) that makes ``lim`` an aggregate, which MySQL and
         # MariaDB materialize instead of merging into the statements reading it:

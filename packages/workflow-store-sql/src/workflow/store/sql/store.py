@@ -1269,11 +1269,21 @@ class SQLStore:
         """The runs one limited round picks, and which it takes
         (:func:`.queue_sql.takes`)."""
         t = self.tables
-        lim = queue_sql.limit_state(t)
-        keyed = queue_sql.keyed_leases(t, lim)
-        claimable = sa.and_(self._claimable_any_queue(), queue_sql.has_room(t, lim, keyed))
+        lim, keyed, room = self._limits_now()
+        claimable = sa.and_(self._claimable_any_queue(), room)
         candidates = queue_sql.limited_candidates(t, claimable, n_queues, after, one_run)
         return queue_sql.takes(t, self._picked(candidates), lim, keyed)
+
+    def _limits_now(self) -> tuple[sa.CTE, sa.CTE, sa.ColumnElement[bool]]:
+        """``lim``, ``keyed`` (:func:`.queue_sql.limit_state`,
+        :func:`.queue_sql.keyed_leases`) and whether a candidate run's queue and key
+        have room (:func:`.queue_sql.has_room`) in a limited round's decision, which
+        counts them here (a dialect that batches may count them in a statement
+        before it)."""
+        t = self.tables
+        lim = queue_sql.limit_state(t)
+        keyed = queue_sql.keyed_leases(t, lim)
+        return lim, keyed, queue_sql.has_room(t, lim, keyed)
 
     def _picked(self, candidates: sa.Select[Any]) -> sa.CTE:
         return candidates.cte("picked")
