@@ -3,7 +3,8 @@ primary key: the claim of many, limited or not, and the timers' firing read a ha
 of rows, not every run in the table.
 
 Counted by the server, on the store's own session: ``Handler_read_rnd_next`` is the
-rows a scan read (a full scan of ``runs`` adds one per run, finished runs included).
+rows a scan read (a full scan of ``runs`` adds one per run, finished runs included);
+``Handler_read_key`` and ``_next`` the index look-ups and steps of a limited claim.
 A plan, not a time: nothing here depends on the machine's speed."""
 
 from __future__ import annotations
@@ -58,18 +59,30 @@ async def _run_sql(store: MySQLStore, sql: str) -> None:
     await store.driver.run(body())
 
 
-async def _scanned(store: MySQLStore) -> int:
-    """The session's ``Handler_read_rnd_next`` so far."""
+async def _handler(store: MySQLStore, name: str) -> int:
+    """The session's ``Handler_read_<name>`` so far."""
 
     def body() -> Body[int]:
         # %% : the driver formats the text with the (no) parameters.
         found = yield Query(
-            text_statement("SHOW SESSION STATUS LIKE 'Handler_read_rnd_next'".replace("%", "%%")),
+            text_statement(f"SHOW SESSION STATUS LIKE 'Handler_read_{name}'".replace("%", "%%")),
             {},
         )
         return int(found.rows[0][1])
 
     return await store.driver.run(body())
+
+
+async def _scanned(store: MySQLStore) -> int:
+    """The session's ``Handler_read_rnd_next`` so far."""
+    return await _handler(store, "rnd_next")
+
+
+async def _probes(store: MySQLStore) -> tuple[int, int]:
+    """The session's index look-ups (``Handler_read_key``: a probe, or the start of a
+    range) and steps along an index (``Handler_read_next``) so far, less those of
+    this reading (two ``SHOW`` statements, which count none of either)."""
+    return await _handler(store, "key"), await _handler(store, "next")
 
 
 async def test_the_claim_of_many_reads_the_picked_runs_by_primary_key(store: MySQLStore) -> None:
@@ -126,3 +139,44 @@ async def test_a_limited_claim_reads_the_runs_taken_by_primary_key(
     scanned = await _scanned(store) - before
     assert [c.run.run_id for c in got] == ["q1", "q2"]
     assert scanned < READ_AT_MOST, scanned
+
+
+LEASED = 20
+"""Runs leased in the queue before the measured claims."""
+
+
+async def test_a_limited_claim_costs_one_index_probe_more_and_reads_the_leases_once(
+    store: MySQLStore,
+) -> None:
+    # docs/sql-stores.md, Queues: a queue's limit costs a claim one index look-up more
+    # than the claim without limits (the start of the range of the queue's leases in
+    # ix_runs_queue_leases), and that range is read once: a step per lease and one
+    # past the last. Before, MariaDB 10.11 materialized the limit state once per
+    # reference in the decision and looked candidates' queues up in it (per claim:
+    # Handler_read_key 2 -> 7, Handler_read_next 2 per lease).
+    for i in range(LEASED + 4):
+        await store.create_run(f"q{i:02d}", "wf", None, None, 0, queue="q")
+    # The queue has no row yet, so no limit: these are claims without one.
+    assert len(await store.claim_runnable("w", 60_000, LEASED, 1)) == LEASED
+    await store.claim_runnable("w", 60_000, 1, 1)  # warm: compiled
+    unlimited = await _claim_one(store, f"q{LEASED + 1:02d}")
+    await store.upsert_queue("q", 0, concurrency=100)
+    # Warm: the store learns the queue has a limit (its next claims are limited ones).
+    await store.claim_runnable("w", 60_000, 1, 1)
+    limited = await _claim_one(store, f"q{LEASED + 3:02d}")
+    leases = LEASED + 3
+    # Index look-ups: the start of the leases' range.
+    assert limited[0] - unlimited[0] <= 1, (limited, unlimited)
+    # Steps: a step per lease and one past the last, and the pick's steps over the
+    # two runs leased since the unlimited claim (the claimable runs' range holds the
+    # running ones: an expired lease is claimable).
+    assert limited[1] - unlimited[1] <= leases + 1 + 2, (limited, unlimited)
+
+
+async def _claim_one(store: MySQLStore, expected: str) -> tuple[int, int]:
+    """Claim one run (``expected``): the ``Handler_read_key`` and ``_next`` it cost."""
+    key, next_ = await _probes(store)
+    got = await store.claim_runnable("w", 60_000, 1, 1)
+    key1, next1 = await _probes(store)
+    assert [c.run.run_id for c in got] == [expected]
+    return key1 - key, next1 - next_

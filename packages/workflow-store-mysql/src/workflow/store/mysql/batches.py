@@ -104,9 +104,11 @@ def _count_limits(t: StoreTables) -> sa.Select[Any]:
     looks each candidate's queue up in it: Handler_read_key 7, _next 2 per lease.)
 
     A statement of its own, after the lock's: at READ COMMITTED each statement reads
-    what was committed when it began, so this one counts what the locks' previous
-    holder committed. (Counted in the locking statement, the count of a queue could
-    be read before the lock of the next one is granted.)"""
+    a snapshot of its own (InnoDB takes it at the statement's first read), so this
+    one counts what the locks' previous holder committed. (Counted in the locking
+    statement, a queue's leases could be read before the lock of the next queue is
+    granted, in a snapshot older than that lock.) A queue with a per-key limit has
+    its range read twice: counted, then grouped by key."""
     q, runs = t.queues, t.runs
     columns = {c.name: c for c in queue_sql.limit_columns(t)}
     lim = (
@@ -134,7 +136,10 @@ def _count_limits(t: StoreTables) -> sa.Select[Any]:
             sa.func.JSON_ARRAY(_utf8(per_key.c.queue), _utf8(per_key.c.partition_key), per_key.c.n)
         )
     ).scalar_subquery()
-    return sa.select(lim, keyed).suffix_with("INTO @wf_lim, @wf_keyed")
+    # Counted only where a queue has a per-key limit: the grouping's temporary tables
+    # cost MariaDB 10.11 about 0.5 ms of CPU per claim even with nothing to group.
+    any_per_key = sa.exists().where(q.c.per_key_concurrency.is_not(None))
+    return sa.select(lim, sa.case((any_per_key, keyed))).suffix_with("INTO @wf_lim, @wf_keyed")
 
 
 def _json_rows(variable: str, name: str, columns: Sequence[tuple[str, str]]) -> sa.CTE:
