@@ -94,11 +94,17 @@ _LIM_COLUMNS = ("concurrency", "per_key_concurrency", "rate_count", "w_used", "l
 """What ``@wf_lim`` holds of each limited queue after its name (in this order)."""
 
 
+def _pair(queue: sa.ColumnElement[Any], key: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A (queue, key) as one string (a JSON array's text): the key of ``@wf_keyed``."""
+    return _utf8(sa.func.JSON_ARRAY(_utf8(queue), _utf8(key)))
+
+
 def _count_limits(t: StoreTables) -> sa.Select[Any]:
     """After the lock: the limited queues' limits, rate windows and leases into
-    ``@wf_lim`` (``lim``'s rows as JSON: name, then :data:`_LIM_COLUMNS`), the
-    leases per key of those with a per-key limit into ``@wf_keyed`` (``keyed``'s:
-    queue, key, count), for the decision to read instead of counting: one range of
+    ``@wf_lim`` (a JSON object by queue name of ``lim``'s rows: name, then
+    :data:`_LIM_COLUMNS`), the leases per key of those with a per-key limit into
+    ``@wf_keyed`` (an object by :func:`_pair` of ``keyed``'s rows: queue, key,
+    count), for the decision to read instead of counting: one range of
     ``ix_runs_queue_leases`` per limited queue, read once per claim. (In the
     decision's ``WITH``, MariaDB 10.11 materializes ``lim`` once per reference and
     looks each candidate's queue up in it: Handler_read_key 7, _next 2 per lease.)
@@ -113,8 +119,9 @@ def _count_limits(t: StoreTables) -> sa.Select[Any]:
     columns = {c.name: c for c in queue_sql.limit_columns(t)}
     lim = (
         sa.select(
-            sa.func.JSON_ARRAYAGG(
-                sa.func.JSON_ARRAY(_utf8(q.c.name), *(columns[c] for c in _LIM_COLUMNS))
+            sa.func.JSON_OBJECTAGG(
+                _utf8(q.c.name),
+                sa.func.JSON_ARRAY(_utf8(q.c.name), *(columns[c] for c in _LIM_COLUMNS)),
             )
         )
         .where(queue_sql.limited(t))
@@ -131,9 +138,11 @@ def _count_limits(t: StoreTables) -> sa.Select[Any]:
         .group_by(runs.c.queue, runs.c.partition_key)
         .subquery("per_key")
     )
+    pk = per_key.c
     keyed = sa.select(
-        sa.func.JSON_ARRAYAGG(
-            sa.func.JSON_ARRAY(_utf8(per_key.c.queue), _utf8(per_key.c.partition_key), per_key.c.n)
+        sa.func.JSON_OBJECTAGG(
+            _pair(pk.queue, pk.partition_key),
+            sa.func.JSON_ARRAY(_utf8(pk.queue), _utf8(pk.partition_key), pk.n),
         )
     ).scalar_subquery()
     # Counted only where a queue has a per-key limit: the grouping's temporary tables
@@ -143,7 +152,7 @@ def _count_limits(t: StoreTables) -> sa.Select[Any]:
 
 
 def _json_rows(variable: str, name: str, columns: Sequence[tuple[str, str]]) -> sa.CTE:
-    """The rows of the JSON array of arrays in ``variable`` as the CTE ``name``, with
+    """The rows of the JSON object of arrays in ``variable`` as the CTE ``name``, with
     ``columns`` (name, SQL type; ``ID``: an identifier, compared as the binary the
     tables hold)."""
     spec = ", ".join(
@@ -154,7 +163,7 @@ def _json_rows(variable: str, name: str, columns: Sequence[tuple[str, str]]) -> 
         f"CAST(jt.{c} AS BINARY) AS {c}" if ty == "ID" else f"jt.{c}" for c, ty in columns
     )
     return (
-        sa.text(f"SELECT {select} FROM JSON_TABLE({variable}, '$[*]' COLUMNS ({spec})) AS jt")
+        sa.text(f"SELECT {select} FROM JSON_TABLE({variable}, '$.*' COLUMNS ({spec})) AS jt")
         .columns(
             *(
                 sa.column(c, sa.LargeBinary() if ty == "ID" else sa.BigInteger())
@@ -165,38 +174,34 @@ def _json_rows(variable: str, name: str, columns: Sequence[tuple[str, str]]) -> 
     )
 
 
-def _has_room(t: StoreTables, lim: sa.CTE, keyed: sa.CTE) -> sa.ColumnElement[bool]:
+def _has_room(t: StoreTables) -> sa.ColumnElement[bool]:
     """The run's queue and key have room (:func:`.queue_sql.has_room`), as
-    expressions: the run's queue is not in the JSON array of the full queues, nor
-    its (queue, key) in that of the full keys, each array an uncorrelated subquery
-    that the server computes once per statement. The ``NOT EXISTS`` of
-    :func:`.queue_sql.has_room` is a subquery per candidate, whose results MariaDB
-    10.11 caches in a temporary table looked up by key (a Handler_read_key each)."""
+    expressions: its queue's entry in ``@wf_lim`` and its key's in ``@wf_keyed``,
+    looked up by path (``$."<name>"[i]``, the name quoted as JSON). No subquery: a
+    ``NOT EXISTS`` per candidate has its results cached by MariaDB 10.11 in a
+    temporary table looked up by key (a Handler_read_key each), and an aggregate of
+    the full queues once per statement (``JSON_ARRAYAGG``) costs it about 0.7 ms of
+    CPU, a temporary table even for one row."""
     runs = t.runs
 
-    def pair(queue: sa.ColumnElement[Any], key: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        # One string per (queue, key): a JSON array in an array would match by parts.
-        return _utf8(sa.func.JSON_ARRAY(_utf8(queue), _utf8(key)))
+    def entry(variable: str, key: sa.ColumnElement[Any], i: int) -> sa.ColumnElement[Any]:
+        path = sa.func.concat("$.", sa.func.JSON_QUOTE(key), f"[{i}]")
+        return sa.cast(sa.func.JSON_VALUE(sa.literal_column(variable), path), mysql.BIGINT())
 
-    def absent(array: sa.ScalarSelect[Any], item: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-        # No full queue (key): the array is NULL, and so is JSON_CONTAINS.
-        return sa.func.coalesce(sa.func.JSON_CONTAINS(array, sa.func.JSON_QUOTE(item)), 0) == 0
+    def of_queue(column: str) -> sa.ColumnElement[Any]:
+        return entry("@wf_lim", _utf8(runs.c.queue), 1 + _LIM_COLUMNS.index(column))
 
-    full_queues = (
-        sa.select(sa.func.JSON_ARRAYAGG(_utf8(lim.c.name)))
-        .where(sa.or_(lim.c.leased >= lim.c.concurrency, lim.c.w_used >= lim.c.rate_count))
-        .scalar_subquery()
+    # A queue or key without an entry (no limit, no lease) compares NULL: room.
+    queue_full = sa.or_(
+        of_queue("leased") >= of_queue("concurrency"),
+        of_queue("w_used") >= of_queue("rate_count"),
     )
-    full_keys = (
-        sa.select(sa.func.JSON_ARRAYAGG(pair(keyed.c.queue, keyed.c.partition_key)))
-        .select_from(keyed.join(lim, lim.c.name == keyed.c.queue))
-        .where(keyed.c.n >= lim.c.per_key_concurrency)
-        .scalar_subquery()
+    key_full = sa.and_(
+        sa.literal_column("@wf_keyed").is_not(None),
+        entry("@wf_keyed", _pair(runs.c.queue, runs.c.partition_key), 2)
+        >= of_queue("per_key_concurrency"),
     )
-    return sa.and_(
-        absent(full_queues, _utf8(runs.c.queue)),
-        absent(full_keys, pair(runs.c.queue, runs.c.partition_key)),
-    )
+    return sa.func.coalesce(sa.or_(queue_full, key_full), False) == sa.false()
 
 
 MAX_SLOTS = 32
@@ -357,7 +362,7 @@ class OneTripBatches(SQLStore):
         keyed = _json_rows(
             "@wf_keyed", "keyed", [("queue", "ID"), ("partition_key", "ID"), ("n", "BIGINT")]
         )
-        return lim, keyed, _has_room(self.tables, lim, keyed)
+        return lim, keyed, _has_room(self.tables)
 
     async def _limited_round(
         self, a: arguments.ClaimMany, after: rows.Row | None, run_id: str | None = None
