@@ -91,7 +91,12 @@ def _lock_limited(t: StoreTables) -> sa.Select[Any]:
 
 
 _LIM_COLUMNS = ("concurrency", "per_key_concurrency", "rate_count", "w_used", "leased")
-"""What ``@wf_lim`` holds of each limited queue after its name (in this order)."""
+"""What ``@wf_lim`` holds of each limited queue after its name (in this order)..."""
+_BOUNDS = ("concurrency", "rate_count", "per_key_concurrency")
+"""... then these limits again, :data:`_NO_BOUND` where there is none."""
+_NO_BOUND = 1 << 62
+"""More than any count: a limit that is not set, where a look-up must not read JSON
+``null`` (``JSON_EXTRACT`` gives ``null``, which ``CAST`` turns into 0)."""
 
 
 def _pair(queue: sa.ColumnElement[Any], key: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -121,7 +126,12 @@ def _count_limits(t: StoreTables) -> sa.Select[Any]:
         sa.select(
             sa.func.JSON_OBJECTAGG(
                 _utf8(q.c.name),
-                sa.func.JSON_ARRAY(_utf8(q.c.name), *(columns[c] for c in _LIM_COLUMNS)),
+                sa.func.JSON_ARRAY(
+                    _utf8(q.c.name),
+                    *(columns[c] for c in _LIM_COLUMNS),
+                    # For the room's look-ups (:func:`_has_room`): no limit, no bound.
+                    *(sa.func.coalesce(columns[c], _NO_BOUND) for c in _BOUNDS),
+                ),
             )
         )
         .where(queue_sql.limited(t))
@@ -181,14 +191,20 @@ def _has_room(t: StoreTables) -> sa.ColumnElement[bool]:
     ``NOT EXISTS`` per candidate has its results cached by MariaDB 10.11 in a
     temporary table looked up by key (a Handler_read_key each), and an aggregate of
     the full queues once per statement (``JSON_ARRAYAGG``) costs it about 0.7 ms of
-    CPU, a temporary table even for one row."""
+    CPU, a temporary table even for one row. (``JSON_EXTRACT``, not ``JSON_VALUE``:
+    MySQL has that from 8.0.21 only.)"""
     runs = t.runs
 
     def entry(variable: str, key: sa.ColumnElement[Any], i: int) -> sa.ColumnElement[Any]:
         path = sa.func.concat("$.", sa.func.JSON_QUOTE(key), f"[{i}]")
-        return sa.cast(sa.func.JSON_VALUE(sa.literal_column(variable), path), mysql.BIGINT())
+        found = sa.func.JSON_EXTRACT(sa.literal_column(variable), path)
+        return sa.cast(sa.func.JSON_UNQUOTE(found), mysql.BIGINT())
 
     def of_queue(column: str) -> sa.ColumnElement[Any]:
+        if column in _BOUNDS:
+            return entry(
+                "@wf_lim", _utf8(runs.c.queue), 1 + len(_LIM_COLUMNS) + _BOUNDS.index(column)
+            )
         return entry("@wf_lim", _utf8(runs.c.queue), 1 + _LIM_COLUMNS.index(column))
 
     # A queue or key without an entry (no limit, no lease) compares NULL: room.
