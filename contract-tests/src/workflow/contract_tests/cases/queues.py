@@ -77,6 +77,12 @@ async def claim_ids(
     return [c.run.run_id for c in claims]
 
 
+async def loaded_run(store: ExecutionStore, run_id: str) -> Run:
+    run = await store.load_run(run_id)
+    assert run is not None, run_id
+    return run
+
+
 async def finish(store: ExecutionStore, claim: Claimed, now: int = T0) -> None:
     await store.settle_run(claim.run.run_id, claim.lease, 0, [], Finish(None), now)
 
@@ -399,6 +405,53 @@ class QueueCases:
         )
         assert isinstance(again, Created), again
         assert again.lease is not None
+
+    @requires(Capability.QUEUES)
+    @requires(Capability.CLAIM_ON_CREATE)
+    @requires(Capability.CHILDREN)
+    async def test_a_child_created_with_owner_keeps_its_queues_limits(
+        self, store: ExecutionStore
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, concurrency=1, rate_limit=RateLimit(2, 1000))
+        await create(store, "parent")
+        # Ids of the form parent@…: a clustered store keeps a child beside its parent.
+
+        async def child(run_id: str, now: int = T0) -> Created:
+            made = await store.create_run(
+                run_id,
+                "wf",
+                None,
+                None,
+                now,
+                owner="w",
+                lease_ms=LEASE_MS,
+                queue="q",
+                parent_run_id="parent",
+            )
+            assert isinstance(made, Created), made
+            assert made.run.parent_run_id == "parent"
+            assert await store.load_run(run_id) == made.run
+            return made
+
+        first = await child("parent@kid-1")
+        assert first.lease is not None
+        assert (await child("parent@kid-2")).lease is None  # concurrency: full
+        await finish(store, Claimed(first.run, first.lease), T0 + 1)
+        # The window counted kid-1's claim: one more claim in it.
+        assert await claim_ids(store, T0 + 2, queues=["q"]) == ["parent@kid-2"]
+        assert (await child("parent@kid-3", T0 + 3)).lease is None  # window used up
+        again = await store.create_run(
+            "parent@kid-1",
+            "wf",
+            None,
+            None,
+            T0 + 4,
+            owner="w",
+            lease_ms=LEASE_MS,
+            queue="q",
+            parent_run_id="parent",
+        )
+        assert again == Existing(await loaded_run(store, "parent@kid-1")), again
 
     @requires(Capability.QUEUES)
     async def test_a_lowered_limit_keeps_leases_and_holds_new_claims(
