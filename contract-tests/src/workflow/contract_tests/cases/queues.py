@@ -41,6 +41,7 @@ from workflow.runtime import (
 from workflow.runtime.validation import MAX_MS
 
 from ..support import LEASE_MS, T0, StoreFactory, create, requires
+from .wakeups import _next, _watching
 
 
 def queues_of(store: ExecutionStore) -> QueueStore:
@@ -452,6 +453,50 @@ class QueueCases:
             parent_run_id="parent",
         )
         assert again == Existing(await loaded_run(store, "parent@kid-1")), again
+
+    @pytest.mark.parametrize("parent", [None, "parent"], ids=["run", "child"])
+    @requires(Capability.QUEUES)
+    @requires(Capability.CLAIM_ON_CREATE)
+    @requires(Capability.NOTIFY_RUNNABLE)
+    async def test_a_create_with_owner_that_finds_its_queue_full_wakes_watchers(
+        self, store: ExecutionStore, store_factory: StoreFactory, parent: str | None
+    ) -> None:
+        # Created queued, the run is claimable: a create of a claimable run yields.
+        if parent is not None and Capability.CHILDREN not in store.capabilities:
+            pytest.skip("the store does not declare 'children'")
+        await queues_of(store).upsert_queue("q", T0, concurrency=1)
+        if parent is not None:
+            await create(store, parent)
+        other = await store_factory()
+        ids = [f"parent@run-{i}" for i in range(2)]
+        first = await other.create_run(
+            ids[0],
+            "wf",
+            None,
+            None,
+            T0,
+            owner="w",
+            lease_ms=LEASE_MS,
+            queue="q",
+            parent_run_id=parent,
+        )
+        assert isinstance(first, Created), first
+        assert first.lease is not None, first
+        async with _watching(store) as watcher:
+            made = await other.create_run(
+                ids[1],
+                "wf",
+                None,
+                None,
+                T0,
+                owner="w",
+                lease_ms=LEASE_MS,
+                queue="q",
+                parent_run_id=parent,
+            )
+            assert isinstance(made, Created), made
+            assert made.lease is None, made
+            await _next(watcher, "another handle created a run queued in a full queue")
 
     @requires(Capability.QUEUES)
     async def test_a_lowered_limit_keeps_leases_and_holds_new_claims(

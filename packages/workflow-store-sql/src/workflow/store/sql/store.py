@@ -2542,10 +2542,17 @@ class ReturningClaims(SQLStore):
             insert, _ = queue_sql.decided_insert(self.tables, columns)
             rated = sa.exists().where(q.c.name == queue, q.c.rate_count.is_not(None))
             limited = sa.exists().where(q.c.name == queue, queue_sql.limited(self.tables))
+            notice = self._wake_notice()
             return insert.returning(
                 runs.c.status,
                 sa.case((rated, 1), else_=0).label("rated"),
                 sa.case((limited, 1), else_=0).label("limited"),
+                # Inserted queued: claimable, so watchers hear of it where they can.
+                *(
+                    ()
+                    if notice is None
+                    else (sa.case((runs.c.status == RunStatus.QUEUED.value, notice)).label("woke"),)
+                ),
             )
 
         found = yield self._q(
