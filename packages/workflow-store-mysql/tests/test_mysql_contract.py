@@ -15,13 +15,16 @@ import sqlalchemy as sa
 from mysql_server import SERVER, URL
 
 from workflow.contract_tests.sql import SQLServerContract, assert_golden, poll
-from workflow.runtime import Cancelled, Capability, InvalidArgumentError
+from workflow.runtime import Cancelled, Capability, Created, InvalidArgumentError, RunStatus
 from workflow.store.mysql.batches import _slots
 from workflow.store.mysql.driver import CLIENT_FLAGS, PyMySQLDriver, connect_arguments
 from workflow.store.mysql.store import MySQLStore
 from workflow.store.sql.compiled import text_statement
 from workflow.store.sql.driver import Body, Query
-from workflow.store.sql.queue_statements import limited_claim_statements
+from workflow.store.sql.queue_statements import (
+    limited_claim_statements,
+    limited_create_statements,
+)
 from workflow.store.sql.statements import (
     Recorder,
     child_operation_statements,
@@ -162,6 +165,49 @@ async def test_a_limited_claim_is_one_round_trip(
     assert {op: len(commands) for op, commands in wire.items()} == LIMITED_CLAIM_BUDGET, wire
 
 
+# create_run(..., owner=) in a queue with limits (limited_create_statements): one batch
+# (BEGIN, the lock of the queue's row, the deciding INSERT, the rate window, the read of
+# the run's status, COMMIT). The first create in a queue after a limit appeared also ran
+# the one-statement insert, which inserted nothing; an id that exists fails the batch
+# and a read answers. Before (the LimitGate path): 7 round trips (8 with a rate limit).
+LIMITED_CREATE_BUDGET = {
+    "unlimited": 1,
+    "limited_first": 2,
+    "limited": 1,
+    "rate_limited": 1,
+    "full": 1,
+    "existing": 2,
+}
+
+
+async def test_a_limited_create_is_one_round_trip(
+    server_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, list[str]] = {}
+    wire: dict[str, list[str]] = {}
+    batch: list[str] = []
+    for prefix in ("limcstmt_", "limcwire_"):
+        store = MySQLStore.from_url(URL, schema=server_schema, table_prefix=prefix)
+        await store.create_schema()
+        try:
+            if prefix == "limcstmt_":
+                seen = await limited_create_statements(store)
+                batch = [s.sql for _, s in store.compiler.items() if "INTO @wf_limited" in s.sql]
+            else:
+                await store.load_run("warm")  # the connection's own session setup
+                wire = await limited_create_statements(store, record=_wire(monkeypatch))
+        finally:
+            await store.close()
+    assert {op: len(statements) for op, statements in seen.items()} == LIMITED_CREATE_BUDGET, seen
+    # On the wire, a batch that fails (the id exists) is followed by the driver's
+    # ROLLBACK: its BEGIN left a transaction open.
+    wire_budget = {**LIMITED_CREATE_BUDGET, "existing": 3}
+    assert {op: len(commands) for op, commands in wire.items()} == wire_budget, wire
+    (text,) = batch
+    verbs = [part.split(None, 1)[0] for part in text.split(";\n")]
+    assert verbs == ["BEGIN", "SELECT", "INSERT", "UPDATE", "SELECT", "COMMIT"], verbs
+
+
 async def test_a_limited_claim_batch_answers_with_one_result(
     server_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -260,6 +306,64 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
         await asyncio.to_thread(run, holder, "COMMIT")
         got = await claim
         assert got == [], got
+    finally:
+        holder.close()
+        watcher.close()
+        await store.close()
+
+
+async def test_a_limited_create_counts_the_leases_committed_while_it_waited_for_the_lock(
+    server_schema: str,
+) -> None:
+    # As for the limited claim: another session holds the queue's row lock, leases a
+    # run and commits while create_run(owner=) waits for that lock; the deciding
+    # INSERT, a statement after the lock, counts that lease: the run is created queued.
+    store = MySQLStore.from_url(
+        URL, schema=server_schema, table_prefix="limcrace_", operation_timeout=120
+    )
+    await store.create_schema()
+    table = f"`{server_schema}`.limcrace_"
+    holder = pymysql.connect(**connect_arguments(sa.make_url(URL)))
+    watcher = pymysql.connect(**connect_arguments(sa.make_url(URL)))
+
+    def run(conn: Any, sql: str, *args: Any) -> Any:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, args or None)
+            return cursor.fetchone()
+
+    try:
+        await store.upsert_queue("q", 0, concurrency=1)
+        await store.create_run("r1", "wf", None, None, 0, queue="q")
+        await asyncio.to_thread(run, holder, "BEGIN")
+        await asyncio.to_thread(
+            run, holder, f"SELECT 1 FROM {table}queues WHERE name = 'q' FOR UPDATE"
+        )
+        create = asyncio.create_task(
+            store.create_run("r2", "wf", None, None, 1, owner="w", lease_ms=60_000, queue="q")
+        )
+        waiting = (
+            "SELECT count(*) FROM information_schema.processlist "
+            "WHERE info LIKE %s AND id <> CONNECTION_ID()"
+        )
+        lock = "SELECT count(*)%limcrace_queues%FOR UPDATE INTO @wf_limited"
+        for _ in range(1200):  # no assertion on time: until the create waits
+            found = await asyncio.to_thread(run, watcher, waiting, lock)
+            if found and found[0]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the create never waited for the queue's lock")
+        await asyncio.to_thread(
+            run,
+            holder,
+            f"UPDATE {table}runs SET status = 'running', lease_owner = 'other', "
+            "lease_token = lease_token + 1, lease_expires_at = 60000 WHERE run_id = 'r1'",
+        )
+        await asyncio.to_thread(run, holder, "COMMIT")
+        made = await create
+        assert isinstance(made, Created), made
+        assert made.lease is None, made
+        assert made.run.status is RunStatus.QUEUED
     finally:
         holder.close()
         watcher.close()

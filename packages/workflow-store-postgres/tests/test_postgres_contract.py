@@ -22,6 +22,7 @@ from workflow.runtime import (
     Capability,
     Claimed,
     Context,
+    Created,
     ExecutionStore,
     Pause,
     RunStatus,
@@ -36,7 +37,10 @@ from workflow.store.postgres.listener import listen_statement
 from workflow.store.postgres.store import PostgresStore
 from workflow.store.sql.compiled import text_statement
 from workflow.store.sql.driver import Body, Query
-from workflow.store.sql.queue_statements import limited_claim_statements
+from workflow.store.sql.queue_statements import (
+    limited_claim_statements,
+    limited_create_statements,
+)
 from workflow.store.sql.statements import (
     child_operation_statements,
     hot_operation_sql,
@@ -285,6 +289,43 @@ async def test_a_limited_claim_is_one_round_trip(server_schema: str, prepare: bo
         assert {s.sql.count(";") for s in sent} == {1}, sent
 
 
+# create_run(..., owner=) in a queue with limits (limited_create_statements): one round
+# trip, the lock of the queue's row and one statement (decide, insert, count the claim
+# in the rate window) as one text or, prepared, a pipeline. The first create in a queue
+# after a limit appeared also ran the one-statement insert, which inserted nothing; an
+# id that exists fails the statement and a read answers. Before (the LimitGate path):
+# 7 round trips (8 with a rate limit).
+LIMITED_CREATE_BUDGET = {
+    "unlimited": 1,
+    "limited_first": 2,
+    "limited": 1,
+    "rate_limited": 1,
+    "full": 1,
+    "existing": 2,
+}
+
+
+@pytest.mark.parametrize("prepare", [False, True], ids=["unprepared", "prepared"])
+async def test_a_limited_create_is_one_round_trip(server_schema: str, prepare: bool) -> None:
+    store = PostgresStore.from_url(
+        URL, schema=server_schema, table_prefix=f"limcreate{int(prepare)}_", prepare=prepare
+    )
+    await store.create_schema()
+    try:
+        seen = await limited_create_statements(store)
+        sent = [s for _, s in store.compiler.items() if s.verb in ("BATCH", "PIPELINE")]
+    finally:
+        await store.close()
+    assert {op: len(statements) for op, statements in seen.items()} == LIMITED_CREATE_BUDGET, seen
+    assert seen["limited"] == ["PIPELINE" if prepare else "BATCH"], seen
+    if prepare:
+        assert {tuple(p.verb for p in s.parts) for s in sent} == {
+            ("BEGIN", "SELECT", "WITH", "COMMIT")
+        }, sent
+    else:
+        assert {s.sql.count(";") for s in sent} == {1}, sent
+
+
 async def test_a_prepared_limited_claim_reuses_its_prepared_statements(
     server_schema: str,
 ) -> None:
@@ -347,6 +388,47 @@ async def test_a_limited_claim_counts_the_leases_committed_while_it_waited_for_t
             await holder.execute("COMMIT")
             got = await claim
         assert got == [], got
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("prepare", [False, True], ids=["unprepared", "prepared"])
+async def test_a_limited_create_counts_the_leases_committed_while_it_waited_for_the_lock(
+    server_schema: str, prepare: bool
+) -> None:
+    # As for the limited claim: another session holds the queue's row lock, leases a
+    # run and commits while create_run(owner=) waits for that lock. The deciding
+    # INSERT is a statement after the lock, so it counts that lease and creates the
+    # run queued; a decision in the statement that waited would not (its snapshot is
+    # older) and would create it claimed past concurrency=1.
+    prefix = f"limcrace{int(prepare)}_"
+    store = PostgresStore.from_url(
+        URL, schema=server_schema, table_prefix=prefix, operation_timeout=120, prepare=prepare
+    )
+    await store.create_schema()
+    table = f'"{server_schema}".{prefix}'
+    try:
+        await store.upsert_queue("q", T0, concurrency=1)
+        await store.create_run("r1", "wf", None, None, T0, queue="q")
+        async with raw_connection() as holder, raw_connection() as watcher:
+            await holder.execute("BEGIN")
+            await holder.execute(f"SELECT 1 FROM {table}queues WHERE name = 'q' FOR UPDATE")
+            create = asyncio.create_task(
+                store.create_run(
+                    "r2", "wf", None, None, T0 + 1, owner="w", lease_ms=60_000, queue="q"
+                )
+            )
+            await _blocked_on_lock(watcher, server_schema, f"{prefix}queues", 1)
+            await holder.execute(
+                f"UPDATE {table}runs SET status = 'running', lease_owner = 'other', "
+                "lease_token = lease_token + 1, lease_expires_at = %s WHERE run_id = 'r1'",
+                (T0 + 60_000,),
+            )
+            await holder.execute("COMMIT")
+            made = await create
+        assert isinstance(made, Created), made
+        assert made.lease is None, made
+        assert made.run.status is RunStatus.QUEUED
     finally:
         await store.close()
 

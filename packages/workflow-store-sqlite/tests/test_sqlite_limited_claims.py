@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from workflow.store.sql.queue_statements import limited_claim_statements
+from workflow.store.sql.queue_statements import limited_claim_statements, limited_create_statements
 from workflow.store.sql.statements import recording
 from workflow.store.sql.store import SQLStore
 from workflow.store.sqlite.store import SQLiteStore
@@ -82,3 +82,47 @@ async def test_a_limited_claim_decides_again_only_for_runs_a_page_left(tmp_path:
     assert seen == ["BEGIN", "WITH", "WITH", "COMMIT"]
     assert none == []
     assert idle == ["BEGIN", "WITH", "COMMIT"]
+
+
+# create_run(..., owner=) in a queue with limits (limited_create_statements): one
+# transaction (BEGIN IMMEDIATE: nothing to lock) around the INSERT that decides
+# (… RETURNING what it decided), and the rate window when the run was claimed in a
+# queue with a rate limit. The first create in a queue after a limit appeared also ran
+# the one-statement insert, which inserted nothing; an id that exists fails the
+# INSERT (rolled back) and a read answers. Before (the LimitGate path): 2 hops, 7
+# statements (8 with a rate limit) after the first INSERT.
+LIMITED_CREATE_BUDGET = {
+    "unlimited": 1,
+    "limited_first": 4,
+    "limited": 3,
+    "rate_limited": 4,
+    "full": 3,
+    "existing": 4,
+}
+CREATE_HOPS = {
+    "unlimited": 1,
+    "limited_first": 2,
+    "limited": 1,
+    "rate_limited": 1,
+    "full": 1,
+    "existing": 2,
+}
+
+
+async def test_a_limited_create_is_one_hop_and_its_budgeted_statements(tmp_path: Path) -> None:
+    found: dict[str, dict[str, list[str]]] = {}
+    for name in ("statements", "hops"):
+        store = SQLiteStore.from_path(tmp_path / f"{name}.db")
+        await store.create_schema()
+        try:
+            if name == "statements":
+                found[name] = await limited_create_statements(store)
+            else:
+                found[name] = await limited_create_statements(store, record=_hops)
+        finally:
+            await store.close()
+    seen, hops = found["statements"], found["hops"]
+    assert {op: len(statements) for op, statements in seen.items()} == LIMITED_CREATE_BUDGET, seen
+    assert seen["limited"] == ["BEGIN", "WITH", "COMMIT"]  # WITH: the deciding INSERT
+    assert seen["rate_limited"] == ["BEGIN", "WITH", "UPDATE", "COMMIT"]
+    assert {op: len(h) for op, h in hops.items()} == CREATE_HOPS, hops

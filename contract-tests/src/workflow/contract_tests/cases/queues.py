@@ -13,6 +13,9 @@ The concurrent half (32 claimers against the limits) is
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -37,7 +40,8 @@ from workflow.runtime import (
 )
 from workflow.runtime.validation import MAX_MS
 
-from ..support import LEASE_MS, T0, create, requires
+from ..support import LEASE_MS, T0, StoreFactory, create, requires
+from .wakeups import _next, _watching
 
 
 def queues_of(store: ExecutionStore) -> QueueStore:
@@ -74,8 +78,19 @@ async def claim_ids(
     return [c.run.run_id for c in claims]
 
 
+async def loaded_run(store: ExecutionStore, run_id: str) -> Run:
+    run = await store.load_run(run_id)
+    assert run is not None, run_id
+    return run
+
+
 async def finish(store: ExecutionStore, claim: Claimed, now: int = T0) -> None:
     await store.settle_run(claim.run.run_id, claim.lease, 0, [], Finish(None), now)
+
+
+RACE_LIMITS: dict[str, int] = {"concurrency": 2, "per_key_concurrency": 1}
+"""The limits of the queue that creates and claims race for."""
+RACE_KEYS = ("k0", "k1", "k2", None)
 
 
 class QueueCases:
@@ -323,6 +338,167 @@ class QueueCases:
         assert await store.load_run("run-a") == first
 
     @requires(Capability.QUEUES)
+    @requires(Capability.CLAIM_ON_CREATE)
+    async def test_create_run_with_owner_keeps_the_per_key_and_rate_limits(
+        self, store: ExecutionStore
+    ) -> None:
+        assert T0 % 1000 == 0
+        await queues_of(store).upsert_queue(
+            "q", T0, per_key_concurrency=1, rate_limit=RateLimit(3, 1000)
+        )
+
+        async def owned(run_id: str, key: str | None, now: int = T0) -> Created:
+            made = await store.create_run(
+                run_id,
+                "wf",
+                None,
+                None,
+                now,
+                owner="w",
+                lease_ms=LEASE_MS,
+                queue="q",
+                partition_key=key,
+            )
+            assert isinstance(made, Created), made
+            assert await store.load_run(run_id) == made.run
+            return made
+
+        assert (await owned("a-1", "a")).lease is not None
+        assert (await owned("a-2", "a")).lease is None  # key a is full
+        assert (await owned("b-1", "b")).lease is not None
+        assert (await owned("none-1", None)).lease is not None  # the third claim
+        # Three claims by create_run used the window up: a claim now takes nothing
+        # and a create in a free key is created queued.
+        assert await claim_ids(store, T0 + 1) == []
+        assert (await owned("c-1", "c", T0 + 2)).lease is None
+        # The next window: the creates' queued runs are claimable in claim order.
+        assert await claim_ids(store, T0 + 1000) == ["c-1"]  # a-2's key is still full
+        made = await owned("d-1", "d", T0 + 1001)
+        assert made.lease is not None
+        assert await claim_ids(store, T0 + 1002) == []  # window: c-1, d-1 and ...
+        assert (await owned("e-1", "e", T0 + 1003)).lease is not None  # ... e-1
+        assert (await owned("f-1", "f", T0 + 1004)).lease is None
+
+    @requires(Capability.QUEUES)
+    @requires(Capability.CLAIM_ON_CREATE)
+    async def test_create_run_with_owner_claims_again_once_its_queue_has_no_limits(
+        self, store: ExecutionStore
+    ) -> None:
+        # A store may remember that a queue had limits (to go straight to its limited
+        # create): once they are gone, creates there are claimed whatever it remembers.
+        qs = queues_of(store)
+        await qs.upsert_queue("q", T0, concurrency=1)
+        results = []
+        for i in range(3):
+            results.append(
+                await store.create_run(
+                    f"run-{i}", "wf", None, None, T0, owner="w", lease_ms=LEASE_MS, queue="q"
+                )
+            )
+        assert [isinstance(r, Created) and r.lease is not None for r in results] == [
+            True,
+            False,
+            False,
+        ]
+        await qs.upsert_queue("q", T0 + 1)
+        again = await store.create_run(
+            "run-3", "wf", None, None, T0 + 1, owner="w", lease_ms=LEASE_MS, queue="q"
+        )
+        assert isinstance(again, Created), again
+        assert again.lease is not None
+
+    @requires(Capability.QUEUES)
+    @requires(Capability.CLAIM_ON_CREATE)
+    @requires(Capability.CHILDREN)
+    async def test_a_child_created_with_owner_keeps_its_queues_limits(
+        self, store: ExecutionStore
+    ) -> None:
+        await queues_of(store).upsert_queue("q", T0, concurrency=1, rate_limit=RateLimit(2, 1000))
+        await create(store, "parent")
+        # Ids of the form parent@…: a clustered store keeps a child beside its parent.
+
+        async def child(run_id: str, now: int = T0) -> Created:
+            made = await store.create_run(
+                run_id,
+                "wf",
+                None,
+                None,
+                now,
+                owner="w",
+                lease_ms=LEASE_MS,
+                queue="q",
+                parent_run_id="parent",
+            )
+            assert isinstance(made, Created), made
+            assert made.run.parent_run_id == "parent"
+            assert await store.load_run(run_id) == made.run
+            return made
+
+        first = await child("parent@kid-1")
+        assert first.lease is not None
+        assert (await child("parent@kid-2")).lease is None  # concurrency: full
+        await finish(store, Claimed(first.run, first.lease), T0 + 1)
+        # The window counted kid-1's claim: one more claim in it.
+        assert await claim_ids(store, T0 + 2, queues=["q"]) == ["parent@kid-2"]
+        assert (await child("parent@kid-3", T0 + 3)).lease is None  # window used up
+        again = await store.create_run(
+            "parent@kid-1",
+            "wf",
+            None,
+            None,
+            T0 + 4,
+            owner="w",
+            lease_ms=LEASE_MS,
+            queue="q",
+            parent_run_id="parent",
+        )
+        assert again == Existing(await loaded_run(store, "parent@kid-1")), again
+
+    @pytest.mark.parametrize("parent", [None, "parent"], ids=["run", "child"])
+    @requires(Capability.QUEUES)
+    @requires(Capability.CLAIM_ON_CREATE)
+    @requires(Capability.NOTIFY_RUNNABLE)
+    async def test_a_create_with_owner_that_finds_its_queue_full_wakes_watchers(
+        self, store: ExecutionStore, store_factory: StoreFactory, parent: str | None
+    ) -> None:
+        # Created queued, the run is claimable: a create of a claimable run yields.
+        if parent is not None and Capability.CHILDREN not in store.capabilities:
+            pytest.skip("the store does not declare 'children'")
+        await queues_of(store).upsert_queue("q", T0, concurrency=1)
+        if parent is not None:
+            await create(store, parent)
+        other = await store_factory()
+        ids = [f"parent@run-{i}" for i in range(2)]
+        first = await other.create_run(
+            ids[0],
+            "wf",
+            None,
+            None,
+            T0,
+            owner="w",
+            lease_ms=LEASE_MS,
+            queue="q",
+            parent_run_id=parent,
+        )
+        assert isinstance(first, Created), first
+        assert first.lease is not None, first
+        async with _watching(store) as watcher:
+            made = await other.create_run(
+                ids[1],
+                "wf",
+                None,
+                None,
+                T0,
+                owner="w",
+                lease_ms=LEASE_MS,
+                queue="q",
+                parent_run_id=parent,
+            )
+            assert isinstance(made, Created), made
+            assert made.lease is None, made
+            await _next(watcher, "another handle created a run queued in a full queue")
+
+    @requires(Capability.QUEUES)
     async def test_a_lowered_limit_keeps_leases_and_holds_new_claims(
         self, store: ExecutionStore
     ) -> None:
@@ -433,3 +609,99 @@ class QueueCases:
         for t in range(1, 4):
             lease = await store.heartbeat("run-0", lease, LEASE_MS, T0 + 1000 * t)
         assert await claim_ids(store, T0 + 3000) == ["run-1"]
+
+    # -- the race of creates and claims ------------------------------------------------
+    # create_run(..., owner=) and claims at once, each on a handle of its own: the
+    # leases either hands out never take the queue past its limits (small numbers:
+    # the 32 claimers of workflow.contract_tests.queue_races race claims alone).
+    @requires(Capability.QUEUES)
+    @requires(Capability.CLAIM_ON_CREATE)
+    async def test_creates_with_owner_and_claims_at_once_never_exceed_a_limit(
+        self, store: ExecutionStore, store_factory: StoreFactory
+    ) -> None:
+        await queues_of(store).upsert_queue(
+            "q",
+            T0,
+            concurrency=RACE_LIMITS["concurrency"],
+            per_key_concurrency=RACE_LIMITS["per_key_concurrency"],
+        )
+        for i, key in enumerate(("k0", "k1", "k0", None)):
+            await placed(store, f"queued-{i}", "q", key=key)
+        creators = [await store_factory() for _ in range(4)]
+        claimers = [await store_factory() for _ in range(2)]
+        per_creator = 8
+        total = 4 + per_creator * len(creators)
+        held: Counter[str] = Counter()
+        settled: Counter[str] = Counter()
+
+        def hold(claim: Claimed) -> None:
+            key = claim.run.partition_key
+            held["*"] += 1
+            assert held["*"] <= RACE_LIMITS["concurrency"], dict(held)
+            if key is not None:
+                held[key] += 1
+                assert held[key] <= RACE_LIMITS["per_key_concurrency"], dict(held)
+
+        async def release(handle: ExecutionStore, claim: Claimed, pause: float) -> None:
+            await asyncio.sleep(pause)
+            held["*"] -= 1
+            if claim.run.partition_key is not None:
+                held[claim.run.partition_key] -= 1
+            await finish(handle, claim)
+            settled[claim.run.run_id] += 1
+
+        # The race starts at the limits: the first creates find the queue full (a
+        # create that ignored the limits would be caught at once).
+        opening = await claimers[0].claim_runnable("claimer-0", LEASE_MS, 10, T0)
+        for claim in opening:
+            hold(claim)
+        assert held["*"] == RACE_LIMITS["concurrency"], dict(held)
+
+        async def creator(i: int, handle: ExecutionStore) -> None:
+            rng = random.Random(i)
+            for n in range(per_creator):
+                made = await handle.create_run(
+                    f"run-{i}-{n:02d}",
+                    "wf",
+                    None,
+                    None,
+                    T0,
+                    owner=f"creator-{i}",
+                    lease_ms=LEASE_MS,
+                    queue="q",
+                    partition_key=RACE_KEYS[(i + n) % len(RACE_KEYS)],
+                )
+                assert isinstance(made, Created), made
+                if made.lease is not None:
+                    claim = Claimed(made.run, made.lease)
+                    hold(claim)
+                    await release(handle, claim, rng.random() * 0.003)
+
+        async def claimer(i: int, handle: ExecutionStore) -> None:
+            rng = random.Random(100 + i)
+            if i == 0:
+                for claim in opening:
+                    await release(handle, claim, 0.01)
+            idle = 0
+            while len(settled) < total:
+                claims = await handle.claim_runnable(
+                    f"claimer-{i}", LEASE_MS, rng.randint(1, 2), T0
+                )
+                if not claims:
+                    idle += 1
+                    # Bounded: a store that strands runs must fail, not hang.
+                    assert idle < 20_000, f"claimer {i} found nothing {idle} times in a row"
+                    await asyncio.sleep(0.001)
+                    continue
+                idle = 0
+                for claim in claims:
+                    hold(claim)
+                for claim in claims:
+                    await release(handle, claim, rng.random() * 0.003)
+
+        await asyncio.gather(
+            *(creator(i, h) for i, h in enumerate(creators)),
+            *(claimer(i, h) for i, h in enumerate(claimers)),
+        )
+        assert len(settled) == total
+        assert set(settled.values()) == {1}

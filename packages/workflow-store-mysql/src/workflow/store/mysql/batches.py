@@ -75,19 +75,17 @@ _TAKES = (
 """The picked runs of a limited claim (``@wf_takes``: their ``takes`` rows as JSON)."""
 
 
-def _lock_limited(t: StoreTables) -> sa.Select[Any]:
-    """Lock the limited queues' rows until COMMIT and count them into ``@wf_limited``
+def _lock_limited(t: StoreTables, one: bool = False) -> sa.Select[Any]:
+    """Lock the limited queues' rows (``one``: the queue ``p_queue``'s, if it has
+    limits) until COMMIT and count them into ``@wf_limited``
     (:func:`.queue_sql.lock_limited_names` without a result: the client would parse a
     column and a row per queue that it never reads). ``COUNT(*)`` reads the rows it
     locks in the primary key's order, the names' order of the lock everywhere."""
     q = t.queues
-    return (
-        sa.select(sa.func.count())
-        .select_from(q)
-        .where(queue_sql.limited(t))
-        .with_for_update()
-        .suffix_with("INTO @wf_limited")
-    )
+    stmt = sa.select(sa.func.count()).select_from(q).where(queue_sql.limited(t))
+    if one:
+        stmt = stmt.where(q.c.name == bound("queue", q.c.name.type))
+    return stmt.with_for_update().suffix_with("INTO @wf_limited")
 
 
 _LIM_COLUMNS = ("concurrency", "per_key_concurrency", "rate_count", "w_used", "leased")
@@ -433,6 +431,39 @@ class OneTripBatches(SQLStore):
             ]
 
         return await self._limited_batch(a, after, run_id, build, slots)
+
+    async def _create_limited(self, a: arguments.NewRun, claimed: dict[str, Any]) -> bool:
+        """One batch, as the limited claim's: lock the queue's row if it has limits
+        (counted into ``@wf_limited``), insert the run claimed or queued as
+        :func:`.queue_sql.decided_insert` decides (a statement of its own, whose read
+        view at READ COMMITTED sees what the lock's previous holder committed), count
+        a claim in the queue's rate window, read the run's status."""
+        runs = self.tables.runs
+        columns = tuple(claimed)
+
+        def build() -> Parts:
+            return [
+                "BEGIN",
+                _lock_limited(self.tables, one=True),
+                queue_sql.decided_insert(self.tables, columns)[0],
+                queue_sql.count_in_windows(self.tables, queue_sql.created_claimed(self.tables)),
+                sa.select(runs.c.status, sa.literal_column("@wf_limited").label("limited")).where(
+                    runs.c.run_id == bound("run_id", runs.c.run_id.type)
+                ),
+                "COMMIT",
+            ]
+
+        def create() -> Body[tuple[bool, bool]]:
+            found = yield self._batch(
+                ("created_in_limited_queue", columns), build, self._decided_params(claimed, a.now)
+            )
+            row = found.first()
+            assert row is not None  # inserted by this batch
+            return row["status"] == RunStatus.RUNNING.value, bool(row["limited"])
+
+        claimed_now, limited = await self._run(create())
+        self._note_limited(a.placement.queue, limited)
+        return claimed_now
 
     # -- the log -------------------------------------------------------------------------
     def _log_writes(self, n_events: int, n_consume: int) -> Parts:

@@ -543,3 +543,25 @@ def limited_claim(
         )
         .add_cte(windows)
     )
+
+
+def created_in_limited_queue(
+    t: StoreTables, columns: Sequence[str], notice: sa.ColumnElement[Any] | None = None
+) -> sa.Select[Any]:
+    """``create_run(..., owner=)`` in a queue that may have limits, in one statement
+    (after the statement that locks the queue's row, in the same transaction): insert
+    the run claimed if its queue and key have room, else queued
+    (:func:`.queue_sql.decided_insert`), and count a claim in the queue's rate window;
+    answers the run's ``status`` and whether its queue has ``limited`` (``notice`` is
+    evaluated when the run is inserted queued: claimable)."""
+    runs = t.runs
+    insert, decision = queue_sql.decided_insert(t, columns)
+    new = insert.returning(runs.c.queue, runs.c.status).cte("new")
+    claimed = (
+        sa.select(new.c.queue).where(new.c.status == RunStatus.RUNNING.value).subquery("claimed")
+    )
+    windows = queue_sql.count_in_windows(t, claimed).cte("windows")
+    answer: list[sa.ColumnElement[Any]] = [new.c.status, decision.c.limited]
+    if notice is not None:
+        answer.append(sa.case((new.c.status == RunStatus.QUEUED.value, notice)).label("woke"))
+    return sa.select(*answer).select_from(new.join(decision, sa.true())).add_cte(windows)

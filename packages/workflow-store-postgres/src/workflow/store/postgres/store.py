@@ -305,6 +305,35 @@ class PostgresStore(ReturningClaims):
 
         return await self._limited_batch(a, after, run_id, build)
 
+    async def _create_limited(self, a: arguments.NewRun, claimed: dict[str, Any]) -> bool:
+        """One round trip, as the limited claim's (:meth:`_limited_round`): lock the
+        queue's row if it has limits, then :func:`.one_statement.created_in_limited_queue`
+        (decide, insert, count the claim in the rate window) in a statement of its own,
+        which starts once the lock is held and so sees what its previous holder
+        committed."""
+        columns = tuple(claimed)
+
+        def build() -> list[sa.ClauseElement | str]:
+            statements: list[sa.ClauseElement | str] = [
+                queue_sql.lock_limited_queue(self.tables),
+                one.created_in_limited_queue(self.tables, columns, self._notice),
+            ]
+            if not self._prepares:
+                return statements  # one text: an implicit transaction already
+            return [self._dialect.begin.sql, *statements, "COMMIT"]
+
+        def create() -> Body[tuple[bool, bool]]:
+            found = yield self._batch(
+                ("created_in_limited_queue", columns), build, self._decided_params(claimed, a.now)
+            )
+            row = found.first()
+            assert row is not None  # an INSERT of one row
+            return row["status"] == RunStatus.RUNNING.value, bool(row["limited"])
+
+        claimed_now, limited = await self._run(create())
+        self._note_limited(a.placement.queue, limited)
+        return claimed_now
+
     _timers_on_their_own = True
 
     async def _fire_due_timers(self, now: int, limit: int) -> list[InboxEntry]:

@@ -9,15 +9,18 @@ of the limited queues (``lock_limited_names``: ``SELECT … FOR UPDATE``, in nam
 so claimers never deadlock), then counts their leased runs through
 ``ix_runs_queue_leases`` and decides in one statement (``takes``), then claims and
 counts the claims in the rate windows (``count_in_windows``) before COMMIT; each
-dialect sends that as one round trip. ``claim_run`` and ``create_run(..., owner=)``
-of a limited queue's run lock that queue's row, count (``leased_counts``) and decide
-with :class:`~workflow.runtime.queues.LimitGate`. Every claim of a limited queue's
-runs holds that queue's row lock from before it counts, so no two of them count at
-once: the count a claim sees is the truth until it commits.
+dialect sends that as one round trip. ``claim_run`` of a limited queue's run is one
+round of that claim for the run. ``create_run(..., owner=)`` in a limited queue locks
+that queue's row (``lock_limited_queue``), then one INSERT counts, decides and
+inserts the run claimed or queued (``decided_insert``), and the claim is counted in
+the rate window; one round trip too. Every claim of a limited queue's runs holds that
+queue's row lock from before it counts, so no two of them count at once: the count a
+claim sees is the truth until it commits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,13 +70,15 @@ def renewable(t: StoreTables) -> sa.ColumnElement[bool]:
     )
 
 
-def lock_limited(t: StoreTables, one: bool) -> sa.Select[Any]:
-    """The limited queues (``one``: the queue ``p_queue``), locked until COMMIT."""
+def lock_limited_queue(t: StoreTables) -> sa.Select[Any]:
+    """The name of queue ``p_queue`` if it has limits, its row locked until COMMIT
+    (a run created claimed in it: :func:`decided_insert`)."""
     q = t.queues
-    stmt = sa.select(q).where(limited(t))
-    if one:
-        stmt = stmt.where(q.c.name == bound("queue", q.c.name.type))
-    return stmt.order_by(q.c.name).with_for_update()
+    return (
+        sa.select(q.c.name)
+        .where(q.c.name == bound("queue", q.c.name.type), limited(t))
+        .with_for_update()
+    )
 
 
 def lock_limited_names(t: StoreTables) -> sa.Select[Any]:
@@ -81,23 +86,6 @@ def lock_limited_names(t: StoreTables) -> sa.Select[Any]:
     so two claimers never deadlock)."""
     q = t.queues
     return sa.select(q.c.name).where(limited(t)).order_by(q.c.name).with_for_update()
-
-
-def leased_counts(t: StoreTables, one: bool) -> sa.Select[Any]:
-    """Runs leased at ``p_now`` per (queue, key), in the limited queues (``one``: in
-    ``p_queue``): an index range of ``ix_runs_queue_leases`` per queue."""
-    runs, q = t.runs, t.queues
-    stmt = (
-        sa.select(runs.c.queue, runs.c.partition_key, sa.func.count().label("n"))
-        .where(
-            runs.c.status == RunStatus.RUNNING.value,
-            runs.c.lease_expires_at > bound("now", runs.c.lease_expires_at.type),
-        )
-        .group_by(runs.c.queue, runs.c.partition_key)
-    )
-    if one:
-        return stmt.where(runs.c.queue == bound("queue", runs.c.queue.type))
-    return stmt.where(runs.c.queue.in_(sa.select(q.c.name).where(limited(t))))
 
 
 def claim_order(t: StoreTables) -> list[sa.ColumnElement[Any]]:
@@ -143,18 +131,6 @@ def limited_candidates(
         stmt.order_by(*claim_order(t))
         .limit(sa.bindparam("p_page", type_=sa.Integer()))
         .with_for_update(skip_locked=True)
-    )
-
-
-def write_window(t: StoreTables) -> sa.Update:
-    q = t.queues
-    return (
-        sa.update(q)
-        .where(q.c.name == bound("queue", q.c.name.type))
-        .values(
-            window_start=bound("window_start", q.c.window_start.type),
-            window_count=bound("window_count", q.c.window_count.type),
-        )
     )
 
 
@@ -274,16 +250,25 @@ def keyed_leases(t: StoreTables, lim: sa.CTE) -> sa.CTE:
     )
 
 
-def has_room(t: StoreTables, lim: sa.CTE, keyed: sa.CTE) -> sa.ColumnElement[bool]:
-    """The run's queue and key have room for one more lease (no limit: room)."""
+def has_room(
+    t: StoreTables,
+    lim: sa.CTE,
+    keyed: sa.CTE,
+    queue: sa.ColumnElement[Any] | None = None,
+    key: sa.ColumnElement[Any] | None = None,
+) -> sa.ColumnElement[bool]:
+    """The run's queue and key have room for one more lease (no limit: room); the
+    run's by default, else ``queue`` and ``key`` (a run not inserted yet)."""
     runs = t.runs
+    queue = runs.c.queue if queue is None else queue
+    key = runs.c.partition_key if key is None else key
     queue_full = sa.exists().where(
-        lim.c.name == runs.c.queue,
+        lim.c.name == queue,
         sa.or_(lim.c.leased >= lim.c.concurrency, lim.c.w_used >= lim.c.rate_count),
     )
     key_full = sa.exists().where(
-        keyed.c.queue == runs.c.queue,
-        keyed.c.partition_key == runs.c.partition_key,
+        keyed.c.queue == queue,
+        keyed.c.partition_key == key,
         lim.c.name == keyed.c.queue,
         keyed.c.n >= lim.c.per_key_concurrency,
     )
@@ -414,4 +399,84 @@ def count_in_windows(t: StoreTables, claimed: sa.FromClause) -> sa.Update:
             (q.c.window_count, sa.case((fresh, 0), else_=q.c.window_count) + n),
             (q.c.window_start, sa.case((fresh, start), else_=q.c.window_start)),
         )
+    )
+
+
+# -- a run created claimed in a limited queue ------------------------------------------
+# ``create_run(..., owner=)`` where the run's queue has limits: the creator holds that
+# queue's row lock (``lock_limited_queue``, a statement before this one, as for the
+# limited claim), then one INSERT decides with the same pieces as the limited claim
+# (``lim`` restricted to the queue, ``keyed``, ``has_room`` for the new run's queue and
+# key) and inserts the run claimed if there is room, else queued. Counting the claim in
+# the rate window reads the inserted row (``count_in_windows`` of :func:`created_claimed`,
+# or of the INSERT's RETURNING on PostgreSQL).
+
+CLAIM_ONLY: dict[str, Any] = {
+    "status": RunStatus.QUEUED.value,
+    "lease_token": 0,
+    "lease_owner": None,
+    "lease_expires_at": None,
+}
+"""The columns a run created claimed has other values in, and their values when it is
+inserted queued instead (no room)."""
+
+
+def room_decision(t: StoreTables) -> sa.CTE:
+    """``decision``: one row for the new run (queue ``p_queue``, key
+    ``p_partition_key``) at ``p_now``: ``room`` (1: its queue and key have room for one
+    more lease, every limit counted as the limited claim counts it), ``rated`` (1: the
+    queue has a rate limit, so a claim counts in its window) and ``limited`` (1: the
+    queue has limits at all)."""
+    q = t.queues
+    # limit_state for this one queue: a range of ix_runs_queue_leases for it alone, not
+    # one per limited queue.
+    state = limit_state(t).element
+    assert isinstance(state, sa.Select)
+    lim = state.where(q.c.name == bound("queue", q.c.name.type)).cte("lim")
+    keyed = keyed_leases(t, lim)
+    room = has_room(
+        t,
+        lim,
+        keyed,
+        bound("queue", q.c.name.type),
+        bound("partition_key", t.runs.c.partition_key.type),
+    )
+    return sa.select(
+        sa.case((room, 1), else_=0).label("room"),
+        sa.case((sa.exists().where(lim.c.rate_count.is_not(None)), 1), else_=0).label("rated"),
+        sa.case((sa.exists().select_from(lim), 1), else_=0).label("limited"),
+    ).cte("decision")
+
+
+def decided_insert(t: StoreTables, columns: Sequence[str]) -> tuple[sa.Insert, sa.CTE]:
+    """The INSERT of a new run with ``columns`` (each bound as ``p_<column>``: the run
+    claimed) that takes the :data:`CLAIM_ONLY` values instead where
+    :func:`room_decision` finds no room; and that decision (the statement's CTE, for
+    ``RETURNING`` its columns where the dialect can)."""
+    runs = t.runs
+    decision = room_decision(t)
+    room = decision.c.room == 1
+    values = [
+        sa.case((room, bound(c, runs.c[c].type)), else_=sa.literal(CLAIM_ONLY[c], runs.c[c].type))
+        if c in CLAIM_ONLY
+        else bound(c, runs.c[c].type)
+        for c in columns
+    ]
+    return sa.insert(runs).from_select(
+        list(columns), sa.select(*values).select_from(decision)
+    ), decision
+
+
+def created_claimed(t: StoreTables) -> sa.Subquery:
+    """The queue of run ``p_run_id`` if it is running: after :func:`decided_insert` in
+    the same transaction, the new run's queue if it was inserted claimed (the source of
+    :func:`count_in_windows`)."""
+    runs = t.runs
+    return (
+        sa.select(runs.c.queue)
+        .where(
+            runs.c.run_id == bound("run_id", runs.c.run_id.type),
+            runs.c.status == RunStatus.RUNNING.value,
+        )
+        .subquery("claimed")
     )

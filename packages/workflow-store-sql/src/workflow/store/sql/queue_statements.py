@@ -1,10 +1,11 @@
-"""Counting what ``claim_runnable`` and ``claim_run`` send while queues have limits
-(tests and ``bench/``; ``docs/sql-stores.md``, Queues): the limited claim's round
-trips are pinned per store, as the hot operations' are (:mod:`.statements`)."""
+"""Counting what ``claim_runnable``, ``claim_run`` and ``create_run(..., owner=)`` send
+while queues have limits (tests and ``bench/``; ``docs/sql-stores.md``, Queues): the
+limited claim's round trips are pinned per store, as the hot operations' are
+(:mod:`.statements`)."""
 
 from __future__ import annotations
 
-from workflow.runtime import Claimed, RateLimit
+from workflow.runtime import Claimed, Created, RateLimit
 
 from .statements import Recorder, recording
 from .store import SQLStore
@@ -40,4 +41,41 @@ async def limited_claim_statements(
         claim = await store.claim_run("one", "w", 1000, now + 1)
     assert isinstance(claim, Claimed), claim
     out["claim_run"] = list(seen)
+    return out
+
+
+async def limited_create_statements(
+    store: SQLStore, now: int = 1_000_000, *, record: Recorder = recording
+) -> dict[str, list[str]]:
+    """What ``create_run(..., owner=)`` sends in a queue with limits, on an empty store:
+    ``unlimited`` (no limits: the one-statement insert), ``limited_first`` (the first
+    create in a queue after a limit appeared: the one-statement insert inserts
+    nothing, then the limited create), ``limited`` (the next ones in that queue start
+    with the limited create), ``rate_limited`` (a queue with a rate limit: the claim
+    also counts in its window), ``full`` (no room: created queued), ``existing`` (the
+    id is taken: the limited create fails on it, a read answers)."""
+    out: dict[str, list[str]] = {}
+
+    async def run(name: str, run_id: str, claimed: bool) -> None:
+        with record(store) as seen:
+            got = await store.create_run(
+                run_id, "wf", None, None, now, owner="w", lease_ms=1000, queue="q"
+            )
+        assert isinstance(got, Created), (name, got)
+        assert (got.lease is not None) is claimed, (name, got)
+        out[name] = list(seen)
+
+    await run("unlimited", "c0", True)
+    await store.upsert_queue("q", now, concurrency=4)
+    await run("limited_first", "c1", True)
+    await run("limited", "c2", True)
+    await store.upsert_queue("q", now, concurrency=4, rate_limit=RateLimit(100, 60_000))
+    await run("rate_limited", "c3", True)
+    await run("full", "c4", False)
+    with record(store) as seen:
+        again = await store.create_run(
+            "c4", "wf", None, None, now, owner="w", lease_ms=1000, queue="q"
+        )
+    assert not isinstance(again, Created), again
+    out["existing"] = list(seen)
     return out

@@ -18,7 +18,6 @@ same run serialize and a wake-up is never lost. Claims of many rows use
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Hashable, Sequence
 from dataclasses import replace
 from types import MappingProxyType
@@ -39,7 +38,7 @@ from workflow.runtime.errors import (
     StoreUnavailableError,
     WorkflowStoreError,
 )
-from workflow.runtime.queues import LimitGate, queue_config, refuse_placement, serves_default
+from workflow.runtime.queues import queue_config, refuse_placement, serves_default
 from workflow.runtime.records import (
     JSON,
     InboxEntry,
@@ -105,6 +104,9 @@ Params = dict[str, Any]
 LIMITED: rows.Row = MappingProxyType({"limited": True})
 """What create_run's insert answers (by identity) when a queue limit needs
 _create_limited."""
+
+MAX_LIMITED_HINTS = 1024
+"""The most queue names a store handle remembers as limited (``_limited_queues``)."""
 
 
 RUN_INSERT = (
@@ -223,6 +225,10 @@ class SQLStore:
         self._limits_seen = False
         """Whether the last limited claim saw queues with limits (``claim_runnable``
         then starts with the limited claim: :meth:`_claim_limited`)."""
+        self._limited_queues: set[str] = set()
+        """Queues the last ``create_run(..., owner=)`` in them found limited: the next
+        one there goes straight to :meth:`_create_limited` (a hint, as
+        ``_limits_seen``: both ways keep the limits)."""
         self._inbox_cols = [t.inbox.c[name] for name in rows.INBOX_COLUMNS]
         self._event_cols = [t.events.c[name] for name in rows.EVENT_COLUMNS]
 
@@ -614,15 +620,18 @@ class SQLStore:
 
         if a.parent_run_id is not None:
             return await self._create_child(a, values, queued)
+        limited = a.owner is not None and a.placement.queue in self._limited_queues
         for _ in range(3):
-            row = await self._run(insert())
+            row = LIMITED if limited else await self._run(insert())
             if row is LIMITED:
                 try:
-                    row = await self._run(self._create_limited(a, values, queued), transaction=True)
+                    claimed = await self._create_limited(a, values)
                 except DuplicateKey:
-                    continue  # created meanwhile: the next round answers it
-                if row is None or row is LIMITED:
-                    run = rows.run_from_row(_with_defaults(values if row is None else queued))
+                    # The id is taken (the claimed INSERT of a limited queue inserts
+                    # nothing either way, so it cannot tell): who holds it?
+                    row = await self._run(self._load(a.run_id)) or {}
+                else:
+                    run = rows.run_from_row(_with_defaults(values if claimed else queued))
                     return Created(run, run.lease)
             if row is None:
                 run = rows.run_from_row(_with_defaults(values))
@@ -680,11 +689,10 @@ class SQLStore:
             yield self._run_row_insert(row, notify=False)
             return Created(rows.run_from_row(_with_defaults(row)), None)
         if a.owner is not None and self.queue_limits:
-            inserted = yield from self._create_limited(a, {**values, **link}, {**queued, **link})
-            if inserted is not None and inserted is not LIMITED:
-                run = rows.run_from_row(inserted)
-                return Existing(run) if run.workflow_id == a.workflow_id else Conflict(run)
-            row = {**(values if inserted is None else queued), **link}
+            # Its queue may have limits: decided in the INSERT (the id is free: the
+            # run was loaded above, and a run created meanwhile raises DuplicateKey).
+            claimed, _ = yield from self._limited_insert(a, {**values, **link})
+            row = {**(values if claimed else queued), **link}
         else:
             row = {**values, **link}
             yield self._run_row_insert(row, notify=a.owner is None)
@@ -705,7 +713,7 @@ class SQLStore:
 
     def _claimed_run_insert(self) -> sa.Insert:
         """A run created claimed (``create_run(..., owner=, lease_ms=)``); with queue
-        limits, only when its queue has none (else no row: see _create_limited)."""
+        limits, only when its queue has none (else no row: _create_limited decides)."""
         runs = self.tables.runs
         if not self.queue_limits:
             return self._insert(runs, CLAIMED_RUN_INSERT)
@@ -717,26 +725,67 @@ class SQLStore:
         )
         return sa.insert(runs).from_select(list(CLAIMED_RUN_INSERT), values)
 
-    def _create_limited(
-        self, a: arguments.NewRun, claimed: dict[str, Any], queued: dict[str, Any]
-    ) -> Body[rows.Row | None]:
-        """Insert a new run of a limited queue, claimed if the queue has room (the
-        queue's row locked while it counts): None when inserted claimed, ``LIMITED``
-        when inserted queued, else the run that holds the id. A duplicate id that
-        appears meanwhile raises DuplicateKey (the caller tries again)."""
-        existing = yield from self._load(a.run_id)
-        if existing is not None:
-            return existing
-        gate = yield from self._gate(a.now, a.placement.queue)
-        p = a.placement
-        room = gate.has_room(p.queue, p.partition_key)
-        if room:
-            gate.take(p.queue, p.partition_key)
-            yield self._run_row_insert(claimed, notify=False)
-        else:
-            yield self._run_row_insert(queued, notify=True)
-        yield from self._write_windows(gate)
-        return None if room else LIMITED
+    async def _create_limited(self, a: arguments.NewRun, claimed: dict[str, Any]) -> bool:
+        """Insert a new run claimed (``claimed``: its values) if its queue and key have
+        room, else queued, in one atomic step (:meth:`_limited_insert`); True if
+        claimed. An id that exists raises DuplicateKey."""
+        claimed_now, limited = await self._run(self._limited_insert(a, claimed), transaction=True)
+        self._note_limited(a.placement.queue, limited)
+        return claimed_now
+
+    def _note_limited(self, queue: str, limited: bool) -> None:
+        """Remember whether ``queue`` had limits at the last create in it."""
+        if not limited:
+            self._limited_queues.discard(queue)
+            return
+        if len(self._limited_queues) >= MAX_LIMITED_HINTS:
+            self._limited_queues.clear()
+        self._limited_queues.add(queue)
+
+    def _lock_limited_queue(self, a: arguments.NewRun) -> Query:
+        """Lock the new run's queue's row if it has limits, in a statement before the
+        decision: at READ COMMITTED a statement's snapshot is taken when it starts, so
+        the decision, started after the lock is held, sees every lease its previous
+        holder committed (as the limited claim's, :func:`.queue_sql.lock_limited_names`)."""
+        return self._q(
+            "lock_limited_queue",
+            lambda: queue_sql.lock_limited_queue(self.tables),
+            {"p_queue": a.placement.queue},
+        )
+
+    def _count_created_claim(self, a: arguments.NewRun) -> Query:
+        """Count the new run's claim in its queue's rate window, if it was inserted
+        claimed and its queue has a rate limit (else the UPDATE matches nothing)."""
+        return self._q(
+            "count_created_claim",
+            lambda: queue_sql.count_in_windows(self.tables, queue_sql.created_claimed(self.tables)),
+            {"p_run_id": a.run_id, "p_now": a.now},
+        )
+
+    def _decided_params(self, claimed: dict[str, Any], now: int) -> Params:
+        return {**prefixed(claimed, ""), "p_now": now}
+
+    def _limited_insert(
+        self, a: arguments.NewRun, claimed: dict[str, Any]
+    ) -> Body[tuple[bool, bool]]:
+        """In a transaction: lock the queue's row (where the dialect's transaction
+        does not serialise writers already), insert the run claimed or queued as
+        :func:`.queue_sql.decided_insert` decides, count a claim in the queue's rate
+        window (an UPDATE that matches nothing otherwise), and read what was decided:
+        whether the run was claimed, and whether its queue has limits (this portable
+        body does not read that: True, which keeps the hint)."""
+        if self._dialect.locks_rows:
+            yield self._lock_limited_queue(a)
+        columns = tuple(claimed)
+        yield self._q(
+            ("decided_insert", columns),
+            lambda: queue_sql.decided_insert(self.tables, columns)[0],
+            self._decided_params(claimed, a.now),
+        )
+        yield self._count_created_claim(a)
+        row = yield from self._load(a.run_id)
+        assert row is not None  # inserted by this transaction
+        return row["status"] == RunStatus.RUNNING.value, True
 
     def _run_insert(self) -> sa.Insert:
         """A new queued run's INSERT (it notifies watchers where the store can)."""
@@ -1163,41 +1212,6 @@ class SQLStore:
         return (yield from self._read_claimed(ids, a.with_history))
 
     # -- queue limits ------------------------------------------------------------------
-    def _gate(self, now: int, queue: str | None) -> Body[LimitGate]:
-        """Lock the limited queues' rows (``queue``: that one's) until COMMIT, count
-        their leased runs, and decide with a LimitGate (see :mod:`.queue_sql`)."""
-        one = queue is not None
-        found = yield self._q(
-            ("lock_limited", one),
-            lambda: queue_sql.lock_limited(self.tables, one),
-            {"p_queue": queue} if one else {},
-        )
-        limits = list(found.mappings())
-        configured = {r["name"]: rows.queue_from_row(r) for r in limits}
-        windows = {r["name"]: (int(r["window_start"]), int(r["window_count"])) for r in limits}
-        leased: Counter[str] = Counter()
-        keyed: Counter[tuple[str, str]] = Counter()
-        if configured:
-            counted = yield self._q(
-                ("leased_counts", one),
-                lambda: queue_sql.leased_counts(self.tables, one),
-                {"p_now": now, "p_queue": queue} if one else {"p_now": now},
-            )
-            for r in counted.mappings():
-                leased[r["queue"]] += int(r["n"])
-                if r["partition_key"] is not None:
-                    keyed[(r["queue"], r["partition_key"])] += int(r["n"])
-        return LimitGate(configured, windows, leased, keyed, now)
-
-    def _write_windows(self, gate: LimitGate) -> Body[None]:
-        for name in sorted(gate.changed):
-            start, count = gate.windows[name]
-            yield self._q(
-                "write_window",
-                lambda: queue_sql.write_window(self.tables),
-                {"p_queue": name, "p_window_start": start, "p_window_count": count},
-            )
-
     def _claim_ids_update(self, n: int) -> sa.Update:
         """The UPDATE that claims ``n`` runs by id (``p_id<i>``)."""
         runs = self.tables.runs
@@ -2522,6 +2536,44 @@ class ReturningClaims(SQLStore):
             {**self._claim_params(a), **{f"p_id{i}": r for i, r in enumerate(ids)}},
         )
         return [self._claimed(r, a.with_history) for r in found.mappings()]
+
+    def _limited_insert(
+        self, a: arguments.NewRun, claimed: dict[str, Any]
+    ) -> Body[tuple[bool, bool]]:
+        # The INSERT answers what it decided (RETURNING): no read after it, and the
+        # window is counted only for a claim in a queue with a rate limit.
+        if self._dialect.locks_rows:
+            yield self._lock_limited_queue(a)
+        columns = tuple(claimed)
+
+        def build() -> sa.Insert:
+            runs, q = self.tables.runs, self.tables.queues
+            queue = self._dialect.outer_column(runs.c.queue)
+            insert, _ = queue_sql.decided_insert(self.tables, columns)
+            rated = sa.exists().where(q.c.name == queue, q.c.rate_count.is_not(None))
+            limited = sa.exists().where(q.c.name == queue, queue_sql.limited(self.tables))
+            notice = self._wake_notice()
+            return insert.returning(
+                runs.c.status,
+                sa.case((rated, 1), else_=0).label("rated"),
+                sa.case((limited, 1), else_=0).label("limited"),
+                # Inserted queued: claimable, so watchers hear of it where they can.
+                *(
+                    ()
+                    if notice is None
+                    else (sa.case((runs.c.status == RunStatus.QUEUED.value, notice)).label("woke"),)
+                ),
+            )
+
+        found = yield self._q(
+            ("decided_insert_returning", columns), build, self._decided_params(claimed, a.now)
+        )
+        row = found.first()
+        assert row is not None  # an INSERT of one row
+        claimed_now = row["status"] == RunStatus.RUNNING.value
+        if claimed_now and row["rated"]:
+            yield self._count_created_claim(a)
+        return claimed_now, bool(row["limited"])
 
     def _settle_update(
         self, log: arguments.LogWrite, values: dict[str, Any], *, orphan: bool = True
