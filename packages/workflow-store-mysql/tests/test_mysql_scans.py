@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from mysql_server import SERVER, URL
 
+from workflow.contract_tests.sql_plans import insert_queued
 from workflow.runtime.records import RunStatus, WaitKind
 from workflow.store.mysql.store import MySQLStore
 from workflow.store.sql.compiled import text_statement
@@ -100,6 +101,47 @@ async def test_the_claim_of_many_reads_the_picked_runs_by_primary_key(store: MyS
     scanned = await _scanned(store) - before
     assert sorted(c.run.run_id for c in got) == ["q2", "q3"]
     assert scanned < READ_AT_MOST, scanned
+
+
+INDEX_READS = ("first", "key", "last", "next", "prev")
+
+
+async def _index_reads(store: MySQLStore) -> int:
+    """The session's index reads so far: look-ups (``Handler_read_key``: a probe, or
+    the start of a range) and steps along an index (``_next``, ``_prev``...)."""
+
+    def body() -> Body[int]:
+        found = yield Query(
+            text_statement("SHOW SESSION STATUS LIKE 'Handler_read%'".replace("%", "%%")), {}
+        )
+        counts = {str(name): int(value) for name, value in found.rows}
+        return sum(counts[f"Handler_read_{r}"] for r in INDEX_READS)
+
+    return await store.driver.run(body())
+
+
+QUEUED = 3000
+"""Queued runs behind the ones a claim takes: what reading every ready run would add."""
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["unlimited", "limited"])
+async def test_a_claim_reads_about_limit_of_thousands_of_queued_runs(
+    store: MySQLStore, limited: bool
+) -> None:
+    # ix_runs_claim (status, priority DESC, ready_at, run_id): the queued runs in claim
+    # order, read from the first; the runs whose lease expired through ix_runs_expiry.
+    # Before it, the pick read every ready run by ix_runs_ready and sorted them
+    # (Handler_read_next: one per queued run). The rows of the limited claim's window
+    # functions (Handler_read_rnd*: its sorts of the page) do not grow with the queue.
+    await insert_queued(store, QUEUED)
+    if limited:
+        await store.upsert_queue("q", 0, concurrency=5)
+    await store.claim_runnable("w", 60_000, 10, 1)  # the first compiles and warms up
+    before = await _index_reads(store)
+    got = await store.claim_runnable("w", 60_000, 10, 1)
+    read = await _index_reads(store) - before
+    assert [c.run.run_id for c in got] == [f"queued{i:05d}" for i in range(10, 20)]
+    assert read < 2 * READ_AT_MOST, read
 
 
 async def test_the_timers_firing_reads_the_due_runs_by_primary_key(

@@ -99,12 +99,21 @@ COMMIT;
 -- claim_runnable: 1 round trip(s)
 BEGIN;
 SELECT JSON_ARRAYAGG(CAST(candidates.run_id AS CHAR CHARACTER SET utf8mb4)) AS `JSON_ARRAYAGG_1` 
-FROM (SELECT {schema}.workflow_runs.run_id AS run_id 
+FROM (SELECT claimable.run_id AS run_id, claimable.priority AS priority, claimable.ready_at AS ready_at 
+FROM (SELECT queued.run_id AS run_id, queued.priority AS priority, queued.ready_at AS ready_at 
+FROM (SELECT {schema}.workflow_runs.run_id AS run_id, {schema}.workflow_runs.priority AS priority, {schema}.workflow_runs.ready_at AS ready_at 
 FROM {schema}.workflow_runs 
-WHERE {schema}.workflow_runs.ready_at IS NOT NULL AND ({schema}.workflow_runs.status = %(b1_status_1)s OR {schema}.workflow_runs.status = %(b1_status_2)s AND {schema}.workflow_runs.lease_expires_at <= %(p_now)s) AND NOT (EXISTS (SELECT * 
+WHERE {schema}.workflow_runs.status = %(b1_status_1)s AND {schema}.workflow_runs.ready_at IS NOT NULL AND NOT (EXISTS (SELECT * 
 FROM {schema}.workflow_queues 
 WHERE {schema}.workflow_queues.concurrency IS NOT NULL OR {schema}.workflow_queues.per_key_concurrency IS NOT NULL OR {schema}.workflow_queues.rate_count IS NOT NULL)) ORDER BY {schema}.workflow_runs.priority DESC, {schema}.workflow_runs.ready_at, {schema}.workflow_runs.run_id 
- LIMIT %(p_limit)s FOR UPDATE SKIP LOCKED) AS candidates INTO @wf_ids;
+ LIMIT %(p_limit)s FOR UPDATE SKIP LOCKED) AS queued UNION ALL SELECT expired.run_id AS run_id, expired.priority AS priority, expired.ready_at AS ready_at 
+FROM (SELECT {schema}.workflow_runs.run_id AS run_id, {schema}.workflow_runs.priority AS priority, {schema}.workflow_runs.ready_at AS ready_at 
+FROM {schema}.workflow_runs 
+WHERE {schema}.workflow_runs.status = %(b1_status_2)s AND {schema}.workflow_runs.lease_expires_at <= %(p_now)s AND {schema}.workflow_runs.ready_at IS NOT NULL AND NOT (EXISTS (SELECT * 
+FROM {schema}.workflow_queues 
+WHERE {schema}.workflow_queues.concurrency IS NOT NULL OR {schema}.workflow_queues.per_key_concurrency IS NOT NULL OR {schema}.workflow_queues.rate_count IS NOT NULL)) ORDER BY {schema}.workflow_runs.priority DESC, {schema}.workflow_runs.ready_at, {schema}.workflow_runs.run_id 
+ LIMIT %(p_limit)s FOR UPDATE SKIP LOCKED) AS expired) AS claimable ORDER BY claimable.priority DESC, claimable.ready_at, claimable.run_id 
+ LIMIT %(p_limit)s) AS candidates INTO @wf_ids;
 UPDATE {schema}.workflow_runs, JSON_TABLE(@wf_ids, '$[*]' COLUMNS (id VARCHAR(255) CHARACTER SET utf8mb4 PATH '$')) AS picked SET workflow_runs.updated_at=CASE WHEN ({schema}.workflow_runs.status = %(b2_status_1)s) THEN {schema}.workflow_runs.updated_at ELSE %(p_now)s END, workflow_runs.status=%(b2_status)s, workflow_runs.lease_owner=%(p_owner)s, workflow_runs.lease_token=({schema}.workflow_runs.lease_token + %(b2_lease_token_1)s), workflow_runs.lease_expires_at=%(p_expires_at)s WHERE {schema}.workflow_runs.run_id = CAST(picked.id AS BINARY);
 SELECT {schema}.workflow_runs.run_id, {schema}.workflow_runs.workflow_id, {schema}.workflow_runs.workflow_version, {schema}.workflow_runs.status, {schema}.workflow_runs.input, {schema}.workflow_runs.output, {schema}.workflow_runs.error, {schema}.workflow_runs.wait_kind, {schema}.workflow_runs.wait_step_id, {schema}.workflow_runs.wait_key, {schema}.workflow_runs.wait_meta, {schema}.workflow_runs.wake_at, {schema}.workflow_runs.lease_owner, {schema}.workflow_runs.lease_token, {schema}.workflow_runs.lease_expires_at, {schema}.workflow_runs.next_event_index, {schema}.workflow_runs.created_at, {schema}.workflow_runs.updated_at, {schema}.workflow_runs.ready_at, {schema}.workflow_runs.queue, {schema}.workflow_runs.priority, {schema}.workflow_runs.partition_key, {schema}.workflow_runs.deadline_at, {schema}.workflow_runs.parent_run_id, {schema}.workflow_runs.parent_policy, (SELECT JSON_ARRAYAGG(JSON_ARRAY(CAST({schema}.workflow_inbox.kind AS CHAR CHARACTER SET utf8mb4), CAST({schema}.workflow_inbox.`key` AS CHAR CHARACTER SET utf8mb4), CAST({schema}.workflow_inbox.name AS CHAR CHARACTER SET utf8mb4), CAST({schema}.workflow_inbox.step_id AS CHAR CHARACTER SET utf8mb4), CAST({schema}.workflow_inbox.payload AS CHAR CHARACTER SET utf8mb4), CAST({schema}.workflow_inbox.meta AS CHAR CHARACTER SET utf8mb4), {schema}.workflow_inbox.received_at, {schema}.workflow_inbox.consumed)) AS `JSON_ARRAYAGG_1` 
 FROM {schema}.workflow_inbox 

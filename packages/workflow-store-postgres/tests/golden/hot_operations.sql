@@ -93,12 +93,21 @@ FROM locked LEFT OUTER JOIN existing ON true LEFT OUTER JOIN delivered ON true;
 
 -- claim_runnable: 1 round trip(s)
 WITH picked AS MATERIALIZED 
-(SELECT {schema}.workflow_runs.run_id AS run_id 
+(SELECT claimable.run_id AS run_id, claimable.priority AS priority, claimable.ready_at AS ready_at 
+FROM (SELECT queued.run_id AS run_id, queued.priority AS priority, queued.ready_at AS ready_at 
+FROM (SELECT {schema}.workflow_runs.run_id AS run_id, {schema}.workflow_runs.priority AS priority, {schema}.workflow_runs.ready_at AS ready_at 
 FROM {schema}.workflow_runs 
-WHERE {schema}.workflow_runs.ready_at IS NOT NULL AND ({schema}.workflow_runs.status = %(status_2)s::VARCHAR OR {schema}.workflow_runs.status = %(status_3)s::VARCHAR AND {schema}.workflow_runs.lease_expires_at <= %(p_now)s::BIGINT) AND NOT (EXISTS (SELECT * 
+WHERE {schema}.workflow_runs.status = %(status_2)s::VARCHAR AND {schema}.workflow_runs.ready_at IS NOT NULL AND NOT (EXISTS (SELECT * 
 FROM {schema}.workflow_queues 
 WHERE {schema}.workflow_queues.concurrency IS NOT NULL OR {schema}.workflow_queues.per_key_concurrency IS NOT NULL OR {schema}.workflow_queues.rate_count IS NOT NULL)) ORDER BY {schema}.workflow_runs.priority DESC, {schema}.workflow_runs.ready_at, {schema}.workflow_runs.run_id 
- LIMIT %(p_limit)s::INTEGER FOR UPDATE SKIP LOCKED)
+ LIMIT %(p_limit)s::INTEGER FOR UPDATE SKIP LOCKED) AS queued UNION ALL SELECT expired.run_id AS run_id, expired.priority AS priority, expired.ready_at AS ready_at 
+FROM (SELECT {schema}.workflow_runs.run_id AS run_id, {schema}.workflow_runs.priority AS priority, {schema}.workflow_runs.ready_at AS ready_at 
+FROM {schema}.workflow_runs 
+WHERE {schema}.workflow_runs.status = %(status_3)s::VARCHAR AND {schema}.workflow_runs.lease_expires_at <= %(p_now)s::BIGINT AND {schema}.workflow_runs.ready_at IS NOT NULL AND NOT (EXISTS (SELECT * 
+FROM {schema}.workflow_queues 
+WHERE {schema}.workflow_queues.concurrency IS NOT NULL OR {schema}.workflow_queues.per_key_concurrency IS NOT NULL OR {schema}.workflow_queues.rate_count IS NOT NULL)) ORDER BY {schema}.workflow_runs.priority DESC, {schema}.workflow_runs.ready_at, {schema}.workflow_runs.run_id 
+ LIMIT %(p_limit)s::INTEGER FOR UPDATE SKIP LOCKED) AS expired) AS claimable ORDER BY claimable.priority DESC, claimable.ready_at, claimable.run_id 
+ LIMIT %(p_limit)s::INTEGER)
  UPDATE {schema}.workflow_runs SET updated_at=CASE WHEN ({schema}.workflow_runs.status = %(status_1)s::VARCHAR) THEN {schema}.workflow_runs.updated_at ELSE %(p_now)s::BIGINT END, status=%(status)s::VARCHAR, lease_owner=%(p_owner)s::VARCHAR, lease_token=({schema}.workflow_runs.lease_token + %(lease_token_1)s::BIGINT), lease_expires_at=%(p_expires_at)s::BIGINT FROM picked WHERE {schema}.workflow_runs.run_id = picked.run_id AND ({schema}.workflow_runs.status = %(status_4)s::VARCHAR OR {schema}.workflow_runs.status = %(status_5)s::VARCHAR AND {schema}.workflow_runs.lease_expires_at <= %(p_now)s::BIGINT) AND NOT (EXISTS (SELECT * 
 FROM {schema}.workflow_queues 
 WHERE {schema}.workflow_queues.name = {schema}.workflow_runs.queue AND ({schema}.workflow_queues.concurrency IS NOT NULL OR {schema}.workflow_queues.per_key_concurrency IS NOT NULL OR {schema}.workflow_queues.rate_count IS NOT NULL))) RETURNING {schema}.workflow_runs.run_id, {schema}.workflow_runs.workflow_id, {schema}.workflow_runs.workflow_version, {schema}.workflow_runs.status, {schema}.workflow_runs.input, {schema}.workflow_runs.output, {schema}.workflow_runs.error, {schema}.workflow_runs.wait_kind, {schema}.workflow_runs.wait_step_id, {schema}.workflow_runs.wait_key, {schema}.workflow_runs.wait_meta, {schema}.workflow_runs.wake_at, {schema}.workflow_runs.lease_owner, {schema}.workflow_runs.lease_token, {schema}.workflow_runs.lease_expires_at, {schema}.workflow_runs.next_event_index, {schema}.workflow_runs.created_at, {schema}.workflow_runs.updated_at, {schema}.workflow_runs.ready_at, {schema}.workflow_runs.queue, {schema}.workflow_runs.priority, {schema}.workflow_runs.partition_key, {schema}.workflow_runs.deadline_at, {schema}.workflow_runs.parent_run_id, {schema}.workflow_runs.parent_policy, (SELECT CAST(json_agg(json_build_array({schema}.workflow_inbox.kind, {schema}.workflow_inbox.key, {schema}.workflow_inbox.name, {schema}.workflow_inbox.step_id, {schema}.workflow_inbox.payload, {schema}.workflow_inbox.meta, {schema}.workflow_inbox.received_at, {schema}.workflow_inbox.consumed)) AS TEXT) AS json_agg_1 

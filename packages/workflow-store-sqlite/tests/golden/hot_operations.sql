@@ -64,12 +64,21 @@ COMMIT;
 
 -- claim_runnable: 1 round trip(s)
 WITH picked AS MATERIALIZED 
-(SELECT workflow_runs.run_id AS run_id 
+(SELECT claimable.run_id AS run_id, claimable.priority AS priority, claimable.ready_at AS ready_at 
+FROM (SELECT queued.run_id AS run_id, queued.priority AS priority, queued.ready_at AS ready_at 
+FROM (SELECT workflow_runs.run_id AS run_id, workflow_runs.priority AS priority, workflow_runs.ready_at AS ready_at 
 FROM workflow_runs 
-WHERE workflow_runs.ready_at IS NOT NULL AND (workflow_runs.status = :status_2 OR workflow_runs.status = :status_3 AND workflow_runs.lease_expires_at <= :p_now) AND NOT (EXISTS (SELECT * 
+WHERE workflow_runs.status = :status_2 AND workflow_runs.ready_at IS NOT NULL AND NOT (EXISTS (SELECT * 
 FROM workflow_queues 
 WHERE workflow_queues.concurrency IS NOT NULL OR workflow_queues.per_key_concurrency IS NOT NULL OR workflow_queues.rate_count IS NOT NULL)) ORDER BY workflow_runs.priority DESC, workflow_runs.ready_at, workflow_runs.run_id
- LIMIT :p_limit OFFSET :param_1)
+ LIMIT :p_limit OFFSET :param_1) AS queued UNION ALL SELECT expired.run_id AS run_id, expired.priority AS priority, expired.ready_at AS ready_at 
+FROM (SELECT workflow_runs.run_id AS run_id, workflow_runs.priority AS priority, workflow_runs.ready_at AS ready_at 
+FROM workflow_runs 
+WHERE workflow_runs.status = :status_3 AND workflow_runs.lease_expires_at <= :p_now AND workflow_runs.ready_at IS NOT NULL AND NOT (EXISTS (SELECT * 
+FROM workflow_queues 
+WHERE workflow_queues.concurrency IS NOT NULL OR workflow_queues.per_key_concurrency IS NOT NULL OR workflow_queues.rate_count IS NOT NULL)) ORDER BY workflow_runs.priority DESC, workflow_runs.ready_at, workflow_runs.run_id
+ LIMIT :p_limit OFFSET :param_2) AS expired) AS claimable ORDER BY claimable.priority DESC, claimable.ready_at, claimable.run_id
+ LIMIT :p_limit OFFSET :param_3)
  UPDATE workflow_runs SET updated_at=CASE WHEN (workflow_runs.status = :status_1) THEN workflow_runs.updated_at ELSE :p_now END, status=:status, lease_owner=:p_owner, lease_token=(workflow_runs.lease_token + :lease_token_1), lease_expires_at=:p_expires_at FROM picked WHERE workflow_runs.run_id = picked.run_id AND (workflow_runs.status = :status_4 OR workflow_runs.status = :status_5 AND workflow_runs.lease_expires_at <= :p_now) AND NOT (EXISTS (SELECT * 
 FROM workflow_queues 
 WHERE workflow_queues.name = workflow_runs.queue AND (workflow_queues.concurrency IS NOT NULL OR workflow_queues.per_key_concurrency IS NOT NULL OR workflow_queues.rate_count IS NOT NULL))) RETURNING run_id, workflow_id, workflow_version, status, input, output, error, wait_kind, wait_step_id, wait_key, wait_meta, wake_at, lease_owner, lease_token, lease_expires_at, next_event_index, created_at, updated_at, ready_at, queue, priority, partition_key, deadline_at, parent_run_id, parent_policy, (SELECT json_group_array(json_array(workflow_inbox.kind, workflow_inbox."key", workflow_inbox.name, workflow_inbox.step_id, workflow_inbox.payload, workflow_inbox.meta, workflow_inbox.received_at, workflow_inbox.consumed)) AS json_group_array_1 

@@ -93,32 +93,82 @@ def claim_order(t: StoreTables) -> list[sa.ColumnElement[Any]]:
     return [runs.c.priority.desc(), runs.c.ready_at, runs.c.run_id]
 
 
+def queued(t: StoreTables) -> sa.ColumnElement[bool]:
+    """The first half of what a claim may take: queued runs."""
+    return t.runs.c.status == RunStatus.QUEUED.value
+
+
+def expired(t: StoreTables) -> sa.ColumnElement[bool]:
+    """The other half: running runs whose lease expired at ``p_now``."""
+    runs = t.runs
+    return sa.and_(
+        runs.c.status == RunStatus.RUNNING.value,
+        runs.c.lease_expires_at <= bound("now", runs.c.lease_expires_at.type),
+    )
+
+
+def claimable_in_claim_order(
+    t: StoreTables,
+    columns: Sequence[sa.ColumnElement[Any]],
+    where: Sequence[sa.ColumnElement[bool]],
+    limit: sa.BindParameter[Any],
+) -> sa.Select[Any]:
+    """The first ``limit`` runs in claim order that are claimable at ``p_now`` and
+    match ``where``, locked (SKIP LOCKED): ``columns`` (with ``priority``, ``ready_at``
+    and ``run_id``) of each.
+
+    Two halves, each an index range read in the order it returns rows, merged:
+    the queued runs (``ix_runs_claim``, in claim order: the first ``limit`` entries)
+    and the running runs whose lease expired (``ix_runs_expiry``: only the expired
+    ones, sorted; few unless workers died), each limited to ``limit``. One ``OR`` of
+    both states is no range: every store read and sorted every ready run for it.
+    Each half is a derived table that locks its own rows: PostgreSQL refuses a
+    locking clause on a ``UNION``'s own members, not in a ``FROM`` below them, and
+    evaluates each once. Up to ``limit`` rows of the half that loses the merge stay
+    locked until the claiming statement ends (not claimed, not written): a claimer
+    meanwhile skips them."""
+    runs = t.runs
+
+    def half(state: sa.ColumnElement[bool], name: str) -> sa.Subquery:
+        return (
+            sa.select(*columns)
+            .where(state, runs.c.ready_at.is_not(None), *where)
+            .order_by(*claim_order(t))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .subquery(name)
+        )
+
+    both = sa.union_all(
+        sa.select(half(queued(t), "queued")), sa.select(half(expired(t), "expired"))
+    ).subquery("claimable")
+    c = both.c
+    return sa.select(*c).order_by(c.priority.desc(), c.ready_at, c.run_id).limit(limit)
+
+
 def limited_candidates(
     t: StoreTables,
-    claimable: sa.ColumnElement[bool],
+    room: sa.ColumnElement[bool],
     n_queues: int,
     after: bool,
     one_run: bool = False,
 ) -> sa.Select[Any]:
-    """One page (``p_page``) of runs in claim order that are ``claimable`` (and whose
-    queue and key have room: :func:`has_room`), locked (SKIP LOCKED); ``n_queues``:
+    """One page (``p_page``) of runs in claim order that are claimable and whose queue
+    and key have ``room`` (:func:`has_room`), locked (SKIP LOCKED); ``n_queues``:
     only runs of ``p_qn0..``; ``after``: past the key ``p_after_*``; ``one_run``: only
-    the run ``p_run_id`` (``claim_run``)."""
+    the run ``p_run_id`` (``claim_run``: one primary-key probe, no halves)."""
     runs = t.runs
-    stmt = sa.select(
-        runs.c.run_id, runs.c.queue, runs.c.partition_key, runs.c.priority, runs.c.ready_at
-    ).where(runs.c.ready_at.is_not(None), claimable)
-    if one_run:
-        stmt = stmt.where(runs.c.run_id == bound("run_id", runs.c.run_id.type))
+    columns = [runs.c.run_id, runs.c.queue, runs.c.partition_key, runs.c.priority, runs.c.ready_at]
+    where: list[sa.ColumnElement[bool]] = [room]
     if n_queues:
-        stmt = stmt.where(
+        where.append(
             runs.c.queue.in_([bound(f"qn{i}", runs.c.queue.type) for i in range(n_queues)])
         )
     if after:
         p = bound("after_priority", runs.c.priority.type)
         r = bound("after_ready_at", runs.c.ready_at.type)
         i = bound("after_run_id", runs.c.run_id.type)
-        stmt = stmt.where(
+        where.append(
             sa.or_(
                 runs.c.priority < p,
                 sa.and_(
@@ -127,9 +177,18 @@ def limited_candidates(
                 ),
             )
         )
+    page = sa.bindparam("p_page", type_=sa.Integer())
+    if not one_run:
+        return claimable_in_claim_order(t, columns, where, page)
     return (
-        stmt.order_by(*claim_order(t))
-        .limit(sa.bindparam("p_page", type_=sa.Integer()))
+        sa.select(*columns)
+        .where(
+            runs.c.run_id == bound("run_id", runs.c.run_id.type),
+            runs.c.ready_at.is_not(None),
+            sa.or_(queued(t), expired(t)),
+            *where,
+        )
+        .limit(page)
         .with_for_update(skip_locked=True)
     )
 

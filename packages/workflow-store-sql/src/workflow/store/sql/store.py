@@ -371,34 +371,28 @@ class SQLStore:
 
     def _claimable_any_queue(self) -> sa.ColumnElement[bool]:
         """Claimable at p_now, whatever its queue (the limited claim counts first)."""
-        runs = self.tables.runs
-        return sa.or_(
-            runs.c.status == RunStatus.QUEUED.value,
-            sa.and_(
-                runs.c.status == RunStatus.RUNNING.value,
-                runs.c.lease_expires_at <= bound("now", runs.c.updated_at.type),
-            ),
-        )
+        t = self.tables
+        return sa.or_(queue_sql.queued(t), queue_sql.expired(t))
 
     def _claim_candidates(self) -> sa.Select[Any]:
-        """The runs a claim takes (p_now, p_limit), in claim order: ready_at is non-NULL
-        exactly for queued and running runs, so an index range scan that skips (SKIP
-        LOCKED) rows another claimer is taking."""
-        runs = self.tables.runs
-        stmt = sa.select(runs.c.run_id).where(
-            runs.c.ready_at.is_not(None), self._claimable_any_queue()
-        )
+        """The runs a claim takes (p_now, p_limit), in claim order, locked (SKIP
+        LOCKED): ``run_id`` (``priority``, ``ready_at``) of each; two index ranges
+        (:func:`.queue_sql.claimable_in_claim_order`)."""
+        t = self.tables
+        runs = t.runs
+        where: list[sa.ColumnElement[bool]] = []
         if self.queue_limits:
             # While any queue has limits, claims of many go through _claim_limited
             # (one probe per statement), so that they keep one claim order. While none
             # has, every run's queue is unlimited: no need to look up each run's queue
-            # (``_claimable`` would, once per run read before the sort, not per run
-            # claimed; the UPDATE that claims still checks each run it claims).
-            stmt = stmt.where(queue_sql.no_limited_queue(self.tables))
-        return (
-            stmt.order_by(*queue_sql.claim_order(self.tables))
-            .limit(sa.bindparam("p_limit", type_=sa.Integer()))
-            .with_for_update(skip_locked=True)
+            # (``_claimable`` would, once per run read, not per run claimed; the
+            # UPDATE that claims still checks each run it claims).
+            where.append(queue_sql.no_limited_queue(t))
+        return queue_sql.claimable_in_claim_order(
+            t,
+            [runs.c.run_id, runs.c.priority, runs.c.ready_at],
+            where,
+            sa.bindparam("p_limit", type_=sa.Integer()),
         )
 
     def _matches(
@@ -1284,8 +1278,7 @@ class SQLStore:
         (:func:`.queue_sql.takes`)."""
         t = self.tables
         lim, keyed, room = self._limits_now()
-        claimable = sa.and_(self._claimable_any_queue(), room)
-        candidates = queue_sql.limited_candidates(t, claimable, n_queues, after, one_run)
+        candidates = queue_sql.limited_candidates(t, room, n_queues, after, one_run)
         return queue_sql.takes(t, self._picked(candidates), lim, keyed)
 
     def _limits_now(self) -> tuple[sa.CTE, sa.CTE, sa.ColumnElement[bool]]:

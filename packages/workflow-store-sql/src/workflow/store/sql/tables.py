@@ -27,6 +27,10 @@ Column notes:
 * ``parent_run_id`` and ``parent_policy`` link a child run to its parent (no foreign
   key: the link outlives a deleted parent); ``ix_runs_parent`` finds a parent's
   children, for ``list_runs(parent_run_id=)`` and the cascade of a cancellation.
+* ``ix_runs_claim`` ``(status, priority DESC, ready_at, run_id)`` is claim order within
+  a status: a claim reads the queued runs it takes, not every ready run;
+  ``ix_runs_expiry`` ``(status, lease_expires_at)`` finds running runs whose lease
+  expired (the other half of what a claim may take).
 * ``lease_token`` is the last token handed out (0 = never claimed); the lease is
   present when ``lease_owner`` is non-NULL.
 * ``queue``, ``priority``, ``partition_key`` place a run (``docs/semantics.md``,
@@ -107,6 +111,17 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> StoreTables:
         mysql_engine="InnoDB",
         mysql_charset="utf8mb4",
     )
+    # The two halves of a claim, each an index range read in the order it returns rows
+    # (queue_sql.claimable_in_claim_order): queued runs in claim order, and running runs
+    # by lease expiry (the expired ones are the start of that range).
+    sa.Index(
+        f"ix_{p}runs_claim",
+        runs.c.status,
+        runs.c.priority.desc(),
+        runs.c.ready_at,
+        runs.c.run_id,
+    )
+    sa.Index(f"ix_{p}runs_expiry", runs.c.status, runs.c.lease_expires_at)
     events = sa.Table(
         f"{p}events",
         md,

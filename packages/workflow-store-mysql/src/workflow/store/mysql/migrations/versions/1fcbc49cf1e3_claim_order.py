@@ -1,0 +1,25 @@
+"""ix_runs_claim and ix_runs_expiry: the indexes of the claim's two halves.
+
+Revision ID: 1fcbc49cf1e3
+Revises: 59a178e3a132
+Create Date: 2026-12-07
+
+Logical change 0006 (see migrations/CHANGES.md).
+"""
+
+from __future__ import annotations
+
+from workflow.store.sql.revisions import r0006_claim_order as body
+
+revision = "1fcbc49cf1e3"
+down_revision = "59a178e3a132"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    body.upgrade()
+
+
+def downgrade() -> None:
+    body.downgrade()
