@@ -67,3 +67,22 @@ async def test_the_limited_claim_reads_about_a_page_of_queued_runs(store: Postgr
     takes = store._limited_takes(0, False, False)
     read = await _rows_read(store, takes, {"p_now": 1, "p_limit": 10, "p_page": 26})
     assert read < READ_AT_MOST, read
+
+
+async def test_the_limited_claim_does_not_read_the_leases_of_other_queues(
+    store: PostgresStore, server_schema: str
+) -> None:
+    # 2,000 of the runs leased (their queue has no limit), 20,000 more queued in the
+    # limited queue: the limited claim counts the limited queue's leases (none) and,
+    # per key, those of queues with a per-key limit (none). The per-key count read
+    # all 2,000 leases and threw them away.
+    for _ in range(2):
+        await store.claim_runnable("busy", 10**9, 1000, 1)
+    await insert_queued(store, 20_000, prefix="limited", at=10**6)
+    runs = f"{server_schema}.{store.tables.runs.name}"
+    await execute(store, f"UPDATE {runs} SET queue = 'q' WHERE starts_with(run_id, 'limited')")
+    await execute(store, f"ANALYZE {runs}")
+    await store.upsert_queue("q", 2, concurrency=5)
+    takes = store._limited_takes(0, False, False)
+    read = await _rows_read(store, takes, {"p_now": 3, "p_limit": 10, "p_page": 26})
+    assert read < READ_AT_MOST, read
