@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from workflow.store.sql.queue_statements import limited_claim_statements, limited_create_statements
@@ -40,19 +40,24 @@ def _hops(store: SQLStore) -> Iterator[list[str]]:
         seen.extend(["hop"] * (store.driver.hops - before))
 
 
-async def test_a_limited_claim_is_one_hop_and_its_budgeted_statements(tmp_path: Path) -> None:
-    found: dict[str, dict[str, list[str]]] = {}
-    for name in ("statements", "hops"):
+async def _statements_and_hops(
+    tmp_path: Path, measure: Callable[..., Awaitable[dict[str, list[str]]]]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """What ``measure`` (limited_claim_statements or limited_create_statements) sees
+    sent, and the hops it took, each on a fresh store."""
+    found: list[dict[str, list[str]]] = []
+    for name, record in (("statements", recording), ("hops", _hops)):
         store = SQLiteStore.from_path(tmp_path / f"{name}.db")
         await store.create_schema()
         try:
-            if name == "statements":
-                found[name] = await limited_claim_statements(store)
-            else:
-                found[name] = await limited_claim_statements(store, record=_hops)
+            found.append(await measure(store, record=record))
         finally:
             await store.close()
-    seen, hops = found["statements"], found["hops"]
+    return found[0], found[1]
+
+
+async def test_a_limited_claim_is_one_hop_and_its_budgeted_statements(tmp_path: Path) -> None:
+    seen, hops = await _statements_and_hops(tmp_path, limited_claim_statements)
     assert {op: len(statements) for op, statements in seen.items()} == LIMITED_CLAIM_BUDGET, seen
     assert seen["limited"] == ["BEGIN", "WITH", "COMMIT"]  # WITH: the deciding UPDATE
     assert {op: len(h) for op, h in hops.items()} == HOPS, hops
@@ -110,18 +115,7 @@ CREATE_HOPS = {
 
 
 async def test_a_limited_create_is_one_hop_and_its_budgeted_statements(tmp_path: Path) -> None:
-    found: dict[str, dict[str, list[str]]] = {}
-    for name in ("statements", "hops"):
-        store = SQLiteStore.from_path(tmp_path / f"{name}.db")
-        await store.create_schema()
-        try:
-            if name == "statements":
-                found[name] = await limited_create_statements(store)
-            else:
-                found[name] = await limited_create_statements(store, record=_hops)
-        finally:
-            await store.close()
-    seen, hops = found["statements"], found["hops"]
+    seen, hops = await _statements_and_hops(tmp_path, limited_create_statements)
     assert {op: len(statements) for op, statements in seen.items()} == LIMITED_CREATE_BUDGET, seen
     assert seen["limited"] == ["BEGIN", "WITH", "COMMIT"]  # WITH: the deciding INSERT
     assert seen["rate_limited"] == ["BEGIN", "WITH", "UPDATE", "COMMIT"]
