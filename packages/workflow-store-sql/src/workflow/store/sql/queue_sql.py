@@ -288,8 +288,9 @@ def limit_state(t: StoreTables) -> sa.CTE:
     )
 
 
-def keyed_leases(t: StoreTables, lim: sa.CTE) -> sa.CTE:
-    """``keyed``: runs leased at ``p_now`` per key, in queues with a per-key limit.
+def keyed_leases(t: StoreTables, queue: sa.ColumnElement[Any] | None = None) -> sa.CTE:
+    """``keyed``: runs leased at ``p_now`` per key, in queues with a per-key limit
+    (``queue``: in that one only).
 
     Written against ``queues``, not joined to ``lim``: joined, both SQLite and
     PostgreSQL read every live lease of every queue (``ix_runs_expiry``) and then
@@ -300,7 +301,9 @@ def keyed_leases(t: StoreTables, lim: sa.CTE) -> sa.CTE:
     filter) skips the read while no queue has a per-key limit, whatever plan
     PostgreSQL picks for it otherwise."""
     runs, q = t.runs, t.queues
-    per_key = q.c.per_key_concurrency.is_not(None)
+    per_key: sa.ColumnElement[bool] = q.c.per_key_concurrency.is_not(None)
+    if queue is not None:
+        per_key = sa.and_(per_key, q.c.name == queue)
     return (
         sa.select(runs.c.queue, runs.c.partition_key, sa.func.count().label("n"))
         .where(
@@ -498,7 +501,7 @@ def room_decision(t: StoreTables) -> sa.CTE:
     state = limit_state(t).element
     assert isinstance(state, sa.Select)
     lim = state.where(q.c.name == bound("queue", q.c.name.type)).cte("lim")
-    keyed = keyed_leases(t, lim)
+    keyed = keyed_leases(t, bound("queue", q.c.name.type))
     room = has_room(
         t,
         lim,

@@ -1289,7 +1289,7 @@ class SQLStore:
         before it)."""
         t = self.tables
         lim = queue_sql.limit_state(t)
-        keyed = queue_sql.keyed_leases(t, lim)
+        keyed = queue_sql.keyed_leases(t)
         return lim, keyed, queue_sql.has_room(t, lim, keyed)
 
     def _picked(self, candidates: sa.Select[Any]) -> sa.CTE:
