@@ -57,14 +57,20 @@ async def test_the_claim_of_many_reads_the_queued_runs_in_claim_order(
     assert [c.run.run_id for c in claims] == [f"queued{i:05d}" for i in range(10)]
 
 
-async def test_the_limited_claim_picks_the_queued_runs_in_claim_order(
-    store: SQLiteStore,
-) -> None:
+async def _limited_claim_plan(store: SQLiteStore) -> Any:
+    """``EXPLAIN QUERY PLAN`` of a limited claim's deciding statement (one queue with
+    ``concurrency``): its rows."""
     await store.upsert_queue("q", 0, concurrency=5)
     takes = store._limited_takes(0, False, False)
     values = {"p_now": 1, "p_limit": 10, "p_page": 26}
-    plan = await explain(store, takes, values, "EXPLAIN QUERY PLAN")
-    _reads_the_claim_index(store, _steps(plan.rows, "queued"))
+    return (await explain(store, takes, values, "EXPLAIN QUERY PLAN")).rows
+
+
+async def test_the_limited_claim_picks_the_queued_runs_in_claim_order(
+    store: SQLiteStore,
+) -> None:
+    plan = await _limited_claim_plan(store)
+    _reads_the_claim_index(store, _steps(plan, "queued"))
 
 
 async def test_the_limited_claim_counts_only_the_leases_of_queues_with_a_key_limit(
@@ -73,11 +79,8 @@ async def test_the_limited_claim_counts_only_the_leases_of_queues_with_a_key_lim
     # Joined to ``lim``, the per-key count read every live lease of every queue
     # (``ix_runs_expiry``) and then looked for its queue: work that grew with the
     # leases of unlimited queues, at every limited claim.
-    await store.upsert_queue("q", 0, concurrency=5)
-    takes = store._limited_takes(0, False, False)
-    values = {"p_now": 1, "p_limit": 10, "p_page": 26}
-    plan = await explain(store, takes, values, "EXPLAIN QUERY PLAN")
-    keyed = _steps(plan.rows, "keyed")
+    plan = await _limited_claim_plan(store)
+    keyed = _steps(plan, "keyed")
     prefix = store.tables.prefix
     assert any(f"INDEX ix_{prefix}runs_queue_leases (queue=?" in step for step in keyed), keyed
     assert not any(f"ix_{prefix}runs_expiry" in step for step in keyed), keyed
